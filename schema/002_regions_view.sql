@@ -1,0 +1,30 @@
+-- vmsnap schema 2: the regions view, one row per region per snapshot, exactly as captured.
+-- Memory figures show only for snapshots taken with per-region (smaps) detail.
+
+CREATE VIEW regions AS
+SELECT s.id            AS snapshot_id,
+       p.start         AS start,
+       p."end"         AS "end",
+       p."end" - p.start AS size,
+       p.perms         AS perms,
+       p.offset        AS offset,
+       p.dev           AS dev,
+       p.inode         AS inode,
+       n.path          AS path,
+       p.category      AS category,
+       m.rss           AS rss,
+       m.pss           AS pss,
+       m.private_dirty AS private_dirty,
+       m.anonymous     AS anonymous,
+       m.swap          AS swap,
+       p.state         AS state,
+       p.type          AS type,
+       p.protect       AS protect,
+       p.alloc_base    AS alloc_base,
+       p.alloc_protect AS alloc_protect,
+       p.deleted       AS deleted
+FROM snapshots s
+CROSS JOIN spans p ON p.target_id = s.target_id AND p.last_snap >= s.id AND p.first_snap <= s.id
+LEFT JOIN paths n ON n.id = p.path_id
+LEFT JOIN span_mem m ON s.detail = 'smaps' AND m.span_id = p.id
+                    AND m.first_snap <= s.id AND m.last_snap >= s.id;

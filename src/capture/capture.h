@@ -1,0 +1,70 @@
+/*
+ * The backend-neutral capture interface. A capture is a handle on one target process instance;
+ * each walk returns the target's regions, sorted by start and disjoint. Linux implements it in
+ * linux_capture.c, Windows in windows_capture.c; CMake picks one.
+ */
+#ifndef VMSNAP_CAPTURE_H
+#define VMSNAP_CAPTURE_H
+
+#include <stdint.h>
+
+#include "capture/region.h"
+#include "util/err.h"
+
+enum capture_detail {
+    DETAIL_MAPS = 0, /* layout only */
+    DETAIL_ROLLUP,   /* layout + process totals */
+    DETAIL_SMAPS,    /* layout + per-region memory figures */
+};
+
+enum capture_flags {
+    CAPTURE_RETRIED = 1 << 0, /* a torn read was seen and the walk was repeated */
+    CAPTURE_TORN = 1 << 1, /* every re-read stayed inconsistent: overlapping lines were dropped */
+};
+
+/* Who the target is. A reused pid or an exec is a different target. */
+struct capture_target {
+    int64_t pid;
+    uint64_t start_time; /* Linux: clock ticks after boot (stat field 22); Windows: FILETIME */
+    char *boot_id;       /* identifies the boot (Linux) or the machine's boot time (Windows) */
+    char *exe;           /* may be NULL when unreadable */
+    char *cmdline;       /* arguments joined by spaces; may be NULL */
+    char *exec_key;      /* changes when the process execs another program */
+    char *host;
+    const char *os; /* "linux" or "windows" */
+};
+
+struct capture_info {
+    int detail;         /* enum capture_detail actually used */
+    const char *method; /* "maps", "smaps", "procmap_query", "virtualquery" */
+    uint32_t flags;     /* enum capture_flags */
+    unsigned retries;   /* re-reads after torn reads */
+    int have_totals;    /* totals holds process figures */
+    struct mem_totals totals;
+    int unchanged;       /* the walk saw exactly what the previous walk saw */
+    int64_t taken_at_ms; /* Unix time in milliseconds when the walk started */
+};
+
+struct capture;
+
+/* Opens pid for walking; proc_root is "/proc" except in tests. *out is freed by capture_close. */
+int capture_open(struct capture **out, const char *proc_root, int64_t pid, struct err *e);
+
+const struct capture_target *capture_get_target(const struct capture *c);
+
+/*
+ * Walks the target once. *list points at memory owned by c, valid until the next walk or close.
+ * Returns 0; ERR_EXITED if the target exited (before or during the walk: a partial or empty read
+ * is never returned as a snapshot); ERR_EXECED if it exec'd (reopen it as a new target);
+ * ERR_PERM, ERR_ZOMBIE, ERR_KTHREAD, ERR_IO or ERR_PARSE otherwise.
+ */
+int capture_walk(struct capture *c, int detail, const struct region_list **list,
+                 struct capture_info *info, struct err *e);
+
+void capture_close(struct capture *c);
+
+const char *capture_detail_name(int detail);
+/* Returns the detail for "maps", "rollup" or "smaps", or -1. */
+int capture_detail_parse(const char *name);
+
+#endif

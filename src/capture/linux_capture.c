@@ -1,0 +1,496 @@
+/*
+ * Linux capture backend: /proc/PID/maps (hand-parsed), smaps, smaps_rollup, and PROCMAP_QUERY
+ * where it is better than text (raw names; a consistent walk when text reads stay torn).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "capture/capture.h"
+#include "capture/linux_procmap.h"
+#include "capture/maps_parse.h"
+#include "util/xalloc.h"
+
+#define PF_KTHREAD   0x00200000
+#define TORN_RETRIES 4
+
+struct proc_stat {
+    char state;
+    uint64_t flags;
+    uint64_t start_time; /* clock ticks after boot */
+    char exec_key[96];
+};
+
+struct capture {
+    char *root; /* "/proc" */
+    int64_t pid;
+    int maps_fd;
+    int have_query; /* PROCMAP_QUERY works on this kernel */
+    struct capture_target target;
+    struct region_list lists[2];
+    int cur;         /* index of the list returned by the last walk, or -1 */
+    int last_detail; /* detail of the last successful walk */
+    char *raw[2];    /* text read by each list's walk, to spot an unchanged target */
+    size_t raw_len[2], raw_cap[2];
+    char *buf; /* scratch for small files */
+    size_t buf_len, buf_cap;
+    int has_vsyscall;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char *proc_path(const struct capture *c, const char *leaf)
+{
+    return xasprintf("%s/%lld/%s", c->root, (long long)c->pid, leaf);
+}
+
+/* Reads fd from offset 0 to EOF into *buf. Returns 0 or -errno. */
+static int read_all_fd(int fd, char **buf, size_t *len, size_t *cap)
+{
+    if (lseek(fd, 0, SEEK_SET) < 0)
+        return -errno;
+    *len = 0;
+    for (;;) {
+        if (*cap - *len < 64 * 1024)
+            *buf = xgrow(*buf, cap, *len + 256 * 1024, 1);
+        ssize_t n = read(fd, *buf + *len, *cap - *len - 1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            break;
+        *len += (size_t)n;
+    }
+    (*buf)[*len] = '\0';
+    return 0;
+}
+
+static int read_all_path(const char *path, char **buf, size_t *len, size_t *cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = read_all_fd(fd, buf, len, cap);
+    close(fd);
+    return rc;
+}
+
+/* Parses /proc/PID/stat. Fields are counted after the last ')' since comm may hold anything. */
+static int stat_parse(const char *text, struct proc_stat *st)
+{
+    const char *p = strrchr(text, ')');
+    if (!p || p[1] != ' ')
+        return -1;
+    p += 2;
+    memset(st, 0, sizeof(*st));
+    st->state = *p;
+    unsigned long long f[52] = {0};
+    int field = 3;
+    while (*p && field < 52) {
+        while (*p == ' ')
+            p++;
+        if (field > 3)
+            f[field] = strtoull(p, NULL, 10);
+        while (*p && *p != ' ')
+            p++;
+        field++;
+    }
+    if (field <= 22)
+        return -1;
+    st->flags = f[9];
+    st->start_time = f[22];
+    /* startcode, endcode, startstack and arg_start move on every exec (ASLR). */
+    snprintf(st->exec_key, sizeof(st->exec_key), "%llx:%llx:%llx:%llx", f[26], f[27], f[28], f[48]);
+    return 0;
+}
+
+/* Reads the target's stat. Returns 0, ERR_NOPROC when it is gone, or another error. */
+static int read_stat(struct capture *c, struct proc_stat *st, struct err *e)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%lld/stat", c->root, (long long)c->pid);
+    int rc = read_all_path(path, &c->buf, &c->buf_len, &c->buf_cap);
+    if (rc == -ENOENT || rc == -ESRCH)
+        return err_set(e, ERR_NOPROC, "no such process '%lld'", (long long)c->pid);
+    if (rc < 0)
+        return err_set(e, ERR_IO, "cannot read '%s': %s", path, strerror(-rc));
+    if (stat_parse(c->buf, st) < 0)
+        return err_set(e, ERR_PARSE, "cannot parse '%s'", path);
+    return 0;
+}
+
+static char *read_text_file(struct capture *c, const char *leaf)
+{
+    char *path = proc_path(c, leaf);
+    int rc = read_all_path(path, &c->buf, &c->buf_len, &c->buf_cap);
+    free(path);
+    if (rc < 0 || c->buf_len == 0)
+        return NULL;
+    return xstrndup(c->buf, c->buf_len);
+}
+
+static void fill_target(struct capture *c, const struct proc_stat *st)
+{
+    struct capture_target *t = &c->target;
+    t->pid = c->pid;
+    t->start_time = st->start_time;
+    t->exec_key = xstrdup(st->exec_key);
+    t->os = "linux";
+
+    char *boot = xasprintf("%s/sys/kernel/random/boot_id", c->root);
+    int rc = read_all_path(boot, &c->buf, &c->buf_len, &c->buf_cap);
+    free(boot);
+    if (rc == 0) {
+        while (c->buf_len && (c->buf[c->buf_len - 1] == '\n'))
+            c->buf_len--;
+        t->boot_id = xstrndup(c->buf, c->buf_len);
+    } else {
+        t->boot_id = xstrdup("unknown");
+    }
+
+    char *exe = proc_path(c, "exe");
+    char link[4096];
+    ssize_t n = readlink(exe, link, sizeof(link) - 1);
+    free(exe);
+    t->exe = n > 0 ? xstrndup(link, (size_t)n) : NULL;
+
+    t->cmdline = read_text_file(c, "cmdline");
+    if (t->cmdline) {
+        size_t len = c->buf_len;
+        while (len > 0 && t->cmdline[len - 1] == '\0')
+            len--;
+        for (size_t i = 0; i < len; i++)
+            if (t->cmdline[i] == '\0')
+                t->cmdline[i] = ' ';
+    }
+    struct utsname u;
+    t->host = xstrdup(uname(&u) == 0 ? u.nodename : "unknown");
+}
+
+static int check_alive(struct capture *c, const struct proc_stat *st, struct err *e)
+{
+    if (st->state == 'Z' || st->state == 'X')
+        return err_set(e, ERR_ZOMBIE, "process %lld is a zombie: it has no address space left",
+                       (long long)c->pid);
+    if (st->flags & PF_KTHREAD)
+        return err_set(e, ERR_KTHREAD,
+                       "process %lld is a kernel thread: it has no user address space",
+                       (long long)c->pid);
+    return 0;
+}
+
+static int open_maps(struct capture *c, struct err *e)
+{
+    char *path = proc_path(c, "maps");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int saved = errno;
+    free(path);
+    if (fd < 0) {
+        if (saved == EACCES || saved == EPERM)
+            return err_set(e, ERR_PERM,
+                           "cannot read the memory map of process %lld: permission denied -- "
+                           "root or CAP_SYS_PTRACE is needed",
+                           (long long)c->pid);
+        if (saved == ENOENT || saved == ESRCH)
+            return err_set(e, ERR_NOPROC, "no such process '%lld'", (long long)c->pid);
+        return err_set(e, ERR_IO, "cannot open the memory map of process %lld: %s",
+                       (long long)c->pid, strerror(saved));
+    }
+    c->maps_fd = fd;
+    return 0;
+}
+
+int capture_open(struct capture **out, const char *proc_root, int64_t pid, struct err *e)
+{
+    struct capture *c = xcalloc(1, sizeof(*c));
+    struct proc_stat st;
+    int rc;
+    c->root = xstrdup(proc_root ? proc_root : "/proc");
+    c->pid = pid;
+    c->maps_fd = -1;
+    c->cur = -1;
+    region_list_init(&c->lists[0]);
+    region_list_init(&c->lists[1]);
+    *out = NULL;
+    if (pid <= 0) {
+        rc = err_set(e, ERR_NOPROC, "no such process '%lld'", (long long)pid);
+        goto fail;
+    }
+    rc = read_stat(c, &st, e);
+    if (rc < 0)
+        goto fail;
+    rc = check_alive(c, &st, e);
+    if (rc < 0)
+        goto fail;
+    rc = open_maps(c, e);
+    if (rc < 0)
+        goto fail;
+    c->have_query = procmap_probe(c->maps_fd);
+    fill_target(c, &st);
+    *out = c;
+    return 0;
+fail:
+    capture_close(c);
+    return rc;
+}
+
+const struct capture_target *capture_get_target(const struct capture *c)
+{
+    return &c->target;
+}
+
+void capture_close(struct capture *c)
+{
+    if (!c)
+        return;
+    if (c->maps_fd >= 0)
+        close(c->maps_fd);
+    region_list_release(&c->lists[0]);
+    region_list_release(&c->lists[1]);
+    free(c->raw[0]);
+    free(c->raw[1]);
+    free(c->buf);
+    free(c->root);
+    free(c->target.boot_id);
+    free(c->target.exe);
+    free(c->target.cmdline);
+    free(c->target.exec_key);
+    free(c->target.host);
+    free(c);
+}
+
+/* Compares the target's identity now with what it was at open. */
+static int check_same_target(struct capture *c, const struct proc_stat *st, int during,
+                             struct err *e)
+{
+    if (st->start_time != c->target.start_time)
+        return err_set(e, ERR_EXITED, "process %lld exited%s (its pid was reused)",
+                       (long long)c->pid, during ? " during the walk" : "");
+    if (st->state == 'Z' || st->state == 'X')
+        return err_set(e, ERR_EXITED, "process %lld exited%s", (long long)c->pid,
+                       during ? " during the walk" : "");
+    if (strcmp(st->exec_key, c->target.exec_key) != 0)
+        return err_set(e, ERR_EXECED, "process %lld replaced its program (exec)%s",
+                       (long long)c->pid, during ? " during the walk" : "");
+    return 0;
+}
+
+static int stat_now(struct capture *c, int during, struct err *e)
+{
+    struct proc_stat st;
+    int rc = read_stat(c, &st, e);
+    if (rc == ERR_NOPROC)
+        return err_set(e, ERR_EXITED, "process %lld exited%s", (long long)c->pid,
+                       during ? " during the walk" : "");
+    if (rc < 0)
+        return rc;
+    return check_same_target(c, &st, during, e);
+}
+
+/*
+ * The kernel appends " (deleted)" to unlinked files, but a file may also be named that way.
+ * If the full name still resolves in the target's root to the mapped inode, it is a real name.
+ */
+static void resolve_deleted_suffix(struct capture *c, struct region_list *l, struct region *r)
+{
+    char *full = xasprintf("%s/%lld/root%.*s (deleted)", c->root, (long long)c->pid,
+                           (int)r->path_len, r->path);
+    struct stat sb;
+    if (stat(full, &sb) == 0 && (uint64_t)sb.st_ino == r->inode) {
+        char *name = xasprintf("%.*s (deleted)", (int)r->path_len, r->path);
+        r->path = region_list_intern(l, name, strlen(name));
+        r->path_len = (uint32_t)strlen(name);
+        r->flags &= ~(uint32_t)REGION_DELETED;
+        free(name);
+    }
+    r->flags &= ~(uint32_t)REGION_NAME_SUFFIX;
+    free(full);
+}
+
+/* Settles what the text left ambiguous: "\012" (ask PROCMAP_QUERY for the raw name), " (deleted)".
+ */
+static void resolve_names(struct capture *c, struct region_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        struct region *r = &l->v[i];
+        if ((r->flags & REGION_NAME_ESCAPED) && c->have_query) {
+            struct region q;
+            if (procmap_query_one(c->maps_fd, r->start, 0, l, &q, NULL) == 0 &&
+                q.start == r->start && q.end == r->end) {
+                r = &l->v[i];
+                r->path = q.path;
+                r->path_len = q.path_len;
+                r->flags = (r->flags & ~(uint32_t)(REGION_DELETED | REGION_NAME_SUFFIX)) |
+                           (q.flags & (REGION_DELETED | REGION_NAME_SUFFIX));
+                r->flags &= ~(uint32_t)REGION_NAME_ESCAPED;
+            }
+        }
+        if (r->flags & REGION_NAME_SUFFIX)
+            resolve_deleted_suffix(c, l, r);
+    }
+}
+
+static int read_rollup(struct capture *c, struct capture_info *info, struct err *e)
+{
+    char *path = proc_path(c, "smaps_rollup");
+    int rc = read_all_path(path, &c->buf, &c->buf_len, &c->buf_cap);
+    free(path);
+    if (rc == -ENOENT || rc == -ESRCH)
+        return err_set(e, ERR_EXITED, "process %lld exited during the walk", (long long)c->pid);
+    if (rc < 0)
+        return err_set(e, ERR_IO, "cannot read smaps_rollup of process %lld: %s", (long long)c->pid,
+                       strerror(-rc));
+    if (c->buf_len == 0)
+        return err_set(e, ERR_EXITED, "process %lld exited during the walk", (long long)c->pid);
+    rc = rollup_parse(c->buf, c->buf_len, &info->totals, e);
+    if (rc < 0)
+        return err_wrap(e, "smaps_rollup of process %lld", (long long)c->pid);
+    info->have_totals = 1;
+    return 0;
+}
+
+/* Reads the text for detail into slot k's raw buffer. */
+static int read_text(struct capture *c, int detail, int k, struct err *e)
+{
+    int rc;
+    if (detail == DETAIL_SMAPS) {
+        char *path = proc_path(c, "smaps");
+        rc = read_all_path(path, &c->raw[k], &c->raw_len[k], &c->raw_cap[k]);
+        free(path);
+    } else {
+        rc = read_all_fd(c->maps_fd, &c->raw[k], &c->raw_len[k], &c->raw_cap[k]);
+    }
+    if (rc == -ESRCH || rc == -ENOENT)
+        return err_set(e, ERR_EXITED, "process %lld exited during the walk", (long long)c->pid);
+    if (rc == -EACCES || rc == -EPERM)
+        return err_set(e, ERR_PERM,
+                       "cannot read the memory map of process %lld: permission denied -- "
+                       "root or CAP_SYS_PTRACE is needed",
+                       (long long)c->pid);
+    if (rc < 0)
+        return err_set(e, ERR_IO, "cannot read the memory map of process %lld: %s",
+                       (long long)c->pid, strerror(-rc));
+    return 0;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* Reads and parses until the list is sorted and disjoint, or the retries run out. */
+static int walk_text(struct capture *c, int detail, int k, struct capture_info *info, struct err *e)
+{
+    struct region_list *l = &c->lists[k];
+    for (unsigned attempt = 0;; attempt++) {
+        int rc = read_text(c, detail, k, e);
+        if (rc < 0)
+            return rc;
+        if (c->raw_len[k] == 0)
+            return 0; /* the caller decides what an empty read means */
+        region_list_clear(l);
+        rc = detail == DETAIL_SMAPS ? smaps_parse(c->raw[k], c->raw_len[k], l, e)
+                                    : maps_parse(c->raw[k], c->raw_len[k], l, e);
+        if (rc < 0)
+            return err_wrap(e, "%s of process %lld", detail == DETAIL_SMAPS ? "smaps" : "maps",
+                            (long long)c->pid);
+        if (region_list_first_disorder(l) == l->n)
+            return 0;
+        /* Torn read: the target changed its mappings while the kernel printed them. */
+        info->flags |= CAPTURE_RETRIED;
+        if (attempt >= TORN_RETRIES)
+            break;
+        info->retries++;
+        sleep_ms(1L << attempt);
+    }
+    if (detail != DETAIL_SMAPS && c->have_query) {
+        /* A PROCMAP_QUERY walk cannot go backwards or overlap: each query starts at the last end.
+         */
+        region_list_clear(l);
+        int rc = procmap_walk(c->maps_fd, l, e);
+        if (rc < 0)
+            return rc;
+        if (c->has_vsyscall) {
+            /* The gate area is not a VMA, so the ioctl never returns it; the text always does. */
+            struct region *r = region_list_push(l);
+            r->start = 0xffffffffff600000ULL;
+            r->end = 0xffffffffff601000ULL;
+            memcpy(r->perms, "--xp", 5);
+            r->path = region_list_intern(l, "[vsyscall]", 10);
+            r->path_len = 10;
+        }
+        info->method = "procmap_query";
+        c->raw_len[k] = 0; /* no text to compare the next walk with */
+        return 0;
+    }
+    region_list_sanitize(l);
+    info->flags |= CAPTURE_TORN;
+    return 0;
+}
+
+int capture_walk(struct capture *c, int detail, const struct region_list **list,
+                 struct capture_info *info, struct err *e)
+{
+    memset(info, 0, sizeof(*info));
+    info->detail = detail;
+    info->method = detail == DETAIL_SMAPS ? "smaps" : "maps";
+    info->taken_at_ms = now_ms();
+    int rc = stat_now(c, 0, e);
+    if (rc < 0)
+        return rc;
+
+    int k = c->cur < 0 ? 0 : 1 - c->cur;
+    rc = walk_text(c, detail, k, info, e);
+    if (rc < 0)
+        return rc;
+    /* A dead target's maps read as empty, and one dying mid-read can be cut short: confirm it. */
+    rc = stat_now(c, 1, e);
+    if (rc < 0)
+        return rc;
+    if (c->raw_len[k] == 0 && c->lists[k].n == 0)
+        return err_set(e, ERR_EXITED, "process %lld exited during the walk", (long long)c->pid);
+
+    struct region_list *l = &c->lists[k];
+    int prev = c->cur;
+    if (prev >= 0 && c->last_detail == detail && detail != DETAIL_SMAPS && c->raw_len[k] != 0 &&
+        c->raw_len[k] == c->raw_len[prev] && memcmp(c->raw[k], c->raw[prev], c->raw_len[k]) == 0 &&
+        !(info->flags & CAPTURE_TORN)) {
+        /* Same text as last time: the previous list, names already resolved, still holds. */
+        info->unchanged = 1;
+        k = prev;
+        l = &c->lists[k];
+    } else {
+        if (l->n && l->v[l->n - 1].start == 0xffffffffff600000ULL)
+            c->has_vsyscall = 1;
+        resolve_names(c, l);
+        region_list_classify(l);
+    }
+    if (detail == DETAIL_ROLLUP) {
+        rc = read_rollup(c, info, e);
+        if (rc < 0)
+            return rc;
+    } else if (detail == DETAIL_SMAPS) {
+        region_list_mem_totals(l, &info->totals);
+        info->have_totals = 1;
+    }
+    c->cur = k;
+    c->last_detail = detail;
+    *list = l;
+    return 0;
+}

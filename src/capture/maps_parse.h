@@ -1,0 +1,35 @@
+/*
+ * Pure parsers for Linux /proc/PID/maps, smaps and smaps_rollup text: bytes in, regions out,
+ * no I/O, so fixtures and fuzzers can drive them. A malformed line is an error naming its line
+ * number; nothing is skipped silently.
+ */
+#ifndef VMSNAP_MAPS_PARSE_H
+#define VMSNAP_MAPS_PARSE_H
+
+#include <stddef.h>
+
+#include "capture/region.h"
+#include "util/err.h"
+
+/*
+ * Appends one region per maps line of buf[0..len) to out. Names are decoded ("\012" -> '\n',
+ * flagged REGION_NAME_ESCAPED) and a trailing " (deleted)" is stripped and flagged
+ * REGION_DELETED | REGION_NAME_SUFFIX. Categories are not derived here.
+ * Returns 0, or ERR_PARSE with "line N: ..." in e.
+ */
+int maps_parse(const char *buf, size_t len, struct region_list *out, struct err *e);
+
+/* Like maps_parse for smaps text; also fills the per-region memory figures (REGION_HAS_MEM). */
+int smaps_parse(const char *buf, size_t len, struct region_list *out, struct err *e);
+
+/* Parses smaps_rollup text into process totals. */
+int rollup_parse(const char *buf, size_t len, struct mem_totals *t, struct err *e);
+
+/*
+ * Turns a name as the kernel printed it into the stored form on r: decodes "\012" when
+ * unescape is set, strips " (deleted)" (setting the flags), and interns it in out.
+ */
+void maps_set_name(struct region_list *out, struct region *r, const char *name, size_t len,
+                   int unescape);
+
+#endif

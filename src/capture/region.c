@@ -1,0 +1,284 @@
+#include "capture/region.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/xalloc.h"
+
+#define ARENA_CHUNK (64 * 1024)
+
+static const char *const category_names[CAT_COUNT] = {
+    [CAT_ANON] = "anon", [CAT_HEAP] = "heap", [CAT_STACK] = "stack", [CAT_IMAGE] = "image",
+    [CAT_FILE] = "file", [CAT_SHM] = "shm",   [CAT_GUARD] = "guard", [CAT_KERNEL] = "kernel",
+};
+
+void region_list_init(struct region_list *l)
+{
+    memset(l, 0, sizeof(*l));
+}
+
+void region_list_release(struct region_list *l)
+{
+    for (size_t i = 0; i < l->nchunks; i++)
+        free(l->chunks[i]);
+    free(l->chunks);
+    free(l->v);
+    memset(l, 0, sizeof(*l));
+}
+
+void region_list_clear(struct region_list *l)
+{
+    /* Keep the first chunk for reuse; large fills re-grow on demand. */
+    for (size_t i = 1; i < l->nchunks; i++)
+        free(l->chunks[i]);
+    if (l->nchunks > 1)
+        l->nchunks = 1;
+    l->used = 0;
+    l->n = 0;
+}
+
+struct region *region_list_push(struct region_list *l)
+{
+    l->v = xgrow(l->v, &l->cap, l->n + 1, sizeof(*l->v));
+    struct region *r = &l->v[l->n++];
+    memset(r, 0, sizeof(*r));
+    return r;
+}
+
+const char *region_list_intern(struct region_list *l, const char *s, size_t len)
+{
+    size_t need = len + 1;
+    if (l->nchunks == 0 || l->used + need > ARENA_CHUNK) {
+        size_t size = need > ARENA_CHUNK ? need : ARENA_CHUNK;
+        l->chunks = xgrow(l->chunks, &l->chunk_cap, l->nchunks + 1, sizeof(*l->chunks));
+        l->chunks[l->nchunks++] = xmalloc(size);
+        l->used = 0;
+        if (need > ARENA_CHUNK) {
+            /* An oversized string gets a chunk of its own, marked full. */
+            char *p = l->chunks[l->nchunks - 1];
+            memcpy(p, s, len);
+            p[len] = '\0';
+            l->used = ARENA_CHUNK;
+            return p;
+        }
+    }
+    char *p = l->chunks[l->nchunks - 1] + l->used;
+    memcpy(p, s, len);
+    p[len] = '\0';
+    l->used += need;
+    return p;
+}
+
+void region_list_copy(struct region_list *dst, const struct region_list *src)
+{
+    region_list_clear(dst);
+    dst->v = xgrow(dst->v, &dst->cap, src->n, sizeof(*dst->v));
+    memcpy(dst->v, src->v, src->n * sizeof(*src->v));
+    dst->n = src->n;
+    for (size_t i = 0; i < dst->n; i++)
+        if (dst->v[i].path)
+            dst->v[i].path = region_list_intern(dst, dst->v[i].path, dst->v[i].path_len);
+}
+
+size_t region_list_first_disorder(const struct region_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->v[i].end <= l->v[i].start)
+            return i;
+        if (i > 0 && l->v[i].start < l->v[i - 1].end)
+            return i;
+    }
+    return l->n;
+}
+
+static int cmp_start(const void *a, const void *b)
+{
+    const struct region *x = a, *y = b;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    return 0;
+}
+
+size_t region_list_sanitize(struct region_list *l)
+{
+    /* A stable order for equal starts is not needed: the later duplicate is dropped either way. */
+    qsort(l->v, l->n, sizeof(*l->v), cmp_start);
+    size_t out = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->v[i].end <= l->v[i].start)
+            continue;
+        if (out > 0 && l->v[i].start < l->v[out - 1].end)
+            continue;
+        l->v[out++] = l->v[i];
+    }
+    size_t dropped = l->n - out;
+    l->n = out;
+    return dropped;
+}
+
+static int starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+struct file_key {
+    uint32_t major, minor;
+    uint64_t inode;
+};
+
+static int cmp_file_key(const void *a, const void *b)
+{
+    const struct file_key *x = a, *y = b;
+    if (x->major != y->major)
+        return x->major < y->major ? -1 : 1;
+    if (x->minor != y->minor)
+        return x->minor < y->minor ? -1 : 1;
+    if (x->inode != y->inode)
+        return x->inode < y->inode ? -1 : 1;
+    return 0;
+}
+
+/* Shared-memory objects show up as paths that are not ordinary files. */
+static int is_shm_object(const char *path)
+{
+    return starts_with(path, "/SYSV") || starts_with(path, "/dev/shm/") ||
+           starts_with(path, "/memfd:") || starts_with(path, "[anon_shmem");
+}
+
+static int classify_one(const struct region *r, const struct file_key *exec, size_t nexec)
+{
+    const char *p = r->path;
+    int shared = r->perms[3] == 's';
+    if (p && (strcmp(p, "[vdso]") == 0 || strcmp(p, "[vvar]") == 0 ||
+              strcmp(p, "[vsyscall]") == 0 || strcmp(p, "[vvar_vclock]") == 0))
+        return CAT_KERNEL;
+    if (r->perms[0] == '-' && r->perms[1] == '-' && r->perms[2] == '-')
+        return CAT_GUARD;
+    if (!p)
+        return shared ? CAT_SHM : CAT_ANON;
+    if (strcmp(p, "[heap]") == 0)
+        return CAT_HEAP;
+    if (starts_with(p, "[stack"))
+        return CAT_STACK;
+    if (is_shm_object(p))
+        return CAT_SHM;
+    if (starts_with(p, "/dev/zero") || starts_with(p, "/anon_hugepage") || p[0] != '/')
+        return shared ? CAT_SHM : CAT_ANON;
+    struct file_key k = {r->dev_major, r->dev_minor, r->inode};
+    if (r->inode != 0 && bsearch(&k, exec, nexec, sizeof(k), cmp_file_key))
+        return CAT_IMAGE;
+    return CAT_FILE;
+}
+
+void region_list_classify(struct region_list *l)
+{
+    /* A file with any executable mapping is an executable or library: all its mappings are image.
+     */
+    struct file_key *exec = NULL;
+    size_t nexec = 0, cap = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        const struct region *r = &l->v[i];
+        if (r->perms[2] == 'x' && r->path && r->path[0] == '/' && r->inode != 0) {
+            exec = xgrow(exec, &cap, nexec + 1, sizeof(*exec));
+            exec[nexec++] = (struct file_key){r->dev_major, r->dev_minor, r->inode};
+        }
+    }
+    qsort(exec, nexec, sizeof(*exec), cmp_file_key);
+    for (size_t i = 0; i < l->n; i++)
+        if (!(l->v[i].flags & REGION_HAS_WIN)) /* the Windows backend classifies its own */
+            l->v[i].category = (uint8_t)classify_one(&l->v[i], exec, nexec);
+    free(exec);
+}
+
+uint64_t region_list_mapped(const struct region_list *l)
+{
+    uint64_t sum = 0;
+    for (size_t i = 0; i < l->n; i++)
+        sum += l->v[i].end - l->v[i].start;
+    return sum;
+}
+
+void region_list_mem_totals(const struct region_list *l, struct mem_totals *t)
+{
+    memset(t, 0, sizeof(*t));
+    for (size_t i = 0; i < l->n; i++) {
+        const struct region *r = &l->v[i];
+        if (!(r->flags & REGION_HAS_MEM))
+            continue;
+        t->rss += r->rss;
+        t->pss += r->pss;
+        t->private_dirty += r->private_dirty;
+        t->anonymous += r->anonymous;
+        t->swap += r->swap;
+    }
+}
+
+int region_same_layout(const struct region *a, const struct region *b)
+{
+    if (a->start != b->start || a->end != b->end || a->offset != b->offset ||
+        a->inode != b->inode || a->dev_major != b->dev_major || a->dev_minor != b->dev_minor ||
+        a->category != b->category || memcmp(a->perms, b->perms, 4) != 0 ||
+        (a->flags & REGION_IDENTITY_FLAGS) != (b->flags & REGION_IDENTITY_FLAGS))
+        return 0;
+    if ((a->path == NULL) != (b->path == NULL))
+        return 0;
+    if (a->path && (a->path_len != b->path_len || memcmp(a->path, b->path, a->path_len) != 0))
+        return 0;
+    if ((a->flags & REGION_HAS_WIN) != (b->flags & REGION_HAS_WIN))
+        return 0;
+    if (a->flags & REGION_HAS_WIN)
+        return a->state == b->state && a->type == b->type && a->protect == b->protect &&
+               a->alloc_protect == b->alloc_protect && a->alloc_base == b->alloc_base;
+    return 1;
+}
+
+int region_same_mem(const struct region *a, const struct region *b)
+{
+    if ((a->flags & REGION_HAS_MEM) != (b->flags & REGION_HAS_MEM))
+        return 0;
+    if (!(a->flags & REGION_HAS_MEM))
+        return 1;
+    return a->rss == b->rss && a->pss == b->pss && a->private_dirty == b->private_dirty &&
+           a->anonymous == b->anonymous && a->swap == b->swap;
+}
+
+const char *region_category_name(int category)
+{
+    if (category < 0 || category >= CAT_COUNT)
+        return "anon";
+    return category_names[category];
+}
+
+int region_category_parse(const char *name)
+{
+    for (int i = 0; i < CAT_COUNT; i++)
+        if (strcmp(name, category_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *region_win_state_name(int state)
+{
+    switch (state) {
+    case WIN_STATE_COMMIT:
+        return "commit";
+    case WIN_STATE_RESERVE:
+        return "reserve";
+    default:
+        return NULL;
+    }
+}
+
+const char *region_win_type_name(int type)
+{
+    switch (type) {
+    case WIN_TYPE_IMAGE:
+        return "image";
+    case WIN_TYPE_MAPPED:
+        return "mapped";
+    case WIN_TYPE_PRIVATE:
+        return "private";
+    default:
+        return NULL;
+    }
+}

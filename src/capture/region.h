@@ -1,0 +1,110 @@
+/*
+ * The region model shared by capture, store, diff and the printers: one row per contiguous range
+ * of a target's address space with the same attributes, as the OS reports it.
+ */
+#ifndef VMSNAP_REGION_H
+#define VMSNAP_REGION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum region_category {
+    CAT_ANON = 0,
+    CAT_HEAP,
+    CAT_STACK,
+    CAT_IMAGE,
+    CAT_FILE,
+    CAT_SHM,
+    CAT_GUARD,
+    CAT_KERNEL,
+    CAT_COUNT
+};
+
+enum region_flags {
+    REGION_DELETED =
+        1 << 0, /* backing file was unlinked; path holds the name without " (deleted)" */
+    REGION_HAS_MEM = 1 << 1,      /* rss, pss, private_dirty, anonymous, swap were captured */
+    REGION_HAS_WIN = 1 << 2,      /* the Windows fields were captured */
+    REGION_NAME_ESCAPED = 1 << 3, /* text name held "\012", decoded to '\n'; may be ambiguous */
+    REGION_NAME_SUFFIX = 1 << 4,  /* text name ended in " (deleted)": deleted, or a literal name */
+};
+
+/* Flags that are part of a region's identity (compared and stored); the rest are parse hints. */
+#define REGION_IDENTITY_FLAGS (REGION_DELETED)
+
+enum region_win_state { WIN_STATE_NONE = 0, WIN_STATE_COMMIT, WIN_STATE_RESERVE };
+enum region_win_type { WIN_TYPE_NONE = 0, WIN_TYPE_IMAGE, WIN_TYPE_MAPPED, WIN_TYPE_PRIVATE };
+
+struct region {
+    uint64_t start;  /* address, inclusive */
+    uint64_t end;    /* address, exclusive */
+    uint64_t offset; /* bytes into the backing file */
+    uint64_t inode;
+    uint32_t dev_major, dev_minor;
+    char perms[5];     /* "rwxp" / "rwxs" style, NUL-terminated */
+    uint8_t category;  /* enum region_category */
+    uint32_t flags;    /* enum region_flags */
+    const char *path;  /* true name, or NULL; owned by the list holding the region */
+    uint32_t path_len; /* bytes, without the NUL */
+    /* Per-region memory in bytes; meaningful only with REGION_HAS_MEM. */
+    uint64_t rss, pss, private_dirty, anonymous, swap;
+    /* Windows fields; meaningful only with REGION_HAS_WIN. */
+    uint8_t state;                   /* enum region_win_state */
+    uint8_t type;                    /* enum region_win_type */
+    uint32_t protect, alloc_protect; /* raw PAGE_* values */
+    uint64_t alloc_base;
+};
+
+/* Process-wide memory totals in bytes (smaps_rollup or the sum of smaps). */
+struct mem_totals {
+    uint64_t rss, pss, private_dirty, anonymous, swap;
+};
+
+/* A growable array of regions plus an arena that owns their path strings. */
+struct region_list {
+    struct region *v;
+    size_t n, cap;
+    char **chunks; /* arena chunks; path pointers stay valid until clear/release */
+    size_t nchunks, chunk_cap;
+    size_t used; /* bytes used in the last chunk */
+};
+
+void region_list_init(struct region_list *l);
+void region_list_release(struct region_list *l);
+/* Empties the list but keeps its memory for the next fill. */
+void region_list_clear(struct region_list *l);
+/* Appends a zeroed region and returns it; the pointer is valid until the next push. */
+struct region *region_list_push(struct region_list *l);
+/* Copies len bytes of s into the list's arena and returns the NUL-terminated copy. */
+const char *region_list_intern(struct region_list *l, const char *s, size_t len);
+/* Deep-copies src into dst (dst is cleared first). */
+void region_list_copy(struct region_list *dst, const struct region_list *src);
+
+/*
+ * Returns the index of the first region that overlaps its predecessor, goes backwards or is
+ * empty, or l->n when the list is sorted and disjoint.
+ */
+size_t region_list_first_disorder(const struct region_list *l);
+/* Sorts by start and drops regions that overlap an earlier one; returns how many were dropped. */
+size_t region_list_sanitize(struct region_list *l);
+
+/* Derives every region's category (needs the whole list: image detection looks at siblings). */
+void region_list_classify(struct region_list *l);
+
+/* Sum of sizes in bytes. */
+uint64_t region_list_mapped(const struct region_list *l);
+/* Sum of per-region memory figures (only regions with REGION_HAS_MEM). */
+void region_list_mem_totals(const struct region_list *l, struct mem_totals *t);
+
+/* Two regions describe the same mapping with the same attributes (memory figures excluded). */
+int region_same_layout(const struct region *a, const struct region *b);
+/* Memory figures equal (both absent counts as equal). */
+int region_same_mem(const struct region *a, const struct region *b);
+
+const char *region_category_name(int category);
+/* Returns the category for a name ("heap", ...), or -1. */
+int region_category_parse(const char *name);
+const char *region_win_state_name(int state);
+const char *region_win_type_name(int type);
+
+#endif

@@ -1,0 +1,59 @@
+/* Shared pieces of the command line: options, error printing, value parsing and formatting. */
+#ifndef VMSNAP_CLI_H
+#define VMSNAP_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "capture/region.h"
+#include "store/store.h"
+#include "util/err.h"
+
+#define VMSNAP_VERSION "0.1.0"
+
+struct cli {
+    const char *db_path; /* -d, $VMSNAP_DB, or ./vmsnap.db */
+    int json;            /* -j */
+};
+
+/* Exit statuses: 0 success, 2 trouble (diff also uses 1). */
+enum { EXIT_OK = 0, EXIT_TROUBLE = 2 };
+
+/* Prints "vmsnap: <message>" on stderr and returns EXIT_TROUBLE. */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int cli_fail_err(const struct err *e);
+
+/* Opens the database named by the options; prints the error and returns EXIT_TROUBLE on failure. */
+int cli_open_store(const struct cli *cli, int mode, struct store **st);
+
+/* "250ms", "1.5s", "2m", "1h", or a plain number of seconds. Returns 0 or -1. */
+int cli_parse_duration_ms(const char *s, int64_t *ms);
+/* "4096", "64K", "1.5M", "2G" (binary units; a trailing "B"/"iB" is accepted). Returns 0 or -1. */
+int cli_parse_size(const char *s, uint64_t *bytes);
+/* A non-negative whole number. Returns 0 or -1. */
+int cli_parse_count(const char *s, int64_t *n);
+/* A pid: a positive whole number. Returns 0 or -1. */
+int cli_parse_pid(const char *s, int64_t *pid);
+
+/* Formats bytes as "4.0K", "132K", "1.2M", "12G" into out. */
+const char *cli_human(uint64_t bytes, char out[16]);
+
+/* Handles -j/-d/-h given after a subcommand; returns 1 when opt was one of them. */
+int cli_common_opt(struct cli *cli, int opt, const char *arg);
+
+/* Usage text helpers: prints usage for cmd to f. */
+void cli_usage(FILE *f, const char *usage);
+
+/* Writes the region fields shared by show and diff JSON. */
+struct json;
+void cli_json_region_fields(struct json *j, const struct region *r);
+void cli_json_target(struct json *j, const struct store_target *t);
+void cli_json_snapshot_fields(struct json *j, const struct store_snapshot *s);
+
+int cmd_snap(struct cli *cli, int argc, char **argv);
+int cmd_record(struct cli *cli, int argc, char **argv);
+int cmd_list(struct cli *cli, int argc, char **argv);
+int cmd_show(struct cli *cli, int argc, char **argv);
+int cmd_query(struct cli *cli, int argc, char **argv);
+
+#endif

@@ -1,0 +1,156 @@
+#include <getopt.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/json.h"
+
+static const char usage[] = "usage: vmsnap list [--target ID]\n\n"
+                            "Lists the targets (process instances) in the database and their "
+                            "snapshots.\n\n"
+                            "  -T, --target ID   only this target\n"
+                            "  -d, --db FILE     database;  -j, --json  JSON output\n";
+
+struct list_ctx {
+    struct json j;
+    int json;
+    int ntargets;
+};
+
+static int on_target(void *ctx, const struct store_target *t)
+{
+    struct list_ctx *c = ctx;
+    if (c->json) {
+        json_begin_object(&c->j);
+        json_key(&c->j, "id");
+        json_int(&c->j, t->id);
+        json_key(&c->j, "pid");
+        json_int(&c->j, t->pid);
+        json_key(&c->j, "start_time");
+        json_uint(&c->j, t->start_time);
+        json_key(&c->j, "exe");
+        json_string(&c->j, t->exe);
+        json_key(&c->j, "cmdline");
+        json_string(&c->j, t->cmdline);
+        json_key(&c->j, "host");
+        json_string(&c->j, t->host);
+        json_key(&c->j, "os");
+        json_string(&c->j, t->os);
+        json_key(&c->j, "first_seen");
+        json_string(&c->j, t->first_seen);
+        json_key(&c->j, "snapshots");
+        json_begin_array(&c->j);
+    } else {
+        printf("%starget %lld  pid %lld  %s  %s  first seen %s\n  %s\n", c->ntargets ? "\n" : "",
+               (long long)t->id, (long long)t->pid, t->os ? t->os : "?", t->host ? t->host : "?",
+               t->first_seen ? t->first_seen : "?",
+               t->cmdline && *t->cmdline ? t->cmdline : (t->exe ? t->exe : "(unknown command)"));
+        printf("  %6s %5s  %-24s  %-16s %8s %9s %9s\n", "ID", "SEQ", "TAKEN_AT", "LABEL", "REGIONS",
+               "MAPPED", "RSS");
+    }
+    c->ntargets++;
+    return 0;
+}
+
+static int on_snapshot(void *ctx, const struct store_snapshot *s)
+{
+    struct list_ctx *c = ctx;
+    if (c->json) {
+        json_begin_object(&c->j);
+        cli_json_snapshot_fields(&c->j, s);
+        json_end_object(&c->j);
+        return 0;
+    }
+    char mapped[16], rss[16];
+    printf("  %6lld %5lld  %-24s  %-16s %8lld %9s %9s%s\n", (long long)s->id, (long long)s->seq,
+           s->taken_at, s->label ? s->label : "-", (long long)s->region_count,
+           cli_human(s->mapped_bytes, mapped), s->have_mem ? cli_human(s->rss_bytes, rss) : "-",
+           s->torn ? "  (torn)" : "");
+    return ferror(stdout) ? -1 : 0;
+}
+
+static int on_target_end(void *ctx, const struct store_target *t)
+{
+    struct list_ctx *c = ctx;
+    (void)t;
+    if (c->json) {
+        json_end_array(&c->j);
+        json_end_object(&c->j);
+    }
+    return 0;
+}
+
+int cmd_list(struct cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"target", required_argument, NULL, 'T'},
+        {"db", required_argument, NULL, 'd'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int64_t target = 0;
+    int opt;
+    optind = 0;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":T:d:jh", opts, NULL)) != -1) {
+        if (cli_common_opt(cli, opt, optarg))
+            continue;
+        switch (opt) {
+        case 'T':
+            if (cli_parse_count(optarg, &target) < 0 || target == 0)
+                return cli_fail("list: invalid target id '%s': expected a positive whole number",
+                                optarg);
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return EXIT_OK;
+        case ':':
+            return cli_fail("list: option '%s' needs a value", argv[optind - 1]);
+        default:
+            return cli_fail("list: unknown option '%s' -- see 'vmsnap list --help'",
+                            argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_fail("list: unexpected argument '%s' -- see 'vmsnap list --help'", argv[optind]);
+    struct store *st = NULL;
+    if (cli_open_store(cli, STORE_READ, &st))
+        return EXIT_TROUBLE;
+    struct err e = {0};
+    struct store_target t;
+    if (target) {
+        /* Refuse an unknown target before any output starts. */
+        if (store_target_get(st, target, &t, &e) < 0) {
+            store_close(st);
+            return cli_fail_err(&e);
+        }
+        store_target_release(&t);
+    }
+    struct list_ctx c;
+    memset(&c, 0, sizeof(c));
+    c.json = cli->json;
+    struct store_list_cb cb = {on_target, on_snapshot, on_target_end, &c};
+    if (c.json) {
+        json_init(&c.j, stdout, 0);
+        json_begin_object(&c.j);
+        json_key(&c.j, "targets");
+        json_begin_array(&c.j);
+    }
+    int rc = store_list(st, target, &cb, &e);
+    store_close(st);
+    if (rc < 0) {
+        if (c.json)
+            fputc('\n', stdout);
+        return cli_fail_err(&e);
+    }
+    if (c.json) {
+        json_end_array(&c.j);
+        json_end_object(&c.j);
+        json_finish(&c.j);
+    } else if (c.ntargets == 0) {
+        printf("no snapshots in '%s' yet\n", cli->db_path);
+    }
+    if (fflush(stdout) != 0)
+        return cli_fail("list: cannot write the output");
+    return EXIT_OK;
+}

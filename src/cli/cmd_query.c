@@ -1,0 +1,219 @@
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/json.h"
+#include "util/xalloc.h"
+
+static const char usage[] =
+    "usage: vmsnap query SQL\n\n"
+    "Runs one read-only SQL statement on the database and prints the rows as a table\n"
+    "(or, with -j, as a JSON array of objects, like sqlite3 -json).\n"
+    "Tables and views: targets, snapshots, regions. See the README for examples.\n\n"
+    "  -d, --db FILE   database;  -j, --json  JSON output\n";
+
+/* Table output needs every row to size its columns, so cells are kept as text. */
+struct table {
+    int ncols;
+    char **names;
+    char **cells; /* row-major */
+    int *numeric; /* per cell: right-align */
+    size_t nrows, cap, numeric_cap;
+};
+
+struct query_ctx {
+    int json;
+    struct json j;
+    struct table t;
+};
+
+static char *value_text(const struct store_value *v)
+{
+    switch (v->type) {
+    case STORE_INT:
+        return xasprintf("%" PRId64, v->i);
+    case STORE_REAL:
+        return xasprintf("%.15g", v->r);
+    case STORE_TEXT:
+        return xstrndup(v->s, (size_t)v->len);
+    case STORE_BLOB:
+        return xasprintf("<blob %d bytes>", v->len);
+    default:
+        return xstrdup("");
+    }
+}
+
+static int on_columns(void *ctx, int n, const char *const *names)
+{
+    struct query_ctx *c = ctx;
+    if (c->json) {
+        c->t.names = xcalloc((size_t)n + 1, sizeof(char *));
+        for (int i = 0; i < n; i++)
+            c->t.names[i] = xstrdup(names[i]);
+        c->t.ncols = n;
+        json_begin_array(&c->j);
+        return 0;
+    }
+    c->t.ncols = n;
+    c->t.names = xcalloc((size_t)n + 1, sizeof(char *));
+    for (int i = 0; i < n; i++)
+        c->t.names[i] = xstrdup(names[i]);
+    return 0;
+}
+
+static int on_row(void *ctx, int n, const struct store_value *v)
+{
+    struct query_ctx *c = ctx;
+    if (c->json) {
+        json_begin_object(&c->j);
+        for (int i = 0; i < n; i++) {
+            json_key(&c->j, c->t.names[i]);
+            switch (v[i].type) {
+            case STORE_INT:
+                json_int(&c->j, v[i].i);
+                break;
+            case STORE_REAL:
+                json_double(&c->j, v[i].r);
+                break;
+            case STORE_TEXT:
+                json_string_len(&c->j, v[i].s, (size_t)v[i].len);
+                break;
+            case STORE_BLOB: {
+                char *s = value_text(&v[i]);
+                json_string(&c->j, s);
+                free(s);
+                break;
+            }
+            default:
+                json_null(&c->j);
+            }
+        }
+        json_end_object(&c->j);
+        return ferror(stdout) ? -1 : 0;
+    }
+    struct table *t = &c->t;
+    size_t need = (t->nrows + 1) * (size_t)n;
+    t->cells = xgrow(t->cells, &t->cap, need, sizeof(char *));
+    t->numeric = xgrow(t->numeric, &t->numeric_cap, need, sizeof(int));
+    for (int i = 0; i < n; i++) {
+        t->cells[t->nrows * (size_t)n + (size_t)i] = value_text(&v[i]);
+        t->numeric[t->nrows * (size_t)n + (size_t)i] =
+            v[i].type == STORE_INT || v[i].type == STORE_REAL;
+    }
+    t->nrows++;
+    return 0;
+}
+
+/* Display width in characters (UTF-8 continuation bytes take no column). */
+static size_t width(const char *s)
+{
+    size_t w = 0;
+    for (; *s; s++)
+        w += ((unsigned char)*s & 0xc0) != 0x80;
+    return w;
+}
+
+static void print_cell(const char *s, size_t w, int right, int last)
+{
+    size_t pad = w > width(s) ? w - width(s) : 0;
+    if (right)
+        printf("%*s", (int)pad, "");
+    for (const char *p = s; *p; p++)
+        fputc(*p == '\n' ? ' ' : *p, stdout);
+    if (!right && !last)
+        printf("%*s", (int)pad, "");
+}
+
+static void print_table(const struct table *t)
+{
+    size_t *w = xcalloc((size_t)t->ncols + 1, sizeof(size_t));
+    for (int i = 0; i < t->ncols; i++)
+        w[i] = width(t->names[i]);
+    for (size_t r = 0; r < t->nrows; r++)
+        for (int i = 0; i < t->ncols; i++) {
+            size_t cw = width(t->cells[r * (size_t)t->ncols + (size_t)i]);
+            if (cw > w[i])
+                w[i] = cw;
+        }
+    for (int i = 0; i < t->ncols; i++) {
+        print_cell(t->names[i], w[i], 0, i == t->ncols - 1);
+        fputs(i == t->ncols - 1 ? "\n" : "  ", stdout);
+    }
+    for (size_t r = 0; r < t->nrows; r++)
+        for (int i = 0; i < t->ncols; i++) {
+            size_t k = r * (size_t)t->ncols + (size_t)i;
+            print_cell(t->cells[k], w[i], t->numeric[k], i == t->ncols - 1);
+            fputs(i == t->ncols - 1 ? "\n" : "  ", stdout);
+        }
+    free(w);
+}
+
+static void table_release(struct table *t)
+{
+    for (int i = 0; i < t->ncols; i++)
+        free(t->names ? t->names[i] : NULL);
+    for (size_t k = 0; k < t->nrows * (size_t)t->ncols; k++)
+        free(t->cells[k]);
+    free(t->names);
+    free(t->cells);
+    free(t->numeric);
+}
+
+int cmd_query(struct cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"db", required_argument, NULL, 'd'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int opt;
+    optind = 0;
+    opterr = 0;
+    /* '+': SQL may start with a '-' comment; stop at the first argument. */
+    while ((opt = getopt_long(argc, argv, "+:d:jh", opts, NULL)) != -1) {
+        if (cli_common_opt(cli, opt, optarg))
+            continue;
+        if (opt == 'h') {
+            fputs(usage, stdout);
+            return EXIT_OK;
+        }
+        if (opt == ':')
+            return cli_fail("query: option '%s' needs a value", argv[optind - 1]);
+        return cli_fail("query: unknown option '%s' -- see 'vmsnap query --help'",
+                        argv[optind - 1]);
+    }
+    if (optind >= argc)
+        return cli_fail("query: give the SQL to run, e.g. vmsnap query 'SELECT * FROM snapshots'");
+    if (optind + 1 < argc)
+        return cli_fail("query: give the SQL as one argument (quote it)");
+    struct store *st = NULL;
+    if (cli_open_store(cli, STORE_READ, &st))
+        return EXIT_TROUBLE;
+    struct query_ctx c;
+    memset(&c, 0, sizeof(c));
+    c.json = cli->json;
+    if (c.json)
+        json_init(&c.j, stdout, 0);
+    struct store_query_cb cb = {on_columns, on_row, &c};
+    struct err e = {0};
+    int rc = store_query(st, argv[optind], &cb, &e);
+    store_close(st);
+    int status = EXIT_OK;
+    if (rc < 0) {
+        if (c.json && c.t.names)
+            fputc('\n', stdout);
+        status = cli_fail_err(&e);
+    } else if (c.json) {
+        json_end_array(&c.j);
+        json_finish(&c.j);
+    } else {
+        print_table(&c.t);
+    }
+    table_release(&c.t);
+    if (fflush(stdout) != 0 && status == EXIT_OK)
+        status = cli_fail("query: cannot write the output");
+    return status;
+}

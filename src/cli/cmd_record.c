@@ -1,0 +1,424 @@
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/json.h"
+#include "cli/taker.h"
+
+static const char usage[] =
+    "usage: vmsnap record (-p PID | -- COMMAND [ARG...]) [-i INTERVAL] [-n COUNT] [-t DURATION]\n"
+    "                     [--detail maps|rollup|smaps] [--label-prefix TEXT]\n\n"
+    "Records snapshots of a process at an interval. Only what changed is stored.\n\n"
+    "  -p, --pid PID          record a running process\n"
+    "  -- COMMAND [ARG...]    start COMMAND, record it until it exits, exit with its status\n"
+    "  -i, --interval T       time between snapshots (default 1s; 0 = back to back)\n"
+    "  -n, --count N          stop after N snapshots\n"
+    "  -t, --duration T       stop after this long\n"
+    "  -D, --detail LEVEL     maps: layout only (cheapest; no mmap-lock contention)\n"
+    "                         rollup: layout + process totals from smaps_rollup (default)\n"
+    "                         smaps: layout + per-region rss/pss/swap; reading smaps holds the\n"
+    "                         target's mmap lock and can slow a target that maps and unmaps\n"
+    "                         heavily\n"
+    "  -L, --label-prefix P   label snapshots P-SEQ\n"
+    "  -d, --db FILE          database;  -j, --json  JSON summary on stdout\n\n"
+    "T is a number with an optional unit ms, s, m, h (plain number = seconds).\n"
+    "Stops at COUNT, at DURATION, when the target exits, or on SIGINT/SIGTERM, after committing\n"
+    "the snapshot in progress. SIGUSR1 takes one extra snapshot now, labelled mark-N (P-mark-N).\n";
+
+struct rec {
+    struct cli *cli;
+    struct store *st;
+    struct taker taker;
+    int64_t pid;
+    pid_t child; /* the started COMMAND, or 0 */
+    int child_status;
+    int child_done;
+    int64_t interval_ms, duration_ms, count;
+    int detail;
+    const char *prefix;
+    int64_t taken, marks;
+    int64_t first_snap, last_snap;
+    int progress; /* stderr is a terminal */
+    const struct region_list *list;
+    struct capture_info info;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Starts argv with the recording's signals unblocked; fails if exec fails (a CLOEXEC pipe
+ * carries exec's errno back, and closes silently when exec succeeds). */
+static int spawn(char **argv, const sigset_t *orig, pid_t *out)
+{
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0)
+        return cli_fail("record: cannot start '%s': %s", argv[0], strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(pfd[0]);
+        close(pfd[1]);
+        return cli_fail("record: cannot start '%s': %s", argv[0], strerror(errno));
+    }
+    if (pid == 0) {
+        sigprocmask(SIG_SETMASK, orig, NULL);
+        close(pfd[0]);
+        execvp(argv[0], argv);
+        int err = errno;
+        ssize_t w = write(pfd[1], &err, sizeof(err));
+        (void)w;
+        _exit(127);
+    }
+    close(pfd[1]);
+    int err = 0;
+    ssize_t n;
+    while ((n = read(pfd[0], &err, sizeof(err))) < 0 && errno == EINTR)
+        ;
+    close(pfd[0]);
+    if (n > 0) {
+        waitpid(pid, NULL, 0);
+        return cli_fail("record: cannot run '%s': %s", argv[0], strerror(err));
+    }
+    *out = pid;
+    return 0;
+}
+
+static void reap(struct rec *r, int block)
+{
+    if (!r->child || r->child_done)
+        return;
+    int status;
+    pid_t p;
+    while ((p = waitpid(r->child, &status, block ? 0 : WNOHANG)) < 0 && errno == EINTR)
+        ;
+    if (p == r->child) {
+        r->child_done = 1;
+        r->child_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+}
+
+static void show_progress(struct rec *r)
+{
+    if (!r->progress)
+        return;
+    char mapped[16], rss[16], db[16];
+    fprintf(stderr, "\rvmsnap: %lld snapshots  %zu regions  mapped %s  rss %s  db %s   ",
+            (long long)r->taken, r->list ? r->list->n : 0,
+            cli_human(r->list ? region_list_mapped(r->list) : 0, mapped),
+            r->info.have_totals ? cli_human(r->info.totals.rss, rss) : "-",
+            cli_human((uint64_t)store_disk_bytes(r->st), db));
+}
+
+/* Takes one snapshot. Returns 0, 1 when the target is gone, or EXIT_TROUBLE after printing. */
+static int tick(struct rec *r, int mark)
+{
+    struct err e = {0};
+    char label[512];
+    const char *lp = NULL;
+    if (mark) {
+        r->marks++;
+        snprintf(label, sizeof(label), "%s%smark-%lld", r->prefix ? r->prefix : "",
+                 r->prefix ? "-" : "", (long long)r->marks);
+        lp = label;
+    } else if (r->prefix) {
+        snprintf(label, sizeof(label), "%s-%lld", r->prefix, (long long)(r->taken + 1));
+        lp = label;
+    }
+    int64_t snap;
+    int rc = taker_take(&r->taker, lp, &snap, &r->list, &r->info, &e);
+    if (rc == ERR_EXITED || rc == ERR_ZOMBIE || rc == ERR_NOPROC) {
+        r->list = NULL;
+        return 1;
+    }
+    if (rc < 0) {
+        if (r->progress)
+            fputc('\n', stderr);
+        return cli_fail_err(&e);
+    }
+    if (!r->first_snap)
+        r->first_snap = snap;
+    r->last_snap = snap;
+    r->taken++;
+    if (r->info.flags & CAPTURE_TORN)
+        fprintf(stderr,
+                "%svmsnap: warning: snapshot %lld is torn (maps kept changing while "
+                "read)\n",
+                r->progress ? "\n" : "", (long long)snap);
+    show_progress(r);
+    return 0;
+}
+
+/* Waits until deadline (monotonic ms; -1 = only poll) or a signal. Returns the signal or 0. */
+static int wait_signal(const sigset_t *set, int64_t deadline, siginfo_t *si)
+{
+    int64_t left = deadline < 0 ? 0 : deadline - mono_ms();
+    if (left < 0)
+        left = 0;
+    struct timespec ts = {left / 1000, (left % 1000) * 1000000L};
+    int sig = sigtimedwait(set, si, &ts);
+    return sig < 0 ? 0 : sig;
+}
+
+static int parse_args(struct rec *r, int argc, char **argv, char ***command)
+{
+    static const struct option opts[] = {
+        {"pid", required_argument, NULL, 'p'},    {"interval", required_argument, NULL, 'i'},
+        {"count", required_argument, NULL, 'n'},  {"duration", required_argument, NULL, 't'},
+        {"detail", required_argument, NULL, 'D'}, {"label-prefix", required_argument, NULL, 'L'},
+        {"db", required_argument, NULL, 'd'},     {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
+    int opt;
+    optind = 0;
+    opterr = 0;
+    /* '+': stop at the first non-option, so COMMAND's own options are left alone. */
+    while ((opt = getopt_long(argc, argv, "+:p:i:n:t:D:L:d:jh", opts, NULL)) != -1) {
+        if (cli_common_opt(r->cli, opt, optarg))
+            continue;
+        switch (opt) {
+        case 'p':
+            if (cli_parse_pid(optarg, &r->pid) < 0)
+                return cli_fail("record: invalid pid '%s': expected a positive whole number",
+                                optarg);
+            break;
+        case 'i':
+            if (cli_parse_duration_ms(optarg, &r->interval_ms) < 0)
+                return cli_fail("record: invalid interval '%s': expected a number with an "
+                                "optional unit ms, s, m or h",
+                                optarg);
+            break;
+        case 't':
+            if (cli_parse_duration_ms(optarg, &r->duration_ms) < 0 || r->duration_ms == 0)
+                return cli_fail("record: invalid duration '%s': expected a number above 0 with "
+                                "an optional unit ms, s, m or h",
+                                optarg);
+            break;
+        case 'n':
+            if (cli_parse_count(optarg, &r->count) < 0 || r->count == 0)
+                return cli_fail("record: invalid count '%s': expected a whole number above 0",
+                                optarg);
+            break;
+        case 'D':
+            r->detail = capture_detail_parse(optarg);
+            if (r->detail < 0)
+                return cli_fail("record: invalid detail '%s': expected maps, rollup or smaps",
+                                optarg);
+            break;
+        case 'L':
+            if (!*optarg)
+                return cli_fail("record: empty label prefix");
+            r->prefix = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return -1;
+        case ':':
+            return cli_fail("record: option '%s' needs a value -- see 'vmsnap record --help'",
+                            argv[optind - 1]);
+        default:
+            return cli_fail("record: unknown option '%s' -- see 'vmsnap record --help'",
+                            argv[optind - 1]);
+        }
+    }
+    *command = optind < argc ? argv + optind : NULL;
+    if (*command && strcmp(argv[optind - 1], "--") != 0)
+        return cli_fail("record: unexpected argument '%s' -- put '--' before a command to run",
+                        argv[optind]);
+    if (r->pid && *command)
+        return cli_fail("record: give either -p PID or -- COMMAND, not both");
+    if (!r->pid && !*command)
+        return cli_fail("record: what to record? give -p PID or -- COMMAND [ARG...]");
+    return 0;
+}
+
+static void summary(struct rec *r, const char *why)
+{
+    if (r->progress && r->taken)
+        fputc('\n', stderr);
+    fprintf(stderr, "vmsnap: recorded %lld snapshot%s of pid %lld into '%s' (%s)\n",
+            (long long)r->taken, r->taken == 1 ? "" : "s", (long long)r->pid, r->cli->db_path, why);
+    if (r->cli->json) {
+        struct json j;
+        json_init(&j, stdout, 0);
+        json_begin_object(&j);
+        json_key(&j, "pid");
+        json_int(&j, r->pid);
+        json_key(&j, "target");
+        json_int(&j, r->taker.target_id);
+        json_key(&j, "snapshots");
+        json_int(&j, r->taken);
+        json_key(&j, "first_snapshot");
+        if (r->first_snap)
+            json_int(&j, r->first_snap);
+        else
+            json_null(&j);
+        json_key(&j, "last_snapshot");
+        if (r->last_snap)
+            json_int(&j, r->last_snap);
+        else
+            json_null(&j);
+        json_key(&j, "stopped");
+        json_string(&j, why);
+        json_end_object(&j);
+        json_finish(&j);
+    }
+}
+
+int cmd_record(struct cli *cli, int argc, char **argv)
+{
+    struct rec r;
+    memset(&r, 0, sizeof(r));
+    r.cli = cli;
+    r.interval_ms = 1000;
+    r.detail = DETAIL_ROLLUP;
+    char **command = NULL;
+    int rc = parse_args(&r, argc, argv, &command);
+    if (rc)
+        return rc < 0 ? EXIT_OK : rc;
+
+    /* Signals wait in a queue until the loop asks for them, so a snapshot in progress is
+     * always finished and committed before the recorder stops. */
+    sigset_t set, orig;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, &orig);
+
+    struct err e = {0};
+    int status = EXIT_TROUBLE, trouble = 0;
+    if (!command) {
+        struct capture *probe = NULL;
+        if (capture_open(&probe, "/proc", r.pid, &e) < 0) {
+            status = cli_fail_err(&e);
+            goto out_mask;
+        }
+        capture_close(probe);
+    }
+    if (cli_open_store(cli, STORE_WRITE, &r.st))
+        goto out_mask;
+    if (command) {
+        pid_t child = 0;
+        if (spawn(command, &orig, &child))
+            goto out_store;
+        r.child = child;
+        r.pid = child;
+    }
+    if (taker_open(&r.taker, r.st, r.pid, r.detail, &e) < 0) {
+        reap(&r, 0);
+        if (r.child_done || e.code == ERR_EXITED || e.code == ERR_ZOMBIE) {
+            summary(&r, "target exited");
+            status = r.child ? r.child_status : EXIT_OK;
+        } else {
+            status = cli_fail_err(&e);
+        }
+        goto out_child;
+    }
+    r.progress = isatty(STDERR_FILENO);
+
+    const char *why = "stopped";
+    int64_t start = mono_ms(), next = start;
+    for (;;) {
+        rc = tick(&r, 0);
+        if (rc == 1) {
+            why = "target exited";
+            break;
+        }
+        if (rc) {
+            trouble = 1;
+            break;
+        }
+        if (r.count && r.taken >= r.count) {
+            why = "count reached";
+            break;
+        }
+        next += r.interval_ms;
+        int64_t now = mono_ms();
+        if (next < now)
+            next = now; /* a slow walk delays the schedule rather than bunching snapshots */
+        int64_t deadline = r.duration_ms ? start + r.duration_ms : -1;
+        if (deadline >= 0 && now >= deadline) {
+            why = "duration reached";
+            break;
+        }
+        int stop = 0;
+        for (;;) {
+            int64_t until = deadline >= 0 && deadline < next ? deadline : next;
+            siginfo_t si;
+            int sig = wait_signal(&set, until, &si);
+            if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
+                why = sig == SIGINT ? "interrupted" : "terminated";
+                /* A signal sent to vmsnap alone (not the terminal's to the whole group) is
+                 * passed on to the command, which then exits and gives its status. */
+                if (r.child && si.si_code == SI_USER && si.si_pid != r.child)
+                    kill(r.child, sig);
+                stop = 1;
+                break;
+            }
+            if (sig == SIGUSR1) {
+                rc = tick(&r, 1);
+                if (rc) {
+                    stop = 1;
+                    trouble = rc != 1;
+                    why = rc == 1 ? "target exited" : why;
+                    break;
+                }
+                if (r.count && r.taken >= r.count) {
+                    why = "count reached";
+                    stop = 1;
+                    break;
+                }
+                continue;
+            }
+            if (sig == SIGCHLD) {
+                reap(&r, 0);
+                if (r.child_done) {
+                    why = "target exited";
+                    stop = 1;
+                    break;
+                }
+                continue;
+            }
+            now = mono_ms();
+            if (deadline >= 0 && now >= deadline) {
+                why = "duration reached";
+                stop = 1;
+            }
+            if (now >= next || stop)
+                break;
+        }
+        if (stop)
+            break;
+    }
+    if (!trouble)
+        summary(&r, why);
+    status = trouble ? EXIT_TROUBLE : EXIT_OK;
+    taker_close(&r.taker);
+out_child:
+    if (r.child) {
+        /* Recording is over; the command runs on until it exits, and its status is ours.
+         * Everything is committed, so signals may act as usual again while we wait. */
+        sigprocmask(SIG_SETMASK, &orig, NULL);
+        reap(&r, 1);
+        if (!trouble)
+            status = r.child_status;
+    }
+out_store:
+    store_close(r.st);
+out_mask:
+    /* The mask stays: a signal still queued must not kill us before we return the status. */
+    return status;
+}

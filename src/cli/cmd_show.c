@@ -1,0 +1,220 @@
+#include <getopt.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/json.h"
+
+static const char usage[] =
+    "usage: vmsnap show SNAP [--category C] [--target ID]\n\n"
+    "Shows the regions of one snapshot, like pmap, with totals by category.\n"
+    "SNAP is a snapshot id, first, last, last~N, or a label.\n\n"
+    "  -c, --category C   only regions of this category: heap, stack, image, file, anon,\n"
+    "                     shm, guard, kernel\n"
+    "  -T, --target ID    first/last/last~N count within this target\n"
+    "  -d, --db FILE      database;  -j, --json  JSON output\n";
+
+struct cat_total {
+    uint64_t count, mapped, rss;
+};
+
+static int hex_width(const struct region_list *l)
+{
+    int w = 12;
+    for (size_t i = 0; i < l->n; i++)
+        if (l->v[i].end > 0xffffffffffffULL)
+            w = 16;
+    return w;
+}
+
+/* Writes a path for a table cell: control characters (a newline in a file name) escaped. */
+static void print_path(const struct region *r)
+{
+    if (!r->path) {
+        fputs("", stdout);
+        return;
+    }
+    for (uint32_t i = 0; i < r->path_len; i++) {
+        unsigned char c = (unsigned char)r->path[i];
+        if (c == '\n')
+            fputs("\\n", stdout);
+        else if (c < 0x20 || c == 0x7f)
+            printf("\\x%02x", c);
+        else
+            fputc(c, stdout);
+    }
+    if (r->flags & REGION_DELETED)
+        fputs(" (deleted)", stdout);
+}
+
+static void print_table(const struct store_snapshot *s, const struct store_target *t,
+                        const struct region_list *l, int category)
+{
+    struct cat_total tot[CAT_COUNT + 1];
+    memset(tot, 0, sizeof(tot));
+    int w = hex_width(l), mem = 0;
+    char a[16], b[16];
+    for (size_t i = 0; i < l->n; i++)
+        mem |= (l->v[i].flags & REGION_HAS_MEM) != 0;
+    printf("snapshot %lld (target %lld seq %lld)  pid %lld  %s  taken %s%s%s%s\n", (long long)s->id,
+           (long long)s->target_id, (long long)s->seq, (long long)t->pid, t->exe ? t->exe : "?",
+           s->taken_at, s->label ? "  label " : "", s->label ? s->label : "",
+           s->torn ? "  (torn)" : "");
+    printf("%-*s %-*s %8s %-5s %-7s", w, "START", w, "END", "SIZE", "PERMS", "CATEGORY");
+    if (mem)
+        printf(" %8s", "RSS");
+    printf(" PATH\n");
+    for (size_t i = 0; i < l->n; i++) {
+        const struct region *r = &l->v[i];
+        if (category >= 0 && r->category != category)
+            continue;
+        uint64_t size = r->end - r->start;
+        printf("%0*" PRIx64 " %0*" PRIx64 " %8s %-5s %-7s", w, r->start, w, r->end,
+               cli_human(size, a), r->perms, region_category_name(r->category));
+        if (mem)
+            printf(" %8s", (r->flags & REGION_HAS_MEM) ? cli_human(r->rss, b) : "-");
+        fputc(' ', stdout);
+        print_path(r);
+        fputc('\n', stdout);
+        struct cat_total *c = &tot[r->category], *all = &tot[CAT_COUNT];
+        c->count++;
+        c->mapped += size;
+        c->rss += r->rss;
+        all->count++;
+        all->mapped += size;
+        all->rss += r->rss;
+    }
+    printf("\n%-8s %7s %9s", "CATEGORY", "REGIONS", "MAPPED");
+    if (mem)
+        printf(" %9s", "RSS");
+    fputc('\n', stdout);
+    for (int c = 0; c <= CAT_COUNT; c++) {
+        if (c < CAT_COUNT && tot[c].count == 0)
+            continue;
+        printf("%-8s %7" PRIu64 " %9s", c == CAT_COUNT ? "total" : region_category_name(c),
+               tot[c].count, cli_human(tot[c].mapped, a));
+        if (mem)
+            printf(" %9s", cli_human(tot[c].rss, b));
+        fputc('\n', stdout);
+    }
+}
+
+static void print_json(const struct store_snapshot *s, const struct store_target *t,
+                       const struct region_list *l, int category)
+{
+    struct json j;
+    struct cat_total tot[CAT_COUNT];
+    memset(tot, 0, sizeof(tot));
+    json_init(&j, stdout, 0);
+    json_begin_object(&j);
+    json_key(&j, "snapshot");
+    json_begin_object(&j);
+    cli_json_snapshot_fields(&j, s);
+    json_key(&j, "target");
+    cli_json_target(&j, t);
+    json_end_object(&j);
+    json_key(&j, "regions");
+    json_begin_array(&j);
+    for (size_t i = 0; i < l->n; i++) {
+        const struct region *r = &l->v[i];
+        if (category >= 0 && r->category != category)
+            continue;
+        json_begin_object(&j);
+        cli_json_region_fields(&j, r);
+        json_end_object(&j);
+        tot[r->category].count++;
+        tot[r->category].mapped += r->end - r->start;
+        tot[r->category].rss += r->rss;
+    }
+    json_end_array(&j);
+    json_key(&j, "by_category");
+    json_begin_object(&j);
+    for (int c = 0; c < CAT_COUNT; c++) {
+        if (!tot[c].count)
+            continue;
+        json_key(&j, region_category_name(c));
+        json_begin_object(&j);
+        json_key(&j, "regions");
+        json_uint(&j, tot[c].count);
+        json_key(&j, "mapped");
+        json_uint(&j, tot[c].mapped);
+        json_key(&j, "rss");
+        if (strcmp(s->detail, "smaps") == 0)
+            json_uint(&j, tot[c].rss);
+        else
+            json_null(&j);
+        json_end_object(&j);
+    }
+    json_end_object(&j);
+    json_end_object(&j);
+    json_finish(&j);
+}
+
+int cmd_show(struct cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"category", required_argument, NULL, 'c'}, {"target", required_argument, NULL, 'T'},
+        {"db", required_argument, NULL, 'd'},       {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+    };
+    int category = -1, opt;
+    int64_t target = 0;
+    optind = 0;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":c:T:d:jh", opts, NULL)) != -1) {
+        if (cli_common_opt(cli, opt, optarg))
+            continue;
+        switch (opt) {
+        case 'c':
+            category = region_category_parse(optarg);
+            if (category < 0)
+                return cli_fail("show: unknown category '%s': expected heap, stack, image, file, "
+                                "anon, shm, guard or kernel",
+                                optarg);
+            break;
+        case 'T':
+            if (cli_parse_count(optarg, &target) < 0 || target == 0)
+                return cli_fail("show: invalid target id '%s'", optarg);
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return EXIT_OK;
+        case ':':
+            return cli_fail("show: option '%s' needs a value", argv[optind - 1]);
+        default:
+            return cli_fail("show: unknown option '%s' -- see 'vmsnap show --help'",
+                            argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return cli_fail("show: which snapshot? give an id, first, last, last~N or a label");
+    if (optind + 1 < argc)
+        return cli_fail("show: unexpected argument '%s'", argv[optind + 1]);
+    struct store *st = NULL;
+    if (cli_open_store(cli, STORE_READ, &st))
+        return EXIT_TROUBLE;
+    struct err e = {0};
+    struct store_snapshot s = {0};
+    struct store_target t = {0};
+    struct region_list l;
+    region_list_init(&l);
+    int64_t id;
+    int status = EXIT_TROUBLE;
+    if (store_resolve(st, argv[optind], target, &id, &e) < 0 ||
+        store_snapshot_get(st, id, &s, &e) < 0 || store_target_get(st, s.target_id, &t, &e) < 0 ||
+        store_read_regions(st, id, &l, &e) < 0) {
+        cli_fail_err(&e);
+        goto out;
+    }
+    if (cli->json)
+        print_json(&s, &t, &l, category);
+    else
+        print_table(&s, &t, &l, category);
+    status = fflush(stdout) == 0 ? EXIT_OK : cli_fail("show: cannot write the output");
+out:
+    region_list_release(&l);
+    store_snapshot_release(&s);
+    store_target_release(&t);
+    store_close(st);
+    return status;
+}

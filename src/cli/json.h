@@ -1,0 +1,36 @@
+/* A streaming JSON writer (after bpftool's json_writer): objects and arrays nest, commas and
+ * escaping are handled here, output goes straight to a FILE. */
+#ifndef VMSNAP_JSON_H
+#define VMSNAP_JSON_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+struct json {
+    FILE *out;
+    int depth;
+    int first[64]; /* whether the container at each depth has no member yet */
+    int pretty;
+    int pending_key; /* a key was just written: its value follows without a comma */
+};
+
+void json_init(struct json *j, FILE *out, int pretty);
+void json_begin_object(struct json *j);
+void json_end_object(struct json *j);
+void json_begin_array(struct json *j);
+void json_end_array(struct json *j);
+/* Writes a member name inside an object; the next value call writes its value. */
+void json_key(struct json *j, const char *key);
+void json_string(struct json *j, const char *s);
+void json_string_len(struct json *j, const char *s, size_t len);
+void json_int(struct json *j, int64_t v);
+void json_uint(struct json *j, uint64_t v);
+void json_double(struct json *j, double v);
+void json_bool(struct json *j, int v);
+void json_null(struct json *j);
+/* An address as a "0x..." lower-case hex string: JSON numbers lose precision above 2^53. */
+void json_hex(struct json *j, uint64_t v);
+/* Ends the document with a newline. */
+void json_finish(struct json *j);
+
+#endif

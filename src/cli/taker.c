@@ -1,0 +1,91 @@
+#include "cli/taker.h"
+
+#include <ctype.h>
+#include <string.h>
+#include <time.h>
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int attach(struct taker *t, struct err *e)
+{
+    int rc = capture_open(&t->cap, t->proc_root, t->pid, e);
+    if (rc < 0)
+        return rc;
+    rc = store_target_ensure(t->st, capture_get_target(t->cap), &t->target_id, e);
+    if (rc < 0)
+        return rc;
+    return store_writer_open(t->st, t->target_id, &t->w, e);
+}
+
+static void detach(struct taker *t)
+{
+    store_writer_close(t->w);
+    capture_close(t->cap);
+    t->w = NULL;
+    t->cap = NULL;
+}
+
+int taker_open(struct taker *t, struct store *st, int64_t pid, int detail, struct err *e)
+{
+    memset(t, 0, sizeof(*t));
+    t->st = st;
+    t->pid = pid;
+    t->detail = detail;
+    t->proc_root = "/proc";
+    int rc = attach(t, e);
+    if (rc < 0)
+        detach(t);
+    return rc;
+}
+
+int taker_take(struct taker *t, const char *label, int64_t *snap_id,
+               const struct region_list **list, struct capture_info *info, struct err *e)
+{
+    for (int attempt = 0;; attempt++) {
+        if (!t->cap) {
+            int rc = attach(t, e);
+            if (rc < 0) {
+                detach(t);
+                return rc == ERR_NOPROC
+                           ? err_set(e, ERR_EXITED, "process %lld exited", (long long)t->pid)
+                           : rc;
+            }
+        }
+        int64_t t0 = now_us();
+        int rc = capture_walk(t->cap, t->detail, list, info, e);
+        if (rc == ERR_EXECED && attempt < 3) {
+            /* The same pid now runs another program: that is a new target. */
+            t->execs++;
+            detach(t);
+            continue;
+        }
+        if (rc < 0)
+            return rc;
+        return store_writer_write(t->w, *list, info, label, now_us() - t0, snap_id, e);
+    }
+}
+
+void taker_close(struct taker *t)
+{
+    detach(t);
+}
+
+int taker_label_is_selector(const char *label)
+{
+    if (strcmp(label, "first") == 0 || strcmp(label, "last") == 0)
+        return 1;
+    const char *p = label;
+    if (strncmp(p, "last~", 5) == 0)
+        p += 5;
+    if (!*p)
+        return 0;
+    for (; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return 0;
+    return 1;
+}

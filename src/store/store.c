@@ -1,0 +1,338 @@
+/* Opening, identifying and migrating a vmsnap database; targets. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/migrations.h"
+#include "store/store_internal.h"
+#include "util/xalloc.h"
+
+int store_schema_version(void)
+{
+    return store_migrations[store_migrations_count - 1].version;
+}
+
+const char *store_path(const struct store *st)
+{
+    return st->path;
+}
+
+int store_sql_err(struct store *st, int rc, const char *what, const char *sql, struct err *e)
+{
+    int ext = st && st->db ? sqlite3_extended_errcode(st->db) : rc;
+    const char *msg = st && st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc);
+    const char *path = st ? st->path : "?";
+    switch (rc & 0xff) {
+    case SQLITE_FULL:
+        return err_set(e, ERR_FULL, "%s: database or disk is full ('%s') -- free some space", what,
+                       path);
+    case SQLITE_READONLY:
+        return err_set(e, ERR_READONLY, "%s: database '%s' is read-only", what, path);
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return err_set(e, ERR_LOCKED,
+                       "%s: database '%s' is locked by another process -- try again later", what,
+                       path);
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+        return err_set(e, ERR_NOTVMSNAP, "%s: '%s' is not a vmsnap database (%s)", what, path, msg);
+    case SQLITE_IOERR:
+        return err_set(e, ERR_IO, "%s: i/o error on '%s' (%s, extended code %d)", what, path, msg,
+                       ext);
+    default:
+        if (sql)
+            return err_set(e, ERR_DB, "%s: %s (sqlite code %d/%d) in: %.200s", what, msg, rc, ext,
+                           sql);
+        return err_set(e, ERR_DB, "%s: %s (sqlite code %d/%d)", what, msg, rc, ext);
+    }
+}
+
+int store_prepare(struct store *st, const char *sql, sqlite3_stmt **stmt, struct err *e)
+{
+    int rc = sqlite3_prepare_v2(st->db, sql, -1, stmt, NULL);
+    if (rc != SQLITE_OK)
+        return store_sql_err(st, rc, "cannot prepare a statement", sql, e);
+    return 0;
+}
+
+int store_exec(struct store *st, const char *sql, struct err *e)
+{
+    int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return store_sql_err(st, rc, "cannot run SQL", sql, e);
+    return 0;
+}
+
+char *store_col_text(sqlite3_stmt *stmt, int col)
+{
+    const unsigned char *s = sqlite3_column_text(stmt, col);
+    if (!s)
+        return NULL;
+    return xstrndup((const char *)s, (size_t)sqlite3_column_bytes(stmt, col));
+}
+
+static uint32_t be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/*
+ * Looks at the raw file header before SQLite touches the file, so a foreign or newer file is
+ * refused without SQLite creating a journal or changing anything.
+ */
+static int check_header(const char *path, int *exists, struct err *e)
+{
+    unsigned char h[100];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    *exists = 0;
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return 0;
+        if (errno == EACCES)
+            return err_set(e, ERR_READONLY, "cannot open database '%s': permission denied", path);
+        return err_set(e, ERR_IO, "cannot open database '%s': %s", path, strerror(errno));
+    }
+    *exists = 1;
+    struct stat sb;
+    if (fstat(fd, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        close(fd);
+        return err_set(e, ERR_NOTVMSNAP, "'%s' is a directory, not a vmsnap database", path);
+    }
+    ssize_t n = read(fd, h, sizeof(h));
+    close(fd);
+    if (n == 0)
+        return 0; /* an empty file becomes a new database */
+    if (n < (ssize_t)sizeof(h) || memcmp(h, "SQLite format 3", 16) != 0)
+        return err_set(e, ERR_NOTVMSNAP, "'%s' is not a vmsnap database (not an SQLite file)",
+                       path);
+    uint32_t app = be32(h + 68), version = be32(h + 60);
+    if (app != STORE_APPLICATION_ID && app != 0)
+        return err_set(e, ERR_NOTVMSNAP,
+                       "'%s' is not a vmsnap database (application_id 0x%08x belongs to another "
+                       "program)",
+                       path, app);
+    if (app == STORE_APPLICATION_ID && version > (uint32_t)store_schema_version())
+        return err_set(e, ERR_NEWER,
+                       "'%s' was written by a newer vmsnap (schema %u; this one reads up to %d) "
+                       "-- upgrade vmsnap",
+                       path, version, store_schema_version());
+    return 0;
+}
+
+static int pragma_int(struct store *st, const char *sql, int64_t *out, struct err *e)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = store_prepare(st, sql, &stmt, e);
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        *out = sqlite3_column_int64(stmt, 0);
+        rc = 0;
+    } else {
+        rc = store_sql_err(st, rc, "cannot read the database header", sql, e);
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+static int migrate(struct store *st, int64_t from, int max_version, struct err *e)
+{
+    for (int i = 0; i < store_migrations_count; i++) {
+        const struct store_migration *m = &store_migrations[i];
+        if (m->version <= from || m->version > max_version)
+            continue;
+        if (!st->writable)
+            return err_set(e, ERR_READONLY,
+                           "database '%s' needs migrating to schema %d but is read-only", st->path,
+                           max_version);
+        char *sql = xasprintf("BEGIN IMMEDIATE;\n%s\nPRAGMA application_id = %d;\n"
+                              "PRAGMA user_version = %d;\nCOMMIT;",
+                              m->sql, STORE_APPLICATION_ID, m->version);
+        int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+        free(sql);
+        if (rc != SQLITE_OK) {
+            char what[128];
+            snprintf(what, sizeof(what), "cannot apply migration %s", m->name);
+            store_sql_err(st, rc, what, NULL, e);
+            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+            return e ? e->code : ERR_DB;
+        }
+    }
+    return 0;
+}
+
+static int identify(struct store *st, int max_version, struct err *e)
+{
+    int64_t app = 0, version = 0, objects = 0;
+    int rc;
+    if ((rc = pragma_int(st, "PRAGMA application_id", &app, e)) < 0 ||
+        (rc = pragma_int(st, "PRAGMA user_version", &version, e)) < 0 ||
+        (rc = pragma_int(st, "SELECT count(*) FROM sqlite_schema", &objects, e)) < 0)
+        return rc;
+    if (app == 0 && version == 0 && objects == 0) {
+        if (!st->writable)
+            return err_set(e, ERR_NOTVMSNAP, "'%s' is an empty database, not a vmsnap recording",
+                           st->path);
+    } else if (app != STORE_APPLICATION_ID) {
+        return err_set(e, ERR_NOTVMSNAP, "'%s' is not a vmsnap database (application_id 0x%08llx)",
+                       st->path, (unsigned long long)app);
+    } else if (version > store_schema_version()) {
+        return err_set(e, ERR_NEWER,
+                       "'%s' was written by a newer vmsnap (schema %lld; this one reads up to %d) "
+                       "-- upgrade vmsnap",
+                       st->path, (long long)version, store_schema_version());
+    }
+    if (st->writable) {
+        int64_t ignored;
+        sqlite3_stmt *stmt = NULL;
+        /* WAL lets sqlite3 and other readers work while a recording goes on. */
+        if ((rc = store_prepare(st, "PRAGMA journal_mode = WAL", &stmt, e)) < 0)
+            return rc;
+        rc = sqlite3_step(stmt);
+        sqlite3_finalize(stmt);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            return store_sql_err(st, rc, "cannot open the database", NULL, e);
+        (void)ignored;
+        if ((rc = store_exec(st, "PRAGMA synchronous = NORMAL", e)) < 0)
+            return rc;
+    }
+    return migrate(st, version, max_version, e);
+}
+
+int store_open_version(struct store **out, const char *path, int mode, int max_version,
+                       struct err *e)
+{
+    int exists = 0, rc;
+    struct store *st = NULL;
+    *out = NULL;
+    rc = check_header(path, &exists, e);
+    if (rc < 0)
+        return rc;
+    if (!exists && mode == STORE_READ)
+        return err_set(e, ERR_NOTFOUND,
+                       "no database at '%s' -- record one with 'vmsnap snap -p PID', or name one "
+                       "with -d",
+                       path);
+    if (!exists) {
+        /* An address map defeats ASLR for whoever reads it: only the owner may. */
+        int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 && errno != EEXIST)
+            return err_set(e, errno == EACCES || errno == EROFS ? ERR_READONLY : ERR_IO,
+                           "cannot create database '%s': %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+    }
+    st = xcalloc(1, sizeof(*st));
+    st->path = xstrdup(path);
+    st->writable = access(path, W_OK) == 0;
+    if (mode == STORE_WRITE && !st->writable) {
+        rc = err_set(e, ERR_READONLY, "cannot write to database '%s': %s", path, strerror(errno));
+        goto fail;
+    }
+    int flags = (st->writable ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY) | SQLITE_OPEN_NOMUTEX;
+    rc = sqlite3_open_v2(path, &st->db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        rc = store_sql_err(st, rc, "cannot open database", NULL, e);
+        goto fail;
+    }
+    sqlite3_extended_result_codes(st->db, 1);
+    sqlite3_busy_timeout(st->db, 5000);
+    rc = identify(st, max_version, e);
+    if (rc < 0)
+        goto fail;
+    *out = st;
+    return 0;
+fail:
+    store_close(st);
+    return rc;
+}
+
+int store_open(struct store **out, const char *path, int mode, struct err *e)
+{
+    return store_open_version(out, path, mode, store_schema_version(), e);
+}
+
+void store_close(struct store *st)
+{
+    if (!st)
+        return;
+    if (st->db)
+        sqlite3_close_v2(st->db);
+    free(st->path);
+    free(st);
+}
+
+void store_format_time(int64_t unix_ms, char out[32])
+{
+    time_t sec = (time_t)(unix_ms / 1000);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    char base[24];
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, 32, "%s.%03dZ", base, (int)(unix_ms % 1000));
+}
+
+int64_t store_disk_bytes(const struct store *st)
+{
+    struct stat sb;
+    int64_t total = 0;
+    if (stat(st->path, &sb) == 0)
+        total += sb.st_size;
+    char *wal = xasprintf("%s-wal", st->path);
+    if (stat(wal, &sb) == 0)
+        total += sb.st_size;
+    free(wal);
+    return total;
+}
+
+int store_target_ensure(struct store *st, const struct capture_target *t, int64_t *target_id,
+                        struct err *e)
+{
+    static const char *find = "SELECT id FROM targets WHERE boot_id = ?1 AND pid = ?2 AND "
+                              "start_time = ?3 AND exec_key = ?4";
+    static const char *insert =
+        "INSERT INTO targets (pid, start_time, exe, cmdline, host, os, boot_id, exec_key, "
+        "first_seen) VALUES (?2, ?3, ?5, ?6, ?7, ?8, ?1, ?4, ?9)";
+    char now[32];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    store_format_time((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, now);
+    for (int pass = 0; pass < 2; pass++) {
+        sqlite3_stmt *stmt = NULL;
+        const char *sql = pass == 0 ? find : insert;
+        int rc = store_prepare(st, sql, &stmt, e);
+        if (rc < 0)
+            return rc;
+        sqlite3_bind_text(stmt, 1, t->boot_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 2, t->pid);
+        sqlite3_bind_int64(stmt, 3, (int64_t)t->start_time);
+        sqlite3_bind_text(stmt, 4, t->exec_key, -1, SQLITE_STATIC);
+        if (pass == 1) {
+            sqlite3_bind_text(stmt, 5, t->exe, -1, SQLITE_STATIC);
+            sqlite3_bind_text(stmt, 6, t->cmdline, -1, SQLITE_STATIC);
+            sqlite3_bind_text(stmt, 7, t->host, -1, SQLITE_STATIC);
+            sqlite3_bind_text(stmt, 8, t->os, -1, SQLITE_STATIC);
+            sqlite3_bind_text(stmt, 9, now, -1, SQLITE_STATIC);
+        }
+        rc = sqlite3_step(stmt);
+        if (pass == 0 && rc == SQLITE_ROW) {
+            *target_id = sqlite3_column_int64(stmt, 0);
+            sqlite3_finalize(stmt);
+            return 0;
+        }
+        sqlite3_finalize(stmt);
+        if (rc != SQLITE_DONE)
+            return store_sql_err(st, rc, "cannot record the target", sql, e);
+        if (pass == 1) {
+            *target_id = sqlite3_last_insert_rowid(st->db);
+            return 0;
+        }
+    }
+    return 0;
+}

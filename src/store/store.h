@@ -1,0 +1,115 @@
+/*
+ * The SQLite store: all SQL lives in src/store. A snapshot is written as the difference from the
+ * target's previous one (regions are intervals of snapshots); readers see the regions view.
+ */
+#ifndef VMSNAP_STORE_H
+#define VMSNAP_STORE_H
+
+#include <stdint.h>
+
+#include "capture/capture.h"
+#include "capture/region.h"
+#include "util/err.h"
+
+#define STORE_APPLICATION_ID 0x766d736e /* "vmsn" */
+#define STORE_OPEN_SPAN      INT64_MAX  /* last_snap of a region that is still alive */
+
+enum store_mode {
+    STORE_READ = 0,  /* the file must exist; never created */
+    STORE_WRITE = 1, /* created (mode 0600) when missing */
+};
+
+struct store;
+
+/* Opens (and migrates) a vmsnap database. Foreign or newer files are refused untouched. */
+int store_open(struct store **out, const char *path, int mode, struct err *e);
+/* Like store_open, but migrates only up to version max_version (tests of migration). */
+int store_open_version(struct store **out, const char *path, int mode, int max_version,
+                       struct err *e);
+void store_close(struct store *st);
+int store_schema_version(void);
+const char *store_path(const struct store *st);
+
+/* Finds or adds the target row for t. */
+int store_target_ensure(struct store *st, const struct capture_target *t, int64_t *target_id,
+                        struct err *e);
+
+/* Writes snapshots of one target as deltas; keeps the target's alive regions in memory. */
+struct store_writer;
+int store_writer_open(struct store *st, int64_t target_id, struct store_writer **out,
+                      struct err *e);
+/*
+ * Writes one snapshot of list in one transaction. On failure nothing of it is visible and the
+ * writer is unchanged, so the next write starts from the last committed snapshot.
+ */
+int store_writer_write(struct store_writer *w, const struct region_list *list,
+                       const struct capture_info *info, const char *label, int64_t duration_us,
+                       int64_t *snap_id, struct err *e);
+void store_writer_close(struct store_writer *w);
+
+struct store_target {
+    int64_t id, pid;
+    uint64_t start_time;
+    char *exe, *cmdline, *host, *os, *boot_id, *first_seen; /* owned; NULL when absent */
+};
+
+struct store_snapshot {
+    int64_t id, target_id, seq;
+    char *taken_at, *label, *detail, *method; /* owned; label may be NULL */
+    int64_t region_count;
+    uint64_t mapped_bytes;
+    int have_mem; /* the rss/pss/... totals below are known */
+    uint64_t rss_bytes, pss_bytes, private_dirty_bytes, anon_bytes, swap_bytes;
+    int torn;
+    int64_t retries;
+};
+
+void store_target_release(struct store_target *t);
+void store_snapshot_release(struct store_snapshot *s);
+
+int store_target_get(struct store *st, int64_t id, struct store_target *out, struct err *e);
+int store_snapshot_get(struct store *st, int64_t id, struct store_snapshot *out, struct err *e);
+
+/*
+ * Resolves a snapshot selector: an id, "first", "last", "last~N", or a label. first/last are of
+ * target_id when it is not 0, else of the target of the newest snapshot.
+ */
+int store_resolve(struct store *st, const char *selector, int64_t target_id, int64_t *snap_id,
+                  struct err *e);
+
+/* Reads one snapshot's regions, sorted by (unsigned) start, through the regions view. */
+int store_read_regions(struct store *st, int64_t snap_id, struct region_list *out, struct err *e);
+
+/* Calls target_cb for each target (all, or only target_id) and snap_cb for each of its snapshots.
+ */
+struct store_list_cb {
+    int (*target)(void *ctx, const struct store_target *t);
+    int (*snapshot)(void *ctx, const struct store_snapshot *s);
+    int (*target_end)(void *ctx, const struct store_target *t);
+    void *ctx;
+};
+int store_list(struct store *st, int64_t target_id, const struct store_list_cb *cb, struct err *e);
+
+/* Runs one read-only SQL statement, handing each row to row_cb. */
+enum store_value_type { STORE_NULL, STORE_INT, STORE_REAL, STORE_TEXT, STORE_BLOB };
+struct store_value {
+    int type;
+    int64_t i;
+    double r;
+    const char *s; /* TEXT or BLOB bytes, valid during the callback */
+    int len;
+};
+struct store_query_cb {
+    int (*columns)(void *ctx, int n, const char *const *names);
+    int (*row)(void *ctx, int n, const struct store_value *values);
+    void *ctx;
+};
+int store_query(struct store *st, const char *sql, const struct store_query_cb *cb, struct err *e);
+
+/* Bytes the database files take on disk now (main file plus WAL). */
+int64_t store_disk_bytes(const struct store *st);
+
+/* Formats Unix milliseconds as the stored UTC timestamp "YYYY-MM-DDTHH:MM:SS.mmmZ". */
+void store_format_time(int64_t unix_ms, char out[32]);
+
+#endif

@@ -1,0 +1,37 @@
+/* Shared between the store's files; not part of the store's interface. */
+#ifndef VMSNAP_STORE_INTERNAL_H
+#define VMSNAP_STORE_INTERNAL_H
+
+#include <sqlite3.h>
+
+#include "store/store.h"
+
+struct store {
+    sqlite3 *db;
+    char *path;
+    int writable;
+};
+
+/* Maps a SQLite failure to an error code and a one-line message naming what failed. */
+int store_sql_err(struct store *st, int rc, const char *what, const char *sql, struct err *e);
+
+/* Prepares sql; on failure sets e. */
+int store_prepare(struct store *st, const char *sql, sqlite3_stmt **stmt, struct err *e);
+
+/* Runs statements that return no rows. */
+int store_exec(struct store *st, const char *sql, struct err *e);
+
+/* Returns a heap copy of a TEXT column, or NULL for NULL. */
+char *store_col_text(sqlite3_stmt *stmt, int col);
+
+/*
+ * Fills r from a row laid out as: start, end, perms, offset, dev, inode, path, category, deleted,
+ * state, type, protect, alloc_base, alloc_protect (from col), then at col + 15 rss, pss,
+ * private_dirty, anonymous, swap (NULL when not captured). Strings are interned in l.
+ */
+void store_row_to_region(sqlite3_stmt *s, int col, struct region_list *l, struct region *r);
+
+/* Returns the permutation (caller frees) that orders l by unsigned start; l is not moved. */
+size_t *store_sort_order(const struct region_list *l);
+
+#endif

@@ -1,0 +1,512 @@
+/* Reading targets, snapshots and regions back; selectors; the read-only query runner. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store_internal.h"
+#include "util/xalloc.h"
+
+static void col_name_text(sqlite3_stmt *s, int col, struct region_list *l, const char **out,
+                          uint32_t *len)
+{
+    const unsigned char *t = sqlite3_column_text(s, col);
+    if (!t) {
+        *out = NULL;
+        *len = 0;
+        return;
+    }
+    *len = (uint32_t)sqlite3_column_bytes(s, col);
+    *out = region_list_intern(l, (const char *)t, *len);
+}
+
+static int parse_win_state(const unsigned char *s)
+{
+    if (!s)
+        return WIN_STATE_NONE;
+    if (strcmp((const char *)s, "commit") == 0)
+        return WIN_STATE_COMMIT;
+    if (strcmp((const char *)s, "reserve") == 0)
+        return WIN_STATE_RESERVE;
+    return WIN_STATE_NONE;
+}
+
+static int parse_win_type(const unsigned char *s)
+{
+    if (!s)
+        return WIN_TYPE_NONE;
+    if (strcmp((const char *)s, "image") == 0)
+        return WIN_TYPE_IMAGE;
+    if (strcmp((const char *)s, "mapped") == 0)
+        return WIN_TYPE_MAPPED;
+    if (strcmp((const char *)s, "private") == 0)
+        return WIN_TYPE_PRIVATE;
+    return WIN_TYPE_NONE;
+}
+
+void store_row_to_region(sqlite3_stmt *s, int col, struct region_list *l, struct region *r)
+{
+    r->start = (uint64_t)sqlite3_column_int64(s, col + 0);
+    r->end = (uint64_t)sqlite3_column_int64(s, col + 1);
+    const unsigned char *perms = sqlite3_column_text(s, col + 2);
+    snprintf(r->perms, sizeof(r->perms), "%s", perms ? (const char *)perms : "----");
+    r->offset = (uint64_t)sqlite3_column_int64(s, col + 3);
+    const unsigned char *dev = sqlite3_column_text(s, col + 4);
+    unsigned major = 0, minor = 0;
+    if (dev && sscanf((const char *)dev, "%x:%x", &major, &minor) == 2) {
+        r->dev_major = major;
+        r->dev_minor = minor;
+    }
+    r->inode = (uint64_t)sqlite3_column_int64(s, col + 5);
+    col_name_text(s, col + 6, l, &r->path, &r->path_len);
+    const unsigned char *cat = sqlite3_column_text(s, col + 7);
+    int c = cat ? region_category_parse((const char *)cat) : -1;
+    r->category = (uint8_t)(c < 0 ? CAT_ANON : c);
+    if (sqlite3_column_int(s, col + 8))
+        r->flags |= REGION_DELETED;
+    if (sqlite3_column_type(s, col + 9) != SQLITE_NULL ||
+        sqlite3_column_type(s, col + 10) != SQLITE_NULL) {
+        r->flags |= REGION_HAS_WIN;
+        r->state = (uint8_t)parse_win_state(sqlite3_column_text(s, col + 9));
+        r->type = (uint8_t)parse_win_type(sqlite3_column_text(s, col + 10));
+        r->protect = (uint32_t)sqlite3_column_int64(s, col + 11);
+        r->alloc_base = (uint64_t)sqlite3_column_int64(s, col + 12);
+        r->alloc_protect = (uint32_t)sqlite3_column_int64(s, col + 13);
+    }
+    if (sqlite3_column_type(s, col + 15) != SQLITE_NULL) {
+        r->flags |= REGION_HAS_MEM;
+        r->rss = (uint64_t)sqlite3_column_int64(s, col + 15);
+        r->pss = (uint64_t)sqlite3_column_int64(s, col + 16);
+        r->private_dirty = (uint64_t)sqlite3_column_int64(s, col + 17);
+        r->anonymous = (uint64_t)sqlite3_column_int64(s, col + 18);
+        r->swap = (uint64_t)sqlite3_column_int64(s, col + 19);
+    }
+}
+
+struct order_key {
+    uint64_t start;
+    size_t index;
+};
+
+static int cmp_order(const void *a, const void *b)
+{
+    const struct order_key *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+size_t *store_sort_order(const struct region_list *l)
+{
+    struct order_key *keys = xmalloc((l->n ? l->n : 1) * sizeof(*keys));
+    size_t *order = xmalloc((l->n ? l->n : 1) * sizeof(*order));
+    for (size_t i = 0; i < l->n; i++)
+        keys[i] = (struct order_key){l->v[i].start, i};
+    qsort(keys, l->n, sizeof(*keys), cmp_order);
+    for (size_t i = 0; i < l->n; i++)
+        order[i] = keys[i].index;
+    free(keys);
+    return order;
+}
+
+int store_read_regions(struct store *st, int64_t snap_id, struct region_list *out, struct err *e)
+{
+    static const char *sql =
+        "SELECT start, \"end\", perms, offset, dev, inode, path, category, deleted, state, type, "
+        "protect, alloc_base, alloc_protect, size, rss, pss, private_dirty, anonymous, swap "
+        "FROM regions WHERE snapshot_id = ?";
+    sqlite3_stmt *s = NULL;
+    int rc = store_prepare(st, sql, &s, e);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, snap_id);
+    struct region_list tmp;
+    region_list_init(&tmp);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        store_row_to_region(s, 0, &tmp, region_list_push(&tmp));
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        region_list_release(&tmp);
+        return store_sql_err(st, rc, "cannot read the snapshot's regions", sql, e);
+    }
+    /* SQL orders addresses as signed numbers; [vsyscall] belongs last, so sort here. */
+    size_t *order = store_sort_order(&tmp);
+    region_list_clear(out);
+    for (size_t i = 0; i < tmp.n; i++) {
+        struct region *r = region_list_push(out);
+        *r = tmp.v[order[i]];
+        if (r->path)
+            r->path = region_list_intern(out, r->path, r->path_len);
+    }
+    free(order);
+    region_list_release(&tmp);
+    return 0;
+}
+
+void store_target_release(struct store_target *t)
+{
+    free(t->exe);
+    free(t->cmdline);
+    free(t->host);
+    free(t->os);
+    free(t->boot_id);
+    free(t->first_seen);
+    memset(t, 0, sizeof(*t));
+}
+
+void store_snapshot_release(struct store_snapshot *s)
+{
+    free(s->taken_at);
+    free(s->label);
+    free(s->detail);
+    free(s->method);
+    memset(s, 0, sizeof(*s));
+}
+
+#define TARGET_COLS "id, pid, start_time, exe, cmdline, host, os, boot_id, first_seen"
+#define SNAPSHOT_COLS                                                                              \
+    "id, target_id, seq, taken_at, label, region_count, mapped_bytes, rss_bytes, pss_bytes, "      \
+    "private_dirty_bytes, anon_bytes, swap_bytes, detail, method, torn, retries"
+
+static void row_to_target(sqlite3_stmt *s, struct store_target *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->id = sqlite3_column_int64(s, 0);
+    t->pid = sqlite3_column_int64(s, 1);
+    t->start_time = (uint64_t)sqlite3_column_int64(s, 2);
+    t->exe = store_col_text(s, 3);
+    t->cmdline = store_col_text(s, 4);
+    t->host = store_col_text(s, 5);
+    t->os = store_col_text(s, 6);
+    t->boot_id = store_col_text(s, 7);
+    t->first_seen = store_col_text(s, 8);
+}
+
+static void row_to_snapshot(sqlite3_stmt *s, struct store_snapshot *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->id = sqlite3_column_int64(s, 0);
+    o->target_id = sqlite3_column_int64(s, 1);
+    o->seq = sqlite3_column_int64(s, 2);
+    o->taken_at = store_col_text(s, 3);
+    o->label = store_col_text(s, 4);
+    o->region_count = sqlite3_column_int64(s, 5);
+    o->mapped_bytes = (uint64_t)sqlite3_column_int64(s, 6);
+    o->have_mem = sqlite3_column_type(s, 7) != SQLITE_NULL;
+    o->rss_bytes = (uint64_t)sqlite3_column_int64(s, 7);
+    o->pss_bytes = (uint64_t)sqlite3_column_int64(s, 8);
+    o->private_dirty_bytes = (uint64_t)sqlite3_column_int64(s, 9);
+    o->anon_bytes = (uint64_t)sqlite3_column_int64(s, 10);
+    o->swap_bytes = (uint64_t)sqlite3_column_int64(s, 11);
+    o->detail = store_col_text(s, 12);
+    o->method = store_col_text(s, 13);
+    o->torn = sqlite3_column_int(s, 14);
+    o->retries = sqlite3_column_int64(s, 15);
+}
+
+int store_target_get(struct store *st, int64_t id, struct store_target *out, struct err *e)
+{
+    static const char *sql = "SELECT " TARGET_COLS " FROM targets WHERE id = ?";
+    sqlite3_stmt *s = NULL;
+    int rc = store_prepare(st, sql, &s, e);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        row_to_target(s, out);
+        rc = 0;
+    } else if (rc == SQLITE_DONE) {
+        rc = err_set(e, ERR_NOTFOUND, "no target with id %lld in '%s'", (long long)id, st->path);
+    } else {
+        rc = store_sql_err(st, rc, "cannot read the target", sql, e);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int store_snapshot_get(struct store *st, int64_t id, struct store_snapshot *out, struct err *e)
+{
+    static const char *sql = "SELECT " SNAPSHOT_COLS " FROM snapshots WHERE id = ?";
+    sqlite3_stmt *s = NULL;
+    int rc = store_prepare(st, sql, &s, e);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        row_to_snapshot(s, out);
+        rc = 0;
+    } else if (rc == SQLITE_DONE) {
+        rc = err_set(e, ERR_NOTFOUND, "no snapshot with id %lld in '%s'", (long long)id, st->path);
+    } else {
+        rc = store_sql_err(st, rc, "cannot read the snapshot", sql, e);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* Runs sql (one int64 parameter per non-zero bind, in order) and returns the first column of
+ * its first row in *out; 1 when there is no row. */
+static int query_i64(struct store *st, const char *sql, int64_t a, int64_t b, int64_t *out,
+                     struct err *e)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = store_prepare(st, sql, &s, e);
+    if (rc < 0)
+        return rc;
+    if (sqlite3_bind_parameter_count(s) >= 1)
+        sqlite3_bind_int64(s, 1, a);
+    if (sqlite3_bind_parameter_count(s) >= 2)
+        sqlite3_bind_int64(s, 2, b);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
+        *out = sqlite3_column_int64(s, 0);
+        rc = 0;
+    } else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+        rc = 1;
+    } else {
+        rc = store_sql_err(st, rc, "cannot resolve the snapshot", sql, e);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+static int all_digits(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!isdigit((unsigned char)*s))
+            return 0;
+    return 1;
+}
+
+int store_resolve(struct store *st, const char *sel, int64_t target_id, int64_t *snap_id,
+                  struct err *e)
+{
+    int rc;
+    if (!sel || !*sel)
+        return err_set(e, ERR_USAGE,
+                       "empty snapshot selector: expected an id, first, last, "
+                       "last~N or a label");
+    if (all_digits(sel)) {
+        errno = 0;
+        char *end;
+        long long id = strtoll(sel, &end, 10);
+        int64_t found;
+        if (errno == 0 && (rc = query_i64(st,
+                                          "SELECT id FROM snapshots WHERE id = ?1 AND (?2 = 0 OR "
+                                          "target_id = ?2)",
+                                          id, target_id, &found, e)) == 0) {
+            *snap_id = found;
+            return 0;
+        }
+        if (errno == 0 && rc < 0)
+            return rc;
+        return err_set(e, ERR_NOTFOUND, "no snapshot with id %s in '%s'%s", sel, st->path,
+                       target_id ? " for that target" : "");
+    }
+    int is_first = strcmp(sel, "first") == 0, is_last = strcmp(sel, "last") == 0;
+    int is_back = strncmp(sel, "last~", 5) == 0;
+    if (is_first || is_last || is_back) {
+        long long back = 0;
+        if (is_back) {
+            if (!all_digits(sel + 5))
+                return err_set(e, ERR_USAGE,
+                               "malformed snapshot selector '%s': expected last~N with N a "
+                               "whole number",
+                               sel);
+            back = strtoll(sel + 5, NULL, 10);
+        }
+        int64_t target = target_id;
+        if (!target) {
+            rc = query_i64(st, "SELECT target_id FROM snapshots ORDER BY id DESC LIMIT 1", 0, 0,
+                           &target, e);
+            if (rc < 0)
+                return rc;
+            if (rc == 1)
+                return err_set(e, ERR_NOTFOUND, "database '%s' has no snapshots yet", st->path);
+        }
+        if (is_first)
+            rc = query_i64(st, "SELECT min(id) FROM snapshots WHERE target_id = ?", target, 0,
+                           snap_id, e);
+        else
+            rc = query_i64(st,
+                           "SELECT id FROM snapshots WHERE target_id = ?1 AND seq = "
+                           "(SELECT max(seq) FROM snapshots WHERE target_id = ?1) - ?2",
+                           target, back, snap_id, e);
+        if (rc < 0)
+            return rc;
+        if (rc == 1) {
+            int64_t count = 0;
+            query_i64(st, "SELECT count(*) FROM snapshots WHERE target_id = ?", target, 0, &count,
+                      NULL);
+            return err_set(e, ERR_NOTFOUND, "no snapshot '%s': target %lld has %lld snapshot%s",
+                           sel, (long long)target, (long long)count, count == 1 ? "" : "s");
+        }
+        return 0;
+    }
+    sqlite3_stmt *s = NULL;
+    static const char *sql = "SELECT id FROM snapshots WHERE label = ?1 AND (?2 = 0 OR "
+                             "target_id = ?2) ORDER BY id DESC LIMIT 1";
+    if ((rc = store_prepare(st, sql, &s, e)) < 0)
+        return rc;
+    sqlite3_bind_text(s, 1, sel, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, target_id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *snap_id = sqlite3_column_int64(s, 0);
+        rc = 0;
+    } else if (rc == SQLITE_DONE) {
+        rc = err_set(e, ERR_NOTFOUND,
+                     "no snapshot matches '%s' (expected an id, first, last, last~N or a label)",
+                     sel);
+    } else {
+        rc = store_sql_err(st, rc, "cannot resolve the snapshot", sql, e);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int store_list(struct store *st, int64_t target_id, const struct store_list_cb *cb, struct err *e)
+{
+    static const char *tsql =
+        "SELECT " TARGET_COLS " FROM targets WHERE ?1 = 0 OR id = ?1 ORDER BY id";
+    static const char *ssql =
+        "SELECT " SNAPSHOT_COLS " FROM snapshots WHERE target_id = ? ORDER BY seq";
+    sqlite3_stmt *ts = NULL, *ss = NULL;
+    int rc = store_prepare(st, tsql, &ts, e), found = 0;
+    if (rc < 0)
+        return rc;
+    if ((rc = store_prepare(st, ssql, &ss, e)) < 0)
+        goto out;
+    sqlite3_bind_int64(ts, 1, target_id);
+    while ((rc = sqlite3_step(ts)) == SQLITE_ROW) {
+        struct store_target t;
+        row_to_target(ts, &t);
+        found = 1;
+        int cbrc = cb->target ? cb->target(cb->ctx, &t) : 0;
+        sqlite3_bind_int64(ss, 1, t.id);
+        while (cbrc == 0 && (rc = sqlite3_step(ss)) == SQLITE_ROW) {
+            struct store_snapshot snap;
+            row_to_snapshot(ss, &snap);
+            cbrc = cb->snapshot ? cb->snapshot(cb->ctx, &snap) : 0;
+            store_snapshot_release(&snap);
+        }
+        sqlite3_reset(ss);
+        if (cbrc == 0 && cb->target_end)
+            cbrc = cb->target_end(cb->ctx, &t);
+        store_target_release(&t);
+        if (cbrc != 0) {
+            rc = err_set(e, ERR_IO, "cannot write the listing");
+            goto out;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        rc = store_sql_err(st, rc, "cannot list the database", tsql, e);
+        goto out;
+    }
+    rc = 0;
+    if (target_id && !found)
+        rc = err_set(e, ERR_NOTFOUND, "no target with id %lld in '%s'", (long long)target_id,
+                     st->path);
+out:
+    sqlite3_finalize(ts);
+    sqlite3_finalize(ss);
+    return rc;
+}
+
+static int only_space_or_comments(const char *p)
+{
+    while (*p) {
+        if (isspace((unsigned char)*p) || *p == ';') {
+            p++;
+        } else if (p[0] == '-' && p[1] == '-') {
+            while (*p && *p != '\n')
+                p++;
+        } else if (p[0] == '/' && p[1] == '*') {
+            const char *end = strstr(p + 2, "*/");
+            if (!end)
+                return 1;
+            p = end + 2;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int store_query(struct store *st, const char *sql, const struct store_query_cb *cb, struct err *e)
+{
+    sqlite3_stmt *s = NULL;
+    const char *tail = NULL;
+    /* query_only makes the connection refuse writes, whatever the statement claims. */
+    int rc = store_exec(st, "PRAGMA query_only = 1", e);
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_prepare_v2(st->db, sql, -1, &s, &tail);
+    if (rc != SQLITE_OK)
+        return err_set(e, ERR_USAGE, "query failed: %s", sqlite3_errmsg(st->db));
+    if (!s)
+        return err_set(e, ERR_USAGE, "query failed: no SQL statement given");
+    if (tail && !only_space_or_comments(tail)) {
+        sqlite3_finalize(s);
+        return err_set(e, ERR_USAGE, "query failed: give one SQL statement at a time");
+    }
+    if (!sqlite3_stmt_readonly(s)) {
+        sqlite3_finalize(s);
+        return err_set(e, ERR_USAGE,
+                       "query failed: only read-only SQL is allowed (use sqlite3 to change the "
+                       "database)");
+    }
+    int n = sqlite3_column_count(s);
+    const char **names = xcalloc((size_t)n + 1, sizeof(*names));
+    struct store_value *vals = xcalloc((size_t)n + 1, sizeof(*vals));
+    for (int i = 0; i < n; i++)
+        names[i] = sqlite3_column_name(s, i);
+    if (cb->columns && cb->columns(cb->ctx, n, names) != 0) {
+        rc = err_set(e, ERR_IO, "cannot write the query result");
+        goto out;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        for (int i = 0; i < n; i++) {
+            struct store_value *v = &vals[i];
+            memset(v, 0, sizeof(*v));
+            switch (sqlite3_column_type(s, i)) {
+            case SQLITE_INTEGER:
+                v->type = STORE_INT;
+                v->i = sqlite3_column_int64(s, i);
+                break;
+            case SQLITE_FLOAT:
+                v->type = STORE_REAL;
+                v->r = sqlite3_column_double(s, i);
+                break;
+            case SQLITE_TEXT:
+                v->type = STORE_TEXT;
+                v->s = (const char *)sqlite3_column_text(s, i);
+                v->len = sqlite3_column_bytes(s, i);
+                break;
+            case SQLITE_BLOB:
+                v->type = STORE_BLOB;
+                v->s = sqlite3_column_blob(s, i);
+                v->len = sqlite3_column_bytes(s, i);
+                break;
+            default:
+                v->type = STORE_NULL;
+            }
+        }
+        if (cb->row && cb->row(cb->ctx, n, vals) != 0) {
+            rc = err_set(e, ERR_IO, "cannot write the query result");
+            goto out;
+        }
+    }
+    if (rc != SQLITE_DONE)
+        rc = err_set(e, ERR_USAGE, "query failed: %s", sqlite3_errmsg(st->db));
+    else
+        rc = 0;
+out:
+    free(names);
+    free(vals);
+    sqlite3_finalize(s);
+    return rc;
+}

@@ -1,0 +1,501 @@
+/*
+ * Writing snapshots as deltas. The writer holds the target's alive regions (the open spans) in
+ * memory, merges each new capture against them by address, and writes only what opened, closed
+ * or changed its memory figures. An unchanged tick writes one snapshots row.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store_internal.h"
+#include "util/xalloc.h"
+
+enum {
+    S_SNAPSHOT,
+    S_SPAN_CLOSE,
+    S_SPAN_OPEN,
+    S_MEM_CLOSE,
+    S_MEM_OPEN,
+    S_PATH_FIND,
+    S_PATH_ADD,
+    S_COUNT
+};
+
+static const char *const writer_sql[S_COUNT] = {
+    [S_SNAPSHOT] =
+        "INSERT INTO snapshots (target_id, seq, taken_at, label, region_count, mapped_bytes, "
+        "rss_bytes, pss_bytes, private_dirty_bytes, anon_bytes, swap_bytes, detail, method, torn, "
+        "retries, duration_us) VALUES (:target, :seq, :taken_at, :label, :count, :mapped, :rss, "
+        ":pss, :dirty, :anon, :swap, :detail, :method, :torn, :retries, :duration)",
+    [S_SPAN_CLOSE] = "UPDATE spans SET last_snap = :last WHERE id = :id",
+    [S_SPAN_OPEN] =
+        "INSERT INTO spans (target_id, first_snap, last_snap, start, \"end\", perms, offset, dev, "
+        "inode, path_id, category, deleted, state, type, protect, alloc_base, alloc_protect) "
+        "VALUES (:target, :first, :open, :start, :end, :perms, :offset, :dev, :inode, :path, "
+        ":category, :deleted, :state, :type, :protect, :alloc_base, :alloc_protect)",
+    [S_MEM_CLOSE] = "UPDATE span_mem SET last_snap = :last WHERE span_id = :id AND first_snap = "
+                    ":first",
+    [S_MEM_OPEN] = "INSERT INTO span_mem (span_id, first_snap, last_snap, rss, pss, "
+                   "private_dirty, anonymous, swap) VALUES (:id, :first, :open, :rss, :pss, "
+                   ":dirty, :anon, :swap)",
+    [S_PATH_FIND] = "SELECT id FROM paths WHERE path = :path",
+    [S_PATH_ADD] = "INSERT INTO paths (path) VALUES (:path)",
+};
+
+/* An open-addressing map from path text to its paths.id, so known names cost no SQL. */
+struct path_map {
+    struct path_slot {
+        char *path; /* owned */
+        uint32_t len;
+        int64_t id;
+    } * slots;
+    size_t cap, n; /* cap is a power of two */
+};
+
+struct store_writer {
+    struct store *st;
+    sqlite3_stmt *stmt[S_COUNT];
+    int64_t target_id;
+    int64_t last_snap; /* id of the target's newest snapshot, 0 if none */
+    int64_t last_seq;
+    /* The alive regions as of last_snap, sorted by start, with their span ids. */
+    struct region_list alive;
+    int64_t *span_id;
+    int64_t *mem_first; /* first_snap of the open span_mem row, 0 when none */
+    size_t id_cap;
+    /* Scratch for the next state, swapped in on commit. */
+    struct region_list next;
+    int64_t *next_span_id, *next_mem_first;
+    size_t next_cap;
+    struct path_map paths;
+};
+
+static uint64_t hash_bytes(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+static struct path_slot *path_map_find(struct path_map *m, const char *s, size_t len)
+{
+    if (!m->cap)
+        return NULL;
+    for (size_t i = hash_bytes(s, len) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        struct path_slot *slot = &m->slots[i];
+        if (!slot->path)
+            return slot;
+        if (slot->len == len && memcmp(slot->path, s, len) == 0)
+            return slot;
+    }
+}
+
+static void path_map_put(struct path_map *m, const char *s, size_t len, int64_t id)
+{
+    if ((m->n + 1) * 2 > m->cap) {
+        struct path_map bigger = {xcalloc(m->cap ? m->cap * 2 : 256, sizeof(struct path_slot)),
+                                  m->cap ? m->cap * 2 : 256, 0};
+        for (size_t i = 0; i < m->cap; i++) {
+            if (!m->slots[i].path)
+                continue;
+            struct path_slot *slot = path_map_find(&bigger, m->slots[i].path, m->slots[i].len);
+            *slot = m->slots[i];
+            bigger.n++;
+        }
+        free(m->slots);
+        *m = bigger;
+    }
+    struct path_slot *slot = path_map_find(m, s, len);
+    slot->path = xstrndup(s, len);
+    slot->len = (uint32_t)len;
+    slot->id = id;
+    m->n++;
+}
+
+static void path_map_release(struct path_map *m)
+{
+    for (size_t i = 0; i < m->cap; i++)
+        free(m->slots[i].path);
+    free(m->slots);
+    memset(m, 0, sizeof(*m));
+}
+
+static int step_done(struct store_writer *w, int k, struct err *e)
+{
+    sqlite3_stmt *s = w->stmt[k];
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    if (rc != SQLITE_DONE)
+        return store_sql_err(w->st, rc, "cannot write the snapshot", writer_sql[k], e);
+    return 0;
+}
+
+static void bind_i64(sqlite3_stmt *s, const char *name, int64_t v)
+{
+    sqlite3_bind_int64(s, sqlite3_bind_parameter_index(s, name), v);
+}
+
+static void bind_text(sqlite3_stmt *s, const char *name, const char *v, int len)
+{
+    int i = sqlite3_bind_parameter_index(s, name);
+    if (v)
+        sqlite3_bind_text(s, i, v, len, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(s, i);
+}
+
+/* Finds or adds the path's row. New rows roll back with the snapshot, so they enter the map only
+ * on commit: until then a failed write could leave the map naming ids that do not exist. */
+static int path_id(struct store_writer *w, const struct region *r, int64_t *id, struct err *e)
+{
+    struct path_slot *slot = path_map_find(&w->paths, r->path, r->path_len);
+    if (slot && slot->path) {
+        *id = slot->id;
+        return 0;
+    }
+    sqlite3_stmt *s = w->stmt[S_PATH_FIND];
+    bind_text(s, ":path", r->path, (int)r->path_len);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(s, 0);
+        sqlite3_reset(s);
+        path_map_put(&w->paths, r->path, r->path_len, *id);
+        return 0;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return store_sql_err(w->st, rc, "cannot write the snapshot", writer_sql[S_PATH_FIND], e);
+    bind_text(w->stmt[S_PATH_ADD], ":path", r->path, (int)r->path_len);
+    if ((rc = step_done(w, S_PATH_ADD, e)) < 0)
+        return rc;
+    *id = sqlite3_last_insert_rowid(w->st->db);
+    return 0;
+}
+
+static const char *dev_text(const struct region *r, char buf[24])
+{
+    snprintf(buf, 24, "%02x:%02x", r->dev_major, r->dev_minor);
+    return buf;
+}
+
+static int open_span(struct store_writer *w, const struct region *r, int64_t snap, int64_t *id,
+                     struct err *e)
+{
+    sqlite3_stmt *s = w->stmt[S_SPAN_OPEN];
+    int64_t pid = 0;
+    char dev[24];
+    int rc;
+    if (r->path && (rc = path_id(w, r, &pid, e)) < 0)
+        return rc;
+    bind_i64(s, ":target", w->target_id);
+    bind_i64(s, ":first", snap);
+    bind_i64(s, ":open", STORE_OPEN_SPAN);
+    bind_i64(s, ":start", (int64_t)r->start);
+    bind_i64(s, ":end", (int64_t)r->end);
+    bind_text(s, ":perms", r->perms, 4);
+    bind_i64(s, ":offset", (int64_t)r->offset);
+    bind_text(s, ":dev", dev_text(r, dev), -1);
+    bind_i64(s, ":inode", (int64_t)r->inode);
+    if (r->path)
+        bind_i64(s, ":path", pid);
+    bind_text(s, ":category", region_category_name(r->category), -1);
+    bind_i64(s, ":deleted", (r->flags & REGION_DELETED) ? 1 : 0);
+    if (r->flags & REGION_HAS_WIN) {
+        bind_text(s, ":state", region_win_state_name(r->state), -1);
+        bind_text(s, ":type", region_win_type_name(r->type), -1);
+        bind_i64(s, ":protect", r->protect);
+        bind_i64(s, ":alloc_base", (int64_t)r->alloc_base);
+        bind_i64(s, ":alloc_protect", r->alloc_protect);
+    }
+    if ((rc = step_done(w, S_SPAN_OPEN, e)) < 0)
+        return rc;
+    *id = sqlite3_last_insert_rowid(w->st->db);
+    return 0;
+}
+
+static int close_span(struct store_writer *w, int64_t id, struct err *e)
+{
+    bind_i64(w->stmt[S_SPAN_CLOSE], ":last", w->last_snap);
+    bind_i64(w->stmt[S_SPAN_CLOSE], ":id", id);
+    return step_done(w, S_SPAN_CLOSE, e);
+}
+
+static int write_mem(struct store_writer *w, int64_t span, int64_t old_first,
+                     const struct region *r, int64_t snap, struct err *e)
+{
+    int rc;
+    if (old_first) {
+        sqlite3_stmt *s = w->stmt[S_MEM_CLOSE];
+        bind_i64(s, ":last", w->last_snap);
+        bind_i64(s, ":id", span);
+        bind_i64(s, ":first", old_first);
+        if ((rc = step_done(w, S_MEM_CLOSE, e)) < 0)
+            return rc;
+    }
+    sqlite3_stmt *s = w->stmt[S_MEM_OPEN];
+    bind_i64(s, ":id", span);
+    bind_i64(s, ":first", snap);
+    bind_i64(s, ":open", STORE_OPEN_SPAN);
+    bind_i64(s, ":rss", (int64_t)r->rss);
+    bind_i64(s, ":pss", (int64_t)r->pss);
+    bind_i64(s, ":dirty", (int64_t)r->private_dirty);
+    bind_i64(s, ":anon", (int64_t)r->anonymous);
+    bind_i64(s, ":swap", (int64_t)r->swap);
+    return step_done(w, S_MEM_OPEN, e);
+}
+
+static int insert_snapshot(struct store_writer *w, const struct region_list *l,
+                           const struct capture_info *info, const char *label, int64_t duration_us,
+                           int64_t *snap, struct err *e)
+{
+    sqlite3_stmt *s = w->stmt[S_SNAPSHOT];
+    char taken[32];
+    store_format_time(info->taken_at_ms, taken);
+    bind_i64(s, ":target", w->target_id);
+    bind_i64(s, ":seq", w->last_seq + 1);
+    bind_text(s, ":taken_at", taken, -1);
+    bind_text(s, ":label", label, -1);
+    bind_i64(s, ":count", (int64_t)l->n);
+    bind_i64(s, ":mapped", (int64_t)region_list_mapped(l));
+    if (info->have_totals) {
+        bind_i64(s, ":rss", (int64_t)info->totals.rss);
+        bind_i64(s, ":pss", (int64_t)info->totals.pss);
+        bind_i64(s, ":dirty", (int64_t)info->totals.private_dirty);
+        bind_i64(s, ":anon", (int64_t)info->totals.anonymous);
+        bind_i64(s, ":swap", (int64_t)info->totals.swap);
+    }
+    bind_text(s, ":detail", capture_detail_name(info->detail), -1);
+    bind_text(s, ":method", info->method, -1);
+    bind_i64(s, ":torn", (info->flags & CAPTURE_TORN) ? 1 : 0);
+    bind_i64(s, ":retries", info->retries);
+    bind_i64(s, ":duration", duration_us);
+    int rc = step_done(w, S_SNAPSHOT, e);
+    if (rc < 0)
+        return rc;
+    *snap = sqlite3_last_insert_rowid(w->st->db);
+    return 0;
+}
+
+/* Merges the alive spans with the new capture by address and writes the difference. */
+static int write_delta(struct store_writer *w, const struct region_list *l, int64_t snap,
+                       int *changed, struct err *e)
+{
+    const struct region_list *a = &w->alive;
+    size_t i = 0, j = 0;
+    int rc;
+    w->next_span_id = xgrow(w->next_span_id, &w->next_cap, l->n + 1, sizeof(int64_t));
+    w->next_mem_first = xreallocarray(w->next_mem_first, w->next_cap, sizeof(int64_t));
+    *changed = 0;
+    while (i < a->n || j < l->n) {
+        const struct region *old = i < a->n ? &a->v[i] : NULL;
+        const struct region *cur = j < l->n ? &l->v[j] : NULL;
+        if (old && (!cur || old->start < cur->start)) {
+            if ((rc = close_span(w, w->span_id[i], e)) < 0)
+                return rc;
+            *changed = 1;
+            i++;
+            continue;
+        }
+        if (old && old->start == cur->start && region_same_layout(old, cur)) {
+            int64_t mem_first = w->mem_first[i];
+            if ((cur->flags & REGION_HAS_MEM) && (!mem_first || !region_same_mem(old, cur))) {
+                if ((rc = write_mem(w, w->span_id[i], mem_first, cur, snap, e)) < 0)
+                    return rc;
+                mem_first = snap;
+                *changed = 1;
+            }
+            w->next_span_id[j] = w->span_id[i];
+            w->next_mem_first[j] = mem_first;
+            i++;
+            j++;
+            continue;
+        }
+        if (old && old->start == cur->start) {
+            /* Same start, different attributes: the old region ends, a new one begins. */
+            if ((rc = close_span(w, w->span_id[i], e)) < 0)
+                return rc;
+            i++;
+        }
+        int64_t id;
+        if ((rc = open_span(w, cur, snap, &id, e)) < 0)
+            return rc;
+        w->next_span_id[j] = id;
+        w->next_mem_first[j] = 0;
+        if (cur->flags & REGION_HAS_MEM) {
+            if ((rc = write_mem(w, id, 0, cur, snap, e)) < 0)
+                return rc;
+            w->next_mem_first[j] = snap;
+        }
+        *changed = 1;
+        j++;
+    }
+    return 0;
+}
+
+/* Keeps the remembered memory figures in step with what was stored: a capture without
+ * per-region detail leaves the stored figures (and so the remembered ones) as they were. */
+static void carry_mem(struct store_writer *w, struct region_list *l)
+{
+    size_t i = 0;
+    for (size_t j = 0; j < l->n; j++) {
+        struct region *r = &l->v[j];
+        if (r->flags & REGION_HAS_MEM || !w->next_mem_first[j])
+            continue;
+        while (i < w->alive.n && w->alive.v[i].start < r->start)
+            i++;
+        if (i < w->alive.n && w->span_id[i] == w->next_span_id[j]) {
+            const struct region *o = &w->alive.v[i];
+            r->rss = o->rss;
+            r->pss = o->pss;
+            r->private_dirty = o->private_dirty;
+            r->anonymous = o->anonymous;
+            r->swap = o->swap;
+            r->flags |= REGION_HAS_MEM;
+        }
+    }
+}
+
+int store_writer_write(struct store_writer *w, const struct region_list *l,
+                       const struct capture_info *info, const char *label, int64_t duration_us,
+                       int64_t *snap_id, struct err *e)
+{
+    int64_t snap = 0;
+    int changed = 0;
+    int rc = store_exec(w->st, "BEGIN IMMEDIATE", e);
+    if (rc < 0)
+        return err_wrap(e, "cannot start writing the snapshot");
+    if ((rc = insert_snapshot(w, l, info, label, duration_us, &snap, e)) < 0)
+        goto rollback;
+    if ((rc = write_delta(w, l, snap, &changed, e)) < 0)
+        goto rollback;
+    rc = sqlite3_exec(w->st->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        rc = store_sql_err(w->st, rc, "cannot commit the snapshot", NULL, e);
+        goto rollback;
+    }
+    w->last_snap = snap;
+    w->last_seq++;
+    if (changed) {
+        region_list_copy(&w->next, l);
+        carry_mem(w, &w->next);
+        struct region_list tmp = w->alive;
+        w->alive = w->next;
+        w->next = tmp;
+        int64_t *t1 = w->span_id, *t2 = w->mem_first;
+        size_t cap = w->id_cap;
+        w->span_id = w->next_span_id;
+        w->mem_first = w->next_mem_first;
+        w->id_cap = w->next_cap;
+        w->next_span_id = t1;
+        w->next_mem_first = t2;
+        w->next_cap = cap;
+    }
+    *snap_id = snap;
+    return 0;
+rollback:
+    sqlite3_exec(w->st->db, "ROLLBACK", NULL, NULL, NULL);
+    /* Path ids learnt during the failed transaction may have been rolled back with it. */
+    path_map_release(&w->paths);
+    return rc;
+}
+
+/* Loads the target's open spans: what its newest snapshot saw. */
+static int load_alive(struct store_writer *w, struct err *e)
+{
+    static const char *sql =
+        "SELECT p.id, p.start, p.\"end\", p.perms, p.offset, p.dev, p.inode, n.path, p.category, "
+        "p.deleted, p.state, p.type, p.protect, p.alloc_base, p.alloc_protect, m.first_snap, "
+        "m.rss, m.pss, m.private_dirty, m.anonymous, m.swap "
+        "FROM spans p LEFT JOIN paths n ON n.id = p.path_id "
+        "LEFT JOIN span_mem m ON m.span_id = p.id AND m.last_snap = :open "
+        "WHERE p.target_id = :target AND p.last_snap = :open";
+    static const char *last_sql =
+        "SELECT coalesce(max(id), 0), coalesce(max(seq), 0) FROM snapshots WHERE target_id = ?";
+    sqlite3_stmt *s = NULL;
+    int rc = store_prepare(w->st, last_sql, &s, e);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, w->target_id);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        w->last_snap = sqlite3_column_int64(s, 0);
+        w->last_seq = sqlite3_column_int64(s, 1);
+    }
+    sqlite3_finalize(s);
+
+    if ((rc = store_prepare(w->st, sql, &s, e)) < 0)
+        return rc;
+    bind_i64(s, ":open", STORE_OPEN_SPAN);
+    bind_i64(s, ":target", w->target_id);
+    struct region_list *l = &w->alive;
+    /* Rows come in rowid order; the ids are sorted along with the regions below. */
+    struct pair {
+        int64_t span, mem_first;
+    } *ids = NULL;
+    size_t nids = 0, cap = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct region *r = region_list_push(l);
+        store_row_to_region(s, 1, l, r);
+        ids = xgrow(ids, &cap, nids + 1, sizeof(*ids));
+        ids[nids].span = sqlite3_column_int64(s, 0);
+        ids[nids].mem_first = sqlite3_column_int64(s, 15);
+        nids++;
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        free(ids);
+        return store_sql_err(w->st, rc, "cannot load the previous snapshot", sql, e);
+    }
+    size_t *order = store_sort_order(l);
+    struct region *sorted = xmalloc((nids ? nids : 1) * sizeof(*sorted));
+    w->span_id = xgrow(w->span_id, &w->id_cap, nids + 1, sizeof(int64_t));
+    w->mem_first = xreallocarray(w->mem_first, w->id_cap, sizeof(int64_t));
+    for (size_t k = 0; k < nids; k++) {
+        sorted[k] = l->v[order[k]];
+        w->span_id[k] = ids[order[k]].span;
+        w->mem_first[k] = ids[order[k]].mem_first;
+    }
+    memcpy(l->v, sorted, nids * sizeof(*sorted));
+    free(sorted);
+    free(order);
+    free(ids);
+    return 0;
+}
+
+int store_writer_open(struct store *st, int64_t target_id, struct store_writer **out, struct err *e)
+{
+    struct store_writer *w = xcalloc(1, sizeof(*w));
+    int rc;
+    w->st = st;
+    w->target_id = target_id;
+    region_list_init(&w->alive);
+    region_list_init(&w->next);
+    *out = NULL;
+    for (int k = 0; k < S_COUNT; k++)
+        if ((rc = store_prepare(st, writer_sql[k], &w->stmt[k], e)) < 0)
+            goto fail;
+    if ((rc = load_alive(w, e)) < 0)
+        goto fail;
+    *out = w;
+    return 0;
+fail:
+    store_writer_close(w);
+    return rc;
+}
+
+void store_writer_close(struct store_writer *w)
+{
+    if (!w)
+        return;
+    for (int k = 0; k < S_COUNT; k++)
+        sqlite3_finalize(w->stmt[k]);
+    region_list_release(&w->alive);
+    region_list_release(&w->next);
+    free(w->span_id);
+    free(w->mem_first);
+    free(w->next_span_id);
+    free(w->next_mem_first);
+    path_map_release(&w->paths);
+    free(w);
+}
