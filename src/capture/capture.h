@@ -61,6 +61,9 @@ const struct capture_target *capture_get_target(const struct capture *c);
 int capture_walk(struct capture *c, int detail, const struct region_list **list,
                  struct capture_info *info, struct err *e);
 
+/* Checks, cheaply, that the target is still the same live process: 0, ERR_EXITED or ERR_EXECED. */
+int capture_check(struct capture *c, struct err *e);
+
 void capture_close(struct capture *c);
 
 const char *capture_detail_name(int detail);

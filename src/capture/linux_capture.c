@@ -301,6 +301,11 @@ static int stat_now(struct capture *c, int during, struct err *e)
     return check_same_target(c, &st, during, e);
 }
 
+int capture_check(struct capture *c, struct err *e)
+{
+    return stat_now(c, 0, e);
+}
+
 /*
  * The kernel appends " (deleted)" to unlinked files, but a file may also be named that way.
  * If the full name still resolves in the target's root to the mapped inode, it is a real name.

@@ -357,6 +357,9 @@ int cmd_record(struct cli *cli, int argc, char **argv)
         int stop = 0;
         for (;;) {
             int64_t until = deadline >= 0 && deadline < next ? deadline : next;
+            /* Wake at least twice a second to notice a target that exited meanwhile. */
+            if (until - mono_ms() > 500)
+                until = mono_ms() + 500;
             siginfo_t si;
             int sig = wait_signal(&set, until, &si);
             if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
@@ -391,6 +394,11 @@ int cmd_record(struct cli *cli, int argc, char **argv)
                     break;
                 }
                 continue;
+            }
+            if (!r.child && taker_check(&r.taker) < 0) {
+                why = "target exited";
+                stop = 1;
+                break;
             }
             now = mono_ms();
             if (deadline >= 0 && now >= deadline) {

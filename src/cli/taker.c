@@ -70,6 +70,14 @@ int taker_take(struct taker *t, const char *label, int64_t *snap_id,
     }
 }
 
+int taker_check(struct taker *t)
+{
+    if (!t->cap)
+        return 0;
+    int rc = capture_check(t->cap, NULL);
+    return rc == ERR_EXECED ? 0 : rc;
+}
+
 void taker_close(struct taker *t)
 {
     detach(t);

@@ -26,6 +26,9 @@ int taker_open(struct taker *t, struct store *st, int64_t pid, int detail, struc
 int taker_take(struct taker *t, const char *label, int64_t *snap_id,
                const struct region_list **list, struct capture_info *info, struct err *e);
 
+/* 0 while the process lives; ERR_EXITED once it is gone (an exec is not an exit). */
+int taker_check(struct taker *t);
+
 void taker_close(struct taker *t);
 
 /* Whether label would be read as a selector (an id, first, last, last~N). */

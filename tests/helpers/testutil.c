@@ -1,0 +1,198 @@
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+char *tu_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot open %s: %s", path, strerror(errno));
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (cap - n < 2) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+    }
+    fclose(f);
+    buf[n] = '\0';
+    if (len)
+        *len = n;
+    return buf;
+}
+
+char *tu_fixture(const char *name, size_t *len)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", FIXTURES_DIR, name);
+    return tu_read_file(path, len);
+}
+
+char *tu_tmpdir(void)
+{
+    char *t = strdup("/tmp/vmsnap-test-XXXXXX");
+    if (!mkdtemp(t))
+        fail_msg("mkdtemp: %s", strerror(errno));
+    return t;
+}
+
+void tu_child_start(struct tu_child *c)
+{
+    int in[2], out[2];
+    assert_int_equal(pipe2(in, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        execl(VM_CHILD_BIN, "vm_child", (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    c->pid = pid;
+    c->in = in[1];
+    c->out = out[0];
+}
+
+static const char *vcmd(struct tu_child *c, const char *fmt, va_list ap)
+{
+    static char reply[4096];
+    char line[8192];
+    int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+    line[n++] = '\n';
+    assert_int_equal(write(c->in, line, (size_t)n), n);
+    size_t got = 0;
+    for (;;) {
+        struct pollfd p = {c->out, POLLIN, 0};
+        if (poll(&p, 1, 20000) <= 0)
+            fail_msg("vm_child did not answer '%.*s'", n - 1, line);
+        ssize_t r = read(c->out, reply + got, 1);
+        if (r <= 0)
+            fail_msg("vm_child closed its output after '%.*s'", n - 1, line);
+        if (reply[got] == '\n')
+            break;
+        if (++got >= sizeof(reply) - 1)
+            break;
+    }
+    reply[got] = '\0';
+    return reply;
+}
+
+const char *tu_child_cmd(struct tu_child *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    const char *r = vcmd(c, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+uint64_t tu_child_ok(struct tu_child *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    const char *r = vcmd(c, fmt, ap);
+    va_end(ap);
+    if (strncmp(r, "ok", 2) != 0)
+        fail_msg("vm_child: %s", r);
+    return r[2] ? strtoull(r + 3, NULL, 0) : 0;
+}
+
+void tu_child_stop(struct tu_child *c)
+{
+    if (c->pid <= 0)
+        return;
+    close(c->in);
+    close(c->out);
+    kill(c->pid, SIGKILL);
+    waitpid(c->pid, NULL, 0);
+    c->pid = 0;
+}
+
+/* Drains fd into a heap string. */
+static char *drain(int fd)
+{
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    ssize_t r;
+    while ((r = read(fd, buf + n, cap - n - 1)) > 0) {
+        n += (size_t)r;
+        if (cap - n < 2) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+void tu_run(struct tu_run *r, char *const argv[])
+{
+    char outp[] = "/tmp/vmsnap-out-XXXXXX", errp[] = "/tmp/vmsnap-err-XXXXXX";
+    int ofd = mkstemp(outp), efd = mkstemp(errp);
+    assert_true(ofd >= 0 && efd >= 0);
+    unlink(outp);
+    unlink(errp);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(ofd, 1);
+        dup2(efd, 2);
+        unsetenv("VMSNAP_DB");
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    r->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    lseek(ofd, 0, SEEK_SET);
+    lseek(efd, 0, SEEK_SET);
+    r->out = drain(ofd);
+    r->err = drain(efd);
+    close(ofd);
+    close(efd);
+}
+
+void tu_vmsnap(struct tu_run *r, const char *arg, ...)
+{
+    char *argv[64];
+    int n = 0;
+    argv[n++] = (char *)VMSNAP_BIN;
+    va_list ap;
+    va_start(ap, arg);
+    for (const char *a = arg; a && n < 63; a = va_arg(ap, const char *))
+        argv[n++] = (char *)a;
+    va_end(ap);
+    argv[n] = NULL;
+    tu_run(r, argv);
+}
+
+void tu_run_release(struct tu_run *r)
+{
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
+}
+
+int tu_count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}

@@ -1,0 +1,50 @@
+/* Helpers shared by the tests: fixtures, temporary files, live child processes, running vmsnap. */
+#ifndef VMSNAP_TESTUTIL_H
+#define VMSNAP_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include <cmocka.h>
+
+/* Reads a whole file; aborts the test if it cannot. Caller frees. */
+char *tu_read_file(const char *path, size_t *len);
+/* Reads tests/fixtures/NAME. */
+char *tu_fixture(const char *name, size_t *len);
+/* A fresh directory under /tmp; caller frees the string (the directory is left for inspection). */
+char *tu_tmpdir(void);
+
+/* A vm_child process driven over pipes. */
+struct tu_child {
+    pid_t pid;
+    int in, out; /* its stdin (we write), its stdout (we read) */
+};
+void tu_child_start(struct tu_child *c);
+/* Sends a command line and returns the reply line ("ok ..." / "err ..."), static storage. */
+const char *tu_child_cmd(struct tu_child *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Like tu_child_cmd, but fails the test unless the reply is "ok"; returns the value after it. */
+uint64_t tu_child_ok(struct tu_child *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Ends the child (closing its stdin) and reaps it. */
+void tu_child_stop(struct tu_child *c);
+
+/* Result of running a program to completion. */
+struct tu_run {
+    int status; /* exit status, or 128 + signal */
+    char *out, *err;
+};
+/* Runs argv (NULL-terminated) with VMSNAP_DB unset; captures stdout and stderr. */
+void tu_run(struct tu_run *r, char *const argv[]);
+/* Runs vmsnap with the given arguments (NULL-terminated list). */
+void tu_vmsnap(struct tu_run *r, const char *arg, ...);
+void tu_run_release(struct tu_run *r);
+
+/* Counts the lines of s. */
+int tu_count_lines(const char *s);
+
+#endif

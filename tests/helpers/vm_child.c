@@ -1,0 +1,220 @@
+/*
+ * A test target whose address space changes only when told to. It reads one command per line
+ * on stdin and answers one line on stdout: "ok [VALUE]" or "err MESSAGE". Between commands it
+ * blocks in read(), so its mappings hold still while a test captures them.
+ *
+ *   pid                          -> ok PID
+ *   map SIZE PROT                -> ok ADDR      private anonymous; PROT like rw- r-- ---
+ *   mapat ADDR SIZE PROT         -> ok ADDR      at a fixed address (fails if taken)
+ *   unmap ADDR SIZE              -> ok
+ *   protect ADDR SIZE PROT       -> ok
+ *   touch ADDR SIZE              -> ok           write one byte per page
+ *   mremap ADDR OLD NEW          -> ok ADDR      resize in place (no move)
+ *   brk SIZE                     -> ok OLDBRK    grow the heap with sbrk
+ *   mapfile PATH SIZE PROT p|s   -> ok ADDR      create PATH (SIZE bytes) and map it
+ *   unlink PATH                  -> ok
+ *   memfd NAME SIZE              -> ok ADDR      shared mapping of a memfd
+ *   shm SIZE                     -> ok ADDR      SysV shared memory segment, attached
+ *   huge SIZE                    -> ok ADDR      MAP_HUGETLB anonymous (err if no huge pages)
+ *   many N                       -> ok ADDR      N one-page mappings, alternating r--/rw-
+ *   churn on|off                 -> ok           a thread that maps and unmaps in a loop
+ *   exec                         -> (re-executes itself; answers nothing until the next command)
+ *   exit CODE                    -> (exits)
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/mman.h>
+#include <sys/shm.h>
+#include <unistd.h>
+
+static int prot_of(const char *s)
+{
+    int p = PROT_NONE;
+    if (strchr(s, 'r'))
+        p |= PROT_READ;
+    if (strchr(s, 'w'))
+        p |= PROT_WRITE;
+    if (strchr(s, 'x'))
+        p |= PROT_EXEC;
+    return p;
+}
+
+static atomic_int churning;
+static pthread_t churner;
+
+static void *churn(void *arg)
+{
+    (void)arg;
+    long page = sysconf(_SC_PAGESIZE);
+    void *slots[64] = {0};
+    unsigned i = 0;
+    /* A block whose pages flip protection: VMAs split and merge in place, so boundaries move
+     * under a reader's feet, as well as whole mappings coming and going. */
+    size_t npages = 4096;
+    char *block = mmap(NULL, npages * (size_t)page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    while (atomic_load(&churning)) {
+        if (block != MAP_FAILED) {
+            size_t at = ((size_t)i * 2654435761u) % npages;
+            mprotect(block + at * (size_t)page, (size_t)page * (1 + i % 3),
+                     (i & 1) ? PROT_READ : PROT_READ | PROT_WRITE);
+        }
+        unsigned k = i++ % 64;
+        if (slots[k]) {
+            munmap(slots[k], (size_t)page * 2);
+            slots[k] = NULL;
+        } else {
+            slots[k] = mmap(NULL, (size_t)page * 2, (k & 1) ? PROT_READ : PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (slots[k] == MAP_FAILED)
+                slots[k] = NULL;
+        }
+    }
+    for (unsigned k = 0; k < 64; k++)
+        if (slots[k])
+            munmap(slots[k], (size_t)page * 2);
+    if (block != MAP_FAILED)
+        munmap(block, npages * (size_t)page);
+    return NULL;
+}
+
+static void reply_addr(void *p)
+{
+    if (p == MAP_FAILED || p == NULL)
+        printf("err %s\n", strerror(errno));
+    else
+        printf("ok 0x%lx\n", (unsigned long)(uintptr_t)p);
+}
+
+static void reply_rc(int rc)
+{
+    if (rc < 0)
+        printf("err %s\n", strerror(errno));
+    else
+        printf("ok\n");
+}
+
+/* Decodes "\n" in a path argument so tests can ask for file names with newlines. */
+static void decode(char *s)
+{
+    char *o = s;
+    for (char *p = s; *p; p++) {
+        if (p[0] == '\\' && p[1] == 'n') {
+            *o++ = '\n';
+            p++;
+        } else if (p[0] == '\\' && p[1] == 's') {
+            *o++ = ' ';
+            p++;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+}
+
+int main(void)
+{
+    char line[8192];
+    long page = sysconf(_SC_PAGESIZE);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    /* Unbuffered input: an exec must not drop commands already read ahead. */
+    setvbuf(stdin, NULL, _IONBF, 0);
+    while (fgets(line, sizeof(line), stdin)) {
+        char cmd[32] = "", a[4096] = "", b[64] = "", c[64] = "", d[64] = "";
+        line[strcspn(line, "\n")] = '\0';
+        sscanf(line, "%31s %4095s %63s %63s %63s", cmd, a, b, c, d);
+        unsigned long x = strtoul(a, NULL, 0), y = strtoul(b, NULL, 0);
+        if (strcmp(cmd, "pid") == 0) {
+            printf("ok %d\n", (int)getpid());
+        } else if (strcmp(cmd, "map") == 0) {
+            reply_addr(mmap(NULL, x, prot_of(b), MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        } else if (strcmp(cmd, "mapat") == 0) {
+            reply_addr(mmap((void *)x, y, prot_of(c),
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0));
+        } else if (strcmp(cmd, "unmap") == 0) {
+            reply_rc(munmap((void *)x, y));
+        } else if (strcmp(cmd, "protect") == 0) {
+            reply_rc(mprotect((void *)x, y, prot_of(c)));
+        } else if (strcmp(cmd, "touch") == 0) {
+            for (unsigned long o = 0; o < y; o += (unsigned long)page)
+                ((volatile char *)x)[o] = 1;
+            printf("ok\n");
+        } else if (strcmp(cmd, "mremap") == 0) {
+            reply_addr(mremap((void *)x, y, strtoul(c, NULL, 0), 0));
+        } else if (strcmp(cmd, "brk") == 0) {
+            void *old = sbrk((intptr_t)x);
+            reply_addr(old == (void *)-1 ? MAP_FAILED : old);
+        } else if (strcmp(cmd, "mapfile") == 0) {
+            decode(a);
+            int fd = open(a, O_RDWR | O_CREAT | O_TRUNC, 0600);
+            if (fd < 0 || ftruncate(fd, (off_t)y) < 0) {
+                printf("err %s\n", strerror(errno));
+            } else {
+                reply_addr(mmap(NULL, y, prot_of(c), d[0] == 's' ? MAP_SHARED : MAP_PRIVATE, fd,
+                                0));
+            }
+            if (fd >= 0)
+                close(fd);
+        } else if (strcmp(cmd, "unlink") == 0) {
+            decode(a);
+            reply_rc(unlink(a));
+        } else if (strcmp(cmd, "memfd") == 0) {
+            int fd = memfd_create(a, 0);
+            if (fd < 0 || ftruncate(fd, (off_t)y) < 0)
+                printf("err %s\n", strerror(errno));
+            else
+                reply_addr(mmap(NULL, y, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+            if (fd >= 0)
+                close(fd);
+        } else if (strcmp(cmd, "shm") == 0) {
+            int id = shmget(IPC_PRIVATE, x, IPC_CREAT | 0600);
+            void *p = id < 0 ? (void *)-1 : shmat(id, NULL, 0);
+            if (id >= 0)
+                shmctl(id, IPC_RMID, NULL); /* goes away when detached */
+            reply_addr(p == (void *)-1 ? MAP_FAILED : p);
+        } else if (strcmp(cmd, "huge") == 0) {
+            reply_addr(mmap(NULL, x, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0));
+        } else if (strcmp(cmd, "many") == 0) {
+            /* One reservation split by alternating protections: N regions the kernel cannot
+             * merge, placed together. */
+            char *base = mmap(NULL, x * (unsigned long)page, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (base == MAP_FAILED) {
+                reply_addr(MAP_FAILED);
+                continue;
+            }
+            int ok = 1;
+            for (unsigned long i = 0; i < x && ok; i += 2)
+                ok = mprotect(base + i * (unsigned long)page, (size_t)page, PROT_READ) == 0;
+            if (ok)
+                reply_addr(base);
+            else
+                printf("err %s\n", strerror(errno));
+        } else if (strcmp(cmd, "churn") == 0) {
+            if (strcmp(a, "on") == 0 && !atomic_load(&churning)) {
+                atomic_store(&churning, 1);
+                pthread_create(&churner, NULL, churn, NULL);
+            } else if (strcmp(a, "off") == 0 && atomic_load(&churning)) {
+                atomic_store(&churning, 0);
+                pthread_join(churner, NULL);
+            }
+            printf("ok\n");
+        } else if (strcmp(cmd, "exec") == 0) {
+            execl("/proc/self/exe", "vm_child", (char *)NULL);
+            printf("err %s\n", strerror(errno));
+        } else if (strcmp(cmd, "exit") == 0) {
+            exit((int)x);
+        } else {
+            printf("err unknown command '%s'\n", cmd);
+        }
+    }
+    return 0;
+}

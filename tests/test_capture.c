@@ -1,0 +1,300 @@
+/* The Linux capture backend on live processes whose mappings are known. */
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "capture/capture.h"
+
+struct line {
+    uint64_t start, end;
+    char perms[5];
+};
+
+/* An independent reading of /proc/PID/maps (sscanf, not the parser under test). */
+static size_t read_proc_maps(pid_t pid, struct line **out)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+    char *text = tu_read_file(path, NULL);
+    size_t n = 0, cap = 256;
+    struct line *v = malloc(cap * sizeof(*v));
+    for (char *p = text; *p;) {
+        char *nl = strchr(p, '\n');
+        if (nl)
+            *nl = '\0';
+        if (n == cap)
+            v = realloc(v, (cap *= 2) * sizeof(*v));
+        unsigned long long s, e;
+        assert_int_equal(sscanf(p, "%llx-%llx %4s", &s, &e, v[n].perms), 3);
+        v[n].start = s;
+        v[n].end = e;
+        n++;
+        if (!nl)
+            break;
+        p = nl + 1;
+    }
+    free(text);
+    *out = v;
+    return n;
+}
+
+static const struct region *find(const struct region_list *l, uint64_t start)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (l->v[i].start == start)
+            return &l->v[i];
+    return NULL;
+}
+
+static void test_walk_matches_proc_maps(void **state)
+{
+    (void)state;
+    struct tu_child c;
+    char *dir = tu_tmpdir();
+    tu_child_start(&c);
+    /* Fixed addresses far from other mappings, so the kernel merges them with nothing. */
+    uint64_t anon = tu_child_ok(&c, "mapat 0x200000000 1048576 rw-");
+    uint64_t guard = tu_child_ok(&c, "mapat 0x210000000 65536 ---");
+    uint64_t nl = tu_child_ok(&c, "mapfile %s/new\\nline.bin 4096 rw- s", dir);
+    uint64_t lit = tu_child_ok(&c, "mapfile %s/literal\\s(deleted) 4096 r-- p", dir);
+    uint64_t gone = tu_child_ok(&c, "mapfile %s/gone.bin 8192 rw- s", dir);
+    tu_child_ok(&c, "unlink %s/gone.bin", dir);
+    uint64_t memfd = tu_child_ok(&c, "memfd leak-hunt 65536");
+
+    struct capture *cap = NULL;
+    struct err e = {0};
+    const struct region_list *l;
+    struct capture_info info;
+    assert_int_equal(capture_open(&cap, "/proc", c.pid, &e), 0);
+    const struct capture_target *t = capture_get_target(cap);
+    assert_int_equal(t->pid, c.pid);
+    assert_non_null(strstr(t->exe, "vm_child"));
+    assert_true(t->start_time > 0);
+    assert_int_equal(strlen(t->boot_id), 36);
+    if (capture_walk(cap, DETAIL_MAPS, &l, &info, &e) != 0)
+        fail_msg("walk: %s", e.msg);
+
+    struct line *lines;
+    size_t n = read_proc_maps(c.pid, &lines);
+    assert_int_equal(l->n, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(l->v[i].start == lines[i].start);
+        assert_true(l->v[i].end == lines[i].end);
+        assert_string_equal(l->v[i].perms, lines[i].perms);
+    }
+    free(lines);
+
+    const struct region *r;
+    assert_non_null(r = find(l, anon));
+    assert_int_equal(r->end - r->start, 1048576);
+    assert_int_equal(r->category, CAT_ANON);
+    assert_non_null(r = find(l, guard));
+    assert_int_equal(r->category, CAT_GUARD);
+    char want[4200];
+    /* The true name, newline and all (PROCMAP_QUERY gives it raw). */
+    snprintf(want, sizeof(want), "%s/new\nline.bin", dir);
+    assert_non_null(r = find(l, nl));
+    assert_string_equal(r->path, want);
+    assert_int_equal(r->flags & REGION_DELETED, 0);
+    /* A file really named "... (deleted)" keeps its name and is not deleted. */
+    snprintf(want, sizeof(want), "%s/literal (deleted)", dir);
+    assert_non_null(r = find(l, lit));
+    assert_string_equal(r->path, want);
+    assert_int_equal(r->flags & REGION_DELETED, 0);
+    /* An unlinked file is flagged, its name without the suffix. */
+    snprintf(want, sizeof(want), "%s/gone.bin", dir);
+    assert_non_null(r = find(l, gone));
+    assert_string_equal(r->path, want);
+    assert_true(r->flags & REGION_DELETED);
+    assert_non_null(r = find(l, memfd));
+    assert_string_equal(r->path, "/memfd:leak-hunt");
+    assert_true(r->flags & REGION_DELETED);
+    assert_int_equal(r->category, CAT_SHM);
+    /* [vsyscall] is there, last. */
+    assert_true(l->v[l->n - 1].start == 0xffffffffff600000ULL);
+
+    /* Nothing changed: the second walk says so and returns the same regions. */
+    const struct region_list *l2;
+    assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l2, &info, &e), 0);
+    assert_true(info.unchanged);
+    assert_int_equal(l2->n, n);
+    /* A change is seen. */
+    uint64_t more = tu_child_ok(&c, "mapat 0x230000000 8192 r--");
+    assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l2, &info, &e), 0);
+    assert_false(info.unchanged);
+    assert_int_equal(l2->n, n + 1);
+    assert_non_null(find(l2, more));
+    capture_close(cap);
+    tu_child_stop(&c);
+    free(dir);
+}
+
+static void test_smaps_counts_touched_pages(void **state)
+{
+    (void)state;
+    struct tu_child c;
+    tu_child_start(&c);
+    uint64_t a = tu_child_ok(&c, "mapat 0x220000000 65536 rw-");
+    tu_child_ok(&c, "touch 0x%llx 20480", (unsigned long long)a);
+    struct capture *cap = NULL;
+    struct err e = {0};
+    const struct region_list *l;
+    struct capture_info info;
+    assert_int_equal(capture_open(&cap, "/proc", c.pid, &e), 0);
+    assert_int_equal(capture_walk(cap, DETAIL_SMAPS, &l, &info, &e), 0);
+    assert_string_equal(info.method, "smaps");
+    const struct region *r = find(l, a);
+    assert_non_null(r);
+    assert_true(r->flags & REGION_HAS_MEM);
+    assert_int_equal(r->rss, 20480);
+    assert_int_equal(r->anonymous, 20480);
+    assert_int_equal(r->private_dirty, 20480);
+    assert_true(info.have_totals);
+    assert_true(info.totals.rss >= 20480);
+
+    assert_int_equal(capture_walk(cap, DETAIL_ROLLUP, &l, &info, &e), 0);
+    assert_true(info.have_totals);
+    assert_true(info.totals.rss >= 20480);
+    assert_false(l->v[0].flags & REGION_HAS_MEM);
+    capture_close(cap);
+    tu_child_stop(&c);
+}
+
+static void test_dead_targets(void **state)
+{
+    (void)state;
+    struct tu_child c;
+    struct capture *cap = NULL;
+    struct err e = {0};
+    const struct region_list *l;
+    struct capture_info info;
+    tu_child_start(&c);
+    assert_int_equal(capture_open(&cap, "/proc", c.pid, &e), 0);
+    /* Exits but is not reaped: a zombie, whose maps read as empty. Never an empty snapshot. */
+    ssize_t w = write(c.in, "exit 3\n", 7);
+    assert_int_equal(w, 7);
+    for (int i = 0; i < 200; i++) {
+        char path[64], buf[512] = "";
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)c.pid);
+        int fd = open(path, O_RDONLY);
+        ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : 0;
+        if (fd >= 0)
+            close(fd);
+        if (n > 0 && strstr(buf, ") Z "))
+            break;
+        usleep(10000);
+    }
+    assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l, &info, &e), ERR_EXITED);
+    assert_non_null(strstr(e.msg, "exited"));
+    struct capture *z = NULL;
+    assert_int_equal(capture_open(&z, "/proc", c.pid, &e), ERR_ZOMBIE);
+    assert_non_null(strstr(e.msg, "zombie"));
+    assert_null(z);
+    int status;
+    waitpid(c.pid, &status, 0);
+    assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l, &info, &e), ERR_EXITED);
+    capture_close(cap);
+    close(c.in);
+    close(c.out);
+
+    assert_int_equal(capture_open(&z, "/proc", 0x7ffffff0, &e), ERR_NOPROC);
+    assert_non_null(strstr(e.msg, "no such process"));
+    assert_int_equal(capture_open(&z, "/proc", 2, &e), ERR_KTHREAD); /* kthreadd */
+    assert_non_null(strstr(e.msg, "kernel thread"));
+}
+
+static void test_exec_is_a_new_target(void **state)
+{
+    (void)state;
+    struct tu_child c;
+    struct capture *cap = NULL;
+    struct err e = {0};
+    const struct region_list *l;
+    struct capture_info info;
+    tu_child_start(&c);
+    assert_int_equal(capture_open(&cap, "/proc", c.pid, &e), 0);
+    assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l, &info, &e), 0);
+    assert_int_equal(write(c.in, "exec\n", 5), 5);
+    tu_child_ok(&c, "pid"); /* the new program answers */
+    assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l, &info, &e), ERR_EXECED);
+    capture_close(cap);
+    /* Reopened, it is the same pid with a different identity. */
+    struct capture *again = NULL;
+    assert_int_equal(capture_open(&again, "/proc", c.pid, &e), 0);
+    assert_int_equal(capture_walk(again, DETAIL_MAPS, &l, &info, &e), 0);
+    capture_close(again);
+    tu_child_stop(&c);
+}
+
+static void test_churning_target_gives_consistent_walks(void **state)
+{
+    (void)state;
+    struct tu_child c;
+    struct capture *cap = NULL;
+    struct err e = {0};
+    const struct region_list *l;
+    struct capture_info info;
+    tu_child_start(&c);
+    tu_child_ok(&c, "many 20000");
+    tu_child_ok(&c, "churn on");
+    assert_int_equal(capture_open(&cap, "/proc", c.pid, &e), 0);
+    unsigned retried = 0;
+    for (int i = 0; i < 30; i++) {
+        if (capture_walk(cap, DETAIL_MAPS, &l, &info, &e) != 0)
+            fail_msg("walk %d: %s", i, e.msg);
+        /* Whatever the kernel printed, what we return is sorted and disjoint. */
+        assert_int_equal(region_list_first_disorder(l), l->n);
+        assert_true(l->n > 20000);
+        retried += (info.flags & CAPTURE_RETRIED) != 0;
+    }
+    print_message("torn reads seen and re-read in %u of 30 walks\n", retried);
+    tu_child_ok(&c, "churn off");
+    capture_close(cap);
+    tu_child_stop(&c);
+}
+
+static void test_permission_denied(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) {
+        skip();
+    }
+    /* An unprivileged process may not read another user's (here: init's) address space. */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(10);
+        struct capture *cap = NULL;
+        struct err e = {0};
+        int rc = capture_open(&cap, "/proc", 1, &e);
+        if (rc != ERR_PERM)
+            _exit(11);
+        if (!strstr(e.msg, "CAP_SYS_PTRACE") || !strstr(e.msg, "permission denied"))
+            _exit(12);
+        _exit(0);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_walk_matches_proc_maps),
+        cmocka_unit_test(test_smaps_counts_touched_pages),
+        cmocka_unit_test(test_dead_targets),
+        cmocka_unit_test(test_exec_is_a_new_target),
+        cmocka_unit_test(test_churning_target_gives_consistent_walks),
+        cmocka_unit_test(test_permission_denied),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

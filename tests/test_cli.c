@@ -1,0 +1,610 @@
+/* End to end: the vmsnap binary against live processes and real database files. */
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+struct row {
+    uint64_t start, end;
+    char perms[5];
+    char *path;
+};
+
+static int cmp_row(const void *a, const void *b)
+{
+    const struct row *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* /proc/PID/maps read independently: ranges and perms (names are checked separately). */
+static size_t proc_rows(pid_t pid, struct row **out)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+    char *text = tu_read_file(path, NULL);
+    size_t n = 0;
+    struct row *v = calloc(100000, sizeof(*v));
+    for (char *p = text; *p;) {
+        char *nl = strchr(p, '\n');
+        if (nl)
+            *nl = '\0';
+        unsigned long long s, e;
+        assert_int_equal(sscanf(p, "%llx-%llx %4s", &s, &e, v[n].perms), 3);
+        v[n].start = s;
+        v[n].end = e;
+        n++;
+        if (!nl)
+            break;
+        p = nl + 1;
+    }
+    free(text);
+    *out = v;
+    return n;
+}
+
+static sqlite3 *open_db(const char *path)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
+static int64_t q64(sqlite3 *db, const char *fmt, ...)
+{
+    char sql[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof(sql), fmt, ap);
+    va_end(ap);
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    int64_t v = -1;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return v;
+}
+
+/* The regions view for one snapshot, in unsigned address order. */
+static size_t db_rows(sqlite3 *db, int64_t snap, struct row **out)
+{
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT start, \"end\", perms, path FROM regions WHERE "
+                                        "snapshot_id = ?",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(s, 1, snap);
+    size_t n = 0;
+    struct row *v = calloc(100000, sizeof(*v));
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        v[n].start = (uint64_t)sqlite3_column_int64(s, 0);
+        v[n].end = (uint64_t)sqlite3_column_int64(s, 1);
+        snprintf(v[n].perms, 5, "%s", sqlite3_column_text(s, 2));
+        const unsigned char *p = sqlite3_column_text(s, 3);
+        v[n].path = p ? strdup((const char *)p) : NULL;
+        n++;
+    }
+    sqlite3_finalize(s);
+    qsort(v, n, sizeof(*v), cmp_row);
+    *out = v;
+    return n;
+}
+
+static void free_rows(struct row *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i].path);
+    free(v);
+}
+
+static void assert_rows_equal(const struct row *a, size_t na, const struct row *b, size_t nb)
+{
+    assert_int_equal(na, nb);
+    for (size_t i = 0; i < na; i++) {
+        if (a[i].start != b[i].start || a[i].end != b[i].end || strcmp(a[i].perms, b[i].perms))
+            fail_msg("row %zu: %llx-%llx %s vs %llx-%llx %s", i, (unsigned long long)a[i].start,
+                     (unsigned long long)a[i].end, a[i].perms, (unsigned long long)b[i].start,
+                     (unsigned long long)b[i].end, b[i].perms);
+    }
+}
+
+static char *db_in_tmp(void)
+{
+    char *dir = tu_tmpdir();
+    char *p = malloc(strlen(dir) + 16);
+    sprintf(p, "%s/v.db", dir);
+    free(dir);
+    return p;
+}
+
+/* Exit 2 and exactly one line on stderr, starting "vmsnap: " and containing want. */
+static void assert_trouble(const struct tu_run *r, const char *want)
+{
+    if (r->status != 2 || tu_count_lines(r->err) != 1 || strncmp(r->err, "vmsnap: ", 8) != 0 ||
+        !strstr(r->err, want))
+        fail_msg("expected exit 2 and one line with '%s'; got %d and '%s'", want, r->status,
+                 r->err);
+}
+
+static void test_snap_stores_exactly_what_maps_shows(void **state)
+{
+    (void)state;
+    struct tu_child c;
+    char *db = db_in_tmp();
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", db);
+    *strrchr(dir, '/') = '\0';
+    tu_child_start(&c);
+    tu_child_ok(&c, "mapat 0x300000000 1048576 rw-");
+    tu_child_ok(&c, "mapat 0x310000000 65536 ---");
+    uint64_t f = tu_child_ok(&c, "mapfile %s/a\\sb\\nc.bin 8192 r-- p", dir);
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", (int)c.pid);
+
+    struct row *before, *after, *stored;
+    size_t nb = proc_rows(c.pid, &before);
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "snap", "-p", pid, NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "1\n");
+    assert_string_equal(r.err, "");
+    size_t na = proc_rows(c.pid, &after);
+    assert_rows_equal(before, nb, after, na); /* the child held still */
+
+    sqlite3 *h = open_db(db);
+    size_t ns = db_rows(h, 1, &stored);
+    assert_rows_equal(before, nb, stored, ns);
+    /* The true file name: a space and a newline, no escapes. */
+    char want[4200];
+    snprintf(want, sizeof(want), "%s/a b\nc.bin", dir);
+    int found = 0;
+    for (size_t i = 0; i < ns; i++)
+        if (stored[i].start == f) {
+            assert_string_equal(stored[i].path, want);
+            found = 1;
+        }
+    assert_true(found);
+    assert_int_equal(q64(h, "SELECT size FROM regions WHERE path = '[vsyscall]'"), 4096);
+    assert_int_equal(q64(h, "SELECT count(*) FROM regions WHERE printf('%%x', start) = "
+                            "'ffffffffff600000'"),
+                     1);
+    int64_t spans = q64(h, "SELECT count(*) FROM spans");
+    sqlite3_close(h);
+    tu_run_release(&r);
+
+    /* A second snapshot of the unchanged process adds no region rows. */
+    tu_vmsnap(&r, "-d", db, "snap", "-p", pid, "--detail", "maps", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "2\n");
+    tu_run_release(&r);
+    h = open_db(db);
+    assert_int_equal(q64(h, "SELECT count(*) FROM spans"), spans);
+    assert_int_equal(q64(h, "SELECT count(*) FROM regions WHERE snapshot_id = 2"), (int64_t)nb);
+    sqlite3_close(h);
+
+    struct stat sb;
+    assert_int_equal(stat(db, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    free_rows(before, nb);
+    free_rows(after, na);
+    free_rows(stored, ns);
+    tu_child_stop(&c);
+    free(db);
+}
+
+static void test_show_list_query_output(void **state)
+{
+    (void)state;
+    struct tu_child c;
+    char *db = db_in_tmp();
+    tu_child_start(&c);
+    tu_child_ok(&c, "mapat 0x320000000 65536 rw-");
+    tu_child_ok(&c, "touch 0x320000000 8192");
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", (int)c.pid);
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "snap", "-p", pid, "--label", "baseline", NULL);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+
+    tu_vmsnap(&r, "-d", db, "-j", "show", "baseline", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "\"start\":\"0x320000000\",\"end\":\"0x320010000\",\"size\":65536,"
+                                  "\"perms\":\"rw-p\""));
+    assert_non_null(strstr(r.out, "\"rss\":8192"));
+    assert_non_null(strstr(r.out, "\"start\":\"0xffffffffff600000\""));
+    assert_non_null(strstr(r.out, "\"label\":\"baseline\""));
+    assert_int_equal(tu_count_lines(r.out), 1);
+    tu_run_release(&r);
+
+    tu_vmsnap(&r, "-d", db, "show", "last", "--category", "kernel", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "[vsyscall]"));
+    assert_null(strstr(r.out, "[heap]"));
+    assert_non_null(strstr(r.out, "total"));
+    tu_run_release(&r);
+
+    tu_vmsnap(&r, "-d", db, "-j", "list", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "\"targets\":[{\"id\":1,\"pid\":"));
+    assert_non_null(strstr(r.out, "\"snapshots\":[{\"id\":1,\"seq\":1,"));
+    tu_run_release(&r);
+
+    tu_vmsnap(&r, "-d", db, "-j", "query",
+              "SELECT size, perms, rss FROM regions WHERE start = 0x320000000", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "[{\"size\":65536,\"perms\":\"rw-p\",\"rss\":8192}]\n");
+    tu_run_release(&r);
+
+    tu_vmsnap(&r, "-d", db, "query", "SELECT 1 AS one, 'x' AS two", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "one  two\n  1  x\n");
+    tu_run_release(&r);
+    tu_child_stop(&c);
+    free(db);
+}
+
+static void test_record_command_until_exit(void **state)
+{
+    (void)state;
+    char *db = db_in_tmp();
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "record", "-i", "50ms", "--label-prefix", "run", "--", "/bin/sh",
+              "-c", "sleep 0.5; exit 7", NULL);
+    assert_int_equal(r.status, 7); /* the command's own status */
+    assert_non_null(strstr(r.err, "target exited"));
+    tu_run_release(&r);
+    sqlite3 *h = open_db(db);
+    int64_t n = q64(h, "SELECT count(*) FROM snapshots");
+    assert_true(n >= 4);
+    assert_int_equal(q64(h, "SELECT count(*) FROM snapshots WHERE label = 'run-' || seq"), n);
+    /* Every snapshot reads back whole through the view. */
+    assert_int_equal(q64(h, "SELECT count(*) FROM snapshots s WHERE region_count != (SELECT "
+                            "count(*) FROM regions r WHERE r.snapshot_id = s.id)"),
+                     0);
+    assert_int_equal(q64(h, "SELECT count(*) FROM targets WHERE cmdline = '/bin/sh -c sleep 0.5; "
+                            "exit 7'"),
+                     1);
+    /* Process totals come from smaps_rollup by default. */
+    assert_int_equal(q64(h, "SELECT count(*) FROM snapshots WHERE rss_bytes > 0 AND detail = "
+                            "'rollup'"),
+                     n);
+    sqlite3_close(h);
+
+    tu_vmsnap(&r, "-d", db, "record", "-n", "2", "--", "/nonexistent/program", NULL);
+    assert_trouble(&r, "cannot run '/nonexistent/program'");
+    tu_run_release(&r);
+    free(db);
+}
+
+static pid_t spawn_vmsnap(const char *const *args)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char *argv[32];
+        int n = 0;
+        argv[n++] = (char *)VMSNAP_BIN;
+        for (; *args; args++)
+            argv[n++] = (char *)*args;
+        argv[n] = NULL;
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int64_t wait_for(const char *db, const char *sql, int64_t at_least)
+{
+    for (int i = 0; i < 1000; i++) {
+        if (access(db, F_OK) == 0) {
+            sqlite3 *h;
+            if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+                sqlite3_busy_timeout(h, 1000);
+                sqlite3_stmt *s;
+                int64_t v = -1;
+                if (sqlite3_prepare_v2(h, sql, -1, &s, NULL) == SQLITE_OK) {
+                    if (sqlite3_step(s) == SQLITE_ROW)
+                        v = sqlite3_column_int64(s, 0);
+                    sqlite3_finalize(s);
+                }
+                sqlite3_close(h);
+                if (v >= at_least)
+                    return v;
+            }
+        }
+        usleep(10000);
+    }
+    fail_msg("timed out waiting for %s >= %lld", sql, (long long)at_least);
+    return -1;
+}
+
+static int wait_status(pid_t pid)
+{
+    int status;
+    for (int i = 0; i < 1000; i++) {
+        pid_t p = waitpid(pid, &status, WNOHANG);
+        if (p == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    fail_msg("vmsnap did not exit");
+    return -1;
+}
+
+static void test_sigint_mid_record_keeps_every_snapshot(void **state)
+{
+    (void)state;
+    struct tu_child c;
+    char *db = db_in_tmp();
+    char pid[16];
+    tu_child_start(&c);
+    snprintf(pid, sizeof(pid), "%d", (int)c.pid);
+    tu_child_ok(&c, "many 2000");
+    tu_child_ok(&c, "churn on"); /* something changes at every tick */
+    const char *args[] = {"-d", db, "record", "-p", pid, "-i", "0", "--detail", "smaps", NULL};
+    pid_t rec = spawn_vmsnap(args);
+    wait_for(db, "SELECT count(*) FROM snapshots", 5);
+    kill(rec, SIGINT);
+    assert_int_equal(wait_status(rec), 0);
+    tu_child_ok(&c, "churn off");
+
+    sqlite3 *h = open_db(db);
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(h, "PRAGMA integrity_check", -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(s, 0), "ok");
+    sqlite3_finalize(s);
+    assert_int_equal(q64(h, "SELECT count(*) FROM snapshots s WHERE region_count != (SELECT "
+                            "count(*) FROM regions r WHERE r.snapshot_id = s.id)"),
+                     0);
+    assert_int_equal(q64(h, "SELECT count(*) FROM snapshots s WHERE rss_bytes != (SELECT "
+                            "sum(rss) FROM regions r WHERE r.snapshot_id = s.id)"),
+                     0);
+    assert_true(q64(h, "SELECT count(*) FROM snapshots") >= 5);
+    sqlite3_close(h);
+
+    /* Once the child holds still, a new recording's snapshot equals its maps exactly. */
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "record", "-p", pid, "-n", "1", NULL);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    struct row *live, *stored;
+    size_t nl = proc_rows(c.pid, &live);
+    h = open_db(db);
+    size_t ns = db_rows(h, q64(h, "SELECT max(id) FROM snapshots"), &stored);
+    assert_rows_equal(live, nl, stored, ns);
+    sqlite3_close(h);
+    free_rows(live, nl);
+    free_rows(stored, ns);
+    tu_child_stop(&c);
+    free(db);
+}
+
+static void test_sigusr1_marks_and_target_exit_stops(void **state)
+{
+    (void)state;
+    struct tu_child c;
+    char *db = db_in_tmp();
+    char pid[16];
+    tu_child_start(&c);
+    snprintf(pid, sizeof(pid), "%d", (int)c.pid);
+    const char *args[] = {"-d", db, "record", "-p", pid, "-i", "1h", NULL};
+    pid_t rec = spawn_vmsnap(args);
+    wait_for(db, "SELECT count(*) FROM snapshots", 1);
+    tu_child_ok(&c, "mapat 0x330000000 4096 rw-");
+    kill(rec, SIGUSR1);
+    wait_for(db, "SELECT count(*) FROM snapshots WHERE label = 'mark-1'", 1);
+    sqlite3 *h = open_db(db);
+    assert_int_equal(q64(h, "SELECT count(*) FROM regions r JOIN snapshots s ON s.id = "
+                            "r.snapshot_id WHERE s.label = 'mark-1' AND r.start = 0x330000000"),
+                     1);
+    sqlite3_close(h);
+    /* The target exits: the recorder notices within its wait and stops cleanly. */
+    tu_child_stop(&c);
+    assert_int_equal(wait_status(rec), 0);
+    free(db);
+}
+
+static void test_errors_are_one_line_and_exit_2(void **state)
+{
+    (void)state;
+    char *db = db_in_tmp();
+    struct tu_run r;
+
+    tu_vmsnap(&r, "-d", db, "snap", "-p", "2147483000", NULL);
+    assert_trouble(&r, "no such process '2147483000'");
+    assert_int_equal(access(db, F_OK), -1); /* no empty database left behind */
+    tu_run_release(&r);
+
+    tu_vmsnap(&r, "-d", db, "snap", "-p", "abc", NULL);
+    assert_trouble(&r, "invalid pid 'abc'");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "snap", "-p", "2", NULL);
+    assert_trouble(&r, "kernel thread");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "record", "-p", "1", "-i", "5x", NULL);
+    assert_trouble(&r, "invalid interval '5x'");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "record", "-p", "1", "-t", "-3", NULL);
+    assert_trouble(&r, "invalid duration");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "snap", NULL);
+    assert_trouble(&r, "-p PID");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "list", NULL);
+    assert_trouble(&r, "no database at");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "frobnicate", NULL);
+    assert_trouble(&r, "unknown command 'frobnicate'");
+    tu_run_release(&r);
+
+    /* A zombie has no address space. */
+    pid_t z = fork();
+    if (z == 0)
+        _exit(0);
+    char zs[16];
+    snprintf(zs, sizeof(zs), "%d", (int)z);
+    usleep(100000);
+    tu_vmsnap(&r, "-d", db, "snap", "-p", zs, NULL);
+    assert_trouble(&r, "zombie");
+    tu_run_release(&r);
+    waitpid(z, NULL, 0);
+
+    /* A real recording, then bad selectors and bad SQL against it. */
+    char self[16];
+    snprintf(self, sizeof(self), "%d", (int)getpid());
+    tu_vmsnap(&r, "-d", db, "snap", "-p", self, "--detail", "maps", NULL);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "show", "last~x", NULL);
+    assert_trouble(&r, "malformed snapshot selector 'last~x'");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "show", "last~5", NULL);
+    assert_trouble(&r, "no snapshot 'last~5'");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "show", "nosuchlabel", NULL);
+    assert_trouble(&r, "no snapshot matches 'nosuchlabel'");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "show", "1", "--category", "heapish", NULL);
+    assert_trouble(&r, "unknown category 'heapish'");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "query", "DROP TABLE spans", NULL);
+    assert_trouble(&r, "read-only");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "query", "SELECT nope FROM snapshots", NULL);
+    assert_trouble(&r, "no such column: nope");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "snap", "-p", self, "--label", "last", NULL);
+    assert_trouble(&r, "label 'last'");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "list", "--target", "9", NULL);
+    assert_trouble(&r, "no target with id 9");
+    assert_string_equal(r.out, "");
+    tu_run_release(&r);
+    free(db);
+}
+
+static void test_foreign_and_newer_files_are_refused_untouched(void **state)
+{
+    (void)state;
+    char *db = db_in_tmp();
+    FILE *f = fopen(db, "w");
+    fputs("not a database\n", f);
+    fclose(f);
+    struct tu_run r;
+    char self[16];
+    snprintf(self, sizeof(self), "%d", (int)getpid());
+    tu_vmsnap(&r, "-d", db, "snap", "-p", self, NULL);
+    assert_trouble(&r, "is not a vmsnap database");
+    tu_run_release(&r);
+    char *text = tu_read_file(db, NULL);
+    assert_string_equal(text, "not a database\n");
+    free(text);
+
+    unlink(db);
+    tu_vmsnap(&r, "-d", db, "snap", "-p", self, NULL);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, "PRAGMA journal_mode = DELETE; PRAGMA user_version = 42",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(h);
+    size_t before_len, after_len;
+    char *before = tu_read_file(db, &before_len);
+    tu_vmsnap(&r, "-d", db, "snap", "-p", self, NULL);
+    assert_trouble(&r, "newer vmsnap");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "list", NULL);
+    assert_trouble(&r, "newer vmsnap");
+    tu_run_release(&r);
+    char *after = tu_read_file(db, &after_len);
+    assert_int_equal(before_len, after_len);
+    assert_memory_equal(before, after, before_len);
+    free(before);
+    free(after);
+    free(db);
+}
+
+static void test_unprivileged_user(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        skip();
+    char *db = db_in_tmp();
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", db);
+    *strrchr(dir, '/') = '\0';
+    assert_int_equal(chmod(dir, 0777), 0);
+    struct tu_run r;
+    /* Someone else's process: root or CAP_SYS_PTRACE is needed. */
+    char *as_nobody[] = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                         (char *)VMSNAP_BIN, "-d", db, "snap", "-p", "1", NULL};
+    tu_run(&r, as_nobody);
+    assert_trouble(&r, "root or CAP_SYS_PTRACE is needed");
+    tu_run_release(&r);
+
+    /* A database the user may read but not write. */
+    char self[16];
+    snprintf(self, sizeof(self), "%d", (int)getpid());
+    tu_vmsnap(&r, "-d", db, "snap", "-p", self, "--detail", "maps", NULL);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    assert_int_equal(chmod(db, 0644), 0);
+    pid_t sleeper = fork();
+    if (sleeper == 0) {
+        if (setgid(65534) || setuid(65534))
+            _exit(1);
+        execl("/bin/sleep", "sleep", "30", (char *)NULL);
+        _exit(127);
+    }
+    usleep(100000);
+    char sp[16];
+    snprintf(sp, sizeof(sp), "%d", (int)sleeper);
+    char *ro[] = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                  (char *)VMSNAP_BIN, "-d", db, "snap", "-p", sp, NULL};
+    tu_run(&r, ro);
+    assert_trouble(&r, "cannot write to database");
+    tu_run_release(&r);
+    char *list[] = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                    (char *)VMSNAP_BIN, "-d", db, "list", NULL};
+    tu_run(&r, list);
+    assert_int_equal(r.status, 0); /* reading still works */
+    tu_run_release(&r);
+    kill(sleeper, SIGKILL);
+    waitpid(sleeper, NULL, 0);
+    free(db);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_snap_stores_exactly_what_maps_shows),
+        cmocka_unit_test(test_show_list_query_output),
+        cmocka_unit_test(test_record_command_until_exit),
+        cmocka_unit_test(test_sigint_mid_record_keeps_every_snapshot),
+        cmocka_unit_test(test_sigusr1_marks_and_target_exit_stops),
+        cmocka_unit_test(test_errors_are_one_line_and_exit_2),
+        cmocka_unit_test(test_foreign_and_newer_files_are_refused_untouched),
+        cmocka_unit_test(test_unprivileged_user),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,134 @@
+/* The region list: ordering checks, sanitizing torn reads, copying, comparing. */
+#include "testutil.h"
+
+#include <string.h>
+
+#include "capture/maps_parse.h"
+#include "capture/region.h"
+
+static void add(struct region_list *l, uint64_t start, uint64_t end, const char *perms,
+                const char *path)
+{
+    struct region *r = region_list_push(l);
+    r->start = start;
+    r->end = end;
+    memcpy(r->perms, perms, 5);
+    if (path) {
+        r->path = region_list_intern(l, path, strlen(path));
+        r->path_len = (uint32_t)strlen(path);
+    }
+}
+
+static void test_disorder(void **state)
+{
+    (void)state;
+    struct region_list l;
+    region_list_init(&l);
+    add(&l, 0x1000, 0x2000, "r--p", NULL);
+    add(&l, 0x2000, 0x3000, "rw-p", NULL);
+    assert_int_equal(region_list_first_disorder(&l), 2);
+    add(&l, 0x1800, 0x4000, "rw-p", NULL); /* goes backwards */
+    assert_int_equal(region_list_first_disorder(&l), 2);
+    region_list_clear(&l);
+    add(&l, 0x1000, 0x1000, "rw-p", NULL); /* empty */
+    assert_int_equal(region_list_first_disorder(&l), 0);
+    region_list_release(&l);
+}
+
+static void test_sanitize_keeps_disjoint_sorted(void **state)
+{
+    (void)state;
+    struct region_list l;
+    region_list_init(&l);
+    add(&l, 0x5000, 0x6000, "r--p", NULL);
+    add(&l, 0x1000, 0x2000, "r--p", NULL);
+    add(&l, 0x1800, 0x2800, "rw-p", NULL);
+    add(&l, 0xffffffffff600000ULL, 0xffffffffff601000ULL, "--xp", "[vsyscall]");
+    assert_int_equal(region_list_sanitize(&l), 1);
+    assert_int_equal(l.n, 3);
+    assert_true(l.v[0].start == 0x1000 && l.v[1].start == 0x5000);
+    assert_true(l.v[2].start == 0xffffffffff600000ULL); /* unsigned order: last */
+    region_list_release(&l);
+}
+
+static void test_copy_is_deep(void **state)
+{
+    (void)state;
+    struct region_list a, b;
+    region_list_init(&a);
+    region_list_init(&b);
+    add(&a, 0x1000, 0x2000, "r--p", "/lib/x.so");
+    region_list_copy(&b, &a);
+    assert_ptr_not_equal(a.v[0].path, b.v[0].path);
+    region_list_release(&a);
+    assert_string_equal(b.v[0].path, "/lib/x.so");
+    assert_int_equal(b.v[0].path_len, 9);
+    region_list_release(&b);
+}
+
+static void test_same_layout(void **state)
+{
+    (void)state;
+    struct region_list l;
+    region_list_init(&l);
+    add(&l, 0x1000, 0x2000, "r--p", "/a");
+    add(&l, 0x1000, 0x2000, "r--p", "/a");
+    assert_true(region_same_layout(&l.v[0], &l.v[1]));
+    l.v[1].rss = 4096;
+    l.v[1].flags |= REGION_HAS_MEM;
+    assert_true(region_same_layout(&l.v[0], &l.v[1])); /* figures are not layout */
+    assert_false(region_same_mem(&l.v[0], &l.v[1]));
+    l.v[1].perms[1] = 'w';
+    assert_false(region_same_layout(&l.v[0], &l.v[1]));
+    l.v[1].perms[1] = '-';
+    l.v[1].flags |= REGION_DELETED;
+    assert_false(region_same_layout(&l.v[0], &l.v[1]));
+    l.v[1].flags &= ~(uint32_t)REGION_DELETED;
+    l.v[1].path = region_list_intern(&l, "/b", 2);
+    assert_false(region_same_layout(&l.v[0], &l.v[1]));
+    region_list_release(&l);
+}
+
+static void test_arena_survives_many_names(void **state)
+{
+    (void)state;
+    struct region_list l;
+    char name[64];
+    region_list_init(&l);
+    for (int i = 0; i < 20000; i++) {
+        snprintf(name, sizeof(name), "/usr/lib/lib%05d.so", i);
+        add(&l, (uint64_t)(i + 1) * 0x1000, (uint64_t)(i + 2) * 0x1000, "r--p", name);
+    }
+    for (int i = 0; i < 20000; i += 997) {
+        snprintf(name, sizeof(name), "/usr/lib/lib%05d.so", i);
+        assert_string_equal(l.v[i].path, name);
+    }
+    /* A name longer than an arena chunk gets a chunk of its own. */
+    static char big[100000];
+    memset(big, 'a', sizeof(big) - 1);
+    big[0] = '/';
+    add(&l, 0x100000000ULL, 0x100001000ULL, "r--p", big);
+    assert_int_equal(strlen(l.v[l.n - 1].path), sizeof(big) - 1);
+    region_list_release(&l);
+}
+
+static void test_category_names_round_trip(void **state)
+{
+    (void)state;
+    for (int c = 0; c < CAT_COUNT; c++)
+        assert_int_equal(region_category_parse(region_category_name(c)), c);
+    assert_int_equal(region_category_parse("heapz"), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_disorder),
+        cmocka_unit_test(test_sanitize_keeps_disjoint_sorted),
+        cmocka_unit_test(test_copy_is_deep),
+        cmocka_unit_test(test_same_layout),
+        cmocka_unit_test(test_arena_survives_many_names),
+        cmocka_unit_test(test_category_names_round_trip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,558 @@
+/* The store on real SQLite files: round trips, deltas, the regions view, refusals, migration. */
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "capture/maps_parse.h"
+#include "store/store.h"
+#include "store/store_internal.h"
+
+static char *db_path(const char *name)
+{
+    char *dir = tu_tmpdir();
+    char *p = malloc(strlen(dir) + strlen(name) + 2);
+    sprintf(p, "%s/%s", dir, name);
+    free(dir);
+    return p;
+}
+
+static void load(const char *fixture, struct region_list *l)
+{
+    size_t len;
+    char *text = tu_fixture(fixture, &len);
+    struct err e = {0};
+    region_list_init(l);
+    int rc = strstr(fixture, "smaps") ? smaps_parse(text, len, l, &e)
+                                      : maps_parse(text, len, l, &e);
+    assert_int_equal(rc, 0);
+    region_list_classify(l);
+    free(text);
+}
+
+static struct capture_info info_for(int detail)
+{
+    struct capture_info i;
+    memset(&i, 0, sizeof(i));
+    i.detail = detail;
+    i.method = detail == DETAIL_SMAPS ? "smaps" : "maps";
+    i.taken_at_ms = 1763769600123LL;
+    return i;
+}
+
+static struct capture_target fake_target(void)
+{
+    struct capture_target t = {0};
+    t.pid = 4242;
+    t.start_time = 777;
+    t.boot_id = "boot-1";
+    t.exe = "/tmp/vm_child";
+    t.cmdline = "vm_child --x";
+    t.exec_key = "1:2:3:4";
+    t.host = "testhost";
+    t.os = "linux";
+    return t;
+}
+
+static int64_t count(struct store *st, const char *sql)
+{
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(st->db, sql, -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return v;
+}
+
+static void assert_same_regions(const struct region_list *a, const struct region_list *b,
+                                int with_mem)
+{
+    assert_int_equal(a->n, b->n);
+    for (size_t i = 0; i < a->n; i++) {
+        if (!region_same_layout(&a->v[i], &b->v[i]))
+            fail_msg("region %zu differs: %llx-%llx %s %s vs %llx-%llx %s %s", i,
+                     (unsigned long long)a->v[i].start, (unsigned long long)a->v[i].end,
+                     a->v[i].perms, a->v[i].path ? a->v[i].path : "", (unsigned long long)b->v[i].start,
+                     (unsigned long long)b->v[i].end, b->v[i].perms, b->v[i].path ? b->v[i].path : "");
+        if (with_mem)
+            assert_true(region_same_mem(&a->v[i], &b->v[i]));
+        else
+            assert_false(b->v[i].flags & REGION_HAS_MEM);
+    }
+}
+
+struct fixture {
+    char *path;
+    struct store *st;
+    int64_t target;
+    struct store_writer *w;
+};
+
+static void open_fixture(struct fixture *f)
+{
+    struct err e = {0};
+    f->path = db_path("t.db");
+    assert_int_equal(store_open(&f->st, f->path, STORE_WRITE, &e), 0);
+    struct capture_target t = fake_target();
+    assert_int_equal(store_target_ensure(f->st, &t, &f->target, &e), 0);
+    assert_int_equal(store_writer_open(f->st, f->target, &f->w, &e), 0);
+}
+
+static void close_fixture(struct fixture *f)
+{
+    store_writer_close(f->w);
+    store_close(f->st);
+    free(f->path);
+}
+
+static int64_t write_snap(struct fixture *f, const struct region_list *l, int detail,
+                          const char *label)
+{
+    struct err e = {0};
+    struct capture_info info = info_for(detail);
+    int64_t id = 0;
+    if (store_writer_write(f->w, l, &info, label, 10, &id, &e) != 0)
+        fail_msg("write: %s", e.msg);
+    return id;
+}
+
+static void read_snap(struct fixture *f, int64_t id, struct region_list *out)
+{
+    struct err e = {0};
+    region_list_init(out);
+    if (store_read_regions(f->st, id, out, &e) != 0)
+        fail_msg("read: %s", e.msg);
+}
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    struct fixture f;
+    struct region_list l, back;
+    open_fixture(&f);
+    load("edge.maps", &l);
+    int64_t id = write_snap(&f, &l, DETAIL_MAPS, "one");
+    read_snap(&f, id, &back);
+    assert_same_regions(&l, &back, 0);
+    /* [vsyscall] is above INT64_MAX and must come back unchanged, sorted last. */
+    assert_true(back.v[back.n - 1].start == 0xffffffffff600000ULL);
+    assert_true(back.v[back.n - 1].end == 0xffffffffff601000ULL);
+    assert_int_equal(count(f.st, "SELECT size FROM regions WHERE path = '[vsyscall]'"), 4096);
+    /* The snapshot row has the totals. */
+    assert_int_equal(count(f.st, "SELECT region_count FROM snapshots"), (int64_t)l.n);
+    assert_int_equal(count(f.st, "SELECT mapped_bytes FROM snapshots"),
+                     (int64_t)region_list_mapped(&l));
+    assert_int_equal(count(f.st, "SELECT count(*) FROM snapshots WHERE taken_at = "
+                                 "'2025-11-22T00:00:00.123Z' AND "
+                                 "datetime(taken_at) = '2025-11-22 00:00:00'"),
+                     1);
+    region_list_release(&back);
+    region_list_release(&l);
+    close_fixture(&f);
+}
+
+static void test_unchanged_snapshot_adds_no_region_rows(void **state)
+{
+    (void)state;
+    struct fixture f;
+    struct region_list l, back;
+    open_fixture(&f);
+    load("edge.smaps", &l);
+    write_snap(&f, &l, DETAIL_SMAPS, NULL);
+    int64_t spans = count(f.st, "SELECT count(*) FROM spans");
+    int64_t mem = count(f.st, "SELECT count(*) FROM span_mem");
+    int64_t paths = count(f.st, "SELECT count(*) FROM paths");
+    assert_int_equal(spans, (int64_t)l.n);
+    int64_t id2 = write_snap(&f, &l, DETAIL_SMAPS, NULL);
+    int64_t id3 = write_snap(&f, &l, DETAIL_SMAPS, NULL);
+    assert_int_equal(count(f.st, "SELECT count(*) FROM spans"), spans);
+    assert_int_equal(count(f.st, "SELECT count(*) FROM span_mem"), mem);
+    assert_int_equal(count(f.st, "SELECT count(*) FROM paths"), paths);
+    assert_int_equal(count(f.st, "SELECT count(*) FROM snapshots"), 3);
+    read_snap(&f, id3, &back);
+    assert_same_regions(&l, &back, 1);
+    region_list_release(&back);
+    read_snap(&f, id2, &back);
+    assert_same_regions(&l, &back, 1);
+    region_list_release(&back);
+    region_list_release(&l);
+    close_fixture(&f);
+}
+
+static void test_change_closes_and_opens_exactly(void **state)
+{
+    (void)state;
+    struct fixture f;
+    struct region_list a, b, back;
+    open_fixture(&f);
+    load("edge.maps", &a);
+    int64_t s1 = write_snap(&f, &a, DETAIL_MAPS, NULL);
+    /* b: region 7 freed, region 9 re-protected, a new region at 0x20000. */
+    region_list_init(&b);
+    for (size_t i = 0; i < a.n; i++) {
+        if (i == 7)
+            continue;
+        struct region *r = region_list_push(&b);
+        *r = a.v[i];
+        if (i == 9)
+            memcpy(r->perms, "r--p", 5);
+        if (i == 0) {
+            struct region *n = region_list_push(&b);
+            memset(n, 0, sizeof(*n));
+            n->start = 0x20000;
+            n->end = 0x30000;
+            memcpy(n->perms, "rw-p", 5);
+        }
+    }
+    int64_t s2 = write_snap(&f, &b, DETAIL_MAPS, NULL);
+    /* Closed exactly at s1: the freed region and the old version of the re-protected one. */
+    assert_int_equal(count(f.st, "SELECT count(*) FROM spans WHERE last_snap != 9223372036854775807"),
+                     2);
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM spans WHERE last_snap = %lld",
+             (long long)s1);
+    assert_int_equal(count(f.st, sql), 2);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM spans WHERE first_snap = %lld",
+             (long long)s2);
+    assert_int_equal(count(f.st, sql), 2);
+    assert_int_equal(count(f.st, "SELECT count(*) FROM spans"), (int64_t)a.n + 2);
+    /* Each snapshot still reads back exactly as captured. */
+    read_snap(&f, s1, &back);
+    assert_same_regions(&a, &back, 0);
+    region_list_release(&back);
+    read_snap(&f, s2, &back);
+    assert_same_regions(&b, &back, 0);
+    region_list_release(&back);
+    region_list_release(&a);
+    region_list_release(&b);
+    close_fixture(&f);
+}
+
+static void test_memory_figures_are_intervals(void **state)
+{
+    (void)state;
+    struct fixture f;
+    struct region_list a, b, back;
+    open_fixture(&f);
+    load("edge.smaps", &a);
+    int64_t s1 = write_snap(&f, &a, DETAIL_SMAPS, NULL);
+    int64_t mem1 = count(f.st, "SELECT count(*) FROM span_mem");
+    /* Layout only: no figures shown for it, none written. */
+    struct region_list maps;
+    load("edge.maps", &maps);
+    int64_t s2 = write_snap(&f, &maps, DETAIL_MAPS, NULL);
+    assert_int_equal(count(f.st, "SELECT count(*) FROM span_mem"), mem1);
+    /* One region's rss changes: exactly one new figures row. */
+    region_list_init(&b);
+    region_list_copy(&b, &a);
+    b.v[6].rss += 8192;
+    int64_t s3 = write_snap(&f, &b, DETAIL_SMAPS, NULL);
+    assert_int_equal(count(f.st, "SELECT count(*) FROM span_mem"), mem1 + 1);
+    assert_int_equal(count(f.st, "SELECT count(*) FROM spans"), (int64_t)a.n);
+    read_snap(&f, s1, &back);
+    assert_same_regions(&a, &back, 1);
+    region_list_release(&back);
+    read_snap(&f, s2, &back);
+    assert_same_regions(&maps, &back, 0);
+    region_list_release(&back);
+    read_snap(&f, s3, &back);
+    assert_same_regions(&b, &back, 1);
+    region_list_release(&back);
+    region_list_release(&a);
+    region_list_release(&b);
+    region_list_release(&maps);
+    close_fixture(&f);
+}
+
+static void test_new_writer_continues_from_database(void **state)
+{
+    (void)state;
+    /* Each `vmsnap snap` is a new process: its writer must start from what is stored. */
+    struct fixture f;
+    struct region_list l;
+    struct err e = {0};
+    open_fixture(&f);
+    load("edge.smaps", &l);
+    write_snap(&f, &l, DETAIL_SMAPS, NULL);
+    int64_t spans = count(f.st, "SELECT count(*) FROM spans");
+    int64_t mem = count(f.st, "SELECT count(*) FROM span_mem");
+    store_writer_close(f.w);
+    assert_int_equal(store_writer_open(f.st, f.target, &f.w, &e), 0);
+    int64_t s2 = write_snap(&f, &l, DETAIL_SMAPS, NULL);
+    assert_int_equal(count(f.st, "SELECT count(*) FROM spans"), spans);
+    assert_int_equal(count(f.st, "SELECT count(*) FROM span_mem"), mem);
+    assert_int_equal(count(f.st, "SELECT max(seq) FROM snapshots"), 2);
+    struct region_list back;
+    read_snap(&f, s2, &back);
+    assert_same_regions(&l, &back, 1);
+    region_list_release(&back);
+    region_list_release(&l);
+    close_fixture(&f);
+}
+
+static void test_failed_write_leaves_nothing(void **state)
+{
+    (void)state;
+    struct fixture f;
+    struct region_list a, big;
+    struct err e = {0};
+    open_fixture(&f);
+    load("edge.maps", &a);
+    int64_t s1 = write_snap(&f, &a, DETAIL_MAPS, NULL);
+    /* A full disk, simulated: the database may not grow by another page. */
+    int64_t pages = count(f.st, "PRAGMA page_count");
+    char sql[128];
+    snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld", (long long)pages);
+    assert_int_equal(sqlite3_exec(f.st->db, sql, NULL, NULL, NULL), SQLITE_OK);
+    region_list_init(&big);
+    for (int i = 0; i < 5000; i++) {
+        struct region *r = region_list_push(&big);
+        r->start = 0x100000000ULL + (uint64_t)i * 0x2000;
+        r->end = r->start + 0x1000;
+        memcpy(r->perms, "rw-p", 5);
+        char name[64];
+        snprintf(name, sizeof(name), "/tmp/file-%d", i);
+        r->path = region_list_intern(&big, name, strlen(name));
+        r->path_len = (uint32_t)strlen(name);
+    }
+    struct capture_info info = info_for(DETAIL_MAPS);
+    int64_t id;
+    assert_int_equal(store_writer_write(f.w, &big, &info, NULL, 0, &id, &e), ERR_FULL);
+    assert_non_null(strstr(e.msg, "full"));
+    assert_int_equal(count(f.st, "SELECT count(*) FROM snapshots"), 1);
+    assert_int_equal(count(f.st, "SELECT count(*) FROM spans"), (int64_t)a.n);
+    struct region_list back;
+    read_snap(&f, s1, &back);
+    assert_same_regions(&a, &back, 0);
+    region_list_release(&back);
+    /* Once there is room again, the next write is a correct delta from the last commit. */
+    assert_int_equal(sqlite3_exec(f.st->db, "PRAGMA max_page_count = 1000000", NULL, NULL, NULL),
+                     SQLITE_OK);
+    int64_t s2 = write_snap(&f, &big, DETAIL_MAPS, NULL);
+    read_snap(&f, s2, &back);
+    assert_same_regions(&big, &back, 0);
+    region_list_release(&back);
+    read_snap(&f, s1, &back);
+    assert_same_regions(&a, &back, 0);
+    region_list_release(&back);
+    region_list_release(&a);
+    region_list_release(&big);
+    close_fixture(&f);
+}
+
+static char *file_bytes(const char *path, size_t *len)
+{
+    return tu_read_file(path, len);
+}
+
+static void expect_refused(const char *path, int code)
+{
+    size_t before_len, after_len;
+    char *before = file_bytes(path, &before_len);
+    struct store *st = NULL;
+    struct err e = {0};
+    assert_int_equal(store_open(&st, path, STORE_WRITE, &e), code);
+    assert_null(st);
+    assert_non_null(strstr(e.msg, path));
+    char *after = file_bytes(path, &after_len);
+    assert_int_equal(before_len, after_len);
+    assert_memory_equal(before, after, before_len);
+    char wal[4096];
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    assert_int_equal(access(wal, F_OK), -1);
+    free(before);
+    free(after);
+}
+
+static void test_refuses_foreign_files(void **state)
+{
+    (void)state;
+    char *text = db_path("notes.txt");
+    FILE *f = fopen(text, "w");
+    fputs("just some text, not a database at all, long enough to fill a header........"
+          "..............................................\n",
+          f);
+    fclose(f);
+    expect_refused(text, ERR_NOTVMSNAP);
+
+    char *other = db_path("other.db");
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(other, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES (1);", NULL, NULL,
+                                  NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    expect_refused(other, ERR_NOTVMSNAP);
+
+    char *app = db_path("app.db");
+    assert_int_equal(sqlite3_open(app, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA application_id = 1234; CREATE TABLE t(x);", NULL,
+                                  NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    expect_refused(app, ERR_NOTVMSNAP);
+    free(text);
+    free(other);
+    free(app);
+}
+
+static void test_refuses_newer_schema(void **state)
+{
+    (void)state;
+    char *path = db_path("new.db");
+    struct store *st = NULL;
+    struct err e = {0};
+    assert_int_equal(store_open(&st, path, STORE_WRITE, &e), 0);
+    store_close(st);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode = DELETE; PRAGMA user_version = 99",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    expect_refused(path, ERR_NEWER);
+    assert_int_equal(store_open(&st, path, STORE_READ, &e), ERR_NEWER);
+    assert_non_null(strstr(e.msg, "newer vmsnap"));
+    free(path);
+}
+
+static void test_new_file_is_private(void **state)
+{
+    (void)state;
+    char *path = db_path("private.db");
+    struct store *st = NULL;
+    struct err e = {0};
+    mode_t old = umask(0);
+    assert_int_equal(store_open(&st, path, STORE_WRITE, &e), 0);
+    umask(old);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    assert_int_equal(count(st, "PRAGMA application_id"), STORE_APPLICATION_ID);
+    assert_int_equal(count(st, "PRAGMA user_version"), store_schema_version());
+    store_close(st);
+    /* Reading a missing file never creates it. */
+    char *missing = db_path("missing.db");
+    assert_int_equal(store_open(&st, missing, STORE_READ, &e), ERR_NOTFOUND);
+    assert_int_equal(access(missing, F_OK), -1);
+    free(path);
+    free(missing);
+}
+
+static void test_migrates_from_version_1(void **state)
+{
+    (void)state;
+    char *path = db_path("old.db");
+    struct store *st = NULL;
+    struct err e = {0};
+    assert_int_equal(store_open_version(&st, path, STORE_WRITE, 1, &e), 0);
+    assert_int_equal(count(st, "PRAGMA user_version"), 1);
+    assert_int_equal(count(st, "SELECT count(*) FROM sqlite_schema WHERE name = 'regions'"), 0);
+    /* Record into the old schema, as an older vmsnap would have. */
+    struct capture_target t = fake_target();
+    int64_t target;
+    struct store_writer *w;
+    struct region_list l;
+    assert_int_equal(store_target_ensure(st, &t, &target, &e), 0);
+    assert_int_equal(store_writer_open(st, target, &w, &e), 0);
+    load("edge.maps", &l);
+    struct capture_info info = info_for(DETAIL_MAPS);
+    int64_t id;
+    assert_int_equal(store_writer_write(w, &l, &info, NULL, 0, &id, &e), 0);
+    store_writer_close(w);
+    store_close(st);
+
+    assert_int_equal(store_open(&st, path, STORE_WRITE, &e), 0);
+    assert_int_equal(count(st, "PRAGMA user_version"), store_schema_version());
+    struct region_list back;
+    region_list_init(&back);
+    assert_int_equal(store_read_regions(st, id, &back, &e), 0);
+    assert_same_regions(&l, &back, 0);
+    region_list_release(&back);
+    region_list_release(&l);
+    store_close(st);
+    free(path);
+}
+
+static void test_selectors(void **state)
+{
+    (void)state;
+    struct fixture f;
+    struct region_list l;
+    struct err e = {0};
+    int64_t id;
+    open_fixture(&f);
+    load("edge.maps", &l);
+    int64_t s1 = write_snap(&f, &l, DETAIL_MAPS, "before");
+    int64_t s2 = write_snap(&f, &l, DETAIL_MAPS, NULL);
+    int64_t s3 = write_snap(&f, &l, DETAIL_MAPS, "after");
+    assert_int_equal(store_resolve(f.st, "first", 0, &id, &e), 0);
+    assert_int_equal(id, s1);
+    assert_int_equal(store_resolve(f.st, "last", 0, &id, &e), 0);
+    assert_int_equal(id, s3);
+    assert_int_equal(store_resolve(f.st, "last~1", 0, &id, &e), 0);
+    assert_int_equal(id, s2);
+    assert_int_equal(store_resolve(f.st, "last~0", 0, &id, &e), 0);
+    assert_int_equal(id, s3);
+    assert_int_equal(store_resolve(f.st, "before", 0, &id, &e), 0);
+    assert_int_equal(id, s1);
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%lld", (long long)s2);
+    assert_int_equal(store_resolve(f.st, buf, 0, &id, &e), 0);
+    assert_int_equal(id, s2);
+    assert_int_equal(store_resolve(f.st, "last~3", 0, &id, &e), ERR_NOTFOUND);
+    assert_non_null(strstr(e.msg, "has 3 snapshots"));
+    assert_int_equal(store_resolve(f.st, "last~x", 0, &id, &e), ERR_USAGE);
+    assert_int_equal(store_resolve(f.st, "last~", 0, &id, &e), ERR_USAGE);
+    assert_int_equal(store_resolve(f.st, "999", 0, &id, &e), ERR_NOTFOUND);
+    assert_int_equal(store_resolve(f.st, "nosuchlabel", 0, &id, &e), ERR_NOTFOUND);
+    assert_int_equal(store_resolve(f.st, "", 0, &id, &e), ERR_USAGE);
+    assert_int_equal(store_resolve(f.st, "99999999999999999999999", 0, &id, &e), ERR_NOTFOUND);
+    region_list_release(&l);
+    close_fixture(&f);
+}
+
+static void test_query_is_read_only(void **state)
+{
+    (void)state;
+    struct fixture f;
+    struct region_list l;
+    struct err e = {0};
+    open_fixture(&f);
+    load("edge.maps", &l);
+    write_snap(&f, &l, DETAIL_MAPS, NULL);
+    struct store_query_cb cb = {0};
+    assert_int_equal(store_query(f.st, "DELETE FROM snapshots", &cb, &e), ERR_USAGE);
+    assert_int_equal(store_query(f.st, "SELECT 1; DROP TABLE spans", &cb, &e), ERR_USAGE);
+    assert_int_equal(store_query(f.st, "SELEC 1", &cb, &e), ERR_USAGE);
+    assert_non_null(strstr(e.msg, "syntax error"));
+    assert_int_equal(store_query(f.st, "SELECT count(*) FROM regions; -- fine", &cb, &e), 0);
+    assert_int_equal(count(f.st, "SELECT count(*) FROM snapshots"), 1);
+    region_list_release(&l);
+    close_fixture(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_unchanged_snapshot_adds_no_region_rows),
+        cmocka_unit_test(test_change_closes_and_opens_exactly),
+        cmocka_unit_test(test_memory_figures_are_intervals),
+        cmocka_unit_test(test_new_writer_continues_from_database),
+        cmocka_unit_test(test_failed_write_leaves_nothing),
+        cmocka_unit_test(test_refuses_foreign_files),
+        cmocka_unit_test(test_refuses_newer_schema),
+        cmocka_unit_test(test_new_file_is_private),
+        cmocka_unit_test(test_migrates_from_version_1),
+        cmocka_unit_test(test_selectors),
+        cmocka_unit_test(test_query_is_read_only),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
