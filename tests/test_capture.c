@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -259,6 +261,122 @@ static void test_churning_target_gives_consistent_walks(void **state)
     tu_child_stop(&c);
 }
 
+/* A fake /proc whose stat is a FIFO: each open of it is served the next text in turn, so a
+ * test decides what the target looks like before, during and after a walk. */
+struct fake_proc {
+    char *root;
+    char stat_path[4200];
+    const char *stats[4];
+    int nstats;
+    pthread_t thread;
+};
+
+static void *serve_stats(void *arg)
+{
+    struct fake_proc *f = arg;
+    for (int i = 0; i < f->nstats; i++) {
+        int fd = open(f->stat_path, O_WRONLY);
+        if (fd < 0)
+            return NULL;
+        ssize_t w = write(fd, f->stats[i], strlen(f->stats[i]));
+        (void)w;
+        close(fd);
+        /* Let this reader finish before the next open, or two texts would share one read. */
+        usleep(30000);
+    }
+    return NULL;
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static void fake_proc_start(struct fake_proc *f, const char *maps)
+{
+    char path[4200];
+    f->root = tu_tmpdir();
+    snprintf(path, sizeof(path), "%s/4242", f->root);
+    assert_int_equal(mkdir(path, 0755), 0);
+    snprintf(path, sizeof(path), "%s/4242/maps", f->root);
+    write_text(path, maps);
+    snprintf(path, sizeof(path), "%s/4242/cmdline", f->root);
+    write_text(path, "fake");
+    snprintf(f->stat_path, sizeof(f->stat_path), "%s/4242/stat", f->root);
+    assert_int_equal(mkfifo(f->stat_path, 0600), 0);
+    pthread_create(&f->thread, NULL, serve_stats, f);
+}
+
+static void fake_proc_stop(struct fake_proc *f)
+{
+    pthread_join(f->thread, NULL);
+    free(f->root);
+}
+
+static const char alive[] = "4242 (fake (target)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 1 0 0 20 "
+                            "0 1 0 5555 1000000 100 18446744073709551615 1 2 3 0 0 0 0 0 0 0 0 0 "
+                            "17 1 0 0 0 0 0 4 5 6 7 8 9 10 0\n";
+static const char zombie[] = "4242 (fake (target)) Z 1 4242 4242 0 -1 4194560 100 0 0 0 1 1 0 0 "
+                             "20 0 1 0 5555 0 0 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 1 "
+                             "0 0 0 0 0 0 0 0 0 0 0 0 0\n";
+
+static void test_exit_mid_walk_is_not_a_snapshot(void **state)
+{
+    (void)state;
+    /* maps read back cut short, and the target was a zombie right after: not a snapshot. */
+    struct fake_proc f = {.stats = {alive, alive, zombie}, .nstats = 3};
+    fake_proc_start(&f, "00400000-00401000 r--p 00000000 fe:00 12 /bin/fake\n");
+    struct capture *cap = NULL;
+    struct err e = {0};
+    const struct region_list *l;
+    struct capture_info info;
+    assert_int_equal(capture_open(&cap, f.root, 4242, &e), 0);
+    assert_int_equal(capture_get_target(cap)->start_time, 5555);
+    assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l, &info, &e), ERR_EXITED);
+    if (!strstr(e.msg, "exited during the walk"))
+        fail_msg("%s", e.msg);
+    capture_close(cap);
+    fake_proc_stop(&f);
+}
+
+static void test_empty_read_is_not_a_snapshot(void **state)
+{
+    (void)state;
+    /* A dead target's maps can read as empty while stat still looks alive. */
+    struct fake_proc f = {.stats = {alive, alive, alive}, .nstats = 3};
+    fake_proc_start(&f, "");
+    struct capture *cap = NULL;
+    struct err e = {0};
+    const struct region_list *l;
+    struct capture_info info;
+    assert_int_equal(capture_open(&cap, f.root, 4242, &e), 0);
+    assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l, &info, &e), ERR_EXITED);
+    capture_close(cap);
+    fake_proc_stop(&f);
+}
+
+static void test_reused_pid_is_not_the_target(void **state)
+{
+    (void)state;
+    char reused[sizeof(alive)];
+    memcpy(reused, alive, sizeof(alive));
+    memcpy(strstr(reused, " 5555 ") + 1, "6666", 4); /* a later start time */
+    struct fake_proc f = {.stats = {alive, reused}, .nstats = 2};
+    fake_proc_start(&f, "00400000-00401000 r--p 00000000 fe:00 12 /bin/fake\n");
+    struct capture *cap = NULL;
+    struct err e = {0};
+    const struct region_list *l;
+    struct capture_info info;
+    assert_int_equal(capture_open(&cap, f.root, 4242, &e), 0);
+    assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l, &info, &e), ERR_EXITED);
+    assert_non_null(strstr(e.msg, "reused"));
+    capture_close(cap);
+    fake_proc_stop(&f);
+}
+
 static void test_permission_denied(void **state)
 {
     (void)state;
@@ -294,6 +412,9 @@ int main(void)
         cmocka_unit_test(test_dead_targets),
         cmocka_unit_test(test_exec_is_a_new_target),
         cmocka_unit_test(test_churning_target_gives_consistent_walks),
+        cmocka_unit_test(test_exit_mid_walk_is_not_a_snapshot),
+        cmocka_unit_test(test_empty_read_is_not_a_snapshot),
+        cmocka_unit_test(test_reused_pid_is_not_the_target),
         cmocka_unit_test(test_permission_denied),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

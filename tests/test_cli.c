@@ -221,8 +221,9 @@ static void test_show_list_query_output(void **state)
 
     tu_vmsnap(&r, "-d", db, "-j", "show", "baseline", NULL);
     assert_int_equal(r.status, 0);
-    assert_non_null(strstr(r.out, "\"start\":\"0x320000000\",\"end\":\"0x320010000\",\"size\":65536,"
-                                  "\"perms\":\"rw-p\""));
+    assert_non_null(strstr(r.out,
+                           "\"start\":\"0x320000000\",\"end\":\"0x320010000\",\"size\":65536,"
+                           "\"perms\":\"rw-p\""));
     assert_non_null(strstr(r.out, "\"rss\":8192"));
     assert_non_null(strstr(r.out, "\"start\":\"0xffffffffff600000\""));
     assert_non_null(strstr(r.out, "\"label\":\"baseline\""));
@@ -261,8 +262,8 @@ static void test_record_command_until_exit(void **state)
     (void)state;
     char *db = db_in_tmp();
     struct tu_run r;
-    tu_vmsnap(&r, "-d", db, "record", "-i", "50ms", "--label-prefix", "run", "--", "/bin/sh",
-              "-c", "sleep 0.5; exit 7", NULL);
+    tu_vmsnap(&r, "-d", db, "record", "-i", "50ms", "--label-prefix", "run", "--", "/bin/sh", "-c",
+              "sleep 0.5; exit 7", NULL);
     assert_int_equal(r.status, 7); /* the command's own status */
     assert_non_null(strstr(r.err, "target exited"));
     tu_run_release(&r);
@@ -524,9 +525,9 @@ static void test_foreign_and_newer_files_are_refused_untouched(void **state)
     tu_run_release(&r);
     sqlite3 *h;
     assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(h, "PRAGMA journal_mode = DELETE; PRAGMA user_version = 42",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(h, "PRAGMA journal_mode = DELETE; PRAGMA user_version = 42", NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(h);
     size_t before_len, after_len;
     char *before = tu_read_file(db, &before_len);
@@ -556,8 +557,17 @@ static void test_unprivileged_user(void **state)
     assert_int_equal(chmod(dir, 0777), 0);
     struct tu_run r;
     /* Someone else's process: root or CAP_SYS_PTRACE is needed. */
-    char *as_nobody[] = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                         (char *)VMSNAP_BIN, "-d", db, "snap", "-p", "1", NULL};
+    char *as_nobody[] = {"/usr/bin/setpriv",
+                         "--reuid=65534",
+                         "--regid=65534",
+                         "--clear-groups",
+                         (char *)VMSNAP_BIN,
+                         "-d",
+                         db,
+                         "snap",
+                         "-p",
+                         "1",
+                         NULL};
     tu_run(&r, as_nobody);
     assert_trouble(&r, "root or CAP_SYS_PTRACE is needed");
     tu_run_release(&r);
@@ -579,13 +589,29 @@ static void test_unprivileged_user(void **state)
     usleep(100000);
     char sp[16];
     snprintf(sp, sizeof(sp), "%d", (int)sleeper);
-    char *ro[] = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                  (char *)VMSNAP_BIN, "-d", db, "snap", "-p", sp, NULL};
+    char *ro[] = {"/usr/bin/setpriv",
+                  "--reuid=65534",
+                  "--regid=65534",
+                  "--clear-groups",
+                  (char *)VMSNAP_BIN,
+                  "-d",
+                  db,
+                  "snap",
+                  "-p",
+                  sp,
+                  NULL};
     tu_run(&r, ro);
     assert_trouble(&r, "cannot write to database");
     tu_run_release(&r);
-    char *list[] = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                    (char *)VMSNAP_BIN, "-d", db, "list", NULL};
+    char *list[] = {"/usr/bin/setpriv",
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    (char *)VMSNAP_BIN,
+                    "-d",
+                    db,
+                    "list",
+                    NULL};
     tu_run(&r, list);
     assert_int_equal(r.status, 0); /* reading still works */
     tu_run_release(&r);

@@ -29,8 +29,8 @@ static void load(const char *fixture, struct region_list *l)
     char *text = tu_fixture(fixture, &len);
     struct err e = {0};
     region_list_init(l);
-    int rc = strstr(fixture, "smaps") ? smaps_parse(text, len, l, &e)
-                                      : maps_parse(text, len, l, &e);
+    int rc =
+        strstr(fixture, "smaps") ? smaps_parse(text, len, l, &e) : maps_parse(text, len, l, &e);
     assert_int_equal(rc, 0);
     region_list_classify(l);
     free(text);
@@ -78,8 +78,9 @@ static void assert_same_regions(const struct region_list *a, const struct region
         if (!region_same_layout(&a->v[i], &b->v[i]))
             fail_msg("region %zu differs: %llx-%llx %s %s vs %llx-%llx %s %s", i,
                      (unsigned long long)a->v[i].start, (unsigned long long)a->v[i].end,
-                     a->v[i].perms, a->v[i].path ? a->v[i].path : "", (unsigned long long)b->v[i].start,
-                     (unsigned long long)b->v[i].end, b->v[i].perms, b->v[i].path ? b->v[i].path : "");
+                     a->v[i].perms, a->v[i].path ? a->v[i].path : "",
+                     (unsigned long long)b->v[i].start, (unsigned long long)b->v[i].end,
+                     b->v[i].perms, b->v[i].path ? b->v[i].path : "");
         if (with_mem)
             assert_true(region_same_mem(&a->v[i], &b->v[i]));
         else
@@ -212,14 +213,12 @@ static void test_change_closes_and_opens_exactly(void **state)
     }
     int64_t s2 = write_snap(&f, &b, DETAIL_MAPS, NULL);
     /* Closed exactly at s1: the freed region and the old version of the re-protected one. */
-    assert_int_equal(count(f.st, "SELECT count(*) FROM spans WHERE last_snap != 9223372036854775807"),
-                     2);
+    assert_int_equal(
+        count(f.st, "SELECT count(*) FROM spans WHERE last_snap != 9223372036854775807"), 2);
     char sql[256];
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM spans WHERE last_snap = %lld",
-             (long long)s1);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM spans WHERE last_snap = %lld", (long long)s1);
     assert_int_equal(count(f.st, sql), 2);
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM spans WHERE first_snap = %lld",
-             (long long)s2);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM spans WHERE first_snap = %lld", (long long)s2);
     assert_int_equal(count(f.st, sql), 2);
     assert_int_equal(count(f.st, "SELECT count(*) FROM spans"), (int64_t)a.n + 2);
     /* Each snapshot still reads back exactly as captured. */
@@ -384,17 +383,17 @@ static void test_refuses_foreign_files(void **state)
     char *other = db_path("other.db");
     sqlite3 *db;
     assert_int_equal(sqlite3_open(other, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES (1);", NULL, NULL,
-                                  NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES (1);", NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     expect_refused(other, ERR_NOTVMSNAP);
 
     char *app = db_path("app.db");
     assert_int_equal(sqlite3_open(app, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "PRAGMA application_id = 1234; CREATE TABLE t(x);", NULL,
-                                  NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db, "PRAGMA application_id = 1234; CREATE TABLE t(x);", NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     expect_refused(app, ERR_NOTVMSNAP);
     free(text);

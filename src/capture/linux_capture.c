@@ -56,10 +56,10 @@ static char *proc_path(const struct capture *c, const char *leaf)
     return xasprintf("%s/%lld/%s", c->root, (long long)c->pid, leaf);
 }
 
-/* Reads fd from offset 0 to EOF into *buf. Returns 0 or -errno. */
-static int read_all_fd(int fd, char **buf, size_t *len, size_t *cap)
+/* Reads fd from offset 0 (rewinding it when asked) to EOF into *buf. Returns 0 or -errno. */
+static int read_all_fd(int fd, int rewind, char **buf, size_t *len, size_t *cap)
 {
-    if (lseek(fd, 0, SEEK_SET) < 0)
+    if (rewind && lseek(fd, 0, SEEK_SET) < 0)
         return -errno;
     *len = 0;
     for (;;) {
@@ -84,7 +84,7 @@ static int read_all_path(const char *path, char **buf, size_t *len, size_t *cap)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
-    int rc = read_all_fd(fd, buf, len, cap);
+    int rc = read_all_fd(fd, 0, buf, len, cap);
     close(fd);
     return rc;
 }
@@ -377,7 +377,7 @@ static int read_text(struct capture *c, int detail, int k, struct err *e)
         rc = read_all_path(path, &c->raw[k], &c->raw_len[k], &c->raw_cap[k]);
         free(path);
     } else {
-        rc = read_all_fd(c->maps_fd, &c->raw[k], &c->raw_len[k], &c->raw_cap[k]);
+        rc = read_all_fd(c->maps_fd, 1, &c->raw[k], &c->raw_len[k], &c->raw_cap[k]);
     }
     if (rc == -ESRCH || rc == -ENOENT)
         return err_set(e, ERR_EXITED, "process %lld exited during the walk", (long long)c->pid);

@@ -157,8 +157,8 @@ int main(void)
             if (fd < 0 || ftruncate(fd, (off_t)y) < 0) {
                 printf("err %s\n", strerror(errno));
             } else {
-                reply_addr(mmap(NULL, y, prot_of(c), d[0] == 's' ? MAP_SHARED : MAP_PRIVATE, fd,
-                                0));
+                reply_addr(
+                    mmap(NULL, y, prot_of(c), d[0] == 's' ? MAP_SHARED : MAP_PRIVATE, fd, 0));
             }
             if (fd >= 0)
                 close(fd);
