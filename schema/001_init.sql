@@ -70,8 +70,9 @@ CREATE TABLE spans (
     alloc_base INTEGER,
     alloc_protect INTEGER
 );
+-- The regions alive at snapshot S are one range of this index: last_snap >= S (the open ones
+-- last), then first_snap <= S. It also finds the regions that closed between two snapshots.
 CREATE INDEX spans_alive ON spans (target_id, last_snap, first_snap);
-CREATE INDEX spans_born ON spans (target_id, first_snap);
 
 CREATE TABLE span_mem (
     span_id       INTEGER NOT NULL REFERENCES spans (id),

@@ -266,7 +266,7 @@ static void test_churning_target_gives_consistent_walks(void **state)
 struct fake_proc {
     char *root;
     char stat_path[4200];
-    const char *stats[4];
+    const char *stats[8];
     int nstats;
     pthread_t thread;
 };
@@ -345,14 +345,23 @@ static void test_exit_mid_walk_is_not_a_snapshot(void **state)
 static void test_empty_read_is_not_a_snapshot(void **state)
 {
     (void)state;
-    /* A dead target's maps can read as empty while stat still looks alive. */
-    struct fake_proc f = {.stats = {alive, alive, alive}, .nstats = 3};
-    fake_proc_start(&f, "");
+    /* A dead target's maps can read as empty while stat still looks alive: never a snapshot,
+     * even when earlier walks left regions behind in the capture's buffers. */
+    struct fake_proc f = {.stats = {alive, alive, alive, alive, alive, alive, alive}, .nstats = 7};
+    fake_proc_start(&f, "00400000-00401000 r--p 00000000 fe:00 12 /bin/fake\n");
+    char maps[4300];
+    snprintf(maps, sizeof(maps), "%s/4242/maps", f.root);
     struct capture *cap = NULL;
     struct err e = {0};
     const struct region_list *l;
     struct capture_info info;
     assert_int_equal(capture_open(&cap, f.root, 4242, &e), 0);
+    assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l, &info, &e), 0);
+    assert_int_equal(l->n, 1);
+    write_text(maps, "00400000-00402000 r--p 00000000 fe:00 12 /bin/fake\n");
+    assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l, &info, &e), 0);
+    assert_int_equal(l->v[0].end, 0x402000);
+    write_text(maps, "");
     assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l, &info, &e), ERR_EXITED);
     capture_close(cap);
     fake_proc_stop(&f);

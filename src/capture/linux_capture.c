@@ -42,6 +42,7 @@ struct capture {
     char *buf; /* scratch for small files */
     size_t buf_len, buf_cap;
     int has_vsyscall;
+    uint32_t last_flags; /* capture flags of the last walk */
 };
 
 static int64_t now_ms(void)
@@ -399,7 +400,17 @@ static void sleep_ms(long ms)
         ;
 }
 
-/* Reads and parses until the list is sorted and disjoint, or the retries run out. */
+/* Whether slot k's text equals the previous walk's, so its regions still hold. */
+static int same_as_last(const struct capture *c, int detail, int k)
+{
+    int prev = c->cur;
+    return prev >= 0 && prev != k && c->last_detail == detail && detail != DETAIL_SMAPS &&
+           c->raw_len[k] != 0 && c->raw_len[k] == c->raw_len[prev] &&
+           memcmp(c->raw[k], c->raw[prev], c->raw_len[k]) == 0;
+}
+
+/* Reads and parses until the list is sorted and disjoint, or the retries run out. Returns 0,
+ * 1 when the read was empty (the caller decides what that means), or an error. */
 static int walk_text(struct capture *c, int detail, int k, struct capture_info *info, struct err *e)
 {
     struct region_list *l = &c->lists[k];
@@ -408,7 +419,13 @@ static int walk_text(struct capture *c, int detail, int k, struct capture_info *
         if (rc < 0)
             return rc;
         if (c->raw_len[k] == 0)
-            return 0; /* the caller decides what an empty read means */
+            return 1;
+        if (same_as_last(c, detail, k)) {
+            /* The common steady tick: byte for byte what the last walk read and parsed. */
+            info->unchanged = 1;
+            info->flags |= c->last_flags & CAPTURE_TORN;
+            return 0;
+        }
         region_list_clear(l);
         rc = detail == DETAIL_SMAPS ? smaps_parse(c->raw[k], c->raw_len[k], l, e)
                                     : maps_parse(c->raw[k], c->raw_len[k], l, e);
@@ -461,24 +478,20 @@ int capture_walk(struct capture *c, int detail, const struct region_list **list,
         return rc;
 
     int k = c->cur < 0 ? 0 : 1 - c->cur;
-    rc = walk_text(c, detail, k, info, e);
-    if (rc < 0)
-        return rc;
+    int empty = walk_text(c, detail, k, info, e);
+    if (empty < 0)
+        return empty;
     /* A dead target's maps read as empty, and one dying mid-read can be cut short: confirm it. */
     rc = stat_now(c, 1, e);
     if (rc < 0)
         return rc;
-    if (c->raw_len[k] == 0 && c->lists[k].n == 0)
+    if (empty) /* every live process has mappings; this one is on its way out */
         return err_set(e, ERR_EXITED, "process %lld exited during the walk", (long long)c->pid);
 
     struct region_list *l = &c->lists[k];
-    int prev = c->cur;
-    if (prev >= 0 && c->last_detail == detail && detail != DETAIL_SMAPS && c->raw_len[k] != 0 &&
-        c->raw_len[k] == c->raw_len[prev] && memcmp(c->raw[k], c->raw[prev], c->raw_len[k]) == 0 &&
-        !(info->flags & CAPTURE_TORN)) {
-        /* Same text as last time: the previous list, names already resolved, still holds. */
-        info->unchanged = 1;
-        k = prev;
+    if (info->unchanged) {
+        /* The previous list, names already resolved, still holds. */
+        k = c->cur;
         l = &c->lists[k];
     } else {
         if (l->n && l->v[l->n - 1].start == 0xffffffffff600000ULL)
@@ -496,6 +509,7 @@ int capture_walk(struct capture *c, int detail, const struct region_list **list,
     }
     c->cur = k;
     c->last_detail = detail;
+    c->last_flags = info->flags;
     *list = l;
     return 0;
 }

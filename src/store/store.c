@@ -189,7 +189,6 @@ static int identify(struct store *st, int max_version, struct err *e)
                        st->path, (long long)version, store_schema_version());
     }
     if (st->writable) {
-        int64_t ignored;
         sqlite3_stmt *stmt = NULL;
         /* WAL lets sqlite3 and other readers work while a recording goes on. */
         if ((rc = store_prepare(st, "PRAGMA journal_mode = WAL", &stmt, e)) < 0)
@@ -198,8 +197,9 @@ static int identify(struct store *st, int max_version, struct err *e)
         sqlite3_finalize(stmt);
         if (rc != SQLITE_ROW && rc != SQLITE_DONE)
             return store_sql_err(st, rc, "cannot open the database", NULL, e);
-        (void)ignored;
-        if ((rc = store_exec(st, "PRAGMA synchronous = NORMAL", e)) < 0)
+        /* A first snapshot of a large process is megabytes in one transaction: a cache that
+         * holds it avoids spilling pages to the WAL twice. */
+        if ((rc = store_exec(st, "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536", e)) < 0)
             return rc;
     }
     return migrate(st, version, max_version, e);

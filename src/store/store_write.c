@@ -28,16 +28,15 @@ static const char *const writer_sql[S_COUNT] = {
         "retries, duration_us) VALUES (:target, :seq, :taken_at, :label, :count, :mapped, :rss, "
         ":pss, :dirty, :anon, :swap, :detail, :method, :torn, :retries, :duration)",
     [S_SPAN_CLOSE] = "UPDATE spans SET last_snap = :last WHERE id = :id",
+    /* Bound by position in open_span, the hot statement of a first snapshot. */
     [S_SPAN_OPEN] =
         "INSERT INTO spans (target_id, first_snap, last_snap, start, \"end\", perms, offset, dev, "
         "inode, path_id, category, deleted, state, type, protect, alloc_base, alloc_protect) "
-        "VALUES (:target, :first, :open, :start, :end, :perms, :offset, :dev, :inode, :path, "
-        ":category, :deleted, :state, :type, :protect, :alloc_base, :alloc_protect)",
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     [S_MEM_CLOSE] = "UPDATE span_mem SET last_snap = :last WHERE span_id = :id AND first_snap = "
                     ":first",
     [S_MEM_OPEN] = "INSERT INTO span_mem (span_id, first_snap, last_snap, rss, pss, "
-                   "private_dirty, anonymous, swap) VALUES (:id, :first, :open, :rss, :pss, "
-                   ":dirty, :anon, :swap)",
+                   "private_dirty, anonymous, swap) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [S_PATH_FIND] = "SELECT id FROM paths WHERE path = :path",
     [S_PATH_ADD] = "INSERT INTO paths (path) VALUES (:path)",
 };
@@ -68,6 +67,7 @@ struct store_writer {
     int64_t *next_span_id, *next_mem_first;
     size_t next_cap;
     struct path_map paths;
+    int win_bound; /* S_SPAN_OPEN holds Windows values in ?13..?17 (else NULLs) */
 };
 
 static uint64_t hash_bytes(const char *s, size_t len)
@@ -174,14 +174,45 @@ static int path_id(struct store_writer *w, const struct region *r, int64_t *id, 
     return 0;
 }
 
-static const char *dev_text(const struct region *r, char buf[24])
+/* Formats the device as maps does ("fe:00") without printf: this runs once per new region. */
+static int dev_text(const struct region *r, char buf[24])
 {
-    snprintf(buf, 24, "%02x:%02x", r->dev_major, r->dev_minor);
-    return buf;
+    static const char hex[] = "0123456789abcdef";
+    uint32_t parts[2] = {r->dev_major, r->dev_minor};
+    int n = 0;
+    for (int p = 0; p < 2; p++) {
+        char tmp[8];
+        int digits = 0;
+        uint32_t v = parts[p];
+        do {
+            tmp[digits++] = hex[v & 0xf];
+            v >>= 4;
+        } while (v);
+        if (digits < 2)
+            tmp[digits++] = '0';
+        while (digits)
+            buf[n++] = tmp[--digits];
+        if (p == 0)
+            buf[n++] = ':';
+    }
+    buf[n] = '\0';
+    return n;
 }
 
-static int open_span(struct store_writer *w, const struct region *r, int64_t snap, int64_t *id,
-                     struct err *e)
+static void bind_opt_text(sqlite3_stmt *s, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, i);
+}
+
+/*
+ * Inserts a region born at the snapshot being written. ?1..?3 (target, first, open) are bound
+ * once per snapshot by write_delta; the rest here, by position: name lookups per region showed
+ * up in profiles of a first snapshot.
+ */
+static int open_span(struct store_writer *w, const struct region *r, int64_t *id, struct err *e)
 {
     sqlite3_stmt *s = w->stmt[S_SPAN_OPEN];
     int64_t pid = 0;
@@ -189,28 +220,34 @@ static int open_span(struct store_writer *w, const struct region *r, int64_t sna
     int rc;
     if (r->path && (rc = path_id(w, r, &pid, e)) < 0)
         return rc;
-    bind_i64(s, ":target", w->target_id);
-    bind_i64(s, ":first", snap);
-    bind_i64(s, ":open", STORE_OPEN_SPAN);
-    bind_i64(s, ":start", (int64_t)r->start);
-    bind_i64(s, ":end", (int64_t)r->end);
-    bind_text(s, ":perms", r->perms, 4);
-    bind_i64(s, ":offset", (int64_t)r->offset);
-    bind_text(s, ":dev", dev_text(r, dev), -1);
-    bind_i64(s, ":inode", (int64_t)r->inode);
+    sqlite3_bind_int64(s, 4, (int64_t)r->start);
+    sqlite3_bind_int64(s, 5, (int64_t)r->end);
+    sqlite3_bind_text(s, 6, r->perms, 4, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 7, (int64_t)r->offset);
+    sqlite3_bind_text(s, 8, dev, dev_text(r, dev), SQLITE_STATIC);
+    sqlite3_bind_int64(s, 9, (int64_t)r->inode);
     if (r->path)
-        bind_i64(s, ":path", pid);
-    bind_text(s, ":category", region_category_name(r->category), -1);
-    bind_i64(s, ":deleted", (r->flags & REGION_DELETED) ? 1 : 0);
+        sqlite3_bind_int64(s, 10, pid);
+    else
+        sqlite3_bind_null(s, 10);
+    sqlite3_bind_text(s, 11, region_category_name(r->category), -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 12, (r->flags & REGION_DELETED) ? 1 : 0);
     if (r->flags & REGION_HAS_WIN) {
-        bind_text(s, ":state", region_win_state_name(r->state), -1);
-        bind_text(s, ":type", region_win_type_name(r->type), -1);
-        bind_i64(s, ":protect", r->protect);
-        bind_i64(s, ":alloc_base", (int64_t)r->alloc_base);
-        bind_i64(s, ":alloc_protect", r->alloc_protect);
+        bind_opt_text(s, 13, region_win_state_name(r->state));
+        bind_opt_text(s, 14, region_win_type_name(r->type));
+        sqlite3_bind_int64(s, 15, r->protect);
+        sqlite3_bind_int64(s, 16, (int64_t)r->alloc_base);
+        sqlite3_bind_int64(s, 17, r->alloc_protect);
+        w->win_bound = 1;
+    } else if (w->win_bound) {
+        for (int i = 13; i <= 17; i++)
+            sqlite3_bind_null(s, i);
+        w->win_bound = 0;
     }
-    if ((rc = step_done(w, S_SPAN_OPEN, e)) < 0)
-        return rc;
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return store_sql_err(w->st, rc, "cannot write the snapshot", writer_sql[S_SPAN_OPEN], e);
     *id = sqlite3_last_insert_rowid(w->st->db);
     return 0;
 }
@@ -235,15 +272,19 @@ static int write_mem(struct store_writer *w, int64_t span, int64_t old_first,
             return rc;
     }
     sqlite3_stmt *s = w->stmt[S_MEM_OPEN];
-    bind_i64(s, ":id", span);
-    bind_i64(s, ":first", snap);
-    bind_i64(s, ":open", STORE_OPEN_SPAN);
-    bind_i64(s, ":rss", (int64_t)r->rss);
-    bind_i64(s, ":pss", (int64_t)r->pss);
-    bind_i64(s, ":dirty", (int64_t)r->private_dirty);
-    bind_i64(s, ":anon", (int64_t)r->anonymous);
-    bind_i64(s, ":swap", (int64_t)r->swap);
-    return step_done(w, S_MEM_OPEN, e);
+    sqlite3_bind_int64(s, 1, span);
+    sqlite3_bind_int64(s, 2, snap);
+    sqlite3_bind_int64(s, 3, STORE_OPEN_SPAN);
+    sqlite3_bind_int64(s, 4, (int64_t)r->rss);
+    sqlite3_bind_int64(s, 5, (int64_t)r->pss);
+    sqlite3_bind_int64(s, 6, (int64_t)r->private_dirty);
+    sqlite3_bind_int64(s, 7, (int64_t)r->anonymous);
+    sqlite3_bind_int64(s, 8, (int64_t)r->swap);
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return store_sql_err(w->st, rc, "cannot write the snapshot", writer_sql[S_MEM_OPEN], e);
+    return 0;
 }
 
 static int insert_snapshot(struct store_writer *w, const struct region_list *l,
@@ -288,6 +329,10 @@ static int write_delta(struct store_writer *w, const struct region_list *l, int6
     w->next_span_id = xgrow(w->next_span_id, &w->next_cap, l->n + 1, sizeof(int64_t));
     w->next_mem_first = xreallocarray(w->next_mem_first, w->next_cap, sizeof(int64_t));
     *changed = 0;
+    sqlite3_stmt *ins = w->stmt[S_SPAN_OPEN];
+    sqlite3_bind_int64(ins, 1, w->target_id);
+    sqlite3_bind_int64(ins, 2, snap);
+    sqlite3_bind_int64(ins, 3, STORE_OPEN_SPAN);
     while (i < a->n || j < l->n) {
         const struct region *old = i < a->n ? &a->v[i] : NULL;
         const struct region *cur = j < l->n ? &l->v[j] : NULL;
@@ -318,8 +363,8 @@ static int write_delta(struct store_writer *w, const struct region_list *l, int6
                 return rc;
             i++;
         }
-        int64_t id;
-        if ((rc = open_span(w, cur, snap, &id, e)) < 0)
+        int64_t id = 0;
+        if ((rc = open_span(w, cur, &id, e)) < 0)
             return rc;
         w->next_span_id[j] = id;
         w->next_mem_first[j] = 0;

@@ -66,6 +66,8 @@ void tu_child_start(struct tu_child *c)
     c->pid = pid;
     c->in = in[1];
     c->out = out[0];
+    /* Wait until the program runs (exec done): before that the pid is a copy of the test. */
+    assert_int_equal(tu_child_ok(c, "pid"), (uint64_t)pid);
 }
 
 static const char *vcmd(struct tu_child *c, const char *fmt, va_list ap)

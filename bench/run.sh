@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Speed and size of vmsnap against peers in the same run (the machine is shared and noisy, so
+# only ratios mean anything). Builds a Release tree in bench/out/build.
+#   bench/run.sh [REGIONS]        default 60000 regions in the target
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REGIONS=${1:-60000}
+OUT=bench/out
+mkdir -p "$OUT"
+cmake -S . -B "$OUT/build" -DCMAKE_BUILD_TYPE=Release -DVMSNAP_TESTS=ON >/dev/null
+cmake --build "$OUT/build" -j2 --target vmsnap vm_child >/dev/null
+cc -O2 -o "$OUT/view_read" bench/view_read.c -lsqlite3
+V="$PWD/$OUT/build/vmsnap"
+CHILD="$PWD/$OUT/build/tests/vm_child"
+
+# A target holding REGIONS regions that do not change (vm_child answers on a pipe).
+rm -f "$OUT/in" "$OUT/out"
+mkfifo "$OUT/in" "$OUT/out"
+"$CHILD" <"$OUT/in" >"$OUT/out" &
+exec 3>"$OUT/in" 4<"$OUT/out"
+trap 'echo "exit 0" >&3 2>/dev/null || true' EXIT
+ask() { echo "$1" >&3; read -r reply <&4; echo "$reply"; }
+PID=$(ask pid | cut -d' ' -f2)
+ask "many $REGIONS" >/dev/null
+LINES=$(wc -l </proc/$PID/maps)
+
+ns() { date +%s%N; }
+# Median of N runs of a command, in microseconds.
+median_us() {
+  local n=$1; shift
+  local times=()
+  for ((i = 0; i < n; i++)); do
+    local t0; t0=$(ns); "$@" >/dev/null 2>&1; local t1; t1=$(ns)
+    times+=($(((t1 - t0) / 1000)))
+  done
+  printf '%s\n' "${times[@]}" | sort -n | sed -n "$(((n + 1) / 2))p"
+}
+
+DB="$OUT/bench.db"
+rm -f "$DB" "$DB"-wal "$DB"-shm
+
+CAT_US=$(median_us 21 cat /proc/$PID/maps)
+
+# First snapshot of the whole address space, stored in a new database.
+first_snap() { rm -f "$DB" "$DB"-wal "$DB"-shm; "$V" -d "$DB" snap -p "$PID" --detail maps; }
+FIRST_US=$(median_us 5 first_snap)
+
+# Steady ticks: nothing changes. Per tick = (time of N+1 ticks - time of 1 tick) / N, so start-up
+# and loading the previous state cancel out.
+TICKS=100
+ONE_US=$(median_us 5 "$V" -d "$DB" record -p "$PID" --detail maps -i 0 -n 1)
+MANY_US=$(median_us 3 "$V" -d "$DB" record -p "$PID" --detail maps -i 0 -n $((TICKS + 1)))
+TICK_US=$(((MANY_US - ONE_US) / TICKS))
+
+# Database growth per unchanged tick (the file is checkpointed when vmsnap exits).
+"$V" -d "$DB" record -p "$PID" --detail maps -i 0 -n 1 >/dev/null 2>&1
+SIZE1=$(stat -c %s "$DB")
+"$V" -d "$DB" record -p "$PID" --detail maps -i 0 -n 1000 >/dev/null 2>&1
+SIZE2=$(stat -c %s "$DB")
+GROWTH=$(((SIZE2 - SIZE1) / 1000))
+
+LAST=$("$V" -d "$DB" query "SELECT max(id) AS id FROM snapshots" | tail -1 | tr -d ' ')
+VIEW=$("$OUT/view_read" "$DB" "$LAST" 11)
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+echo "target: $LINES regions (pid $PID); kernel $(uname -r)"
+echo "cat /proc/PID/maps:                 ${CAT_US} us (median of 21)"
+echo "first snapshot, stored (snap):      ${FIRST_US} us  = $(ratio "$FIRST_US" "$CAT_US")x cat   (target <= 4x)"
+echo "steady tick, maps detail, no change: ${TICK_US} us  = $(ratio "$TICK_US" "$CAT_US")x cat   (target <= 1.25x)"
+echo "database growth per unchanged tick: ${GROWTH} bytes (target <= 512)"
+echo "regions view vs plain table:        $VIEW (target ratio <= 2)"
