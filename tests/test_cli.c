@@ -284,6 +284,22 @@ static void test_record_command_until_exit(void **state)
                      n);
     sqlite3_close(h);
 
+    /* A command that execs another: each program is its own target, none left empty. */
+    char *db2 = db_in_tmp();
+    tu_vmsnap(&r, "-d", db2, "record", "-i", "20ms", "--", "/bin/sh", "-c",
+              "sleep 0.2; exec /bin/sleep 0.3", NULL);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    h = open_db(db2);
+    assert_int_equal(q64(h, "SELECT count(*) FROM targets"), 2);
+    assert_int_equal(q64(h, "SELECT count(*) FROM targets t WHERE NOT EXISTS (SELECT 1 FROM "
+                            "snapshots s WHERE s.target_id = t.id)"),
+                     0);
+    assert_int_equal(q64(h, "SELECT count(DISTINCT pid) FROM targets"), 1);
+    assert_int_equal(q64(h, "SELECT count(*) FROM targets WHERE exe = '/usr/bin/sleep'"), 1);
+    sqlite3_close(h);
+    free(db2);
+
     tu_vmsnap(&r, "-d", db, "record", "-n", "2", "--", "/nonexistent/program", NULL);
     assert_trouble(&r, "cannot run '/nonexistent/program'");
     tu_run_release(&r);

@@ -91,7 +91,6 @@ static void assert_same_regions(const struct region_list *a, const struct region
 struct fixture {
     char *path;
     struct store *st;
-    int64_t target;
     struct store_writer *w;
 };
 
@@ -100,9 +99,9 @@ static void open_fixture(struct fixture *f)
     struct err e = {0};
     f->path = db_path("t.db");
     assert_int_equal(store_open(&f->st, f->path, STORE_WRITE, &e), 0);
-    struct capture_target t = fake_target();
-    assert_int_equal(store_target_ensure(f->st, &t, &f->target, &e), 0);
-    assert_int_equal(store_writer_open(f->st, f->target, &f->w, &e), 0);
+    static struct capture_target t;
+    t = fake_target();
+    assert_int_equal(store_writer_open(f->st, &t, &f->w, &e), 0);
 }
 
 static void close_fixture(struct fixture *f)
@@ -282,7 +281,9 @@ static void test_new_writer_continues_from_database(void **state)
     int64_t spans = count(f.st, "SELECT count(*) FROM spans");
     int64_t mem = count(f.st, "SELECT count(*) FROM span_mem");
     store_writer_close(f.w);
-    assert_int_equal(store_writer_open(f.st, f.target, &f.w, &e), 0);
+    static struct capture_target t;
+    t = fake_target();
+    assert_int_equal(store_writer_open(f.st, &t, &f.w, &e), 0);
     int64_t s2 = write_snap(&f, &l, DETAIL_SMAPS, NULL);
     assert_int_equal(count(f.st, "SELECT count(*) FROM spans"), spans);
     assert_int_equal(count(f.st, "SELECT count(*) FROM span_mem"), mem);
@@ -293,6 +294,23 @@ static void test_new_writer_continues_from_database(void **state)
     region_list_release(&back);
     region_list_release(&l);
     close_fixture(&f);
+}
+
+/* 5000 file mappings: more than fits in the pages a new database has. */
+static void big_list(struct region_list *big)
+{
+    region_list_init(big);
+    for (int i = 0; i < 5000; i++) {
+        struct region *r = region_list_push(big);
+        r->start = 0x100000000ULL + (uint64_t)i * 0x2000;
+        r->end = r->start + 0x1000;
+        memcpy(r->perms, "rw-p", 5);
+        char name[64];
+        snprintf(name, sizeof(name), "/tmp/file-%d", i);
+        r->path = region_list_intern(big, name, strlen(name));
+        r->path_len = (uint32_t)strlen(name);
+        r->category = CAT_FILE;
+    }
 }
 
 static void test_failed_write_leaves_nothing(void **state)
@@ -309,17 +327,7 @@ static void test_failed_write_leaves_nothing(void **state)
     char sql[128];
     snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld", (long long)pages);
     assert_int_equal(sqlite3_exec(f.st->db, sql, NULL, NULL, NULL), SQLITE_OK);
-    region_list_init(&big);
-    for (int i = 0; i < 5000; i++) {
-        struct region *r = region_list_push(&big);
-        r->start = 0x100000000ULL + (uint64_t)i * 0x2000;
-        r->end = r->start + 0x1000;
-        memcpy(r->perms, "rw-p", 5);
-        char name[64];
-        snprintf(name, sizeof(name), "/tmp/file-%d", i);
-        r->path = region_list_intern(&big, name, strlen(name));
-        r->path_len = (uint32_t)strlen(name);
-    }
+    big_list(&big);
     struct capture_info info = info_for(DETAIL_MAPS);
     int64_t id;
     assert_int_equal(store_writer_write(f.w, &big, &info, NULL, 0, &id, &e), ERR_FULL);
@@ -342,6 +350,32 @@ static void test_failed_write_leaves_nothing(void **state)
     region_list_release(&back);
     region_list_release(&a);
     region_list_release(&big);
+    close_fixture(&f);
+}
+
+static void test_failed_first_write_leaves_no_target(void **state)
+{
+    (void)state;
+    struct fixture f;
+    struct region_list a;
+    struct err e = {0};
+    open_fixture(&f);
+    big_list(&a);
+    char sql[128];
+    snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld",
+             (long long)count(f.st, "PRAGMA page_count"));
+    assert_int_equal(sqlite3_exec(f.st->db, sql, NULL, NULL, NULL), SQLITE_OK);
+    struct capture_info info = info_for(DETAIL_MAPS);
+    int64_t id;
+    assert_int_equal(store_writer_write(f.w, &a, &info, NULL, 0, &id, &e), ERR_FULL);
+    assert_int_equal(count(f.st, "SELECT count(*) FROM targets"), 0);
+    assert_int_equal(store_writer_target(f.w), 0);
+    assert_int_equal(sqlite3_exec(f.st->db, "PRAGMA max_page_count = 1000000", NULL, NULL, NULL),
+                     SQLITE_OK);
+    write_snap(&f, &a, DETAIL_MAPS, NULL);
+    assert_int_equal(count(f.st, "SELECT count(*) FROM targets"), 1);
+    assert_int_equal(store_writer_target(f.w), 1);
+    region_list_release(&a);
     close_fixture(&f);
 }
 
@@ -455,11 +489,9 @@ static void test_migrates_from_version_1(void **state)
     assert_int_equal(count(st, "SELECT count(*) FROM sqlite_schema WHERE name = 'regions'"), 0);
     /* Record into the old schema, as an older vmsnap would have. */
     struct capture_target t = fake_target();
-    int64_t target;
     struct store_writer *w;
     struct region_list l;
-    assert_int_equal(store_target_ensure(st, &t, &target, &e), 0);
-    assert_int_equal(store_writer_open(st, target, &w, &e), 0);
+    assert_int_equal(store_writer_open(st, &t, &w, &e), 0);
     load("edge.maps", &l);
     struct capture_info info = info_for(DETAIL_MAPS);
     int64_t id;
@@ -546,6 +578,7 @@ int main(void)
         cmocka_unit_test(test_memory_figures_are_intervals),
         cmocka_unit_test(test_new_writer_continues_from_database),
         cmocka_unit_test(test_failed_write_leaves_nothing),
+        cmocka_unit_test(test_failed_first_write_leaves_no_target),
         cmocka_unit_test(test_refuses_foreign_files),
         cmocka_unit_test(test_refuses_newer_schema),
         cmocka_unit_test(test_new_file_is_private),

@@ -35,6 +35,9 @@ int cli_parse_count(const char *s, int64_t *n);
 /* A pid: a positive whole number. Returns 0 or -1. */
 int cli_parse_pid(const char *s, int64_t *pid);
 
+/* Writes s for a table cell: a newline as "\n", other control bytes as "\xNN". */
+void cli_print_escaped(FILE *f, const char *s, size_t len);
+
 /* Formats bytes as "4.0K", "132K", "1.2M", "12G" into out. */
 const char *cli_human(uint64_t bytes, char out[16]);
 

@@ -134,6 +134,19 @@ int cli_parse_pid(const char *s, int64_t *pid)
     return 0;
 }
 
+void cli_print_escaped(FILE *f, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\n')
+            fputs("\\n", f);
+        else if (c < 0x20 || c == 0x7f)
+            fprintf(f, "\\x%02x", c);
+        else
+            fputc(c, f);
+    }
+}
+
 const char *cli_human(uint64_t bytes, char out[16])
 {
     static const char units[] = "BKMGTPE";

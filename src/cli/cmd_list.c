@@ -40,10 +40,13 @@ static int on_target(void *ctx, const struct store_target *t)
         json_key(&c->j, "snapshots");
         json_begin_array(&c->j);
     } else {
-        printf("%starget %lld  pid %lld  %s  %s  first seen %s\n  %s\n", c->ntargets ? "\n" : "",
+        const char *cmd =
+            t->cmdline && *t->cmdline ? t->cmdline : (t->exe ? t->exe : "(unknown command)");
+        printf("%starget %lld  pid %lld  %s  %s  first seen %s\n  ", c->ntargets ? "\n" : "",
                (long long)t->id, (long long)t->pid, t->os ? t->os : "?", t->host ? t->host : "?",
-               t->first_seen ? t->first_seen : "?",
-               t->cmdline && *t->cmdline ? t->cmdline : (t->exe ? t->exe : "(unknown command)"));
+               t->first_seen ? t->first_seen : "?");
+        cli_print_escaped(stdout, cmd, strlen(cmd));
+        fputc('\n', stdout);
         printf("  %6s %5s  %-24s  %-16s %8s %9s %9s\n", "ID", "SEQ", "TAKEN_AT", "LABEL", "REGIONS",
                "MAPPED", "RSS");
     }

@@ -30,19 +30,9 @@ static int hex_width(const struct region_list *l)
 /* Writes a path for a table cell: control characters (a newline in a file name) escaped. */
 static void print_path(const struct region *r)
 {
-    if (!r->path) {
-        fputs("", stdout);
+    if (!r->path)
         return;
-    }
-    for (uint32_t i = 0; i < r->path_len; i++) {
-        unsigned char c = (unsigned char)r->path[i];
-        if (c == '\n')
-            fputs("\\n", stdout);
-        else if (c < 0x20 || c == 0x7f)
-            printf("\\x%02x", c);
-        else
-            fputc(c, stdout);
-    }
+    cli_print_escaped(stdout, r->path, r->path_len);
     if (r->flags & REGION_DELETED)
         fputs(" (deleted)", stdout);
 }

@@ -16,10 +16,7 @@ static int attach(struct taker *t, struct err *e)
     int rc = capture_open(&t->cap, t->proc_root, t->pid, e);
     if (rc < 0)
         return rc;
-    rc = store_target_ensure(t->st, capture_get_target(t->cap), &t->target_id, e);
-    if (rc < 0)
-        return rc;
-    return store_writer_open(t->st, t->target_id, &t->w, e);
+    return store_writer_open(t->st, capture_get_target(t->cap), &t->w, e);
 }
 
 static void detach(struct taker *t)
@@ -66,7 +63,9 @@ int taker_take(struct taker *t, const char *label, int64_t *snap_id,
         }
         if (rc < 0)
             return rc;
-        return store_writer_write(t->w, *list, info, label, now_us() - t0, snap_id, e);
+        rc = store_writer_write(t->w, *list, info, label, now_us() - t0, snap_id, e);
+        t->target_id = store_writer_target(t->w);
+        return rc;
     }
 }
 

@@ -291,8 +291,28 @@ int64_t store_disk_bytes(const struct store *st)
     return total;
 }
 
-int store_target_ensure(struct store *st, const struct capture_target *t, int64_t *target_id,
-                        struct err *e)
+int store_target_find(struct store *st, const struct capture_target *t, int64_t *id, struct err *e)
+{
+    static const char *sql = "SELECT id FROM targets WHERE boot_id = ?1 AND pid = ?2 AND "
+                             "start_time = ?3 AND exec_key = ?4";
+    sqlite3_stmt *stmt = NULL;
+    int rc = store_prepare(st, sql, &stmt, e);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_text(stmt, 1, t->boot_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, t->pid);
+    sqlite3_bind_int64(stmt, 3, (int64_t)t->start_time);
+    sqlite3_bind_text(stmt, 4, t->exec_key, -1, SQLITE_STATIC);
+    rc = sqlite3_step(stmt);
+    *id = rc == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store_sql_err(st, rc, "cannot look up the target", sql, e);
+    return 0;
+}
+
+int store_target_ensure(struct store *st, const struct capture_target *t, int64_t seen_ms,
+                        int64_t *target_id, struct err *e)
 {
     static const char *find = "SELECT id FROM targets WHERE boot_id = ?1 AND pid = ?2 AND "
                               "start_time = ?3 AND exec_key = ?4";
@@ -300,9 +320,7 @@ int store_target_ensure(struct store *st, const struct capture_target *t, int64_
         "INSERT INTO targets (pid, start_time, exe, cmdline, host, os, boot_id, exec_key, "
         "first_seen) VALUES (?2, ?3, ?5, ?6, ?7, ?8, ?1, ?4, ?9)";
     char now[32];
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    store_format_time((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, now);
+    store_format_time(seen_ms, now);
     for (int pass = 0; pass < 2; pass++) {
         sqlite3_stmt *stmt = NULL;
         const char *sql = pass == 0 ? find : insert;

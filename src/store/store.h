@@ -30,14 +30,20 @@ void store_close(struct store *st);
 int store_schema_version(void);
 const char *store_path(const struct store *st);
 
-/* Finds or adds the target row for t. */
-int store_target_ensure(struct store *st, const struct capture_target *t, int64_t *target_id,
-                        struct err *e);
+/* Finds or adds the target row for t, first seen at seen_ms (Unix milliseconds). */
+int store_target_ensure(struct store *st, const struct capture_target *t, int64_t seen_ms,
+                        int64_t *target_id, struct err *e);
 
-/* Writes snapshots of one target as deltas; keeps the target's alive regions in memory. */
+/*
+ * Writes snapshots of one target as deltas; keeps the target's alive regions in memory. t must
+ * outlive the writer. A target seen for the first time gets its row in the transaction of its
+ * first snapshot, so a process that never yields a snapshot leaves nothing behind.
+ */
 struct store_writer;
-int store_writer_open(struct store *st, int64_t target_id, struct store_writer **out,
+int store_writer_open(struct store *st, const struct capture_target *t, struct store_writer **out,
                       struct err *e);
+/* The target's id, or 0 before its first snapshot is written. */
+int64_t store_writer_target(const struct store_writer *w);
 /*
  * Writes one snapshot of list in one transaction. On failure nothing of it is visible and the
  * writer is unchanged, so the next write starts from the last committed snapshot.

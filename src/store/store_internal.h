@@ -21,6 +21,9 @@ int store_prepare(struct store *st, const char *sql, sqlite3_stmt **stmt, struct
 /* Runs statements that return no rows. */
 int store_exec(struct store *st, const char *sql, struct err *e);
 
+/* Looks up t's row: 0 with *id set (0 when there is none yet), or an error. */
+int store_target_find(struct store *st, const struct capture_target *t, int64_t *id, struct err *e);
+
 /* Returns a heap copy of a TEXT column, or NULL for NULL. */
 char *store_col_text(sqlite3_stmt *stmt, int col);
 

@@ -54,7 +54,8 @@ struct path_map {
 struct store_writer {
     struct store *st;
     sqlite3_stmt *stmt[S_COUNT];
-    int64_t target_id;
+    const struct capture_target *target;
+    int64_t target_id; /* 0 until the target's row exists */
     int64_t last_snap; /* id of the target's newest snapshot, 0 if none */
     int64_t last_seq;
     /* The alive regions as of last_snap, sorted by start, with their span ids. */
@@ -411,6 +412,10 @@ int store_writer_write(struct store_writer *w, const struct region_list *l,
     int rc = store_exec(w->st, "BEGIN IMMEDIATE", e);
     if (rc < 0)
         return err_wrap(e, "cannot start writing the snapshot");
+    int new_target = w->target_id == 0;
+    if (new_target &&
+        (rc = store_target_ensure(w->st, w->target, info->taken_at_ms, &w->target_id, e)) < 0)
+        goto rollback;
     if ((rc = insert_snapshot(w, l, info, label, duration_us, &snap, e)) < 0)
         goto rollback;
     if ((rc = write_delta(w, l, snap, &changed, e)) < 0)
@@ -441,6 +446,8 @@ int store_writer_write(struct store_writer *w, const struct region_list *l,
     return 0;
 rollback:
     sqlite3_exec(w->st->db, "ROLLBACK", NULL, NULL, NULL);
+    if (new_target)
+        w->target_id = 0;
     /* Path ids learnt during the failed transaction may have been rolled back with it. */
     path_map_release(&w->paths);
     return rc;
@@ -508,19 +515,27 @@ static int load_alive(struct store_writer *w, struct err *e)
     return 0;
 }
 
-int store_writer_open(struct store *st, int64_t target_id, struct store_writer **out, struct err *e)
+int64_t store_writer_target(const struct store_writer *w)
+{
+    return w->target_id;
+}
+
+int store_writer_open(struct store *st, const struct capture_target *t, struct store_writer **out,
+                      struct err *e)
 {
     struct store_writer *w = xcalloc(1, sizeof(*w));
     int rc;
     w->st = st;
-    w->target_id = target_id;
+    w->target = t;
     region_list_init(&w->alive);
     region_list_init(&w->next);
     *out = NULL;
     for (int k = 0; k < S_COUNT; k++)
         if ((rc = store_prepare(st, writer_sql[k], &w->stmt[k], e)) < 0)
             goto fail;
-    if ((rc = load_alive(w, e)) < 0)
+    if ((rc = store_target_find(st, t, &w->target_id, e)) < 0)
+        goto fail;
+    if (w->target_id && (rc = load_alive(w, e)) < 0)
         goto fail;
     *out = w;
     return 0;
