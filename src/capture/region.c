@@ -183,7 +183,8 @@ void region_list_classify(struct region_list *l)
             exec[nexec++] = (struct file_key){r->dev_major, r->dev_minor, r->inode};
         }
     }
-    qsort(exec, nexec, sizeof(*exec), cmp_file_key);
+    if (nexec)
+        qsort(exec, nexec, sizeof(*exec), cmp_file_key);
     for (size_t i = 0; i < l->n; i++)
         if (!(l->v[i].flags & REGION_HAS_WIN)) /* the Windows backend classifies its own */
             l->v[i].category = (uint8_t)classify_one(&l->v[i], exec, nexec);

@@ -43,13 +43,18 @@ static void print_table(const struct store_snapshot *s, const struct store_targe
     struct cat_total tot[CAT_COUNT + 1];
     memset(tot, 0, sizeof(tot));
     int w = hex_width(l), mem = 0;
-    char a[16], b[16];
+    char a[16], b[16], pss[16], swap[16];
     for (size_t i = 0; i < l->n; i++)
         mem |= (l->v[i].flags & REGION_HAS_MEM) != 0;
     printf("snapshot %lld (target %lld seq %lld)  pid %lld  %s  taken %s%s%s%s\n", (long long)s->id,
            (long long)s->target_id, (long long)s->seq, (long long)t->pid, t->exe ? t->exe : "?",
            s->taken_at, s->label ? "  label " : "", s->label ? s->label : "",
            s->torn ? "  (torn)" : "");
+    printf("%lld regions  mapped %s", (long long)s->region_count, cli_human(s->mapped_bytes, a));
+    if (s->have_mem)
+        printf("  rss %s  pss %s  swap %s", cli_human(s->rss_bytes, b),
+               cli_human(s->pss_bytes, pss), cli_human(s->swap_bytes, swap));
+    printf("  (detail %s)\n\n", s->detail);
     printf("%-*s %-*s %8s %-5s %-7s", w, "START", w, "END", "SIZE", "PERMS", "CATEGORY");
     if (mem)
         printf(" %8s", "RSS");

@@ -1,0 +1,39 @@
+/* Capture backend for systems vmsnap cannot walk yet: everything builds, walks say so. */
+#include <stdlib.h>
+
+#include "capture/capture.h"
+
+int capture_open(struct capture **out, const char *proc_root, int64_t pid, struct err *e)
+{
+    (void)proc_root;
+    (void)pid;
+    *out = NULL;
+    return err_set(e, ERR_UNSUPPORTED, "capturing processes is not supported on this system");
+}
+
+const struct capture_target *capture_get_target(const struct capture *c)
+{
+    (void)c;
+    return NULL;
+}
+
+int capture_walk(struct capture *c, int detail, const struct region_list **list,
+                 struct capture_info *info, struct err *e)
+{
+    (void)c;
+    (void)detail;
+    (void)list;
+    (void)info;
+    return err_set(e, ERR_UNSUPPORTED, "capturing processes is not supported on this system");
+}
+
+int capture_check(struct capture *c, struct err *e)
+{
+    (void)c;
+    return err_set(e, ERR_UNSUPPORTED, "capturing processes is not supported on this system");
+}
+
+void capture_close(struct capture *c)
+{
+    (void)c;
+}
