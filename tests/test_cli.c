@@ -439,6 +439,70 @@ static void test_sigusr1_marks_and_target_exit_stops(void **state)
     free(db);
 }
 
+static void test_duration_and_sigterm_stop_cleanly(void **state)
+{
+    (void)state;
+    struct tu_child c;
+    char *db = db_in_tmp();
+    char pid[16];
+    tu_child_start(&c);
+    snprintf(pid, sizeof(pid), "%d", (int)c.pid);
+    struct tu_run r;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    tu_vmsnap(&r, "-d", db, "record", "-p", pid, "-i", "50ms", "-t", "400ms", NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "duration reached"));
+    tu_run_release(&r);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    assert_true(secs >= 0.4 && secs < 5);
+    sqlite3 *h = open_db(db);
+    int64_t n = q64(h, "SELECT count(*) FROM snapshots");
+    assert_true(n >= 3 && n <= 9);
+    sqlite3_close(h);
+
+    const char *args[] = {"-d", db, "record", "-p", pid, "-i", "20ms", NULL};
+    pid_t rec = spawn_vmsnap(args);
+    wait_for(db, "SELECT count(*) FROM snapshots", n + 3);
+    kill(rec, SIGTERM);
+    assert_int_equal(wait_status(rec), 0);
+    h = open_db(db);
+    assert_int_equal(q64(h, "SELECT count(*) FROM snapshots s WHERE region_count != (SELECT "
+                            "count(*) FROM regions r WHERE r.snapshot_id = s.id)"),
+                     0);
+    sqlite3_close(h);
+    tu_child_stop(&c);
+    free(db);
+}
+
+static void test_help_and_version(void **state)
+{
+    (void)state;
+    const char *cmds[] = {"snap", "record", "list", "show", "query"};
+    struct tu_run r;
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        tu_vmsnap(&r, cmds[i], "--help", NULL);
+        assert_int_equal(r.status, 0);
+        char want[64];
+        snprintf(want, sizeof(want), "usage: vmsnap %s", cmds[i]);
+        assert_non_null(strstr(r.out, want));
+        tu_run_release(&r);
+    }
+    tu_vmsnap(&r, "--help", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "record"));
+    tu_run_release(&r);
+    tu_vmsnap(&r, "--version", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "vmsnap "));
+    tu_run_release(&r);
+    /* smaps' cost to the target is said where the option is. */
+    tu_vmsnap(&r, "record", "--help", NULL);
+    assert_non_null(strstr(r.out, "mmap lock"));
+    tu_run_release(&r);
+}
+
 static void test_errors_are_one_line_and_exit_2(void **state)
 {
     (void)state;
@@ -644,6 +708,8 @@ int main(void)
         cmocka_unit_test(test_record_command_until_exit),
         cmocka_unit_test(test_sigint_mid_record_keeps_every_snapshot),
         cmocka_unit_test(test_sigusr1_marks_and_target_exit_stops),
+        cmocka_unit_test(test_duration_and_sigterm_stop_cleanly),
+        cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_errors_are_one_line_and_exit_2),
         cmocka_unit_test(test_foreign_and_newer_files_are_refused_untouched),
         cmocka_unit_test(test_unprivileged_user),

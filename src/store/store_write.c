@@ -409,9 +409,9 @@ int store_writer_write(struct store_writer *w, const struct region_list *l,
 {
     int64_t snap = 0;
     int changed = 0;
-    int rc = store_exec(w->st, "BEGIN IMMEDIATE", e);
-    if (rc < 0)
-        return err_wrap(e, "cannot start writing the snapshot");
+    int rc = sqlite3_exec(w->st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return store_sql_err(w->st, rc, "cannot write the snapshot", NULL, e);
     int new_target = w->target_id == 0;
     if (new_target &&
         (rc = store_target_ensure(w->st, w->target, info->taken_at_ms, &w->target_id, e)) < 0)
