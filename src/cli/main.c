@@ -16,6 +16,7 @@ static const struct subcommand commands[] = {
     {"record", cmd_record, "record a process (or a command) at an interval"},
     {"list", cmd_list, "list targets and their snapshots"},
     {"show", cmd_show, "show the regions of one snapshot"},
+    {"diff", cmd_diff, "what changed between two snapshots (exit 0 same, 1 changed)"},
     {"query", cmd_query, "run read-only SQL on the database"},
 };
 

@@ -86,6 +86,14 @@ int store_resolve(struct store *st, const char *selector, int64_t target_id, int
 /* Reads one snapshot's regions, sorted by (unsigned) start, through the regions view. */
 int store_read_regions(struct store *st, int64_t snap_id, struct region_list *out, struct err *e);
 
+/*
+ * For snapshots a < b of one target: the regions alive at a but not at b (gone) and alive at b
+ * but not at a (came), each sorted by start. Everything else is the same in both, so a diff of
+ * these two lists is the diff of the two snapshots' layouts. Memory figures are not read.
+ */
+int store_read_delta(struct store *st, int64_t target_id, int64_t a, int64_t b,
+                     struct region_list *gone, struct region_list *came, struct err *e);
+
 /* Calls target_cb for each target (all, or only target_id) and snap_cb for each of its snapshots.
  */
 struct store_list_cb {

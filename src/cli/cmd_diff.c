@@ -1,0 +1,586 @@
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/json.h"
+#include "diff/diff.h"
+#include "util/xalloc.h"
+
+static const char usage[] =
+    "usage: vmsnap diff SNAP_A SNAP_B [--min-size BYTES] [--category C] [--summary]\n"
+    "                   [--fail-on-growth BYTES] [--target ID]\n\n"
+    "Shows what changed in the address space from snapshot A to snapshot B: new, freed, grown,\n"
+    "shrunk, reprotected, remapped and resident (rss) changes, each once at its true range,\n"
+    "then the mapped and rss deltas in total and by category.\n"
+    "SNAP is a snapshot id, first, last, last~N, or a label.\n\n"
+    "  -m, --min-size BYTES        hide changes smaller than this (units K, M, G)\n"
+    "  -c, --category C            only changes in this category\n"
+    "  -s, --summary               only the summary\n"
+    "  -f, --fail-on-growth BYTES  exit 1 when mapped or rss grew by more than BYTES, else 0\n"
+    "  -T, --target ID             first/last/last~N count within this target\n"
+    "  -d, --db FILE               database;  -j, --json  JSON output\n\n"
+    "Exit status, as diff(1): 0 no changes, 1 changes, 2 trouble.\n";
+
+/* Both sides of the diff: the snapshot rows and the regions compared. */
+struct side {
+    struct store_snapshot snap;
+    struct store_target target;
+    struct region_list regions;
+};
+
+struct cat_delta {
+    int64_t mapped, rss;
+    int touched;
+};
+
+struct diff_opts {
+    uint64_t min_size;
+    int category;
+    int summary_only;
+    int fail_on_growth;
+    uint64_t growth_limit;
+    int64_t target;
+};
+
+static uint64_t change_size(const struct diff_change *c)
+{
+    switch (c->kind) {
+    case DIFF_GROWN:
+    case DIFF_SHRUNK:
+    case DIFF_RESIDENT:
+        return (uint64_t)(c->delta < 0 ? -c->delta : c->delta);
+    default:
+        return c->end - c->start;
+    }
+}
+
+static int change_category(const struct diff_change *c)
+{
+    return c->now ? c->now->category : c->before->category;
+}
+
+static int keep(const struct diff_opts *o, const struct diff_change *c)
+{
+    if (o->category >= 0 && change_category(c) != o->category &&
+        !(c->before && c->before->category == o->category))
+        return 0;
+    return change_size(c) >= o->min_size;
+}
+
+/* Sums per category of what the two lists hold (unchanged regions, if present, cancel out). */
+static void category_deltas(const struct region_list *a, const struct region_list *b,
+                            struct cat_delta *d, int *have_rss)
+{
+    memset(d, 0, sizeof(*d) * CAT_COUNT);
+    int mem = 1;
+    for (size_t i = 0; i < a->n; i++)
+        mem &= (a->v[i].flags & REGION_HAS_MEM) != 0;
+    for (size_t i = 0; i < b->n; i++)
+        mem &= (b->v[i].flags & REGION_HAS_MEM) != 0;
+    for (size_t i = 0; i < a->n; i++) {
+        d[a->v[i].category].mapped -= (int64_t)(a->v[i].end - a->v[i].start);
+        d[a->v[i].category].rss -= (int64_t)a->v[i].rss;
+        d[a->v[i].category].touched = 1;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        d[b->v[i].category].mapped += (int64_t)(b->v[i].end - b->v[i].start);
+        d[b->v[i].category].rss += (int64_t)b->v[i].rss;
+        d[b->v[i].category].touched = 1;
+    }
+    *have_rss = mem;
+}
+
+static void json_side(struct json *j, const struct side *s)
+{
+    json_begin_object(j);
+    json_key(j, "snapshot");
+    json_int(j, s->snap.id);
+    json_key(j, "seq");
+    json_int(j, s->snap.seq);
+    json_key(j, "taken_at");
+    json_string(j, s->snap.taken_at);
+    json_key(j, "label");
+    json_string(j, s->snap.label);
+    json_key(j, "detail");
+    json_string(j, s->snap.detail);
+    json_key(j, "mapped_bytes");
+    json_uint(j, s->snap.mapped_bytes);
+    json_key(j, "rss_bytes");
+    if (s->snap.have_mem)
+        json_uint(j, s->snap.rss_bytes);
+    else
+        json_null(j);
+    json_key(j, "target");
+    cli_json_target(j, &s->target);
+    json_end_object(j);
+}
+
+static void json_path(struct json *j, const struct region *r)
+{
+    if (r->path)
+        json_string_len(j, r->path, r->path_len);
+    else
+        json_null(j);
+}
+
+static void json_change(struct json *j, const struct diff_change *c)
+{
+    const struct region *r = c->now ? c->now : c->before;
+    json_begin_object(j);
+    json_key(j, "change");
+    json_string(j, diff_kind_name(c->kind));
+    json_key(j, "start");
+    json_hex(j, c->start);
+    json_key(j, "end");
+    json_hex(j, c->end);
+    json_key(j, "size");
+    json_uint(j, c->end - c->start);
+    json_key(j, "perms");
+    json_string(j, r->perms);
+    json_key(j, "path");
+    json_path(j, r);
+    json_key(j, "category");
+    json_string(j, region_category_name(r->category));
+    json_key(j, "deleted");
+    json_bool(j, (r->flags & REGION_DELETED) != 0);
+    if (c->now && (c->now->flags & REGION_HAS_MEM)) {
+        json_key(j, "rss");
+        json_uint(j, c->now->rss);
+    }
+    switch (c->kind) {
+    case DIFF_GROWN:
+    case DIFF_SHRUNK:
+        json_key(j, "before");
+        json_begin_object(j);
+        json_key(j, "start");
+        json_hex(j, c->before->start);
+        json_key(j, "end");
+        json_hex(j, c->before->end);
+        json_key(j, "size");
+        json_uint(j, c->before->end - c->before->start);
+        json_end_object(j);
+        json_key(j, "delta");
+        json_int(j, c->delta);
+        break;
+    case DIFF_REPROTECTED:
+        json_key(j, "before");
+        json_begin_object(j);
+        json_key(j, "perms");
+        json_string(j, c->before->perms);
+        if (c->before->flags & REGION_HAS_WIN) {
+            json_key(j, "protect");
+            json_uint(j, c->before->protect);
+        }
+        json_end_object(j);
+        break;
+    case DIFF_REMAPPED:
+        json_key(j, "offset");
+        json_uint(j, c->now->offset + (c->start - c->now->start));
+        json_key(j, "before");
+        json_begin_object(j);
+        json_key(j, "path");
+        json_path(j, c->before);
+        json_key(j, "offset");
+        json_uint(j, c->before->offset + (c->start - c->before->start));
+        json_key(j, "perms");
+        json_string(j, c->before->perms);
+        json_end_object(j);
+        break;
+    case DIFF_RESIDENT:
+        json_key(j, "before");
+        json_begin_object(j);
+        json_key(j, "rss");
+        json_uint(j, c->before->rss);
+        json_end_object(j);
+        json_key(j, "delta");
+        json_int(j, c->delta);
+        break;
+    case DIFF_COMMITTED:
+    case DIFF_DECOMMITTED:
+        json_key(j, "state");
+        json_string(j, region_win_state_name(c->now->state));
+        json_key(j, "before");
+        json_begin_object(j);
+        json_key(j, "state");
+        json_string(j, region_win_state_name(c->before->state));
+        json_end_object(j);
+        break;
+    default:
+        break;
+    }
+    json_end_object(j);
+}
+
+struct summary {
+    int64_t mapped_delta, rss_delta;
+    int have_rss, have_cat_rss;
+    struct cat_delta cat[CAT_COUNT];
+    size_t counts[DIFF_KIND_COUNT];
+    size_t total;
+};
+
+static void json_summary(struct json *j, const struct summary *s)
+{
+    json_begin_object(j);
+    json_key(j, "mapped_delta");
+    json_int(j, s->mapped_delta);
+    json_key(j, "rss_delta");
+    if (s->have_rss)
+        json_int(j, s->rss_delta);
+    else
+        json_null(j);
+    json_key(j, "by_category");
+    json_begin_object(j);
+    for (int c = 0; c < CAT_COUNT; c++) {
+        if (!s->cat[c].touched)
+            continue;
+        json_key(j, region_category_name(c));
+        json_begin_object(j);
+        json_key(j, "mapped_delta");
+        json_int(j, s->cat[c].mapped);
+        json_key(j, "rss_delta");
+        if (s->have_cat_rss)
+            json_int(j, s->cat[c].rss);
+        else
+            json_null(j);
+        json_end_object(j);
+    }
+    json_end_object(j);
+    json_key(j, "counts");
+    json_begin_object(j);
+    for (int k = 0; k < DIFF_KIND_COUNT; k++) {
+        json_key(j, diff_kind_name(k));
+        json_uint(j, s->counts[k]);
+    }
+    json_end_object(j);
+    json_key(j, "changes");
+    json_uint(j, s->total);
+    json_end_object(j);
+}
+
+static const char *signed_human(int64_t v, char out[20])
+{
+    char h[16];
+    cli_human((uint64_t)(v < 0 ? -v : v), h);
+    snprintf(out, 20, "%s%s", v < 0 ? "-" : v > 0 ? "+" : "", h);
+    return out;
+}
+
+struct colors {
+    const char *add, *del, *mod, *off;
+};
+
+static int cmp_group(const void *x, const void *y)
+{
+    const struct diff_change *const *a = x, *const *b = y;
+    if ((*a)->kind != (*b)->kind)
+        return (*a)->kind - (*b)->kind;
+    uint64_t sa = change_size(*a), sb = change_size(*b);
+    if (sa != sb)
+        return sa > sb ? -1 : 1;
+    return (*a)->start < (*b)->start ? -1 : (*a)->start > (*b)->start;
+}
+
+static void print_table(const struct side *a, const struct side *b, const struct diff_result *d,
+                        const struct diff_opts *o, const struct summary *s)
+{
+    int tty = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+    struct colors col = tty ? (struct colors){"\033[32m", "\033[31m", "\033[33m", "\033[0m"}
+                            : (struct colors){"", "", "", ""};
+    char h1[20], h2[20];
+    printf("from snapshot %lld (target %lld seq %lld, %s)\n", (long long)a->snap.id,
+           (long long)a->snap.target_id, (long long)a->snap.seq, a->snap.taken_at);
+    printf("  to snapshot %lld (target %lld seq %lld, %s)\n", (long long)b->snap.id,
+           (long long)b->snap.target_id, (long long)b->snap.seq, b->snap.taken_at);
+    if (!o->summary_only && s->total) {
+        const struct diff_change **v = xmalloc(d->n * sizeof(*v));
+        size_t n = 0;
+        for (size_t i = 0; i < d->n; i++)
+            if (keep(o, &d->v[i]))
+                v[n++] = &d->v[i];
+        qsort(v, n, sizeof(*v), cmp_group);
+        int kind = -1;
+        for (size_t i = 0; i < n; i++) {
+            const struct diff_change *c = v[i];
+            const struct region *r = c->now ? c->now : c->before;
+            const char *color = c->kind == DIFF_NEW || c->kind == DIFF_GROWN ? col.add
+                                : c->kind == DIFF_FREED || c->kind == DIFF_SHRUNK ? col.del
+                                                                                  : col.mod;
+            if (c->kind != kind) {
+                kind = c->kind;
+                printf("\n%s%s%s (%zu)\n", color, diff_kind_name(kind), col.off,
+                       s->counts[kind]);
+            }
+            printf("  %s%016" PRIx64 "-%016" PRIx64 "%s %8s  ", color, c->start, c->end, col.off,
+                   cli_human(c->end - c->start, h1));
+            switch (c->kind) {
+            case DIFF_GROWN:
+            case DIFF_SHRUNK:
+                printf("%-4s  %-6s %s from %s", r->perms, region_category_name(r->category),
+                       signed_human(c->delta, h2), cli_human(c->before->end - c->before->start, h1));
+                break;
+            case DIFF_REPROTECTED:
+                printf("%s -> %s  %-6s", c->before->perms, r->perms,
+                       region_category_name(r->category));
+                break;
+            case DIFF_RESIDENT:
+                printf("%-4s  %-6s rss %s", r->perms, region_category_name(r->category),
+                       signed_human(c->delta, h2));
+                break;
+            case DIFF_COMMITTED:
+            case DIFF_DECOMMITTED:
+                printf("%-4s  %-6s %s -> %s", r->perms, region_category_name(r->category),
+                       region_win_state_name(c->before->state), region_win_state_name(r->state));
+                break;
+            default:
+                printf("%-4s  %-6s", r->perms, region_category_name(r->category));
+            }
+            if (r->path) {
+                fputc(' ', stdout);
+                cli_print_escaped(stdout, r->path, r->path_len);
+                if (r->flags & REGION_DELETED)
+                    fputs(" (deleted)", stdout);
+            }
+            if (c->kind == DIFF_REMAPPED) {
+                fputs("  was ", stdout);
+                if (c->before->path)
+                    cli_print_escaped(stdout, c->before->path, c->before->path_len);
+                else
+                    fputs("anonymous", stdout);
+            }
+            fputc('\n', stdout);
+        }
+        free(v);
+    }
+    printf("\nsummary: %zu change%s", s->total, s->total == 1 ? "" : "s");
+    for (int k = 0; k < DIFF_KIND_COUNT; k++)
+        if (s->counts[k])
+            printf(", %zu %s", s->counts[k], diff_kind_name(k));
+    printf("\n  mapped %s", signed_human(s->mapped_delta, h1));
+    if (s->have_rss)
+        printf("  rss %s", signed_human(s->rss_delta, h2));
+    fputc('\n', stdout);
+    for (int c = 0; c < CAT_COUNT; c++) {
+        if (!s->cat[c].touched || (s->cat[c].mapped == 0 && (!s->have_cat_rss || !s->cat[c].rss)))
+            continue;
+        printf("  %-7s mapped %s", region_category_name(c), signed_human(s->cat[c].mapped, h1));
+        if (s->have_cat_rss)
+            printf("  rss %s", signed_human(s->cat[c].rss, h2));
+        fputc('\n', stdout);
+    }
+}
+
+/* "FILE:SEL" names a snapshot in another database file when FILE exists. */
+static const char *split_db(const char *arg, char **db)
+{
+    const char *colon = strrchr(arg, ':');
+    *db = NULL;
+    if (!colon || colon == arg)
+        return arg;
+    char *path = xstrndup(arg, (size_t)(colon - arg));
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
+        *db = path;
+        return colon + 1;
+    }
+    free(path);
+    return arg;
+}
+
+static int same_file(const char *x, const char *y)
+{
+    struct stat a, b;
+    if (stat(x, &a) != 0 || stat(y, &b) != 0)
+        return strcmp(x, y) == 0;
+    return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+static int load_side(struct store *st, const char *sel, int64_t target, struct side *s,
+                     struct err *e)
+{
+    int64_t id;
+    int rc = store_resolve(st, sel, target, &id, e);
+    if (rc < 0)
+        return rc;
+    if ((rc = store_snapshot_get(st, id, &s->snap, e)) < 0)
+        return rc;
+    return store_target_get(st, s->snap.target_id, &s->target, e);
+}
+
+static int parse_opts(struct cli *cli, struct diff_opts *o, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"min-size", required_argument, NULL, 'm'},
+        {"category", required_argument, NULL, 'c'},
+        {"summary", no_argument, NULL, 's'},
+        {"fail-on-growth", required_argument, NULL, 'f'},
+        {"target", required_argument, NULL, 'T'},
+        {"db", required_argument, NULL, 'd'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int opt;
+    optind = 0;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":m:c:sf:T:d:jh", opts, NULL)) != -1) {
+        if (cli_common_opt(cli, opt, optarg))
+            continue;
+        switch (opt) {
+        case 'm':
+            if (cli_parse_size(optarg, &o->min_size) < 0)
+                return cli_fail("diff: invalid size '%s': expected bytes with an optional unit "
+                                "K, M or G",
+                                optarg);
+            break;
+        case 'c':
+            o->category = region_category_parse(optarg);
+            if (o->category < 0)
+                return cli_fail("diff: unknown category '%s': expected heap, stack, image, file, "
+                                "anon, shm, guard or kernel",
+                                optarg);
+            break;
+        case 's':
+            o->summary_only = 1;
+            break;
+        case 'f':
+            if (cli_parse_size(optarg, &o->growth_limit) < 0)
+                return cli_fail("diff: invalid size '%s': expected bytes with an optional unit "
+                                "K, M or G",
+                                optarg);
+            o->fail_on_growth = 1;
+            break;
+        case 'T':
+            if (cli_parse_count(optarg, &o->target) < 0 || o->target == 0)
+                return cli_fail("diff: invalid target id '%s'", optarg);
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return -1;
+        case ':':
+            return cli_fail("diff: option '%s' needs a value", argv[optind - 1]);
+        default:
+            return cli_fail("diff: unknown option '%s' -- see 'vmsnap diff --help'",
+                            argv[optind - 1]);
+        }
+    }
+    if (argc - optind != 2)
+        return cli_fail("diff: give two snapshots, e.g. 'vmsnap diff first last'");
+    return 0;
+}
+
+int cmd_diff(struct cli *cli, int argc, char **argv)
+{
+    struct diff_opts o = {.category = -1};
+    int rc = parse_opts(cli, &o, argc, argv);
+    if (rc)
+        return rc < 0 ? EXIT_OK : EXIT_TROUBLE;
+    char *db_a = NULL, *db_b = NULL;
+    const char *sel_a = split_db(argv[optind], &db_a);
+    const char *sel_b = split_db(argv[optind + 1], &db_b);
+    const char *db = db_a ? db_a : db_b ? db_b : cli->db_path;
+    if ((db_a || db_b) && !same_file(db_a ? db_a : cli->db_path, db_b ? db_b : cli->db_path)) {
+        rc = cli_fail("diff: cannot diff snapshots from different databases ('%s' and '%s')",
+                      db_a ? db_a : cli->db_path, db_b ? db_b : cli->db_path);
+        free(db_a);
+        free(db_b);
+        return rc;
+    }
+    struct cli local = *cli;
+    local.db_path = db;
+    struct store *st = NULL;
+    struct side a, b;
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    region_list_init(&a.regions);
+    region_list_init(&b.regions);
+    struct diff_result d;
+    diff_result_init(&d);
+    struct err e = {0};
+    int status = EXIT_TROUBLE;
+    if (cli_open_store(&local, STORE_READ, &st))
+        goto out;
+    if (load_side(st, sel_a, o.target, &a, &e) < 0 || load_side(st, sel_b, o.target, &b, &e) < 0) {
+        cli_fail_err(&e);
+        goto out;
+    }
+    int both_smaps = strcmp(a.snap.detail, "smaps") == 0 && strcmp(b.snap.detail, "smaps") == 0;
+    if (a.snap.target_id == b.snap.target_id && a.snap.id < b.snap.id && !both_smaps) {
+        /* Only what opened or closed between the two snapshots needs reading. */
+        rc = store_read_delta(st, a.snap.target_id, a.snap.id, b.snap.id, &a.regions,
+                              &b.regions, &e);
+    } else {
+        rc = store_read_regions(st, a.snap.id, &a.regions, &e);
+        if (rc == 0)
+            rc = store_read_regions(st, b.snap.id, &b.regions, &e);
+    }
+    if (rc < 0) {
+        cli_fail_err(&e);
+        goto out;
+    }
+    diff_regions(&a.regions, &b.regions, &d);
+
+    struct summary s;
+    memset(&s, 0, sizeof(s));
+    s.mapped_delta = (int64_t)b.snap.mapped_bytes - (int64_t)a.snap.mapped_bytes;
+    s.have_rss = a.snap.have_mem && b.snap.have_mem;
+    s.rss_delta = (int64_t)b.snap.rss_bytes - (int64_t)a.snap.rss_bytes;
+    category_deltas(&a.regions, &b.regions, s.cat, &s.have_cat_rss);
+    s.have_cat_rss = s.have_cat_rss && both_smaps;
+    for (size_t i = 0; i < d.n; i++)
+        if (keep(&o, &d.v[i])) {
+            s.counts[d.v[i].kind]++;
+            s.total++;
+        }
+
+    if (cli->json) {
+        struct json j;
+        json_init(&j, stdout, 0);
+        json_begin_object(&j);
+        json_key(&j, "from");
+        json_side(&j, &a);
+        json_key(&j, "to");
+        json_side(&j, &b);
+        if (!o.summary_only) {
+            json_key(&j, "changes");
+            json_begin_array(&j);
+            for (size_t i = 0; i < d.n; i++)
+                if (keep(&o, &d.v[i]))
+                    json_change(&j, &d.v[i]);
+            json_end_array(&j);
+        }
+        json_key(&j, "summary");
+        json_summary(&j, &s);
+        json_end_object(&j);
+        json_finish(&j);
+    } else {
+        print_table(&a, &b, &d, &o, &s);
+    }
+    if (fflush(stdout) != 0) {
+        cli_fail("diff: cannot write the output");
+        goto out;
+    }
+    if (o.fail_on_growth)
+        status = s.mapped_delta > (int64_t)o.growth_limit ||
+                         (s.have_rss && s.rss_delta > (int64_t)o.growth_limit)
+                     ? 1
+                     : 0;
+    else
+        status = s.total ? 1 : 0;
+out:
+    diff_result_release(&d);
+    region_list_release(&a.regions);
+    region_list_release(&b.regions);
+    store_snapshot_release(&a.snap);
+    store_snapshot_release(&b.snap);
+    store_target_release(&a.target);
+    store_target_release(&b.target);
+    store_close(st);
+    free(db_a);
+    free(db_b);
+    return status;
+}

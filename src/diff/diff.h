@@ -1,0 +1,55 @@
+/*
+ * The diff engine: two sorted, disjoint region lists in (a snapshot and a later one, or just
+ * the regions that differ between them), classified changes out. It sweeps both lists by
+ * address, so a region split by mprotect, merged back, or extended in place is understood as
+ * what happened, and each change is reported once, at its true range.
+ */
+#ifndef VMSNAP_DIFF_H
+#define VMSNAP_DIFF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "capture/region.h"
+
+enum diff_kind {
+    DIFF_NEW = 0,     /* mapped in B, not in A */
+    DIFF_FREED,       /* mapped in A, not in B */
+    DIFF_GROWN,       /* a region extended in place (same start or same end, same backing) */
+    DIFF_SHRUNK,      /* a region cut back in place */
+    DIFF_REPROTECTED, /* same backing, other protection: exactly the sub-range that changed */
+    DIFF_REMAPPED,    /* same range, other backing file or offset */
+    DIFF_RESIDENT,    /* same region, other rss (both snapshots with per-region figures) */
+    DIFF_COMMITTED,   /* Windows: reserve -> commit */
+    DIFF_DECOMMITTED, /* Windows: commit -> reserve */
+    DIFF_KIND_COUNT
+};
+
+struct diff_change {
+    int kind;           /* enum diff_kind */
+    uint64_t start;     /* the changed range; for grown/shrunk the region's extent in B */
+    uint64_t end;       /* exclusive */
+    const struct region *now;    /* the region in B at that range (NULL for freed) */
+    const struct region *before; /* the region in A (NULL for new) */
+    int64_t delta; /* bytes: size change (grown, shrunk), rss change (resident), else 0 */
+};
+
+struct diff_result {
+    struct diff_change *v;
+    size_t n, cap;
+};
+
+/*
+ * Compares a (before) with b (after); both sorted by start and disjoint. The changes point
+ * into a and b, which must outlive out. Changes come in address order.
+ */
+void diff_regions(const struct region_list *a, const struct region_list *b,
+                  struct diff_result *out);
+void diff_result_init(struct diff_result *r);
+void diff_result_release(struct diff_result *r);
+
+const char *diff_kind_name(int kind);
+/* Whether a change adds mapped bytes (positive), removes them (negative), or neither (0). */
+int64_t diff_mapped_delta(const struct diff_change *c);
+
+#endif

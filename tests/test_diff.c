@@ -1,0 +1,330 @@
+/* The diff engine on constructed region lists: every change kind at its true range. */
+#include "testutil.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "diff/diff.h"
+
+#define K 1024ULL
+#define M (1024ULL * 1024)
+
+static struct region *add(struct region_list *l, uint64_t start, uint64_t end, const char *perms)
+{
+    struct region *r = region_list_push(l);
+    r->start = start;
+    r->end = end;
+    memcpy(r->perms, perms, 5);
+    return r;
+}
+
+static struct region *add_file(struct region_list *l, uint64_t start, uint64_t end,
+                               const char *perms, const char *path, uint64_t inode,
+                               uint64_t offset)
+{
+    struct region *r = add(l, start, end, perms);
+    r->path = region_list_intern(l, path, strlen(path));
+    r->path_len = (uint32_t)strlen(path);
+    r->inode = inode;
+    r->offset = offset;
+    r->dev_major = 0xfe;
+    r->category = CAT_FILE;
+    return r;
+}
+
+struct fx {
+    struct region_list a, b;
+    struct diff_result d;
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    region_list_init(&f->a);
+    region_list_init(&f->b);
+    diff_result_init(&f->d);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    region_list_release(&f->a);
+    region_list_release(&f->b);
+    diff_result_release(&f->d);
+    free(f);
+    return 0;
+}
+
+static void run(struct fx *f)
+{
+    diff_result_release(&f->d);
+    diff_regions(&f->a, &f->b, &f->d);
+}
+
+static void expect(const struct fx *f, size_t i, int kind, uint64_t start, uint64_t end)
+{
+    if (i >= f->d.n)
+        fail_msg("expected change %zu (%s), got only %zu", i, diff_kind_name(kind), f->d.n);
+    const struct diff_change *c = &f->d.v[i];
+    if (c->kind != kind || c->start != start || c->end != end)
+        fail_msg("change %zu: got %s %llx-%llx, expected %s %llx-%llx", i, diff_kind_name(c->kind),
+                 (unsigned long long)c->start, (unsigned long long)c->end, diff_kind_name(kind),
+                 (unsigned long long)start, (unsigned long long)end);
+}
+
+static void test_identical_and_empty(void **state)
+{
+    struct fx *f = *state;
+    run(f);
+    assert_int_equal(f->d.n, 0);
+    add(&f->a, 0x1000, 0x3000, "r--p");
+    add_file(&f->a, 0x5000, 0x6000, "r-xp", "/lib/x.so", 7, 0);
+    region_list_copy(&f->b, &f->a);
+    run(f);
+    assert_int_equal(f->d.n, 0);
+    /* Everything new, everything freed. */
+    region_list_clear(&f->a);
+    run(f);
+    assert_int_equal(f->d.n, 2);
+    expect(f, 0, DIFF_NEW, 0x1000, 0x3000);
+    expect(f, 1, DIFF_NEW, 0x5000, 0x6000);
+    region_list_copy(&f->a, &f->b);
+    region_list_clear(&f->b);
+    run(f);
+    assert_int_equal(f->d.n, 2);
+    expect(f, 0, DIFF_FREED, 0x1000, 0x3000);
+    expect(f, 1, DIFF_FREED, 0x5000, 0x6000);
+}
+
+static void test_new_and_freed(void **state)
+{
+    struct fx *f = *state;
+    add(&f->a, 0x10000, 0x20000, "rw-p");
+    add(&f->a, 0x40000, 0x50000, "rw-p");
+    add(&f->b, 0x10000, 0x20000, "rw-p");
+    add(&f->b, 0x30000, 0x38000, "r--p");
+    run(f);
+    assert_int_equal(f->d.n, 2);
+    expect(f, 0, DIFF_NEW, 0x30000, 0x38000);
+    expect(f, 1, DIFF_FREED, 0x40000, 0x50000);
+    assert_int_equal(diff_mapped_delta(&f->d.v[0]), 0x8000);
+    assert_int_equal(diff_mapped_delta(&f->d.v[1]), -0x10000);
+}
+
+static void test_mprotect_middle_is_one_reprotect(void **state)
+{
+    struct fx *f = *state;
+    uint64_t base = 0x7f0000000000ULL;
+    add(&f->a, base, base + M, "rw-p");
+    add(&f->b, base, base + 256 * K, "rw-p");
+    add(&f->b, base + 256 * K, base + 320 * K, "r--p");
+    add(&f->b, base + 320 * K, base + M, "rw-p");
+    run(f);
+    assert_int_equal(f->d.n, 1);
+    expect(f, 0, DIFF_REPROTECTED, base + 256 * K, base + 320 * K);
+    assert_string_equal(f->d.v[0].before->perms, "rw-p");
+    assert_string_equal(f->d.v[0].now->perms, "r--p");
+    /* And merged back: the same 64 KiB, nothing else. */
+    struct region_list t = f->a;
+    f->a = f->b;
+    f->b = t;
+    run(f);
+    assert_int_equal(f->d.n, 1);
+    expect(f, 0, DIFF_REPROTECTED, base + 256 * K, base + 320 * K);
+    assert_string_equal(f->d.v[0].now->perms, "rw-p");
+}
+
+static void test_munmap_middle_is_one_freed(void **state)
+{
+    struct fx *f = *state;
+    add(&f->a, 0x100000, 0x200000, "rw-p");
+    add(&f->b, 0x100000, 0x140000, "rw-p");
+    add(&f->b, 0x150000, 0x200000, "rw-p");
+    run(f);
+    assert_int_equal(f->d.n, 1);
+    expect(f, 0, DIFF_FREED, 0x140000, 0x150000);
+}
+
+static void test_grow_and_shrink_in_place(void **state)
+{
+    struct fx *f = *state;
+    /* brk: [heap] grows at its end; mremap shrinks another region; the stack grows down. */
+    struct region *h = add(&f->a, 0x555555000000ULL, 0x555555021000ULL, "rw-p");
+    h->path = "[heap]";
+    h->path_len = 6;
+    h->category = CAT_HEAP;
+    add(&f->a, 0x7f0000000000ULL, 0x7f0000100000ULL, "rw-p");
+    struct region *s = add(&f->a, 0x7ffff0000000ULL, 0x7ffff0021000ULL, "rw-p");
+    s->path = "[stack]";
+    s->path_len = 7;
+    h = add(&f->b, 0x555555000000ULL, 0x555555042000ULL, "rw-p");
+    h->path = "[heap]";
+    h->path_len = 6;
+    h->category = CAT_HEAP;
+    add(&f->b, 0x7f0000000000ULL, 0x7f0000080000ULL, "rw-p");
+    s = add(&f->b, 0x7fffefff0000ULL, 0x7ffff0021000ULL, "rw-p");
+    s->path = "[stack]";
+    s->path_len = 7;
+    run(f);
+    assert_int_equal(f->d.n, 3);
+    expect(f, 0, DIFF_GROWN, 0x555555000000ULL, 0x555555042000ULL);
+    assert_int_equal(f->d.v[0].delta, 0x21000);
+    assert_true(f->d.v[0].before->end == 0x555555021000ULL);
+    expect(f, 1, DIFF_SHRUNK, 0x7f0000000000ULL, 0x7f0000080000ULL);
+    assert_int_equal(f->d.v[1].delta, -0x80000);
+    expect(f, 2, DIFF_GROWN, 0x7fffefff0000ULL, 0x7ffff0021000ULL);
+    assert_int_equal(f->d.v[2].delta, 0x10000);
+}
+
+static void test_thread_arena_commits_more(void **state)
+{
+    struct fx *f = *state;
+    /* A glibc arena: rw part at the bottom of a 64 MiB PROT_NONE reservation grows by mprotect. */
+    uint64_t a = 0x7ff000000000ULL;
+    add(&f->a, a, a + 132 * K, "rw-p");
+    add(&f->a, a + 132 * K, a + 64 * M, "---p")->category = CAT_GUARD;
+    add(&f->b, a, a + 264 * K, "rw-p");
+    add(&f->b, a + 264 * K, a + 64 * M, "---p")->category = CAT_GUARD;
+    run(f);
+    assert_int_equal(f->d.n, 2);
+    expect(f, 0, DIFF_GROWN, a, a + 264 * K);
+    assert_int_equal(f->d.v[0].delta, 132 * K);
+    expect(f, 1, DIFF_SHRUNK, a + 264 * K, a + 64 * M);
+    assert_int_equal(f->d.v[1].delta, -(int64_t)(132 * K));
+    /* The grown and shrunk bytes cancel: the mapped size did not change. */
+    assert_int_equal(diff_mapped_delta(&f->d.v[0]) + diff_mapped_delta(&f->d.v[1]), 0);
+}
+
+static void test_split_into_three_is_not_growth(void **state)
+{
+    struct fx *f = *state;
+    /* Splitting keeps starts and ends shared with the old region: no grown or shrunk. */
+    add(&f->a, 0x10000000, 0x10300000, "rw-p");
+    add(&f->b, 0x10000000, 0x10100000, "rw-p");
+    add(&f->b, 0x10100000, 0x10200000, "---p");
+    add(&f->b, 0x10200000, 0x10300000, "rw-p");
+    run(f);
+    assert_int_equal(f->d.n, 1);
+    expect(f, 0, DIFF_REPROTECTED, 0x10100000, 0x10200000);
+}
+
+static void test_two_adjacent_changes(void **state)
+{
+    struct fx *f = *state;
+    add(&f->a, 0x10000000, 0x10400000, "rw-p");
+    add(&f->b, 0x10000000, 0x10100000, "rw-p");
+    add(&f->b, 0x10100000, 0x10200000, "r--p");
+    add(&f->b, 0x10200000, 0x10300000, "---p");
+    add(&f->b, 0x10300000, 0x10400000, "rw-p");
+    run(f);
+    assert_int_equal(f->d.n, 2);
+    expect(f, 0, DIFF_REPROTECTED, 0x10100000, 0x10200000);
+    expect(f, 1, DIFF_REPROTECTED, 0x10200000, 0x10300000);
+    assert_string_equal(f->d.v[1].now->perms, "---p");
+}
+
+static void test_remapped(void **state)
+{
+    struct fx *f = *state;
+    add_file(&f->a, 0x20000000, 0x20004000, "r--p", "/data/a.bin", 11, 0);
+    add_file(&f->a, 0x20004000, 0x20008000, "r--p", "/data/c.bin", 12, 0);
+    add_file(&f->b, 0x20000000, 0x20004000, "r--p", "/data/b.bin", 21, 0);
+    /* Same file, other offset: also remapped. */
+    add_file(&f->b, 0x20004000, 0x20008000, "r--p", "/data/c.bin", 12, 0x4000);
+    run(f);
+    assert_int_equal(f->d.n, 2);
+    expect(f, 0, DIFF_REMAPPED, 0x20000000, 0x20004000);
+    assert_string_equal(f->d.v[0].before->path, "/data/a.bin");
+    assert_string_equal(f->d.v[0].now->path, "/data/b.bin");
+    expect(f, 1, DIFF_REMAPPED, 0x20004000, 0x20008000);
+}
+
+static void test_resident(void **state)
+{
+    struct fx *f = *state;
+    struct region *r = add(&f->a, 0x30000000, 0x30100000, "rw-p");
+    r->flags |= REGION_HAS_MEM;
+    r->rss = 8 * K;
+    r = add(&f->b, 0x30000000, 0x30100000, "rw-p");
+    r->flags |= REGION_HAS_MEM;
+    r->rss = 72 * K;
+    run(f);
+    assert_int_equal(f->d.n, 1);
+    expect(f, 0, DIFF_RESIDENT, 0x30000000, 0x30100000);
+    assert_int_equal(f->d.v[0].delta, 64 * K);
+    /* Without figures on one side, nothing can be said about residency. */
+    f->a.v[0].flags &= ~(uint32_t)REGION_HAS_MEM;
+    run(f);
+    assert_int_equal(f->d.n, 0);
+}
+
+static void test_above_2_63(void **state)
+{
+    struct fx *f = *state;
+    struct region *v = add(&f->a, 0xffffffffff600000ULL, 0xffffffffff601000ULL, "--xp");
+    v->path = "[vsyscall]";
+    v->path_len = 10;
+    region_list_copy(&f->b, &f->a);
+    run(f);
+    assert_int_equal(f->d.n, 0);
+    /* A change up there is found at its exact range, and sorts after everything below. */
+    region_list_clear(&f->b);
+    add(&f->b, 0x1000, 0x2000, "r--p");
+    v = add(&f->b, 0xffffffffff600000ULL, 0xffffffffff601000ULL, "r-xp");
+    v->path = "[vsyscall]";
+    v->path_len = 10;
+    run(f);
+    assert_int_equal(f->d.n, 2);
+    expect(f, 0, DIFF_NEW, 0x1000, 0x2000);
+    expect(f, 1, DIFF_REPROTECTED, 0xffffffffff600000ULL, 0xffffffffff601000ULL);
+}
+
+static void test_windows_state_changes(void **state)
+{
+    struct fx *f = *state;
+    struct region *r = add(&f->a, 0x10000, 0x50000, "---p");
+    r->flags |= REGION_HAS_WIN;
+    r->state = WIN_STATE_RESERVE;
+    r->type = WIN_TYPE_PRIVATE;
+    r->alloc_base = 0x10000;
+    r = add(&f->b, 0x10000, 0x20000, "rw-p");
+    r->flags |= REGION_HAS_WIN;
+    r->state = WIN_STATE_COMMIT;
+    r->type = WIN_TYPE_PRIVATE;
+    r->alloc_base = 0x10000;
+    r = add(&f->b, 0x20000, 0x50000, "---p");
+    r->flags |= REGION_HAS_WIN;
+    r->state = WIN_STATE_RESERVE;
+    r->type = WIN_TYPE_PRIVATE;
+    r->alloc_base = 0x10000;
+    run(f);
+    assert_int_equal(f->d.n, 1);
+    expect(f, 0, DIFF_COMMITTED, 0x10000, 0x20000);
+    struct region_list t = f->a;
+    f->a = f->b;
+    f->b = t;
+    run(f);
+    assert_int_equal(f->d.n, 1);
+    expect(f, 0, DIFF_DECOMMITTED, 0x10000, 0x20000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_identical_and_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_and_freed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mprotect_middle_is_one_reprotect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_munmap_middle_is_one_freed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grow_and_shrink_in_place, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_thread_arena_commits_more, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split_into_three_is_not_growth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_adjacent_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remapped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resident, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_above_2_63, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_windows_state_changes, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
