@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "capture/maps_parse.h"
+#include "diff/diff.h"
 #include "store/store.h"
 #include "store/store_internal.h"
 
@@ -569,6 +570,119 @@ static void test_query_is_read_only(void **state)
     close_fixture(&f);
 }
 
+/* A small deterministic generator, so a failure can be replayed. */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+static uint64_t rnd(uint64_t n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state % n;
+}
+
+/* One step of a random but plausible history: free, map, re-protect, grow or shrink. */
+static void mutate(struct region_list *l)
+{
+    static const char *perms[] = {"rw-p", "r--p", "---p", "r-xp"};
+    size_t i = l->n ? rnd(l->n) : 0;
+    switch (rnd(5)) {
+    case 0: /* free one */
+        if (l->n > 1) {
+            memmove(&l->v[i], &l->v[i + 1], (l->n - i - 1) * sizeof(l->v[0]));
+            l->n--;
+        }
+        break;
+    case 1: /* change the protection of one, as mprotect of the whole region */
+        memcpy(l->v[i].perms, perms[rnd(4)], 5);
+        break;
+    case 2: /* grow into the gap after it */
+        if (i + 1 < l->n && l->v[i + 1].start > l->v[i].end)
+            l->v[i].end += 0x1000 * (1 + rnd((l->v[i + 1].start - l->v[i].end) / 0x1000));
+        break;
+    case 3: /* shrink from the end */
+        if (l->v[i].end - l->v[i].start > 0x1000)
+            l->v[i].end -= 0x1000;
+        break;
+    default: { /* map something new in a gap */
+        uint64_t start = 0x100000000ULL + rnd(4096) * 0x10000;
+        struct region r = {0};
+        r.start = start;
+        r.end = start + 0x1000 * (1 + rnd(8));
+        memcpy(r.perms, perms[rnd(4)], 5);
+        size_t at = 0;
+        while (at < l->n && l->v[at].end <= r.start)
+            at++;
+        if (at < l->n && l->v[at].start < r.end)
+            break; /* overlaps: skip */
+        region_list_push(l);
+        memmove(&l->v[at + 1], &l->v[at], (l->n - 1 - at) * sizeof(l->v[0]));
+        l->v[at] = r;
+    }
+    }
+}
+
+static void same_changes(const struct diff_result *x, const struct diff_result *y, int i, int j)
+{
+    if (x->n != y->n)
+        fail_msg("snapshots %d..%d: %zu changes from full lists, %zu from intervals", i, j, x->n,
+                 y->n);
+    for (size_t k = 0; k < x->n; k++)
+        if (x->v[k].kind != y->v[k].kind || x->v[k].start != y->v[k].start ||
+            x->v[k].end != y->v[k].end || x->v[k].delta != y->v[k].delta)
+            fail_msg("snapshots %d..%d: change %zu differs", i, j, k);
+}
+
+static void test_interval_diff_equals_full_diff(void **state)
+{
+    (void)state;
+    /* The regions that opened or closed between A and B are all a diff needs: check it
+     * against diffing the two whole snapshots, for every pair of a random history. */
+    enum { STEPS = 14 };
+    struct fixture f;
+    struct region_list cur, hist[STEPS];
+    int64_t ids[STEPS];
+    open_fixture(&f);
+    region_list_init(&cur);
+    for (int k = 0; k < 40; k++)
+        mutate(&cur);
+    for (int s = 0; s < STEPS; s++) {
+        for (int k = 0; k < 3; k++)
+            mutate(&cur);
+        region_list_init(&hist[s]);
+        region_list_copy(&hist[s], &cur);
+        ids[s] = write_snap(&f, &cur, DETAIL_MAPS, NULL);
+    }
+    struct err e = {0};
+    for (int i = 0; i < STEPS; i++)
+        for (int j = i + 1; j < STEPS; j++) {
+            struct region_list fa, fb, ga, gb;
+            struct diff_result full, delta;
+            read_snap(&f, ids[i], &fa);
+            read_snap(&f, ids[j], &fb);
+            assert_same_regions(&hist[i], &fa, 0);
+            region_list_init(&ga);
+            region_list_init(&gb);
+            assert_int_equal(store_read_delta(f.st, store_writer_target(f.w), ids[i], ids[j], &ga,
+                                              &gb, &e),
+                             0);
+            diff_result_init(&full);
+            diff_result_init(&delta);
+            diff_regions(&fa, &fb, &full);
+            diff_regions(&ga, &gb, &delta);
+            same_changes(&full, &delta, i, j);
+            diff_result_release(&full);
+            diff_result_release(&delta);
+            region_list_release(&fa);
+            region_list_release(&fb);
+            region_list_release(&ga);
+            region_list_release(&gb);
+        }
+    for (int s = 0; s < STEPS; s++)
+        region_list_release(&hist[s]);
+    region_list_release(&cur);
+    close_fixture(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -585,6 +699,7 @@ int main(void)
         cmocka_unit_test(test_migrates_from_version_1),
         cmocka_unit_test(test_selectors),
         cmocka_unit_test(test_query_is_read_only),
+        cmocka_unit_test(test_interval_diff_equals_full_diff),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
