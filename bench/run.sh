@@ -69,3 +69,48 @@ echo "first snapshot, stored (snap):      ${FIRST_US} us  = $(ratio "$FIRST_US" 
 echo "steady tick, maps detail, no change: ${TICK_US} us  = $(ratio "$TICK_US" "$CAT_US")x cat   (target <= 1.25x)"
 echo "database growth per unchanged tick: ${GROWTH} bytes (target <= 512)"
 echo "regions view vs plain table:        $VIEW (target ratio <= 2)"
+
+# --- diff of two 100k-region snapshots vs GNU diff on the two maps text dumps ---
+DIFF_REGIONS=${DIFF_REGIONS:-100000}
+if [ "$(cat /proc/sys/vm/max_map_count)" -lt $((DIFF_REGIONS + 1000)) ]; then
+  if [ "$(id -u)" = 0 ]; then
+    OLD_MAX=$(cat /proc/sys/vm/max_map_count)
+    echo $((DIFF_REGIONS + 10000)) >/proc/sys/vm/max_map_count
+    trap 'echo "exit 0" >&3 2>/dev/null || true; echo "exit 0" >&5 2>/dev/null || true; echo '"$OLD_MAX"' >/proc/sys/vm/max_map_count' EXIT
+  else
+    echo "diff: skipped (vm.max_map_count too low for $DIFF_REGIONS regions; run as root)"
+    exit 0
+  fi
+fi
+rm -f "$OUT/in2" "$OUT/out2"
+mkfifo "$OUT/in2" "$OUT/out2"
+"$CHILD" <"$OUT/in2" >"$OUT/out2" &
+exec 5>"$OUT/in2" 6<"$OUT/out2"
+ask2() { echo "$1" >&5; read -r reply <&6; echo "$reply"; }
+PID2=$(ask2 pid | cut -d' ' -f2)
+BASE=$(ask2 "many $DIFF_REGIONS" | cut -d' ' -f2)
+DDB="$OUT/diff.db"
+rm -f "$DDB" "$DDB"-wal "$DDB"-shm
+cat /proc/$PID2/maps >"$OUT/a.maps"
+"$V" -d "$DDB" snap -p "$PID2" --detail maps --label a >/dev/null
+# About 1% of the regions change: pages flip protection (merging three regions into one).
+PAGE=$(getconf PAGESIZE)
+for ((k = 2; k < DIFF_REGIONS; k += 100)); do
+  echo "protect $((BASE + k * PAGE)) $PAGE rw-" >&5
+  read -r _ <&6
+done
+cat /proc/$PID2/maps >"$OUT/b.maps"
+"$V" -d "$DDB" snap -p "$PID2" --detail maps --label b >/dev/null
+GNU_US=$(median_us 11 diff "$OUT/a.maps" "$OUT/b.maps")
+VDIFF_US=$(median_us 11 "$V" -d "$DDB" diff a b)
+VBACK_US=$(median_us 11 "$V" -d "$DDB" diff b a)
+# With per-region figures on both sides (or two targets) both snapshots are read whole.
+"$V" -d "$DDB" snap -p "$PID2" --detail smaps --label c >/dev/null
+"$V" -d "$DDB" snap -p "$PID2" --detail smaps --label d >/dev/null
+VFULL_US=$(median_us 11 "$V" -d "$DDB" diff c d)
+CHANGES=$({ "$V" -d "$DDB" -j diff a b --summary || true; } | sed 's/.*"changes":\([0-9]*\).*/\1/')
+echo "diff target: $(wc -l <"$OUT/a.maps") regions, $CHANGES changes"
+echo "GNU diff of the two maps dumps:     ${GNU_US} us (median of 11)"
+echo "vmsnap diff a b (intervals):        ${VDIFF_US} us  = $(ratio "$VDIFF_US" "$GNU_US")x GNU diff (target < 1x)"
+echo "vmsnap diff b a (intervals):        ${VBACK_US} us  = $(ratio "$VBACK_US" "$GNU_US")x GNU diff"
+echo "vmsnap diff c d (two whole reads):  ${VFULL_US} us  = $(ratio "$VFULL_US" "$GNU_US")x GNU diff (smaps on both)"

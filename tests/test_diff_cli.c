@@ -152,7 +152,7 @@ static void test_known_changes_are_reported_exactly(void **state)
     assert_non_null(strstr(r.out, "\"summary\":{\"mapped_delta\":"));
     tu_run_release(&r);
 
-    /* The other way round reads as the opposite changes (full snapshots, no interval shortcut). */
+    /* The other way round reads as the opposite changes. */
     tu_vmsnap(&r, "-d", db, "-j", "diff", "after", "before", NULL);
     assert_int_equal(r.status, 1);
     n = parse_changes(r.out, v, 64);

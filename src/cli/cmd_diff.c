@@ -509,10 +509,15 @@ int cmd_diff(struct cli *cli, int argc, char **argv)
         goto out;
     }
     int both_smaps = strcmp(a.snap.detail, "smaps") == 0 && strcmp(b.snap.detail, "smaps") == 0;
-    if (a.snap.target_id == b.snap.target_id && a.snap.id < b.snap.id && !both_smaps) {
-        /* Only what opened or closed between the two snapshots needs reading. */
-        rc = store_read_delta(st, a.snap.target_id, a.snap.id, b.snap.id, &a.regions,
-                              &b.regions, &e);
+    if (a.snap.target_id == b.snap.target_id && !both_smaps) {
+        /* Only what opened or closed between the two snapshots needs reading (per-region
+         * figures change without opening or closing anything, so smaps diffs read both). */
+        if (a.snap.id <= b.snap.id)
+            rc = store_read_delta(st, a.snap.target_id, a.snap.id, b.snap.id, &a.regions,
+                                  &b.regions, &e);
+        else
+            rc = store_read_delta(st, a.snap.target_id, b.snap.id, a.snap.id, &b.regions,
+                                  &a.regions, &e);
     } else {
         rc = store_read_regions(st, a.snap.id, &a.regions, &e);
         if (rc == 0)

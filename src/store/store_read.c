@@ -153,6 +153,8 @@ static int read_sorted(struct store *st, const char *sql, int64_t target, int64_
     sqlite3_bind_int64(s, 1, target);
     sqlite3_bind_int64(s, 2, a);
     sqlite3_bind_int64(s, 3, b);
+    if (sqlite3_bind_parameter_count(s) >= 4)
+        sqlite3_bind_int64(s, 4, STORE_OPEN_SPAN);
     struct region_list tmp;
     region_list_init(&tmp);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
@@ -186,9 +188,13 @@ int store_read_delta(struct store *st, int64_t target_id, int64_t a, int64_t b,
     /* Alive at a, closed before b: one range of the spans_alive index. */
     static const char *gone_sql = SPAN_COLS "WHERE p.target_id = ?1 AND p.last_snap >= ?2 AND "
                                             "p.last_snap < ?3 AND p.first_snap <= ?2";
-    /* Born after a, alive at b. */
-    static const char *came_sql = SPAN_COLS "WHERE p.target_id = ?1 AND p.last_snap >= ?3 AND "
-                                            "p.first_snap > ?2 AND p.first_snap <= ?3";
+    /* Born after a, alive at b: the still-open ones are one range of the index (last_snap is
+     * the open marker, first_snap in (a, b]); those closed since b are another. */
+    static const char *came_sql =
+        SPAN_COLS "WHERE p.target_id = ?1 AND p.last_snap = ?4 AND p.first_snap > ?2 AND "
+                  "p.first_snap <= ?3 UNION ALL " SPAN_COLS
+                  "WHERE p.target_id = ?1 AND p.last_snap >= ?3 AND p.last_snap < ?4 AND "
+                  "p.first_snap > ?2 AND p.first_snap <= ?3";
     int rc = read_sorted(st, gone_sql, target_id, a, b, gone, e);
     if (rc < 0)
         return rc;
