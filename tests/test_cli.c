@@ -479,7 +479,7 @@ static void test_duration_and_sigterm_stop_cleanly(void **state)
 static void test_help_and_version(void **state)
 {
     (void)state;
-    const char *cmds[] = {"snap", "record", "list", "show", "query"};
+    const char *cmds[] = {"snap", "record", "list", "show", "diff", "query"};
     struct tu_run r;
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
         tu_vmsnap(&r, cmds[i], "--help", NULL);
