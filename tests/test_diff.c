@@ -19,8 +19,7 @@ static struct region *add(struct region_list *l, uint64_t start, uint64_t end, c
 }
 
 static struct region *add_file(struct region_list *l, uint64_t start, uint64_t end,
-                               const char *perms, const char *path, uint64_t inode,
-                               uint64_t offset)
+                               const char *perms, const char *path, uint64_t inode, uint64_t offset)
 {
     struct region *r = add(l, start, end, perms);
     r->path = region_list_intern(l, path, strlen(path));

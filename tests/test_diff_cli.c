@@ -49,8 +49,8 @@ static size_t parse_changes(const char *json, struct change *out, size_t max)
     return n;
 }
 
-static const struct change *find(const struct change *v, size_t n, const char *kind,
-                                 uint64_t start, uint64_t end)
+static const struct change *find(const struct change *v, size_t n, const char *kind, uint64_t start,
+                                 uint64_t end)
 {
     for (size_t i = 0; i < n; i++)
         if (strcmp(v[i].kind, kind) == 0 && v[i].start == start && v[i].end == end)
@@ -86,8 +86,8 @@ static void test_known_changes_are_reported_exactly(void **state)
     char *db = db_in_tmp(&dir);
     struct tu_child c;
     tu_child_start(&c);
-    const uint64_t A = 0x500000000ULL, B = 0x510000000ULL, G = 0x520000000ULL,
-                   S = 0x530000000ULL, R = 0x540000000ULL, N = 0x550000000ULL;
+    const uint64_t A = 0x500000000ULL, B = 0x510000000ULL, G = 0x520000000ULL, S = 0x530000000ULL,
+                   R = 0x540000000ULL, N = 0x550000000ULL;
     tu_child_ok(&c, "mapat 0x%llx %llu rw-", (unsigned long long)A, 1024 * K);
     tu_child_ok(&c, "mapat 0x%llx %llu rw-", (unsigned long long)B, 1024 * K);
     tu_child_ok(&c, "mapat 0x%llx %llu rw-", (unsigned long long)G, 256 * K);
@@ -137,8 +137,11 @@ static void test_known_changes_are_reported_exactly(void **state)
         }
     assert_true(heap);
     /* Nothing else touches the ranges the program changed. */
-    const uint64_t mine[][2] = {{A, A + 1024 * K}, {B, B + 1024 * K}, {G, G + 768 * K},
-                                {S, S + 1024 * K}, {R, R + 132 * K + 64 * 1024 * K},
+    const uint64_t mine[][2] = {{A, A + 1024 * K},
+                                {B, B + 1024 * K},
+                                {G, G + 768 * K},
+                                {S, S + 1024 * K},
+                                {R, R + 132 * K + 64 * 1024 * K},
                                 {N, N + 64 * K}};
     size_t expected_here = 7; /* the file and the heap lie elsewhere */
     size_t here = 0;

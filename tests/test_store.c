@@ -662,9 +662,8 @@ static void test_interval_diff_equals_full_diff(void **state)
             assert_same_regions(&hist[i], &fa, 0);
             region_list_init(&ga);
             region_list_init(&gb);
-            assert_int_equal(store_read_delta(f.st, store_writer_target(f.w), ids[i], ids[j], &ga,
-                                              &gb, &e),
-                             0);
+            assert_int_equal(
+                store_read_delta(f.st, store_writer_target(f.w), ids[i], ids[j], &ga, &gb, &e), 0);
             diff_result_init(&full);
             diff_result_init(&delta);
             diff_regions(&fa, &fb, &full);

@@ -307,13 +307,12 @@ static void print_table(const struct side *a, const struct side *b, const struct
         for (size_t i = 0; i < n; i++) {
             const struct diff_change *c = v[i];
             const struct region *r = c->now ? c->now : c->before;
-            const char *color = c->kind == DIFF_NEW || c->kind == DIFF_GROWN ? col.add
+            const char *color = c->kind == DIFF_NEW || c->kind == DIFF_GROWN      ? col.add
                                 : c->kind == DIFF_FREED || c->kind == DIFF_SHRUNK ? col.del
                                                                                   : col.mod;
             if (c->kind != kind) {
                 kind = c->kind;
-                printf("\n%s%s%s (%zu)\n", color, diff_kind_name(kind), col.off,
-                       s->counts[kind]);
+                printf("\n%s%s%s (%zu)\n", color, diff_kind_name(kind), col.off, s->counts[kind]);
             }
             printf("  %s%016" PRIx64 "-%016" PRIx64 "%s %8s  ", color, c->start, c->end, col.off,
                    cli_human(c->end - c->start, h1));
@@ -321,7 +320,8 @@ static void print_table(const struct side *a, const struct side *b, const struct
             case DIFF_GROWN:
             case DIFF_SHRUNK:
                 printf("%-4s  %-6s %s from %s", r->perms, region_category_name(r->category),
-                       signed_human(c->delta, h2), cli_human(c->before->end - c->before->start, h1));
+                       signed_human(c->delta, h2),
+                       cli_human(c->before->end - c->before->start, h1));
                 break;
             case DIFF_REPROTECTED:
                 printf("%s -> %s  %-6s", c->before->perms, r->perms,

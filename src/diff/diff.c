@@ -263,8 +263,7 @@ static int shrank(const struct segs *s, const struct span_idx *ax, size_t ia, si
     return 1;
 }
 
-void diff_regions(const struct region_list *a, const struct region_list *b,
-                  struct diff_result *out)
+void diff_regions(const struct region_list *a, const struct region_list *b, struct diff_result *out)
 {
     struct segs s = {0};
     sweep(a, b, &s);

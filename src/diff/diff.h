@@ -26,9 +26,9 @@ enum diff_kind {
 };
 
 struct diff_change {
-    int kind;           /* enum diff_kind */
-    uint64_t start;     /* the changed range; for grown/shrunk the region's extent in B */
-    uint64_t end;       /* exclusive */
+    int kind;                    /* enum diff_kind */
+    uint64_t start;              /* the changed range; for grown/shrunk the region's extent in B */
+    uint64_t end;                /* exclusive */
     const struct region *now;    /* the region in B at that range (NULL for freed) */
     const struct region *before; /* the region in A (NULL for new) */
     int64_t delta; /* bytes: size change (grown, shrunk), rss change (resident), else 0 */

@@ -314,43 +314,30 @@ int store_target_find(struct store *st, const struct capture_target *t, int64_t 
 int store_target_ensure(struct store *st, const struct capture_target *t, int64_t seen_ms,
                         int64_t *target_id, struct err *e)
 {
-    static const char *find = "SELECT id FROM targets WHERE boot_id = ?1 AND pid = ?2 AND "
-                              "start_time = ?3 AND exec_key = ?4";
-    static const char *insert =
+    static const char *sql =
         "INSERT INTO targets (pid, start_time, exe, cmdline, host, os, boot_id, exec_key, "
-        "first_seen) VALUES (?2, ?3, ?5, ?6, ?7, ?8, ?1, ?4, ?9)";
-    char now[32];
-    store_format_time(seen_ms, now);
-    for (int pass = 0; pass < 2; pass++) {
-        sqlite3_stmt *stmt = NULL;
-        const char *sql = pass == 0 ? find : insert;
-        int rc = store_prepare(st, sql, &stmt, e);
-        if (rc < 0)
-            return rc;
-        sqlite3_bind_text(stmt, 1, t->boot_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 2, t->pid);
-        sqlite3_bind_int64(stmt, 3, (int64_t)t->start_time);
-        sqlite3_bind_text(stmt, 4, t->exec_key, -1, SQLITE_STATIC);
-        if (pass == 1) {
-            sqlite3_bind_text(stmt, 5, t->exe, -1, SQLITE_STATIC);
-            sqlite3_bind_text(stmt, 6, t->cmdline, -1, SQLITE_STATIC);
-            sqlite3_bind_text(stmt, 7, t->host, -1, SQLITE_STATIC);
-            sqlite3_bind_text(stmt, 8, t->os, -1, SQLITE_STATIC);
-            sqlite3_bind_text(stmt, 9, now, -1, SQLITE_STATIC);
-        }
-        rc = sqlite3_step(stmt);
-        if (pass == 0 && rc == SQLITE_ROW) {
-            *target_id = sqlite3_column_int64(stmt, 0);
-            sqlite3_finalize(stmt);
-            return 0;
-        }
-        sqlite3_finalize(stmt);
-        if (rc != SQLITE_DONE)
-            return store_sql_err(st, rc, "cannot record the target", sql, e);
-        if (pass == 1) {
-            *target_id = sqlite3_last_insert_rowid(st->db);
-            return 0;
-        }
-    }
+        "first_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    int rc = store_target_find(st, t, target_id, e);
+    if (rc < 0 || *target_id)
+        return rc;
+    char seen[32];
+    store_format_time(seen_ms, seen);
+    sqlite3_stmt *stmt = NULL;
+    if ((rc = store_prepare(st, sql, &stmt, e)) < 0)
+        return rc;
+    sqlite3_bind_int64(stmt, 1, t->pid);
+    sqlite3_bind_int64(stmt, 2, (int64_t)t->start_time);
+    sqlite3_bind_text(stmt, 3, t->exe, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 4, t->cmdline, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 5, t->host, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 6, t->os, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 7, t->boot_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 8, t->exec_key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 9, seen, -1, SQLITE_STATIC);
+    rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE)
+        return store_sql_err(st, rc, "cannot record the target", sql, e);
+    *target_id = sqlite3_last_insert_rowid(st->db);
     return 0;
 }

@@ -108,78 +108,54 @@ size_t *store_sort_order(const struct region_list *l)
     return order;
 }
 
+/*
+ * Runs sql with its integer parameters bound in order and fills out with the rows (laid out as
+ * store_row_to_region wants), sorted by unsigned start: SQL orders addresses as signed numbers,
+ * which would put [vsyscall] first.
+ */
+static int read_regions(struct store *st, const char *sql, const int64_t *params, int nparams,
+                        const char *what, struct region_list *out, struct err *e)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = store_prepare(st, sql, &s, e);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < nparams; i++)
+        sqlite3_bind_int64(s, i + 1, params[i]);
+    struct region_list tmp;
+    region_list_init(&tmp);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        store_row_to_region(s, 0, &tmp, region_list_push(&tmp));
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        region_list_release(&tmp);
+        return store_sql_err(st, rc, what, sql, e);
+    }
+    size_t *order = store_sort_order(&tmp);
+    region_list_clear(out);
+    for (size_t i = 0; i < tmp.n; i++) {
+        struct region *r = region_list_push(out);
+        *r = tmp.v[order[i]];
+        if (r->path)
+            r->path = region_list_intern(out, r->path, r->path_len);
+    }
+    free(order);
+    region_list_release(&tmp);
+    return 0;
+}
+
 int store_read_regions(struct store *st, int64_t snap_id, struct region_list *out, struct err *e)
 {
     static const char *sql =
         "SELECT start, \"end\", perms, offset, dev, inode, path, category, deleted, state, type, "
         "protect, alloc_base, alloc_protect, size, rss, pss, private_dirty, anonymous, swap "
         "FROM regions WHERE snapshot_id = ?";
-    sqlite3_stmt *s = NULL;
-    int rc = store_prepare(st, sql, &s, e);
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_int64(s, 1, snap_id);
-    struct region_list tmp;
-    region_list_init(&tmp);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        store_row_to_region(s, 0, &tmp, region_list_push(&tmp));
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
-        region_list_release(&tmp);
-        return store_sql_err(st, rc, "cannot read the snapshot's regions", sql, e);
-    }
-    /* SQL orders addresses as signed numbers; [vsyscall] belongs last, so sort here. */
-    size_t *order = store_sort_order(&tmp);
-    region_list_clear(out);
-    for (size_t i = 0; i < tmp.n; i++) {
-        struct region *r = region_list_push(out);
-        *r = tmp.v[order[i]];
-        if (r->path)
-            r->path = region_list_intern(out, r->path, r->path_len);
-    }
-    free(order);
-    region_list_release(&tmp);
-    return 0;
+    return read_regions(st, sql, &snap_id, 1, "cannot read the snapshot's regions", out, e);
 }
 
-/* Runs sql (?1 target, ?2 a, ?3 b) and fills out with its regions in unsigned start order. */
-static int read_sorted(struct store *st, const char *sql, int64_t target, int64_t a, int64_t b,
-                       struct region_list *out, struct err *e)
-{
-    sqlite3_stmt *s = NULL;
-    int rc = store_prepare(st, sql, &s, e);
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_int64(s, 1, target);
-    sqlite3_bind_int64(s, 2, a);
-    sqlite3_bind_int64(s, 3, b);
-    if (sqlite3_bind_parameter_count(s) >= 4)
-        sqlite3_bind_int64(s, 4, STORE_OPEN_SPAN);
-    struct region_list tmp;
-    region_list_init(&tmp);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        store_row_to_region(s, 0, &tmp, region_list_push(&tmp));
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
-        region_list_release(&tmp);
-        return store_sql_err(st, rc, "cannot read the snapshots' differences", sql, e);
-    }
-    size_t *order = store_sort_order(&tmp);
-    region_list_clear(out);
-    for (size_t i = 0; i < tmp.n; i++) {
-        struct region *r = region_list_push(out);
-        *r = tmp.v[order[i]];
-        if (r->path)
-            r->path = region_list_intern(out, r->path, r->path_len);
-    }
-    free(order);
-    region_list_release(&tmp);
-    return 0;
-}
-
-#define SPAN_COLS                                                                                 \
-    "SELECT p.start, p.\"end\", p.perms, p.offset, p.dev, p.inode, n.path, p.category, "         \
-    "p.deleted, p.state, p.type, p.protect, p.alloc_base, p.alloc_protect, NULL, NULL, NULL, "    \
+#define SPAN_COLS                                                                                  \
+    "SELECT p.start, p.\"end\", p.perms, p.offset, p.dev, p.inode, n.path, p.category, "           \
+    "p.deleted, p.state, p.type, p.protect, p.alloc_base, p.alloc_protect, NULL, NULL, NULL, "     \
     "NULL, NULL, NULL FROM spans p LEFT JOIN paths n ON n.id = p.path_id "
 
 int store_read_delta(struct store *st, int64_t target_id, int64_t a, int64_t b,
@@ -195,10 +171,12 @@ int store_read_delta(struct store *st, int64_t target_id, int64_t a, int64_t b,
                   "p.first_snap <= ?3 UNION ALL " SPAN_COLS
                   "WHERE p.target_id = ?1 AND p.last_snap >= ?3 AND p.last_snap < ?4 AND "
                   "p.first_snap > ?2 AND p.first_snap <= ?3";
-    int rc = read_sorted(st, gone_sql, target_id, a, b, gone, e);
+    const int64_t params[] = {target_id, a, b, STORE_OPEN_SPAN};
+    const char *what = "cannot read the snapshots' differences";
+    int rc = read_regions(st, gone_sql, params, 3, what, gone, e);
     if (rc < 0)
         return rc;
-    return read_sorted(st, came_sql, target_id, a, b, came, e);
+    return read_regions(st, came_sql, params, 4, what, came, e);
 }
 
 void store_target_release(struct store_target *t)
