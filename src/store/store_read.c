@@ -240,9 +240,10 @@ static void row_to_snapshot(sqlite3_stmt *s, struct store_snapshot *o)
     o->retries = sqlite3_column_int64(s, 15);
 }
 
-int store_target_get(struct store *st, int64_t id, struct store_target *out, struct err *e)
+/* Reads the row with this id; noun names it in errors ("target", "snapshot"). */
+static int get_by_id(struct store *st, const char *sql, int64_t id, const char *noun,
+                     void (*fill)(sqlite3_stmt *s, void *out), void *out, struct err *e)
 {
-    static const char *sql = "SELECT " TARGET_COLS " FROM targets WHERE id = ?";
     sqlite3_stmt *s = NULL;
     int rc = store_prepare(st, sql, &s, e);
     if (rc < 0)
@@ -250,36 +251,37 @@ int store_target_get(struct store *st, int64_t id, struct store_target *out, str
     sqlite3_bind_int64(s, 1, id);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
-        row_to_target(s, out);
+        fill(s, out);
         rc = 0;
     } else if (rc == SQLITE_DONE) {
-        rc = err_set(e, ERR_NOTFOUND, "no target with id %lld in '%s'", (long long)id, st->path);
+        rc = err_set(e, ERR_NOTFOUND, "no %s with id %lld in '%s'", noun, (long long)id, st->path);
     } else {
-        rc = store_sql_err(st, rc, "cannot read the target", sql, e);
+        rc = store_sql_err(st, rc, "cannot read the database", sql, e);
     }
     sqlite3_finalize(s);
     return rc;
 }
 
+static void fill_target(sqlite3_stmt *s, void *out)
+{
+    row_to_target(s, out);
+}
+
+static void fill_snapshot(sqlite3_stmt *s, void *out)
+{
+    row_to_snapshot(s, out);
+}
+
+int store_target_get(struct store *st, int64_t id, struct store_target *out, struct err *e)
+{
+    return get_by_id(st, "SELECT " TARGET_COLS " FROM targets WHERE id = ?", id, "target",
+                     fill_target, out, e);
+}
+
 int store_snapshot_get(struct store *st, int64_t id, struct store_snapshot *out, struct err *e)
 {
-    static const char *sql = "SELECT " SNAPSHOT_COLS " FROM snapshots WHERE id = ?";
-    sqlite3_stmt *s = NULL;
-    int rc = store_prepare(st, sql, &s, e);
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_int64(s, 1, id);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        row_to_snapshot(s, out);
-        rc = 0;
-    } else if (rc == SQLITE_DONE) {
-        rc = err_set(e, ERR_NOTFOUND, "no snapshot with id %lld in '%s'", (long long)id, st->path);
-    } else {
-        rc = store_sql_err(st, rc, "cannot read the snapshot", sql, e);
-    }
-    sqlite3_finalize(s);
-    return rc;
+    return get_by_id(st, "SELECT " SNAPSHOT_COLS " FROM snapshots WHERE id = ?", id, "snapshot",
+                     fill_snapshot, out, e);
 }
 
 /* Runs sql (one int64 parameter per non-zero bind, in order) and returns the first column of
