@@ -3,11 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/json.h"
 #include "diff/diff.h"
+#include "platform/platform.h"
 #include "util/xalloc.h"
 
 static const char usage[] =
@@ -288,7 +288,7 @@ static int cmp_group(const void *x, const void *y)
 static void print_table(const struct side *a, const struct side *b, const struct diff_result *d,
                         const struct diff_opts *o, const struct summary *s)
 {
-    int tty = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+    int tty = plat_isatty(stdout) && !getenv("NO_COLOR");
     struct colors col = tty ? (struct colors){"\033[32m", "\033[31m", "\033[33m", "\033[0m"}
                             : (struct colors){"", "", "", ""};
     char h1[20], h2[20];

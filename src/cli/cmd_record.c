@@ -1,17 +1,11 @@
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/json.h"
 #include "cli/taker.h"
+#include "platform/platform.h"
 
 static const char usage[] =
     "usage: vmsnap record (-p PID | -- COMMAND [ARG...]) [-i INTERVAL] [-n COUNT] [-t DURATION]\n"
@@ -38,9 +32,8 @@ struct rec {
     struct store *st;
     struct taker taker;
     int64_t pid;
-    pid_t child; /* the started COMMAND, or 0 */
-    int child_status;
-    int child_done;
+    struct plat_recorder *events;
+    int child; /* a COMMAND was started */
     int64_t interval_ms, duration_ms, count;
     int detail;
     const char *prefix;
@@ -53,59 +46,7 @@ struct rec {
 
 static int64_t mono_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Starts argv with the recording's signals unblocked; fails if exec fails (a CLOEXEC pipe
- * carries exec's errno back, and closes silently when exec succeeds). */
-static int spawn(char **argv, const sigset_t *orig, pid_t *out)
-{
-    int pfd[2];
-    if (pipe2(pfd, O_CLOEXEC) < 0)
-        return cli_fail("record: cannot start '%s': %s", argv[0], strerror(errno));
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(pfd[0]);
-        close(pfd[1]);
-        return cli_fail("record: cannot start '%s': %s", argv[0], strerror(errno));
-    }
-    if (pid == 0) {
-        sigprocmask(SIG_SETMASK, orig, NULL);
-        close(pfd[0]);
-        execvp(argv[0], argv);
-        int err = errno;
-        ssize_t w = write(pfd[1], &err, sizeof(err));
-        (void)w;
-        _exit(127);
-    }
-    close(pfd[1]);
-    int err = 0;
-    ssize_t n;
-    while ((n = read(pfd[0], &err, sizeof(err))) < 0 && errno == EINTR)
-        ;
-    close(pfd[0]);
-    if (n > 0) {
-        waitpid(pid, NULL, 0);
-        return cli_fail("record: cannot run '%s': %s", argv[0], strerror(err));
-    }
-    *out = pid;
-    return 0;
-}
-
-static void reap(struct rec *r, int block)
-{
-    if (!r->child || r->child_done)
-        return;
-    int status;
-    pid_t p;
-    while ((p = waitpid(r->child, &status, block ? 0 : WNOHANG)) < 0 && errno == EINTR)
-        ;
-    if (p == r->child) {
-        r->child_done = 1;
-        r->child_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
+    return plat_monotonic_us() / 1000;
 }
 
 static void show_progress(struct rec *r)
@@ -157,17 +98,6 @@ static int tick(struct rec *r, int mark)
                 r->progress ? "\n" : "", (long long)snap);
     show_progress(r);
     return 0;
-}
-
-/* Waits until deadline (monotonic ms; -1 = only poll) or a signal. Returns the signal or 0. */
-static int wait_signal(const sigset_t *set, int64_t deadline, siginfo_t *si)
-{
-    int64_t left = deadline < 0 ? 0 : deadline - mono_ms();
-    if (left < 0)
-        left = 0;
-    struct timespec ts = {left / 1000, (left % 1000) * 1000000L};
-    int sig = sigtimedwait(set, si, &ts);
-    return sig < 0 ? 0 : sig;
 }
 
 static int parse_args(struct rec *r, int argc, char **argv, char ***command)
@@ -275,6 +205,59 @@ static void summary(struct rec *r, const char *why)
     }
 }
 
+/* Waits for the next tick (or the deadline), taking marks as they come. Returns 0 to tick, or
+ * 1 to stop with *why set; a tick that fails sets *trouble. */
+static int wait_next(struct rec *r, int64_t next, int64_t deadline, const char **why, int *trouble)
+{
+    for (;;) {
+        int64_t until = deadline >= 0 && deadline < next ? deadline : next;
+        /* Wake at least twice a second to notice a target that exited meanwhile. */
+        if (until - mono_ms() > 500)
+            until = mono_ms() + 500;
+        switch (plat_recorder_wait(r->events, until * 1000)) {
+        case PLAT_EV_STOP:
+            *why = plat_recorder_stop_reason(r->events);
+            /* A stop sent to vmsnap alone is passed on to the command, which then exits and
+             * gives its status. */
+            plat_recorder_forward_stop(r->events);
+            return 1;
+        case PLAT_EV_MARK: {
+            int rc = tick(r, 1);
+            if (rc) {
+                *trouble = rc != 1;
+                if (rc == 1)
+                    *why = "target exited";
+                return 1;
+            }
+            if (r->count && r->taken >= r->count) {
+                *why = "count reached";
+                return 1;
+            }
+            continue;
+        }
+        case PLAT_EV_CHILD:
+            if (plat_recorder_child_exited(r->events, 0, NULL)) {
+                *why = "target exited";
+                return 1;
+            }
+            continue;
+        default:
+            break;
+        }
+        if (!r->child && taker_check(&r->taker) < 0) {
+            *why = "target exited";
+            return 1;
+        }
+        int64_t now = mono_ms();
+        if (deadline >= 0 && now >= deadline) {
+            *why = "duration reached";
+            return 1;
+        }
+        if (now >= next)
+            return 0;
+    }
+}
+
 int cmd_record(struct cli *cli, int argc, char **argv)
 {
     struct rec r;
@@ -287,47 +270,41 @@ int cmd_record(struct cli *cli, int argc, char **argv)
     if (rc)
         return rc < 0 ? EXIT_OK : rc;
 
-    /* Signals wait in a queue until the loop asks for them, so a snapshot in progress is
-     * always finished and committed before the recorder stops. */
-    sigset_t set, orig;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGUSR1);
-    sigaddset(&set, SIGCHLD);
-    sigaddset(&set, SIGHUP);
-    sigprocmask(SIG_BLOCK, &set, &orig);
-
+    plat_recorder_init(&r.events);
     struct err e = {0};
     int status = EXIT_TROUBLE, trouble = 0;
     if (!command) {
         struct capture *probe = NULL;
         if (capture_open(&probe, "/proc", r.pid, &e) < 0) {
             status = cli_fail_err(&e);
-            goto out_mask;
+            goto out_events;
         }
         capture_close(probe);
     }
     if (cli_open_store(cli, STORE_WRITE, &r.st))
-        goto out_mask;
+        goto out_events;
     if (command) {
-        pid_t child = 0;
-        if (spawn(command, &orig, &child))
+        char why_not[256];
+        int64_t child = plat_recorder_spawn(r.events, command, why_not, sizeof(why_not));
+        if (child < 0) {
+            status = cli_fail("record: cannot run '%s': %s", command[0], why_not);
             goto out_store;
-        r.child = child;
+        }
+        r.child = 1;
         r.pid = child;
     }
     if (taker_open(&r.taker, r.st, r.pid, r.detail, &e) < 0) {
-        reap(&r, 0);
-        if (r.child_done || e.code == ERR_EXITED || e.code == ERR_ZOMBIE) {
+        if (plat_recorder_child_exited(r.events, 0, NULL) || e.code == ERR_EXITED ||
+            e.code == ERR_ZOMBIE) {
             summary(&r, "target exited");
-            status = r.child ? r.child_status : EXIT_OK;
+            status = EXIT_OK;
         } else {
             status = cli_fail_err(&e);
+            trouble = 1;
         }
         goto out_child;
     }
-    r.progress = isatty(STDERR_FILENO);
+    r.progress = plat_isatty(stderr);
 
     const char *why = "stopped";
     int64_t start = mono_ms(), next = start;
@@ -354,61 +331,7 @@ int cmd_record(struct cli *cli, int argc, char **argv)
             why = "duration reached";
             break;
         }
-        int stop = 0;
-        for (;;) {
-            int64_t until = deadline >= 0 && deadline < next ? deadline : next;
-            /* Wake at least twice a second to notice a target that exited meanwhile. */
-            if (until - mono_ms() > 500)
-                until = mono_ms() + 500;
-            siginfo_t si;
-            int sig = wait_signal(&set, until, &si);
-            if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
-                why = sig == SIGINT ? "interrupted" : "terminated";
-                /* A signal sent to vmsnap alone (not the terminal's to the whole group) is
-                 * passed on to the command, which then exits and gives its status. */
-                if (r.child && si.si_code == SI_USER && si.si_pid != r.child)
-                    kill(r.child, sig);
-                stop = 1;
-                break;
-            }
-            if (sig == SIGUSR1) {
-                rc = tick(&r, 1);
-                if (rc) {
-                    stop = 1;
-                    trouble = rc != 1;
-                    why = rc == 1 ? "target exited" : why;
-                    break;
-                }
-                if (r.count && r.taken >= r.count) {
-                    why = "count reached";
-                    stop = 1;
-                    break;
-                }
-                continue;
-            }
-            if (sig == SIGCHLD) {
-                reap(&r, 0);
-                if (r.child_done) {
-                    why = "target exited";
-                    stop = 1;
-                    break;
-                }
-                continue;
-            }
-            if (!r.child && taker_check(&r.taker) < 0) {
-                why = "target exited";
-                stop = 1;
-                break;
-            }
-            now = mono_ms();
-            if (deadline >= 0 && now >= deadline) {
-                why = "duration reached";
-                stop = 1;
-            }
-            if (now >= next || stop)
-                break;
-        }
-        if (stop)
+        if (wait_next(&r, next, deadline, &why, &trouble))
             break;
     }
     if (!trouble)
@@ -419,14 +342,15 @@ out_child:
     if (r.child) {
         /* Recording is over; the command runs on until it exits, and its status is ours.
          * Everything is committed, so signals may act as usual again while we wait. */
-        sigprocmask(SIG_SETMASK, &orig, NULL);
-        reap(&r, 1);
+        plat_recorder_unblock(r.events);
+        int child_status = 0;
+        plat_recorder_child_exited(r.events, 1, &child_status);
         if (!trouble)
-            status = r.child_status;
+            status = child_status;
     }
 out_store:
     store_close(r.st);
-out_mask:
-    /* The mask stays: a signal still queued must not kill us before we return the status. */
+out_events:
+    plat_recorder_release(r.events);
     return status;
 }

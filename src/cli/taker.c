@@ -2,13 +2,12 @@
 
 #include <ctype.h>
 #include <string.h>
-#include <time.h>
+
+#include "platform/platform.h"
 
 static int64_t now_us(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return plat_monotonic_us();
 }
 
 static int attach(struct taker *t, struct err *e)

@@ -1,13 +1,11 @@
 /* Opening, identifying and migrating a vmsnap database; targets. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "platform/platform.h"
 #include "store/migrations.h"
 #include "store/store_internal.h"
 #include "util/xalloc.h"
@@ -88,26 +86,23 @@ static uint32_t be32(const unsigned char *p)
 static int check_header(const char *path, int *exists, struct err *e)
 {
     unsigned char h[100];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
     *exists = 0;
-    if (fd < 0) {
-        if (errno == ENOENT)
-            return 0;
+    if (plat_file_size(path) < 0)
+        return 0;
+    *exists = 1;
+    if (plat_is_dir(path))
+        return err_set(e, ERR_NOTVMSNAP, "'%s' is a directory, not a vmsnap database", path);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
         if (errno == EACCES)
             return err_set(e, ERR_READONLY, "cannot open database '%s': permission denied", path);
         return err_set(e, ERR_IO, "cannot open database '%s': %s", path, strerror(errno));
     }
-    *exists = 1;
-    struct stat sb;
-    if (fstat(fd, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        close(fd);
-        return err_set(e, ERR_NOTVMSNAP, "'%s' is a directory, not a vmsnap database", path);
-    }
-    ssize_t n = read(fd, h, sizeof(h));
-    close(fd);
+    size_t n = fread(h, 1, sizeof(h), f);
+    fclose(f);
     if (n == 0)
         return 0; /* an empty file becomes a new database */
-    if (n < (ssize_t)sizeof(h) || memcmp(h, "SQLite format 3", 16) != 0)
+    if (n < sizeof(h) || memcmp(h, "SQLite format 3", 16) != 0)
         return err_set(e, ERR_NOTVMSNAP, "'%s' is not a vmsnap database (not an SQLite file)",
                        path);
     uint32_t app = be32(h + 68), version = be32(h + 60);
@@ -221,18 +216,16 @@ int store_open_version(struct store **out, const char *path, int mode, int max_v
                        path);
     if (!exists) {
         /* An address map defeats ASLR for whoever reads it: only the owner may. */
-        int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0 && errno != EEXIST)
-            return err_set(e, errno == EACCES || errno == EROFS ? ERR_READONLY : ERR_IO,
-                           "cannot create database '%s': %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+        rc = plat_create_private(path);
+        if (rc < 0)
+            return err_set(e, rc == -EACCES || rc == -EROFS ? ERR_READONLY : ERR_IO,
+                           "cannot create database '%s': %s", path, strerror(-rc));
     }
     st = xcalloc(1, sizeof(*st));
     st->path = xstrdup(path);
-    st->writable = access(path, W_OK) == 0;
+    st->writable = plat_writable(path);
     if (mode == STORE_WRITE && !st->writable) {
-        rc = err_set(e, ERR_READONLY, "cannot write to database '%s': %s", path, strerror(errno));
+        rc = err_set(e, ERR_READONLY, "cannot write to database '%s': permission denied", path);
         goto fail;
     }
     int flags = (st->writable ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY) | SQLITE_OPEN_NOMUTEX;
@@ -270,9 +263,8 @@ void store_close(struct store *st)
 
 void store_format_time(int64_t unix_ms, char out[32])
 {
-    time_t sec = (time_t)(unix_ms / 1000);
     struct tm tm;
-    gmtime_r(&sec, &tm);
+    plat_gmtime(unix_ms / 1000, &tm);
     char base[24];
     strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(out, 32, "%s.%03dZ", base, (int)(unix_ms % 1000));
@@ -280,13 +272,12 @@ void store_format_time(int64_t unix_ms, char out[32])
 
 int64_t store_disk_bytes(const struct store *st)
 {
-    struct stat sb;
-    int64_t total = 0;
-    if (stat(st->path, &sb) == 0)
-        total += sb.st_size;
+    int64_t total = 0, size = plat_file_size(st->path);
+    if (size > 0)
+        total += size;
     char *wal = xasprintf("%s-wal", st->path);
-    if (stat(wal, &sb) == 0)
-        total += sb.st_size;
+    if ((size = plat_file_size(wal)) > 0)
+        total += size;
     free(wal);
     return total;
 }

@@ -1,0 +1,68 @@
+/*
+ * The few things vmsnap needs from the operating system outside capture: clocks, private files,
+ * terminals, and the recorder's events (stop, mark, child exit). posix_platform.c and
+ * win_platform.c implement it; CMake picks one, so shared code has no #ifdef.
+ */
+#ifndef VMSNAP_PLATFORM_H
+#define VMSNAP_PLATFORM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+/* Unix time in milliseconds. */
+int64_t plat_realtime_ms(void);
+/* A monotonic clock in microseconds. */
+int64_t plat_monotonic_us(void);
+void plat_sleep_ms(long ms);
+/* UTC broken-down time of a Unix time in seconds. */
+void plat_gmtime(int64_t unix_s, struct tm *out);
+
+/* Creates path for its owner only (0600). 0 created, 1 already there, or -errno. */
+int plat_create_private(const char *path);
+/* Whether the current user may write path. */
+int plat_writable(const char *path);
+/* Size of path in bytes, or -1 when it does not exist. */
+int64_t plat_file_size(const char *path);
+/* Whether path is a directory. */
+int plat_is_dir(const char *path);
+int plat_isatty(FILE *f);
+/* The machine's name, into out. */
+void plat_hostname(char *out, size_t n);
+
+/* What wakes a recorder between snapshots. */
+enum plat_event {
+    PLAT_EV_TIMEOUT = 0, /* the deadline passed */
+    PLAT_EV_STOP,        /* SIGINT, SIGTERM, SIGHUP, Ctrl+C: finish and stop */
+    PLAT_EV_MARK,        /* SIGUSR1: take one extra snapshot now */
+    PLAT_EV_CHILD,       /* the started command may have exited */
+};
+
+struct plat_recorder;
+
+/*
+ * Starts catching the recorder's events. From now on a stop request never interrupts work in
+ * progress: it waits until plat_recorder_wait asks for it. *out is freed by
+ * plat_recorder_release.
+ */
+int plat_recorder_init(struct plat_recorder **out);
+/*
+ * Starts argv[0] (searched in PATH) with argv, the events back to normal for it. Returns its
+ * pid, or fills err with why it could not run and returns -1.
+ */
+int64_t plat_recorder_spawn(struct plat_recorder *r, char **argv, char *err, size_t n);
+/* Waits until the monotonic time until_us or an event; returns the event. */
+int plat_recorder_wait(struct plat_recorder *r, int64_t until_us);
+/* Name of the last stop request: "interrupted" or "terminated". */
+const char *plat_recorder_stop_reason(const struct plat_recorder *r);
+/* Passes a stop request that was sent to vmsnap alone (not to its whole group) to the child. */
+void plat_recorder_forward_stop(struct plat_recorder *r);
+/* Whether the child has exited (waiting for it when block is set); its status in *status
+ * (exit code, or 128 + signal). */
+int plat_recorder_child_exited(struct plat_recorder *r, int block, int *status);
+/* Lets events act as usual again (while waiting for a child after recording). */
+void plat_recorder_unblock(struct plat_recorder *r);
+void plat_recorder_release(struct plat_recorder *r);
+
+#endif

@@ -1,0 +1,207 @@
+/* POSIX implementation of platform.h. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "platform/platform.h"
+#include "util/xalloc.h"
+
+int64_t plat_realtime_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t plat_monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void plat_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+void plat_gmtime(int64_t unix_s, struct tm *out)
+{
+    time_t t = (time_t)unix_s;
+    gmtime_r(&t, out);
+}
+
+int plat_create_private(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return errno == EEXIST ? 1 : -errno;
+    close(fd);
+    return 0;
+}
+
+int plat_writable(const char *path)
+{
+    return access(path, W_OK) == 0;
+}
+
+int64_t plat_file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (int64_t)sb.st_size : -1;
+}
+
+int plat_is_dir(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+int plat_isatty(FILE *f)
+{
+    return isatty(fileno(f));
+}
+
+void plat_hostname(char *out, size_t n)
+{
+    struct utsname u;
+    snprintf(out, n, "%s", uname(&u) == 0 ? u.nodename : "unknown");
+}
+
+struct plat_recorder {
+    sigset_t set, orig;
+    pid_t child;
+    int child_done, child_status;
+    int last_stop; /* signal number of the last stop request */
+    int forward;   /* it came from kill(), not the terminal */
+};
+
+int plat_recorder_init(struct plat_recorder **out)
+{
+    struct plat_recorder *r = xcalloc(1, sizeof(*r));
+    sigemptyset(&r->set);
+    sigaddset(&r->set, SIGINT);
+    sigaddset(&r->set, SIGTERM);
+    sigaddset(&r->set, SIGHUP);
+    sigaddset(&r->set, SIGUSR1);
+    sigaddset(&r->set, SIGCHLD);
+    /* Signals wait in a queue until the loop asks for them, so a snapshot in progress is
+     * always finished and committed before the recorder stops. */
+    sigprocmask(SIG_BLOCK, &r->set, &r->orig);
+    *out = r;
+    return 0;
+}
+
+int64_t plat_recorder_spawn(struct plat_recorder *r, char **argv, char *err, size_t n)
+{
+    /* A CLOEXEC pipe carries exec's errno back, and closes silently when exec succeeds. */
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0) {
+        snprintf(err, n, "%s", strerror(errno));
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(err, n, "%s", strerror(errno));
+        close(pfd[0]);
+        close(pfd[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        sigprocmask(SIG_SETMASK, &r->orig, NULL);
+        close(pfd[0]);
+        execvp(argv[0], argv);
+        int e = errno;
+        ssize_t w = write(pfd[1], &e, sizeof(e));
+        (void)w;
+        _exit(127);
+    }
+    close(pfd[1]);
+    int e = 0;
+    ssize_t got;
+    while ((got = read(pfd[0], &e, sizeof(e))) < 0 && errno == EINTR)
+        ;
+    close(pfd[0]);
+    if (got > 0) {
+        waitpid(pid, NULL, 0);
+        snprintf(err, n, "%s", strerror(e));
+        return -1;
+    }
+    r->child = pid;
+    return pid;
+}
+
+int plat_recorder_wait(struct plat_recorder *r, int64_t until_us)
+{
+    int64_t left = until_us - plat_monotonic_us();
+    if (left < 0)
+        left = 0;
+    struct timespec ts = {left / 1000000, (left % 1000000) * 1000L};
+    siginfo_t si;
+    int sig = sigtimedwait(&r->set, &si, &ts);
+    switch (sig) {
+    case SIGINT:
+    case SIGTERM:
+    case SIGHUP:
+        r->last_stop = sig;
+        /* The terminal's Ctrl+C reaches the whole group; a kill() reaches vmsnap alone. */
+        r->forward = si.si_code == SI_USER && si.si_pid != r->child;
+        return PLAT_EV_STOP;
+    case SIGUSR1:
+        return PLAT_EV_MARK;
+    case SIGCHLD:
+        return PLAT_EV_CHILD;
+    default:
+        return PLAT_EV_TIMEOUT;
+    }
+}
+
+const char *plat_recorder_stop_reason(const struct plat_recorder *r)
+{
+    return r->last_stop == SIGINT ? "interrupted" : "terminated";
+}
+
+void plat_recorder_forward_stop(struct plat_recorder *r)
+{
+    if (r->child && !r->child_done && r->forward && r->last_stop)
+        kill(r->child, r->last_stop);
+}
+
+int plat_recorder_child_exited(struct plat_recorder *r, int block, int *status)
+{
+    if (!r->child)
+        return 0;
+    if (!r->child_done) {
+        int st;
+        pid_t p;
+        while ((p = waitpid(r->child, &st, block ? 0 : WNOHANG)) < 0 && errno == EINTR)
+            ;
+        if (p == r->child) {
+            r->child_done = 1;
+            r->child_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+    }
+    if (r->child_done && status)
+        *status = r->child_status;
+    return r->child_done;
+}
+
+void plat_recorder_unblock(struct plat_recorder *r)
+{
+    sigprocmask(SIG_SETMASK, &r->orig, NULL);
+}
+
+void plat_recorder_release(struct plat_recorder *r)
+{
+    /* The mask stays: a signal still queued must not kill us before we return the status. */
+    free(r);
+}
