@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "util/compiler.h"
+
 #include "capture/region.h"
 #include "store/store.h"
 #include "util/err.h"
@@ -20,7 +22,7 @@ struct cli {
 enum { EXIT_OK = 0, EXIT_TROUBLE = 2 };
 
 /* Prints "vmsnap: <message>" on stderr and returns EXIT_TROUBLE. */
-int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int cli_fail(const char *fmt, ...) VMSNAP_PRINTF(1, 2);
 int cli_fail_err(const struct err *e);
 
 /* Opens the database named by the options; prints the error and returns EXIT_TROUBLE on failure. */

@@ -330,18 +330,19 @@ int store_resolve(struct store *st, const char *sel, int64_t target_id, int64_t 
                        "last~N or a label");
     if (all_digits(sel)) {
         errno = 0;
-        char *end;
-        long long id = strtoll(sel, &end, 10);
-        int64_t found;
-        if (errno == 0 && (rc = query_i64(st,
-                                          "SELECT id FROM snapshots WHERE id = ?1 AND (?2 = 0 OR "
-                                          "target_id = ?2)",
-                                          id, target_id, &found, e)) == 0) {
+        long long id = strtoll(sel, NULL, 10);
+        int64_t found = 0;
+        rc = errno ? 1
+                   : query_i64(st,
+                               "SELECT id FROM snapshots WHERE id = ?1 AND (?2 = 0 OR "
+                               "target_id = ?2)",
+                               id, target_id, &found, e);
+        if (rc < 0)
+            return rc;
+        if (rc == 0) {
             *snap_id = found;
             return 0;
         }
-        if (errno == 0 && rc < 0)
-            return rc;
         return err_set(e, ERR_NOTFOUND, "no snapshot with id %s in '%s'%s", sel, st->path,
                        target_id ? " for that target" : "");
     }

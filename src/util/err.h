@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include "util/compiler.h"
+
 enum err_code {
     ERR_OK = 0,
     ERR_NOMEM = -1,
@@ -34,10 +36,10 @@ struct err {
 };
 
 /* Sets e (if not NULL) and returns code, so callers can write `return err_set(e, ...)`. */
-int err_set(struct err *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int err_set(struct err *e, int code, const char *fmt, ...) VMSNAP_PRINTF(3, 4);
 
 /* Prefixes the existing message with more context: "context: old message". Returns e->code. */
-int err_wrap(struct err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int err_wrap(struct err *e, const char *fmt, ...) VMSNAP_PRINTF(2, 3);
 
 void err_clear(struct err *e);
 

@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include "util/compiler.h"
+
 void *xmalloc(size_t size);
 void *xcalloc(size_t count, size_t size);
 /* Resizes ptr to count * size bytes; aborts if the product overflows. */
@@ -11,7 +13,7 @@ void *xreallocarray(void *ptr, size_t count, size_t size);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* Returns a heap string formatted like printf; the caller frees it. */
-char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *xasprintf(const char *fmt, ...) VMSNAP_PRINTF(1, 2);
 
 /* Grows *cap (elements) so that at least need elements fit; returns the possibly moved array. */
 void *xgrow(void *ptr, size_t *cap, size_t need, size_t size);

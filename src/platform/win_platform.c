@@ -1,0 +1,268 @@
+/* Windows implementation of platform.h. */
+#include <windows.h>
+
+#include <errno.h>
+#include <io.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "platform/platform.h"
+#include "util/xalloc.h"
+
+/* 100-ns intervals between 1601-01-01 (FILETIME) and 1970-01-01 (Unix). */
+#define FILETIME_UNIX_EPOCH 116444736000000000ULL
+
+int64_t plat_realtime_ms(void)
+{
+    FILETIME ft;
+    GetSystemTimeAsFileTime(&ft);
+    uint64_t t = ((uint64_t)ft.dwHighDateTime << 32) | ft.dwLowDateTime;
+    return (int64_t)((t - FILETIME_UNIX_EPOCH) / 10000);
+}
+
+int64_t plat_monotonic_us(void)
+{
+    static LARGE_INTEGER freq;
+    LARGE_INTEGER now;
+    if (!freq.QuadPart)
+        QueryPerformanceFrequency(&freq);
+    QueryPerformanceCounter(&now);
+    return (int64_t)(now.QuadPart / freq.QuadPart * 1000000 +
+                     now.QuadPart % freq.QuadPart * 1000000 / freq.QuadPart);
+}
+
+void plat_sleep_ms(long ms)
+{
+    Sleep((DWORD)ms);
+}
+
+void plat_gmtime(int64_t unix_s, struct tm *out)
+{
+    /* Civil date from days since 1970-01-01 (Howard Hinnant's algorithm): no CRT needed. */
+    int64_t days = unix_s / 86400, secs = unix_s % 86400;
+    if (secs < 0) {
+        secs += 86400;
+        days--;
+    }
+    days += 719468;
+    int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+    int64_t doe = days - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t y = yoe + era * 400, doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153, d = doy - (153 * mp + 2) / 5 + 1;
+    int64_t m = mp < 10 ? mp + 3 : mp - 9;
+    memset(out, 0, sizeof(*out));
+    out->tm_year = (int)(y + (m <= 2) - 1900);
+    out->tm_mon = (int)(m - 1);
+    out->tm_mday = (int)d;
+    out->tm_hour = (int)(secs / 3600);
+    out->tm_min = (int)(secs / 60 % 60);
+    out->tm_sec = (int)(secs % 60);
+}
+
+static int errno_of(DWORD err)
+{
+    switch (err) {
+    case ERROR_FILE_EXISTS:
+    case ERROR_ALREADY_EXISTS:
+        return EEXIST;
+    case ERROR_ACCESS_DENIED:
+        return EACCES;
+    case ERROR_WRITE_PROTECT:
+        return EROFS;
+    case ERROR_PATH_NOT_FOUND:
+    case ERROR_FILE_NOT_FOUND:
+        return ENOENT;
+    default:
+        return EIO;
+    }
+}
+
+int plat_create_private(const char *path)
+{
+    /* NEEDSWORK: an owner-only ACL; files in a user's profile are private by default. */
+    HANDLE h = CreateFileA(path, GENERIC_READ | GENERIC_WRITE, 0, NULL, CREATE_NEW,
+                           FILE_ATTRIBUTE_NORMAL, NULL);
+    if (h == INVALID_HANDLE_VALUE) {
+        int e = errno_of(GetLastError());
+        return e == EEXIST ? 1 : -e;
+    }
+    CloseHandle(h);
+    return 0;
+}
+
+int plat_writable(const char *path)
+{
+    return _access(path, 2) == 0;
+}
+
+int64_t plat_file_size(const char *path)
+{
+    WIN32_FILE_ATTRIBUTE_DATA a;
+    if (!GetFileAttributesExA(path, GetFileExInfoStandard, &a))
+        return -1;
+    return (int64_t)(((uint64_t)a.nFileSizeHigh << 32) | a.nFileSizeLow);
+}
+
+int plat_is_dir(const char *path)
+{
+    DWORD a = GetFileAttributesA(path);
+    return a != INVALID_FILE_ATTRIBUTES && (a & FILE_ATTRIBUTE_DIRECTORY);
+}
+
+int plat_isatty(FILE *f)
+{
+    return _isatty(_fileno(f));
+}
+
+void plat_hostname(char *out, size_t n)
+{
+    DWORD size = (DWORD)n;
+    if (!GetComputerNameA(out, &size))
+        snprintf(out, n, "unknown");
+}
+
+struct plat_recorder {
+    HANDLE stop_event;
+    HANDLE child;
+    int child_done, child_status;
+};
+
+/* Ctrl+C and Ctrl+Break arrive on a thread of their own: they only raise the event. */
+static HANDLE g_stop_event;
+
+static BOOL WINAPI on_console_event(DWORD type)
+{
+    if (type == CTRL_C_EVENT || type == CTRL_BREAK_EVENT || type == CTRL_CLOSE_EVENT) {
+        SetEvent(g_stop_event);
+        return TRUE;
+    }
+    return FALSE;
+}
+
+int plat_recorder_init(struct plat_recorder **out)
+{
+    struct plat_recorder *r = xcalloc(1, sizeof(*r));
+    r->stop_event = CreateEventA(NULL, TRUE, FALSE, NULL);
+    g_stop_event = r->stop_event;
+    SetConsoleCtrlHandler(on_console_event, TRUE);
+    *out = r;
+    return 0;
+}
+
+/* Quotes one argument the way the C runtime splits a command line back into argv. */
+static void append_arg(char **buf, size_t *len, size_t *cap, const char *arg)
+{
+    size_t need = *len + strlen(arg) * 2 + 4;
+    *buf = xgrow(*buf, cap, need, 1);
+    char *p = *buf + *len;
+    if (*len)
+        *p++ = ' ';
+    int quote = !*arg || strpbrk(arg, " \t\"") != NULL;
+    if (quote)
+        *p++ = '"';
+    size_t slashes = 0;
+    for (const char *a = arg; *a; a++) {
+        if (*a == '\\') {
+            slashes++;
+        } else if (*a == '"') {
+            for (size_t k = 0; k < slashes + 1; k++)
+                *p++ = '\\';
+            slashes = 0;
+        } else {
+            slashes = 0;
+        }
+        *p++ = *a;
+    }
+    if (quote) {
+        for (size_t k = 0; k < slashes; k++)
+            *p++ = '\\';
+        *p++ = '"';
+    }
+    *p = '\0';
+    *len = (size_t)(p - *buf);
+}
+
+int64_t plat_recorder_spawn(struct plat_recorder *r, char **argv, char *err, size_t n)
+{
+    char *cmd = NULL;
+    size_t len = 0, cap = 0;
+    for (char **a = argv; *a; a++)
+        append_arg(&cmd, &len, &cap, *a);
+    STARTUPINFOA si;
+    PROCESS_INFORMATION pi;
+    memset(&si, 0, sizeof(si));
+    si.cb = sizeof(si);
+    BOOL ok = CreateProcessA(NULL, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi);
+    DWORD e = GetLastError();
+    free(cmd);
+    if (!ok) {
+        if (e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND)
+            snprintf(err, n, "No such file or directory");
+        else
+            snprintf(err, n, "CreateProcess failed (error %lu)", (unsigned long)e);
+        return -1;
+    }
+    CloseHandle(pi.hThread);
+    r->child = pi.hProcess;
+    return (int64_t)pi.dwProcessId;
+}
+
+int plat_recorder_wait(struct plat_recorder *r, int64_t until_us)
+{
+    int64_t left = until_us - plat_monotonic_us();
+    DWORD ms = left <= 0 ? 0 : (DWORD)((left + 999) / 1000);
+    HANDLE hs[2] = {r->stop_event, r->child};
+    DWORD n = r->child && !r->child_done ? 2 : 1;
+    DWORD w = WaitForMultipleObjects(n, hs, FALSE, ms);
+    if (w == WAIT_OBJECT_0) {
+        ResetEvent(r->stop_event);
+        return PLAT_EV_STOP;
+    }
+    if (w == WAIT_OBJECT_0 + 1)
+        return PLAT_EV_CHILD;
+    return PLAT_EV_TIMEOUT;
+}
+
+const char *plat_recorder_stop_reason(const struct plat_recorder *r)
+{
+    (void)r;
+    return "interrupted";
+}
+
+void plat_recorder_forward_stop(struct plat_recorder *r)
+{
+    /* The command shares the console: Ctrl+C reaches it without our help. */
+    (void)r;
+}
+
+int plat_recorder_child_exited(struct plat_recorder *r, int block, int *status)
+{
+    if (!r->child)
+        return 0;
+    if (!r->child_done && WaitForSingleObject(r->child, block ? INFINITE : 0) == WAIT_OBJECT_0) {
+        DWORD code = 0;
+        GetExitCodeProcess(r->child, &code);
+        r->child_done = 1;
+        r->child_status = (int)code;
+    }
+    if (r->child_done && status)
+        *status = r->child_status;
+    return r->child_done;
+}
+
+void plat_recorder_unblock(struct plat_recorder *r)
+{
+    (void)r;
+    SetConsoleCtrlHandler(on_console_event, FALSE);
+}
+
+void plat_recorder_release(struct plat_recorder *r)
+{
+    if (!r)
+        return;
+    if (r->child)
+        CloseHandle(r->child);
+    CloseHandle(r->stop_event);
+    free(r);
+}

@@ -1,0 +1,337 @@
+/*
+ * Windows tests, run under Wine by ctest (or on Windows itself). Self-checking: it prints one
+ * line per check and ends with "N passed, N failed". It drives win_child.exe, whose reserve,
+ * commit, protect, decommit, release and file mapping are known, through vmsnap.exe, and checks
+ * a walk against winedbg's own listing when winedbg is there.
+ * usage: test_win VMSNAP_EXE WIN_CHILD_EXE
+ */
+#include <windows.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "capture/windows_regions.h"
+
+static int passed, failed;
+
+static void check(int ok, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("%s: ", ok ? "ok" : "FAILED");
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+    if (ok)
+        passed++;
+    else
+        failed++;
+}
+
+/* Runs a command line, returns its exit code and (heap) output, stdout and stderr together. */
+static int run(const char *cmdline, char **output)
+{
+    SECURITY_ATTRIBUTES sa = {sizeof(sa), NULL, TRUE};
+    HANDLE rd, wr;
+    CreatePipe(&rd, &wr, &sa, 0);
+    SetHandleInformation(rd, HANDLE_FLAG_INHERIT, 0);
+    STARTUPINFOA si;
+    PROCESS_INFORMATION pi;
+    memset(&si, 0, sizeof(si));
+    si.cb = sizeof(si);
+    si.dwFlags = STARTF_USESTDHANDLES;
+    si.hStdOutput = wr;
+    si.hStdError = wr;
+    si.hStdInput = GetStdHandle(STD_INPUT_HANDLE);
+    char *cmd = _strdup(cmdline);
+    BOOL ok = CreateProcessA(NULL, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi);
+    free(cmd);
+    CloseHandle(wr);
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap);
+    if (!ok) {
+        CloseHandle(rd);
+        snprintf(buf, cap, "cannot run: %s", cmdline);
+        *output = buf;
+        return -1;
+    }
+    DWORD got;
+    while (ReadFile(rd, buf + n, (DWORD)(cap - n - 1), &got, NULL) && got) {
+        n += got;
+        if (cap - n < 4096)
+            buf = realloc(buf, cap *= 2);
+    }
+    buf[n] = '\0';
+    CloseHandle(rd);
+    WaitForSingleObject(pi.hProcess, INFINITE);
+    DWORD code = 0;
+    GetExitCodeProcess(pi.hProcess, &code);
+    CloseHandle(pi.hProcess);
+    CloseHandle(pi.hThread);
+    *output = buf;
+    return (int)code;
+}
+
+struct child {
+    HANDLE process, in, out;
+    DWORD pid;
+};
+
+static void child_start(struct child *c, const char *exe)
+{
+    SECURITY_ATTRIBUTES sa = {sizeof(sa), NULL, TRUE};
+    HANDLE in_rd, in_wr, out_rd, out_wr;
+    CreatePipe(&in_rd, &in_wr, &sa, 0);
+    CreatePipe(&out_rd, &out_wr, &sa, 0);
+    SetHandleInformation(in_wr, HANDLE_FLAG_INHERIT, 0);
+    SetHandleInformation(out_rd, HANDLE_FLAG_INHERIT, 0);
+    STARTUPINFOA si;
+    PROCESS_INFORMATION pi;
+    memset(&si, 0, sizeof(si));
+    si.cb = sizeof(si);
+    si.dwFlags = STARTF_USESTDHANDLES;
+    si.hStdInput = in_rd;
+    si.hStdOutput = out_wr;
+    si.hStdError = GetStdHandle(STD_ERROR_HANDLE);
+    char *cmd = _strdup(exe);
+    if (!CreateProcessA(NULL, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi)) {
+        printf("FAILED: cannot start %s\n", exe);
+        exit(1);
+    }
+    free(cmd);
+    CloseHandle(in_rd);
+    CloseHandle(out_wr);
+    CloseHandle(pi.hThread);
+    c->process = pi.hProcess;
+    c->pid = pi.dwProcessId;
+    c->in = in_wr;
+    c->out = out_rd;
+}
+
+/* Sends a command and returns the value after "ok" (0 if none); fails the run on "err". */
+static unsigned long long ask(struct child *c, const char *fmt, ...)
+{
+    char line[4096], reply[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+    va_end(ap);
+    line[n++] = '\n';
+    DWORD w;
+    WriteFile(c->in, line, (DWORD)n, &w, NULL);
+    size_t k = 0;
+    DWORD got;
+    while (k < sizeof(reply) - 1 && ReadFile(c->out, reply + k, 1, &got, NULL) && got) {
+        if (reply[k] == '\n')
+            break;
+        k++;
+    }
+    reply[k] = '\0';
+    if (k && reply[k - 1] == '\r')
+        reply[k - 1] = '\0';
+    if (strncmp(reply, "ok", 2) != 0) {
+        printf("FAILED: win_child: '%.*s' -> '%s'\n", n - 1, line, reply);
+        failed++;
+        return 0;
+    }
+    return reply[2] ? strtoull(reply + 3, NULL, 0) : 0;
+}
+
+/* Finds {"change":"KIND","start":"0xS","end":"0xE" in diff JSON. */
+static int has_change(const char *json, const char *kind, unsigned long long s,
+                      unsigned long long e)
+{
+    char want[160];
+    snprintf(want, sizeof(want), "{\"change\":\"%s\",\"start\":\"0x%llx\",\"end\":\"0x%llx\"",
+             kind, s, e);
+    return strstr(json, want) != NULL;
+}
+
+static int count_changes(const char *json)
+{
+    int n = 0;
+    for (const char *p = strstr(json, "{\"change\":\""); p; p = strstr(p + 1, "{\"change\":\""))
+        n++;
+    return n;
+}
+
+static void test_pure_helpers(void)
+{
+    char p[5];
+    win_protect_perms(WPAGE_READWRITE, WMEM_PRIVATE, p);
+    check(strcmp(p, "rw-p") == 0, "PAGE_READWRITE private is rw-p (%s)", p);
+    win_protect_perms(WPAGE_EXECUTE_WRITECOPY, WMEM_IMAGE, p);
+    check(strcmp(p, "rwxc") == 0, "PAGE_EXECUTE_WRITECOPY image is rwxc (%s)", p);
+    win_protect_perms(WPAGE_READWRITE | WPAGE_GUARD, WMEM_PRIVATE, p);
+    check(strcmp(p, "rw-g") == 0, "a guard page shows g (%s)", p);
+    char out[256];
+    struct win_drive d[] = {{'C', "\\Device\\HarddiskVolume3"}};
+    win_dos_path("\\Device\\HarddiskVolume3\\Windows\\a.dll", d, 1, out, sizeof(out));
+    check(strcmp(out, "C:\\Windows\\a.dll") == 0, "device path to drive letter (%s)", out);
+    win_dos_path("\\??\\C:\\windows\\system32\\ntdll.dll", d, 1, out, sizeof(out));
+    check(strcmp(out, "C:\\windows\\system32\\ntdll.dll") == 0, "Wine's \\??\\ prefix (%s)", out);
+}
+
+static void test_known_changes(const char *vmsnap, const char *child_exe, const char *dir)
+{
+    struct child c;
+    char cmd[2048], db[MAX_PATH], *out = NULL;
+    snprintf(db, sizeof(db), "%s\\win.db", dir);
+    DeleteFileA(db);
+    child_start(&c, child_exe);
+    check(ask(&c, "pid") == c.pid, "win_child answers with its pid %lu", (unsigned long)c.pid);
+    unsigned long long r = ask(&c, "reserve %d", 1 << 20);
+    ask(&c, "commit 0x%llx %d rw-", r, 65536);
+    unsigned long long r2 = ask(&c, "reserve %d", 4 << 20);
+
+    snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" snap -p %lu --detail maps --label a", vmsnap, db,
+             (unsigned long)c.pid);
+    int rc = run(cmd, &out);
+    check(rc == 0, "snap a exits 0 (%d: %s)", rc, out);
+    free(out);
+
+    ask(&c, "commit 0x%llx %d rw-", r + 65536, 131072);
+    ask(&c, "protect 0x%llx %d r--", r, 4096);
+    ask(&c, "decommit 0x%llx %d", r + 32768, 32768);
+    char file[MAX_PATH];
+    snprintf(file, sizeof(file), "%s\\mapped file.bin", dir);
+    /* Map before releasing, so the view cannot land where the reservation was. */
+    unsigned long long v = ask(&c, "mapfile 65536 %s", file);
+    ask(&c, "release 0x%llx", r2);
+    snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" snap -p %lu --detail maps --label b", vmsnap, db,
+             (unsigned long)c.pid);
+    rc = run(cmd, &out);
+    check(rc == 0, "snap b exits 0");
+    free(out);
+
+    snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" -j diff a b", vmsnap, db);
+    rc = run(cmd, &out);
+    check(rc == 1, "diff a b exits 1 (changes)");
+    check(has_change(out, "committed", r + 65536, r + 196608), "committed 128 KiB at 0x%llx",
+          r + 65536);
+    check(has_change(out, "reprotected", r, r + 4096), "reprotected one page at 0x%llx", r);
+    check(strstr(out, "\"perms\":\"r--p\"") && strstr(out, "\"before\":{\"perms\":\"rw-p\""),
+          "reprotected from rw-p to r--p");
+    check(has_change(out, "decommitted", r + 32768, r + 65536), "decommitted 32 KiB at 0x%llx",
+          r + 32768);
+    check(has_change(out, "freed", r2, r2 + (4 << 20)), "released reservation freed at 0x%llx",
+          r2);
+    check(has_change(out, "new", v, v + 65536), "mapped view new at 0x%llx", v);
+    check(strstr(out, "mapped file.bin\"") != NULL, "the view is named by its file");
+    /* Nothing else in the ranges the child changed; elsewhere only the loader may differ. */
+    int mine = has_change(out, "committed", r + 65536, r + 196608) +
+               has_change(out, "reprotected", r, r + 4096) +
+               has_change(out, "decommitted", r + 32768, r + 65536) +
+               has_change(out, "freed", r2, r2 + (4 << 20)) + has_change(out, "new", v, v + 65536);
+    check(count_changes(out) >= mine && mine == 5, "five changes made, five reported (%d in all)",
+          count_changes(out));
+    free(out);
+
+    snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" diff b b", vmsnap, db);
+    rc = run(cmd, &out);
+    check(rc == 0, "diff of a snapshot with itself exits 0");
+    free(out);
+
+    /* record: three snapshots, then it stops by itself. */
+    snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" record -p %lu -i 50ms -n 3 --detail smaps",
+             vmsnap, db, (unsigned long)c.pid);
+    rc = run(cmd, &out);
+    check(rc == 0 && strstr(out, "recorded 3 snapshots"), "record -n 3 (%d: %s)", rc, out);
+    free(out);
+    snprintf(cmd, sizeof(cmd),
+             "\"%s\" -d \"%s\" query \"SELECT count(*) AS n FROM snapshots s WHERE region_count "
+             "= (SELECT count(*) FROM regions r WHERE r.snapshot_id = s.id)\"",
+             vmsnap, db);
+    rc = run(cmd, &out);
+    check(rc == 0 && strstr(out, "5"), "every snapshot reads back whole (%s)", out);
+    free(out);
+
+    /* Compare a walk with winedbg's own listing of the process (when under Wine). */
+    snprintf(cmd, sizeof(cmd), "winedbg --command \"info maps %lu\"", (unsigned long)c.pid);
+    char *maps = NULL;
+    rc = run(cmd, &maps);
+    snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" -j show last", vmsnap, db);
+    run(cmd, &out);
+    if (rc == 0 && strstr(maps, "Address")) {
+        int lines = 0, matched = 0;
+        for (char *p = maps; (p = strchr(p, '\n')) != NULL;) {
+            p++;
+            unsigned long long s, e;
+            char state[16], type[16];
+            if (sscanf(p, "%llx %llx %15s %15s", &s, &e, state, type) != 4 ||
+                strcmp(state, "free") == 0)
+                continue;
+            lines++;
+            char want[200];
+            snprintf(want, sizeof(want), "\"start\":\"0x%llx\",\"end\":\"0x%llx\"", s, e + 1);
+            const char *at = strstr(out, want);
+            char st[40];
+            snprintf(st, sizeof(st), "\"state\":\"%s\",\"type\":\"%s\"", state, type);
+            const char *next = at ? strstr(at + 1, "{\"start\"") : NULL;
+            const char *stp = at ? strstr(at, st) : NULL;
+            if (at && stp && (!next || stp < next))
+                matched++;
+            else
+                printf("  not in the snapshot: %s", p);
+        }
+        check(lines > 10 && matched == lines, "winedbg info maps: %d of %d ranges match", matched,
+              lines);
+    } else {
+        printf("skipped: winedbg not available\n");
+    }
+    free(maps);
+    free(out);
+
+    DWORD w;
+    WriteFile(c.in, "exit 0\n", 7, &w, NULL);
+    WaitForSingleObject(c.process, 5000);
+    snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" snap -p %lu", vmsnap, db, (unsigned long)c.pid);
+    rc = run(cmd, &out);
+    check(rc == 2 && strstr(out, "vmsnap: "), "snap of an exited process exits 2 (%s)", out);
+    free(out);
+    snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" snap -p 4000000", vmsnap, db);
+    rc = run(cmd, &out);
+    check(rc == 2 && strstr(out, "no such process"), "snap of no such process exits 2 (%s)", out);
+    free(out);
+}
+
+/* ctest under Wine passes Unix paths; Windows wants them on Wine's Z: drive. */
+static const char *win_path(const char *p, char *out, size_t n)
+{
+    if (p[0] != '/') {
+        snprintf(out, n, "%s", p);
+        return out;
+    }
+    snprintf(out, n, "Z:%s", p);
+    for (char *c = out; *c; c++)
+        if (*c == '/')
+            *c = '\\';
+    return out;
+}
+
+int main(int argc, char **argv)
+{
+    char vmsnap[MAX_PATH], child[MAX_PATH], given[MAX_PATH];
+    if (argc < 3) {
+        fprintf(stderr, "usage: test_win VMSNAP_EXE WIN_CHILD_EXE [DIR]\n");
+        return 2;
+    }
+    char dir[MAX_PATH];
+    if (argc > 3) {
+        win_path(argv[3], given, sizeof(given));
+        snprintf(dir, sizeof(dir), "%s", given);
+        CreateDirectoryA(dir, NULL);
+    } else {
+        GetTempPathA(sizeof(dir), dir);
+        size_t n = strlen(dir);
+        if (n && dir[n - 1] == '\\')
+            dir[n - 1] = '\0';
+    }
+    test_pure_helpers();
+    test_known_changes(win_path(argv[1], vmsnap, sizeof(vmsnap)),
+                       win_path(argv[2], child, sizeof(child)), dir);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
