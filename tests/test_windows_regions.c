@@ -28,8 +28,8 @@ static void test_protect_to_perms(void **state)
         char p[5];
         win_protect_perms(cases[i].protect, cases[i].type, p);
         if (strcmp(p, cases[i].perms) != 0)
-            fail_msg("protect 0x%x type 0x%x: %s, expected %s", cases[i].protect, cases[i].type,
-                     p, cases[i].perms);
+            fail_msg("protect 0x%x type 0x%x: %s, expected %s", cases[i].protect, cases[i].type, p,
+                     cases[i].perms);
     }
 }
 
@@ -49,7 +49,8 @@ static void test_categories(void **state)
 static void test_dos_paths(void **state)
 {
     (void)state;
-    struct win_drive d[] = {{'C', "\\Device\\HarddiskVolume3"}, {'D', "\\Device\\HarddiskVolume30"}};
+    struct win_drive d[] = {{'C', "\\Device\\HarddiskVolume3"},
+                            {'D', "\\Device\\HarddiskVolume30"}};
     char out[256];
     assert_string_equal(win_dos_path("\\Device\\HarddiskVolume3\\Windows\\x.dll", d, 2, out, 256),
                         "C:\\Windows\\x.dll");

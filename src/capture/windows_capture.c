@@ -94,9 +94,8 @@ static char *boot_id(void)
         ULONG zone, reserved;
         ULONGLONG boot_bias, sleep_bias;
     } tod;
-    nt_query_system_fn q =
-        (nt_query_system_fn)(void *)GetProcAddress(GetModuleHandleA("ntdll.dll"),
-                                                   "NtQuerySystemInformation");
+    nt_query_system_fn q = (nt_query_system_fn)(void *)GetProcAddress(GetModuleHandleA("ntdll.dll"),
+                                                                      "NtQuerySystemInformation");
     memset(&tod, 0, sizeof(tod));
     if (q && q(3, &tod, sizeof(tod), NULL) == 0 && tod.boot.QuadPart)
         return xasprintf("windows-boot-%lld", (long long)tod.boot.QuadPart);
@@ -129,8 +128,8 @@ int capture_open(struct capture **out, const char *proc_root, int64_t pid, struc
     *out = NULL;
     if (pid <= 0 || pid > 0xffffffffLL)
         return err_set(e, ERR_NOPROC, "no such process '%lld'", (long long)pid);
-    HANDLE h = OpenProcess(PROCESS_QUERY_INFORMATION | PROCESS_VM_READ | SYNCHRONIZE, FALSE,
-                           (DWORD)pid);
+    HANDLE h =
+        OpenProcess(PROCESS_QUERY_INFORMATION | PROCESS_VM_READ | SYNCHRONIZE, FALSE, (DWORD)pid);
     if (!h)
         return os_error(e, GetLastError(), pid, "open");
     struct capture *c = xcalloc(1, sizeof(*c));
@@ -180,6 +179,14 @@ int capture_check(struct capture *c, struct err *e)
     return 0;
 }
 
+static int in_list(const uint64_t *v, size_t n, uint64_t x)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == x)
+            return 1;
+    return 0;
+}
+
 /* The process heaps: ProcessHeaps and NumberOfHeaps in the 64-bit PEB. */
 static void load_heaps(struct capture *c)
 {
@@ -196,24 +203,29 @@ static void load_heaps(struct capture *c)
     if (!q || q(c->h, 0, &pbi, sizeof(pbi), NULL) != 0 || !pbi.peb)
         return;
     ULONG count = 0;
-    uint64_t array = 0;
+    uint64_t array = 0, process_heap = 0;
     SIZE_T got;
+    /* PEB (x64): ProcessHeap at 0x30, NumberOfHeaps at 0xE8, ProcessHeaps at 0xF0. */
+    if (!ReadProcessMemory(c->h, (char *)pbi.peb + 0x30, &process_heap, sizeof(process_heap), &got))
+        process_heap = 0;
     if (!ReadProcessMemory(c->h, (char *)pbi.peb + 0xE8, &count, sizeof(count), &got) ||
         !ReadProcessMemory(c->h, (char *)pbi.peb + 0xF0, &array, sizeof(array), &got) ||
-        count == 0 || count > 4096 || !array)
-        return;
-    c->heaps = xreallocarray(c->heaps, count, sizeof(uint64_t));
-    if (ReadProcessMemory(c->h, (void *)(uintptr_t)array, c->heaps, count * sizeof(uint64_t),
-                          &got))
+        count > 4096 || !array)
+        count = 0;
+    c->heaps = xreallocarray(c->heaps, (size_t)count + 1, sizeof(uint64_t));
+    if (count &&
+        ReadProcessMemory(c->h, (void *)(uintptr_t)array, c->heaps, count * sizeof(uint64_t), &got))
         c->nheaps = got / sizeof(uint64_t);
+    if (process_heap && !in_list(c->heaps, c->nheaps, process_heap))
+        c->heaps[c->nheaps++] = process_heap;
 }
 
 /* Thread stacks: DeallocationStack (the stack's allocation base) in each thread's TEB. */
 static void load_stacks(struct capture *c)
 {
     c->nstacks = 0;
-    nt_query_thread_fn q = (nt_query_thread_fn)(void *)GetProcAddress(
-        GetModuleHandleA("ntdll.dll"), "NtQueryInformationThread");
+    nt_query_thread_fn q = (nt_query_thread_fn)(void *)GetProcAddress(GetModuleHandleA("ntdll.dll"),
+                                                                      "NtQueryInformationThread");
     HANDLE snap = CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0);
     if (!q || snap == INVALID_HANDLE_VALUE)
         return;
@@ -236,22 +248,13 @@ static void load_stacks(struct capture *c)
         uint64_t base = 0;
         SIZE_T got;
         if (q(th, 0, &tbi, sizeof(tbi), NULL) == 0 && tbi.teb &&
-            ReadProcessMemory(c->h, (char *)tbi.teb + 0x1478, &base, sizeof(base), &got) &&
-            base) {
+            ReadProcessMemory(c->h, (char *)tbi.teb + 0x1478, &base, sizeof(base), &got) && base) {
             c->stacks = xgrow(c->stacks, &cap, c->nstacks + 1, sizeof(uint64_t));
             c->stacks[c->nstacks++] = base;
         }
         CloseHandle(th);
     }
     CloseHandle(snap);
-}
-
-static int in_list(const uint64_t *v, size_t n, uint64_t x)
-{
-    for (size_t i = 0; i < n; i++)
-        if (v[i] == x)
-            return 1;
-    return 0;
 }
 
 /* Resident bytes of [start, end): QueryWorkingSetEx over its pages, in batches. */
@@ -325,8 +328,8 @@ int capture_walk(struct capture *c, int detail, const struct region_list **list,
                 /* One name per allocation: its views share the section. */
                 if (r->alloc_base != name_base) {
                     wchar_t w[MAX_PATH * 2];
-                    DWORD n = GetMappedFileNameW(c->h, mbi.BaseAddress, w,
-                                                 sizeof(w) / sizeof(w[0]));
+                    DWORD n =
+                        GetMappedFileNameW(c->h, mbi.BaseAddress, w, sizeof(w) / sizeof(w[0]));
                     name = NULL;
                     name_len = 0;
                     if (n) {

@@ -144,8 +144,8 @@ static int has_change(const char *json, const char *kind, unsigned long long s,
                       unsigned long long e)
 {
     char want[160];
-    snprintf(want, sizeof(want), "{\"change\":\"%s\",\"start\":\"0x%llx\",\"end\":\"0x%llx\"",
-             kind, s, e);
+    snprintf(want, sizeof(want), "{\"change\":\"%s\",\"start\":\"0x%llx\",\"end\":\"0x%llx\"", kind,
+             s, e);
     return strstr(json, want) != NULL;
 }
 
@@ -216,8 +216,7 @@ static void test_known_changes(const char *vmsnap, const char *child_exe, const 
           "reprotected from rw-p to r--p");
     check(has_change(out, "decommitted", r + 32768, r + 65536), "decommitted 32 KiB at 0x%llx",
           r + 32768);
-    check(has_change(out, "freed", r2, r2 + (4 << 20)), "released reservation freed at 0x%llx",
-          r2);
+    check(has_change(out, "freed", r2, r2 + (4 << 20)), "released reservation freed at 0x%llx", r2);
     check(has_change(out, "new", v, v + 65536), "mapped view new at 0x%llx", v);
     check(strstr(out, "mapped file.bin\"") != NULL, "the view is named by its file");
     /* Nothing else in the ranges the child changed; elsewhere only the loader may differ. */
@@ -235,8 +234,8 @@ static void test_known_changes(const char *vmsnap, const char *child_exe, const 
     free(out);
 
     /* record: three snapshots, then it stops by itself. */
-    snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" record -p %lu -i 50ms -n 3 --detail smaps",
-             vmsnap, db, (unsigned long)c.pid);
+    snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" record -p %lu -i 50ms -n 3 --detail smaps", vmsnap,
+             db, (unsigned long)c.pid);
     rc = run(cmd, &out);
     check(rc == 0 && strstr(out, "recorded 3 snapshots"), "record -n 3 (%d: %s)", rc, out);
     free(out);
@@ -254,6 +253,10 @@ static void test_known_changes(const char *vmsnap, const char *child_exe, const 
     rc = run(cmd, &maps);
     snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" -j show last", vmsnap, db);
     run(cmd, &out);
+    check(strstr(out, "\"category\":\"heap\"") != NULL, "the process heap is found (PEB)");
+    check(strstr(out, "\"category\":\"stack\"") != NULL, "the thread stack is found (TEB)");
+    check(strstr(out, "\"category\":\"image\"") && strstr(out, ".dll\""),
+          "DLLs are image regions named by their files");
     if (rc == 0 && strstr(maps, "Address")) {
         int lines = 0, matched = 0;
         for (char *p = maps; (p = strchr(p, '\n')) != NULL;) {
