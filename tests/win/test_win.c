@@ -247,11 +247,66 @@ static void test_known_changes(const char *vmsnap, const char *child_exe, const 
     check(rc == 0 && strstr(out, "5"), "every snapshot reads back whole (%s)", out);
     free(out);
 
+    /* record stops at its duration, and when the target exits. */
+    snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" record -p %lu -i 50ms -t 400ms", vmsnap, db,
+             (unsigned long)c.pid);
+    rc = run(cmd, &out);
+    check(rc == 0 && strstr(out, "duration reached"), "record -t 400ms stops (%d: %s)", rc, out);
+    free(out);
+    snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" record -i 50ms -- cmd.exe /c exit 7", vmsnap, db);
+    rc = run(cmd, &out);
+    check(rc == 7, "record -- COMMAND exits with the command's status (%d: %s)", rc, out);
+    free(out);
+    {
+        /* A second child that exits while recorded: the recorder notices and stops. */
+        struct child d;
+        child_start(&d, child_exe);
+        ask(&d, "pid");
+        char rcmd[2048];
+        snprintf(rcmd, sizeof(rcmd), "\"%s\" -d \"%s\" record -p %lu -i 100ms", vmsnap, db,
+                 (unsigned long)d.pid);
+        SECURITY_ATTRIBUTES sa = {sizeof(sa), NULL, TRUE};
+        HANDLE rd, wr;
+        CreatePipe(&rd, &wr, &sa, 0);
+        SetHandleInformation(rd, HANDLE_FLAG_INHERIT, 0);
+        STARTUPINFOA si;
+        PROCESS_INFORMATION pi;
+        memset(&si, 0, sizeof(si));
+        si.cb = sizeof(si);
+        si.dwFlags = STARTF_USESTDHANDLES;
+        si.hStdOutput = wr;
+        si.hStdError = wr;
+        BOOL started = CreateProcessA(NULL, rcmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi);
+        CloseHandle(wr);
+        Sleep(400);
+        DWORD w;
+        WriteFile(d.in, "exit 0\n", 7, &w, NULL);
+        DWORD waited = started ? WaitForSingleObject(pi.hProcess, 10000) : WAIT_FAILED;
+        char text[4096] = "";
+        DWORD got = 0;
+        ReadFile(rd, text, sizeof(text) - 1, &got, NULL);
+        text[got] = '\0';
+        DWORD code = 99;
+        if (started)
+            GetExitCodeProcess(pi.hProcess, &code);
+        check(waited == WAIT_OBJECT_0 && code == 0 && strstr(text, "target exited"),
+              "record stops when the target exits (%lu: %s)", (unsigned long)code, text);
+        CloseHandle(rd);
+        if (started) {
+            CloseHandle(pi.hProcess);
+            CloseHandle(pi.hThread);
+        }
+    }
+
     /* Compare a walk with winedbg's own listing of the process (when under Wine). */
+    snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" snap -p %lu --detail maps --label w", vmsnap, db,
+             (unsigned long)c.pid);
+    run(cmd, &out);
+    free(out);
     snprintf(cmd, sizeof(cmd), "winedbg --command \"info maps %lu\"", (unsigned long)c.pid);
     char *maps = NULL;
     rc = run(cmd, &maps);
-    snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" -j show last", vmsnap, db);
+    snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" -j show w", vmsnap, db);
     run(cmd, &out);
     check(strstr(out, "\"category\":\"heap\"") != NULL, "the process heap is found (PEB)");
     check(strstr(out, "\"category\":\"stack\"") != NULL, "the thread stack is found (TEB)");
