@@ -243,6 +243,18 @@ static void test_diff_trouble(void **state)
     assert_int_equal(r.status, 0);
     tu_run_release(&r);
 
+    /* Two different processes: no shared history, both snapshots are read whole. */
+    char parent[16];
+    snprintf(parent, sizeof(parent), "%d", (int)getppid());
+    tu_vmsnap(&r, "-d", db, "snap", "-p", parent, "--detail", "maps", NULL);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "-j", "diff", "1", "2", NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.out, "\"change\":\"new\""));
+    assert_non_null(strstr(r.out, "\"change\":\"freed\""));
+    tu_run_release(&r);
+
     tu_vmsnap(&r, "-d", db, "diff", "first", "last~4", NULL);
     assert_int_equal(r.status, 2);
     assert_non_null(strstr(r.err, "no snapshot 'last~4'"));
