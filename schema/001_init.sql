@@ -1,9 +1,10 @@
 -- vmsnap schema 1: targets, snapshots, and regions stored as intervals of snapshots.
 --
--- A region is stored once, in `spans`, with the snapshot range in which it was alive:
--- first_snap .. last_snap (snapshot ids of its target, inclusive). While it is alive,
--- last_snap holds 9223372036854775807. Per-region memory figures live in `span_mem`, again as
--- intervals, written only when they change. Users query the `regions` view, never these.
+-- A region is stored once, with the snapshot range in which it was alive: first_snap ..
+-- last_snap (snapshot ids of its target, inclusive). While alive it sits in `spans_open`; when
+-- it ends it moves to `spans` with its last_snap. Per-region memory figures live in `span_mem`,
+-- as intervals written only when they change (an open interval's last_snap is
+-- 9223372036854775807). Users query the `regions` view, never these.
 --
 -- Addresses are unsigned 64-bit values stored as SQLite's signed 64-bit integers (two's
 -- complement): [vsyscall] at 0xffffffffff600000 reads as a negative number in SQL, and
@@ -50,6 +51,30 @@ CREATE TABLE paths (
     path TEXT NOT NULL UNIQUE
 );
 
+-- Regions alive in their target's newest snapshot. The id is (target_id << 32) + n, so one
+-- target's open regions are one rowid range and no index has to be kept up to date while a
+-- first snapshot inserts tens of thousands of them.
+CREATE TABLE spans_open (
+    id         INTEGER PRIMARY KEY,
+    target_id  INTEGER NOT NULL REFERENCES targets (id),
+    first_snap INTEGER NOT NULL,
+    start      INTEGER NOT NULL,
+    "end"      INTEGER NOT NULL,
+    perms      TEXT NOT NULL,
+    offset     INTEGER NOT NULL,
+    dev        TEXT NOT NULL,
+    inode      INTEGER NOT NULL,
+    path_id    INTEGER REFERENCES paths (id),
+    category   TEXT NOT NULL,
+    deleted    INTEGER NOT NULL DEFAULT 0,
+    state      TEXT,
+    type       TEXT,
+    protect    INTEGER,
+    alloc_base INTEGER,
+    alloc_protect INTEGER
+);
+
+-- Regions that ended: alive from first_snap to last_snap, moved here (same id) when they close.
 CREATE TABLE spans (
     id         INTEGER PRIMARY KEY,
     target_id  INTEGER NOT NULL REFERENCES targets (id),
@@ -70,8 +95,8 @@ CREATE TABLE spans (
     alloc_base INTEGER,
     alloc_protect INTEGER
 );
--- The regions alive at snapshot S are one range of this index: last_snap >= S (the open ones
--- last), then first_snap <= S. It also finds the regions that closed between two snapshots.
+-- The ended regions alive at snapshot S are one range: last_snap >= S, then first_snap <= S.
+-- It also finds the regions that closed between two snapshots.
 CREATE INDEX spans_alive ON spans (target_id, last_snap, first_snap);
 
 CREATE TABLE span_mem (

@@ -1,4 +1,5 @@
--- vmsnap schema 2: the regions view, one row per region per snapshot, exactly as captured.
+-- vmsnap schema 2: the regions view, one row per region per snapshot, exactly as captured:
+-- the regions still open that were born by the snapshot, and the ended regions alive at it.
 -- Memory figures show only for snapshots taken with per-region (smaps) detail.
 
 CREATE VIEW regions AS
@@ -23,6 +24,17 @@ SELECT s.id            AS snapshot_id,
        p.alloc_base    AS alloc_base,
        p.alloc_protect AS alloc_protect,
        p.deleted       AS deleted
+FROM snapshots s
+CROSS JOIN spans_open p ON p.id BETWEEN s.target_id * 4294967296
+                                    AND s.target_id * 4294967296 + 4294967295
+                       AND p.first_snap <= s.id
+LEFT JOIN paths n ON n.id = p.path_id
+LEFT JOIN span_mem m ON s.detail = 'smaps' AND m.span_id = p.id
+                    AND m.first_snap <= s.id AND m.last_snap >= s.id
+UNION ALL
+SELECT s.id, p.start, p."end", p."end" - p.start, p.perms, p.offset, p.dev, p.inode, n.path,
+       p.category, m.rss, m.pss, m.private_dirty, m.anonymous, m.swap, p.state, p.type,
+       p.protect, p.alloc_base, p.alloc_protect, p.deleted
 FROM snapshots s
 CROSS JOIN spans p ON p.target_id = s.target_id AND p.last_snap >= s.id AND p.first_snap <= s.id
 LEFT JOIN paths n ON n.id = p.path_id

@@ -153,30 +153,32 @@ int store_read_regions(struct store *st, int64_t snap_id, struct region_list *ou
     return read_regions(st, sql, &snap_id, 1, "cannot read the snapshot's regions", out, e);
 }
 
-#define SPAN_COLS                                                                                  \
+/* The region columns as store_row_to_region wants them, from spans or spans_open as p. */
+#define SPAN_COLS(table)                                                                           \
     "SELECT p.start, p.\"end\", p.perms, p.offset, p.dev, p.inode, n.path, p.category, "           \
     "p.deleted, p.state, p.type, p.protect, p.alloc_base, p.alloc_protect, NULL, NULL, NULL, "     \
-    "NULL, NULL, NULL FROM spans p LEFT JOIN paths n ON n.id = p.path_id "
+    "NULL, NULL, NULL FROM " table " p LEFT JOIN paths n ON n.id = p.path_id "
 
 int store_read_delta(struct store *st, int64_t target_id, int64_t a, int64_t b,
                      struct region_list *gone, struct region_list *came, struct err *e)
 {
-    /* Alive at a, closed before b: one range of the spans_alive index. */
-    static const char *gone_sql = SPAN_COLS "WHERE p.target_id = ?1 AND p.last_snap >= ?2 AND "
-                                            "p.last_snap < ?3 AND p.first_snap <= ?2";
-    /* Born after a, alive at b: the still-open ones are one range of the index (last_snap is
-     * the open marker, first_snap in (a, b]); those closed since b are another. */
+    /* Alive at a, ended before b: one range of the spans_alive index. */
+    static const char *gone_sql = SPAN_COLS("spans") "WHERE p.target_id = ?1 AND p.last_snap >= ?2 "
+                                                     "AND p.last_snap < ?3 AND p.first_snap <= ?2";
+    /* Born after a, alive at b: still open (the target's rowid range of spans_open), or ended
+     * after b (a range of the index). */
     static const char *came_sql =
-        SPAN_COLS "WHERE p.target_id = ?1 AND p.last_snap = ?4 AND p.first_snap > ?2 AND "
-                  "p.first_snap <= ?3 UNION ALL " SPAN_COLS
-                  "WHERE p.target_id = ?1 AND p.last_snap >= ?3 AND p.last_snap < ?4 AND "
-                  "p.first_snap > ?2 AND p.first_snap <= ?3";
-    const int64_t params[] = {target_id, a, b, STORE_OPEN_SPAN};
+        SPAN_COLS("spans_open") "WHERE p.id BETWEEN ?4 AND ?5 AND p.first_snap > ?2 AND "
+                                "p.first_snap <= ?3 UNION ALL " SPAN_COLS(
+                                    "spans") "WHERE p.target_id = ?1 AND p.last_snap >= ?3 AND "
+                                             "p.first_snap > ?2 AND "
+                                             "p.first_snap <= ?3";
+    const int64_t params[] = {target_id, a, b, target_id << 32, (target_id << 32) + 0xffffffffLL};
     const char *what = "cannot read the snapshots' differences";
     int rc = read_regions(st, gone_sql, params, 3, what, gone, e);
     if (rc < 0)
         return rc;
-    return read_regions(st, came_sql, params, 4, what, came, e);
+    return read_regions(st, came_sql, params, 5, what, came, e);
 }
 
 void store_target_release(struct store_target *t)

@@ -12,7 +12,8 @@
 
 enum {
     S_SNAPSHOT,
-    S_SPAN_CLOSE,
+    S_SPAN_MOVE,
+    S_SPAN_DROP,
     S_SPAN_OPEN,
     S_MEM_CLOSE,
     S_MEM_OPEN,
@@ -27,10 +28,18 @@ static const char *const writer_sql[S_COUNT] = {
         "rss_bytes, pss_bytes, private_dirty_bytes, anon_bytes, swap_bytes, detail, method, torn, "
         "retries, duration_us) VALUES (:target, :seq, :taken_at, :label, :count, :mapped, :rss, "
         ":pss, :dirty, :anon, :swap, :detail, :method, :torn, :retries, :duration)",
-    [S_SPAN_CLOSE] = "UPDATE spans SET last_snap = :last WHERE id = :id",
+    /* A region ends: it moves, same id, from spans_open to spans with its last snapshot. */
+    [S_SPAN_MOVE] =
+        "INSERT INTO spans (id, target_id, first_snap, last_snap, start, \"end\", perms, "
+        "offset, dev, inode, path_id, category, deleted, state, type, protect, "
+        "alloc_base, alloc_protect) SELECT id, target_id, first_snap, ?1, start, "
+        "\"end\", perms, offset, dev, inode, path_id, category, deleted, state, type, "
+        "protect, alloc_base, alloc_protect FROM spans_open WHERE id = ?2",
+    [S_SPAN_DROP] = "DELETE FROM spans_open WHERE id = ?1",
+    /* Bound by position in open_span, the hot statement of a first snapshot. */
     /* Bound by position in open_span, the hot statement of a first snapshot. */
     [S_SPAN_OPEN] =
-        "INSERT INTO spans (target_id, first_snap, last_snap, start, \"end\", perms, offset, dev, "
+        "INSERT INTO spans_open (id, target_id, first_snap, start, \"end\", perms, offset, dev, "
         "inode, path_id, category, deleted, state, type, protect, alloc_base, alloc_protect) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     [S_MEM_CLOSE] = "UPDATE span_mem SET last_snap = :last WHERE span_id = :id AND first_snap = "
@@ -58,6 +67,7 @@ struct store_writer {
     int64_t target_id; /* 0 until the target's row exists */
     int64_t last_snap; /* id of the target's newest snapshot, 0 if none */
     int64_t last_seq;
+    int64_t next_id; /* id for the next new region: (target_id << 32) + n */
     /* The alive regions as of last_snap, sorted by start, with their span ids. */
     struct region_list alive;
     int64_t *span_id;
@@ -209,7 +219,7 @@ static void bind_opt_text(sqlite3_stmt *s, int i, const char *v)
 }
 
 /*
- * Inserts a region born at the snapshot being written. ?1..?3 (target, first, open) are bound
+ * Inserts a region born at the snapshot being written. ?2 and ?3 (target, first) are bound
  * once per snapshot by write_delta; the rest here, by position: name lookups per region showed
  * up in profiles of a first snapshot.
  */
@@ -221,6 +231,8 @@ static int open_span(struct store_writer *w, const struct region *r, int64_t *id
     int rc;
     if (r->path && (rc = path_id(w, r, &pid, e)) < 0)
         return rc;
+    *id = w->next_id;
+    sqlite3_bind_int64(s, 1, *id);
     sqlite3_bind_int64(s, 4, (int64_t)r->start);
     sqlite3_bind_int64(s, 5, (int64_t)r->end);
     sqlite3_bind_text(s, 6, r->perms, 4, SQLITE_STATIC);
@@ -249,15 +261,20 @@ static int open_span(struct store_writer *w, const struct region *r, int64_t *id
     sqlite3_reset(s);
     if (rc != SQLITE_DONE)
         return store_sql_err(w->st, rc, "cannot write the snapshot", writer_sql[S_SPAN_OPEN], e);
-    *id = sqlite3_last_insert_rowid(w->st->db);
+    w->next_id++;
     return 0;
 }
 
+/* Ends a region at the previous snapshot. */
 static int close_span(struct store_writer *w, int64_t id, struct err *e)
 {
-    bind_i64(w->stmt[S_SPAN_CLOSE], ":last", w->last_snap);
-    bind_i64(w->stmt[S_SPAN_CLOSE], ":id", id);
-    return step_done(w, S_SPAN_CLOSE, e);
+    sqlite3_bind_int64(w->stmt[S_SPAN_MOVE], 1, w->last_snap);
+    sqlite3_bind_int64(w->stmt[S_SPAN_MOVE], 2, id);
+    int rc = step_done(w, S_SPAN_MOVE, e);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_int64(w->stmt[S_SPAN_DROP], 1, id);
+    return step_done(w, S_SPAN_DROP, e);
 }
 
 static int write_mem(struct store_writer *w, int64_t span, int64_t old_first,
@@ -331,9 +348,8 @@ static int write_delta(struct store_writer *w, const struct region_list *l, int6
     w->next_mem_first = xreallocarray(w->next_mem_first, w->next_cap, sizeof(int64_t));
     *changed = 0;
     sqlite3_stmt *ins = w->stmt[S_SPAN_OPEN];
-    sqlite3_bind_int64(ins, 1, w->target_id);
-    sqlite3_bind_int64(ins, 2, snap);
-    sqlite3_bind_int64(ins, 3, STORE_OPEN_SPAN);
+    sqlite3_bind_int64(ins, 2, w->target_id);
+    sqlite3_bind_int64(ins, 3, snap);
     while (i < a->n || j < l->n) {
         const struct region *old = i < a->n ? &a->v[i] : NULL;
         const struct region *cur = j < l->n ? &l->v[j] : NULL;
@@ -413,9 +429,12 @@ int store_writer_write(struct store_writer *w, const struct region_list *l,
     if (rc != SQLITE_OK)
         return store_sql_err(w->st, rc, "cannot write the snapshot", NULL, e);
     int new_target = w->target_id == 0;
-    if (new_target &&
-        (rc = store_target_ensure(w->st, w->target, info->taken_at_ms, &w->target_id, e)) < 0)
-        goto rollback;
+    int64_t next_id = w->next_id;
+    if (new_target) {
+        if ((rc = store_target_ensure(w->st, w->target, info->taken_at_ms, &w->target_id, e)) < 0)
+            goto rollback;
+        w->next_id = w->target_id << 32;
+    }
     if ((rc = insert_snapshot(w, l, info, label, duration_us, &snap, e)) < 0)
         goto rollback;
     if ((rc = write_delta(w, l, snap, &changed, e)) < 0)
@@ -448,6 +467,7 @@ rollback:
     sqlite3_exec(w->st->db, "ROLLBACK", NULL, NULL, NULL);
     if (new_target)
         w->target_id = 0;
+    w->next_id = next_id;
     /* Path ids learnt during the failed transaction may have been rolled back with it. */
     path_map_release(&w->paths);
     return rc;
@@ -460,11 +480,15 @@ static int load_alive(struct store_writer *w, struct err *e)
         "SELECT p.id, p.start, p.\"end\", p.perms, p.offset, p.dev, p.inode, n.path, p.category, "
         "p.deleted, p.state, p.type, p.protect, p.alloc_base, p.alloc_protect, m.first_snap, "
         "m.rss, m.pss, m.private_dirty, m.anonymous, m.swap "
-        "FROM spans p LEFT JOIN paths n ON n.id = p.path_id "
+        "FROM spans_open p LEFT JOIN paths n ON n.id = p.path_id "
         "LEFT JOIN span_mem m ON m.span_id = p.id AND m.last_snap = :open "
-        "WHERE p.target_id = :target AND p.last_snap = :open";
+        "WHERE p.id BETWEEN :lo AND :hi";
     static const char *last_sql =
         "SELECT coalesce(max(id), 0), coalesce(max(seq), 0) FROM snapshots WHERE target_id = ?";
+    static const char *id_sql =
+        "SELECT max(coalesce((SELECT max(id) FROM spans_open WHERE id BETWEEN ?1 AND ?2), 0), "
+        "coalesce((SELECT max(id) FROM spans WHERE id BETWEEN ?1 AND ?2), 0))";
+    int64_t lo = w->target_id << 32, hi = lo + 0xffffffffLL;
     sqlite3_stmt *s = NULL;
     int rc = store_prepare(w->st, last_sql, &s, e);
     if (rc < 0)
@@ -476,10 +500,20 @@ static int load_alive(struct store_writer *w, struct err *e)
     }
     sqlite3_finalize(s);
 
+    if ((rc = store_prepare(w->st, id_sql, &s, e)) < 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, lo);
+    sqlite3_bind_int64(s, 2, hi);
+    w->next_id = lo;
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) >= lo)
+        w->next_id = sqlite3_column_int64(s, 0) + 1;
+    sqlite3_finalize(s);
+
     if ((rc = store_prepare(w->st, sql, &s, e)) < 0)
         return rc;
     bind_i64(s, ":open", STORE_OPEN_SPAN);
-    bind_i64(s, ":target", w->target_id);
+    bind_i64(s, ":lo", lo);
+    bind_i64(s, ":hi", hi);
     struct region_list *l = &w->alive;
     /* Rows come in rowid order; the ids are sorted along with the regions below. */
     struct pair {
