@@ -30,15 +30,14 @@ static void check(int ok, const char *fmt, ...)
         failed++;
 }
 
-/* Runs a command line, returns its exit code and (heap) output, stdout and stderr together. */
-static int run(const char *cmdline, char **output)
+/* Starts a command line with stdout and stderr into a pipe; *rd reads them. */
+static BOOL start_captured(const char *cmdline, PROCESS_INFORMATION *pi, HANDLE *rd)
 {
     SECURITY_ATTRIBUTES sa = {sizeof(sa), NULL, TRUE};
-    HANDLE rd, wr;
-    CreatePipe(&rd, &wr, &sa, 0);
-    SetHandleInformation(rd, HANDLE_FLAG_INHERIT, 0);
+    HANDLE wr;
+    CreatePipe(rd, &wr, &sa, 0);
+    SetHandleInformation(*rd, HANDLE_FLAG_INHERIT, 0);
     STARTUPINFOA si;
-    PROCESS_INFORMATION pi;
     memset(&si, 0, sizeof(si));
     si.cb = sizeof(si);
     si.dwFlags = STARTF_USESTDHANDLES;
@@ -46,17 +45,17 @@ static int run(const char *cmdline, char **output)
     si.hStdError = wr;
     si.hStdInput = GetStdHandle(STD_INPUT_HANDLE);
     char *cmd = _strdup(cmdline);
-    BOOL ok = CreateProcessA(NULL, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi);
+    BOOL ok = CreateProcessA(NULL, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, pi);
     free(cmd);
     CloseHandle(wr);
+    return ok;
+}
+
+/* Reads a pipe to its end into a heap string. */
+static char *drain(HANDLE rd)
+{
     size_t cap = 65536, n = 0;
     char *buf = malloc(cap);
-    if (!ok) {
-        CloseHandle(rd);
-        snprintf(buf, cap, "cannot run: %s", cmdline);
-        *output = buf;
-        return -1;
-    }
     DWORD got;
     while (ReadFile(rd, buf + n, (DWORD)(cap - n - 1), &got, NULL) && got) {
         n += got;
@@ -64,13 +63,27 @@ static int run(const char *cmdline, char **output)
             buf = realloc(buf, cap *= 2);
     }
     buf[n] = '\0';
+    return buf;
+}
+
+/* Runs a command line, returns its exit code and (heap) output, stdout and stderr together. */
+static int run(const char *cmdline, char **output)
+{
+    PROCESS_INFORMATION pi;
+    HANDLE rd;
+    if (!start_captured(cmdline, &pi, &rd)) {
+        CloseHandle(rd);
+        *output = malloc(4200);
+        snprintf(*output, 4200, "cannot run: %s", cmdline);
+        return -1;
+    }
+    *output = drain(rd);
     CloseHandle(rd);
     WaitForSingleObject(pi.hProcess, INFINITE);
     DWORD code = 0;
     GetExitCodeProcess(pi.hProcess, &code);
     CloseHandle(pi.hProcess);
     CloseHandle(pi.hThread);
-    *output = buf;
     return (int)code;
 }
 
@@ -265,32 +278,20 @@ static void test_known_changes(const char *vmsnap, const char *child_exe, const 
         char rcmd[2048];
         snprintf(rcmd, sizeof(rcmd), "\"%s\" -d \"%s\" record -p %lu -i 100ms", vmsnap, db,
                  (unsigned long)d.pid);
-        SECURITY_ATTRIBUTES sa = {sizeof(sa), NULL, TRUE};
-        HANDLE rd, wr;
-        CreatePipe(&rd, &wr, &sa, 0);
-        SetHandleInformation(rd, HANDLE_FLAG_INHERIT, 0);
-        STARTUPINFOA si;
         PROCESS_INFORMATION pi;
-        memset(&si, 0, sizeof(si));
-        si.cb = sizeof(si);
-        si.dwFlags = STARTF_USESTDHANDLES;
-        si.hStdOutput = wr;
-        si.hStdError = wr;
-        BOOL started = CreateProcessA(NULL, rcmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi);
-        CloseHandle(wr);
+        HANDLE rd;
+        BOOL started = start_captured(rcmd, &pi, &rd);
         Sleep(400);
         DWORD w;
         WriteFile(d.in, "exit 0\n", 7, &w, NULL);
         DWORD waited = started ? WaitForSingleObject(pi.hProcess, 10000) : WAIT_FAILED;
-        char text[4096] = "";
-        DWORD got = 0;
-        ReadFile(rd, text, sizeof(text) - 1, &got, NULL);
-        text[got] = '\0';
+        char *text = drain(rd);
         DWORD code = 99;
         if (started)
             GetExitCodeProcess(pi.hProcess, &code);
         check(waited == WAIT_OBJECT_0 && code == 0 && strstr(text, "target exited"),
               "record stops when the target exits (%lu: %s)", (unsigned long)code, text);
+        free(text);
         CloseHandle(rd);
         if (started) {
             CloseHandle(pi.hProcess);
