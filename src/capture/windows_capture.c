@@ -102,6 +102,44 @@ static char *boot_id(void)
     return xstrdup("windows-boot-unknown");
 }
 
+/* The PEB's address, or NULL. */
+static void *peb_of(HANDLE h)
+{
+    struct {
+        LONG status;
+        PVOID peb;
+        ULONG_PTR affinity;
+        LONG priority;
+        ULONG_PTR pid, parent;
+    } pbi;
+    nt_query_process_fn q = (nt_query_process_fn)(void *)GetProcAddress(
+        GetModuleHandleA("ntdll.dll"), "NtQueryInformationProcess");
+    if (!q || q(h, 0, &pbi, sizeof(pbi), NULL) != 0)
+        return NULL;
+    return pbi.peb;
+}
+
+/* The command line, from the 64-bit PEB: ProcessParameters (0x20), then its CommandLine
+ * UNICODE_STRING (0x70: length in bytes, then the buffer's address at 0x78). */
+static char *read_cmdline(struct capture *c)
+{
+    char *peb = peb_of(c->h);
+    uint64_t params = 0, buffer = 0;
+    USHORT len = 0;
+    SIZE_T got;
+    if (!peb || !ReadProcessMemory(c->h, peb + 0x20, &params, sizeof(params), &got) || !params ||
+        !ReadProcessMemory(c->h, (char *)(uintptr_t)params + 0x70, &len, sizeof(len), &got) ||
+        !ReadProcessMemory(c->h, (char *)(uintptr_t)params + 0x78, &buffer, sizeof(buffer), &got) ||
+        !len || !buffer)
+        return NULL;
+    wchar_t *w = xmalloc((size_t)len + sizeof(wchar_t));
+    char *out = NULL;
+    if (ReadProcessMemory(c->h, (void *)(uintptr_t)buffer, w, len, &got))
+        out = utf8_of(w, (int)(got / sizeof(wchar_t)));
+    free(w);
+    return out;
+}
+
 static void fill_target(struct capture *c, FILETIME created)
 {
     struct capture_target *t = &c->target;
@@ -115,8 +153,9 @@ static void fill_target(struct capture *c, FILETIME created)
     DWORD n = sizeof(path) / sizeof(path[0]);
     if (QueryFullProcessImageNameW(c->h, 0, path, &n))
         t->exe = utf8_of(path, (int)n);
-    /* NEEDSWORK: the command line lives in the target's PEB; the image path stands in. */
-    t->cmdline = t->exe ? xstrdup(t->exe) : NULL;
+    t->cmdline = read_cmdline(c);
+    if (!t->cmdline && t->exe)
+        t->cmdline = xstrdup(t->exe);
     char host[256];
     DWORD hn = sizeof(host);
     t->host = xstrdup(GetComputerNameA(host, &hn) ? host : "unknown");
@@ -190,27 +229,18 @@ static int in_list(const uint64_t *v, size_t n, uint64_t x)
 /* The process heaps: ProcessHeaps and NumberOfHeaps in the 64-bit PEB. */
 static void load_heaps(struct capture *c)
 {
-    struct {
-        LONG status;
-        PVOID peb;
-        ULONG_PTR affinity;
-        LONG priority;
-        ULONG_PTR pid, parent;
-    } pbi;
     c->nheaps = 0;
-    nt_query_process_fn q = (nt_query_process_fn)(void *)GetProcAddress(
-        GetModuleHandleA("ntdll.dll"), "NtQueryInformationProcess");
-    if (!q || q(c->h, 0, &pbi, sizeof(pbi), NULL) != 0 || !pbi.peb)
+    char *peb = peb_of(c->h);
+    if (!peb)
         return;
     ULONG count = 0;
     uint64_t array = 0, process_heap = 0;
     SIZE_T got;
     /* PEB (x64): ProcessHeap at 0x30, NumberOfHeaps at 0xE8, ProcessHeaps at 0xF0. */
-    if (!ReadProcessMemory(c->h, (char *)pbi.peb + 0x30, &process_heap, sizeof(process_heap), &got))
+    if (!ReadProcessMemory(c->h, peb + 0x30, &process_heap, sizeof(process_heap), &got))
         process_heap = 0;
-    if (!ReadProcessMemory(c->h, (char *)pbi.peb + 0xE8, &count, sizeof(count), &got) ||
-        !ReadProcessMemory(c->h, (char *)pbi.peb + 0xF0, &array, sizeof(array), &got) ||
-        count > 4096 || !array)
+    if (!ReadProcessMemory(c->h, peb + 0xE8, &count, sizeof(count), &got) ||
+        !ReadProcessMemory(c->h, peb + 0xF0, &array, sizeof(array), &got) || count > 4096 || !array)
         count = 0;
     c->heaps = xreallocarray(c->heaps, (size_t)count + 1, sizeof(uint64_t));
     if (count &&

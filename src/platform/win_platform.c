@@ -1,6 +1,8 @@
 /* Windows implementation of platform.h. */
 #include <windows.h>
 
+#include <sddl.h>
+
 #include <errno.h>
 #include <io.h>
 #include <stdlib.h>
@@ -78,11 +80,41 @@ static int errno_of(DWORD err)
     }
 }
 
+/* A security descriptor whose protected DACL lets only the current user in, or NULL. */
+static PSECURITY_DESCRIPTOR owner_only(void)
+{
+    HANDLE token;
+    if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token))
+        return NULL;
+    union {
+        TOKEN_USER user;
+        char bytes[256];
+    } info;
+    DWORD got = 0;
+    PSECURITY_DESCRIPTOR sd = NULL;
+    char *sid = NULL;
+    if (GetTokenInformation(token, TokenUser, &info, sizeof(info), &got) &&
+        ConvertSidToStringSidA(info.user.User.Sid, &sid)) {
+        char sddl[256];
+        snprintf(sddl, sizeof(sddl), "D:P(A;;FA;;;%s)", sid);
+        if (!ConvertStringSecurityDescriptorToSecurityDescriptorA(sddl, SDDL_REVISION_1, &sd, NULL))
+            sd = NULL;
+        LocalFree(sid);
+    }
+    CloseHandle(token);
+    return sd;
+}
+
 int plat_create_private(const char *path)
 {
-    /* NEEDSWORK: an owner-only ACL; files in a user's profile are private by default. */
-    HANDLE h = CreateFileA(path, GENERIC_READ | GENERIC_WRITE, 0, NULL, CREATE_NEW,
+    /* An address map defeats ASLR for whoever reads it: only its owner may open the file. */
+    SECURITY_ATTRIBUTES sa = {sizeof(sa), NULL, FALSE};
+    PSECURITY_DESCRIPTOR sd = owner_only();
+    sa.lpSecurityDescriptor = sd;
+    HANDLE h = CreateFileA(path, GENERIC_READ | GENERIC_WRITE, 0, &sa, CREATE_NEW,
                            FILE_ATTRIBUTE_NORMAL, NULL);
+    if (sd)
+        LocalFree(sd);
     if (h == INVALID_HANDLE_VALUE) {
         int e = errno_of(GetLastError());
         return e == EEXIST ? 1 : -e;

@@ -310,6 +310,8 @@ static void test_known_changes(const char *vmsnap, const char *child_exe, const 
     snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" -j show w", vmsnap, db);
     run(cmd, &out);
     check(strstr(out, "\"category\":\"heap\"") != NULL, "the process heap is found (PEB)");
+    check(strstr(out, "\"cmdline\":\"") && strstr(out, "win_child.exe"),
+          "the target's command line comes from its PEB");
     check(strstr(out, "\"category\":\"stack\"") != NULL, "the thread stack is found (TEB)");
     check(strstr(out, "\"category\":\"image\"") && strstr(out, ".dll\""),
           "DLLs are image regions named by their files");
