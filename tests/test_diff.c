@@ -309,6 +309,31 @@ static void test_windows_state_changes(void **state)
     expect(f, 0, DIFF_DECOMMITTED, 0x10000, 0x20000);
 }
 
+static struct region *win(struct region_list *l, uint64_t start, uint64_t end, const char *perms,
+                          int state)
+{
+    struct region *r = add(l, start, end, perms);
+    r->flags |= REGION_HAS_WIN;
+    r->state = (uint8_t)state;
+    r->type = WIN_TYPE_PRIVATE;
+    r->alloc_base = 0x100000;
+    return r;
+}
+
+static void test_windows_commit_next_to_commit(void **state)
+{
+    struct fx *f = *state;
+    /* Committing the pages after a committed block: the block's region grows and the
+     * reservation's shrinks, but on Windows that is one `committed` change of those pages. */
+    win(&f->a, 0x100000, 0x110000, "rw-p", WIN_STATE_COMMIT);
+    win(&f->a, 0x110000, 0x200000, "---p", WIN_STATE_RESERVE);
+    win(&f->b, 0x100000, 0x130000, "rw-p", WIN_STATE_COMMIT);
+    win(&f->b, 0x130000, 0x200000, "---p", WIN_STATE_RESERVE);
+    run(f);
+    assert_int_equal(f->d.n, 1);
+    expect(f, 0, DIFF_COMMITTED, 0x110000, 0x130000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -324,6 +349,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resident, setup, teardown),
         cmocka_unit_test_setup_teardown(test_above_2_63, setup, teardown),
         cmocka_unit_test_setup_teardown(test_windows_state_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_windows_commit_next_to_commit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,7 +5,8 @@
  * at one end while keeping its backing and protection is one grown or shrunk change, not a new
  * tail. A glibc thread arena that commits more of its PROT_NONE reservation is read as its rw
  * part grown and its reservation shrunk by the same bytes (the bytes move from one to the
- * other; nothing is reported as re-protected).
+ * other; nothing is reported as re-protected). On Windows a change of state (reserve to commit)
+ * is always `committed` or `decommitted` over its exact range, never growth.
  */
 #include "diff/diff.h"
 
@@ -240,7 +241,7 @@ static int grew(const struct segs *s, const struct span_idx *bx, size_t ib, size
             continue;
         if (g->kind == SEG_NEW)
             continue;
-        if (g->ia != NONE && succ[g->ia] != NONE && g->kind != SEG_SAME)
+        if (g->ia != NONE && succ[g->ia] != NONE && g->kind == SEG_REPROT)
             continue;
         return 0;
     }
@@ -256,7 +257,7 @@ static int shrank(const struct segs *s, const struct span_idx *ax, size_t ia, si
             continue;
         if (g->kind == SEG_FREED)
             continue;
-        if (g->ib != NONE && pred[g->ib] != NONE && g->kind != SEG_SAME)
+        if (g->ib != NONE && pred[g->ib] != NONE && g->kind == SEG_REPROT)
             continue;
         return 0;
     }
