@@ -198,6 +198,8 @@ static void test_known_changes(const char *vmsnap, const char *child_exe, const 
     unsigned long long r = ask(&c, "reserve %d", 1 << 20);
     ask(&c, "commit 0x%llx %d rw-", r, 65536);
     unsigned long long r2 = ask(&c, "reserve %d", 4 << 20);
+    unsigned long long r3 = ask(&c, "reserve %d", 1 << 20);
+    ask(&c, "commit 0x%llx %d rw-", r3, 65536);
 
     snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" snap -p %lu --detail maps --label a", vmsnap, db,
              (unsigned long)c.pid);
@@ -208,6 +210,8 @@ static void test_known_changes(const char *vmsnap, const char *child_exe, const 
     ask(&c, "commit 0x%llx %d rw-", r + 65536, 131072);
     ask(&c, "protect 0x%llx %d r--", r, 4096);
     ask(&c, "decommit 0x%llx %d", r + 32768, 32768);
+    /* Committing right after a committed block merges them in VirtualQueryEx's answer. */
+    ask(&c, "commit 0x%llx %d rw-", r3 + 65536, 131072);
     char file[MAX_PATH];
     snprintf(file, sizeof(file), "%s\\mapped file.bin", dir);
     /* Map before releasing, so the view cannot land where the reservation was. */
@@ -232,12 +236,15 @@ static void test_known_changes(const char *vmsnap, const char *child_exe, const 
     check(has_change(out, "freed", r2, r2 + (4 << 20)), "released reservation freed at 0x%llx", r2);
     check(has_change(out, "new", v, v + 65536), "mapped view new at 0x%llx", v);
     check(strstr(out, "mapped file.bin\"") != NULL, "the view is named by its file");
+    check(has_change(out, "committed", r3 + 65536, r3 + 196608),
+          "committed next to a committed block: only the new pages at 0x%llx", r3 + 65536);
     /* Nothing else in the ranges the child changed; elsewhere only the loader may differ. */
     int mine = has_change(out, "committed", r + 65536, r + 196608) +
                has_change(out, "reprotected", r, r + 4096) +
                has_change(out, "decommitted", r + 32768, r + 65536) +
-               has_change(out, "freed", r2, r2 + (4 << 20)) + has_change(out, "new", v, v + 65536);
-    check(count_changes(out) >= mine && mine == 5, "five changes made, five reported (%d in all)",
+               has_change(out, "freed", r2, r2 + (4 << 20)) + has_change(out, "new", v, v + 65536) +
+               has_change(out, "committed", r3 + 65536, r3 + 196608);
+    check(count_changes(out) == mine && mine == 6, "six changes made, six reported (%d in all)",
           count_changes(out));
     free(out);
 
