@@ -59,7 +59,7 @@ static sqlite3 *open_db(const char *path)
     return db;
 }
 
-static int64_t q64(sqlite3 *db, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static int64_t q64(sqlite3 *db, const char *fmt, ...)
 {
     char sql[1024];
     va_list ap;

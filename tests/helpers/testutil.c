@@ -70,7 +70,8 @@ void tu_child_start(struct tu_child *c)
     assert_int_equal(tu_child_ok(c, "pid"), (uint64_t)pid);
 }
 
-static const char *vcmd(struct tu_child *c, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static const char *vcmd(struct tu_child *c, const char *fmt,
+                                                              va_list ap)
 {
     static char reply[4096];
     char line[8192];
