@@ -73,7 +73,8 @@ void region_list_copy(struct region_list *dst, const struct region_list *src)
 {
     region_list_clear(dst);
     dst->v = xgrow(dst->v, &dst->cap, src->n, sizeof(*dst->v));
-    memcpy(dst->v, src->v, src->n * sizeof(*src->v));
+    if (src->n)
+        memcpy(dst->v, src->v, src->n * sizeof(*src->v));
     dst->n = src->n;
     for (size_t i = 0; i < dst->n; i++)
         if (dst->v[i].path)
@@ -165,7 +166,7 @@ static int classify_one(const struct region *r, const struct file_key *exec, siz
     if (starts_with(p, "/dev/zero") || starts_with(p, "/anon_hugepage") || p[0] != '/')
         return shared ? CAT_SHM : CAT_ANON;
     struct file_key k = {r->dev_major, r->dev_minor, r->inode};
-    if (r->inode != 0 && bsearch(&k, exec, nexec, sizeof(k), cmp_file_key))
+    if (r->inode != 0 && nexec && bsearch(&k, exec, nexec, sizeof(k), cmp_file_key))
         return CAT_IMAGE;
     return CAT_FILE;
 }

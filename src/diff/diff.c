@@ -343,7 +343,8 @@ void diff_regions(const struct region_list *a, const struct region_list *b, stru
             break;
         }
     }
-    qsort(out->v, out->n, sizeof(*out->v), cmp_change);
+    if (out->n)
+        qsort(out->v, out->n, sizeof(*out->v), cmp_change);
     free(grown);
     free(shrunk);
     free(pred);
