@@ -154,18 +154,25 @@ void plat_hostname(char *out, size_t n)
         snprintf(out, n, "unknown");
 }
 
+/*
+ * Windows has no SIGTERM or SIGUSR1: another process stops a recording, or takes a mark, by
+ * setting the named events Local\vmsnap-stop-PID and Local\vmsnap-mark-PID (PID: vmsnap's).
+ * Ctrl+C and Ctrl+Break raise the stop event too.
+ */
 struct plat_recorder {
-    HANDLE stop_event;
+    HANDLE stop_event, mark_event;
     HANDLE child;
     int child_done, child_status;
 };
 
-/* Ctrl+C and Ctrl+Break arrive on a thread of their own: they only raise the event. */
+/* Console events arrive on a thread of their own: they only raise the event. */
 static HANDLE g_stop_event;
+static volatile LONG g_console_stop;
 
 static BOOL WINAPI on_console_event(DWORD type)
 {
     if (type == CTRL_C_EVENT || type == CTRL_BREAK_EVENT || type == CTRL_CLOSE_EVENT) {
+        InterlockedExchange(&g_console_stop, 1);
         SetEvent(g_stop_event);
         return TRUE;
     }
@@ -175,7 +182,11 @@ static BOOL WINAPI on_console_event(DWORD type)
 int plat_recorder_init(struct plat_recorder **out)
 {
     struct plat_recorder *r = xcalloc(1, sizeof(*r));
-    r->stop_event = CreateEventA(NULL, TRUE, FALSE, NULL);
+    char name[64];
+    snprintf(name, sizeof(name), "Local\\vmsnap-stop-%lu", (unsigned long)GetCurrentProcessId());
+    r->stop_event = CreateEventA(NULL, TRUE, FALSE, name);
+    snprintf(name, sizeof(name), "Local\\vmsnap-mark-%lu", (unsigned long)GetCurrentProcessId());
+    r->mark_event = CreateEventA(NULL, FALSE, FALSE, name);
     g_stop_event = r->stop_event;
     SetConsoleCtrlHandler(on_console_event, TRUE);
     *out = r;
@@ -244,14 +255,16 @@ int plat_recorder_wait(struct plat_recorder *r, int64_t until_us)
 {
     int64_t left = until_us - plat_monotonic_us();
     DWORD ms = left <= 0 ? 0 : (DWORD)((left + 999) / 1000);
-    HANDLE hs[2] = {r->stop_event, r->child};
-    DWORD n = r->child && !r->child_done ? 2 : 1;
+    HANDLE hs[3] = {r->stop_event, r->mark_event, r->child};
+    DWORD n = r->child && !r->child_done ? 3 : 2;
     DWORD w = WaitForMultipleObjects(n, hs, FALSE, ms);
     if (w == WAIT_OBJECT_0) {
         ResetEvent(r->stop_event);
         return PLAT_EV_STOP;
     }
     if (w == WAIT_OBJECT_0 + 1)
+        return PLAT_EV_MARK;
+    if (w == WAIT_OBJECT_0 + 2)
         return PLAT_EV_CHILD;
     return PLAT_EV_TIMEOUT;
 }
@@ -259,7 +272,7 @@ int plat_recorder_wait(struct plat_recorder *r, int64_t until_us)
 const char *plat_recorder_stop_reason(const struct plat_recorder *r)
 {
     (void)r;
-    return "interrupted";
+    return g_console_stop ? "interrupted" : "terminated";
 }
 
 void plat_recorder_forward_stop(struct plat_recorder *r)
@@ -296,5 +309,6 @@ void plat_recorder_release(struct plat_recorder *r)
     if (r->child)
         CloseHandle(r->child);
     CloseHandle(r->stop_event);
+    CloseHandle(r->mark_event);
     free(r);
 }

@@ -306,6 +306,59 @@ static void test_known_changes(const char *vmsnap, const char *child_exe, const 
         }
     }
 
+    {
+        /* The named events: a mark, then a stop, each taken between snapshots. */
+        char rcmd[2048];
+        snprintf(rcmd, sizeof(rcmd), "\"%s\" -d \"%s\" record -p %lu -i 1h", vmsnap, db,
+                 (unsigned long)c.pid);
+        PROCESS_INFORMATION pi;
+        HANDLE rd;
+        BOOL started = start_captured(rcmd, &pi, &rd);
+        char name[64];
+        HANDLE mark = NULL, stop = NULL;
+        for (int i = 0; started && i < 100 && (!mark || !stop); i++) {
+            snprintf(name, sizeof(name), "Local\\vmsnap-mark-%lu", (unsigned long)pi.dwProcessId);
+            if (!mark)
+                mark = OpenEventA(EVENT_MODIFY_STATE, FALSE, name);
+            snprintf(name, sizeof(name), "Local\\vmsnap-stop-%lu", (unsigned long)pi.dwProcessId);
+            if (!stop)
+                stop = OpenEventA(EVENT_MODIFY_STATE, FALSE, name);
+            Sleep(50);
+        }
+        check(mark && stop, "record makes its mark and stop events");
+        Sleep(500); /* the first snapshot */
+        if (mark)
+            SetEvent(mark);
+        Sleep(500);
+        if (stop)
+            SetEvent(stop);
+        DWORD waited = started ? WaitForSingleObject(pi.hProcess, 10000) : WAIT_FAILED;
+        char *text = drain(rd);
+        DWORD code = 99;
+        if (started)
+            GetExitCodeProcess(pi.hProcess, &code);
+        check(waited == WAIT_OBJECT_0 && code == 0 && strstr(text, "recorded 2 snapshots") &&
+                  strstr(text, "terminated"),
+              "a mark, then a stop (%lu: %s)", (unsigned long)code, text);
+        free(text);
+        if (mark)
+            CloseHandle(mark);
+        if (stop)
+            CloseHandle(stop);
+        CloseHandle(rd);
+        if (started) {
+            CloseHandle(pi.hProcess);
+            CloseHandle(pi.hThread);
+        }
+        snprintf(rcmd, sizeof(rcmd),
+                 "\"%s\" -d \"%s\" query \"SELECT count(*) FROM snapshots "
+                 "WHERE label = 'mark-1'\"",
+                 vmsnap, db);
+        int qrc = run(rcmd, &text);
+        check(qrc == 0 && strstr(text, "1"), "the mark is a snapshot labelled mark-1 (%s)", text);
+        free(text);
+    }
+
     /* Compare a walk with winedbg's own listing of the process (when under Wine). */
     snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" snap -p %lu --detail maps --label w", vmsnap, db,
              (unsigned long)c.pid);
