@@ -25,7 +25,9 @@ static const char usage[] =
     "  -d, --db FILE          database;  -j, --json  JSON summary on stdout\n\n"
     "T is a number with an optional unit ms, s, m, h (plain number = seconds).\n"
     "Stops at COUNT, at DURATION, when the target exits, or on SIGINT/SIGTERM, after committing\n"
-    "the snapshot in progress. SIGUSR1 takes one extra snapshot now, labelled mark-N (P-mark-N).\n";
+    "the snapshot in progress. SIGUSR1 takes one extra snapshot now, labelled mark-N (P-mark-N).\n"
+    "On Windows, Ctrl+C stops; the named events Local\\vmsnap-stop-PID and\n"
+    "Local\\vmsnap-mark-PID (PID: vmsnap's) stop or mark from another process.\n";
 
 struct rec {
     struct cli *cli;
