@@ -483,6 +483,15 @@ static void test_new_file_is_private(void **state)
     assert_int_equal(count(st, "PRAGMA application_id"), STORE_APPLICATION_ID);
     assert_int_equal(count(st, "PRAGMA user_version"), store_schema_version());
     store_close(st);
+    /* Reading an empty file does not turn it into a database. */
+    char *empty = db_path("empty.db");
+    fclose(fopen(empty, "w"));
+    assert_int_equal(store_open(&st, empty, STORE_READ, &e), ERR_NOTVMSNAP);
+    assert_int_equal(tu_count_lines(""), 0);
+    struct stat eb;
+    assert_int_equal(stat(empty, &eb), 0);
+    assert_int_equal(eb.st_size, 0);
+    free(empty);
     /* Reading a missing file never creates it. */
     char *missing = db_path("missing.db");
     assert_int_equal(store_open(&st, missing, STORE_READ, &e), ERR_NOTFOUND);

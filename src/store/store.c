@@ -162,7 +162,7 @@ static int migrate(struct store *st, int64_t from, int max_version, struct err *
     return 0;
 }
 
-static int identify(struct store *st, int max_version, struct err *e)
+static int identify(struct store *st, int mode, int max_version, struct err *e)
 {
     int64_t app = 0, version = 0, objects = 0;
     int rc;
@@ -171,7 +171,8 @@ static int identify(struct store *st, int max_version, struct err *e)
         (rc = pragma_int(st, "SELECT count(*) FROM sqlite_schema", &objects, e)) < 0)
         return rc;
     if (app == 0 && version == 0 && objects == 0) {
-        if (!st->writable)
+        /* Only a writer turns an empty file into a vmsnap database. */
+        if (mode == STORE_READ || !st->writable)
             return err_set(e, ERR_NOTVMSNAP, "'%s' is an empty database, not a vmsnap recording",
                            st->path);
     } else if (app != STORE_APPLICATION_ID) {
@@ -236,7 +237,7 @@ int store_open_version(struct store **out, const char *path, int mode, int max_v
     }
     sqlite3_extended_result_codes(st->db, 1);
     sqlite3_busy_timeout(st->db, 5000);
-    rc = identify(st, max_version, e);
+    rc = identify(st, mode, max_version, e);
     if (rc < 0)
         goto fail;
     *out = st;
