@@ -275,16 +275,16 @@ int cmd_record(struct cli *cli, int argc, char **argv)
     plat_recorder_init(&r.events);
     struct err e = {0};
     int status = EXIT_TROUBLE, trouble = 0;
-    if (!command) {
-        struct capture *probe = NULL;
-        if (capture_open(&probe, "/proc", r.pid, &e) < 0) {
-            status = cli_fail_err(&e);
-            goto out_events;
-        }
-        capture_close(probe);
-    }
-    if (cli_open_store(cli, STORE_WRITE, &r.st))
+    /* Open the process first, so a typo'd pid does not create an empty database. */
+    struct capture *cap = NULL;
+    if (!command && capture_open(&cap, "/proc", r.pid, &e) < 0) {
+        status = cli_fail_err(&e);
         goto out_events;
+    }
+    if (cli_open_store(cli, STORE_WRITE, &r.st)) {
+        capture_close(cap);
+        goto out_events;
+    }
     if (command) {
         char why_not[256];
         int64_t child = plat_recorder_spawn(r.events, command, why_not, sizeof(why_not));
@@ -295,7 +295,7 @@ int cmd_record(struct cli *cli, int argc, char **argv)
         r.child = 1;
         r.pid = child;
     }
-    if (taker_open(&r.taker, r.st, r.pid, r.detail, &e) < 0) {
+    if (taker_open(&r.taker, r.st, cap, r.pid, r.detail, &e) < 0) {
         if (plat_recorder_child_exited(r.events, 0, NULL) || e.code == ERR_EXITED ||
             e.code == ERR_ZOMBIE) {
             summary(&r, "target exited");

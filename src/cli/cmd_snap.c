@@ -78,14 +78,15 @@ int cmd_snap(struct cli *cli, int argc, char **argv)
     const struct region_list *list = NULL;
     struct capture_info info;
     int status = EXIT_TROUBLE;
-    /* Check the process first, so a typo'd pid does not create an empty database. */
-    struct capture *probe = NULL;
-    if (capture_open(&probe, "/proc", pid, &e) < 0)
+    /* Open the process first, so a typo'd pid does not create an empty database. */
+    struct capture *cap = NULL;
+    if (capture_open(&cap, "/proc", pid, &e) < 0)
         return cli_fail_err(&e);
-    capture_close(probe);
-    if (cli_open_store(cli, STORE_WRITE, &st))
+    if (cli_open_store(cli, STORE_WRITE, &st)) {
+        capture_close(cap);
         return EXIT_TROUBLE;
-    if (taker_open(&t, st, pid, detail, &e) < 0) {
+    }
+    if (taker_open(&t, st, cap, pid, detail, &e) < 0) {
         cli_fail_err(&e);
         goto out_store;
     }

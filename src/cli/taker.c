@@ -12,7 +12,7 @@ static int64_t now_us(void)
 
 static int attach(struct taker *t, struct err *e)
 {
-    int rc = capture_open(&t->cap, t->proc_root, t->pid, e);
+    int rc = t->cap ? 0 : capture_open(&t->cap, t->proc_root, t->pid, e);
     if (rc < 0)
         return rc;
     return store_writer_open(t->st, capture_get_target(t->cap), &t->w, e);
@@ -26,9 +26,11 @@ static void detach(struct taker *t)
     t->cap = NULL;
 }
 
-int taker_open(struct taker *t, struct store *st, int64_t pid, int detail, struct err *e)
+int taker_open(struct taker *t, struct store *st, struct capture *cap, int64_t pid, int detail,
+               struct err *e)
 {
     memset(t, 0, sizeof(*t));
+    t->cap = cap;
     t->st = st;
     t->pid = pid;
     t->detail = detail;

@@ -16,8 +16,12 @@ struct taker {
     int execs; /* times the process exec'd while we watched it */
 };
 
-/* Opens pid for snapshots into st. On failure nothing is written. */
-int taker_open(struct taker *t, struct store *st, int64_t pid, int detail, struct err *e);
+/*
+ * Opens pid for snapshots into st; cap is a capture of pid already open (t takes it over, even
+ * on failure), or NULL. On failure nothing is written.
+ */
+int taker_open(struct taker *t, struct store *st, struct capture *cap, int64_t pid, int detail,
+               struct err *e);
 
 /*
  * Walks the process and writes one snapshot. An exec makes a new target and is retried; the
