@@ -9,13 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "capture/capture.h"
 #include "capture/linux_procmap.h"
 #include "capture/maps_parse.h"
+#include "platform/platform.h"
 #include "util/xalloc.h"
 
 #define PF_KTHREAD   0x00200000
@@ -44,13 +43,6 @@ struct capture {
     int has_vsyscall;
     uint32_t last_flags; /* capture flags of the last walk */
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static char *proc_path(const struct capture *c, const char *leaf)
 {
@@ -178,8 +170,9 @@ static void fill_target(struct capture *c, const struct proc_stat *st)
             if (t->cmdline[i] == '\0')
                 t->cmdline[i] = ' ';
     }
-    struct utsname u;
-    t->host = xstrdup(uname(&u) == 0 ? u.nodename : "unknown");
+    char host[256];
+    plat_hostname(host, sizeof(host));
+    t->host = xstrdup(host);
 }
 
 static int check_alive(struct capture *c, const struct proc_stat *st, struct err *e)
@@ -393,13 +386,6 @@ static int read_text(struct capture *c, int detail, int k, struct err *e)
     return 0;
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
 /* Whether slot k's text equals the previous walk's, so its regions still hold. */
 static int same_as_last(const struct capture *c, int detail, int k)
 {
@@ -439,7 +425,7 @@ static int walk_text(struct capture *c, int detail, int k, struct capture_info *
         if (attempt >= TORN_RETRIES)
             break;
         info->retries++;
-        sleep_ms(1L << attempt);
+        plat_sleep_ms(1L << attempt);
     }
     if (detail != DETAIL_SMAPS && c->have_query) {
         /* A PROCMAP_QUERY walk cannot go backwards or overlap: each query starts at the last end.
@@ -472,7 +458,7 @@ int capture_walk(struct capture *c, int detail, const struct region_list **list,
     memset(info, 0, sizeof(*info));
     info->detail = detail;
     info->method = detail == DETAIL_SMAPS ? "smaps" : "maps";
-    info->taken_at_ms = now_ms();
+    info->taken_at_ms = plat_realtime_ms();
     int rc = stat_now(c, 0, e);
     if (rc < 0)
         return rc;

@@ -14,6 +14,7 @@
 
 #include "capture/capture.h"
 #include "capture/windows_regions.h"
+#include "platform/platform.h"
 #include "util/xalloc.h"
 
 typedef LONG(NTAPI *nt_query_process_fn)(HANDLE, ULONG, PVOID, ULONG, PULONG);
@@ -40,14 +41,6 @@ static char *utf8_of(const wchar_t *w, int wlen)
     WideCharToMultiByte(CP_UTF8, 0, w, wlen, s, n, NULL, NULL);
     s[n] = '\0';
     return s;
-}
-
-static int64_t now_ms(void)
-{
-    FILETIME ft;
-    GetSystemTimeAsFileTime(&ft);
-    uint64_t t = ((uint64_t)ft.dwHighDateTime << 32) | ft.dwLowDateTime;
-    return (int64_t)((t - 116444736000000000ULL) / 10000);
 }
 
 static int os_error(struct err *e, DWORD code, int64_t pid, const char *what)
@@ -157,8 +150,8 @@ static void fill_target(struct capture *c, FILETIME created)
     if (!t->cmdline && t->exe)
         t->cmdline = xstrdup(t->exe);
     char host[256];
-    DWORD hn = sizeof(host);
-    t->host = xstrdup(GetComputerNameA(host, &hn) ? host : "unknown");
+    plat_hostname(host, sizeof(host));
+    t->host = xstrdup(host);
 }
 
 int capture_open(struct capture **out, const char *proc_root, int64_t pid, struct err *e)
@@ -312,7 +305,7 @@ int capture_walk(struct capture *c, int detail, const struct region_list **list,
     memset(info, 0, sizeof(*info));
     info->detail = detail;
     info->method = "virtualquery";
-    info->taken_at_ms = now_ms();
+    info->taken_at_ms = plat_realtime_ms();
     if (!alive(c))
         return err_set(e, ERR_EXITED, "process %lld exited", (long long)c->pid);
     int k = c->cur < 0 ? 0 : 1 - c->cur;

@@ -5,11 +5,6 @@
 
 #include "platform/platform.h"
 
-static int64_t now_us(void)
-{
-    return plat_monotonic_us();
-}
-
 static int attach(struct taker *t, struct err *e)
 {
     int rc = t->cap ? 0 : capture_open(&t->cap, t->proc_root, t->pid, e);
@@ -54,7 +49,7 @@ int taker_take(struct taker *t, const char *label, int64_t *snap_id,
                            : rc;
             }
         }
-        int64_t t0 = now_us();
+        int64_t t0 = plat_monotonic_us();
         int rc = capture_walk(t->cap, t->detail, list, info, e);
         if (rc == ERR_EXECED && attempt < 3) {
             /* The same pid now runs another program: that is a new target. */
@@ -64,7 +59,7 @@ int taker_take(struct taker *t, const char *label, int64_t *snap_id,
         }
         if (rc < 0)
             return rc;
-        rc = store_writer_write(t->w, *list, info, label, now_us() - t0, snap_id, e);
+        rc = store_writer_write(t->w, *list, info, label, plat_monotonic_us() - t0, snap_id, e);
         t->target_id = store_writer_target(t->w);
         return rc;
     }
