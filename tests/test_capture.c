@@ -13,39 +13,6 @@
 
 #include "capture/capture.h"
 
-struct line {
-    uint64_t start, end;
-    char perms[5];
-};
-
-/* An independent reading of /proc/PID/maps (sscanf, not the parser under test). */
-static size_t read_proc_maps(pid_t pid, struct line **out)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-    char *text = tu_read_file(path, NULL);
-    size_t n = 0, cap = 256;
-    struct line *v = malloc(cap * sizeof(*v));
-    for (char *p = text; *p;) {
-        char *nl = strchr(p, '\n');
-        if (nl)
-            *nl = '\0';
-        if (n == cap)
-            v = realloc(v, (cap *= 2) * sizeof(*v));
-        unsigned long long s, e;
-        assert_int_equal(sscanf(p, "%llx-%llx %4s", &s, &e, v[n].perms), 3);
-        v[n].start = s;
-        v[n].end = e;
-        n++;
-        if (!nl)
-            break;
-        p = nl + 1;
-    }
-    free(text);
-    *out = v;
-    return n;
-}
-
 static const struct region *find(const struct region_list *l, uint64_t start)
 {
     for (size_t i = 0; i < l->n; i++)
@@ -82,15 +49,15 @@ static void test_walk_matches_proc_maps(void **state)
     if (capture_walk(cap, DETAIL_MAPS, &l, &info, &e) != 0)
         fail_msg("walk: %s", e.msg);
 
-    struct line *lines;
-    size_t n = read_proc_maps(c.pid, &lines);
+    struct tu_range *lines;
+    size_t n = tu_proc_maps(c.pid, &lines);
     assert_int_equal(l->n, n);
     for (size_t i = 0; i < n; i++) {
         assert_true(l->v[i].start == lines[i].start);
         assert_true(l->v[i].end == lines[i].end);
         assert_string_equal(l->v[i].perms, lines[i].perms);
     }
-    free(lines);
+    tu_ranges_free(lines, n);
 
     const struct region *r;
     assert_non_null(r = find(l, anon));

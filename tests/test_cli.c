@@ -13,42 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
-struct row {
-    uint64_t start, end;
-    char perms[5];
-    char *path;
-};
-
 static int cmp_row(const void *a, const void *b)
 {
-    const struct row *x = a, *y = b;
+    const struct tu_range *x = a, *y = b;
     return x->start < y->start ? -1 : x->start > y->start;
-}
-
-/* /proc/PID/maps read independently: ranges and perms (names are checked separately). */
-static size_t proc_rows(pid_t pid, struct row **out)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-    char *text = tu_read_file(path, NULL);
-    size_t n = 0;
-    struct row *v = calloc(100000, sizeof(*v));
-    for (char *p = text; *p;) {
-        char *nl = strchr(p, '\n');
-        if (nl)
-            *nl = '\0';
-        unsigned long long s, e;
-        assert_int_equal(sscanf(p, "%llx-%llx %4s", &s, &e, v[n].perms), 3);
-        v[n].start = s;
-        v[n].end = e;
-        n++;
-        if (!nl)
-            break;
-        p = nl + 1;
-    }
-    free(text);
-    *out = v;
-    return n;
 }
 
 static sqlite3 *open_db(const char *path)
@@ -77,7 +45,7 @@ __attribute__((format(printf, 2, 3))) static int64_t q64(sqlite3 *db, const char
 }
 
 /* The regions view for one snapshot, in unsigned address order. */
-static size_t db_rows(sqlite3 *db, int64_t snap, struct row **out)
+static size_t db_rows(sqlite3 *db, int64_t snap, struct tu_range **out)
 {
     sqlite3_stmt *s;
     assert_int_equal(sqlite3_prepare_v2(db,
@@ -86,30 +54,21 @@ static size_t db_rows(sqlite3 *db, int64_t snap, struct row **out)
                                         -1, &s, NULL),
                      SQLITE_OK);
     sqlite3_bind_int64(s, 1, snap);
-    size_t n = 0;
-    struct row *v = calloc(100000, sizeof(*v));
-    while (sqlite3_step(s) == SQLITE_ROW) {
-        v[n].start = (uint64_t)sqlite3_column_int64(s, 0);
-        v[n].end = (uint64_t)sqlite3_column_int64(s, 1);
-        snprintf(v[n].perms, 5, "%s", sqlite3_column_text(s, 2));
-        const unsigned char *p = sqlite3_column_text(s, 3);
-        v[n].path = p ? strdup((const char *)p) : NULL;
-        n++;
-    }
+    size_t n = 0, cap = 0;
+    struct tu_range *v = NULL;
+    while (sqlite3_step(s) == SQLITE_ROW)
+        tu_ranges_push(&v, &n, &cap, (uint64_t)sqlite3_column_int64(s, 0),
+                       (uint64_t)sqlite3_column_int64(s, 1),
+                       (const char *)sqlite3_column_text(s, 2),
+                       (const char *)sqlite3_column_text(s, 3));
     sqlite3_finalize(s);
     qsort(v, n, sizeof(*v), cmp_row);
     *out = v;
     return n;
 }
 
-static void free_rows(struct row *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i].path);
-    free(v);
-}
-
-static void assert_rows_equal(const struct row *a, size_t na, const struct row *b, size_t nb)
+static void assert_rows_equal(const struct tu_range *a, size_t na, const struct tu_range *b,
+                              size_t nb)
 {
     assert_int_equal(na, nb);
     for (size_t i = 0; i < na; i++) {
@@ -118,15 +77,6 @@ static void assert_rows_equal(const struct row *a, size_t na, const struct row *
                      (unsigned long long)a[i].end, a[i].perms, (unsigned long long)b[i].start,
                      (unsigned long long)b[i].end, b[i].perms);
     }
-}
-
-static char *db_in_tmp(void)
-{
-    char *dir = tu_tmpdir();
-    char *p = malloc(strlen(dir) + 16);
-    sprintf(p, "%s/v.db", dir);
-    free(dir);
-    return p;
 }
 
 /* Exit 2 and exactly one line on stderr, starting "vmsnap: " and containing want. */
@@ -142,7 +92,7 @@ static void test_snap_stores_exactly_what_maps_shows(void **state)
 {
     (void)state;
     struct tu_child c;
-    char *db = db_in_tmp();
+    char *db = tu_tmppath("v.db", NULL);
     char dir[4096];
     snprintf(dir, sizeof(dir), "%s", db);
     *strrchr(dir, '/') = '\0';
@@ -153,14 +103,14 @@ static void test_snap_stores_exactly_what_maps_shows(void **state)
     char pid[16];
     snprintf(pid, sizeof(pid), "%d", (int)c.pid);
 
-    struct row *before, *after, *stored;
-    size_t nb = proc_rows(c.pid, &before);
+    struct tu_range *before, *after, *stored;
+    size_t nb = tu_proc_maps(c.pid, &before);
     struct tu_run r;
     tu_vmsnap(&r, "-d", db, "snap", "-p", pid, NULL);
     assert_int_equal(r.status, 0);
     assert_string_equal(r.out, "1\n");
     assert_string_equal(r.err, "");
-    size_t na = proc_rows(c.pid, &after);
+    size_t na = tu_proc_maps(c.pid, &after);
     assert_rows_equal(before, nb, after, na); /* the child held still */
 
     sqlite3 *h = open_db(db);
@@ -199,9 +149,9 @@ static void test_snap_stores_exactly_what_maps_shows(void **state)
     struct stat sb;
     assert_int_equal(stat(db, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0600);
-    free_rows(before, nb);
-    free_rows(after, na);
-    free_rows(stored, ns);
+    tu_ranges_free(before, nb);
+    tu_ranges_free(after, na);
+    tu_ranges_free(stored, ns);
     tu_child_stop(&c);
     free(db);
 }
@@ -210,7 +160,7 @@ static void test_show_list_query_output(void **state)
 {
     (void)state;
     struct tu_child c;
-    char *db = db_in_tmp();
+    char *db = tu_tmppath("v.db", NULL);
     tu_child_start(&c);
     tu_child_ok(&c, "mapat 0x320000000 65536 rw-");
     tu_child_ok(&c, "touch 0x320000000 8192");
@@ -262,7 +212,7 @@ static void test_show_list_query_output(void **state)
 static void test_record_command_until_exit(void **state)
 {
     (void)state;
-    char *db = db_in_tmp();
+    char *db = tu_tmppath("v.db", NULL);
     struct tu_run r;
     tu_vmsnap(&r, "-d", db, "record", "-i", "50ms", "--label-prefix", "run", "--", "/bin/sh", "-c",
               "sleep 0.5; exit 7", NULL);
@@ -287,7 +237,7 @@ static void test_record_command_until_exit(void **state)
     sqlite3_close(h);
 
     /* A command that execs another: each program is its own target, none left empty. */
-    char *db2 = db_in_tmp();
+    char *db2 = tu_tmppath("v.db", NULL);
     tu_vmsnap(&r, "-d", db2, "record", "-i", "20ms", "--", "/bin/sh", "-c",
               "sleep 0.2; exec /bin/sleep 0.3", NULL);
     assert_int_equal(r.status, 0);
@@ -371,7 +321,7 @@ static void test_sigint_mid_record_keeps_every_snapshot(void **state)
 {
     (void)state;
     struct tu_child c;
-    char *db = db_in_tmp();
+    char *db = tu_tmppath("v.db", NULL);
     char pid[16];
     tu_child_start(&c);
     snprintf(pid, sizeof(pid), "%d", (int)c.pid);
@@ -404,14 +354,14 @@ static void test_sigint_mid_record_keeps_every_snapshot(void **state)
     tu_vmsnap(&r, "-d", db, "record", "-p", pid, "-n", "1", NULL);
     assert_int_equal(r.status, 0);
     tu_run_release(&r);
-    struct row *live, *stored;
-    size_t nl = proc_rows(c.pid, &live);
+    struct tu_range *live, *stored;
+    size_t nl = tu_proc_maps(c.pid, &live);
     h = open_db(db);
     size_t ns = db_rows(h, q64(h, "SELECT max(id) FROM snapshots"), &stored);
     assert_rows_equal(live, nl, stored, ns);
     sqlite3_close(h);
-    free_rows(live, nl);
-    free_rows(stored, ns);
+    tu_ranges_free(live, nl);
+    tu_ranges_free(stored, ns);
     tu_child_stop(&c);
     free(db);
 }
@@ -420,7 +370,7 @@ static void test_sigusr1_marks_and_target_exit_stops(void **state)
 {
     (void)state;
     struct tu_child c;
-    char *db = db_in_tmp();
+    char *db = tu_tmppath("v.db", NULL);
     char pid[16];
     tu_child_start(&c);
     snprintf(pid, sizeof(pid), "%d", (int)c.pid);
@@ -445,7 +395,7 @@ static void test_duration_and_sigterm_stop_cleanly(void **state)
 {
     (void)state;
     struct tu_child c;
-    char *db = db_in_tmp();
+    char *db = tu_tmppath("v.db", NULL);
     char pid[16];
     tu_child_start(&c);
     snprintf(pid, sizeof(pid), "%d", (int)c.pid);
@@ -508,7 +458,7 @@ static void test_help_and_version(void **state)
 static void test_errors_are_one_line_and_exit_2(void **state)
 {
     (void)state;
-    char *db = db_in_tmp();
+    char *db = tu_tmppath("v.db", NULL);
     struct tu_run r;
 
     tu_vmsnap(&r, "-d", db, "snap", "-p", "2147483000", NULL);
@@ -587,7 +537,7 @@ static void test_errors_are_one_line_and_exit_2(void **state)
 static void test_foreign_and_newer_files_are_refused_untouched(void **state)
 {
     (void)state;
-    char *db = db_in_tmp();
+    char *db = tu_tmppath("v.db", NULL);
     FILE *f = fopen(db, "w");
     fputs("not a database\n", f);
     fclose(f);
@@ -632,7 +582,7 @@ static void test_unprivileged_user(void **state)
     (void)state;
     if (geteuid() != 0)
         skip();
-    char *db = db_in_tmp();
+    char *db = tu_tmppath("v.db", NULL);
     char dir[4096];
     snprintf(dir, sizeof(dir), "%s", db);
     *strrchr(dir, '/') = '\0';

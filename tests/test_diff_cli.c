@@ -58,14 +58,6 @@ static const struct change *find(const struct change *v, size_t n, const char *k
     return NULL;
 }
 
-static char *db_in_tmp(char **dir)
-{
-    *dir = tu_tmpdir();
-    char *p = malloc(strlen(*dir) + 16);
-    sprintf(p, "%s/d.db", *dir);
-    return p;
-}
-
 static void snap(const char *db, pid_t pid, const char *label, const char *detail)
 {
     char p[16];
@@ -83,7 +75,7 @@ static void test_known_changes_are_reported_exactly(void **state)
 {
     (void)state;
     char *dir;
-    char *db = db_in_tmp(&dir);
+    char *db = tu_tmppath("d.db", &dir);
     struct tu_child c;
     tu_child_start(&c);
     const uint64_t A = 0x500000000ULL, B = 0x510000000ULL, G = 0x520000000ULL, S = 0x530000000ULL,
@@ -180,7 +172,7 @@ static void test_resident_changes_with_smaps(void **state)
 {
     (void)state;
     char *dir;
-    char *db = db_in_tmp(&dir);
+    char *db = tu_tmppath("d.db", &dir);
     struct tu_child c;
     tu_child_start(&c);
     const uint64_t T = 0x560000000ULL;
@@ -230,7 +222,7 @@ static void test_diff_trouble(void **state)
 {
     (void)state;
     char *dir;
-    char *db = db_in_tmp(&dir);
+    char *db = tu_tmppath("d.db", &dir);
     char self[16];
     snprintf(self, sizeof(self), "%d", (int)getpid());
     struct tu_run r;

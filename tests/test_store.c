@@ -15,15 +15,6 @@
 #include "store/store.h"
 #include "store/store_internal.h"
 
-static char *db_path(const char *name)
-{
-    char *dir = tu_tmpdir();
-    char *p = malloc(strlen(dir) + strlen(name) + 2);
-    sprintf(p, "%s/%s", dir, name);
-    free(dir);
-    return p;
-}
-
 static void load(const char *fixture, struct region_list *l)
 {
     size_t len;
@@ -98,7 +89,7 @@ struct fixture {
 static void open_fixture(struct fixture *f)
 {
     struct err e = {0};
-    f->path = db_path("t.db");
+    f->path = tu_tmppath("t.db", NULL);
     assert_int_equal(store_open(&f->st, f->path, STORE_WRITE, &e), 0);
     static struct capture_target t;
     t = fake_target();
@@ -419,7 +410,7 @@ static void expect_refused(const char *path, int code)
 static void test_refuses_foreign_files(void **state)
 {
     (void)state;
-    char *text = db_path("notes.txt");
+    char *text = tu_tmppath("notes.txt", NULL);
     FILE *f = fopen(text, "w");
     fputs("just some text, not a database at all, long enough to fill a header........"
           "..............................................\n",
@@ -427,7 +418,7 @@ static void test_refuses_foreign_files(void **state)
     fclose(f);
     expect_refused(text, ERR_NOTVMSNAP);
 
-    char *other = db_path("other.db");
+    char *other = tu_tmppath("other.db", NULL);
     sqlite3 *db;
     assert_int_equal(sqlite3_open(other, &db), SQLITE_OK);
     assert_int_equal(
@@ -436,7 +427,7 @@ static void test_refuses_foreign_files(void **state)
     sqlite3_close(db);
     expect_refused(other, ERR_NOTVMSNAP);
 
-    char *app = db_path("app.db");
+    char *app = tu_tmppath("app.db", NULL);
     assert_int_equal(sqlite3_open(app, &db), SQLITE_OK);
     assert_int_equal(
         sqlite3_exec(db, "PRAGMA application_id = 1234; CREATE TABLE t(x);", NULL, NULL, NULL),
@@ -451,7 +442,7 @@ static void test_refuses_foreign_files(void **state)
 static void test_refuses_newer_schema(void **state)
 {
     (void)state;
-    char *path = db_path("new.db");
+    char *path = tu_tmppath("new.db", NULL);
     struct store *st = NULL;
     struct err e = {0};
     assert_int_equal(store_open(&st, path, STORE_WRITE, &e), 0);
@@ -471,7 +462,7 @@ static void test_refuses_newer_schema(void **state)
 static void test_new_file_is_private(void **state)
 {
     (void)state;
-    char *path = db_path("private.db");
+    char *path = tu_tmppath("private.db", NULL);
     struct store *st = NULL;
     struct err e = {0};
     mode_t old = umask(0);
@@ -484,7 +475,7 @@ static void test_new_file_is_private(void **state)
     assert_int_equal(count(st, "PRAGMA user_version"), store_schema_version());
     store_close(st);
     /* Reading an empty file does not turn it into a database. */
-    char *empty = db_path("empty.db");
+    char *empty = tu_tmppath("empty.db", NULL);
     fclose(fopen(empty, "w"));
     assert_int_equal(store_open(&st, empty, STORE_READ, &e), ERR_NOTVMSNAP);
     struct stat eb;
@@ -492,7 +483,7 @@ static void test_new_file_is_private(void **state)
     assert_int_equal(eb.st_size, 0);
     free(empty);
     /* Reading a missing file never creates it. */
-    char *missing = db_path("missing.db");
+    char *missing = tu_tmppath("missing.db", NULL);
     assert_int_equal(store_open(&st, missing, STORE_READ, &e), ERR_NOTFOUND);
     assert_int_equal(access(missing, F_OK), -1);
     free(path);
@@ -502,7 +493,7 @@ static void test_new_file_is_private(void **state)
 static void test_migrates_from_version_1(void **state)
 {
     (void)state;
-    char *path = db_path("old.db");
+    char *path = tu_tmppath("old.db", NULL);
     struct store *st = NULL;
     struct err e = {0};
     assert_int_equal(store_open_version(&st, path, STORE_WRITE, 1, &e), 0);

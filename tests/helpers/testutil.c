@@ -48,6 +48,63 @@ char *tu_tmpdir(void)
     return t;
 }
 
+char *tu_tmppath(const char *name, char **dir)
+{
+    char *d = tu_tmpdir();
+    char *p = malloc(strlen(d) + strlen(name) + 2);
+    sprintf(p, "%s/%s", d, name);
+    if (dir)
+        *dir = d;
+    else
+        free(d);
+    return p;
+}
+
+void tu_ranges_push(struct tu_range **v, size_t *n, size_t *cap, uint64_t start, uint64_t end,
+                    const char *perms, const char *path)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 256;
+        *v = realloc(*v, *cap * sizeof(**v));
+    }
+    struct tu_range *r = &(*v)[(*n)++];
+    r->start = start;
+    r->end = end;
+    snprintf(r->perms, sizeof(r->perms), "%s", perms);
+    r->path = path ? strdup(path) : NULL;
+}
+
+size_t tu_proc_maps(pid_t pid, struct tu_range **out)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+    char *text = tu_read_file(path, NULL);
+    struct tu_range *v = NULL;
+    size_t n = 0, cap = 0;
+    for (char *p = text; *p;) {
+        char *nl = strchr(p, '\n');
+        if (nl)
+            *nl = '\0';
+        unsigned long long s, e;
+        char perms[5];
+        assert_int_equal(sscanf(p, "%llx-%llx %4s", &s, &e, perms), 3);
+        tu_ranges_push(&v, &n, &cap, s, e, perms, NULL);
+        if (!nl)
+            break;
+        p = nl + 1;
+    }
+    free(text);
+    *out = v;
+    return n;
+}
+
+void tu_ranges_free(struct tu_range *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i].path);
+    free(v);
+}
+
 void tu_child_start(struct tu_child *c)
 {
     int in[2], out[2];

@@ -44,6 +44,23 @@ void tu_run(struct tu_run *r, char *const argv[]);
 void tu_vmsnap(struct tu_run *r, const char *arg, ...);
 void tu_run_release(struct tu_run *r);
 
+/* A path NAME in a fresh directory under /tmp; the directory goes to *dir when dir is not
+ * NULL. Caller frees both. */
+char *tu_tmppath(const char *name, char **dir);
+
+/* One mapping: range, perms, and (when read from a database) its path. */
+struct tu_range {
+    uint64_t start, end;
+    char perms[5];
+    char *path;
+};
+/* /proc/PID/maps read independently of the parser under test (sscanf): ranges and perms. */
+size_t tu_proc_maps(pid_t pid, struct tu_range **out);
+/* Appends a range (path copied) to a growable array. */
+void tu_ranges_push(struct tu_range **v, size_t *n, size_t *cap, uint64_t start, uint64_t end,
+                    const char *perms, const char *path);
+void tu_ranges_free(struct tu_range *v, size_t n);
+
 /* Counts the lines of s. */
 int tu_count_lines(const char *s);
 
