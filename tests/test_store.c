@@ -315,6 +315,24 @@ static void big_list(struct region_list *big)
     }
 }
 
+/* A full disk, simulated: with full set, the database may not grow by another page. */
+static void disk_full(struct fixture *f, int full)
+{
+    char sql[128];
+    snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld",
+             full ? (long long)count(f->st, "PRAGMA page_count") : 1000000LL);
+    assert_int_equal(sqlite3_exec(f->st->db, sql, NULL, NULL, NULL), SQLITE_OK);
+}
+
+/* Writes l expecting a full disk; returns the error. */
+static void write_full(struct fixture *f, const struct region_list *l, struct err *e)
+{
+    struct capture_info info = info_for(DETAIL_MAPS);
+    int64_t id;
+    assert_int_equal(store_writer_write(f->w, l, &info, NULL, 0, &id, e), ERR_FULL);
+    assert_non_null(strstr(e->msg, "full"));
+}
+
 static void test_failed_write_leaves_nothing(void **state)
 {
     (void)state;
@@ -324,16 +342,9 @@ static void test_failed_write_leaves_nothing(void **state)
     open_fixture(&f);
     load("edge.maps", &a);
     int64_t s1 = write_snap(&f, &a, DETAIL_MAPS, NULL);
-    /* A full disk, simulated: the database may not grow by another page. */
-    int64_t pages = count(f.st, "PRAGMA page_count");
-    char sql[128];
-    snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld", (long long)pages);
-    assert_int_equal(sqlite3_exec(f.st->db, sql, NULL, NULL, NULL), SQLITE_OK);
+    disk_full(&f, 1);
     big_list(&big);
-    struct capture_info info = info_for(DETAIL_MAPS);
-    int64_t id;
-    assert_int_equal(store_writer_write(f.w, &big, &info, NULL, 0, &id, &e), ERR_FULL);
-    assert_non_null(strstr(e.msg, "full"));
+    write_full(&f, &big, &e);
     assert_int_equal(count(f.st, "SELECT count(*) FROM snapshots"), 1);
     assert_int_equal(
         count(f.st, "SELECT (SELECT count(*) FROM spans) + (SELECT count(*) FROM spans_open)"),
@@ -343,8 +354,7 @@ static void test_failed_write_leaves_nothing(void **state)
     assert_same_regions(&a, &back, 0);
     region_list_release(&back);
     /* Once there is room again, the next write is a correct delta from the last commit. */
-    assert_int_equal(sqlite3_exec(f.st->db, "PRAGMA max_page_count = 1000000", NULL, NULL, NULL),
-                     SQLITE_OK);
+    disk_full(&f, 0);
     int64_t s2 = write_snap(&f, &big, DETAIL_MAPS, NULL);
     read_snap(&f, s2, &back);
     assert_same_regions(&big, &back, 0);
@@ -365,17 +375,11 @@ static void test_failed_first_write_leaves_no_target(void **state)
     struct err e = {0};
     open_fixture(&f);
     big_list(&a);
-    char sql[128];
-    snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld",
-             (long long)count(f.st, "PRAGMA page_count"));
-    assert_int_equal(sqlite3_exec(f.st->db, sql, NULL, NULL, NULL), SQLITE_OK);
-    struct capture_info info = info_for(DETAIL_MAPS);
-    int64_t id;
-    assert_int_equal(store_writer_write(f.w, &a, &info, NULL, 0, &id, &e), ERR_FULL);
+    disk_full(&f, 1);
+    write_full(&f, &a, &e);
     assert_int_equal(count(f.st, "SELECT count(*) FROM targets"), 0);
     assert_int_equal(store_writer_target(f.w), 0);
-    assert_int_equal(sqlite3_exec(f.st->db, "PRAGMA max_page_count = 1000000", NULL, NULL, NULL),
-                     SQLITE_OK);
+    disk_full(&f, 0);
     write_snap(&f, &a, DETAIL_MAPS, NULL);
     assert_int_equal(count(f.st, "SELECT count(*) FROM targets"), 1);
     assert_int_equal(store_writer_target(f.w), 1);
