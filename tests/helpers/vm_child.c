@@ -18,6 +18,8 @@
  *   huge SIZE                    -> ok ADDR      MAP_HUGETLB anonymous (err if no huge pages)
  *   many N                       -> ok ADDR      N one-page mappings, alternating r--/rw-
  *   churn on|off                 -> ok           a thread that maps and unmaps in a loop
+ *   flip N MS                    -> ok           a thread that, every MS ms, flips the protection
+ *                                                of N pages of the last `many` block (0 0: stop)
  *   exec                         -> (re-executes itself; answers nothing until the next command)
  *   exit CODE                    -> (exits)
  */
@@ -48,6 +50,46 @@ static int prot_of(const char *s)
 }
 
 static atomic_int churning;
+
+/* `flip`: a steady, known rate of change, for measuring ticks where a few regions change. */
+static char *many_base;
+static unsigned long many_pages;
+static atomic_int flip_n, flip_ms;
+static pthread_t flipper;
+static int flipper_running;
+
+static void *flip(void *arg)
+{
+    (void)arg;
+    long page = sysconf(_SC_PAGESIZE);
+    /* Odd pages are rw- between r-- neighbours: making one r-- merges three regions into one.
+     * The last RING pages made r-- are put back in turn, so the region count holds steady. */
+    enum { RING = 256 };
+    unsigned long ring[RING], i = 0;
+    size_t head = 0, used = 0;
+    while (atomic_load(&flip_n) > 0) {
+        int n = atomic_load(&flip_n);
+        for (int k = 0; k < n; k++, i++) {
+            if (used == RING) {
+                mprotect(many_base + ring[head] * (unsigned long)page, (size_t)page,
+                         PROT_READ | PROT_WRITE);
+                used--;
+            }
+            unsigned long at = 1 + 2 * ((i * 2654435761u) % (many_pages / 2 - 1));
+            mprotect(many_base + at * (unsigned long)page, (size_t)page, PROT_READ);
+            ring[head] = at;
+            head = (head + 1) % RING;
+            used++;
+        }
+        usleep((useconds_t)atomic_load(&flip_ms) * 1000);
+    }
+    while (used--) {
+        head = (head + RING - 1) % RING;
+        mprotect(many_base + ring[head] * (unsigned long)page, (size_t)page,
+                 PROT_READ | PROT_WRITE);
+    }
+    return NULL;
+}
 static pthread_t churner;
 
 static void *churn(void *arg)
@@ -194,10 +236,24 @@ int main(void)
             int ok = 1;
             for (unsigned long i = 0; i < x && ok; i += 2)
                 ok = mprotect(base + i * (unsigned long)page, (size_t)page, PROT_READ) == 0;
-            if (ok)
+            if (ok) {
+                many_base = base;
+                many_pages = x;
                 reply_addr(base);
-            else
+            } else
                 printf("err %s\n", strerror(errno));
+        } else if (strcmp(cmd, "flip") == 0) {
+            if (flipper_running) {
+                atomic_store(&flip_n, 0);
+                pthread_join(flipper, NULL);
+                flipper_running = 0;
+            }
+            if (x > 0 && many_base) {
+                atomic_store(&flip_n, (int)x);
+                atomic_store(&flip_ms, (int)y);
+                flipper_running = pthread_create(&flipper, NULL, flip, NULL) == 0;
+            }
+            printf("ok\n");
         } else if (strcmp(cmd, "churn") == 0) {
             if (strcmp(a, "on") == 0 && !atomic_load(&churning)) {
                 atomic_store(&churning, 1);
