@@ -633,7 +633,7 @@ static void test_unprivileged_user(void **state)
                   sp,
                   NULL};
     tu_run(&r, ro);
-    assert_trouble(&r, "cannot write to database");
+    assert_trouble(&r, "belongs to another user");
     tu_run_release(&r);
     char *list[] = {"/usr/bin/setpriv",
                     "--reuid=65534",

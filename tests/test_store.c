@@ -109,7 +109,7 @@ static int64_t write_snap(struct fixture *f, const struct region_list *l, int de
     struct err e = {0};
     struct capture_info info = info_for(detail);
     int64_t id = 0;
-    if (store_writer_write(f->w, l, &info, label, 10, &id, &e) != 0)
+    if (store_writer_write(f->w, l, &info, label, STORE_LABEL_EXACT, 10, &id, &e) != 0)
         fail_msg("write: %s", e.msg);
     return id;
 }
@@ -329,7 +329,8 @@ static void write_full(struct fixture *f, const struct region_list *l, struct er
 {
     struct capture_info info = info_for(DETAIL_MAPS);
     int64_t id;
-    assert_int_equal(store_writer_write(f->w, l, &info, NULL, 0, &id, e), ERR_FULL);
+    assert_int_equal(store_writer_write(f->w, l, &info, NULL, STORE_LABEL_EXACT, 0, &id, e),
+                     ERR_FULL);
     assert_non_null(strstr(e->msg, "full"));
 }
 
@@ -395,6 +396,8 @@ static char *file_bytes(const char *path, size_t *len)
 static void expect_refused(const char *path, int code)
 {
     size_t before_len, after_len;
+    /* Private, so what is refused is the content, not who may read the file. */
+    assert_int_equal(chmod(path, 0600), 0);
     char *before = file_bytes(path, &before_len);
     struct store *st = NULL;
     struct err e = {0};
@@ -511,7 +514,7 @@ static void test_migrates_from_version_1(void **state)
     load("edge.maps", &l);
     struct capture_info info = info_for(DETAIL_MAPS);
     int64_t id;
-    assert_int_equal(store_writer_write(w, &l, &info, NULL, 0, &id, &e), 0);
+    assert_int_equal(store_writer_write(w, &l, &info, NULL, STORE_LABEL_EXACT, 0, &id, &e), 0);
     store_writer_close(w);
     store_close(st);
 

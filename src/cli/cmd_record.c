@@ -41,9 +41,17 @@ struct rec {
     const char *prefix;
     int64_t taken, marks;
     int64_t first_snap, last_snap;
-    int progress; /* stderr is a terminal */
-    const struct region_list *list;
+    int progress;                   /* stderr is a terminal */
+    const struct region_list *list; /* the last snapshot written */
     struct capture_info info;
+    /* A walk that could not be written yet because another process held the database: it is
+     * kept, and written before anything else is walked. */
+    int pending;
+    char pending_label[512];
+    int pending_has_label;
+    int64_t pending_since_ms; /* when the pending walk was taken (monotonic) */
+    int lock_reported;
+    int64_t marks_waiting; /* marks asked for while a walk was pending */
 };
 
 static int64_t mono_ms(void)
@@ -56,39 +64,48 @@ static void show_progress(struct rec *r)
     if (!r->progress)
         return;
     char mapped[16], rss[16], db[16];
+    int64_t bytes = store_db_bytes(r->st);
     fprintf(stderr, "\rvmsnap: %lld snapshots  %zu regions  mapped %s  rss %s  db %s   ",
             (long long)r->taken, r->list ? r->list->n : 0,
             cli_human(r->list ? region_list_mapped(r->list) : 0, mapped),
             r->info.have_totals ? cli_human(r->info.totals.rss, rss) : "-",
-            cli_human((uint64_t)store_disk_bytes(r->st), db));
+            bytes >= 0 ? cli_human((uint64_t)bytes, db) : "?");
 }
 
-/* Takes one snapshot. Returns 0, 1 when the target is gone, or EXIT_TROUBLE after printing. */
-static int tick(struct rec *r, int mark)
+/*
+ * Writes the pending walk. Returns 0 when written or still locked (r->pending stays set), or
+ * EXIT_TROUBLE after printing.
+ */
+static int commit(struct rec *r)
 {
     struct err e = {0};
-    char label[512];
-    const char *lp = NULL;
-    if (mark) {
-        r->marks++;
-        snprintf(label, sizeof(label), "%s%smark-%lld", r->prefix ? r->prefix : "",
-                 r->prefix ? "-" : "", (long long)r->marks);
-        lp = label;
-    } else if (r->prefix) {
-        snprintf(label, sizeof(label), "%s-%lld", r->prefix, (long long)(r->taken + 1));
-        lp = label;
-    }
     int64_t snap;
-    int rc = taker_take(&r->taker, lp, &snap, &r->list, &r->info, &e);
-    if (rc == ERR_EXITED || rc == ERR_ZOMBIE || rc == ERR_NOPROC) {
-        r->list = NULL;
-        return 1;
+    int rc = taker_commit(&r->taker, r->pending_has_label ? r->pending_label : NULL,
+                          STORE_LABEL_UNIQUE, &snap, &e);
+    if (rc == ERR_LOCKED) {
+        if (!r->lock_reported) {
+            r->lock_reported = 1;
+            fprintf(stderr,
+                    "%svmsnap: database '%s' is locked by another process; the snapshot is kept "
+                    "and written when the lock is released\n",
+                    r->progress ? "\n" : "", r->cli->db_path);
+        }
+        return 0;
     }
     if (rc < 0) {
         if (r->progress)
             fputc('\n', stderr);
         return cli_fail_err(&e);
     }
+    if (r->lock_reported)
+        fprintf(stderr,
+                "%svmsnap: database unlocked; the snapshot taken %.1f s ago is written and "
+                "recording goes on\n",
+                r->progress ? "\n" : "", (double)(mono_ms() - r->pending_since_ms) / 1000);
+    r->pending = 0;
+    r->lock_reported = 0;
+    r->list = r->taker.list;
+    r->info = r->taker.info;
     if (!r->first_snap)
         r->first_snap = snap;
     r->last_snap = snap;
@@ -99,6 +116,69 @@ static int tick(struct rec *r, int mark)
                 "read)\n",
                 r->progress ? "\n" : "", (long long)snap);
     show_progress(r);
+    return 0;
+}
+
+/*
+ * Takes one snapshot, or first writes the one still pending. Returns 0, 1 when the target is
+ * gone, or EXIT_TROUBLE after printing.
+ */
+static int tick(struct rec *r, int mark)
+{
+    if (r->pending) {
+        r->marks_waiting += mark;
+        return commit(r);
+    }
+    if (!mark && r->marks_waiting) {
+        r->marks_waiting--;
+        mark = 1;
+    }
+    struct err e = {0};
+    r->pending_has_label = mark || r->prefix;
+    if (mark) {
+        r->marks++;
+        snprintf(r->pending_label, sizeof(r->pending_label), "%s%smark-%lld",
+                 r->prefix ? r->prefix : "", r->prefix ? "-" : "", (long long)r->marks);
+    } else if (r->prefix) {
+        snprintf(r->pending_label, sizeof(r->pending_label), "%s-%lld", r->prefix,
+                 (long long)(r->taken + 1));
+    }
+    int rc = taker_walk(&r->taker, &e);
+    if (rc == ERR_EXITED || rc == ERR_ZOMBIE || rc == ERR_NOPROC) {
+        r->list = NULL;
+        return 1;
+    }
+    if (rc < 0) {
+        if (r->progress)
+            fputc('\n', stderr);
+        return cli_fail_err(&e);
+    }
+    r->pending = 1;
+    r->pending_since_ms = mono_ms();
+    return commit(r);
+}
+
+/*
+ * Recording is over but a walk is still pending: keep trying to write it until it is written
+ * or a stop request comes, then try once more. Returns 0 or EXIT_TROUBLE after printing.
+ */
+static int flush_pending(struct rec *r)
+{
+    int stop = 0;
+    while (r->pending) {
+        int rc = commit(r);
+        if (rc)
+            return rc;
+        if (!r->pending)
+            break;
+        if (stop)
+            return cli_fail("record: database '%s' stayed locked by another process: the last "
+                            "snapshot was not written (the %lld before it are)",
+                            r->cli->db_path, (long long)r->taken);
+        int64_t until = mono_ms() + (r->interval_ms > 100 ? r->interval_ms : 100);
+        while (!stop && mono_ms() < until)
+            stop = plat_recorder_wait(r->events, until * 1000) == PLAT_EV_STOP;
+    }
     return 0;
 }
 
@@ -336,6 +416,8 @@ int cmd_record(struct cli *cli, int argc, char **argv)
         if (wait_next(&r, next, deadline, &why, &trouble))
             break;
     }
+    if (!trouble && flush_pending(&r))
+        trouble = 1;
     if (!trouble)
         summary(&r, why);
     status = trouble ? EXIT_TROUBLE : EXIT_OK;
@@ -346,6 +428,11 @@ out_child:
          * Everything is committed, so signals may act as usual again while we wait. */
         plat_recorder_unblock(r.events);
         int child_status = 0;
+        if (!plat_recorder_child_exited(r.events, 0, &child_status))
+            fprintf(stderr,
+                    "vmsnap: recording has stopped; waiting for '%s' (pid %lld) to exit, whose "
+                    "status vmsnap exits with -- interrupt or kill it to end sooner\n",
+                    command[0], (long long)r.pid);
         plat_recorder_child_exited(r.events, 1, &child_status);
         if (!trouble)
             status = child_status;

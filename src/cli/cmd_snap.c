@@ -18,6 +18,9 @@ static const char usage[] =
     "                      unmaps heavily\n"
     "  -d, --db FILE       database;  -j, --json  JSON output\n";
 
+/* Attempts at writing one snapshot while other processes hold the database. */
+#define SNAP_LOCK_ATTEMPTS 6
+
 int cmd_snap(struct cli *cli, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -75,8 +78,6 @@ int cmd_snap(struct cli *cli, int argc, char **argv)
     struct store *st = NULL;
     struct taker t;
     int64_t snap = 0;
-    const struct region_list *list = NULL;
-    struct capture_info info;
     int status = EXIT_TROUBLE;
     /* Open the process first, so a typo'd pid does not create an empty database. */
     struct capture *cap = NULL;
@@ -90,10 +91,21 @@ int cmd_snap(struct cli *cli, int argc, char **argv)
         cli_fail_err(&e);
         goto out_store;
     }
-    if (taker_take(&t, label, &snap, &list, &info, &e) < 0) {
+    int rc = taker_take(&t, label, STORE_LABEL_EXACT, &snap, &e);
+    /* Another writer holds the database: keep the walk and wait for our turn (each attempt
+     * waits STORE_BUSY_MS). */
+    for (int attempt = 1; rc == ERR_LOCKED && attempt < SNAP_LOCK_ATTEMPTS; attempt++) {
+        if (attempt == 1)
+            fprintf(stderr, "vmsnap: database '%s' is locked by another process; waiting\n",
+                    cli->db_path);
+        rc = taker_commit(&t, label, STORE_LABEL_EXACT, &snap, &e);
+    }
+    if (rc < 0) {
         cli_fail_err(&e);
         goto out;
     }
+    const struct region_list *list = t.list;
+    const struct capture_info info = t.info;
     if (cli->json) {
         struct json j;
         json_init(&j, stdout, 0);

@@ -36,8 +36,7 @@ int taker_open(struct taker *t, struct store *st, struct capture *cap, int64_t p
     return rc;
 }
 
-int taker_take(struct taker *t, const char *label, int64_t *snap_id,
-               const struct region_list **list, struct capture_info *info, struct err *e)
+int taker_walk(struct taker *t, struct err *e)
 {
     for (int attempt = 0;; attempt++) {
         if (!t->cap) {
@@ -50,19 +49,35 @@ int taker_take(struct taker *t, const char *label, int64_t *snap_id,
             }
         }
         int64_t t0 = plat_monotonic_us();
-        int rc = capture_walk(t->cap, t->detail, list, info, e);
+        t->list = NULL;
+        int rc = capture_walk(t->cap, t->detail, &t->list, &t->info, e);
         if (rc == ERR_EXECED && attempt < 3) {
             /* The same pid now runs another program: that is a new target. */
             t->execs++;
             detach(t);
             continue;
         }
-        if (rc < 0)
+        if (rc < 0) {
+            t->list = NULL;
             return rc;
-        rc = store_writer_write(t->w, *list, info, label, plat_monotonic_us() - t0, snap_id, e);
-        t->target_id = store_writer_target(t->w);
-        return rc;
+        }
+        t->walk_us = plat_monotonic_us() - t0;
+        return 0;
     }
+}
+
+int taker_commit(struct taker *t, const char *label, int label_mode, int64_t *snap_id,
+                 struct err *e)
+{
+    int rc = store_writer_write(t->w, t->list, &t->info, label, label_mode, t->walk_us, snap_id, e);
+    t->target_id = store_writer_target(t->w);
+    return rc;
+}
+
+int taker_take(struct taker *t, const char *label, int label_mode, int64_t *snap_id, struct err *e)
+{
+    int rc = taker_walk(t, e);
+    return rc < 0 ? rc : taker_commit(t, label, label_mode, snap_id, e);
 }
 
 int taker_check(struct taker *t)

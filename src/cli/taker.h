@@ -14,6 +14,10 @@ struct taker {
     int64_t target_id;
     int detail;
     int execs; /* times the process exec'd while we watched it */
+    /* The last walk, until the next one: what taker_commit writes. */
+    const struct region_list *list;
+    struct capture_info info;
+    int64_t walk_us; /* how long the walk took, microseconds */
 };
 
 /*
@@ -24,11 +28,20 @@ int taker_open(struct taker *t, struct store *st, struct capture *cap, int64_t p
                struct err *e);
 
 /*
- * Walks the process and writes one snapshot. An exec makes a new target and is retried; the
- * result's list and info describe what was written. ERR_EXITED when the process is gone.
+ * Walks the process: t->list and t->info hold what it saw until the next walk. An exec makes a
+ * new target and is retried. ERR_EXITED when the process is gone.
  */
-int taker_take(struct taker *t, const char *label, int64_t *snap_id,
-               const struct region_list **list, struct capture_info *info, struct err *e);
+int taker_walk(struct taker *t, struct err *e);
+
+/*
+ * Writes the last walk as a snapshot (label_mode: enum store_label_mode). ERR_LOCKED when
+ * another process held the database too long: the walk is kept and may be written again.
+ */
+int taker_commit(struct taker *t, const char *label, int label_mode, int64_t *snap_id,
+                 struct err *e);
+
+/* Walks, then writes: one snapshot now. */
+int taker_take(struct taker *t, const char *label, int label_mode, int64_t *snap_id, struct err *e);
 
 /* 0 while the process lives; ERR_EXITED once it is gone (an exec is not an exit). */
 int taker_check(struct taker *t);

@@ -27,6 +27,17 @@ int plat_writable(const char *path);
 int64_t plat_file_size(const char *path);
 /* Whether path is a directory. */
 int plat_is_dir(const char *path);
+
+enum plat_file_kind { PLAT_FILE_MISSING = 0, PLAT_FILE_REGULAR, PLAT_FILE_DIR, PLAT_FILE_OTHER };
+/* What is at a path (symlinks followed), without opening it: a FIFO must never be opened. */
+struct plat_file {
+    int kind;     /* enum plat_file_kind */
+    int owned;    /* the file belongs to the current (effective) user */
+    int shared;   /* its group or other users have some access to it */
+    int64_t size; /* bytes */
+};
+/* Fills out; 0, or -errno when path cannot be examined (ENOENT is not an error: MISSING). */
+int plat_file_stat(const char *path, struct plat_file *out);
 int plat_isatty(FILE *f);
 /* The machine's name, into out. */
 void plat_hostname(char *out, size_t n);

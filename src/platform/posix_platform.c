@@ -66,6 +66,21 @@ int plat_is_dir(const char *path)
     return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
+int plat_file_stat(const char *path, struct plat_file *out)
+{
+    struct stat sb;
+    memset(out, 0, sizeof(*out));
+    if (stat(path, &sb) < 0)
+        return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
+    out->kind = S_ISREG(sb.st_mode)   ? PLAT_FILE_REGULAR
+                : S_ISDIR(sb.st_mode) ? PLAT_FILE_DIR
+                                      : PLAT_FILE_OTHER;
+    out->owned = sb.st_uid == geteuid();
+    out->shared = (sb.st_mode & (S_IRWXG | S_IRWXO)) != 0;
+    out->size = (int64_t)sb.st_size;
+    return 0;
+}
+
 int plat_isatty(FILE *f)
 {
     return isatty(fileno(f));

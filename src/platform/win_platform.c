@@ -142,6 +142,25 @@ int plat_is_dir(const char *path)
     return a != INVALID_FILE_ATTRIBUTES && (a & FILE_ATTRIBUTE_DIRECTORY);
 }
 
+int plat_file_stat(const char *path, struct plat_file *out)
+{
+    WIN32_FILE_ATTRIBUTE_DATA a;
+    memset(out, 0, sizeof(*out));
+    if (!GetFileAttributesExA(path, GetFileExInfoStandard, &a)) {
+        int e = errno_of(GetLastError());
+        return e == ENOENT ? 0 : -e;
+    }
+    out->kind = (a.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) ? PLAT_FILE_DIR
+                : (a.dwFileAttributes & FILE_ATTRIBUTE_DEVICE)  ? PLAT_FILE_OTHER
+                                                                : PLAT_FILE_REGULAR;
+    /* NEEDSWORK: compare the file's owner SID and DACL with the current user's. New databases
+     * get an owner-only DACL (plat_create_private); an existing file is taken as it is. */
+    out->owned = 1;
+    out->shared = 0;
+    out->size = (int64_t)(((uint64_t)a.nFileSizeHigh << 32) | a.nFileSizeLow);
+    return 0;
+}
+
 int plat_isatty(FILE *f)
 {
     return _isatty(_fileno(f));

@@ -25,10 +25,16 @@ int store_sql_err(struct store *st, int rc, const char *what, const char *sql, s
     int ext = st && st->db ? sqlite3_extended_errcode(st->db) : rc;
     const char *msg = st && st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc);
     const char *path = st ? st->path : "?";
+    int sys = st && st->db ? sqlite3_system_errno(st->db) : 0;
+    /* A file system that cannot grow the WAL or its shared-memory index is full too. */
+    if ((rc & 0xff) == SQLITE_IOERR && (sys == ENOSPC || ext == SQLITE_IOERR_SHMSIZE))
+        rc = SQLITE_FULL;
     switch (rc & 0xff) {
     case SQLITE_FULL:
-        return err_set(e, ERR_FULL, "%s: database or disk is full ('%s') -- free some space", what,
-                       path);
+        return err_set(e, ERR_FULL,
+                       "%s: the disk holding '%s' is full -- free some space; everything "
+                       "committed before is kept",
+                       what, path);
     case SQLITE_READONLY:
         return err_set(e, ERR_READONLY, "%s: database '%s' is read-only", what, path);
     case SQLITE_BUSY:
@@ -80,32 +86,85 @@ static uint32_t be32(const unsigned char *p)
 }
 
 /*
- * Looks at the raw file header before SQLite touches the file, so a foreign or newer file is
- * refused without SQLite creating a journal or changing anything.
+ * An address map defeats ASLR for whoever reads it, and a file somebody else controls can be
+ * swapped or read under us: vmsnap writes only into a regular file of the current user's that
+ * nobody else may open.
  */
-static int check_header(const char *path, int *exists, struct err *e)
+static int check_private(const char *path, const char *what, const struct plat_file *f,
+                         struct err *e)
+{
+    if (f->kind != PLAT_FILE_REGULAR)
+        return err_set(e, ERR_PERM,
+                       "refusing to write to '%s': its %s is not a regular file -- remove it or "
+                       "use another database with -d",
+                       path, what);
+    if (!f->owned)
+        return err_set(e, ERR_PERM,
+                       "refusing to write to '%s': its %s belongs to another user -- an address "
+                       "map must stay private; use a database of your own with -d",
+                       path, what);
+    if (f->shared)
+        return err_set(e, ERR_PERM,
+                       "refusing to write to '%s': other users may open its %s (an address map "
+                       "defeats ASLR) -- run 'chmod 600' on it, or use another database with -d",
+                       path, what);
+    return 0;
+}
+
+/* The -wal and -shm files SQLite keeps beside the database must be as private as the file. */
+static int check_companions(const char *path, struct err *e)
+{
+    static const char *const suffix[] = {"-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+        char *name = xasprintf("%s%s", path, suffix[i]);
+        struct plat_file f;
+        char what[32];
+        snprintf(what, sizeof(what), "%s file", suffix[i] + 1);
+        int rc = plat_file_stat(name, &f);
+        free(name);
+        if (rc == 0 && f.kind != PLAT_FILE_MISSING && (rc = check_private(path, what, &f, e)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/*
+ * Looks at what is at path, then at the raw file header, before SQLite touches the file, so a
+ * FIFO or device is never opened and a foreign or newer file is refused without SQLite creating
+ * a journal or changing anything.
+ */
+static int check_header(const char *path, int mode, int *exists, struct err *e)
 {
     unsigned char h[100];
+    struct plat_file f;
     *exists = 0;
-    if (plat_file_size(path) < 0)
+    int rc = plat_file_stat(path, &f);
+    if (rc < 0)
+        return err_set(e, rc == -EACCES ? ERR_PERM : ERR_IO, "cannot open database '%s': %s", path,
+                       strerror(-rc));
+    if (f.kind == PLAT_FILE_MISSING)
         return 0;
     *exists = 1;
-    if (plat_is_dir(path))
+    if (f.kind == PLAT_FILE_DIR)
         return err_set(e, ERR_NOTVMSNAP, "'%s' is a directory, not a vmsnap database", path);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    if (f.kind != PLAT_FILE_REGULAR)
+        return err_set(e, ERR_NOTVMSNAP,
+                       "'%s' is not a regular file (a FIFO, device or socket), not a vmsnap "
+                       "database -- name a database file with -d",
+                       path);
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
         if (errno == EACCES)
             return err_set(e, ERR_READONLY, "cannot open database '%s': permission denied", path);
         return err_set(e, ERR_IO, "cannot open database '%s': %s", path, strerror(errno));
     }
-    size_t n = fread(h, 1, sizeof(h), f);
-    fclose(f);
-    if (n == 0)
-        return 0; /* an empty file becomes a new database */
-    if (n < sizeof(h) || memcmp(h, "SQLite format 3", 16) != 0)
+    size_t n = fread(h, 1, sizeof(h), fp);
+    fclose(fp);
+    /* An empty file becomes a new database. */
+    if (n > 0 && (n < sizeof(h) || memcmp(h, "SQLite format 3", 16) != 0))
         return err_set(e, ERR_NOTVMSNAP, "'%s' is not a vmsnap database (not an SQLite file)",
                        path);
-    uint32_t app = be32(h + 68), version = be32(h + 60);
+    uint32_t app = n ? be32(h + 68) : 0, version = n ? be32(h + 60) : 0;
     if (app != STORE_APPLICATION_ID && app != 0)
         return err_set(e, ERR_NOTVMSNAP,
                        "'%s' is not a vmsnap database (application_id 0x%08x belongs to another "
@@ -116,74 +175,105 @@ static int check_header(const char *path, int *exists, struct err *e)
                        "'%s' was written by a newer vmsnap (schema %u; this one reads up to %d) "
                        "-- upgrade vmsnap",
                        path, version, store_schema_version());
+    if (mode == STORE_WRITE &&
+        ((rc = check_private(path, "file", &f, e)) < 0 || (rc = check_companions(path, e)) < 0))
+        return rc;
     return 0;
 }
 
-static int pragma_int(struct store *st, const char *sql, int64_t *out, struct err *e)
+struct ident {
+    int64_t app, version, objects;
+};
+
+/* Reads the file's identity in one statement, so a writer creating it meanwhile is seen either
+ * not at all or whole. */
+static int read_ident(struct store *st, struct ident *id, struct err *e)
 {
+    static const char *sql = "SELECT (SELECT application_id FROM pragma_application_id), "
+                             "(SELECT user_version FROM pragma_user_version), "
+                             "(SELECT count(*) FROM sqlite_schema)";
     sqlite3_stmt *stmt = NULL;
-    int rc = store_prepare(st, sql, &stmt, e);
-    if (rc < 0)
-        return rc;
+    int rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
+    if (rc != SQLITE_OK)
+        return store_sql_err(st, rc, "cannot open the database", NULL, e);
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
-        *out = sqlite3_column_int64(stmt, 0);
+        id->app = sqlite3_column_int64(stmt, 0);
+        id->version = sqlite3_column_int64(stmt, 1);
+        id->objects = sqlite3_column_int64(stmt, 2);
         rc = 0;
     } else {
-        rc = store_sql_err(st, rc, "cannot read the database header", sql, e);
+        rc = store_sql_err(st, rc, "cannot open the database", NULL, e);
     }
     sqlite3_finalize(stmt);
     return rc;
 }
 
-static int migrate(struct store *st, int64_t from, int max_version, struct err *e)
+/* Whether the identity is a vmsnap database this build reads, or an empty file. */
+static int check_ident(struct store *st, const struct ident *id, struct err *e)
 {
+    if (id->app == 0 && id->version == 0 && id->objects == 0)
+        return 0;
+    if (id->app != STORE_APPLICATION_ID)
+        return err_set(e, ERR_NOTVMSNAP, "'%s' is not a vmsnap database (application_id 0x%08llx)",
+                       st->path, (unsigned long long)id->app);
+    if (id->version > store_schema_version())
+        return err_set(e, ERR_NEWER,
+                       "'%s' was written by a newer vmsnap (schema %lld; this one reads up to %d) "
+                       "-- upgrade vmsnap",
+                       st->path, (long long)id->version, store_schema_version());
+    return 0;
+}
+
+/*
+ * Brings the file to max_version in one write transaction. The identity is read again inside
+ * it: another process may have created or migrated the file since we first looked, and then
+ * there is nothing left to do.
+ */
+static int migrate(struct store *st, int max_version, struct err *e)
+{
+    struct ident id;
+    int rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return store_sql_err(st, rc, "cannot migrate the database", NULL, e);
+    if ((rc = read_ident(st, &id, e)) < 0 || (rc = check_ident(st, &id, e)) < 0)
+        goto fail;
     for (int i = 0; i < store_migrations_count; i++) {
         const struct store_migration *m = &store_migrations[i];
-        if (m->version <= from || m->version > max_version)
+        if (m->version <= id.version || m->version > max_version)
             continue;
-        if (!st->writable)
-            return err_set(e, ERR_READONLY,
-                           "database '%s' needs migrating to schema %d but is read-only", st->path,
-                           max_version);
-        char *sql = xasprintf("BEGIN IMMEDIATE;\n%s\nPRAGMA application_id = %d;\n"
-                              "PRAGMA user_version = %d;\nCOMMIT;",
-                              m->sql, STORE_APPLICATION_ID, m->version);
-        int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+        char *sql = xasprintf("%s\nPRAGMA application_id = %d;\nPRAGMA user_version = %d;", m->sql,
+                              STORE_APPLICATION_ID, m->version);
+        rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
         free(sql);
         if (rc != SQLITE_OK) {
             char what[128];
             snprintf(what, sizeof(what), "cannot apply migration %s", m->name);
-            store_sql_err(st, rc, what, NULL, e);
-            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-            return e ? e->code : ERR_DB;
+            rc = store_sql_err(st, rc, what, NULL, e);
+            goto fail;
         }
     }
+    rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        rc = store_sql_err(st, rc, "cannot migrate the database", NULL, e);
+        goto fail;
+    }
     return 0;
+fail:
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
 }
 
 static int identify(struct store *st, int mode, int max_version, struct err *e)
 {
-    int64_t app = 0, version = 0, objects = 0;
+    struct ident id;
     int rc;
-    if ((rc = pragma_int(st, "PRAGMA application_id", &app, e)) < 0 ||
-        (rc = pragma_int(st, "PRAGMA user_version", &version, e)) < 0 ||
-        (rc = pragma_int(st, "SELECT count(*) FROM sqlite_schema", &objects, e)) < 0)
+    if ((rc = read_ident(st, &id, e)) < 0 || (rc = check_ident(st, &id, e)) < 0)
         return rc;
-    if (app == 0 && version == 0 && objects == 0) {
-        /* Only a writer turns an empty file into a vmsnap database. */
-        if (mode == STORE_READ || !st->writable)
-            return err_set(e, ERR_NOTVMSNAP, "'%s' is an empty database, not a vmsnap recording",
-                           st->path);
-    } else if (app != STORE_APPLICATION_ID) {
-        return err_set(e, ERR_NOTVMSNAP, "'%s' is not a vmsnap database (application_id 0x%08llx)",
-                       st->path, (unsigned long long)app);
-    } else if (version > store_schema_version()) {
-        return err_set(e, ERR_NEWER,
-                       "'%s' was written by a newer vmsnap (schema %lld; this one reads up to %d) "
-                       "-- upgrade vmsnap",
-                       st->path, (long long)version, store_schema_version());
-    }
+    /* Only a writer turns an empty file into a vmsnap database. */
+    if (id.app == 0 && (mode == STORE_READ || !st->writable))
+        return err_set(e, ERR_NOTVMSNAP, "'%s' is an empty database, not a vmsnap recording",
+                       st->path);
     if (st->writable) {
         sqlite3_stmt *stmt = NULL;
         /* WAL lets sqlite3 and other readers work while a recording goes on. */
@@ -198,8 +288,17 @@ static int identify(struct store *st, int mode, int max_version, struct err *e)
         if ((rc = store_exec(st, "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536", e)) < 0)
             return rc;
     }
-    return migrate(st, version, max_version, e);
+    if (id.version >= max_version)
+        return 0;
+    if (!st->writable)
+        return err_set(e, ERR_READONLY,
+                       "database '%s' needs migrating to schema %d but is read-only", st->path,
+                       max_version);
+    return migrate(st, max_version, e);
 }
+
+/* Each writer's transaction is short; opening waits this long for the others before it fails. */
+#define STORE_OPEN_WAIT_MS 30000
 
 int store_open_version(struct store **out, const char *path, int mode, int max_version,
                        struct err *e)
@@ -207,7 +306,7 @@ int store_open_version(struct store **out, const char *path, int mode, int max_v
     int exists = 0, rc;
     struct store *st = NULL;
     *out = NULL;
-    rc = check_header(path, &exists, e);
+    rc = check_header(path, mode, &exists, e);
     if (rc < 0)
         return rc;
     if (!exists && mode == STORE_READ)
@@ -216,11 +315,14 @@ int store_open_version(struct store **out, const char *path, int mode, int max_v
                        "with -d",
                        path);
     if (!exists) {
-        /* An address map defeats ASLR for whoever reads it: only the owner may. */
+        /* An address map defeats ASLR for whoever reads it: only the owner may. Several
+         * processes may race to create the file: one does, the others open what it made. */
         rc = plat_create_private(path);
         if (rc < 0)
             return err_set(e, rc == -EACCES || rc == -EROFS ? ERR_READONLY : ERR_IO,
                            "cannot create database '%s': %s", path, strerror(-rc));
+        if (rc == 1 && (rc = check_header(path, mode, &exists, e)) < 0)
+            return rc;
     }
     st = xcalloc(1, sizeof(*st));
     st->path = xstrdup(path);
@@ -236,8 +338,13 @@ int store_open_version(struct store **out, const char *path, int mode, int max_v
         goto fail;
     }
     sqlite3_extended_result_codes(st->db, 1);
-    sqlite3_busy_timeout(st->db, 5000);
-    rc = identify(st, mode, max_version, e);
+    sqlite3_busy_timeout(st->db, STORE_BUSY_MS);
+    /* Some lock conflicts (a file turning into WAL, a WAL being recovered) are reported at
+     * once rather than waited out by the busy handler: wait them out here. */
+    int64_t deadline = plat_monotonic_us() / 1000 + STORE_OPEN_WAIT_MS;
+    while ((rc = identify(st, mode, max_version, e)) == ERR_LOCKED &&
+           plat_monotonic_us() / 1000 < deadline)
+        plat_sleep_ms(20);
     if (rc < 0)
         goto fail;
     *out = st;
@@ -271,16 +378,17 @@ void store_format_time(int64_t unix_ms, char out[32])
     snprintf(out, 32, "%s.%03dZ", base, (int)(unix_ms % 1000));
 }
 
-int64_t store_disk_bytes(const struct store *st)
+int64_t store_db_bytes(struct store *st)
 {
-    int64_t total = 0, size = plat_file_size(st->path);
-    if (size > 0)
-        total += size;
-    char *wal = xasprintf("%s-wal", st->path);
-    if ((size = plat_file_size(wal)) > 0)
-        total += size;
-    free(wal);
-    return total;
+    static const char *sql = "SELECT (SELECT page_count FROM pragma_page_count) * "
+                             "(SELECT page_size FROM pragma_page_size)";
+    sqlite3_stmt *stmt = NULL;
+    int64_t bytes = -1;
+    if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW)
+        bytes = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    return bytes;
 }
 
 int store_target_find(struct store *st, const struct capture_target *t, int64_t *id, struct err *e)

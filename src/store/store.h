@@ -45,12 +45,21 @@ int store_writer_open(struct store *st, const struct capture_target *t, struct s
 /* The target's id, or 0 before its first snapshot is written. */
 int64_t store_writer_target(const struct store_writer *w);
 /*
- * Writes one snapshot of list in one transaction. On failure nothing of it is visible and the
- * writer is unchanged, so the next write starts from the last committed snapshot.
+ * How a label that the target already uses is handled: an exact label is refused (ERR_USAGE);
+ * a generated one is made unique with a "-2", "-3", ... suffix.
+ */
+enum store_label_mode { STORE_LABEL_EXACT = 0, STORE_LABEL_UNIQUE = 1 };
+
+/*
+ * Writes one snapshot of list in one transaction. Its seq, and its delta, are taken from what is
+ * committed when the transaction starts, so other processes may write snapshots of the same
+ * target in between (a snap while a recording runs). On failure nothing of it is visible and the
+ * next write starts again from what is committed; ERR_LOCKED means another process held the
+ * database for too long, and the same list may be written again later.
  */
 int store_writer_write(struct store_writer *w, const struct region_list *list,
-                       const struct capture_info *info, const char *label, int64_t duration_us,
-                       int64_t *snap_id, struct err *e);
+                       const struct capture_info *info, const char *label, int label_mode,
+                       int64_t duration_us, int64_t *snap_id, struct err *e);
 void store_writer_close(struct store_writer *w);
 
 struct store_target {
@@ -120,8 +129,9 @@ struct store_query_cb {
 };
 int store_query(struct store *st, const char *sql, const struct store_query_cb *cb, struct err *e);
 
-/* Bytes the database files take on disk now (main file plus WAL). */
-int64_t store_disk_bytes(const struct store *st);
+/* The database's size in bytes: its pages, committed ones still in the WAL included (what the
+ * file holds once checkpointed), or -1 when it cannot be read. */
+int64_t store_db_bytes(struct store *st);
 
 /* Formats Unix milliseconds as the stored UTC timestamp "YYYY-MM-DDTHH:MM:SS.mmmZ". */
 void store_format_time(int64_t unix_ms, char out[32]);

@@ -6,6 +6,9 @@
 
 #include "store/store.h"
 
+/* How long one statement waits for another process's write transaction before it gives up. */
+#define STORE_BUSY_MS 10000
+
 struct store {
     sqlite3 *db;
     char *path;

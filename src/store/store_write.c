@@ -19,6 +19,8 @@ enum {
     S_MEM_OPEN,
     S_PATH_FIND,
     S_PATH_ADD,
+    S_HEAD,
+    S_LABEL,
     S_COUNT
 };
 
@@ -48,6 +50,9 @@ static const char *const writer_sql[S_COUNT] = {
                    "private_dirty, anonymous, swap) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [S_PATH_FIND] = "SELECT id FROM paths WHERE path = :path",
     [S_PATH_ADD] = "INSERT INTO paths (path) VALUES (:path)",
+    /* The target's newest committed snapshot, read inside the write transaction. */
+    [S_HEAD] = "SELECT id, seq FROM snapshots WHERE target_id = ?1 ORDER BY seq DESC LIMIT 1",
+    [S_LABEL] = "SELECT id FROM snapshots WHERE label = ?1 AND target_id = ?2",
 };
 
 /* An open-addressing map from path text to its paths.id, so known names cost no SQL. */
@@ -67,6 +72,7 @@ struct store_writer {
     int64_t target_id; /* 0 until the target's row exists */
     int64_t last_snap; /* id of the target's newest snapshot, 0 if none */
     int64_t last_seq;
+    int stale;       /* the state below must be loaded again from what is committed */
     int64_t next_id; /* id for the next new region: (target_id << 32) + n */
     /* The alive regions as of last_snap, sorted by start, with their span ids. */
     struct region_list alive;
@@ -305,6 +311,76 @@ static int write_mem(struct store_writer *w, int64_t span, int64_t old_first,
     return 0;
 }
 
+static int load_alive(struct store_writer *w, struct err *e);
+
+/*
+ * Makes the writer's state that of the target's newest committed snapshot. Another process may
+ * have written snapshots of this target since our last one (a snap during a recording, two
+ * recorders): then the regions it left open are what this snapshot is compared with.
+ */
+static int sync_head(struct store_writer *w, struct err *e)
+{
+    sqlite3_stmt *s = w->stmt[S_HEAD];
+    int64_t id = 0, seq = 0;
+    sqlite3_bind_int64(s, 1, w->target_id);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        id = sqlite3_column_int64(s, 0);
+        seq = sqlite3_column_int64(s, 1);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store_sql_err(w->st, rc, "cannot write the snapshot", writer_sql[S_HEAD], e);
+    if (!w->stale && id == w->last_snap && seq == w->last_seq)
+        return 0;
+    if ((rc = load_alive(w, e)) < 0)
+        return rc;
+    w->stale = 0;
+    return 0;
+}
+
+/* Whether the target already has a snapshot labelled label: 1 yes, 0 no, or an error. */
+static int label_taken(struct store_writer *w, const char *label, struct err *e)
+{
+    sqlite3_stmt *s = w->stmt[S_LABEL];
+    sqlite3_bind_text(s, 1, label, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, w->target_id);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc == SQLITE_ROW)
+        return 1;
+    if (rc != SQLITE_DONE)
+        return store_sql_err(w->st, rc, "cannot write the snapshot", writer_sql[S_LABEL], e);
+    return 0;
+}
+
+/*
+ * A label names one snapshot of a target. An exact label that is taken is refused; a generated
+ * one gets the first free "-N" suffix. *out is label itself or buf.
+ */
+static int pick_label(struct store_writer *w, const char *label, int mode, char *buf, size_t n,
+                      const char **out, struct err *e)
+{
+    *out = label;
+    if (!label)
+        return 0;
+    int rc = label_taken(w, label, e);
+    if (rc <= 0)
+        return rc;
+    if (mode == STORE_LABEL_EXACT)
+        return err_set(e, ERR_USAGE,
+                       "label '%s' is already used by another snapshot of this target -- choose "
+                       "another",
+                       label);
+    for (int k = 2;; k++) {
+        snprintf(buf, n, "%s-%d", label, k);
+        if ((rc = label_taken(w, buf, e)) <= 0) {
+            *out = buf;
+            return rc;
+        }
+    }
+}
+
 static int insert_snapshot(struct store_writer *w, const struct region_list *l,
                            const struct capture_info *info, const char *label, int64_t duration_us,
                            int64_t *snap, struct err *e)
@@ -420,21 +496,26 @@ static void carry_mem(struct store_writer *w, struct region_list *l)
 }
 
 int store_writer_write(struct store_writer *w, const struct region_list *l,
-                       const struct capture_info *info, const char *label, int64_t duration_us,
-                       int64_t *snap_id, struct err *e)
+                       const struct capture_info *info, const char *label, int label_mode,
+                       int64_t duration_us, int64_t *snap_id, struct err *e)
 {
     int64_t snap = 0;
     int changed = 0;
+    char unique[600];
+    /* IMMEDIATE: the write lock is taken now, so what is read below is what we build on. */
     int rc = sqlite3_exec(w->st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc != SQLITE_OK)
         return store_sql_err(w->st, rc, "cannot write the snapshot", NULL, e);
     int new_target = w->target_id == 0;
-    int64_t next_id = w->next_id;
     if (new_target) {
+        /* Found, when another process created the target meanwhile: sync_head loads it. */
         if ((rc = store_target_ensure(w->st, w->target, info->taken_at_ms, &w->target_id, e)) < 0)
             goto rollback;
-        w->next_id = w->target_id << 32;
     }
+    if ((rc = sync_head(w, e)) < 0)
+        goto rollback;
+    if ((rc = pick_label(w, label, label_mode, unique, sizeof(unique), &label, e)) < 0)
+        goto rollback;
     if ((rc = insert_snapshot(w, l, info, label, duration_us, &snap, e)) < 0)
         goto rollback;
     if ((rc = write_delta(w, l, snap, &changed, e)) < 0)
@@ -465,10 +546,11 @@ int store_writer_write(struct store_writer *w, const struct region_list *l,
     return 0;
 rollback:
     sqlite3_exec(w->st->db, "ROLLBACK", NULL, NULL, NULL);
+    /* What was learnt inside the transaction (a target row, span ids, path ids) may have been
+     * rolled back with it: the next write starts again from what is committed. */
+    w->stale = 1;
     if (new_target)
         w->target_id = 0;
-    w->next_id = next_id;
-    /* Path ids learnt during the failed transaction may have been rolled back with it. */
     path_map_release(&w->paths);
     return rc;
 }
@@ -485,29 +567,36 @@ static int load_alive(struct store_writer *w, struct err *e)
         "WHERE p.id BETWEEN :lo AND :hi";
     static const char *last_sql =
         "SELECT coalesce(max(id), 0), coalesce(max(seq), 0) FROM snapshots WHERE target_id = ?";
+
     static const char *id_sql =
         "SELECT max(coalesce((SELECT max(id) FROM spans_open WHERE id BETWEEN ?1 AND ?2), 0), "
         "coalesce((SELECT max(id) FROM spans WHERE id BETWEEN ?1 AND ?2), 0))";
     int64_t lo = w->target_id << 32, hi = lo + 0xffffffffLL;
     sqlite3_stmt *s = NULL;
+    region_list_clear(&w->alive);
+    w->last_snap = w->last_seq = 0;
     int rc = store_prepare(w->st, last_sql, &s, e);
     if (rc < 0)
         return rc;
     sqlite3_bind_int64(s, 1, w->target_id);
-    if (sqlite3_step(s) == SQLITE_ROW) {
+    if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         w->last_snap = sqlite3_column_int64(s, 0);
         w->last_seq = sqlite3_column_int64(s, 1);
     }
     sqlite3_finalize(s);
+    if (rc != SQLITE_ROW)
+        return store_sql_err(w->st, rc, "cannot load the previous snapshot", last_sql, e);
 
     if ((rc = store_prepare(w->st, id_sql, &s, e)) < 0)
         return rc;
     sqlite3_bind_int64(s, 1, lo);
     sqlite3_bind_int64(s, 2, hi);
     w->next_id = lo;
-    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) >= lo)
+    if ((rc = sqlite3_step(s)) == SQLITE_ROW && sqlite3_column_int64(s, 0) >= lo)
         w->next_id = sqlite3_column_int64(s, 0) + 1;
     sqlite3_finalize(s);
+    if (rc != SQLITE_ROW)
+        return store_sql_err(w->st, rc, "cannot load the previous snapshot", id_sql, e);
 
     if ((rc = store_prepare(w->st, sql, &s, e)) < 0)
         return rc;
@@ -569,8 +658,8 @@ int store_writer_open(struct store *st, const struct capture_target *t, struct s
             goto fail;
     if ((rc = store_target_find(st, t, &w->target_id, e)) < 0)
         goto fail;
-    if (w->target_id && (rc = load_alive(w, e)) < 0)
-        goto fail;
+    /* The alive regions are loaded by the first write, inside its transaction. */
+    w->stale = 1;
     *out = w;
     return 0;
 fail:

@@ -200,32 +200,58 @@ static char *drain(int fd)
     return buf;
 }
 
-void tu_run(struct tu_run *r, char *const argv[])
+void tu_spawn(struct tu_proc *p, char *const argv[])
 {
     char outp[] = "/tmp/vmsnap-out-XXXXXX", errp[] = "/tmp/vmsnap-err-XXXXXX";
-    int ofd = mkstemp(outp), efd = mkstemp(errp);
-    assert_true(ofd >= 0 && efd >= 0);
+    p->out_fd = mkstemp(outp);
+    p->err_fd = mkstemp(errp);
+    assert_true(p->out_fd >= 0 && p->err_fd >= 0);
     unlink(outp);
     unlink(errp);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(ofd, 1);
-        dup2(efd, 2);
+    p->pid = fork();
+    assert_true(p->pid >= 0);
+    if (p->pid == 0) {
+        dup2(p->out_fd, 1);
+        dup2(p->err_fd, 2);
         unsetenv("VMSNAP_DB");
         execv(argv[0], argv);
         _exit(127);
     }
+}
+
+void tu_spawn_vmsnap(struct tu_proc *p, const char *arg, ...)
+{
+    char *argv[64];
+    int n = 0;
+    argv[n++] = (char *)VMSNAP_BIN;
+    va_list ap;
+    va_start(ap, arg);
+    for (const char *a = arg; a && n < 63; a = va_arg(ap, const char *))
+        argv[n++] = (char *)a;
+    va_end(ap);
+    argv[n] = NULL;
+    tu_spawn(p, argv);
+}
+
+void tu_wait(struct tu_proc *p, struct tu_run *r)
+{
     int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR)
         ;
     r->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    lseek(ofd, 0, SEEK_SET);
-    lseek(efd, 0, SEEK_SET);
-    r->out = drain(ofd);
-    r->err = drain(efd);
-    close(ofd);
-    close(efd);
+    lseek(p->out_fd, 0, SEEK_SET);
+    lseek(p->err_fd, 0, SEEK_SET);
+    r->out = drain(p->out_fd);
+    r->err = drain(p->err_fd);
+    close(p->out_fd);
+    close(p->err_fd);
+}
+
+void tu_run(struct tu_run *r, char *const argv[])
+{
+    struct tu_proc p;
+    tu_spawn(&p, argv);
+    tu_wait(&p, r);
 }
 
 void tu_vmsnap(struct tu_run *r, const char *arg, ...)

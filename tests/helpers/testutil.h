@@ -44,6 +44,17 @@ void tu_run(struct tu_run *r, char *const argv[]);
 void tu_vmsnap(struct tu_run *r, const char *arg, ...);
 void tu_run_release(struct tu_run *r);
 
+/* A program started and not yet waited for; its output goes to unlinked temporary files. */
+struct tu_proc {
+    pid_t pid;
+    int out_fd, err_fd;
+};
+void tu_spawn(struct tu_proc *p, char *const argv[]);
+/* Starts vmsnap with the given arguments (NULL-terminated list). */
+void tu_spawn_vmsnap(struct tu_proc *p, const char *arg, ...);
+/* Waits for p and collects its status and output. */
+void tu_wait(struct tu_proc *p, struct tu_run *r);
+
 /* A path NAME in a fresh directory under /tmp; the directory goes to *dir when dir is not
  * NULL. Caller frees both. */
 char *tu_tmppath(const char *name, char **dir);

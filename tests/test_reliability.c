@@ -1,0 +1,348 @@
+/*
+ * Reliability under the conditions users meet: many vmsnap processes writing one file at once,
+ * a recorder killed at random moments, another process holding the write lock, a full disk.
+ * After each, the database must be intact and every committed snapshot whole.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static int64_t one_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+        fail_msg("prepare %s: %s", sql, sqlite3_errmsg(db));
+    if (sqlite3_step(s) != SQLITE_ROW)
+        fail_msg("step %s: %s", sql, sqlite3_errmsg(db));
+    int64_t v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return v;
+}
+
+/*
+ * The database is intact and every snapshot whole: SQLite's integrity check passes, each
+ * target's seqs are 1..n with no gap or repeat, and each snapshot's regions (read back through
+ * the regions view) are as many, cover as many bytes, and never overlap, as when it was written.
+ * Returns the number of snapshots.
+ */
+static int64_t check_whole(const char *path)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    if (strcmp((const char *)sqlite3_column_text(s, 0), "ok") != 0)
+        fail_msg("%s: integrity_check: %s", path, sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    int64_t bad_seq = one_int(db, "SELECT count(*) FROM (SELECT target_id, count(*) AS n, "
+                                  "min(seq) AS lo, max(seq) AS hi, count(DISTINCT seq) AS d "
+                                  "FROM snapshots GROUP BY target_id) WHERE lo != 1 OR hi != n "
+                                  "OR d != n");
+    if (bad_seq)
+        fail_msg("%s: %lld targets whose seqs are not 1..n", path, (long long)bad_seq);
+    int64_t broken =
+        one_int(db, "SELECT count(*) FROM snapshots s LEFT JOIN (SELECT snapshot_id, count(*) "
+                    "AS c, sum(size) AS m FROM regions GROUP BY snapshot_id) r ON "
+                    "r.snapshot_id = s.id WHERE coalesce(r.c, 0) != s.region_count OR "
+                    "coalesce(r.m, 0) != s.mapped_bytes");
+    if (broken)
+        fail_msg("%s: %lld snapshots are not whole", path, (long long)broken);
+    int64_t overlaps = one_int(db, "SELECT count(*) FROM (SELECT start, lag(\"end\") OVER "
+                                   "(PARTITION BY snapshot_id ORDER BY start) AS prev_end "
+                                   "FROM regions) WHERE prev_end > start");
+    if (overlaps)
+        fail_msg("%s: %lld regions overlap another of their snapshot", path, (long long)overlaps);
+    /* Ids grow with seq within a target: the regions view and diffs rely on it. */
+    int64_t disorder = one_int(db, "SELECT count(*) FROM snapshots a JOIN snapshots b ON "
+                                   "a.target_id = b.target_id AND a.seq < b.seq AND a.id > b.id");
+    assert_int_equal(disorder, 0);
+    int64_t n = one_int(db, "SELECT count(*) FROM snapshots");
+    sqlite3_close(db);
+    return n;
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    return sb.st_size;
+}
+
+static void expect_ok(struct tu_run *r, const char *what)
+{
+    if (r->status != 0)
+        fail_msg("%s: exit %d: %s", what, r->status, r->err);
+}
+
+/* Several processes create one new database at once: each commits, none sees a half-made file. */
+static void test_creators_race(void **state)
+{
+    (void)state;
+    struct tu_child c;
+    tu_child_start(&c);
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", (int)c.pid);
+    for (int round = 0; round < 8; round++) {
+        char *db = tu_tmppath("new.db", NULL);
+        struct tu_proc p[8];
+        for (int k = 0; k < 8; k++)
+            tu_spawn_vmsnap(&p[k], "-d", db, "snap", "-p", pid, "--detail", "maps", NULL);
+        for (int k = 0; k < 8; k++) {
+            struct tu_run r;
+            tu_wait(&p[k], &r);
+            expect_ok(&r, "snap into a database being created");
+            tu_run_release(&r);
+        }
+        assert_int_equal(check_whole(db), 8);
+        free(db);
+    }
+    tu_child_stop(&c);
+}
+
+/*
+ * Recorders, snaps, marks and readers of two targets at once on one file, while one target
+ * churns its mappings: every command succeeds and every snapshot is whole.
+ */
+static void test_writers_meet(void **state)
+{
+    (void)state;
+    struct tu_child a, b;
+    tu_child_start(&a);
+    tu_child_start(&b);
+    tu_child_ok(&a, "many 300");
+    tu_child_ok(&a, "churn on");
+    tu_child_ok(&b, "many 100");
+    tu_child_ok(&b, "flip 10 5");
+    char pa[16], pb[16];
+    snprintf(pa, sizeof(pa), "%d", (int)a.pid);
+    snprintf(pb, sizeof(pb), "%d", (int)b.pid);
+    char *db = tu_tmppath("meet.db", NULL);
+    struct tu_run first;
+    tu_vmsnap(&first, "-d", db, "snap", "-p", pb, NULL); /* so that readers find a database */
+    expect_ok(&first, "first snap");
+    tu_run_release(&first);
+
+    struct tu_proc rec[3];
+    tu_spawn_vmsnap(&rec[0], "-d", db, "record", "-p", pa, "-i", "0", "-t", "4s", "--detail",
+                    "maps", NULL);
+    tu_spawn_vmsnap(&rec[1], "-d", db, "record", "-p", pa, "-i", "20ms", "-t", "4s", NULL);
+    tu_spawn_vmsnap(&rec[2], "-d", db, "record", "-p", pb, "-i", "0", "-t", "4s", "--detail",
+                    "smaps", "--label-prefix", "b", NULL);
+    usleep(300 * 1000); /* marks (SIGUSR1) once the recorders are listening for them */
+    int snaps = 0, reads = 0;
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int round = 0;; round++) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec >= 3)
+            break;
+        struct tu_proc p[5];
+        char label[32];
+        snprintf(label, sizeof(label), "deploy-%d", round);
+        tu_spawn_vmsnap(&p[0], "-d", db, "snap", "-p", pa, "--label", label, NULL);
+        tu_spawn_vmsnap(&p[1], "-d", db, "snap", "-p", round % 2 ? pa : pb, "--detail", "maps",
+                        NULL);
+        tu_spawn_vmsnap(&p[2], "-d", db, "list", NULL);
+        tu_spawn_vmsnap(&p[3], "-d", db, "query",
+                        "SELECT snapshot_id, count(*) FROM regions GROUP BY 1", NULL);
+        tu_spawn_vmsnap(&p[4], "-d", db, "diff", "first", "last", "--summary", NULL);
+        kill(rec[round % 3].pid, SIGUSR1);
+        for (int k = 0; k < 5; k++) {
+            struct tu_run r;
+            tu_wait(&p[k], &r);
+            if (k == 4) {
+                /* diff: 0 or 1 (changes), or 2 before the first snapshot exists. */
+                if (r.status == 2 && !strstr(r.err, "no snapshots yet"))
+                    fail_msg("diff during writes: %s", r.err);
+            } else {
+                expect_ok(&r, k < 2 ? "snap during a recording" : "reading during writes");
+            }
+            snaps += k < 2;
+            reads += k >= 2;
+            tu_run_release(&r);
+        }
+    }
+    for (int k = 0; k < 3; k++) {
+        struct tu_run r;
+        tu_wait(&rec[k], &r);
+        expect_ok(&r, "a recorder that met other writers");
+        tu_run_release(&r);
+    }
+    int64_t n = check_whole(db);
+    print_message("writers meet: %d snaps, %d reads, %lld snapshots in all\n", snaps, reads,
+                  (long long)n);
+    assert_true(n > snaps);
+    tu_child_stop(&a);
+    tu_child_stop(&b);
+    free(db);
+}
+
+/* Another process holds the write lock longer than a statement waits: the recorder keeps its
+ * snapshot, says so, and goes on when the lock is released. */
+static void test_recorder_outlasts_a_held_lock(void **state)
+{
+    (void)state;
+    struct tu_child c;
+    tu_child_start(&c);
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", (int)c.pid);
+    char *db = tu_tmppath("held.db", NULL);
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "snap", "-p", pid, NULL);
+    expect_ok(&r, "first snap");
+    tu_run_release(&r);
+
+    struct tu_proc rec;
+    tu_spawn_vmsnap(&rec, "-d", db, "record", "-p", pid, "-i", "200ms", "-t", "16s", "--detail",
+                    "maps", NULL);
+    usleep(1000 * 1000);
+    sqlite3 *hold = NULL;
+    assert_int_equal(sqlite3_open(db, &hold), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(hold, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    int64_t held_at = one_int(hold, "SELECT count(*) FROM snapshots");
+    tu_child_ok(&c, "map 65536 rw-"); /* a change that the kept snapshot carries */
+    usleep(12500 * 1000);             /* longer than one statement waits */
+    assert_int_equal(sqlite3_exec(hold, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(hold);
+    tu_wait(&rec, &r);
+    expect_ok(&r, "a recorder whose database was locked for 12 s");
+    assert_non_null(strstr(r.err, "is locked by another process"));
+    assert_non_null(strstr(r.err, "database unlocked"));
+    tu_run_release(&r);
+    int64_t n = check_whole(db);
+    print_message("held lock: %lld snapshots before it, %lld in all\n", (long long)held_at,
+                  (long long)n);
+    assert_true(n > held_at + 5);
+    tu_child_stop(&c);
+    free(db);
+}
+
+/* SIGKILL a recorder at random moments against a churning target; then resume it. */
+static void test_recorder_killed_at_random(void **state)
+{
+    (void)state;
+    struct tu_child c;
+    tu_child_start(&c);
+    tu_child_ok(&c, "many 2000");
+    tu_child_ok(&c, "flip 50 1");
+    tu_child_ok(&c, "churn on");
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", (int)c.pid);
+    char *db = tu_tmppath("killed.db", NULL);
+    srand(1234);
+    int kills = 0;
+    for (int i = 0; i < 120; i++) {
+        struct tu_proc p;
+        tu_spawn_vmsnap(&p, "-d", db, "record", "-p", pid, "-i", "0", "--detail",
+                        i % 3 == 0 ? "smaps" : "maps", NULL);
+        usleep((useconds_t)(rand() % 150000));
+        kill(p.pid, SIGKILL);
+        struct tu_run r;
+        tu_wait(&p, &r);
+        kills += r.status == 128 + SIGKILL;
+        tu_run_release(&r);
+        if (i % 30 == 29)
+            check_whole(db);
+    }
+    int64_t before = check_whole(db);
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "record", "-p", pid, "-n", "5", "-i", "0", NULL);
+    expect_ok(&r, "resuming after 120 kills");
+    tu_run_release(&r);
+    int64_t after = check_whole(db);
+    print_message("killed at random: %d SIGKILLs mid-recording, %lld snapshots kept, resumed "
+                  "with %lld more\n",
+                  kills, (long long)before, (long long)(after - before));
+    assert_true(kills >= 100);
+    assert_int_equal(after, before + 5);
+    tu_child_stop(&c);
+    free(db);
+}
+
+/* A full disk mid-snapshot: one clear line, exit 2, every earlier snapshot intact. Needs root
+ * to mount a small tmpfs. */
+static void test_disk_full(void **state)
+{
+    if (geteuid() != 0)
+        skip();
+    char *dir = tu_tmpdir();
+    if (mount("vmsnap-full", dir, "tmpfs", 0, "size=2m") < 0) {
+        print_message("cannot mount a tmpfs (%s): skipped\n", strerror(errno));
+        skip();
+    }
+    *state = dir; /* unmounted by umount_full, whatever happens */
+    struct tu_child c;
+    tu_child_start(&c);
+    char pid[16], db[4096], filler[4096];
+    snprintf(pid, sizeof(pid), "%d", (int)c.pid);
+    snprintf(db, sizeof(db), "%s/v.db", dir);
+    snprintf(filler, sizeof(filler), "%s/filler", dir);
+    struct tu_run r;
+    for (int i = 0; i < 3; i++) {
+        tu_vmsnap(&r, "-d", db, "snap", "-p", pid, NULL);
+        expect_ok(&r, "snap before the disk fills");
+        tu_run_release(&r);
+        tu_child_ok(&c, "map 65536 rw-");
+    }
+    /* Fill the file system, leaving 64 KiB: enough to open the
+     * database, far less than the next snapshot needs. */
+    int fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    static char block[4096];
+    while (write(fd, block, sizeof(block)) == (ssize_t)sizeof(block))
+        ;
+    close(fd);
+    assert_int_equal(truncate(filler, file_size(filler) - 16 * 4096), 0);
+    tu_child_ok(&c, "many 3000");
+    tu_vmsnap(&r, "-d", db, "snap", "-p", pid, NULL);
+    assert_int_equal(r.status, 2);
+    assert_int_equal(tu_count_lines(r.err), 1);
+    assert_non_null(strstr(r.err, "full"));
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "record", "-p", pid, "-i", "0", "-n", "3", NULL);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "full"));
+    tu_run_release(&r);
+    assert_int_equal(check_whole(db), 3);
+    /* Space again: recording goes on where it left off. */
+    unlink(filler);
+    tu_vmsnap(&r, "-d", db, "snap", "-p", pid, NULL);
+    expect_ok(&r, "snap once there is space again");
+    tu_run_release(&r);
+    assert_int_equal(check_whole(db), 4);
+    tu_child_stop(&c);
+}
+
+static int umount_full(void **state)
+{
+    if (*state) {
+        umount2(*state, MNT_DETACH);
+        free(*state);
+    }
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_creators_race),
+        cmocka_unit_test(test_writers_meet),
+        cmocka_unit_test(test_recorder_outlasts_a_held_lock),
+        cmocka_unit_test(test_recorder_killed_at_random),
+        cmocka_unit_test_teardown(test_disk_full, umount_full),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
