@@ -56,10 +56,14 @@ static int teardown(void **state)
     return 0;
 }
 
+/* Diffs a and b, and checks the engine's invariants on the result. */
 static void run(struct fx *f)
 {
+    char why[256];
     diff_result_release(&f->d);
     diff_regions(&f->a, &f->b, &f->d);
+    if (diff_check(&f->a, &f->b, &f->d, why, sizeof(why)) < 0)
+        fail_msg("diff invariant broken: %s", why);
 }
 
 static void expect(const struct fx *f, size_t i, int kind, uint64_t start, uint64_t end)
@@ -194,6 +198,158 @@ static void test_thread_arena_commits_more(void **state)
     assert_int_equal(f->d.v[1].delta, -(int64_t)(132 * K));
     /* The grown and shrunk bytes cancel: the mapped size did not change. */
     assert_int_equal(diff_mapped_delta(&f->d.v[0]) + diff_mapped_delta(&f->d.v[1]), 0);
+}
+
+/*
+ * Five rw- pages of one mapping made r--/r--/rw-/r--/rw-, then mprotect(x+P, 3P, rw-): two
+ * pages were re-protected r-- -> rw-, and that is all. No arena rule applies: nothing was
+ * no-access.
+ */
+static void test_mprotect_over_a_protection_mix(void **state)
+{
+    struct fx *f = *state;
+    const uint64_t x = 0x7f0000000000ULL, P = 4 * K;
+    add(&f->a, x, x + 2 * P, "r--p");
+    add(&f->a, x + 2 * P, x + 3 * P, "rw-p");
+    add(&f->a, x + 3 * P, x + 4 * P, "r--p");
+    add(&f->a, x + 4 * P, x + 5 * P, "rw-p");
+    add(&f->b, x, x + P, "r--p");
+    add(&f->b, x + P, x + 5 * P, "rw-p");
+    run(f);
+    assert_int_equal(f->d.n, 2);
+    expect(f, 0, DIFF_REPROTECTED, x + P, x + 2 * P);
+    expect(f, 1, DIFF_REPROTECTED, x + 3 * P, x + 4 * P);
+}
+
+/* The arena rule needs both halves: a no-access reservation that shrank and an accessible
+ * region that grew into exactly those bytes. */
+static void test_arena_rule_needs_a_reservation(void **state)
+{
+    struct fx *f = *state;
+    const uint64_t x = 0x7f0000000000ULL, P = 4 * K;
+    /* r-- where the reservation would be: re-protection, not growth. */
+    add(&f->a, x, x + 2 * P, "rw-p");
+    add(&f->a, x + 2 * P, x + 8 * P, "r--p");
+    add(&f->b, x, x + 4 * P, "rw-p");
+    add(&f->b, x + 4 * P, x + 8 * P, "r--p");
+    run(f);
+    assert_int_equal(f->d.n, 1);
+    expect(f, 0, DIFF_REPROTECTED, x + 2 * P, x + 4 * P);
+}
+
+/*
+ * A page-level model of an address space, changed by random mmap, munmap, mprotect, in-place
+ * growth and arena commits, turned into region lists the way the kernel shows them (adjacent
+ * pages with the same attributes merged; sometimes left split, as a list of changed intervals
+ * can be). Every diff of two states must pass diff_check, and a state diffed with itself must
+ * show nothing.
+ */
+#define NPAGES 40
+#define PAGE   4096ULL
+#define BASE   0x10000000ULL
+
+struct page {
+    int mapped, perm, backing; /* backing: 0 anonymous, else a file */
+    uint64_t off;              /* file offset, pages */
+};
+
+static const char *const perm_names[] = {"---p", "r--p", "rw-p", "r-xp"};
+static const char *const file_names[] = {NULL, "/usr/lib/one.so", "/srv/data.bin"};
+
+static void model_to_list(const struct page *pg, struct region_list *l, int split)
+{
+    region_list_clear(l);
+    for (int i = 0; i < NPAGES;) {
+        if (!pg[i].mapped) {
+            i++;
+            continue;
+        }
+        int j = i + 1;
+        while (j < NPAGES && pg[j].mapped && pg[j].perm == pg[i].perm &&
+               pg[j].backing == pg[i].backing &&
+               (!pg[i].backing || pg[j].off == pg[i].off + (uint64_t)(j - i)) &&
+               !(split && rand() % 4 == 0))
+            j++;
+        struct region *r =
+            add(l, BASE + (uint64_t)i * PAGE, BASE + (uint64_t)j * PAGE, perm_names[pg[i].perm]);
+        if (pg[i].backing) {
+            const char *name = file_names[pg[i].backing];
+            r->path = region_list_intern(l, name, strlen(name));
+            r->path_len = (uint32_t)strlen(name);
+            r->inode = (uint64_t)pg[i].backing;
+            r->dev_major = 8;
+            r->offset = pg[i].off * PAGE;
+        }
+        i = j;
+    }
+}
+
+static void model_step(struct page *pg)
+{
+    int a = rand() % NPAGES, len = 1 + rand() % 8;
+    if (a + len > NPAGES)
+        len = NPAGES - a;
+    switch (rand() % 5) {
+    case 0: { /* mmap (MAP_FIXED) */
+        int perm = rand() % 4, backing = rand() % 3;
+        uint64_t off = (uint64_t)(rand() % 16);
+        for (int k = 0; k < len; k++)
+            pg[a + k] = (struct page){1, perm, backing, off + (uint64_t)k};
+        break;
+    }
+    case 1: /* munmap */
+        for (int k = 0; k < len; k++)
+            pg[a + k].mapped = 0;
+        break;
+    case 2: { /* mprotect of what is mapped */
+        int perm = rand() % 4;
+        for (int k = 0; k < len; k++)
+            pg[a + k].perm = perm;
+        break;
+    }
+    case 3: /* grow in place: the page after a mapped page takes its attributes */
+        for (int k = a; k + 1 < NPAGES && k < a + len; k++)
+            if (pg[k].mapped && !pg[k + 1].mapped)
+                pg[k + 1] = (struct page){1, pg[k].perm, pg[k].backing, pg[k].off + 1};
+        break;
+    case 4: /* an arena commits: rw- anonymous takes pages from a ---p reservation after it */
+        for (int k = a; k + 1 < NPAGES && k < a + len; k++)
+            if (pg[k].mapped && pg[k].perm == 2 && !pg[k].backing && pg[k + 1].mapped &&
+                pg[k + 1].perm == 0 && !pg[k + 1].backing)
+                pg[k + 1].perm = 2;
+        break;
+    }
+}
+
+static void test_random_layouts_keep_the_invariants(void **state)
+{
+    struct fx *f = *state;
+    struct page before[NPAGES], after[NPAGES];
+    char why[256];
+    srand(20261123);
+    memset(before, 0, sizeof(before));
+    size_t changes = 0;
+    for (int iter = 0; iter < 20000; iter++) {
+        if (iter % 50 == 0)
+            memset(before, 0, sizeof(before));
+        for (int k = rand() % 4; k >= 0; k--)
+            model_step(before);
+        memcpy(after, before, sizeof(after));
+        for (int k = rand() % 4; k >= 0; k--)
+            model_step(after);
+        model_to_list(before, &f->a, iter % 5 == 0);
+        model_to_list(after, &f->b, iter % 7 == 0);
+        run(f);
+        changes += f->d.n;
+        diff_result_release(&f->d);
+        diff_regions(&f->a, &f->a, &f->d);
+        if (f->d.n)
+            fail_msg("iteration %d: a layout diffed with itself shows %zu changes", iter, f->d.n);
+        if (diff_check(&f->a, &f->a, &f->d, why, sizeof(why)) < 0)
+            fail_msg("iteration %d: %s", iter, why);
+        memcpy(before, after, sizeof(before));
+    }
+    assert_true(changes > 20000);
 }
 
 static void test_split_into_three_is_not_growth(void **state)
@@ -350,6 +506,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_above_2_63, setup, teardown),
         cmocka_unit_test_setup_teardown(test_windows_state_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_windows_commit_next_to_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mprotect_over_a_protection_mix, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_arena_rule_needs_a_reservation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_random_layouts_keep_the_invariants, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

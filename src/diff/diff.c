@@ -60,7 +60,7 @@ int64_t diff_mapped_delta(const struct diff_change *c)
     case DIFF_NEW:
         return (int64_t)(c->end - c->start);
     case DIFF_FREED:
-        return -(int64_t)(c->end - c->start);
+        return (int64_t)(0 - (c->end - c->start));
     case DIFF_GROWN:
     case DIFF_SHRUNK:
         return c->delta;
@@ -213,6 +213,18 @@ static void find_partners(const struct region_list *a, const struct region_list 
     }
 }
 
+/* to - from as a signed number, computed without signed overflow: exact whenever the true
+ * difference fits in 64 bits (any real size or rss does). */
+static int64_t signed_delta(uint64_t from, uint64_t to)
+{
+    return (int64_t)(to - from);
+}
+
+static int64_t size_delta(const struct region *ra, const struct region *rb)
+{
+    return signed_delta(ra->end - ra->start, rb->end - rb->start);
+}
+
 static void push(struct diff_result *out, int kind, uint64_t start, uint64_t end,
                  const struct region *now, const struct region *before, int64_t delta)
 {
@@ -228,40 +240,81 @@ static int cmp_change(const void *x, const void *y)
     return a->kind - b->kind;
 }
 
+/* No access at all: a reservation (an arena's PROT_NONE tail) or a guard. */
+static int no_access(const struct region *r)
+{
+    return r->perms[0] == '-' && r->perms[1] == '-' && r->perms[2] == '-';
+}
+
+/*
+ * A segment where a glibc arena's rw part took bytes from its PROT_NONE reservation: what was
+ * no-access in a region that shrank in place is accessible in a region that grew in place.
+ */
+static int arena_seg(const struct region_list *a, const struct region_list *b, const struct seg *g,
+                     const size_t *pred, const size_t *succ)
+{
+    return g->kind == SEG_REPROT && succ[g->ia] != NONE && succ[g->ia] != g->ib &&
+           pred[g->ib] != NONE && pred[g->ib] != g->ia && no_access(&a->v[g->ia]) &&
+           !no_access(&b->v[g->ib]);
+}
+
 /*
  * A new region grew from its partner when every segment it has beyond the partner was unmapped
- * before, or belonged to an old region that shrank (the arena case). Shrinking is the mirror.
+ * before, or is an arena segment. Shrinking is the mirror.
  */
-static int grew(const struct segs *s, const struct span_idx *bx, size_t ib, size_t ia,
+static int grew(const struct region_list *a, const struct region_list *b, const struct segs *s,
+                const struct span_idx *bx, size_t ib, size_t ia, const size_t *pred,
                 const size_t *succ)
 {
     for (size_t k = bx[ib].first; k <= bx[ib].last; k++) {
         const struct seg *g = &s->v[k];
-        if (g->ia == ia)
-            continue;
-        if (g->kind == SEG_NEW)
-            continue;
-        if (g->ia != NONE && succ[g->ia] != NONE && g->kind == SEG_REPROT)
+        if (g->ia == ia || g->kind == SEG_NEW || (g->ia != NONE && arena_seg(a, b, g, pred, succ)))
             continue;
         return 0;
     }
     return 1;
 }
 
-static int shrank(const struct segs *s, const struct span_idx *ax, size_t ia, size_t ib,
-                  const size_t *pred)
+static int shrank(const struct region_list *a, const struct region_list *b, const struct segs *s,
+                  const struct span_idx *ax, size_t ia, size_t ib, const size_t *pred,
+                  const size_t *succ)
 {
     for (size_t k = ax[ia].first; k <= ax[ia].last; k++) {
         const struct seg *g = &s->v[k];
-        if (g->ib == ib)
-            continue;
-        if (g->kind == SEG_FREED)
-            continue;
-        if (g->ib != NONE && pred[g->ib] != NONE && g->kind == SEG_REPROT)
+        if (g->ib == ib || g->kind == SEG_FREED ||
+            (g->ib != NONE && arena_seg(a, b, g, pred, succ)))
             continue;
         return 0;
     }
     return 1;
+}
+
+/*
+ * An arena segment is accounted for by both sides at once: the rw part's growth and the
+ * reservation's shrinking. Where one side does not hold (the other region changed in some other
+ * way too), neither may claim the segment: it is then reported as what it is, reprotected.
+ * Repeats until no claim is withdrawn.
+ */
+static void pair_arena_claims(const struct segs *s, const size_t *pred, const size_t *succ,
+                              char *grown, char *shrunk)
+{
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (size_t k = 0; k < s->n; k++) {
+            const struct seg *g = &s->v[k];
+            if (g->kind != SEG_REPROT || g->ia == NONE || g->ib == NONE)
+                continue;
+            int by_growth = grown[g->ib] && pred[g->ib] != g->ia;
+            int by_shrink = shrunk[g->ia] && succ[g->ia] != g->ib;
+            if (by_growth && !by_shrink) {
+                grown[g->ib] = 0;
+                changed = 1;
+            } else if (by_shrink && !by_growth) {
+                shrunk[g->ia] = 0;
+                changed = 1;
+            }
+        }
+    }
 }
 
 void diff_regions(const struct region_list *a, const struct region_list *b, struct diff_result *out)
@@ -278,15 +331,16 @@ void diff_regions(const struct region_list *a, const struct region_list *b, stru
     for (size_t ib = 0; ib < b->n; ib++) {
         size_t ia = pred[ib];
         if (ia != NONE && b->v[ib].end - b->v[ib].start > a->v[ia].end - a->v[ia].start &&
-            grew(&s, bx, ib, ia, succ))
+            grew(a, b, &s, bx, ib, ia, pred, succ))
             grown[ib] = 1;
     }
     for (size_t ia = 0; ia < a->n; ia++) {
         size_t ib = succ[ia];
         if (ib != NONE && a->v[ia].end - a->v[ia].start > b->v[ib].end - b->v[ib].start &&
-            shrank(&s, ax, ia, ib, pred))
+            shrank(a, b, &s, ax, ia, ib, pred, succ))
             shrunk[ia] = 1;
     }
+    pair_arena_claims(&s, pred, succ, grown, shrunk);
     for (size_t k = 0; k < s.n; k++) {
         struct seg *g = &s.v[k];
         if (g->kind == SEG_SAME)
@@ -300,14 +354,12 @@ void diff_regions(const struct region_list *a, const struct region_list *b, stru
     for (size_t ib = 0; ib < b->n; ib++)
         if (grown[ib]) {
             const struct region *rb = &b->v[ib], *ra = &a->v[pred[ib]];
-            push(out, DIFF_GROWN, rb->start, rb->end, rb, ra,
-                 (int64_t)(rb->end - rb->start) - (int64_t)(ra->end - ra->start));
+            push(out, DIFF_GROWN, rb->start, rb->end, rb, ra, size_delta(ra, rb));
         }
     for (size_t ia = 0; ia < a->n; ia++)
         if (shrunk[ia]) {
             const struct region *ra = &a->v[ia], *rb = &b->v[succ[ia]];
-            push(out, DIFF_SHRUNK, rb->start, rb->end, rb, ra,
-                 (int64_t)(rb->end - rb->start) - (int64_t)(ra->end - ra->start));
+            push(out, DIFF_SHRUNK, rb->start, rb->end, rb, ra, size_delta(ra, rb));
         }
     for (size_t k = 0; k < s.n; k++) {
         const struct seg *g = &s.v[k];
@@ -321,7 +373,7 @@ void diff_regions(const struct region_list *a, const struct region_list *b, stru
             if (ra->start == rb->start && ra->end == rb->end && (ra->flags & REGION_HAS_MEM) &&
                 (rb->flags & REGION_HAS_MEM) && ra->rss != rb->rss)
                 push(out, DIFF_RESIDENT, rb->start, rb->end, rb, ra,
-                     (int64_t)rb->rss - (int64_t)ra->rss);
+                     signed_delta(ra->rss, rb->rss));
             break;
         case SEG_NEW:
             push(out, DIFF_NEW, g->start, g->end, rb, NULL, 0);

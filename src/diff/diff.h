@@ -48,6 +48,15 @@ void diff_regions(const struct region_list *a, const struct region_list *b,
 void diff_result_init(struct diff_result *r);
 void diff_result_release(struct diff_result *r);
 
+/*
+ * Checks d = diff_regions(a, b) against the engine's invariants: changes in address order,
+ * none overlapping; a with every change applied is exactly b (each changed byte accounted for
+ * once, with b's attributes); the mapped deltas add up to b's mapped bytes less a's. 0, or -1
+ * with what broke in why.
+ */
+int diff_check(const struct region_list *a, const struct region_list *b,
+               const struct diff_result *d, char *why, size_t n);
+
 const char *diff_kind_name(int kind);
 /* Whether a change adds mapped bytes (positive), removes them (negative), or neither (0). */
 int64_t diff_mapped_delta(const struct diff_change *c);
