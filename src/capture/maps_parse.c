@@ -179,7 +179,7 @@ static int parse_kb(const char *p, const char *le, uint64_t *bytes)
     uint64_t kb;
     if (parse_dec(&p, le, &kb) < 0)
         return -1;
-    if (le - p != 3 || memcmp(p, " kB", 3) != 0)
+    if (le - p != 3 || memcmp(p, " kB", 3) != 0 || kb > UINT64_MAX / 1024)
         return -1;
     *bytes = kb * 1024;
     return 0;

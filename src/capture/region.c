@@ -103,7 +103,8 @@ static int cmp_start(const void *a, const void *b)
 size_t region_list_sanitize(struct region_list *l)
 {
     /* A stable order for equal starts is not needed: the later duplicate is dropped either way. */
-    qsort(l->v, l->n, sizeof(*l->v), cmp_start);
+    if (l->n > 1)
+        qsort(l->v, l->n, sizeof(*l->v), cmp_start);
     size_t out = 0;
     for (size_t i = 0; i < l->n; i++) {
         if (l->v[i].end <= l->v[i].start)

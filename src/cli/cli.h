@@ -37,7 +37,9 @@ int cli_parse_count(const char *s, int64_t *n);
 /* A pid: a positive whole number. Returns 0 or -1. */
 int cli_parse_pid(const char *s, int64_t *pid);
 
-/* Writes s for a table cell: a newline as "\n", other control bytes as "\xNN". */
+/* s for a table cell: a newline as "\n", other control bytes and bytes that are not UTF-8 as
+ * "\xNN". cli_escape returns it (caller frees); cli_print_escaped writes it. */
+char *cli_escape(const char *s, size_t len);
 void cli_print_escaped(FILE *f, const char *s, size_t len);
 
 /* Formats bytes as "4.0K", "132K", "1.2M", "12G" into out. */
@@ -53,6 +55,9 @@ void cli_usage(FILE *f, const char *usage);
 struct json;
 void cli_json_region_fields(struct json *j, const struct region *r);
 void cli_json_target(struct json *j, const struct store_target *t);
+/* Writes "key": s (null when s is NULL). Text that is not UTF-8 is written with U+FFFD for each
+ * stray byte, and its exact bytes follow as "key_hex": lower-case hex, so nothing is lost. */
+void cli_json_text(struct json *j, const char *key, const char *s, size_t len);
 void cli_json_snapshot_fields(struct json *j, const struct store_snapshot *s);
 
 int cmd_snap(struct cli *cli, int argc, char **argv);

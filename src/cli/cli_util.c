@@ -7,6 +7,16 @@
 
 #include "cli/cli.h"
 #include "cli/json.h"
+#include "util/xalloc.h"
+
+/* The length of the well-formed UTF-8 sequence at p, or 0. */
+static size_t utf8_len(const unsigned char *p, size_t avail)
+{
+    size_t n = 1;
+    while (n < 4 && n < avail && (p[n] & 0xc0) == 0x80)
+        n++;
+    return json_utf8_valid((const char *)p, n) ? n : 0;
+}
 
 int cli_fail(const char *fmt, ...)
 {
@@ -134,17 +144,61 @@ int cli_parse_pid(const char *s, int64_t *pid)
     return 0;
 }
 
+char *cli_escape(const char *s, size_t len)
+{
+    /* Each byte becomes at most four ("\xNN"). */
+    char *out = xmalloc(len * 4 + 1), *o = out;
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    while (p < end) {
+        unsigned c = *p;
+        size_t n = c >= 0x80 ? utf8_len(p, (size_t)(end - p)) : 1;
+        if (c == '\n') {
+            *o++ = '\\';
+            *o++ = 'n';
+            p++;
+        } else if (c < 0x20 || c == 0x7f || n == 0) {
+            o += sprintf(o, "\\x%02x", c);
+            p++;
+        } else {
+            memcpy(o, p, n);
+            o += n;
+            p += n;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
 void cli_print_escaped(FILE *f, const char *s, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '\n')
-            fputs("\\n", f);
-        else if (c < 0x20 || c == 0x7f)
-            fprintf(f, "\\x%02x", c);
-        else
-            fputc(c, f);
+    char *t = cli_escape(s, len);
+    fputs(t, f);
+    free(t);
+}
+
+void cli_json_text(struct json *j, const char *key, const char *s, size_t len)
+{
+    json_key(j, key);
+    if (!s) {
+        json_null(j);
+        return;
     }
+    json_string_len(j, s, len);
+    if (json_utf8_valid(s, len))
+        return;
+    /* Not UTF-8 (Linux file names are bytes): the exact bytes beside the readable form. */
+    static const char hex[] = "0123456789abcdef";
+    char *h = xmalloc(len * 2 + 1);
+    for (size_t i = 0; i < len; i++) {
+        h[2 * i] = hex[(unsigned char)s[i] >> 4];
+        h[2 * i + 1] = hex[(unsigned char)s[i] & 15];
+    }
+    h[2 * len] = '\0';
+    char name[64];
+    snprintf(name, sizeof(name), "%s_hex", key);
+    json_key(j, name);
+    json_string(j, h);
+    free(h);
 }
 
 const char *cli_human(uint64_t bytes, char out[16])
@@ -203,11 +257,7 @@ void cli_json_region_fields(struct json *j, const struct region *r)
     json_string(j, dev);
     json_key(j, "inode");
     json_uint(j, r->inode);
-    json_key(j, "path");
-    if (r->path)
-        json_string_len(j, r->path, r->path_len);
-    else
-        json_null(j);
+    cli_json_text(j, "path", r->path, r->path_len);
     json_key(j, "category");
     json_string(j, region_category_name(r->category));
     const char *names[] = {"rss", "pss", "private_dirty", "anonymous", "swap"};
@@ -251,10 +301,8 @@ void cli_json_target(struct json *j, const struct store_target *t)
     json_int(j, t->pid);
     json_key(j, "start_time");
     json_uint(j, t->start_time);
-    json_key(j, "exe");
-    json_string(j, t->exe);
-    json_key(j, "cmdline");
-    json_string(j, t->cmdline);
+    cli_json_text(j, "exe", t->exe, t->exe ? strlen(t->exe) : 0);
+    cli_json_text(j, "cmdline", t->cmdline, t->cmdline ? strlen(t->cmdline) : 0);
     json_key(j, "host");
     json_string(j, t->host);
     json_key(j, "os");

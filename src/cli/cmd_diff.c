@@ -121,10 +121,7 @@ static void json_side(struct json *j, const struct side *s)
 
 static void json_path(struct json *j, const struct region *r)
 {
-    if (r->path)
-        json_string_len(j, r->path, r->path_len);
-    else
-        json_null(j);
+    cli_json_text(j, "path", r->path, r->path_len);
 }
 
 static void json_change(struct json *j, const struct diff_change *c)
@@ -141,7 +138,6 @@ static void json_change(struct json *j, const struct diff_change *c)
     json_uint(j, c->end - c->start);
     json_key(j, "perms");
     json_string(j, r->perms);
-    json_key(j, "path");
     json_path(j, r);
     json_key(j, "category");
     json_string(j, region_category_name(r->category));
@@ -182,7 +178,6 @@ static void json_change(struct json *j, const struct diff_change *c)
         json_uint(j, c->now->offset + (c->start - c->now->start));
         json_key(j, "before");
         json_begin_object(j);
-        json_key(j, "path");
         json_path(j, c->before);
         json_key(j, "offset");
         json_uint(j, c->before->offset + (c->start - c->before->start));
@@ -302,7 +297,8 @@ static void print_table(const struct side *a, const struct side *b, const struct
         for (size_t i = 0; i < d->n; i++)
             if (keep(o, &d->v[i]))
                 v[n++] = &d->v[i];
-        qsort(v, n, sizeof(*v), cmp_group);
+        if (n > 1)
+            qsort(v, n, sizeof(*v), cmp_group);
         int kind = -1;
         for (size_t i = 0; i < n; i++) {
             const struct diff_change *c = v[i];

@@ -27,10 +27,8 @@ static int on_target(void *ctx, const struct store_target *t)
         json_int(&c->j, t->pid);
         json_key(&c->j, "start_time");
         json_uint(&c->j, t->start_time);
-        json_key(&c->j, "exe");
-        json_string(&c->j, t->exe);
-        json_key(&c->j, "cmdline");
-        json_string(&c->j, t->cmdline);
+        cli_json_text(&c->j, "exe", t->exe, t->exe ? strlen(t->exe) : 0);
+        cli_json_text(&c->j, "cmdline", t->cmdline, t->cmdline ? strlen(t->cmdline) : 0);
         json_key(&c->j, "host");
         json_string(&c->j, t->host);
         json_key(&c->j, "os");

@@ -37,7 +37,7 @@ static char *value_text(const struct store_value *v)
     case STORE_REAL:
         return xasprintf("%.15g", v->r);
     case STORE_TEXT:
-        return xstrndup(v->s, (size_t)v->len);
+        return cli_escape(v->s, (size_t)v->len);
     case STORE_BLOB:
         return xasprintf("<blob %d bytes>", v->len);
     default:
@@ -120,8 +120,7 @@ static void print_cell(const char *s, size_t w, int right, int last)
     size_t pad = w > width(s) ? w - width(s) : 0;
     if (right)
         printf("%*s", (int)pad, "");
-    for (const char *p = s; *p; p++)
-        fputc(*p == '\n' ? ' ' : *p, stdout);
+    fputs(s, stdout);
     if (!right && !last)
         printf("%*s", (int)pad, "");
 }

@@ -79,6 +79,54 @@ void json_end_array(struct json *j)
     close_container(j, ']');
 }
 
+/*
+ * The length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF), or 0 when the bytes there are not one.
+ */
+static size_t utf8_seq(const unsigned char *p, size_t avail)
+{
+    unsigned c = p[0];
+    size_t n;
+    unsigned lo = 0x80, hi = 0xbf; /* the range of the second byte */
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        if (c == 0xe0)
+            lo = 0xa0; /* overlong below U+0800 */
+        else if (c == 0xed)
+            hi = 0x9f; /* U+D800..U+DFFF are surrogates */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        if (c == 0xf0)
+            lo = 0x90; /* overlong below U+10000 */
+        else if (c == 0xf4)
+            hi = 0x8f; /* above U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (avail < n || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t k = 2; k < n; k++)
+        if ((p[k] & 0xc0) != 0x80)
+            return 0;
+    return n;
+}
+
+int json_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    while (p < end) {
+        size_t n = utf8_seq(p, (size_t)(end - p));
+        if (!n)
+            return 0;
+        p += n;
+    }
+    return 1;
+}
+
 static void write_escaped(FILE *out, const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
@@ -106,11 +154,8 @@ static void write_escaped(FILE *out, const char *s, size_t len)
             p++;
         } else {
             /* Pass valid UTF-8 through; a stray byte becomes U+FFFD so the output stays JSON. */
-            size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
-            int ok = n > 0 && (size_t)(end - p) >= n && c < 0xf5;
-            for (size_t k = 1; ok && k < n; k++)
-                ok = (p[k] & 0xc0) == 0x80;
-            if (ok) {
+            size_t n = utf8_seq(p, (size_t)(end - p));
+            if (n) {
                 fwrite(p, 1, n, out);
                 p += n;
             } else {

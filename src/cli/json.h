@@ -30,6 +30,9 @@ void json_bool(struct json *j, int v);
 void json_null(struct json *j);
 /* An address as a "0x..." lower-case hex string: JSON numbers lose precision above 2^53. */
 void json_hex(struct json *j, uint64_t v);
+/* Whether s is well-formed UTF-8; strings that are not are written with U+FFFD for each stray
+ * byte, so the output is always valid JSON (and valid UTF-8). */
+int json_utf8_valid(const char *s, size_t len);
 /* Ends the document with a newline. */
 void json_finish(struct json *j);
 

@@ -43,8 +43,12 @@ int store_sql_err(struct store *st, int rc, const char *what, const char *sql, s
                        "%s: database '%s' is locked by another process -- try again later", what,
                        path);
     case SQLITE_NOTADB:
-    case SQLITE_CORRUPT:
         return err_set(e, ERR_NOTVMSNAP, "%s: '%s' is not a vmsnap database (%s)", what, path, msg);
+    case SQLITE_CORRUPT:
+        return err_set(e, ERR_CORRUPT,
+                       "%s: '%s' is damaged (%s) -- copy out what it holds with 'sqlite3 %s "
+                       ".recover'",
+                       what, path, msg, path);
     case SQLITE_IOERR:
         return err_set(e, ERR_IO, "%s: i/o error on '%s' (%s, extended code %d)", what, path, msg,
                        ext);
@@ -297,6 +301,36 @@ static int identify(struct store *st, int mode, int max_version, struct err *e)
     return migrate(st, max_version, e);
 }
 
+/*
+ * A damaged file is noticed before anything is written into it: SQLite only sees damage in the
+ * pages a statement reads, and a snapshot reads few. Costs about 7 ms per MiB of database.
+ */
+static int check_integrity(struct store *st, struct err *e)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2(st->db, "PRAGMA quick_check(1)", -1, &stmt, NULL);
+    if (rc != SQLITE_OK)
+        return store_sql_err(st, rc, "cannot check the database", NULL, e);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        const char *res = (const char *)sqlite3_column_text(stmt, 0);
+        /* The first finding, on one line: "*** in database main ***\nPage 2: ...". */
+        if (res && strncmp(res, "***", 3) == 0 && strchr(res, '\n'))
+            res = strchr(res, '\n') + 1;
+        if (res && strcmp(res, "ok") != 0)
+            rc = err_set(e, ERR_CORRUPT,
+                         "database '%s' is damaged (%.*s) -- nothing was written; copy out what "
+                         "it holds with 'sqlite3 %s .recover'",
+                         st->path, (int)strcspn(res, "\n"), res, st->path);
+        else
+            rc = 0;
+    } else {
+        rc = store_sql_err(st, rc, "cannot check the database", NULL, e);
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
 /* Each writer's transaction is short; opening waits this long for the others before it fails. */
 #define STORE_OPEN_WAIT_MS 30000
 
@@ -346,6 +380,8 @@ int store_open_version(struct store **out, const char *path, int mode, int max_v
            plat_monotonic_us() / 1000 < deadline)
         plat_sleep_ms(20);
     if (rc < 0)
+        goto fail;
+    if (mode == STORE_WRITE && exists && (rc = check_integrity(st, e)) < 0)
         goto fail;
     *out = st;
     return 0;

@@ -101,7 +101,8 @@ size_t *store_sort_order(const struct region_list *l)
     size_t *order = xmalloc((l->n ? l->n : 1) * sizeof(*order));
     for (size_t i = 0; i < l->n; i++)
         keys[i] = (struct order_key){l->v[i].start, i};
-    qsort(keys, l->n, sizeof(*keys), cmp_order);
+    if (l->n > 1)
+        qsort(keys, l->n, sizeof(*keys), cmp_order);
     for (size_t i = 0; i < l->n; i++)
         order[i] = keys[i].index;
     free(keys);
@@ -330,6 +331,15 @@ int store_resolve(struct store *st, const char *sel, int64_t target_id, int64_t 
         return err_set(e, ERR_USAGE,
                        "empty snapshot selector: expected an id, first, last, "
                        "last~N or a label");
+    if (target_id) {
+        int64_t found = 0;
+        rc = query_i64(st, "SELECT id FROM targets WHERE id = ?", target_id, 0, &found, e);
+        if (rc < 0)
+            return rc;
+        if (rc == 1)
+            return err_set(e, ERR_NOTFOUND, "no target with id %lld in '%s' -- see 'vmsnap list'",
+                           (long long)target_id, st->path);
+    }
     if (all_digits(sel)) {
         errno = 0;
         long long id = strtoll(sel, NULL, 10);
@@ -478,6 +488,65 @@ static int only_space_or_comments(const char *p)
     return 1;
 }
 
+/* PRAGMAs that only report on the database and may be asked without a value. */
+static const char *const read_pragmas[] = {
+    "table_info",      "table_xinfo",      "table_list",     "index_list",     "index_info",
+    "index_xinfo",     "foreign_key_list", "page_count",     "page_size",      "freelist_count",
+    "application_id",  "user_version",     "schema_version", "journal_mode",   "encoding",
+    "compile_options", "function_list",    "pragma_list",    "collation_list", "module_list",
+    "integrity_check", "quick_check",      "data_version",
+};
+static const char *const pragmas_with_argument[] = {
+    "table_info",  "table_xinfo",      "table_list",      "index_list",  "index_info",
+    "index_xinfo", "foreign_key_list", "integrity_check", "quick_check",
+};
+
+static int in_list(const char *name, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (sqlite3_stricmp(name, list[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/*
+ * What a user's query may do: read this database, call functions, and ask the PRAGMAs that only
+ * report. No ATTACH (another file, or a new one), no PRAGMA that changes anything
+ * (writable_schema, journal_mode = ...), nothing that writes.
+ */
+static int query_authorizer(void *ctx, int action, const char *a, const char *b, const char *db,
+                            const char *trigger)
+{
+    (void)ctx;
+    (void)trigger;
+    switch (action) {
+    case SQLITE_SELECT:
+    case SQLITE_FUNCTION:
+    case SQLITE_RECURSIVE:
+        return SQLITE_OK;
+    case SQLITE_READ:
+        return db && strcmp(db, "main") != 0 && strcmp(db, "temp") != 0 ? SQLITE_DENY : SQLITE_OK;
+    case SQLITE_PRAGMA:
+        if (!a || !in_list(a, read_pragmas, sizeof(read_pragmas) / sizeof(read_pragmas[0])))
+            return SQLITE_DENY;
+        if (b && !in_list(a, pragmas_with_argument,
+                          sizeof(pragmas_with_argument) / sizeof(pragmas_with_argument[0])))
+            return SQLITE_DENY;
+        return SQLITE_OK;
+    default:
+        return SQLITE_DENY;
+    }
+}
+
+/* What to add to an error that the authorizer caused. */
+static const char *auth_hint(struct store *st, int rc)
+{
+    if ((rc & 0xff) == SQLITE_AUTH || strcmp(sqlite3_errmsg(st->db), "not authorized") == 0)
+        return " -- query runs read-only SQL on this database alone (use sqlite3 for anything "
+               "else)";
+    return "";
+}
+
 int store_query(struct store *st, const char *sql, const struct store_query_cb *cb, struct err *e)
 {
     sqlite3_stmt *s = NULL;
@@ -486,9 +555,13 @@ int store_query(struct store *st, const char *sql, const struct store_query_cb *
     int rc = store_exec(st, "PRAGMA query_only = 1", e);
     if (rc < 0)
         return rc;
+    sqlite3_set_authorizer(st->db, query_authorizer, NULL);
     rc = sqlite3_prepare_v2(st->db, sql, -1, &s, &tail);
+    /* Checked when statements are prepared (and re-prepared): ours need no such checks. */
+    sqlite3_set_authorizer(st->db, NULL, NULL);
     if (rc != SQLITE_OK)
-        return err_set(e, ERR_USAGE, "query failed: %s", sqlite3_errmsg(st->db));
+        return err_set(e, ERR_USAGE, "query failed: %s%s", sqlite3_errmsg(st->db),
+                       auth_hint(st, rc));
     if (!s)
         return err_set(e, ERR_USAGE, "query failed: no SQL statement given");
     if (tail && !only_space_or_comments(tail)) {
@@ -543,7 +616,7 @@ int store_query(struct store *st, const char *sql, const struct store_query_cb *
         }
     }
     if (rc != SQLITE_DONE)
-        rc = err_set(e, ERR_USAGE, "query failed: %s", sqlite3_errmsg(st->db));
+        rc = err_set(e, ERR_USAGE, "query failed: %s%s", sqlite3_errmsg(st->db), auth_hint(st, rc));
     else
         rc = 0;
 out:

@@ -27,6 +27,7 @@ enum err_code {
     ERR_UNSUPPORTED = -17,
     ERR_EXECED = -18, /* target replaced its program (exec): it is a new target now */
     ERR_INTERRUPTED = -19,
+    ERR_CORRUPT = -20, /* the database file is damaged */
 };
 
 /* Holds the message for the most recent failure; code mirrors the return value. */

@@ -1,0 +1,317 @@
+/*
+ * Hostile or odd files and input, end to end: what is at the database path (a FIFO, a device,
+ * another user's file, a file others may read, a damaged file), text that is not UTF-8 or holds
+ * control bytes, SQL that tries to leave the database, and labels and targets that do not fit.
+ * Each gets one clear line and a non-zero exit, and loses nothing already recorded.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli/json.h"
+#include "testutil.h"
+
+static void assert_trouble(const struct tu_run *r, const char *want)
+{
+    if (r->status != 2 || tu_count_lines(r->err) != 1 || strncmp(r->err, "vmsnap: ", 8) != 0 ||
+        !strstr(r->err, want))
+        fail_msg("expected exit 2 and one line with '%s'; got %d and '%s'", want, r->status,
+                 r->err);
+}
+
+static void assert_ok(const struct tu_run *r)
+{
+    if (r->status != 0)
+        fail_msg("expected success; got %d and '%s'", r->status, r->err);
+}
+
+struct fx {
+    struct tu_child c;
+    char pid[16];
+    char *dir;
+    char db[4096];
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    tu_child_start(&f->c);
+    snprintf(f->pid, sizeof(f->pid), "%d", (int)f->c.pid);
+    f->dir = tu_tmpdir();
+    snprintf(f->db, sizeof(f->db), "%s/v.db", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    tu_child_stop(&f->c);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+static void snap(struct fx *f, const char *db)
+{
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "snap", "-p", f->pid, "--detail", "maps", NULL);
+    assert_ok(&r);
+    tu_run_release(&r);
+}
+
+/* A FIFO or a device at the database path: refused at once, never opened. */
+static void test_fifo_and_device(void **state)
+{
+    struct fx *f = *state;
+    char fifo[4200];
+    snprintf(fifo, sizeof(fifo), "%s/fifo.db", f->dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    const char *cmds[][3] = {{"snap", "-p", f->pid}, {"list", NULL, NULL}, {"show", "last", NULL}};
+    for (int i = 0; i < 3; i++) {
+        struct tu_run r;
+        /* alarm(): a command that opened the FIFO would block forever. */
+        char *argv[] = {"/usr/bin/timeout",
+                        "10",
+                        (char *)VMSNAP_BIN,
+                        "-d",
+                        fifo,
+                        (char *)cmds[i][0],
+                        (char *)cmds[i][1],
+                        (char *)cmds[i][2],
+                        NULL};
+        tu_run(&r, argv);
+        assert_trouble(&r, "not a regular file");
+        tu_run_release(&r);
+    }
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", "/dev/null", "snap", "-p", f->pid, NULL);
+    assert_trouble(&r, "not a regular file");
+    tu_run_release(&r);
+    assert_int_equal(access("/dev/null-journal", F_OK), -1);
+    assert_int_equal(access("/dev/null-wal", F_OK), -1);
+}
+
+/* A database that others may read, or that belongs to another user: never written into. */
+static void test_files_others_control(void **state)
+{
+    struct fx *f = *state;
+    snap(f, f->db);
+    size_t before_len;
+    char *before = tu_read_file(f->db, &before_len);
+
+    assert_int_equal(chmod(f->db, 0644), 0);
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", f->db, "snap", "-p", f->pid, NULL);
+    assert_trouble(&r, "chmod 600");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", f->db, "list", NULL); /* reading is fine */
+    assert_ok(&r);
+    tu_run_release(&r);
+    assert_int_equal(chmod(f->db, 0600), 0);
+
+    if (geteuid() == 0) {
+        /* Pre-created by another user, empty and world-readable, or a symlink to such a file. */
+        char planted[4200], link[4200];
+        snprintf(planted, sizeof(planted), "%s/planted.db", f->dir);
+        snprintf(link, sizeof(link), "%s/link.db", f->dir);
+        int fd = open(planted, O_CREAT | O_WRONLY, 0666);
+        assert_true(fd >= 0);
+        close(fd);
+        assert_int_equal(chmod(planted, 0666), 0);
+        assert_int_equal(chown(planted, 65534, 65534), 0);
+        assert_int_equal(symlink(planted, link), 0);
+        const char *paths[] = {planted, link};
+        for (int i = 0; i < 2; i++) {
+            tu_vmsnap(&r, "-d", paths[i], "snap", "-p", f->pid, NULL);
+            assert_trouble(&r, "belongs to another user");
+            tu_run_release(&r);
+        }
+        struct stat sb;
+        assert_int_equal(stat(planted, &sb), 0);
+        assert_int_equal(sb.st_size, 0);
+        char wal[4300];
+        snprintf(wal, sizeof(wal), "%s-wal", planted);
+        assert_int_equal(access(wal, F_OK), -1);
+        /* Our own file, but a -wal beside it that somebody else planted. */
+        snprintf(wal, sizeof(wal), "%s-wal", f->db);
+        fd = open(wal, O_CREAT | O_WRONLY, 0666);
+        assert_true(fd >= 0);
+        close(fd);
+        assert_int_equal(chown(wal, 65534, 65534), 0);
+        tu_vmsnap(&r, "-d", f->db, "snap", "-p", f->pid, NULL);
+        assert_trouble(&r, "wal file belongs to another user");
+        tu_run_release(&r);
+        unlink(wal);
+    }
+    size_t after_len;
+    char *after = tu_read_file(f->db, &after_len);
+    assert_int_equal(before_len, after_len);
+    assert_memory_equal(before, after, before_len);
+    free(before);
+    free(after);
+}
+
+/* A damaged database: a writer notices before writing anything. */
+static void test_damaged_database(void **state)
+{
+    struct fx *f = *state;
+    for (int i = 0; i < 3; i++)
+        snap(f, f->db);
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", f->db, "query", "PRAGMA page_count", NULL);
+    assert_ok(&r);
+    tu_run_release(&r);
+    /* Overwrite page 3 (a table's root or leaf) with garbage. */
+    int fd = open(f->db, O_WRONLY);
+    char junk[4096];
+    memset(junk, 0x5a, sizeof(junk));
+    assert_int_equal(pwrite(fd, junk, sizeof(junk), 2 * 4096), (ssize_t)sizeof(junk));
+    close(fd);
+    tu_vmsnap(&r, "-d", f->db, "snap", "-p", f->pid, NULL);
+    assert_trouble(&r, "is damaged");
+    assert_non_null(strstr(r.err, ".recover"));
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", f->db, "record", "-p", f->pid, "-n", "1", NULL);
+    assert_trouble(&r, "is damaged");
+    tu_run_release(&r);
+}
+
+/* Text that is not UTF-8, and control bytes: JSON stays valid UTF-8 and names round-trip
+ * through "path_hex"; tables escape what a terminal would act on. */
+static void test_text_that_is_not_utf8(void **state)
+{
+    struct fx *f = *state;
+    /* A file name with a stray byte (0xff), an overlong form and a newline in it. */
+    char name[4200];
+    snprintf(name, sizeof(name), "%s/bad\xff\xe0\x80\x80name", f->dir);
+    tu_child_ok(&f->c, "mapfile %s 8192 r-- p", name);
+    snap(f, f->db);
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", f->db, "-j", "show", "last", NULL);
+    assert_ok(&r);
+    assert_true(json_utf8_valid(r.out, strlen(r.out)));
+    char hex[8500] = "\"path_hex\":\"";
+    size_t k = strlen(hex);
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        k += (size_t)sprintf(hex + k, "%02x", *p);
+    if (!strstr(r.out, hex))
+        fail_msg("no exact path_hex for the file name in: %.400s", r.out);
+    tu_run_release(&r);
+
+    tu_vmsnap(&r, "-d", f->db, "-j", "query",
+              "SELECT cast(x'e08080' AS text) AS overlong, cast(x'eda080' AS text) AS surrogate, "
+              "cast(x'f4908080' AS text) AS too_big, cast(x'ff0a1b' AS text) AS ctl",
+              NULL);
+    assert_ok(&r);
+    assert_true(json_utf8_valid(r.out, strlen(r.out)));
+    assert_non_null(strstr(r.out, "\\ufffd"));
+    assert_non_null(strstr(r.out, "\\n\\u001b"));
+    tu_run_release(&r);
+
+    tu_vmsnap(&r, "-d", f->db, "query", "SELECT cast(x'41011b5b326a0a42ff' AS text) AS t", NULL);
+    assert_ok(&r);
+    assert_null(strchr(r.out, '\x1b'));
+    assert_null(strchr(r.out, '\x01'));
+    assert_non_null(strstr(r.out, "A\\x01\\x1b[2j\\nB\\xff"));
+    assert_true(json_utf8_valid(r.out, strlen(r.out)));
+    tu_run_release(&r);
+}
+
+/* query reads this database and nothing else. */
+static void test_query_stays_inside(void **state)
+{
+    struct fx *f = *state;
+    snap(f, f->db);
+    char other[4200];
+    snprintf(other, sizeof(other), "ATTACH '%s/other.db' AS o", f->dir);
+    const char *denied[] = {other,
+                            "PRAGMA writable_schema = 1",
+                            "PRAGMA journal_mode = DELETE",
+                            "PRAGMA user_version = 99",
+                            "VACUUM INTO '/tmp/vmsnap-copy.db'",
+                            "DELETE FROM snapshots",
+                            "SELECT * FROM pragma_writable_schema"};
+    for (size_t i = 0; i < sizeof(denied) / sizeof(denied[0]); i++) {
+        struct tu_run r;
+        tu_vmsnap(&r, "-d", f->db, "query", denied[i], NULL);
+        if (r.status != 2 || !strstr(r.err, "read-only"))
+            fail_msg("'%s' was not refused: %d %s", denied[i], r.status, r.err);
+        tu_run_release(&r);
+    }
+    snprintf(other, sizeof(other), "%s/other.db", f->dir);
+    assert_int_equal(access(other, F_OK), -1);
+    assert_int_equal(access("/tmp/vmsnap-copy.db", F_OK), -1);
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", f->db, "query", "PRAGMA table_info(regions)", NULL);
+    assert_ok(&r);
+    assert_non_null(strstr(r.out, "snapshot_id"));
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", f->db, "query", "SELECT count(*) AS n FROM snapshots", NULL);
+    assert_ok(&r);
+    assert_non_null(strstr(r.out, "1"));
+    tu_run_release(&r);
+}
+
+/* A label names one snapshot of a target; an unknown target is named as such. */
+static void test_labels_and_targets(void **state)
+{
+    struct fx *f = *state;
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", f->db, "snap", "-p", f->pid, "--label", "deploy", NULL);
+    assert_ok(&r);
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", f->db, "snap", "-p", f->pid, "--label", "deploy", NULL);
+    assert_trouble(&r, "label 'deploy' is already used");
+    tu_run_release(&r);
+    /* Generated labels never collide: a second recording with the same prefix. */
+    for (int i = 0; i < 2; i++) {
+        tu_vmsnap(&r, "-d", f->db, "record", "-p", f->pid, "-n", "2", "-i", "0", "--label-prefix",
+                  "run", NULL);
+        assert_ok(&r);
+        tu_run_release(&r);
+    }
+    tu_vmsnap(&r, "-d", f->db, "query",
+              "SELECT group_concat(label, ',') FROM (SELECT label FROM snapshots ORDER BY seq)",
+              NULL);
+    assert_ok(&r);
+    assert_non_null(strstr(r.out, "deploy,run-1,run-2,run-1-2,run-2-2"));
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", f->db, "show", "last", "--target", "99", NULL);
+    assert_trouble(&r, "no target with id 99");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", f->db, "list", "--target", "99", NULL);
+    assert_trouble(&r, "no target with id 99");
+    tu_run_release(&r);
+}
+
+/* record -n with a command: when recording stops first, it says it waits for the command. */
+static void test_record_says_it_waits(void **state)
+{
+    struct fx *f = *state;
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", f->db, "record", "-n", "1", "--", "/bin/sh", "-c", "sleep 1; exit 3", NULL);
+    assert_int_equal(r.status, 3);
+    assert_non_null(strstr(r.err, "waiting for '/bin/sh'"));
+    tu_run_release(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_fifo_and_device, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_files_others_control, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_database, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_text_that_is_not_utf8, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_query_stays_inside, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_labels_and_targets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_says_it_waits, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
