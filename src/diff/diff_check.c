@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "diff/diff.h"
+#include "util/compiler.h"
 #include "util/xalloc.h"
 
 /* A range of the rebuilt layout and the region whose attributes it has. */
@@ -37,6 +38,8 @@ static int cmp_piece(const void *x, const void *y)
         return a->start < b->start ? -1 : 1;
     return a->end < b->end ? -1 : a->end > b->end;
 }
+
+static int fail(char *why, size_t n, const char *fmt, ...) VMSNAP_PRINTF(3, 4);
 
 static int fail(char *why, size_t n, const char *fmt, ...)
 {

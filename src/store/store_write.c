@@ -631,7 +631,8 @@ static int load_alive(struct store_writer *w, struct err *e)
         w->span_id[k] = ids[order[k]].span;
         w->mem_first[k] = ids[order[k]].mem_first;
     }
-    memcpy(l->v, sorted, nids * sizeof(*sorted));
+    if (nids)
+        memcpy(l->v, sorted, nids * sizeof(*sorted));
     free(sorted);
     free(order);
     free(ids);

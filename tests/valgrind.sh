@@ -1,0 +1,47 @@
+#!/bin/sh
+# valgrind memcheck of vmsnap's commands on a live process: snap (smaps and maps), record,
+# diff (table and JSON, the interval path and the whole-snapshot path), show, list and query.
+# Any memory error or definite leak fails:  valgrind.sh VMSNAP VM_CHILD
+set -eu
+vmsnap=$1 child=$2
+command -v valgrind >/dev/null || { echo "valgrind is not installed: skipped"; exit 77; }
+dir=$(mktemp -d /tmp/vmsnap-valgrind-XXXXXX)
+db=$dir/v.db
+fifo=$dir/in
+mkfifo "$fifo"
+"$child" <"$fifo" >/dev/null &
+pid=$!
+exec 3>"$fifo"
+vg() {
+  valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+    --show-leak-kinds=definite "$vmsnap" -d "$db" "$@"
+}
+status=0
+run() {
+  vg "$@" >/dev/null || {
+    rc=$?
+    # diff answers 1 when there are changes; anything else is a failure.
+    case " $* " in *" diff "*) [ $rc = 1 ] && return 0 ;; esac
+    echo "valgrind.sh: 'vmsnap $*' failed with status $rc" >&2
+    status=1
+  }
+}
+run snap -p "$pid" --label before
+echo "map 1048576 rw-" >&3
+echo "many 200" >&3
+sleep 0.2
+run snap -p "$pid" --detail maps
+run record -p "$pid" -n 3 -i 50ms
+run record -p "$pid" -n 2 -i 0 --detail smaps --label-prefix vg
+run diff before last
+run -j diff first last
+run diff first last~1 --summary
+run show last
+run -j show before
+run list
+run -j query "SELECT count(*) FROM regions"
+exec 3>&-
+wait "$pid" || true
+rm -rf "$dir"
+[ $status = 0 ] && echo "valgrind: no memory errors or definite leaks in 11 commands"
+exit $status
