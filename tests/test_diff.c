@@ -490,8 +490,11 @@ static void test_windows_commit_next_to_commit(void **state)
     expect(f, 0, DIFF_COMMITTED, 0x110000, 0x130000);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* One test by name: test_x NAME (a glob). */
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_identical_and_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_and_freed, setup, teardown),

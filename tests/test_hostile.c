@@ -302,8 +302,11 @@ static void test_record_says_it_waits(void **state)
     tu_run_release(&r);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* One test by name: test_x NAME (a glob). */
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_fifo_and_device, setup, teardown),
         cmocka_unit_test_setup_teardown(test_files_others_control, setup, teardown),

@@ -248,7 +248,7 @@ static void test_recorder_killed_at_random(void **state)
         struct tu_proc p;
         tu_spawn_vmsnap(&p, "-d", db, "record", "-p", pid, "-i", "0", "--detail",
                         i % 3 == 0 ? "smaps" : "maps", NULL);
-        usleep((useconds_t)(rand() % 150000));
+        usleep((useconds_t)(20000 + rand() % 200000)); /* mid-walk or mid-commit */
         kill(p.pid, SIGKILL);
         struct tu_run r;
         tu_wait(&p, &r);
@@ -335,8 +335,11 @@ static int umount_full(void **state)
     return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* One test by name: test_x NAME (a glob). */
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_creators_race),
         cmocka_unit_test(test_writers_meet),

@@ -179,6 +179,15 @@ static int check_header(const char *path, int mode, int *exists, struct err *e)
                        "'%s' was written by a newer vmsnap (schema %u; this one reads up to %d) "
                        "-- upgrade vmsnap",
                        path, version, store_schema_version());
+    /* No application id but tables (a table needs a page of its own): another program's file.
+     * vmsnap sets its id in the transaction that creates its tables, and a checkpoint writes
+     * page 1 first, so its own files never look like this. */
+    uint32_t page_size = n ? ((uint32_t)h[16] << 8 | h[17]) : 0;
+    if (page_size == 1)
+        page_size = 65536;
+    if (n && app == 0 && page_size && f.size > (int64_t)page_size)
+        return err_set(e, ERR_NOTVMSNAP,
+                       "'%s' is not a vmsnap database (an SQLite file of another program)", path);
     if (mode == STORE_WRITE &&
         ((rc = check_private(path, "file", &f, e)) < 0 || (rc = check_companions(path, e)) < 0))
         return rc;
