@@ -80,14 +80,6 @@ static void assert_rows_equal(const struct tu_range *a, size_t na, const struct 
 }
 
 /* Exit 2 and exactly one line on stderr, starting "vmsnap: " and containing want. */
-static void assert_trouble(const struct tu_run *r, const char *want)
-{
-    if (r->status != 2 || tu_count_lines(r->err) != 1 || strncmp(r->err, "vmsnap: ", 8) != 0 ||
-        !strstr(r->err, want))
-        fail_msg("expected exit 2 and one line with '%s'; got %d and '%s'", want, r->status,
-                 r->err);
-}
-
 static void test_snap_stores_exactly_what_maps_shows(void **state)
 {
     (void)state;
@@ -253,7 +245,7 @@ static void test_record_command_until_exit(void **state)
     free(db2);
 
     tu_vmsnap(&r, "-d", db, "record", "-n", "2", "--", "/nonexistent/program", NULL);
-    assert_trouble(&r, "cannot run '/nonexistent/program'");
+    tu_assert_trouble(&r, "cannot run '/nonexistent/program'");
     tu_run_release(&r);
     free(db);
 }
@@ -462,30 +454,30 @@ static void test_errors_are_one_line_and_exit_2(void **state)
     struct tu_run r;
 
     tu_vmsnap(&r, "-d", db, "snap", "-p", "2147483000", NULL);
-    assert_trouble(&r, "no such process '2147483000'");
+    tu_assert_trouble(&r, "no such process '2147483000'");
     assert_int_equal(access(db, F_OK), -1); /* no empty database left behind */
     tu_run_release(&r);
 
     tu_vmsnap(&r, "-d", db, "snap", "-p", "abc", NULL);
-    assert_trouble(&r, "invalid pid 'abc'");
+    tu_assert_trouble(&r, "invalid pid 'abc'");
     tu_run_release(&r);
     tu_vmsnap(&r, "-d", db, "snap", "-p", "2", NULL);
-    assert_trouble(&r, "kernel thread");
+    tu_assert_trouble(&r, "kernel thread");
     tu_run_release(&r);
     tu_vmsnap(&r, "-d", db, "record", "-p", "1", "-i", "5x", NULL);
-    assert_trouble(&r, "invalid interval '5x'");
+    tu_assert_trouble(&r, "invalid interval '5x'");
     tu_run_release(&r);
     tu_vmsnap(&r, "-d", db, "record", "-p", "1", "-t", "-3", NULL);
-    assert_trouble(&r, "invalid duration");
+    tu_assert_trouble(&r, "invalid duration");
     tu_run_release(&r);
     tu_vmsnap(&r, "-d", db, "snap", NULL);
-    assert_trouble(&r, "-p PID");
+    tu_assert_trouble(&r, "-p PID");
     tu_run_release(&r);
     tu_vmsnap(&r, "-d", db, "list", NULL);
-    assert_trouble(&r, "no database at");
+    tu_assert_trouble(&r, "no database at");
     tu_run_release(&r);
     tu_vmsnap(&r, "-d", db, "frobnicate", NULL);
-    assert_trouble(&r, "unknown command 'frobnicate'");
+    tu_assert_trouble(&r, "unknown command 'frobnicate'");
     tu_run_release(&r);
 
     /* A zombie has no address space. */
@@ -496,7 +488,7 @@ static void test_errors_are_one_line_and_exit_2(void **state)
     snprintf(zs, sizeof(zs), "%d", (int)z);
     usleep(100000);
     tu_vmsnap(&r, "-d", db, "snap", "-p", zs, NULL);
-    assert_trouble(&r, "zombie");
+    tu_assert_trouble(&r, "zombie");
     tu_run_release(&r);
     waitpid(z, NULL, 0);
 
@@ -507,28 +499,28 @@ static void test_errors_are_one_line_and_exit_2(void **state)
     assert_int_equal(r.status, 0);
     tu_run_release(&r);
     tu_vmsnap(&r, "-d", db, "show", "last~x", NULL);
-    assert_trouble(&r, "malformed snapshot selector 'last~x'");
+    tu_assert_trouble(&r, "malformed snapshot selector 'last~x'");
     tu_run_release(&r);
     tu_vmsnap(&r, "-d", db, "show", "last~5", NULL);
-    assert_trouble(&r, "no snapshot 'last~5'");
+    tu_assert_trouble(&r, "no snapshot 'last~5'");
     tu_run_release(&r);
     tu_vmsnap(&r, "-d", db, "show", "nosuchlabel", NULL);
-    assert_trouble(&r, "no snapshot matches 'nosuchlabel'");
+    tu_assert_trouble(&r, "no snapshot matches 'nosuchlabel'");
     tu_run_release(&r);
     tu_vmsnap(&r, "-d", db, "show", "1", "--category", "heapish", NULL);
-    assert_trouble(&r, "unknown category 'heapish'");
+    tu_assert_trouble(&r, "unknown category 'heapish'");
     tu_run_release(&r);
     tu_vmsnap(&r, "-d", db, "query", "DROP TABLE spans", NULL);
-    assert_trouble(&r, "read-only");
+    tu_assert_trouble(&r, "read-only");
     tu_run_release(&r);
     tu_vmsnap(&r, "-d", db, "query", "SELECT nope FROM snapshots", NULL);
-    assert_trouble(&r, "no such column: nope");
+    tu_assert_trouble(&r, "no such column: nope");
     tu_run_release(&r);
     tu_vmsnap(&r, "-d", db, "snap", "-p", self, "--label", "last", NULL);
-    assert_trouble(&r, "label 'last'");
+    tu_assert_trouble(&r, "label 'last'");
     tu_run_release(&r);
     tu_vmsnap(&r, "-d", db, "list", "--target", "9", NULL);
-    assert_trouble(&r, "no target with id 9");
+    tu_assert_trouble(&r, "no target with id 9");
     assert_string_equal(r.out, "");
     tu_run_release(&r);
     free(db);
@@ -545,7 +537,7 @@ static void test_foreign_and_newer_files_are_refused_untouched(void **state)
     char self[16];
     snprintf(self, sizeof(self), "%d", (int)getpid());
     tu_vmsnap(&r, "-d", db, "snap", "-p", self, NULL);
-    assert_trouble(&r, "is not a vmsnap database");
+    tu_assert_trouble(&r, "is not a vmsnap database");
     tu_run_release(&r);
     char *text = tu_read_file(db, NULL);
     assert_string_equal(text, "not a database\n");
@@ -564,10 +556,10 @@ static void test_foreign_and_newer_files_are_refused_untouched(void **state)
     size_t before_len, after_len;
     char *before = tu_read_file(db, &before_len);
     tu_vmsnap(&r, "-d", db, "snap", "-p", self, NULL);
-    assert_trouble(&r, "newer vmsnap");
+    tu_assert_trouble(&r, "newer vmsnap");
     tu_run_release(&r);
     tu_vmsnap(&r, "-d", db, "list", NULL);
-    assert_trouble(&r, "newer vmsnap");
+    tu_assert_trouble(&r, "newer vmsnap");
     tu_run_release(&r);
     char *after = tu_read_file(db, &after_len);
     assert_int_equal(before_len, after_len);
@@ -601,7 +593,7 @@ static void test_unprivileged_user(void **state)
                          "1",
                          NULL};
     tu_run(&r, as_nobody);
-    assert_trouble(&r, "root or CAP_SYS_PTRACE is needed");
+    tu_assert_trouble(&r, "root or CAP_SYS_PTRACE is needed");
     tu_run_release(&r);
 
     /* A database the user may read but not write. */
@@ -633,7 +625,7 @@ static void test_unprivileged_user(void **state)
                   sp,
                   NULL};
     tu_run(&r, ro);
-    assert_trouble(&r, "belongs to another user");
+    tu_assert_trouble(&r, "belongs to another user");
     tu_run_release(&r);
     char *list[] = {"/usr/bin/setpriv",
                     "--reuid=65534",

@@ -17,14 +17,6 @@
 #include "cli/json.h"
 #include "testutil.h"
 
-static void assert_trouble(const struct tu_run *r, const char *want)
-{
-    if (r->status != 2 || tu_count_lines(r->err) != 1 || strncmp(r->err, "vmsnap: ", 8) != 0 ||
-        !strstr(r->err, want))
-        fail_msg("expected exit 2 and one line with '%s'; got %d and '%s'", want, r->status,
-                 r->err);
-}
-
 static void assert_ok(const struct tu_run *r)
 {
     if (r->status != 0)
@@ -87,12 +79,12 @@ static void test_fifo_and_device(void **state)
                         (char *)cmds[i][2],
                         NULL};
         tu_run(&r, argv);
-        assert_trouble(&r, "not a regular file");
+        tu_assert_trouble(&r, "not a regular file");
         tu_run_release(&r);
     }
     struct tu_run r;
     tu_vmsnap(&r, "-d", "/dev/null", "snap", "-p", f->pid, NULL);
-    assert_trouble(&r, "not a regular file");
+    tu_assert_trouble(&r, "not a regular file");
     tu_run_release(&r);
     assert_int_equal(access("/dev/null-journal", F_OK), -1);
     assert_int_equal(access("/dev/null-wal", F_OK), -1);
@@ -109,7 +101,7 @@ static void test_files_others_control(void **state)
     assert_int_equal(chmod(f->db, 0644), 0);
     struct tu_run r;
     tu_vmsnap(&r, "-d", f->db, "snap", "-p", f->pid, NULL);
-    assert_trouble(&r, "chmod 600");
+    tu_assert_trouble(&r, "chmod 600");
     tu_run_release(&r);
     tu_vmsnap(&r, "-d", f->db, "list", NULL); /* reading is fine */
     assert_ok(&r);
@@ -130,7 +122,7 @@ static void test_files_others_control(void **state)
         const char *paths[] = {planted, link};
         for (int i = 0; i < 2; i++) {
             tu_vmsnap(&r, "-d", paths[i], "snap", "-p", f->pid, NULL);
-            assert_trouble(&r, "belongs to another user");
+            tu_assert_trouble(&r, "belongs to another user");
             tu_run_release(&r);
         }
         struct stat sb;
@@ -146,7 +138,7 @@ static void test_files_others_control(void **state)
         close(fd);
         assert_int_equal(chown(wal, 65534, 65534), 0);
         tu_vmsnap(&r, "-d", f->db, "snap", "-p", f->pid, NULL);
-        assert_trouble(&r, "wal file belongs to another user");
+        tu_assert_trouble(&r, "wal file belongs to another user");
         tu_run_release(&r);
         unlink(wal);
     }
@@ -175,11 +167,11 @@ static void test_damaged_database(void **state)
     assert_int_equal(pwrite(fd, junk, sizeof(junk), 2 * 4096), (ssize_t)sizeof(junk));
     close(fd);
     tu_vmsnap(&r, "-d", f->db, "snap", "-p", f->pid, NULL);
-    assert_trouble(&r, "is damaged");
+    tu_assert_trouble(&r, "is damaged");
     assert_non_null(strstr(r.err, ".recover"));
     tu_run_release(&r);
     tu_vmsnap(&r, "-d", f->db, "record", "-p", f->pid, "-n", "1", NULL);
-    assert_trouble(&r, "is damaged");
+    tu_assert_trouble(&r, "is damaged");
     tu_run_release(&r);
 }
 
@@ -268,7 +260,7 @@ static void test_labels_and_targets(void **state)
     assert_ok(&r);
     tu_run_release(&r);
     tu_vmsnap(&r, "-d", f->db, "snap", "-p", f->pid, "--label", "deploy", NULL);
-    assert_trouble(&r, "label 'deploy' is already used");
+    tu_assert_trouble(&r, "label 'deploy' is already used");
     tu_run_release(&r);
     /* Generated labels never collide: a second recording with the same prefix. */
     for (int i = 0; i < 2; i++) {
@@ -284,10 +276,10 @@ static void test_labels_and_targets(void **state)
     assert_non_null(strstr(r.out, "deploy,run-1,run-2,run-1-2,run-2-2"));
     tu_run_release(&r);
     tu_vmsnap(&r, "-d", f->db, "show", "last", "--target", "99", NULL);
-    assert_trouble(&r, "no target with id 99");
+    tu_assert_trouble(&r, "no target with id 99");
     tu_run_release(&r);
     tu_vmsnap(&r, "-d", f->db, "list", "--target", "99", NULL);
-    assert_trouble(&r, "no target with id 99");
+    tu_assert_trouble(&r, "no target with id 99");
     tu_run_release(&r);
 }
 

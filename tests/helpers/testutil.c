@@ -219,17 +219,23 @@ void tu_spawn(struct tu_proc *p, char *const argv[])
     }
 }
 
+/* vmsnap's path, then the arguments up to the NULL that ends ap, into argv[64]. */
+static void vmsnap_argv(char **argv, const char *arg, va_list ap)
+{
+    int n = 0;
+    argv[n++] = (char *)VMSNAP_BIN;
+    for (const char *a = arg; a && n < 63; a = va_arg(ap, const char *))
+        argv[n++] = (char *)a;
+    argv[n] = NULL;
+}
+
 void tu_spawn_vmsnap(struct tu_proc *p, const char *arg, ...)
 {
     char *argv[64];
-    int n = 0;
-    argv[n++] = (char *)VMSNAP_BIN;
     va_list ap;
     va_start(ap, arg);
-    for (const char *a = arg; a && n < 63; a = va_arg(ap, const char *))
-        argv[n++] = (char *)a;
+    vmsnap_argv(argv, arg, ap);
     va_end(ap);
-    argv[n] = NULL;
     tu_spawn(p, argv);
 }
 
@@ -257,15 +263,19 @@ void tu_run(struct tu_run *r, char *const argv[])
 void tu_vmsnap(struct tu_run *r, const char *arg, ...)
 {
     char *argv[64];
-    int n = 0;
-    argv[n++] = (char *)VMSNAP_BIN;
     va_list ap;
     va_start(ap, arg);
-    for (const char *a = arg; a && n < 63; a = va_arg(ap, const char *))
-        argv[n++] = (char *)a;
+    vmsnap_argv(argv, arg, ap);
     va_end(ap);
-    argv[n] = NULL;
     tu_run(r, argv);
+}
+
+void tu_assert_trouble(const struct tu_run *r, const char *want)
+{
+    if (r->status != 2 || tu_count_lines(r->err) != 1 || strncmp(r->err, "vmsnap: ", 8) != 0 ||
+        !strstr(r->err, want))
+        fail_msg("expected exit 2 and one line with '%s'; got %d and '%s'", want, r->status,
+                 r->err);
 }
 
 void tu_run_release(struct tu_run *r)

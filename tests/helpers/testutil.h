@@ -43,6 +43,8 @@ void tu_run(struct tu_run *r, char *const argv[]);
 /* Runs vmsnap with the given arguments (NULL-terminated list). */
 void tu_vmsnap(struct tu_run *r, const char *arg, ...);
 void tu_run_release(struct tu_run *r);
+/* Fails the test unless r exited 2 with one line "vmsnap: ..." that contains want. */
+void tu_assert_trouble(const struct tu_run *r, const char *want);
 
 /* A program started and not yet waited for; its output goes to unlinked temporary files. */
 struct tu_proc {
