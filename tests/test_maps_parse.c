@@ -239,6 +239,17 @@ static void test_smaps_malformed(void **state)
     const char *orphan = "Rss:                   4 kB\n";
     assert_int_equal(smaps_parse(orphan, strlen(orphan), &l, &e), ERR_PARSE);
     assert_non_null(strstr(e.msg, "line 1"));
+    /* kB that would not fit in 64 bits as bytes: an error, not a wrapped figure. */
+    region_list_clear(&l);
+    const char *huge = "00010000-00011000 r--p 00000000 00:00 0 \n"
+                       "Rss:    18014398509481984 kB\n";
+    assert_int_equal(smaps_parse(huge, strlen(huge), &l, &e), ERR_PARSE);
+    assert_non_null(strstr(e.msg, "line 2"));
+    region_list_clear(&l);
+    const char *largest = "00010000-00011000 r--p 00000000 00:00 0 \n"
+                          "Rss:    18014398509481983 kB\n";
+    assert_int_equal(smaps_parse(largest, strlen(largest), &l, &e), 0);
+    assert_true(l.v[0].rss == 18014398509481983ULL * 1024);
     region_list_release(&l);
 }
 

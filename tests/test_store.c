@@ -144,6 +144,11 @@ static void test_round_trip(void **state)
                                  "'2025-11-22T00:00:00.123Z' AND "
                                  "datetime(taken_at) = '2025-11-22 00:00:00'"),
                      1);
+    /* The database's size is its pages, the committed ones still in the WAL included: not
+     * the file plus the WAL file, which keeps its size after a checkpoint. */
+    int64_t pages = count(f.st, "PRAGMA page_count") * count(f.st, "PRAGMA page_size");
+    assert_int_equal(store_db_bytes(f.st), pages);
+    assert_true(pages > 0);
     region_list_release(&back);
     region_list_release(&l);
     close_fixture(&f);
