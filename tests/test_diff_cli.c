@@ -218,6 +218,56 @@ static void test_resident_changes_with_smaps(void **state)
     free(dir);
 }
 
+/* Runs diff one two with extra arguments; returns its status, output in *out (caller frees). */
+static int diff_status(const char *db, char **out, const char *a1, const char *a2, const char *a3,
+                       const char *a4)
+{
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "-j", "diff", "one", "two", a1, a2, a3, a4, NULL);
+    int status = r.status;
+    if (out)
+        *out = strdup(r.out);
+    tu_run_release(&r);
+    return status;
+}
+
+/*
+ * The growth gate judges committed bytes: a 64 MiB PROT_NONE reservation (a malloc arena's
+ * tail) holds nothing yet; 1 MiB of rw- anonymous memory does. --category filters the deltas
+ * and the gate, not only the list.
+ */
+static void test_growth_gate_judges_committed(void **state)
+{
+    (void)state;
+    char *dir;
+    char *db = tu_tmppath("g.db", &dir);
+    struct tu_child c;
+    tu_child_start(&c);
+    snap(db, c.pid, "one", "maps");
+    tu_child_ok(&c, "map %llu ---", 64 * K * K);
+    tu_child_ok(&c, "map %llu rw-", K * K);
+    snap(db, c.pid, "two", "maps");
+    assert_int_equal(diff_status(db, NULL, "--fail-on-growth", "2M", NULL, NULL), 0);
+    assert_int_equal(diff_status(db, NULL, "--fail-on-growth", "512K", NULL, NULL), 1);
+    assert_int_equal(diff_status(db, NULL, "--fail-on-growth", "1K", "--category", "guard"), 0);
+    assert_int_equal(diff_status(db, NULL, "--fail-on-growth", "512K", "--category", "anon"), 1);
+    assert_int_equal(diff_status(db, NULL, "--fail-on-growth", "1", "--category", "heap"), 0);
+    char *out = NULL;
+    assert_int_equal(diff_status(db, &out, "--category", "anon", "--summary", NULL), 1);
+    if (!strstr(out, "\"summary\":{\"mapped_delta\":1048576,\"committed_delta\":1048576,"))
+        fail_msg("anon summary: %s", out);
+    assert_null(strstr(out, "\"guard\":"));
+    free(out);
+    assert_int_equal(diff_status(db, &out, "--summary", NULL, NULL, NULL), 1);
+    if (!strstr(out, "\"summary\":{\"mapped_delta\":68157440,\"committed_delta\":1048576,"))
+        fail_msg("summary: %s", out);
+    assert_non_null(strstr(out, "\"guard\":{\"mapped_delta\":67108864,\"committed_delta\":0,"));
+    free(out);
+    tu_child_stop(&c);
+    free(db);
+    free(dir);
+}
+
 static void test_diff_trouble(void **state)
 {
     (void)state;
@@ -283,6 +333,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_changes_are_reported_exactly),
         cmocka_unit_test(test_resident_changes_with_smaps),
+        cmocka_unit_test(test_growth_gate_judges_committed),
         cmocka_unit_test(test_diff_trouble),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -193,6 +193,23 @@ void region_list_classify(struct region_list *l)
     free(exec);
 }
 
+uint64_t region_committed(const struct region *r)
+{
+    if (r->perms[0] == '-' && r->perms[1] == '-' && r->perms[2] == '-')
+        return 0;
+    if ((r->flags & REGION_HAS_WIN) && r->state == WIN_STATE_RESERVE)
+        return 0;
+    return r->end - r->start;
+}
+
+uint64_t region_list_committed(const struct region_list *l)
+{
+    uint64_t sum = 0;
+    for (size_t i = 0; i < l->n; i++)
+        sum += region_committed(&l->v[i]);
+    return sum;
+}
+
 uint64_t region_list_mapped(const struct region_list *l)
 {
     uint64_t sum = 0;

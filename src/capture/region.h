@@ -93,6 +93,13 @@ void region_list_classify(struct region_list *l);
 
 /* Sum of sizes in bytes. */
 uint64_t region_list_mapped(const struct region_list *l);
+/*
+ * Committed bytes: the region's size, or 0 for memory that cannot hold data yet: no access at
+ * all (guard pages, reservations such as a malloc arena's PROT_NONE tail) or, on Windows,
+ * reserved but not committed. Growth is judged on this, not on mapped size.
+ */
+uint64_t region_committed(const struct region *r);
+uint64_t region_list_committed(const struct region_list *l);
 /* Sum of per-region memory figures (only regions with REGION_HAS_MEM). */
 void region_list_mem_totals(const struct region_list *l, struct mem_totals *t);
 

@@ -15,12 +15,13 @@ static const char usage[] =
     "                   [--fail-on-growth BYTES] [--target ID]\n\n"
     "Shows what changed in the address space from snapshot A to snapshot B: new, freed, grown,\n"
     "shrunk, reprotected, remapped and resident (rss) changes, each once at its true range,\n"
-    "then the mapped and rss deltas in total and by category.\n"
+    "then the mapped, committed and rss deltas in total and by category.\n"
     "SNAP is a snapshot id, first, last, last~N, or a label.\n\n"
     "  -m, --min-size BYTES        hide changes smaller than this (units K, M, G)\n"
-    "  -c, --category C            only changes in this category\n"
+    "  -c, --category C            only changes, deltas and growth of this category\n"
     "  -s, --summary               only the summary\n"
-    "  -f, --fail-on-growth BYTES  exit 1 when mapped or rss grew by more than BYTES, else 0\n"
+    "  -f, --fail-on-growth BYTES  exit 1 when committed bytes (mapped less no-access and\n"
+    "                              reserved ranges) or rss grew by more than BYTES, else 0\n"
     "  -T, --target ID             first/last/last~N count within this target\n"
     "  -d, --db FILE               database;  -j, --json  JSON output\n\n"
     "Exit status, as diff(1): 0 no changes, 1 changes, 2 trouble.\n";
@@ -30,11 +31,6 @@ struct side {
     struct store_snapshot snap;
     struct store_target target;
     struct region_list regions;
-};
-
-struct cat_delta {
-    int64_t mapped, rss;
-    int touched;
 };
 
 struct diff_opts {
@@ -69,29 +65,6 @@ static int keep(const struct diff_opts *o, const struct diff_change *c)
         !(c->before && c->before->category == o->category))
         return 0;
     return change_size(c) >= o->min_size;
-}
-
-/* Sums per category of what the two lists hold (unchanged regions, if present, cancel out). */
-static void category_deltas(const struct region_list *a, const struct region_list *b,
-                            struct cat_delta *d, int *have_rss)
-{
-    memset(d, 0, sizeof(*d) * CAT_COUNT);
-    int mem = 1;
-    for (size_t i = 0; i < a->n; i++)
-        mem &= (a->v[i].flags & REGION_HAS_MEM) != 0;
-    for (size_t i = 0; i < b->n; i++)
-        mem &= (b->v[i].flags & REGION_HAS_MEM) != 0;
-    for (size_t i = 0; i < a->n; i++) {
-        d[a->v[i].category].mapped -= (int64_t)(a->v[i].end - a->v[i].start);
-        d[a->v[i].category].rss -= (int64_t)a->v[i].rss;
-        d[a->v[i].category].touched = 1;
-    }
-    for (size_t i = 0; i < b->n; i++) {
-        d[b->v[i].category].mapped += (int64_t)(b->v[i].end - b->v[i].start);
-        d[b->v[i].category].rss += (int64_t)b->v[i].rss;
-        d[b->v[i].category].touched = 1;
-    }
-    *have_rss = mem;
 }
 
 static void json_side(struct json *j, const struct side *s)
@@ -211,9 +184,11 @@ static void json_change(struct json *j, const struct diff_change *c)
 }
 
 struct summary {
-    int64_t mapped_delta, rss_delta;
-    int have_rss, have_cat_rss;
-    struct cat_delta cat[CAT_COUNT];
+    struct diff_summary d; /* the engine's sums */
+    int64_t rss_delta;     /* of the whole process (snapshot totals), or of --category */
+    int have_rss;          /* rss_delta is known */
+    int have_cat_rss;      /* per-category rss deltas are known */
+    int category;          /* --category, or -1 */
     size_t counts[DIFF_KIND_COUNT];
     size_t total;
 };
@@ -222,7 +197,9 @@ static void json_summary(struct json *j, const struct summary *s)
 {
     json_begin_object(j);
     json_key(j, "mapped_delta");
-    json_int(j, s->mapped_delta);
+    json_int(j, s->d.total.mapped);
+    json_key(j, "committed_delta");
+    json_int(j, s->d.total.committed);
     json_key(j, "rss_delta");
     if (s->have_rss)
         json_int(j, s->rss_delta);
@@ -231,15 +208,17 @@ static void json_summary(struct json *j, const struct summary *s)
     json_key(j, "by_category");
     json_begin_object(j);
     for (int c = 0; c < CAT_COUNT; c++) {
-        if (!s->cat[c].touched)
+        if (!s->d.cat[c].touched || (s->category >= 0 && c != s->category))
             continue;
         json_key(j, region_category_name(c));
         json_begin_object(j);
         json_key(j, "mapped_delta");
-        json_int(j, s->cat[c].mapped);
+        json_int(j, s->d.cat[c].mapped);
+        json_key(j, "committed_delta");
+        json_int(j, s->d.cat[c].committed);
         json_key(j, "rss_delta");
         if (s->have_cat_rss)
-            json_int(j, s->cat[c].rss);
+            json_int(j, s->d.cat[c].rss);
         else
             json_null(j);
         json_end_object(j);
@@ -356,16 +335,22 @@ static void print_table(const struct side *a, const struct side *b, const struct
     for (int k = 0; k < DIFF_KIND_COUNT; k++)
         if (s->counts[k])
             printf(", %zu %s", s->counts[k], diff_kind_name(k));
-    printf("\n  mapped %s", signed_human(s->mapped_delta, h1));
+    char h3[20];
+    printf("\n  %-7s mapped %s  committed %s",
+           s->category >= 0 ? region_category_name(s->category) : "total",
+           signed_human(s->d.total.mapped, h1), signed_human(s->d.total.committed, h3));
     if (s->have_rss)
         printf("  rss %s", signed_human(s->rss_delta, h2));
     fputc('\n', stdout);
-    for (int c = 0; c < CAT_COUNT; c++) {
-        if (!s->cat[c].touched || (s->cat[c].mapped == 0 && (!s->have_cat_rss || !s->cat[c].rss)))
+    for (int c = 0; c < CAT_COUNT && s->category < 0; c++) {
+        const struct diff_delta *cd = &s->d.cat[c];
+        if (!cd->touched ||
+            (cd->mapped == 0 && cd->committed == 0 && (!s->have_cat_rss || !cd->rss)))
             continue;
-        printf("  %-7s mapped %s", region_category_name(c), signed_human(s->cat[c].mapped, h1));
+        printf("  %-7s mapped %s  committed %s", region_category_name(c),
+               signed_human(cd->mapped, h1), signed_human(cd->committed, h3));
         if (s->have_cat_rss)
-            printf("  rss %s", signed_human(s->cat[c].rss, h2));
+            printf("  rss %s", signed_human(cd->rss, h2));
         fputc('\n', stdout);
     }
 }
@@ -527,11 +512,17 @@ int cmd_diff(struct cli *cli, int argc, char **argv)
 
     struct summary s;
     memset(&s, 0, sizeof(s));
-    s.mapped_delta = (int64_t)b.snap.mapped_bytes - (int64_t)a.snap.mapped_bytes;
-    s.have_rss = a.snap.have_mem && b.snap.have_mem;
-    s.rss_delta = (int64_t)b.snap.rss_bytes - (int64_t)a.snap.rss_bytes;
-    category_deltas(&a.regions, &b.regions, s.cat, &s.have_cat_rss);
-    s.have_cat_rss = s.have_cat_rss && both_smaps;
+    s.category = o.category;
+    diff_summarize(&a.regions, &b.regions, o.category, &s.d);
+    s.have_cat_rss = s.d.have_rss && both_smaps;
+    if (o.category >= 0) {
+        /* One category's resident bytes need per-region figures on both sides. */
+        s.have_rss = s.have_cat_rss;
+        s.rss_delta = s.d.total.rss;
+    } else {
+        s.have_rss = a.snap.have_mem && b.snap.have_mem;
+        s.rss_delta = (int64_t)(b.snap.rss_bytes - a.snap.rss_bytes);
+    }
     for (size_t i = 0; i < d.n; i++)
         if (keep(&o, &d.v[i])) {
             s.counts[d.v[i].kind]++;
@@ -565,8 +556,10 @@ int cmd_diff(struct cli *cli, int argc, char **argv)
         cli_fail("diff: cannot write the output");
         goto out;
     }
+    /* Growth is judged on committed bytes: reservations (an arena's PROT_NONE tail, Windows
+     * reserve) hold no memory yet. */
     if (o.fail_on_growth)
-        status = s.mapped_delta > (int64_t)o.growth_limit ||
+        status = s.d.total.committed > (int64_t)o.growth_limit ||
                          (s.have_rss && s.rss_delta > (int64_t)o.growth_limit)
                      ? 1
                      : 0;

@@ -57,6 +57,26 @@ void diff_result_release(struct diff_result *r);
 int diff_check(const struct region_list *a, const struct region_list *b,
                const struct diff_result *d, char *why, size_t n);
 
+/* What changed in one category, or in all: bytes, B less A. */
+struct diff_delta {
+    int64_t mapped, committed, rss;
+    int touched; /* the category has regions on either side */
+};
+
+struct diff_summary {
+    struct diff_delta total;          /* every category, or only the one asked for */
+    struct diff_delta cat[CAT_COUNT]; /* by category */
+    int have_rss;                     /* per-region rss on both sides: rss deltas are known */
+};
+
+/*
+ * Sums a and b by category; regions present in both cancel out, so a and b may be two whole
+ * snapshots or only the regions that differ between them (store_read_delta). With category
+ * >= 0, total is that category's. Committed bytes are region_committed's.
+ */
+void diff_summarize(const struct region_list *a, const struct region_list *b, int category,
+                    struct diff_summary *out);
+
 const char *diff_kind_name(int kind);
 /* Whether a change adds mapped bytes (positive), removes them (negative), or neither (0). */
 int64_t diff_mapped_delta(const struct diff_change *c);
