@@ -17,6 +17,7 @@ static const struct subcommand commands[] = {
     {"list", cmd_list, "list targets and their snapshots"},
     {"show", cmd_show, "show the regions of one snapshot"},
     {"diff", cmd_diff, "what changed between two snapshots (exit 0 same, 1 changed)"},
+    {"growth", cmd_growth, "what keeps growing over a recording, how fast, since when"},
     {"query", cmd_query, "run read-only SQL on the database"},
 };
 

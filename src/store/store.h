@@ -103,6 +103,49 @@ int store_read_regions(struct store *st, int64_t snap_id, struct region_list *ou
 int store_read_delta(struct store *st, int64_t target_id, int64_t a, int64_t b,
                      struct region_list *gone, struct region_list *came, struct err *e);
 
+/* One snapshot of a history. */
+struct store_hsnap {
+    int64_t id, seq;
+    int64_t taken_ms; /* Unix milliseconds */
+    char taken_at[32];
+    char *label; /* owned; NULL when none */
+    int have_rss;
+    uint64_t rss_bytes; /* the process's, from smaps_rollup or smaps */
+    int smaps;          /* per-region figures were read */
+};
+
+/* The snapshots, by index into store_history.snaps, at which a region was alive. */
+struct store_halive {
+    uint32_t first, last; /* inclusive */
+    int before;           /* it was alive before the range began */
+};
+
+/* Per-region rss over a run of snapshots (indexes into snaps, inclusive), in bytes. */
+struct store_hmem {
+    uint32_t region, first, last;
+    uint64_t rss;
+};
+
+/*
+ * A target's recording from snapshot from to snapshot to (ids of its snapshots): the snapshots
+ * in seq order, and every region alive at one of them, each once, with the snapshots it was
+ * alive at. Regions are in no particular order.
+ */
+struct store_history {
+    int64_t target_id;
+    struct store_hsnap *snaps;
+    size_t nsnaps;
+    struct region_list regions;
+    struct store_halive *alive; /* one per region */
+    struct store_hmem *mem;
+    size_t nmem;
+};
+
+/* Reads a history in one read transaction; its cost grows with the changes in the range. */
+int store_read_history(struct store *st, int64_t target_id, int64_t from, int64_t to,
+                       struct store_history *out, struct err *e);
+void store_history_release(struct store_history *h);
+
 /* Calls target_cb for each target (all, or only target_id) and snap_cb for each of its snapshots.
  */
 struct store_list_cb {

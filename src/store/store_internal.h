@@ -37,6 +37,12 @@ char *store_col_text(sqlite3_stmt *stmt, int col);
  */
 void store_row_to_region(sqlite3_stmt *s, int col, struct region_list *l, struct region *r);
 
+/* The region columns as store_row_to_region wants them, from spans or spans_open as p. */
+#define SPAN_COLS(table)                                                                           \
+    "SELECT p.start, p.\"end\", p.perms, p.offset, p.dev, p.inode, n.path, p.category, "           \
+    "p.deleted, p.state, p.type, p.protect, p.alloc_base, p.alloc_protect, NULL, NULL, NULL, "     \
+    "NULL, NULL, NULL FROM " table " p LEFT JOIN paths n ON n.id = p.path_id "
+
 /* Returns the permutation (caller frees) that orders l by unsigned start; l is not moved. */
 size_t *store_sort_order(const struct region_list *l);
 

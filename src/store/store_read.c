@@ -154,12 +154,6 @@ int store_read_regions(struct store *st, int64_t snap_id, struct region_list *ou
     return read_regions(st, sql, &snap_id, 1, "cannot read the snapshot's regions", out, e);
 }
 
-/* The region columns as store_row_to_region wants them, from spans or spans_open as p. */
-#define SPAN_COLS(table)                                                                           \
-    "SELECT p.start, p.\"end\", p.perms, p.offset, p.dev, p.inode, n.path, p.category, "           \
-    "p.deleted, p.state, p.type, p.protect, p.alloc_base, p.alloc_protect, NULL, NULL, NULL, "     \
-    "NULL, NULL, NULL FROM " table " p LEFT JOIN paths n ON n.id = p.path_id "
-
 int store_read_delta(struct store *st, int64_t target_id, int64_t a, int64_t b,
                      struct region_list *gone, struct region_list *came, struct err *e)
 {

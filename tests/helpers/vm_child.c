@@ -20,6 +20,12 @@
  *   churn on|off                 -> ok           a thread that maps and unmaps in a loop
  *   flip N MS                    -> ok           a thread that, every MS ms, flips the protection
  *                                                of N pages of the last `many` block (0 0: stop)
+ *   leak SIZE MS DELAY_MS        -> ok           a thread that, DELAY_MS from now, maps and touches
+ *                                                SIZE bytes rw- every MS ms on a fixed schedule,
+ *                                                each under a no-access page so none merge
+ *   leak 0                       -> ok COUNT     stops it; COUNT regions were leaked
+ *   threads N                    -> ok           starts N threads that each malloc (a glibc arena
+ *                                                each, up to its limit) and then wait
  *   exec                         -> (re-executes itself; answers nothing until the next command)
  *   exit CODE                    -> (exits)
  */
@@ -35,6 +41,7 @@
 #include <sys/ipc.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
+#include <time.h>
 #include <unistd.h>
 
 static int prot_of(const char *s)
@@ -91,6 +98,64 @@ static void *flip(void *arg)
     return NULL;
 }
 static pthread_t churner;
+
+/* `leak`: a known leak, for growth's rate, onset and survivors. */
+static atomic_int leaking;
+static atomic_long leaked;
+static unsigned long leak_size, leak_ms, leak_delay_ms;
+static pthread_t leaker;
+
+static void add_ms(struct timespec *t, unsigned long ms)
+{
+    t->tv_sec += (time_t)(ms / 1000);
+    t->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t->tv_nsec >= 1000000000L) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000L;
+    }
+}
+
+static void *leak(void *arg)
+{
+    (void)arg;
+    long page = sysconf(_SC_PAGESIZE);
+    struct timespec next;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    add_ms(&next, leak_delay_ms);
+    while (atomic_load(&leaking)) {
+        /* An absolute schedule: a late wake-up does not slow the leak down. */
+        if (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) != 0)
+            continue;
+        if (!atomic_load(&leaking))
+            break;
+        char *p = mmap(NULL, leak_size + (size_t)page, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p != MAP_FAILED) {
+            mprotect(p, (size_t)page, PROT_NONE);
+            for (size_t o = 0; o < leak_size; o += (size_t)page)
+                p[(size_t)page + o] = 1;
+            atomic_fetch_add(&leaked, 1);
+        }
+        add_ms(&next, leak_ms);
+    }
+    return NULL;
+}
+
+static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t idle_cond = PTHREAD_COND_INITIALIZER;
+
+static void *idle_thread(void *arg)
+{
+    (void)arg;
+    /* glibc gives a new thread an arena of its own (volatile: the pair must not be elided). */
+    char *volatile p = malloc(1000);
+    p[0] = 1;
+    free(p);
+    pthread_mutex_lock(&idle_lock);
+    for (;;)
+        pthread_cond_wait(&idle_cond, &idle_lock);
+    return NULL;
+}
 
 static void *churn(void *arg)
 {
@@ -263,6 +328,34 @@ int main(void)
                 pthread_join(churner, NULL);
             }
             printf("ok\n");
+        } else if (strcmp(cmd, "leak") == 0) {
+            if (atomic_load(&leaking)) {
+                atomic_store(&leaking, 0);
+                pthread_join(leaker, NULL);
+            }
+            if (x > 0) {
+                leak_size = x;
+                leak_ms = y;
+                leak_delay_ms = strtoul(c, NULL, 0);
+                atomic_store(&leaked, 0);
+                atomic_store(&leaking, 1);
+                pthread_create(&leaker, NULL, leak, NULL);
+                printf("ok\n");
+            } else {
+                printf("ok %ld\n", atomic_load(&leaked));
+            }
+        } else if (strcmp(cmd, "threads") == 0) {
+            pthread_attr_t attr;
+            pthread_attr_init(&attr);
+            pthread_attr_setstacksize(&attr, 256 * 1024);
+            int ok = 1;
+            for (unsigned long i = 0; i < x && ok; i++) {
+                pthread_t t;
+                ok = pthread_create(&t, &attr, idle_thread, NULL) == 0;
+            }
+            pthread_attr_destroy(&attr);
+            usleep(100000); /* until each has made its arena */
+            printf(ok ? "ok\n" : "err cannot start a thread\n");
         } else if (strcmp(cmd, "exec") == 0) {
             execl("/proc/self/exe", "vm_child", (char *)NULL);
             printf("err %s\n", strerror(errno));

@@ -1,0 +1,74 @@
+/*
+ * Growth over a recording: what keeps growing, how fast, since when. Takes a target's history
+ * from the store (the regions alive at the first snapshot and the changes after it) and returns
+ * totals and per-category series with their least-squares rates and onsets, the regions followed
+ * across snapshots (lineages) that grew most, and the regions born during the range and never
+ * freed (survivors). Never prints. Its cost grows with the changes in the recording, not with
+ * snapshots x regions.
+ */
+#ifndef VMSNAP_GROWTH_H
+#define VMSNAP_GROWTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+/* A value over the range's snapshots. */
+struct growth_stat {
+    int64_t start, end, delta; /* bytes */
+    double rate;               /* bytes per second: the least-squares slope over every snapshot */
+    double r2;                 /* how well a line fits (0 when the value never changes) */
+    size_t onset;              /* snapshot index: the last at which the value was at its minimum */
+};
+
+struct growth_category {
+    int present; /* the category has regions at some snapshot of the range */
+    struct growth_stat committed, rss;
+};
+
+/* A region followed from snapshot to snapshot. */
+struct growth_lineage {
+    const struct region *now;       /* the region at the last snapshot (in the history's list) */
+    size_t first;                   /* snapshot index where the lineage begins */
+    uint64_t size_first, size_last; /* bytes */
+    int64_t delta;                  /* bytes */
+    double rate;                    /* bytes per second */
+    double grew_share;              /* share of its steps in which it grew */
+};
+
+/* Regions born during the range and alive at its end, grouped by what they look like. */
+struct growth_survivor {
+    const struct region *like; /* one of them: category, perms, path and size */
+    int64_t count;
+    uint64_t bytes;
+    size_t first_born, last_born; /* snapshot indexes */
+};
+
+struct growth_opts {
+    int category; /* lineages, survivors and categories of this one only; -1: all */
+    size_t top;   /* at most this many lineages and survivor groups */
+};
+
+struct growth_result {
+    size_t nsnaps;
+    double duration_s;
+    struct growth_stat committed, rss; /* the whole process */
+    int have_rss;                      /* every snapshot has the process's rss */
+    struct growth_category cat[CAT_COUNT];
+    int have_cat_rss; /* every snapshot has per-region rss */
+    /* Series, one value per snapshot: committed and rss of the process, and committed by
+     * category (cat_committed[k * CAT_COUNT + c]). */
+    int64_t *committed_series, *rss_series, *cat_committed;
+    struct growth_lineage *lineages;
+    size_t nlineages;
+    struct growth_survivor *survivors;
+    size_t nsurvivors;
+};
+
+/* Computes growth over h (which must outlive out); 0, or an error when h has no snapshot. */
+int growth_compute(const struct store_history *h, const struct growth_opts *o,
+                   struct growth_result *out, struct err *e);
+void growth_result_release(struct growth_result *r);
+
+#endif

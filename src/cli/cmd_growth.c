@@ -1,0 +1,441 @@
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analyze/growth.h"
+#include "cli/cli.h"
+#include "cli/json.h"
+
+static const char usage[] =
+    "usage: vmsnap growth [--target ID] [--from SNAP] [--to SNAP] [--category C] [--top N]\n"
+    "                     [--fail-on-rate BYTES_PER_S]\n\n"
+    "What keeps growing over a recording, how fast, and since when: committed and rss bytes of\n"
+    "the process and of each category (start, end, delta, least-squares rate, r2, onset), the\n"
+    "regions that grew most followed across snapshots (lineages), and the regions born during\n"
+    "the range and never freed (survivors).\n\n"
+    "  -T, --target ID              the target (default: that of the newest snapshot)\n"
+    "  -F, --from SNAP              first snapshot of the range (default: the target's first)\n"
+    "  -t, --to SNAP                last snapshot of the range (default: the target's last)\n"
+    "  -c, --category C             categories, lineages and survivors of this category only;\n"
+    "                               --fail-on-rate then judges its committed rate\n"
+    "  -n, --top N                  at most N lineages and survivor groups (default 10)\n"
+    "  -f, --fail-on-rate RATE      exit 1 when the committed rate exceeds RATE bytes per\n"
+    "                               second (units K, M, G; '/s' may follow), else 0\n"
+    "  -d, --db FILE                database;  -j, --json  JSON output\n\n"
+    "Committed bytes are mapped bytes less no-access ranges (guard pages, reservations such as\n"
+    "a malloc arena's PROT_NONE tail) and Windows reserve. The onset is the last snapshot at\n"
+    "which the value was at its minimum: where steady growth began.\n"
+    "Exit status: 0, or 2 for trouble; with --fail-on-rate, 1 when the rate is exceeded.\n";
+
+struct growth_args {
+    int64_t target;
+    const char *from, *to;
+    int category;
+    int64_t top;
+    int fail_on_rate;
+    uint64_t rate_limit; /* bytes per second */
+};
+
+/* "+3.1 MiB/s": a rate in binary units. */
+static const char *human_rate(double bps, char out[32])
+{
+    static const char *const units[] = {"B/s", "KiB/s", "MiB/s", "GiB/s", "TiB/s"};
+    double v = fabs(bps);
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    const char *sign = bps > 0 && v >= 0.05 ? "+" : bps < 0 && v >= 0.05 ? "-" : "";
+    if (u == 0 || v >= 10)
+        snprintf(out, 32, "%s%.0f %s", sign, v, units[u]);
+    else
+        snprintf(out, 32, "%s%.1f %s", sign, v, units[u]);
+    return out;
+}
+
+static const char *signed_bytes(int64_t v, char out[24])
+{
+    char h[16];
+    cli_human(v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, h);
+    snprintf(out, 24, "%s%s", v < 0 ? "-" : v > 0 ? "+" : "", h);
+    return out;
+}
+
+static int parse_args(struct cli *cli, int argc, char **argv, struct growth_args *a)
+{
+    static const struct option opts[] = {
+        {"target", required_argument, NULL, 'T'}, {"from", required_argument, NULL, 'F'},
+        {"to", required_argument, NULL, 't'},     {"category", required_argument, NULL, 'c'},
+        {"top", required_argument, NULL, 'n'},    {"fail-on-rate", required_argument, NULL, 'f'},
+        {"db", required_argument, NULL, 'd'},     {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
+    int opt;
+    optind = 0;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":T:F:t:c:n:f:d:jh", opts, NULL)) != -1) {
+        if (cli_common_opt(cli, opt, optarg))
+            continue;
+        switch (opt) {
+        case 'T':
+            if (cli_parse_count(optarg, &a->target) < 0 || a->target == 0)
+                return cli_fail("growth: invalid target '%s': expected a target id (see 'vmsnap "
+                                "list')",
+                                optarg);
+            break;
+        case 'F':
+            a->from = optarg;
+            break;
+        case 't':
+            a->to = optarg;
+            break;
+        case 'c':
+            a->category = region_category_parse(optarg);
+            if (a->category < 0)
+                return cli_fail("growth: unknown category '%s': expected heap, stack, image, "
+                                "file, anon, shm, guard or kernel",
+                                optarg);
+            break;
+        case 'n':
+            if (cli_parse_count(optarg, &a->top) < 0 || a->top == 0)
+                return cli_fail("growth: invalid --top '%s': expected a whole number above 0",
+                                optarg);
+            break;
+        case 'f': {
+            char buf[64];
+            size_t len = strlen(optarg);
+            snprintf(buf, sizeof(buf), "%s", optarg);
+            if (len > 2 && len < sizeof(buf) && strcmp(buf + len - 2, "/s") == 0)
+                buf[len - 2] = '\0';
+            if (cli_parse_size(buf, &a->rate_limit) < 0)
+                return cli_fail("growth: invalid rate '%s': expected bytes per second with an "
+                                "optional unit K, M or G, e.g. 64K or 1M/s",
+                                optarg);
+            a->fail_on_rate = 1;
+            break;
+        }
+        case 'h':
+            fputs(usage, stdout);
+            return -1;
+        case ':':
+            return cli_fail("growth: option '%s' needs a value -- see 'vmsnap growth --help'",
+                            argv[optind - 1]);
+        default:
+            return cli_fail("growth: unknown option '%s' -- see 'vmsnap growth --help'",
+                            argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_fail("growth: unexpected argument '%s' -- see 'vmsnap growth --help'",
+                        argv[optind]);
+    return 0;
+}
+
+/*
+ * The range: --from and --to of --target; without --target, of the target that a given
+ * selector names, else of the newest snapshot's target.
+ */
+static int resolve_range(struct store *st, const struct growth_args *a, int64_t *target,
+                         int64_t *from, int64_t *to, struct err *e)
+{
+    int rc;
+    *target = a->target;
+    if (!*target && (a->from || a->to)) {
+        int64_t id;
+        struct store_snapshot s;
+        if ((rc = store_resolve(st, a->from ? a->from : a->to, 0, &id, e)) < 0 ||
+            (rc = store_snapshot_get(st, id, &s, e)) < 0)
+            return rc;
+        *target = s.target_id;
+        store_snapshot_release(&s);
+    }
+    if ((rc = store_resolve(st, a->from ? a->from : "first", *target, from, e)) < 0 ||
+        (rc = store_resolve(st, a->to ? a->to : "last", *target, to, e)) < 0)
+        return rc;
+    if (!*target) {
+        struct store_snapshot s;
+        if ((rc = store_snapshot_get(st, *to, &s, e)) < 0)
+            return rc;
+        *target = s.target_id;
+        store_snapshot_release(&s);
+    }
+    if (*from > *to)
+        return err_set(e, ERR_USAGE,
+                       "growth: --from (snapshot %lld) comes after --to (snapshot %lld)",
+                       (long long)*from, (long long)*to);
+    return 0;
+}
+
+static void json_stat(struct json *j, const struct growth_stat *s, const struct store_history *h)
+{
+    json_begin_object(j);
+    json_key(j, "start");
+    json_int(j, s->start);
+    json_key(j, "end");
+    json_int(j, s->end);
+    json_key(j, "delta");
+    json_int(j, s->delta);
+    json_key(j, "rate");
+    json_double(j, s->rate);
+    json_key(j, "r2");
+    json_double(j, s->r2);
+    json_key(j, "onset");
+    json_begin_object(j);
+    json_key(j, "snapshot");
+    json_int(j, h->snaps[s->onset].id);
+    json_key(j, "taken_at");
+    json_string(j, h->snaps[s->onset].taken_at);
+    json_end_object(j);
+    json_end_object(j);
+}
+
+static void json_snap_ref(struct json *j, const struct store_hsnap *s)
+{
+    json_begin_object(j);
+    json_key(j, "snapshot");
+    json_int(j, s->id);
+    json_key(j, "seq");
+    json_int(j, s->seq);
+    json_key(j, "taken_at");
+    json_string(j, s->taken_at);
+    json_key(j, "label");
+    json_string(j, s->label);
+    json_end_object(j);
+}
+
+static void print_json(const struct store_target *t, const struct store_history *h,
+                       const struct growth_result *g)
+{
+    struct json j;
+    json_init(&j, stdout, 0);
+    json_begin_object(&j);
+    json_key(&j, "target");
+    cli_json_target(&j, t);
+    json_key(&j, "from");
+    json_snap_ref(&j, &h->snaps[0]);
+    json_key(&j, "to");
+    json_snap_ref(&j, &h->snaps[h->nsnaps - 1]);
+    json_key(&j, "duration_s");
+    json_double(&j, g->duration_s);
+    json_key(&j, "snapshots");
+    json_uint(&j, g->nsnaps);
+    json_key(&j, "totals");
+    json_begin_object(&j);
+    json_key(&j, "committed");
+    json_stat(&j, &g->committed, h);
+    json_key(&j, "rss");
+    if (g->have_rss)
+        json_stat(&j, &g->rss, h);
+    else
+        json_null(&j);
+    json_end_object(&j);
+    json_key(&j, "categories");
+    json_begin_array(&j);
+    for (int c = 0; c < CAT_COUNT; c++) {
+        if (!g->cat[c].present)
+            continue;
+        json_begin_object(&j);
+        json_key(&j, "category");
+        json_string(&j, region_category_name(c));
+        json_key(&j, "committed");
+        json_stat(&j, &g->cat[c].committed, h);
+        json_key(&j, "rss");
+        if (g->have_cat_rss)
+            json_stat(&j, &g->cat[c].rss, h);
+        else
+            json_null(&j);
+        json_end_object(&j);
+    }
+    json_end_array(&j);
+    json_key(&j, "lineages");
+    json_begin_array(&j);
+    for (size_t i = 0; i < g->nlineages; i++) {
+        const struct growth_lineage *l = &g->lineages[i];
+        json_begin_object(&j);
+        json_key(&j, "start");
+        json_hex(&j, l->now->start);
+        json_key(&j, "end");
+        json_hex(&j, l->now->end);
+        json_key(&j, "category");
+        json_string(&j, region_category_name(l->now->category));
+        json_key(&j, "perms");
+        json_string(&j, l->now->perms);
+        cli_json_text(&j, "path", l->now->path, l->now->path_len);
+        json_key(&j, "first_snapshot");
+        json_int(&j, h->snaps[l->first].id);
+        json_key(&j, "size_first");
+        json_uint(&j, l->size_first);
+        json_key(&j, "size_last");
+        json_uint(&j, l->size_last);
+        json_key(&j, "delta");
+        json_int(&j, l->delta);
+        json_key(&j, "rate");
+        json_double(&j, l->rate);
+        json_key(&j, "grew_share");
+        json_double(&j, l->grew_share);
+        json_end_object(&j);
+    }
+    json_end_array(&j);
+    json_key(&j, "survivors");
+    json_begin_array(&j);
+    for (size_t i = 0; i < g->nsurvivors; i++) {
+        const struct growth_survivor *s = &g->survivors[i];
+        json_begin_object(&j);
+        json_key(&j, "category");
+        json_string(&j, region_category_name(s->like->category));
+        json_key(&j, "perms");
+        json_string(&j, s->like->perms);
+        cli_json_text(&j, "path", s->like->path, s->like->path_len);
+        json_key(&j, "size");
+        json_uint(&j, s->like->end - s->like->start);
+        json_key(&j, "count");
+        json_int(&j, s->count);
+        json_key(&j, "bytes");
+        json_uint(&j, s->bytes);
+        const size_t born[2] = {s->first_born, s->last_born};
+        const char *names[2] = {"first_born", "last_born"};
+        for (int k = 0; k < 2; k++) {
+            json_key(&j, names[k]);
+            json_begin_object(&j);
+            json_key(&j, "snapshot");
+            json_int(&j, h->snaps[born[k]].id);
+            json_key(&j, "taken_at");
+            json_string(&j, h->snaps[born[k]].taken_at);
+            json_end_object(&j);
+        }
+        json_end_object(&j);
+    }
+    json_end_array(&j);
+    json_end_object(&j);
+    json_finish(&j);
+}
+
+static void print_stat_row(const char *name, const struct growth_stat *s,
+                           const struct store_history *h)
+{
+    char a[16], b[16], d[24], r[32];
+    const struct store_hsnap *on = &h->snaps[s->onset];
+    printf("  %-9s %8s %8s %9s %13s  %4.2f  seq %lld (%s)\n", name,
+           cli_human(s->start < 0 ? 0 : (uint64_t)s->start, a),
+           cli_human(s->end < 0 ? 0 : (uint64_t)s->end, b), signed_bytes(s->delta, d),
+           human_rate(s->rate, r), s->r2, (long long)on->seq, on->taken_at);
+}
+
+static void print_table(const struct store_target *t, const struct store_history *h,
+                        const struct growth_result *g)
+{
+    const struct store_hsnap *first = &h->snaps[0], *last = &h->snaps[h->nsnaps - 1];
+    printf("target %lld  pid %lld  ", (long long)t->id, (long long)t->pid);
+    const char *cmd = t->cmdline && *t->cmdline ? t->cmdline : t->exe ? t->exe : "?";
+    cli_print_escaped(stdout, cmd, strlen(cmd));
+    printf("\nfrom snapshot %lld (seq %lld, %s) to snapshot %lld (seq %lld, %s): %.1f s, %zu "
+           "snapshot%s\n\n",
+           (long long)first->id, (long long)first->seq, first->taken_at, (long long)last->id,
+           (long long)last->seq, last->taken_at, g->duration_s, g->nsnaps,
+           g->nsnaps == 1 ? "" : "s");
+    printf("  %-9s %8s %8s %9s %13s  %4s  %s\n", "", "START", "END", "DELTA", "RATE", "R2",
+           "ONSET");
+    print_stat_row("committed", &g->committed, h);
+    if (g->have_rss)
+        print_stat_row("rss", &g->rss, h);
+    printf("\ncommitted by category:\n");
+    for (int c = 0; c < CAT_COUNT; c++)
+        if (g->cat[c].present)
+            print_stat_row(region_category_name(c), &g->cat[c].committed, h);
+    if (g->have_cat_rss) {
+        printf("\nrss by category:\n");
+        for (int c = 0; c < CAT_COUNT; c++)
+            if (g->cat[c].present)
+                print_stat_row(region_category_name(c), &g->cat[c].rss, h);
+    }
+    printf("\nregions that grew most (followed across snapshots):\n");
+    if (!g->nlineages)
+        printf("  none grew\n");
+    else
+        printf("  %-33s %-6s %-4s %7s %8s %8s %9s %13s %5s  %s\n", "RANGE (last snapshot)", "CAT",
+               "PERM", "SINCE", "FIRST", "LAST", "DELTA", "RATE", "GREW", "PATH");
+    for (size_t i = 0; i < g->nlineages; i++) {
+        const struct growth_lineage *l = &g->lineages[i];
+        char a[16], b[16], d[24], r[32];
+        printf("  %016llx-%016llx %-6s %-4s %7lld %8s %8s %9s %13s %4.0f%%  ",
+               (unsigned long long)l->now->start, (unsigned long long)l->now->end,
+               region_category_name(l->now->category), l->now->perms,
+               (long long)h->snaps[l->first].seq, cli_human(l->size_first, a),
+               cli_human(l->size_last, b), signed_bytes(l->delta, d), human_rate(l->rate, r),
+               l->grew_share * 100);
+        if (l->now->path)
+            cli_print_escaped(stdout, l->now->path, l->now->path_len);
+        fputc('\n', stdout);
+    }
+    printf("\nsurvivors (born in the range, alive at its end):\n");
+    if (!g->nsurvivors)
+        printf("  none\n");
+    else
+        printf("  %6s %8s %8s %-6s %-4s %10s %10s  %s\n", "COUNT", "BYTES", "SIZE", "CAT", "PERM",
+               "FIRST_BORN", "LAST_BORN", "PATH");
+    for (size_t i = 0; i < g->nsurvivors; i++) {
+        const struct growth_survivor *s = &g->survivors[i];
+        char a[16], b[16];
+        printf("  %6lld %8s %8s %-6s %-4s %10lld %10lld  ", (long long)s->count,
+               cli_human(s->bytes, a), cli_human(s->like->end - s->like->start, b),
+               region_category_name(s->like->category), s->like->perms,
+               (long long)h->snaps[s->first_born].seq, (long long)h->snaps[s->last_born].seq);
+        if (s->like->path)
+            cli_print_escaped(stdout, s->like->path, s->like->path_len);
+        fputc('\n', stdout);
+    }
+}
+
+int cmd_growth(struct cli *cli, int argc, char **argv)
+{
+    struct growth_args a = {0, NULL, NULL, -1, 10, 0, 0};
+    int rc = parse_args(cli, argc, argv, &a);
+    if (rc)
+        return rc < 0 ? EXIT_OK : rc;
+    struct store *st = NULL;
+    if (cli_open_store(cli, STORE_READ, &st))
+        return EXIT_TROUBLE;
+    struct err e = {0};
+    struct store_history h;
+    struct store_target t;
+    struct growth_result g;
+    int64_t target = 0, from = 0, to = 0;
+    int status = EXIT_TROUBLE;
+    memset(&h, 0, sizeof(h));
+    memset(&t, 0, sizeof(t));
+    memset(&g, 0, sizeof(g));
+    if (resolve_range(st, &a, &target, &from, &to, &e) < 0 ||
+        store_target_get(st, target, &t, &e) < 0 ||
+        store_read_history(st, target, from, to, &h, &e) < 0) {
+        cli_fail_err(&e);
+        goto out;
+    }
+    struct growth_opts o = {a.category, (size_t)a.top};
+    if (growth_compute(&h, &o, &g, &e) < 0) {
+        cli_fail_err(&e);
+        goto out;
+    }
+    if (cli->json)
+        print_json(&t, &h, &g);
+    else
+        print_table(&t, &h, &g);
+    if (fflush(stdout) != 0) {
+        cli_fail("growth: cannot write the output");
+        goto out;
+    }
+    status = EXIT_OK;
+    if (a.fail_on_rate) {
+        double rate = a.category >= 0 ? g.cat[a.category].committed.rate : g.committed.rate;
+        if (a.category >= 0 && !g.cat[a.category].present)
+            rate = 0;
+        status = rate > (double)a.rate_limit ? 1 : 0;
+    }
+out:
+    growth_result_release(&g);
+    store_history_release(&h);
+    store_target_release(&t);
+    store_close(st);
+    return status;
+}

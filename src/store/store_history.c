@@ -1,0 +1,191 @@
+/*
+ * Reading a recording's history for analysis: the snapshots of a range, and every region alive
+ * at some snapshot of it with the snapshots it was alive at. Regions are stored as intervals, so
+ * this reads the regions alive at the first snapshot plus one row per change after it: the cost
+ * grows with the changes, not with snapshots x regions.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store_internal.h"
+#include "util/xalloc.h"
+
+/* The region columns as store_row_to_region wants them, then the span's id and interval. */
+#define HISTORY_COLS(table, last)                                                                  \
+    "SELECT p.start, p.\"end\", p.perms, p.offset, p.dev, p.inode, n.path, p.category, "           \
+    "p.deleted, p.state, p.type, p.protect, p.alloc_base, p.alloc_protect, NULL, NULL, NULL, "     \
+    "NULL, NULL, NULL, p.id, p.first_snap, " last " FROM " table                                   \
+    " p LEFT JOIN paths n ON n.id = p.path_id "
+
+static int read_snaps(struct store *st, int64_t target, int64_t from, int64_t to,
+                      struct store_history *h, struct err *e)
+{
+    static const char *sql =
+        "SELECT id, seq, taken_at, CAST(round((julianday(taken_at) - 2440587.5) * 86400000) AS "
+        "INTEGER), label, rss_bytes, detail FROM snapshots WHERE target_id = ?1 AND id BETWEEN "
+        "?2 AND ?3 ORDER BY seq";
+    sqlite3_stmt *s = NULL;
+    size_t cap = 0;
+    int rc = store_prepare(st, sql, &s, e);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, target);
+    sqlite3_bind_int64(s, 2, from);
+    sqlite3_bind_int64(s, 3, to);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        h->snaps = xgrow(h->snaps, &cap, h->nsnaps + 1, sizeof(*h->snaps));
+        struct store_hsnap *x = &h->snaps[h->nsnaps++];
+        memset(x, 0, sizeof(*x));
+        x->id = sqlite3_column_int64(s, 0);
+        x->seq = sqlite3_column_int64(s, 1);
+        const unsigned char *at = sqlite3_column_text(s, 2);
+        snprintf(x->taken_at, sizeof(x->taken_at), "%s", at ? (const char *)at : "");
+        x->taken_ms = sqlite3_column_int64(s, 3);
+        x->label = store_col_text(s, 4);
+        x->have_rss = sqlite3_column_type(s, 5) != SQLITE_NULL;
+        x->rss_bytes = (uint64_t)sqlite3_column_int64(s, 5);
+        const unsigned char *detail = sqlite3_column_text(s, 6);
+        x->smaps = detail && strcmp((const char *)detail, "smaps") == 0;
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return store_sql_err(st, rc, "cannot read the recording", sql, e);
+    return 0;
+}
+
+/* The index of the first snapshot whose id is >= id (nsnaps when none). */
+static uint32_t snap_index(const struct store_history *h, int64_t id)
+{
+    size_t lo = 0, hi = h->nsnaps;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (h->snaps[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return (uint32_t)lo;
+}
+
+static int read_spans(struct store *st, int64_t target, int64_t from, int64_t to,
+                      struct store_history *h, int64_t **span_ids, struct err *e)
+{
+    static const char *sql = HISTORY_COLS(
+        "spans", "p.last_snap") "WHERE p.target_id = ?1 AND p.last_snap >= ?2 AND "
+                                "p.first_snap <= ?3 UNION ALL " HISTORY_COLS(
+                                    "spans_open", "9223372036854775807") "WHERE p.id "
+                                                                         "BETWEEN ?4 "
+                                                                         "AND ?5 AND "
+                                                                         "p.first_snap "
+                                                                         "<= ?3";
+    sqlite3_stmt *s = NULL;
+    size_t cap = 0, idcap = 0;
+    int rc = store_prepare(st, sql, &s, e);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, target);
+    sqlite3_bind_int64(s, 2, from);
+    sqlite3_bind_int64(s, 3, to);
+    sqlite3_bind_int64(s, 4, target << 32);
+    sqlite3_bind_int64(s, 5, (target << 32) + 0xffffffffLL);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        size_t i = h->regions.n;
+        store_row_to_region(s, 0, &h->regions, region_list_push(&h->regions));
+        h->alive = xgrow(h->alive, &cap, i + 1, sizeof(*h->alive));
+        *span_ids = xgrow(*span_ids, &idcap, i + 1, sizeof(**span_ids));
+        (*span_ids)[i] = sqlite3_column_int64(s, 20);
+        int64_t first = sqlite3_column_int64(s, 21), last = sqlite3_column_int64(s, 22);
+        h->alive[i].first = snap_index(h, first);
+        h->alive[i].last = snap_index(h, last < to ? last + 1 : to + 1) - 1;
+        h->alive[i].before = first < from;
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return store_sql_err(st, rc, "cannot read the recording", sql, e);
+    return 0;
+}
+
+struct id_index {
+    int64_t span;
+    uint32_t region;
+};
+
+static int cmp_id(const void *a, const void *b)
+{
+    const struct id_index *x = a, *y = b;
+    return x->span < y->span ? -1 : x->span > y->span;
+}
+
+/* Per-region rss, as intervals of snapshots (written when it changes). */
+static int read_mem(struct store *st, int64_t target, int64_t from, int64_t to,
+                    struct store_history *h, const int64_t *span_ids, struct err *e)
+{
+    static const char *sql = "SELECT span_id, first_snap, last_snap, rss FROM span_mem WHERE "
+                             "span_id BETWEEN ?1 AND ?2 AND first_snap <= ?4 AND last_snap >= ?3";
+    size_t n = h->regions.n, cap = 0;
+    struct id_index *idx = xmalloc((n ? n : 1) * sizeof(*idx));
+    for (size_t i = 0; i < n; i++)
+        idx[i] = (struct id_index){span_ids[i], (uint32_t)i};
+    if (n > 1)
+        qsort(idx, n, sizeof(*idx), cmp_id);
+    sqlite3_stmt *s = NULL;
+    int rc = store_prepare(st, sql, &s, e);
+    if (rc < 0)
+        goto out;
+    sqlite3_bind_int64(s, 1, target << 32);
+    sqlite3_bind_int64(s, 2, (target << 32) + 0xffffffffLL);
+    sqlite3_bind_int64(s, 3, from);
+    sqlite3_bind_int64(s, 4, to);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct id_index key = {sqlite3_column_int64(s, 0), 0};
+        const struct id_index *hit = n ? bsearch(&key, idx, n, sizeof(*idx), cmp_id) : NULL;
+        if (!hit)
+            continue;
+        int64_t first = sqlite3_column_int64(s, 1), last = sqlite3_column_int64(s, 2);
+        h->mem = xgrow(h->mem, &cap, h->nmem + 1, sizeof(*h->mem));
+        struct store_hmem *m = &h->mem[h->nmem++];
+        m->region = hit->region;
+        m->first = snap_index(h, first);
+        m->last = snap_index(h, last < to ? last + 1 : to + 1) - 1;
+        m->rss = (uint64_t)sqlite3_column_int64(s, 3);
+    }
+    rc = rc == SQLITE_DONE ? 0 : store_sql_err(st, rc, "cannot read the recording", sql, e);
+out:
+    sqlite3_finalize(s);
+    free(idx);
+    return rc;
+}
+
+int store_read_history(struct store *st, int64_t target, int64_t from, int64_t to,
+                       struct store_history *h, struct err *e)
+{
+    int64_t *span_ids = NULL;
+    memset(h, 0, sizeof(*h));
+    h->target_id = target;
+    region_list_init(&h->regions);
+    /* One read transaction: a recording that goes on meanwhile is seen as it was. */
+    int rc = store_exec(st, "BEGIN", e);
+    if (rc < 0)
+        return rc;
+    if ((rc = read_snaps(st, target, from, to, h, e)) < 0 ||
+        (rc = read_spans(st, target, from, to, h, &span_ids, e)) < 0 ||
+        (rc = read_mem(st, target, from, to, h, span_ids, e)) < 0) {
+        store_history_release(h);
+        h->target_id = target;
+    }
+    sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+    free(span_ids);
+    return rc;
+}
+
+void store_history_release(struct store_history *h)
+{
+    for (size_t i = 0; i < h->nsnaps; i++)
+        free(h->snaps[i].label);
+    free(h->snaps);
+    free(h->alive);
+    free(h->mem);
+    region_list_release(&h->regions);
+    memset(h, 0, sizeof(*h));
+}

@@ -1,0 +1,477 @@
+/*
+ * Growth over a recording: first on histories written through the store with known timestamps
+ * (exact rates, onsets, lineages and survivors), then end to end on live processes with scripted
+ * behaviour: a leak at a known rate after a known delay, regions growing down and up in place,
+ * threads whose arenas reserve memory, and a target that holds still.
+ */
+#define _GNU_SOURCE
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "analyze/growth.h"
+#include "testutil.h"
+
+#define K 1024ULL
+#define M (1024ULL * 1024)
+
+/* A history written snapshot by snapshot, one second apart. */
+struct hist {
+    char *path;
+    struct store *st;
+    struct store_writer *w;
+    struct capture_target t;
+    struct region_list l;
+    int64_t ids[64];
+    size_t n;
+};
+
+static void hist_open(struct hist *h)
+{
+    struct err e = {0};
+    memset(h, 0, sizeof(*h));
+    h->path = tu_tmppath("g.db", NULL);
+    assert_int_equal(store_open(&h->st, h->path, STORE_WRITE, &e), 0);
+    h->t = (struct capture_target){.pid = 7,
+                                   .start_time = 1,
+                                   .boot_id = "b",
+                                   .exe = "/bin/leaky",
+                                   .cmdline = "leaky",
+                                   .exec_key = "k",
+                                   .host = "h",
+                                   .os = "linux"};
+    assert_int_equal(store_writer_open(h->st, &h->t, &h->w, &e), 0);
+    region_list_init(&h->l);
+}
+
+static void hist_close(struct hist *h)
+{
+    store_writer_close(h->w);
+    store_close(h->st);
+    region_list_release(&h->l);
+    free(h->path);
+}
+
+static void add(struct hist *h, uint64_t start, uint64_t end, const char *perms)
+{
+    struct region *r = region_list_push(&h->l);
+    r->start = start;
+    r->end = end;
+    memcpy(r->perms, perms, 5);
+    r->category = perms[0] == '-' && perms[1] == '-' && perms[2] == '-' ? CAT_GUARD : CAT_ANON;
+}
+
+/* Writes the regions added since the last call as the next snapshot, then clears them. */
+static void hist_snap(struct hist *h)
+{
+    struct err e = {0};
+    struct capture_info info = {.detail = DETAIL_MAPS, .method = "maps"};
+    info.taken_at_ms = 1800000000000LL + (int64_t)h->n * 1000;
+    region_list_sanitize(&h->l);
+    if (store_writer_write(h->w, &h->l, &info, NULL, STORE_LABEL_EXACT, 0, &h->ids[h->n], &e) < 0)
+        fail_msg("write: %s", e.msg);
+    h->n++;
+    region_list_clear(&h->l);
+}
+
+static void hist_growth(struct hist *h, int category, struct store_history *sh,
+                        struct growth_result *g)
+{
+    struct err e = {0};
+    struct growth_opts o = {category, 10};
+    if (store_read_history(h->st, store_writer_target(h->w), h->ids[0], h->ids[h->n - 1], sh, &e) <
+            0 ||
+        growth_compute(sh, &o, g, &e) < 0)
+        fail_msg("growth: %s", e.msg);
+}
+
+/* The least-squares slope of v[0..n) against t = 0, 1, 2, ... seconds, computed plainly. */
+static double slope(const double *v, size_t n)
+{
+    double mt = (double)(n - 1) / 2, mv = 0, num = 0, den = 0;
+    for (size_t i = 0; i < n; i++)
+        mv += v[i] / (double)n;
+    for (size_t i = 0; i < n; i++) {
+        num += ((double)i - mt) * (v[i] - mv);
+        den += ((double)i - mt) * ((double)i - mt);
+    }
+    return num / den;
+}
+
+/* A region that starts growing by 1 MiB a second at the sixth snapshot. */
+static void test_rate_and_onset(void **state)
+{
+    (void)state;
+    struct hist h;
+    hist_open(&h);
+    const uint64_t X = 0x7f0000000000ULL;
+    double series[20];
+    for (size_t k = 0; k < 20; k++) {
+        uint64_t size = M + (k > 5 ? (k - 5) * M : 0);
+        add(&h, 0x400000, 0x401000, "r-xp"); /* something that never changes */
+        add(&h, X, X + size, "rw-p");
+        series[k] = (double)(size + 4 * K);
+        hist_snap(&h);
+    }
+    struct store_history sh;
+    struct growth_result g;
+    hist_growth(&h, -1, &sh, &g);
+    assert_int_equal(g.nsnaps, 20);
+    assert_true(fabs(g.duration_s - 19.0) < 1e-9);
+    assert_int_equal(g.committed.start, (int64_t)(M + 4 * K));
+    assert_int_equal(g.committed.delta, (int64_t)(14 * M));
+    assert_int_equal(g.committed.onset, 5); /* the last snapshot before it grew */
+    if (fabs(g.committed.rate - slope(series, 20)) > 1e-6 * slope(series, 20))
+        fail_msg("rate %f, expected %f", g.committed.rate, slope(series, 20));
+    assert_true(g.committed.r2 > 0.8 && g.committed.r2 <= 1.0);
+    assert_int_equal(g.cat[CAT_ANON].committed.delta, (int64_t)(14 * M));
+    /* One lineage, the growing region, followed from the first snapshot. */
+    assert_int_equal(g.nlineages, 1);
+    assert_true(g.lineages[0].now->start == X);
+    assert_int_equal(g.lineages[0].first, 0);
+    assert_int_equal(g.lineages[0].size_first, M);
+    assert_int_equal(g.lineages[0].delta, (int64_t)(14 * M));
+    assert_true(fabs(g.lineages[0].grew_share - 14.0 / 19.0) < 1e-9);
+    assert_int_equal(g.nsurvivors, 0);
+    growth_result_release(&g);
+    store_history_release(&sh);
+    hist_close(&h);
+}
+
+/*
+ * A region growing downward (its start moves) and one growing upward, split by an mprotect
+ * and merged back on the way: one lineage each. Memory made no-access is not growth.
+ */
+static void test_lineages_follow_either_end(void **state)
+{
+    (void)state;
+    struct hist h;
+    hist_open(&h);
+    const uint64_t D = 0x7f0000000000ULL, U = 0x7e0000000000ULL, R = 0x7d0000000000ULL;
+    for (uint64_t k = 0; k < 10; k++) {
+        uint64_t lo = D - k * 64 * K;
+        if (k >= 4 && k < 7) { /* split in three by mprotect of one page */
+            add(&h, lo, lo + 4 * K, "rw-p");
+            add(&h, lo + 4 * K, lo + 8 * K, "r--p");
+            add(&h, lo + 8 * K, D + 64 * K, "rw-p");
+        } else {
+            add(&h, lo, D + 64 * K, "rw-p");
+        }
+        add(&h, U, U + 64 * K + k * 128 * K, "rw-p");
+        add(&h, R, R + 64 * K + k * 64 * K, "---p"); /* a reservation growing */
+        hist_snap(&h);
+    }
+    struct store_history sh;
+    struct growth_result g;
+    hist_growth(&h, -1, &sh, &g);
+    assert_int_equal(g.nlineages, 2);
+    assert_true(g.lineages[0].now->start == U);
+    assert_int_equal(g.lineages[0].delta, (int64_t)(9 * 128 * K));
+    assert_true(fabs(g.lineages[0].rate - 128.0 * K) < 1e-6);
+    assert_true(g.lineages[1].now->start == D - 9 * 64 * K);
+    assert_true(g.lineages[1].now->end == D + 64 * K);
+    assert_int_equal(g.lineages[1].first, 0);
+    assert_int_equal(g.lineages[1].delta, (int64_t)(9 * 64 * K));
+    assert_int_equal(g.nsurvivors, 0); /* splits and merges are not births */
+    assert_int_equal(g.cat[CAT_GUARD].committed.delta, 0);
+    growth_result_release(&g);
+    store_history_release(&sh);
+    hist_close(&h);
+}
+
+/* A thousand-regions leak in small: 256 KiB regions born and never freed, grouped. */
+static void test_survivors(void **state)
+{
+    (void)state;
+    struct hist h;
+    hist_open(&h);
+    const uint64_t B = 0x7f0000000000ULL;
+    for (uint64_t k = 0; k < 12; k++) {
+        add(&h, 0x400000, 0x401000, "r-xp");
+        for (uint64_t i = 1; i <= k; i++) {
+            add(&h, B + i * M, B + i * M + 256 * K, "rw-p");
+            if (i != 3 || k < 8) /* one 4 KiB region, born at 3, freed at 8 */
+                add(&h, B + i * M + 512 * K, B + i * M + 516 * K, "rw-p");
+        }
+        hist_snap(&h);
+    }
+    struct store_history sh;
+    struct growth_result g;
+    hist_growth(&h, -1, &sh, &g);
+    assert_int_equal(g.nsurvivors, 2);
+    assert_int_equal(g.survivors[0].like->end - g.survivors[0].like->start, 256 * K);
+    assert_int_equal(g.survivors[0].count, 11);
+    assert_int_equal(g.survivors[0].bytes, 11 * 256 * K);
+    assert_int_equal(g.survivors[0].first_born, 1);
+    assert_int_equal(g.survivors[0].last_born, 11);
+    assert_int_equal(g.survivors[1].count, 10);
+    assert_int_equal(g.nlineages, 0); /* none of them grew */
+    /* From a later snapshot, only what was born after it counts. */
+    growth_result_release(&g);
+    store_history_release(&sh);
+    struct err e = {0};
+    struct growth_opts o = {CAT_ANON, 10};
+    assert_int_equal(
+        store_read_history(h.st, store_writer_target(h.w), h.ids[6], h.ids[11], &sh, &e), 0);
+    assert_int_equal(growth_compute(&sh, &o, &g, &e), 0);
+    assert_int_equal(g.survivors[0].count, 5);
+    assert_int_equal(g.nsnaps, 6);
+    growth_result_release(&g);
+    store_history_release(&sh);
+    hist_close(&h);
+}
+
+/* The number that follows key in s, or fails. */
+static double json_num(const char *s, const char *key)
+{
+    const char *p = strstr(s, key);
+    if (!p)
+        fail_msg("no %s in %.300s", key, s);
+    return strtod(p + strlen(key), NULL);
+}
+
+static char *run_ok(const char *db, const char *a1, const char *a2, const char *a3, const char *a4,
+                    const char *a5, const char *a6)
+{
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, a1, a2, a3, a4, a5, a6, NULL);
+    if (r.status != 0)
+        fail_msg("vmsnap %s %s: %d %s", a1, a2 ? a2 : "", r.status, r.err);
+    char *out = strdup(r.out);
+    tu_run_release(&r);
+    return out;
+}
+
+/*
+ * A live target leaks 1 MiB every 100 ms, starting 2 s after recording began, and stops
+ * leaking a second before recording ends: onset and rate within 10%, survivors exact.
+ */
+static void test_live_leak(void **state)
+{
+    (void)state;
+    struct tu_child c;
+    tu_child_start(&c);
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", (int)c.pid);
+    char *db = tu_tmppath("leak.db", NULL);
+    struct tu_proc rec;
+    tu_spawn_vmsnap(&rec, "-d", db, "record", "-p", pid, "-i", "100ms", "-t", "5s", "--detail",
+                    "maps", NULL);
+    tu_child_ok(&c, "leak %llu 100 2000", M);
+    usleep(4000 * 1000);
+    uint64_t leaked = tu_child_ok(&c, "leak 0");
+    struct tu_run r;
+    tu_wait(&rec, &r);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+
+    char *out = run_ok(db, "-j", "growth", NULL, NULL, NULL, NULL);
+    /* The onset: the last snapshot before the first leak, about 2 s in. */
+    char *first = run_ok(db, "query",
+                         "SELECT CAST(round((julianday(o.taken_at) - julianday(f.taken_at)) * "
+                         "86400000) AS INTEGER) FROM snapshots o, snapshots f WHERE f.seq = 1 AND "
+                         "o.id = (SELECT max(id) FROM snapshots WHERE mapped_bytes = (SELECT "
+                         "mapped_bytes FROM snapshots WHERE seq = 1))",
+                         NULL, NULL, NULL, NULL);
+    double onset_ms = strtod(strchr(first, '\n') + 1, NULL);
+    const char *tot = strstr(out, "\"totals\":{\"committed\":");
+    assert_non_null(tot);
+    char want[64];
+    snprintf(want, sizeof(want), "\"delta\":%llu", (unsigned long long)(leaked * M));
+    if (!strstr(tot, want))
+        fail_msg("committed delta is not %llu leaks of 1 MiB: %.300s", (unsigned long long)leaked,
+                 tot);
+    print_message("leak: %llu regions; growth's onset %.0f ms after the first snapshot\n",
+                  (unsigned long long)leaked, onset_ms);
+    assert_true(onset_ms >= 1800 && onset_ms <= 2200);
+    /* The same onset, from growth itself. */
+    char sel[32];
+    int64_t onset_snap = (int64_t)json_num(tot, "\"onset\":{\"snapshot\":");
+    snprintf(sel, sizeof(sel), "%lld", (long long)onset_snap);
+    char *ids = run_ok(db, "query",
+                       "SELECT max(id) FROM snapshots WHERE mapped_bytes = (SELECT mapped_bytes "
+                       "FROM snapshots WHERE seq = 1)",
+                       NULL, NULL, NULL, NULL);
+    assert_int_equal(strtoll(strchr(ids, '\n') + 1, NULL, 10), onset_snap);
+    /* The rate while it leaked: from the onset to the first snapshot after the last leak. */
+    char *end =
+        run_ok(db, "query",
+               "SELECT min(id) FROM snapshots WHERE mapped_bytes = (SELECT max(mapped_bytes) "
+               "FROM snapshots)",
+               NULL, NULL, NULL, NULL);
+    char to[32];
+    snprintf(to, sizeof(to), "%lld", strtoll(strchr(end, '\n') + 1, NULL, 10));
+    char *ramp = run_ok(db, "-j", "growth", "--from", sel, "--to", to);
+    double rate = json_num(strstr(ramp, "\"totals\""), "\"rate\":");
+    print_message("leak: rate %.2f MiB/s while leaking (10 expected)\n", rate / M);
+    assert_true(fabs(rate - 10.0 * M) <= 1.0 * M);
+    /* Survivors: exactly the leaked regions, 1 MiB rw- anonymous each. */
+    snprintf(want, sizeof(want), "\"size\":%llu,\"count\":%llu,", M, (unsigned long long)leaked);
+    if (!strstr(strstr(out, "\"survivors\""), want))
+        fail_msg("no survivor group of %llu x 1 MiB: %s", (unsigned long long)leaked,
+                 strstr(out, "\"survivors\""));
+    /* A CI gate on the rate. */
+    struct tu_run gate;
+    tu_vmsnap(&gate, "-d", db, "growth", "--fail-on-rate", "1M/s", NULL);
+    assert_int_equal(gate.status, 1);
+    tu_run_release(&gate);
+    tu_vmsnap(&gate, "-d", db, "growth", "--fail-on-rate", "1G", NULL);
+    assert_int_equal(gate.status, 0);
+    tu_run_release(&gate);
+    tu_vmsnap(&gate, "-d", db, "growth", "--category", "heap", "--fail-on-rate", "1K", NULL);
+    assert_int_equal(gate.status, 0);
+    tu_run_release(&gate);
+    free(out);
+    free(first);
+    free(ids);
+    free(end);
+    free(ramp);
+    tu_child_stop(&c);
+    free(db);
+}
+
+static void snap(const char *db, pid_t pid)
+{
+    char p[16];
+    snprintf(p, sizeof(p), "%d", (int)pid);
+    free(run_ok(db, "snap", "-p", p, "--detail", "maps", NULL));
+}
+
+/* Live regions growing downward and upward in place: one lineage each, the right delta. */
+static void test_live_grow_down_and_up(void **state)
+{
+    (void)state;
+    struct tu_child c;
+    tu_child_start(&c);
+    char *db = tu_tmppath("updown.db", NULL);
+    const uint64_t D = 0x5a0000000ULL, U = 0x5c0000000ULL;
+    tu_child_ok(&c, "mapat 0x%llx %llu rw-", (unsigned long long)D, 64 * K);
+    tu_child_ok(&c, "mapat 0x%llx %llu rw-", (unsigned long long)U, 64 * K);
+    snap(db, c.pid);
+    for (uint64_t k = 1; k <= 5; k++) {
+        tu_child_ok(&c, "mapat 0x%llx %llu rw-", (unsigned long long)(D - k * 64 * K), 64 * K);
+        tu_child_ok(&c, "mapat 0x%llx %llu rw-",
+                    (unsigned long long)(U + 64 * K + (k - 1) * 128 * K), 128 * K);
+        tu_child_ok(&c, "touch 0x%llx 4096", (unsigned long long)(D - k * 64 * K));
+        snap(db, c.pid);
+    }
+    char *out = run_ok(db, "-j", "growth", NULL, NULL, NULL, NULL);
+    char want[256];
+    snprintf(want, sizeof(want),
+             "{\"start\":\"0x%llx\",\"end\":\"0x%llx\",\"category\":\"anon\",\"perms\":\"rw-p\","
+             "\"path\":null,\"first_snapshot\":1,\"size_first\":65536,\"size_last\":393216,"
+             "\"delta\":327680,",
+             (unsigned long long)(D - 5 * 64 * K), (unsigned long long)(D + 64 * K));
+    if (!strstr(out, want))
+        fail_msg("no downward lineage %s in %s", want, out);
+    snprintf(want, sizeof(want),
+             "{\"start\":\"0x%llx\",\"end\":\"0x%llx\",\"category\":\"anon\",\"perms\":\"rw-p\","
+             "\"path\":null,\"first_snapshot\":1,\"size_first\":65536,\"size_last\":720896,"
+             "\"delta\":655360,",
+             (unsigned long long)U, (unsigned long long)(U + 64 * K + 5 * 128 * K));
+    if (!strstr(out, want))
+        fail_msg("no upward lineage %s in %s", want, out);
+    assert_non_null(strstr(out, "\"survivors\":[]"));
+    free(out);
+    tu_child_stop(&c);
+    free(db);
+}
+
+/*
+ * Threads: each glibc arena reserves 64 MiB PROT_NONE. That is mapped growth but not committed
+ * growth; the category_totals view agrees with growth.
+ */
+static void test_live_threads_reserve_not_commit(void **state)
+{
+    (void)state;
+    struct tu_child c;
+    tu_child_start(&c);
+    char *db = tu_tmppath("threads.db", NULL);
+    snap(db, c.pid);
+    tu_child_ok(&c, "threads 4");
+    snap(db, c.pid);
+    char *out = run_ok(db, "-j", "growth", NULL, NULL, NULL, NULL);
+    double committed = json_num(strstr(out, "\"totals\""), "\"delta\":");
+    char *mapped = run_ok(db, "query",
+                          "SELECT (SELECT mapped_bytes FROM snapshots WHERE seq = 2) - (SELECT "
+                          "mapped_bytes FROM snapshots WHERE seq = 1)",
+                          NULL, NULL, NULL, NULL);
+    double mapped_delta = strtod(strchr(mapped, '\n') + 1, NULL);
+    print_message("threads: mapped %+.1f MiB, committed %+.1f MiB\n", mapped_delta / M,
+                  committed / M);
+    assert_true(mapped_delta >= 4 * 32.0 * M); /* the arenas' reservations */
+    assert_true(committed > 0 && committed < 8.0 * M);
+    double guard = json_num(strstr(out, "{\"category\":\"guard\",\"committed\":"), "\"delta\":");
+    assert_true(guard == 0);
+    char *view = run_ok(db, "query",
+                        "SELECT sum(CASE WHEN s.seq = 2 THEN committed ELSE -committed END) FROM "
+                        "category_totals t JOIN snapshots s ON s.id = t.snapshot_id",
+                        NULL, NULL, NULL, NULL);
+    assert_true(strtod(strchr(view, '\n') + 1, NULL) == committed);
+    free(out);
+    free(mapped);
+    free(view);
+    tu_child_stop(&c);
+    free(db);
+}
+
+/* A target that holds still: no rate, no lineage, and the gate passes. */
+static void test_live_steady(void **state)
+{
+    (void)state;
+    struct tu_child c;
+    tu_child_start(&c);
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", (int)c.pid);
+    char *db = tu_tmppath("steady.db", NULL);
+    struct tu_run rec;
+    tu_vmsnap(&rec, "-d", db, "record", "-p", pid, "-i", "50ms", "-n", "20", NULL);
+    assert_int_equal(rec.status, 0);
+    tu_run_release(&rec);
+    char *out = run_ok(db, "-j", "growth", NULL, NULL, NULL, NULL);
+    const char *tot = strstr(out, "\"totals\":{\"committed\":");
+    assert_non_null(tot);
+    assert_true(json_num(tot, "\"delta\":") == 0);
+    assert_true(json_num(tot, "\"rate\":") == 0);
+    assert_non_null(strstr(out, "\"lineages\":[]"));
+    assert_non_null(strstr(out, "\"survivors\":[]"));
+    assert_non_null(strstr(out, "\"snapshots\":20"));
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "growth", "--fail-on-rate", "1", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "none grew"));
+    tu_run_release(&r);
+    /* Trouble: a bad range and a bad rate. */
+    tu_vmsnap(&r, "-d", db, "growth", "--from", "last", "--to", "first", NULL);
+    tu_assert_trouble(&r, "comes after --to");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "growth", "--fail-on-rate", "fast", NULL);
+    tu_assert_trouble(&r, "invalid rate 'fast'");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "growth", "--target", "9", NULL);
+    tu_assert_trouble(&r, "no target with id 9");
+    tu_run_release(&r);
+    free(out);
+    tu_child_stop(&c);
+    free(db);
+}
+
+int main(int argc, char **argv)
+{
+    /* One test by name: test_growth NAME (a glob). */
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rate_and_onset),
+        cmocka_unit_test(test_lineages_follow_either_end),
+        cmocka_unit_test(test_survivors),
+        cmocka_unit_test(test_live_leak),
+        cmocka_unit_test(test_live_grow_down_and_up),
+        cmocka_unit_test(test_live_threads_reserve_not_commit),
+        cmocka_unit_test(test_live_steady),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
