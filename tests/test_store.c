@@ -502,6 +502,23 @@ static void test_new_file_is_private(void **state)
     free(missing);
 }
 
+/* category_totals agrees, for every snapshot, with summing the regions view. */
+static void assert_category_totals_match(struct store *st)
+{
+    static const char *per =
+        "SELECT snapshot_id, category, count(*), sum(size), sum(CASE WHEN substr(perms, 1, 3) = "
+        "'---' OR state = 'reserve' THEN 0 ELSE size END), sum(rss) FROM regions GROUP BY 1, 2";
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM (%s EXCEPT SELECT * FROM category_totals UNION ALL SELECT * "
+             "FROM (SELECT * FROM category_totals EXCEPT %s))",
+             per, per);
+    if (count(st, sql) != 0)
+        fail_msg("category_totals differs from the regions view in %lld rows",
+                 (long long)count(st, sql));
+    assert_true(count(st, "SELECT count(*) FROM category_totals") > 0);
+}
+
 static void test_migrates_from_version_1(void **state)
 {
     (void)state;
@@ -511,25 +528,60 @@ static void test_migrates_from_version_1(void **state)
     assert_int_equal(store_open_version(&st, path, STORE_WRITE, 1, &e), 0);
     assert_int_equal(count(st, "PRAGMA user_version"), 1);
     assert_int_equal(count(st, "SELECT count(*) FROM sqlite_schema WHERE name = 'regions'"), 0);
-    /* Record into the old schema, as an older vmsnap would have. */
-    struct capture_target t = fake_target();
-    struct store_writer *w;
-    struct region_list l;
-    assert_int_equal(store_writer_open(st, &t, &w, &e), 0);
-    load("edge.maps", &l);
-    struct capture_info info = info_for(DETAIL_MAPS);
-    int64_t id;
-    assert_int_equal(store_writer_write(w, &l, &info, NULL, STORE_LABEL_EXACT, 0, &id, &e), 0);
-    store_writer_close(w);
+    /* Three snapshots written into the first schema, as an older vmsnap would have: a region
+     * alive throughout, one that ended at snapshot 2, one born at 3. */
+    assert_int_equal(
+        store_exec(st,
+                   "INSERT INTO targets VALUES (1, 4242, 777, '/x', 'x', 'h', 'linux', 'boot-1', "
+                   "'1:2:3:4', '2025-11-22T00:00:00.000Z');"
+                   "INSERT INTO snapshots (id, target_id, seq, taken_at, region_count, "
+                   "mapped_bytes, detail, method) VALUES "
+                   "(1, 1, 1, '2025-11-22T00:00:01.000Z', 2, 12288, 'maps', 'maps'),"
+                   "(2, 1, 2, '2025-11-22T00:00:02.000Z', 2, 12288, 'maps', 'maps'),"
+                   "(3, 1, 3, '2025-11-22T00:00:03.000Z', 2, 12288, 'maps', 'maps');"
+                   "INSERT INTO spans_open (id, target_id, first_snap, start, \"end\", perms, "
+                   "offset, dev, inode, category) VALUES "
+                   "(4294967296, 1, 1, 4096, 12288, 'rw-p', 0, '00:00', 0, 'anon'),"
+                   "(4294967298, 1, 3, 65536, 69632, '---p', 0, '00:00', 0, 'guard');"
+                   "INSERT INTO spans (id, target_id, first_snap, last_snap, start, \"end\", "
+                   "perms, offset, dev, inode, category) VALUES "
+                   "(4294967297, 1, 1, 2, 20480, 24576, 'r--p', 0, '00:00', 0, 'anon');",
+                   &e),
+        0);
     store_close(st);
 
     assert_int_equal(store_open(&st, path, STORE_WRITE, &e), 0);
     assert_int_equal(count(st, "PRAGMA user_version"), store_schema_version());
-    struct region_list back;
-    region_list_init(&back);
-    assert_int_equal(store_read_regions(st, id, &back, &e), 0);
-    assert_same_regions(&l, &back, 0);
-    region_list_release(&back);
+    assert_int_equal(count(st, "SELECT count(*) FROM regions WHERE snapshot_id = 2"), 2);
+    assert_int_equal(count(st, "SELECT size FROM regions WHERE snapshot_id = 3 AND perms = "
+                               "'---p'"),
+                     4096);
+    /* The totals were folded into intervals: anon 1..2, anon 3.., guard 3.. */
+    assert_int_equal(count(st, "SELECT count(*) FROM category_spans"), 3);
+    assert_int_equal(count(st, "SELECT mapped FROM category_totals WHERE snapshot_id = 2 AND "
+                               "category = 'anon'"),
+                     12288);
+    assert_int_equal(count(st, "SELECT committed FROM category_totals WHERE snapshot_id = 3 AND "
+                               "category = 'guard'"),
+                     0);
+    assert_category_totals_match(st);
+    /* A writer carries on from the migrated state: an unchanged snapshot adds no totals. */
+    struct capture_target t = fake_target();
+    struct store_writer *w;
+    struct region_list l;
+    region_list_init(&l);
+    struct region *r = region_list_push(&l);
+    *r = (struct region){.start = 4096, .end = 12288, .perms = "rw-p", .category = CAT_ANON};
+    r = region_list_push(&l);
+    *r = (struct region){.start = 65536, .end = 69632, .perms = "---p", .category = CAT_GUARD};
+    assert_int_equal(store_writer_open(st, &t, &w, &e), 0);
+    struct capture_info info = info_for(DETAIL_MAPS);
+    int64_t id;
+    assert_int_equal(store_writer_write(w, &l, &info, NULL, STORE_LABEL_EXACT, 0, &id, &e), 0);
+    assert_int_equal(count(st, "SELECT count(*) FROM category_spans"), 3);
+    assert_int_equal(count(st, "SELECT count(*) FROM category_totals WHERE snapshot_id = 4"), 2);
+    assert_category_totals_match(st);
+    store_writer_close(w);
     region_list_release(&l);
     store_close(st);
     free(path);
@@ -673,8 +725,9 @@ static void test_interval_diff_equals_full_diff(void **state)
             mutate(&cur);
         region_list_init(&hist[s]);
         region_list_copy(&hist[s], &cur);
-        ids[s] = write_snap(&f, &cur, DETAIL_MAPS, NULL);
+        ids[s] = write_snap(&f, &cur, s % 3 == 2 ? DETAIL_SMAPS : DETAIL_MAPS, NULL);
     }
+    assert_category_totals_match(f.st);
     struct err e = {0};
     for (int i = 0; i < STEPS; i++)
         for (int j = i + 1; j < STEPS; j++) {

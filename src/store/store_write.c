@@ -21,6 +21,9 @@ enum {
     S_PATH_ADD,
     S_HEAD,
     S_LABEL,
+    S_CAT_CLOSE,
+    S_CAT_OPEN,
+    S_CAT_LOAD,
     S_COUNT
 };
 
@@ -53,6 +56,21 @@ static const char *const writer_sql[S_COUNT] = {
     /* The target's newest committed snapshot, read inside the write transaction. */
     [S_HEAD] = "SELECT id, seq FROM snapshots WHERE target_id = ?1 ORDER BY seq DESC LIMIT 1",
     [S_LABEL] = "SELECT id FROM snapshots WHERE label = ?1 AND target_id = ?2",
+    [S_CAT_CLOSE] = "UPDATE category_spans SET last_snap = ?1 WHERE target_id = ?2 AND category = "
+                    "?3 AND first_snap = ?4",
+    [S_CAT_OPEN] = "INSERT INTO category_spans (target_id, category, first_snap, last_snap, "
+                   "regions, mapped, committed, rss) VALUES (?1, ?2, ?3, 9223372036854775807, ?4, "
+                   "?5, ?6, ?7)",
+    [S_CAT_LOAD] = "SELECT category, first_snap, regions, mapped, committed, rss FROM "
+                   "category_spans WHERE target_id = ?1 AND last_snap = 9223372036854775807",
+};
+
+/* A category's totals, as in its open category_spans row. */
+struct cat_totals {
+    int64_t first; /* first_snap of the open row; 0 when there is none */
+    int64_t regions;
+    uint64_t mapped, committed, rss; /* bytes */
+    int has_rss;
 };
 
 /* An open-addressing map from path text to its paths.id, so known names cost no SQL. */
@@ -84,6 +102,7 @@ struct store_writer {
     int64_t *next_span_id, *next_mem_first;
     size_t next_cap;
     struct path_map paths;
+    struct cat_totals cats[CAT_COUNT]; /* as of last_snap */
     int win_bound; /* S_SPAN_OPEN holds Windows values in ?13..?17 (else NULLs) */
 };
 
@@ -472,6 +491,104 @@ static int write_delta(struct store_writer *w, const struct region_list *l, int6
     return 0;
 }
 
+/*
+ * The category totals of l, written where they changed since the last snapshot: the open row
+ * ends at the last snapshot and a new one opens at snap. Per-region rss is summed only when the
+ * capture read it; otherwise the last known sums stand. next gets the new state.
+ */
+static int write_categories(struct store_writer *w, const struct region_list *l,
+                            const struct capture_info *info, int64_t snap, struct cat_totals *next,
+                            struct err *e)
+{
+    int mem_all[CAT_COUNT];
+    memset(next, 0, sizeof(*next) * CAT_COUNT);
+    for (int c = 0; c < CAT_COUNT; c++)
+        mem_all[c] = 1;
+    for (size_t i = 0; i < l->n; i++) {
+        const struct region *r = &l->v[i];
+        struct cat_totals *t = &next[r->category < CAT_COUNT ? r->category : CAT_ANON];
+        t->regions++;
+        t->mapped += r->end - r->start;
+        t->committed += region_committed(r);
+        t->rss += r->rss;
+        mem_all[r->category < CAT_COUNT ? r->category : CAT_ANON] &=
+            (r->flags & REGION_HAS_MEM) != 0;
+    }
+    for (int c = 0; c < CAT_COUNT; c++) {
+        struct cat_totals *t = &next[c], *old = &w->cats[c];
+        if (info->detail == DETAIL_SMAPS) {
+            t->has_rss = mem_all[c];
+        } else {
+            t->has_rss = old->has_rss;
+            t->rss = old->rss;
+        }
+        if (!t->has_rss)
+            t->rss = 0;
+        int same = old->first && t->regions && old->regions == t->regions &&
+                   old->mapped == t->mapped && old->committed == t->committed &&
+                   old->has_rss == t->has_rss && old->rss == t->rss;
+        if (same) {
+            t->first = old->first;
+            continue;
+        }
+        const char *name = region_category_name(c);
+        int rc;
+        if (old->first) {
+            sqlite3_stmt *q = w->stmt[S_CAT_CLOSE];
+            sqlite3_bind_int64(q, 1, w->last_snap);
+            sqlite3_bind_int64(q, 2, w->target_id);
+            sqlite3_bind_text(q, 3, name, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(q, 4, old->first);
+            if ((rc = step_done(w, S_CAT_CLOSE, e)) < 0)
+                return rc;
+        }
+        if (!t->regions)
+            continue;
+        sqlite3_stmt *q = w->stmt[S_CAT_OPEN];
+        sqlite3_bind_int64(q, 1, w->target_id);
+        sqlite3_bind_text(q, 2, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 3, snap);
+        sqlite3_bind_int64(q, 4, t->regions);
+        sqlite3_bind_int64(q, 5, (int64_t)t->mapped);
+        sqlite3_bind_int64(q, 6, (int64_t)t->committed);
+        if (t->has_rss)
+            sqlite3_bind_int64(q, 7, (int64_t)t->rss);
+        else
+            sqlite3_bind_null(q, 7);
+        if ((rc = step_done(w, S_CAT_OPEN, e)) < 0)
+            return rc;
+        t->first = snap;
+    }
+    return 0;
+}
+
+/* Loads the target's open category rows. */
+static int load_categories(struct store_writer *w, struct err *e)
+{
+    sqlite3_stmt *q = w->stmt[S_CAT_LOAD];
+    int rc;
+    memset(w->cats, 0, sizeof(w->cats));
+    sqlite3_bind_int64(q, 1, w->target_id);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const unsigned char *name = sqlite3_column_text(q, 0);
+        int c = name ? region_category_parse((const char *)name) : -1;
+        if (c < 0)
+            continue;
+        struct cat_totals *t = &w->cats[c];
+        t->first = sqlite3_column_int64(q, 1);
+        t->regions = sqlite3_column_int64(q, 2);
+        t->mapped = (uint64_t)sqlite3_column_int64(q, 3);
+        t->committed = (uint64_t)sqlite3_column_int64(q, 4);
+        t->has_rss = sqlite3_column_type(q, 5) != SQLITE_NULL;
+        t->rss = (uint64_t)sqlite3_column_int64(q, 5);
+    }
+    sqlite3_reset(q);
+    if (rc != SQLITE_DONE)
+        return store_sql_err(w->st, rc, "cannot load the previous snapshot", writer_sql[S_CAT_LOAD],
+                             e);
+    return 0;
+}
+
 /* Keeps the remembered memory figures in step with what was stored: a capture without
  * per-region detail leaves the stored figures (and so the remembered ones) as they were. */
 static void carry_mem(struct store_writer *w, struct region_list *l)
@@ -520,6 +637,10 @@ int store_writer_write(struct store_writer *w, const struct region_list *l,
         goto rollback;
     if ((rc = write_delta(w, l, snap, &changed, e)) < 0)
         goto rollback;
+    /* Nothing opened, closed or changed its figures: the totals are what they were. */
+    struct cat_totals cats[CAT_COUNT];
+    if (changed && (rc = write_categories(w, l, info, snap, cats, e)) < 0)
+        goto rollback;
     rc = sqlite3_exec(w->st->db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         rc = store_sql_err(w->st, rc, "cannot commit the snapshot", NULL, e);
@@ -527,6 +648,8 @@ int store_writer_write(struct store_writer *w, const struct region_list *l,
     }
     w->last_snap = snap;
     w->last_seq++;
+    if (changed)
+        memcpy(w->cats, cats, sizeof(cats));
     if (changed) {
         region_list_copy(&w->next, l);
         carry_mem(w, &w->next);
@@ -636,7 +759,7 @@ static int load_alive(struct store_writer *w, struct err *e)
     free(sorted);
     free(order);
     free(ids);
-    return 0;
+    return load_categories(w, e);
 }
 
 int64_t store_writer_target(const struct store_writer *w)
