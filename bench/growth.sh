@@ -47,8 +47,10 @@ median_ms() {
 GROWTH_MS=$(median_ms 5 "$V" -d "$DB" growth)
 VIEW_SQL="SELECT snapshot_id, category, sum(CASE WHEN substr(perms, 1, 3) = '---' THEN 0 ELSE size END) FROM regions GROUP BY 1, 2"
 VIEW_MS=$(median_ms 1 "$V" -d "$DB" query "$VIEW_SQL")
+TOTALS_MS=$(median_ms 5 "$V" -d "$DB" query "SELECT snapshot_id, category, committed FROM category_totals")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 echo "recording: $SNAPSHOTS snapshots of $REGIONS regions in $(((t1 - t0) / 1000000)) ms; $ROWS region rows ($(((ROWS - REGIONS) / SNAPSHOTS)) changes per tick), $((SIZE / 1024)) KiB"
 echo "vmsnap growth:                        ${GROWTH_MS} ms (median of 5)"
 echo "the same rows through the regions view: ${VIEW_MS} ms (one run)"
 echo "growth / view:                        $(ratio "$GROWTH_MS" "$VIEW_MS")x"
+echo "category_totals, every snapshot:      ${TOTALS_MS} ms (median of 5)"
