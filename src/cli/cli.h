@@ -44,6 +44,8 @@ void cli_print_escaped(FILE *f, const char *s, size_t len);
 
 /* Formats bytes as "4.0K", "132K", "1.2M", "12G" into out. */
 const char *cli_human(uint64_t bytes, char out[16]);
+/* Formats a change in bytes as "+1.2M", "-64K" or "0B" into out. */
+const char *cli_human_signed(int64_t bytes, char out[24]);
 
 /* Handles -j/-d/-h given after a subcommand; returns 1 when opt was one of them. */
 int cli_common_opt(struct cli *cli, int opt, const char *arg);

@@ -219,6 +219,14 @@ const char *cli_human(uint64_t bytes, char out[16])
     return out;
 }
 
+const char *cli_human_signed(int64_t v, char out[24])
+{
+    char h[16];
+    cli_human(v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, h);
+    snprintf(out, 24, "%s%s", v < 0 ? "-" : v > 0 ? "+" : "", h);
+    return out;
+}
+
 int cli_common_opt(struct cli *cli, int opt, const char *arg)
 {
     switch (opt) {

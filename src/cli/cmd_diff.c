@@ -236,14 +236,6 @@ static void json_summary(struct json *j, const struct summary *s)
     json_end_object(j);
 }
 
-static const char *signed_human(int64_t v, char out[20])
-{
-    char h[16];
-    cli_human((uint64_t)(v < 0 ? -v : v), h);
-    snprintf(out, 20, "%s%s", v < 0 ? "-" : v > 0 ? "+" : "", h);
-    return out;
-}
-
 struct colors {
     const char *add, *del, *mod, *off;
 };
@@ -265,7 +257,7 @@ static void print_table(const struct side *a, const struct side *b, const struct
     int tty = plat_isatty(stdout) && !getenv("NO_COLOR");
     struct colors col = tty ? (struct colors){"\033[32m", "\033[31m", "\033[33m", "\033[0m"}
                             : (struct colors){"", "", "", ""};
-    char h1[20], h2[20];
+    char h1[24], h2[24];
     printf("from snapshot %lld (target %lld seq %lld, %s)\n", (long long)a->snap.id,
            (long long)a->snap.target_id, (long long)a->snap.seq, a->snap.taken_at);
     printf("  to snapshot %lld (target %lld seq %lld, %s)\n", (long long)b->snap.id,
@@ -295,7 +287,7 @@ static void print_table(const struct side *a, const struct side *b, const struct
             case DIFF_GROWN:
             case DIFF_SHRUNK:
                 printf("%-4s  %-6s %s from %s", r->perms, region_category_name(r->category),
-                       signed_human(c->delta, h2),
+                       cli_human_signed(c->delta, h2),
                        cli_human(c->before->end - c->before->start, h1));
                 break;
             case DIFF_REPROTECTED:
@@ -304,7 +296,7 @@ static void print_table(const struct side *a, const struct side *b, const struct
                 break;
             case DIFF_RESIDENT:
                 printf("%-4s  %-6s rss %s", r->perms, region_category_name(r->category),
-                       signed_human(c->delta, h2));
+                       cli_human_signed(c->delta, h2));
                 break;
             case DIFF_COMMITTED:
             case DIFF_DECOMMITTED:
@@ -335,12 +327,12 @@ static void print_table(const struct side *a, const struct side *b, const struct
     for (int k = 0; k < DIFF_KIND_COUNT; k++)
         if (s->counts[k])
             printf(", %zu %s", s->counts[k], diff_kind_name(k));
-    char h3[20];
+    char h3[24];
     printf("\n  %-7s mapped %s  committed %s",
            s->category >= 0 ? region_category_name(s->category) : "total",
-           signed_human(s->d.total.mapped, h1), signed_human(s->d.total.committed, h3));
+           cli_human_signed(s->d.total.mapped, h1), cli_human_signed(s->d.total.committed, h3));
     if (s->have_rss)
-        printf("  rss %s", signed_human(s->rss_delta, h2));
+        printf("  rss %s", cli_human_signed(s->rss_delta, h2));
     fputc('\n', stdout);
     for (int c = 0; c < CAT_COUNT && s->category < 0; c++) {
         const struct diff_delta *cd = &s->d.cat[c];
@@ -348,9 +340,9 @@ static void print_table(const struct side *a, const struct side *b, const struct
             (cd->mapped == 0 && cd->committed == 0 && (!s->have_cat_rss || !cd->rss)))
             continue;
         printf("  %-7s mapped %s  committed %s", region_category_name(c),
-               signed_human(cd->mapped, h1), signed_human(cd->committed, h3));
+               cli_human_signed(cd->mapped, h1), cli_human_signed(cd->committed, h3));
         if (s->have_cat_rss)
-            printf("  rss %s", signed_human(cd->rss, h2));
+            printf("  rss %s", cli_human_signed(cd->rss, h2));
         fputc('\n', stdout);
     }
 }

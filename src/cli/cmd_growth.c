@@ -55,14 +55,6 @@ static const char *human_rate(double bps, char out[32])
     return out;
 }
 
-static const char *signed_bytes(int64_t v, char out[24])
-{
-    char h[16];
-    cli_human(v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, h);
-    snprintf(out, 24, "%s%s", v < 0 ? "-" : v > 0 ? "+" : "", h);
-    return out;
-}
-
 static int parse_args(struct cli *cli, int argc, char **argv, struct growth_args *a)
 {
     static const struct option opts[] = {
@@ -319,7 +311,7 @@ static void print_stat_row(const char *name, const struct growth_stat *s,
     const struct store_hsnap *on = &h->snaps[s->onset];
     printf("  %-9s %8s %8s %9s %13s  %4.2f  seq %lld (%s)\n", name,
            cli_human(s->start < 0 ? 0 : (uint64_t)s->start, a),
-           cli_human(s->end < 0 ? 0 : (uint64_t)s->end, b), signed_bytes(s->delta, d),
+           cli_human(s->end < 0 ? 0 : (uint64_t)s->end, b), cli_human_signed(s->delta, d),
            human_rate(s->rate, r), s->r2, (long long)on->seq, on->taken_at);
 }
 
@@ -363,7 +355,7 @@ static void print_table(const struct store_target *t, const struct store_history
                (unsigned long long)l->now->start, (unsigned long long)l->now->end,
                region_category_name(l->now->category), l->now->perms,
                (long long)h->snaps[l->first].seq, cli_human(l->size_first, a),
-               cli_human(l->size_last, b), signed_bytes(l->delta, d), human_rate(l->rate, r),
+               cli_human(l->size_last, b), cli_human_signed(l->delta, d), human_rate(l->rate, r),
                l->grew_share * 100);
         if (l->now->path)
             cli_print_escaped(stdout, l->now->path, l->now->path_len);

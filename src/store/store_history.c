@@ -71,14 +71,14 @@ static uint32_t snap_index(const struct store_history *h, int64_t id)
 static int read_spans(struct store *st, int64_t target, int64_t from, int64_t to,
                       struct store_history *h, int64_t **span_ids, struct err *e)
 {
-    static const char *sql = HISTORY_COLS(
-        "spans", "p.last_snap") "WHERE p.target_id = ?1 AND p.last_snap >= ?2 AND "
-                                "p.first_snap <= ?3 UNION ALL " HISTORY_COLS(
-                                    "spans_open", "9223372036854775807") "WHERE p.id "
-                                                                         "BETWEEN ?4 "
-                                                                         "AND ?5 AND "
-                                                                         "p.first_snap "
-                                                                         "<= ?3";
+    /* Ended regions alive at some snapshot of the range (an index range), then the open
+     * ones born by its end (the target's rowid range). */
+    static const char *ended =
+        "WHERE p.target_id = ?1 AND p.last_snap >= ?2 AND p.first_snap <= ?3";
+    static const char *still_open = "WHERE p.id BETWEEN ?4 AND ?5 AND p.first_snap <= ?3";
+    char sql[2048];
+    snprintf(sql, sizeof(sql), "%s%s UNION ALL %s%s", HISTORY_COLS("spans", "p.last_snap"), ended,
+             HISTORY_COLS("spans_open", "9223372036854775807"), still_open);
     sqlite3_stmt *s = NULL;
     size_t cap = 0, idcap = 0;
     int rc = store_prepare(st, sql, &s, e);
