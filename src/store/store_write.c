@@ -330,7 +330,7 @@ static int write_mem(struct store_writer *w, int64_t span, int64_t old_first,
     return 0;
 }
 
-static int load_alive(struct store_writer *w, struct err *e);
+static int load_alive(struct store_writer *w, int64_t head_id, int64_t head_seq, struct err *e);
 
 /*
  * Makes the writer's state that of the target's newest committed snapshot. Another process may
@@ -352,7 +352,7 @@ static int sync_head(struct store_writer *w, struct err *e)
         return store_sql_err(w->st, rc, "cannot write the snapshot", writer_sql[S_HEAD], e);
     if (!w->stale && id == w->last_snap && seq == w->last_seq)
         return 0;
-    if ((rc = load_alive(w, e)) < 0)
+    if ((rc = load_alive(w, id, seq, e)) < 0)
         return rc;
     w->stale = 0;
     return 0;
@@ -392,7 +392,8 @@ static int pick_label(struct store_writer *w, const char *label, int mode, char 
                        "another",
                        label);
     for (int k = 2;; k++) {
-        snprintf(buf, n, "%s-%d", label, k);
+        if ((size_t)snprintf(buf, n, "%s-%d", label, k) >= n)
+            return err_set(e, ERR_USAGE, "label '%.40s...' is too long to be made unique", label);
         if ((rc = label_taken(w, buf, e)) <= 0) {
             *out = buf;
             return rc;
@@ -648,9 +649,8 @@ int store_writer_write(struct store_writer *w, const struct region_list *l,
     }
     w->last_snap = snap;
     w->last_seq++;
-    if (changed)
-        memcpy(w->cats, cats, sizeof(cats));
     if (changed) {
+        memcpy(w->cats, cats, sizeof(cats));
         region_list_copy(&w->next, l);
         carry_mem(w, &w->next);
         struct region_list tmp = w->alive;
@@ -678,8 +678,8 @@ rollback:
     return rc;
 }
 
-/* Loads the target's open spans: what its newest snapshot saw. */
-static int load_alive(struct store_writer *w, struct err *e)
+/* Loads the target's open spans: what its newest snapshot (head_id, head_seq) saw. */
+static int load_alive(struct store_writer *w, int64_t head_id, int64_t head_seq, struct err *e)
 {
     static const char *sql =
         "SELECT p.id, p.start, p.\"end\", p.perms, p.offset, p.dev, p.inode, n.path, p.category, "
@@ -688,29 +688,16 @@ static int load_alive(struct store_writer *w, struct err *e)
         "FROM spans_open p LEFT JOIN paths n ON n.id = p.path_id "
         "LEFT JOIN span_mem m ON m.span_id = p.id AND m.last_snap = :open "
         "WHERE p.id BETWEEN :lo AND :hi";
-    static const char *last_sql =
-        "SELECT coalesce(max(id), 0), coalesce(max(seq), 0) FROM snapshots WHERE target_id = ?";
-
     static const char *id_sql =
         "SELECT max(coalesce((SELECT max(id) FROM spans_open WHERE id BETWEEN ?1 AND ?2), 0), "
         "coalesce((SELECT max(id) FROM spans WHERE id BETWEEN ?1 AND ?2), 0))";
     int64_t lo = w->target_id << 32, hi = lo + 0xffffffffLL;
     sqlite3_stmt *s = NULL;
     region_list_clear(&w->alive);
-    w->last_snap = w->last_seq = 0;
-    int rc = store_prepare(w->st, last_sql, &s, e);
+    w->last_snap = head_id;
+    w->last_seq = head_seq;
+    int rc = store_prepare(w->st, id_sql, &s, e);
     if (rc < 0)
-        return rc;
-    sqlite3_bind_int64(s, 1, w->target_id);
-    if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        w->last_snap = sqlite3_column_int64(s, 0);
-        w->last_seq = sqlite3_column_int64(s, 1);
-    }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_ROW)
-        return store_sql_err(w->st, rc, "cannot load the previous snapshot", last_sql, e);
-
-    if ((rc = store_prepare(w->st, id_sql, &s, e)) < 0)
         return rc;
     sqlite3_bind_int64(s, 1, lo);
     sqlite3_bind_int64(s, 2, hi);
