@@ -47,8 +47,7 @@ struct rec {
     /* A walk that could not be written yet because another process held the database: it is
      * kept, and written before anything else is walked. */
     int pending;
-    char pending_label[512];
-    int pending_has_label;
+    char pending_label[512];  /* its label; empty for none */
     int64_t pending_since_ms; /* when the pending walk was taken (monotonic) */
     int lock_reported;
     int64_t marks_waiting; /* marks asked for while a walk was pending */
@@ -80,7 +79,7 @@ static int commit(struct rec *r)
 {
     struct err e = {0};
     int64_t snap;
-    int rc = taker_commit(&r->taker, r->pending_has_label ? r->pending_label : NULL,
+    int rc = taker_commit(&r->taker, r->pending_label[0] ? r->pending_label : NULL,
                           STORE_LABEL_UNIQUE, &snap, &e);
     if (rc == ERR_LOCKED) {
         if (!r->lock_reported) {
@@ -134,7 +133,7 @@ static int tick(struct rec *r, int mark)
         mark = 1;
     }
     struct err e = {0};
-    r->pending_has_label = mark || r->prefix;
+    r->pending_label[0] = '\0';
     if (mark) {
         r->marks++;
         snprintf(r->pending_label, sizeof(r->pending_label), "%s%smark-%lld",

@@ -23,10 +23,6 @@ void plat_gmtime(int64_t unix_s, struct tm *out);
 int plat_create_private(const char *path);
 /* Whether the current user may write path. */
 int plat_writable(const char *path);
-/* Size of path in bytes, or -1 when it does not exist. */
-int64_t plat_file_size(const char *path);
-/* Whether path is a directory. */
-int plat_is_dir(const char *path);
 
 enum plat_file_kind { PLAT_FILE_MISSING = 0, PLAT_FILE_REGULAR, PLAT_FILE_DIR, PLAT_FILE_OTHER };
 /* What is at a path (symlinks followed), without opening it: a FIFO must never be opened. */

@@ -54,18 +54,6 @@ int plat_writable(const char *path)
     return access(path, W_OK) == 0;
 }
 
-int64_t plat_file_size(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0 ? (int64_t)sb.st_size : -1;
-}
-
-int plat_is_dir(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
 int plat_file_stat(const char *path, struct plat_file *out)
 {
     struct stat sb;

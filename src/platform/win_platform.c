@@ -128,20 +128,6 @@ int plat_writable(const char *path)
     return _access(path, 2) == 0;
 }
 
-int64_t plat_file_size(const char *path)
-{
-    WIN32_FILE_ATTRIBUTE_DATA a;
-    if (!GetFileAttributesExA(path, GetFileExInfoStandard, &a))
-        return -1;
-    return (int64_t)(((uint64_t)a.nFileSizeHigh << 32) | a.nFileSizeLow);
-}
-
-int plat_is_dir(const char *path)
-{
-    DWORD a = GetFileAttributesA(path);
-    return a != INVALID_FILE_ATTRIBUTES && (a & FILE_ATTRIBUTE_DIRECTORY);
-}
-
 int plat_file_stat(const char *path, struct plat_file *out)
 {
     WIN32_FILE_ATTRIBUTE_DATA a;

@@ -132,6 +132,22 @@ static int check_companions(const char *path, struct err *e)
     return 0;
 }
 
+/* Refuses another program's application id, or a schema newer than this build's. */
+static int refuse_identity(const char *path, int64_t app, int64_t version, struct err *e)
+{
+    if (app != 0 && app != STORE_APPLICATION_ID)
+        return err_set(e, ERR_NOTVMSNAP,
+                       "'%s' is not a vmsnap database (application_id 0x%08llx belongs to another "
+                       "program)",
+                       path, (unsigned long long)app);
+    if (app == STORE_APPLICATION_ID && version > store_schema_version())
+        return err_set(e, ERR_NEWER,
+                       "'%s' was written by a newer vmsnap (schema %lld; this one reads up to %d) "
+                       "-- upgrade vmsnap",
+                       path, (long long)version, store_schema_version());
+    return 0;
+}
+
 /*
  * Looks at what is at path, then at the raw file header, before SQLite touches the file, so a
  * FIFO or device is never opened and a foreign or newer file is refused without SQLite creating
@@ -169,16 +185,8 @@ static int check_header(const char *path, int mode, int *exists, struct err *e)
         return err_set(e, ERR_NOTVMSNAP, "'%s' is not a vmsnap database (not an SQLite file)",
                        path);
     uint32_t app = n ? be32(h + 68) : 0, version = n ? be32(h + 60) : 0;
-    if (app != STORE_APPLICATION_ID && app != 0)
-        return err_set(e, ERR_NOTVMSNAP,
-                       "'%s' is not a vmsnap database (application_id 0x%08x belongs to another "
-                       "program)",
-                       path, app);
-    if (app == STORE_APPLICATION_ID && version > (uint32_t)store_schema_version())
-        return err_set(e, ERR_NEWER,
-                       "'%s' was written by a newer vmsnap (schema %u; this one reads up to %d) "
-                       "-- upgrade vmsnap",
-                       path, version, store_schema_version());
+    if ((rc = refuse_identity(path, app, version, e)) < 0)
+        return rc;
     /* No application id but tables (a table needs a page of its own): another program's file.
      * vmsnap sets its id in the transaction that creates its tables, and a checkpoint writes
      * page 1 first, so its own files never look like this. */
@@ -227,15 +235,11 @@ static int check_ident(struct store *st, const struct ident *id, struct err *e)
 {
     if (id->app == 0 && id->version == 0 && id->objects == 0)
         return 0;
-    if (id->app != STORE_APPLICATION_ID)
-        return err_set(e, ERR_NOTVMSNAP, "'%s' is not a vmsnap database (application_id 0x%08llx)",
-                       st->path, (unsigned long long)id->app);
-    if (id->version > store_schema_version())
-        return err_set(e, ERR_NEWER,
-                       "'%s' was written by a newer vmsnap (schema %lld; this one reads up to %d) "
-                       "-- upgrade vmsnap",
-                       st->path, (long long)id->version, store_schema_version());
-    return 0;
+    if (id->app == 0)
+        return err_set(e, ERR_NOTVMSNAP,
+                       "'%s' is not a vmsnap database (an SQLite file of another program)",
+                       st->path);
+    return refuse_identity(st->path, id->app, id->version, e);
 }
 
 /*

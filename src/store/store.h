@@ -116,8 +116,7 @@ struct store_hsnap {
 
 /* The snapshots, by index into store_history.snaps, at which a region was alive. */
 struct store_halive {
-    uint32_t first, last; /* inclusive */
-    int before;           /* it was alive before the range began */
+    uint32_t first, last; /* inclusive; first is 0 for a region alive when the range began */
 };
 
 /* Per-region rss over a run of snapshots (indexes into snaps, inclusive), in bytes. */

@@ -98,7 +98,6 @@ static int read_spans(struct store *st, int64_t target, int64_t from, int64_t to
         int64_t first = sqlite3_column_int64(s, 21), last = sqlite3_column_int64(s, 22);
         h->alive[i].first = snap_index(h, first);
         h->alive[i].last = snap_index(h, last < to ? last + 1 : to + 1) - 1;
-        h->alive[i].before = first < from;
     }
     sqlite3_finalize(s);
     if (rc != SQLITE_DONE)
