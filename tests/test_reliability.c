@@ -230,6 +230,56 @@ static void test_recorder_outlasts_a_held_lock(void **state)
     free(db);
 }
 
+/*
+ * A stop request while the database stays locked: the recorder makes one last attempt, then
+ * says in one line that the snapshot in progress was not written. Nothing committed is lost
+ * and nothing half-written is visible.
+ */
+static void test_stop_while_locked(void **state)
+{
+    (void)state;
+    struct tu_child c;
+    tu_child_start(&c);
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", (int)c.pid);
+    char *db = tu_tmppath("stopped.db", NULL);
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "snap", "-p", pid, NULL);
+    expect_ok(&r, "first snap");
+    tu_run_release(&r);
+    sqlite3 *hold = NULL;
+    assert_int_equal(sqlite3_open(db, &hold), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(hold, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    struct tu_proc rec;
+    tu_spawn_vmsnap(&rec, "-d", db, "record", "-p", pid, "-i", "100ms", "--detail", "maps", NULL);
+    usleep(1000 * 1000);
+    kill(rec.pid, SIGTERM);
+    /* One last attempt waits as long as a statement does (10 s): 40 s means it did not stop. */
+    int stopped = 0;
+    for (int i = 0; i < 400 && !stopped; i++) {
+        siginfo_t si = {0};
+        stopped = waitid(P_PID, (id_t)rec.pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+                  si.si_pid == rec.pid;
+        if (!stopped)
+            usleep(100 * 1000);
+    }
+    if (!stopped)
+        kill(rec.pid, SIGKILL);
+    tu_wait(&rec, &r);
+    if (!stopped)
+        fail_msg("a recorder asked to stop while its database stayed locked did not stop");
+    assert_int_equal(r.status, 2);
+    const char *last = strstr(r.err, "vmsnap: record: database");
+    if (!last || !strstr(last, "stayed locked") || strchr(last, '\n') != last + strlen(last) - 1)
+        fail_msg("expected a last line saying the database stayed locked: %s", r.err);
+    tu_run_release(&r);
+    assert_int_equal(sqlite3_exec(hold, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(hold);
+    assert_int_equal(check_whole(db), 1);
+    tu_child_stop(&c);
+    free(db);
+}
+
 /* SIGKILL a recorder at random moments against a churning target; then resume it. */
 static void test_recorder_killed_at_random(void **state)
 {
@@ -344,6 +394,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_creators_race),
         cmocka_unit_test(test_writers_meet),
         cmocka_unit_test(test_recorder_outlasts_a_held_lock),
+        cmocka_unit_test(test_stop_while_locked),
         cmocka_unit_test(test_recorder_killed_at_random),
         cmocka_unit_test_teardown(test_disk_full, umount_full),
     };

@@ -51,6 +51,7 @@ struct rec {
     int64_t pending_since_ms; /* when the pending walk was taken (monotonic) */
     int lock_reported;
     int64_t marks_waiting; /* marks asked for while a walk was pending */
+    int stop_requested;    /* SIGINT, SIGTERM, Ctrl+C or the stop event ended the recording */
 };
 
 static int64_t mono_ms(void)
@@ -159,11 +160,12 @@ static int tick(struct rec *r, int mark)
 
 /*
  * Recording is over but a walk is still pending: keep trying to write it until it is written
- * or a stop request comes, then try once more. Returns 0 or EXIT_TROUBLE after printing.
+ * or a stop request comes (or came: it ended the recording), then try once more. Returns 0 or
+ * EXIT_TROUBLE after printing.
  */
 static int flush_pending(struct rec *r)
 {
-    int stop = 0;
+    int stop = r->stop_requested;
     while (r->pending) {
         int rc = commit(r);
         if (rc)
@@ -171,8 +173,9 @@ static int flush_pending(struct rec *r)
         if (!r->pending)
             break;
         if (stop)
-            return cli_fail("record: database '%s' stayed locked by another process: the last "
-                            "snapshot was not written (the %lld before it are)",
+            return cli_fail("record: database '%s' stayed locked by another process: the "
+                            "snapshot in progress was not written (the %lld written before it are "
+                            "kept)",
                             r->cli->db_path, (long long)r->taken);
         int64_t until = mono_ms() + (r->interval_ms > 100 ? r->interval_ms : 100);
         while (!stop && mono_ms() < until)
@@ -298,6 +301,7 @@ static int wait_next(struct rec *r, int64_t next, int64_t deadline, const char *
         switch (plat_recorder_wait(r->events, until * 1000)) {
         case PLAT_EV_STOP:
             *why = plat_recorder_stop_reason(r->events);
+            r->stop_requested = 1;
             /* A stop sent to vmsnap alone is passed on to the command, which then exits and
              * gives its status. */
             plat_recorder_forward_stop(r->events);
