@@ -9,15 +9,6 @@
 #include "cli/json.h"
 #include "util/xalloc.h"
 
-/* The length of the well-formed UTF-8 sequence at p, or 0. */
-static size_t utf8_len(const unsigned char *p, size_t avail)
-{
-    size_t n = 1;
-    while (n < 4 && n < avail && (p[n] & 0xc0) == 0x80)
-        n++;
-    return json_utf8_valid((const char *)p, n) ? n : 0;
-}
-
 int cli_fail(const char *fmt, ...)
 {
     va_list ap;
@@ -151,7 +142,7 @@ char *cli_escape(const char *s, size_t len)
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     while (p < end) {
         unsigned c = *p;
-        size_t n = c >= 0x80 ? utf8_len(p, (size_t)(end - p)) : 1;
+        size_t n = json_utf8_seq(p, (size_t)(end - p));
         if (c == '\n') {
             *o++ = '\\';
             *o++ = 'n';

@@ -83,7 +83,7 @@ void json_end_array(struct json *j)
  * The length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong forms, no
  * surrogates, nothing above U+10FFFF), or 0 when the bytes there are not one.
  */
-static size_t utf8_seq(const unsigned char *p, size_t avail)
+size_t json_utf8_seq(const unsigned char *p, size_t avail)
 {
     unsigned c = p[0];
     size_t n;
@@ -119,7 +119,7 @@ int json_utf8_valid(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     while (p < end) {
-        size_t n = utf8_seq(p, (size_t)(end - p));
+        size_t n = json_utf8_seq(p, (size_t)(end - p));
         if (!n)
             return 0;
         p += n;
@@ -154,7 +154,7 @@ static void write_escaped(FILE *out, const char *s, size_t len)
             p++;
         } else {
             /* Pass valid UTF-8 through; a stray byte becomes U+FFFD so the output stays JSON. */
-            size_t n = utf8_seq(p, (size_t)(end - p));
+            size_t n = json_utf8_seq(p, (size_t)(end - p));
             if (n) {
                 fwrite(p, 1, n, out);
                 p += n;

@@ -33,6 +33,8 @@ void json_hex(struct json *j, uint64_t v);
 /* Whether s is well-formed UTF-8; strings that are not are written with U+FFFD for each stray
  * byte, so the output is always valid JSON (and valid UTF-8). */
 int json_utf8_valid(const char *s, size_t len);
+/* The length of the well-formed UTF-8 sequence at p (avail bytes there, at least 1), or 0. */
+size_t json_utf8_seq(const unsigned char *p, size_t avail);
 /* Ends the document with a newline. */
 void json_finish(struct json *j);
 
