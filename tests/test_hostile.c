@@ -50,6 +50,17 @@ static int teardown(void **state)
     return 0;
 }
 
+/* The file holds exactly before (which this frees): nothing was written into it. */
+static void assert_unchanged(const char *path, char *before, size_t before_len)
+{
+    size_t after_len;
+    char *after = tu_read_file(path, &after_len);
+    assert_int_equal(before_len, after_len);
+    assert_memory_equal(before, after, before_len);
+    free(before);
+    free(after);
+}
+
 static void snap(struct fx *f, const char *db)
 {
     struct tu_run r;
@@ -142,12 +153,7 @@ static void test_files_others_control(void **state)
         tu_run_release(&r);
         unlink(wal);
     }
-    size_t after_len;
-    char *after = tu_read_file(f->db, &after_len);
-    assert_int_equal(before_len, after_len);
-    assert_memory_equal(before, after, before_len);
-    free(before);
-    free(after);
+    assert_unchanged(f->db, before, before_len);
 }
 
 /* A damaged database: a writer notices before writing anything. */
@@ -180,13 +186,7 @@ static void test_damaged_database(void **state)
     tu_vmsnap(&r, "-d", f->db, "record", "-p", f->pid, "-n", "1", NULL);
     tu_assert_trouble(&r, "is damaged");
     tu_run_release(&r);
-    /* Nothing was written into it. */
-    size_t after_len;
-    char *after = tu_read_file(f->db, &after_len);
-    assert_int_equal(before_len, after_len);
-    assert_memory_equal(before, after, before_len);
-    free(before);
-    free(after);
+    assert_unchanged(f->db, before, before_len);
 }
 
 /* Text that is not UTF-8, and control bytes: JSON stays valid UTF-8 and names round-trip
