@@ -72,7 +72,7 @@ static void hist_snap(struct hist *h)
     struct capture_info info = {.detail = DETAIL_MAPS, .method = "maps"};
     info.taken_at_ms = 1800000000000LL + (int64_t)h->n * 1000;
     region_list_sanitize(&h->l);
-    if (store_writer_write(h->w, &h->l, &info, NULL, STORE_LABEL_EXACT, 0, &h->ids[h->n], &e) < 0)
+    if (store_writer_write(h->w, &h->l, &info, NULL, 0, &h->ids[h->n], &e) < 0)
         fail_msg("write: %s", e.msg);
     h->n++;
     region_list_clear(&h->l);

@@ -109,7 +109,9 @@ static int64_t write_snap(struct fixture *f, const struct region_list *l, int de
     struct err e = {0};
     struct capture_info info = info_for(detail);
     int64_t id = 0;
-    if (store_writer_write(f->w, l, &info, label, STORE_LABEL_EXACT, 10, &id, &e) != 0)
+    if (store_writer_write(f->w, l, &info,
+                           &(struct store_snap_opts){label, STORE_LABEL_EXACT, STORE_NO_MARK, 0},
+                           10, &id, &e) != 0)
         fail_msg("write: %s", e.msg);
     return id;
 }
@@ -334,8 +336,7 @@ static void write_full(struct fixture *f, const struct region_list *l, struct er
 {
     struct capture_info info = info_for(DETAIL_MAPS);
     int64_t id;
-    assert_int_equal(store_writer_write(f->w, l, &info, NULL, STORE_LABEL_EXACT, 0, &id, e),
-                     ERR_FULL);
+    assert_int_equal(store_writer_write(f->w, l, &info, NULL, 0, &id, e), ERR_FULL);
     assert_non_null(strstr(e->msg, "full"));
 }
 
@@ -577,7 +578,7 @@ static void test_migrates_from_version_1(void **state)
     assert_int_equal(store_writer_open(st, &t, &w, &e), 0);
     struct capture_info info = info_for(DETAIL_MAPS);
     int64_t id;
-    assert_int_equal(store_writer_write(w, &l, &info, NULL, STORE_LABEL_EXACT, 0, &id, &e), 0);
+    assert_int_equal(store_writer_write(w, &l, &info, NULL, 0, &id, &e), 0);
     assert_int_equal(count(st, "SELECT count(*) FROM category_spans"), 3);
     assert_int_equal(count(st, "SELECT count(*) FROM category_totals WHERE snapshot_id = 4"), 2);
     assert_category_totals_match(st);

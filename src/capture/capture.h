@@ -66,6 +66,16 @@ int capture_check(struct capture *c, struct err *e);
 
 void capture_close(struct capture *c);
 
+/* Who a process is, as capture_target says, read cheaply and without access to its memory. */
+struct capture_proc {
+    int64_t pid;
+    uint64_t start_time;
+    char boot_id[64];
+    char host[256];
+};
+/* Fills out for pid: 0, or ERR_NOPROC when no live process has that pid (a zombie is gone). */
+int capture_identify(const char *proc_root, int64_t pid, struct capture_proc *out, struct err *e);
+
 const char *capture_detail_name(int detail);
 /* Returns the detail for "maps", "rollup" or "smaps", or -1. */
 int capture_detail_parse(const char *name);

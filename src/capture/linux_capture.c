@@ -136,6 +136,21 @@ static char *read_text_file(struct capture *c, const char *leaf)
     return xstrndup(c->buf, c->buf_len);
 }
 
+/* The boot's id, or "unknown". */
+static void read_boot_id(struct capture *c, char *out, size_t n)
+{
+    char *boot = xasprintf("%s/sys/kernel/random/boot_id", c->root);
+    int rc = read_all_path(boot, &c->buf, &c->buf_len, &c->buf_cap);
+    free(boot);
+    if (rc < 0) {
+        snprintf(out, n, "unknown");
+        return;
+    }
+    while (c->buf_len && (c->buf[c->buf_len - 1] == '\n'))
+        c->buf_len--;
+    snprintf(out, n, "%.*s", (int)c->buf_len, c->buf);
+}
+
 static void fill_target(struct capture *c, const struct proc_stat *st)
 {
     struct capture_target *t = &c->target;
@@ -144,16 +159,9 @@ static void fill_target(struct capture *c, const struct proc_stat *st)
     t->exec_key = xstrdup(st->exec_key);
     t->os = "linux";
 
-    char *boot = xasprintf("%s/sys/kernel/random/boot_id", c->root);
-    int rc = read_all_path(boot, &c->buf, &c->buf_len, &c->buf_cap);
-    free(boot);
-    if (rc == 0) {
-        while (c->buf_len && (c->buf[c->buf_len - 1] == '\n'))
-            c->buf_len--;
-        t->boot_id = xstrndup(c->buf, c->buf_len);
-    } else {
-        t->boot_id = xstrdup("unknown");
-    }
+    char boot[64];
+    read_boot_id(c, boot, sizeof(boot));
+    t->boot_id = xstrdup(boot);
 
     char *exe = proc_path(c, "exe");
     char link[4096];
@@ -293,6 +301,28 @@ static int stat_now(struct capture *c, int during, struct err *e)
     if (rc < 0)
         return rc;
     return check_same_target(c, &st, during, e);
+}
+
+int capture_identify(const char *proc_root, int64_t pid, struct capture_proc *out, struct err *e)
+{
+    struct capture c;
+    struct proc_stat st;
+    memset(&c, 0, sizeof(c));
+    c.root = (char *)(proc_root ? proc_root : "/proc");
+    c.pid = pid;
+    memset(out, 0, sizeof(*out));
+    int rc = pid > 0 ? read_stat(&c, &st, e)
+                     : err_set(e, ERR_NOPROC, "no such process '%lld'", (long long)pid);
+    if (rc == 0 && (st.state == 'Z' || st.state == 'X'))
+        rc = err_set(e, ERR_NOPROC, "process %lld has exited", (long long)pid);
+    if (rc == 0) {
+        out->pid = pid;
+        out->start_time = st.start_time;
+        read_boot_id(&c, out->boot_id, sizeof(out->boot_id));
+        plat_hostname(out->host, sizeof(out->host));
+    }
+    free(c.buf);
+    return rc;
 }
 
 int capture_check(struct capture *c, struct err *e)

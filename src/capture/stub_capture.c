@@ -37,3 +37,11 @@ void capture_close(struct capture *c)
 {
     (void)c;
 }
+
+int capture_identify(const char *proc_root, int64_t pid, struct capture_proc *out, struct err *e)
+{
+    (void)proc_root;
+    (void)pid;
+    (void)out;
+    return err_set(e, ERR_UNSUPPORTED, "capturing processes is not supported on this system");
+}

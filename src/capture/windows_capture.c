@@ -181,6 +181,29 @@ int capture_open(struct capture **out, const char *proc_root, int64_t pid, struc
     return 0;
 }
 
+int capture_identify(const char *proc_root, int64_t pid, struct capture_proc *out, struct err *e)
+{
+    (void)proc_root;
+    memset(out, 0, sizeof(*out));
+    HANDLE h = pid > 0 && pid <= 0xffffffffLL
+                   ? OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION | SYNCHRONIZE, FALSE, (DWORD)pid)
+                   : NULL;
+    FILETIME created, exited, kernel, user;
+    int ok = h && WaitForSingleObject(h, 0) == WAIT_TIMEOUT &&
+             GetProcessTimes(h, &created, &exited, &kernel, &user);
+    if (h)
+        CloseHandle(h);
+    if (!ok)
+        return err_set(e, ERR_NOPROC, "no such process '%lld'", (long long)pid);
+    out->pid = pid;
+    out->start_time = ((uint64_t)created.dwHighDateTime << 32) | created.dwLowDateTime;
+    char *boot = boot_id();
+    snprintf(out->boot_id, sizeof(out->boot_id), "%s", boot);
+    free(boot);
+    plat_hostname(out->host, sizeof(out->host));
+    return 0;
+}
+
 const struct capture_target *capture_get_target(const struct capture *c)
 {
     return &c->target;

@@ -6,6 +6,7 @@
 #include "cli/json.h"
 #include "cli/taker.h"
 #include "platform/platform.h"
+#include "util/xalloc.h"
 
 static const char usage[] =
     "usage: vmsnap record (-p PID | -- COMMAND [ARG...]) [-i INTERVAL] [-n COUNT] [-t DURATION]\n"
@@ -25,7 +26,8 @@ static const char usage[] =
     "  -d, --db FILE          database;  -j, --json  JSON summary on stdout\n\n"
     "T is a number with an optional unit ms, s, m, h (plain number = seconds).\n"
     "Stops at COUNT, at DURATION, when the target exits, or on SIGINT/SIGTERM, after committing\n"
-    "the snapshot in progress. SIGUSR1 takes one extra snapshot now, labelled mark-N (P-mark-N).\n"
+    "the snapshot in progress. 'vmsnap mark [--label TEXT]' from another terminal, or SIGUSR1,\n"
+    "takes one extra snapshot now, labelled TEXT or mark-N (P-mark-N with a label prefix).\n"
     "On Windows, Ctrl+C stops; the named events Local\\vmsnap-stop-PID and\n"
     "Local\\vmsnap-mark-PID (PID: vmsnap's) stop or mark from another process.\n";
 
@@ -50,8 +52,14 @@ struct rec {
     char pending_label[512];  /* its label; empty for none */
     int64_t pending_since_ms; /* when the pending walk was taken (monotonic) */
     int lock_reported;
-    int64_t marks_waiting; /* marks asked for while a walk was pending */
-    int stop_requested;    /* SIGINT, SIGTERM, Ctrl+C or the stop event ended the recording */
+    int64_t pending_mark; /* the mark the pending walk answers (STORE_NO_MARK: none) */
+    /* Marks asked for and not taken yet, oldest first: id 0 for SIGUSR1, else the id of a
+     * `vmsnap mark`. */
+    struct store_mark *queue;
+    size_t nqueue;
+    int64_t recorder_id; /* this recorder's row, which lets `vmsnap mark` find it; 0: none */
+    int64_t marks_after; /* the newest `vmsnap mark` queued */
+    int stop_requested;  /* SIGINT, SIGTERM, Ctrl+C or the stop event ended the recording */
 };
 
 static int64_t mono_ms(void)
@@ -80,8 +88,9 @@ static int commit(struct rec *r)
 {
     struct err e = {0};
     int64_t snap;
-    int rc = taker_commit(&r->taker, r->pending_label[0] ? r->pending_label : NULL,
-                          STORE_LABEL_UNIQUE, &snap, &e);
+    const struct store_snap_opts o = {r->pending_label[0] ? r->pending_label : NULL,
+                                      STORE_LABEL_UNIQUE, r->pending_mark, r->recorder_id};
+    int rc = taker_commit(&r->taker, &o, &snap, &e);
     if (rc == ERR_LOCKED) {
         if (!r->lock_reported) {
             r->lock_reported = 1;
@@ -120,25 +129,51 @@ static int commit(struct rec *r)
 }
 
 /*
- * Takes one snapshot, or first writes the one still pending. Returns 0, 1 when the target is
- * gone, or EXIT_TROUBLE after printing.
+ * A mark came (SIGUSR1 or `vmsnap mark`): queues the marks `vmsnap mark` added for us, or, when
+ * there are none, one of our own.
  */
-static int tick(struct rec *r, int mark)
+static void queue_marks(struct rec *r)
 {
-    if (r->pending) {
-        r->marks_waiting += mark;
+    struct store_mark *v = NULL;
+    size_t n = 0;
+    struct err e = {0};
+    if (r->recorder_id &&
+        store_marks_pending(r->st, r->recorder_id, r->marks_after, &v, &n, &e) < 0)
+        fprintf(stderr, "%svmsnap: warning: %s\n", r->progress ? "\n" : "", e.msg);
+    if (!n) {
+        v = xcalloc(1, sizeof(*v));
+        n = 1;
+    }
+    r->queue = xreallocarray(r->queue, r->nqueue + n, sizeof(*r->queue));
+    memcpy(r->queue + r->nqueue, v, n * sizeof(*v));
+    r->nqueue += n;
+    if (v[n - 1].id)
+        r->marks_after = v[n - 1].id;
+    free(v);
+}
+
+/*
+ * Takes one snapshot (for the oldest mark queued, if any), or first writes the one still
+ * pending. Returns 0, 1 when the target is gone, or EXIT_TROUBLE after printing.
+ */
+static int tick(struct rec *r)
+{
+    if (r->pending)
         return commit(r);
-    }
-    if (!mark && r->marks_waiting) {
-        r->marks_waiting--;
-        mark = 1;
-    }
     struct err e = {0};
     r->pending_label[0] = '\0';
-    if (mark) {
-        r->marks++;
-        snprintf(r->pending_label, sizeof(r->pending_label), "%s%smark-%lld",
-                 r->prefix ? r->prefix : "", r->prefix ? "-" : "", (long long)r->marks);
+    r->pending_mark = STORE_NO_MARK;
+    if (r->nqueue) {
+        struct store_mark m = r->queue[0];
+        memmove(r->queue, r->queue + 1, --r->nqueue * sizeof(*r->queue));
+        r->pending_mark = m.id;
+        if (m.label)
+            snprintf(r->pending_label, sizeof(r->pending_label), "%s", m.label);
+        else
+            snprintf(r->pending_label, sizeof(r->pending_label), "%s%smark-%lld",
+                     r->prefix ? r->prefix : "", r->prefix ? "-" : "",
+                     (long long)(m.id ? m.id : ++r->marks));
+        free(m.label);
     } else if (r->prefix) {
         snprintf(r->pending_label, sizeof(r->pending_label), "%s-%lld", r->prefix,
                  (long long)(r->taken + 1));
@@ -289,6 +324,23 @@ static void summary(struct rec *r, const char *why)
     }
 }
 
+/* Says that we record, so `vmsnap mark` can find us; a recording goes on without it. */
+static void register_recorder(struct rec *r)
+{
+    struct capture_proc self;
+    struct err e = {0};
+    int rc = capture_identify("/proc", plat_getpid(), &self, &e);
+    if (rc == 0) {
+        const struct store_proc p = {self.pid, self.start_time, self.host, self.boot_id};
+        rc = store_recorder_register(r->st, &p, r->pid, &r->recorder_id, &e);
+    }
+    if (rc < 0)
+        fprintf(stderr,
+                "vmsnap: warning: 'vmsnap mark' cannot reach this recording (SIGUSR1 "
+                "still takes a mark): %s\n",
+                e.msg);
+}
+
 /* Waits for the next tick (or the deadline), taking marks as they come. Returns 0 to tick, or
  * 1 to stop with *why set; a tick that fails sets *trouble. */
 static int wait_next(struct rec *r, int64_t next, int64_t deadline, const char **why, int *trouble)
@@ -307,17 +359,21 @@ static int wait_next(struct rec *r, int64_t next, int64_t deadline, const char *
             plat_recorder_forward_stop(r->events);
             return 1;
         case PLAT_EV_MARK: {
-            int rc = tick(r, 1);
-            if (rc) {
-                *trouble = rc != 1;
-                if (rc == 1)
-                    *why = "target exited";
-                return 1;
-            }
-            if (r->count && r->taken >= r->count) {
-                *why = "count reached";
-                return 1;
-            }
+            queue_marks(r);
+            /* Each mark is a snapshot of its own, now; a locked database keeps them waiting. */
+            do {
+                int rc = tick(r);
+                if (rc) {
+                    *trouble = rc != 1;
+                    if (rc == 1)
+                        *why = "target exited";
+                    return 1;
+                }
+                if (r->count && r->taken >= r->count) {
+                    *why = "count reached";
+                    return 1;
+                }
+            } while (r->nqueue && !r->pending);
             continue;
         }
         case PLAT_EV_CHILD:
@@ -390,11 +446,12 @@ int cmd_record(struct cli *cli, int argc, char **argv)
         goto out_child;
     }
     r.progress = plat_isatty(stderr);
+    register_recorder(&r);
 
     const char *why = "stopped";
     int64_t start = mono_ms(), next = start;
     for (;;) {
-        rc = tick(&r, 0);
+        rc = tick(&r);
         if (rc == 1) {
             why = "target exited";
             break;
@@ -424,6 +481,9 @@ int cmd_record(struct cli *cli, int argc, char **argv)
     if (!trouble)
         summary(&r, why);
     status = trouble ? EXIT_TROUBLE : EXIT_OK;
+    if (r.recorder_id)
+        store_recorder_unregister(r.st, r.recorder_id);
+    store_marks_free(r.queue, r.nqueue);
     taker_close(&r.taker);
 out_child:
     if (r.child) {

@@ -91,14 +91,15 @@ int cmd_snap(struct cli *cli, int argc, char **argv)
         cli_fail_err(&e);
         goto out_store;
     }
-    int rc = taker_take(&t, label, STORE_LABEL_EXACT, &snap, &e);
+    const struct store_snap_opts so = {label, STORE_LABEL_EXACT, STORE_NO_MARK, 0};
+    int rc = taker_take(&t, &so, &snap, &e);
     /* Another writer holds the database: keep the walk and wait for our turn (each attempt
      * waits STORE_BUSY_MS). */
     for (int attempt = 1; rc == ERR_LOCKED && attempt < SNAP_LOCK_ATTEMPTS; attempt++) {
         if (attempt == 1)
             fprintf(stderr, "vmsnap: database '%s' is locked by another process; waiting\n",
                     cli->db_path);
-        rc = taker_commit(&t, label, STORE_LABEL_EXACT, &snap, &e);
+        rc = taker_commit(&t, &so, &snap, &e);
     }
     if (rc < 0) {
         cli_fail_err(&e);

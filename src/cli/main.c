@@ -18,6 +18,7 @@ static const struct subcommand commands[] = {
     {"show", cmd_show, "show the regions of one snapshot"},
     {"diff", cmd_diff, "what changed between two snapshots (exit 0 same, 1 changed)"},
     {"growth", cmd_growth, "what keeps growing over a recording, how fast, since when"},
+    {"mark", cmd_mark, "make every running recorder take a labelled snapshot now"},
     {"query", cmd_query, "run read-only SQL on the database"},
 };
 

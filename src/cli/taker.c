@@ -66,18 +66,17 @@ int taker_walk(struct taker *t, struct err *e)
     }
 }
 
-int taker_commit(struct taker *t, const char *label, int label_mode, int64_t *snap_id,
-                 struct err *e)
+int taker_commit(struct taker *t, const struct store_snap_opts *o, int64_t *snap_id, struct err *e)
 {
-    int rc = store_writer_write(t->w, t->list, &t->info, label, label_mode, t->walk_us, snap_id, e);
+    int rc = store_writer_write(t->w, t->list, &t->info, o, t->walk_us, snap_id, e);
     t->target_id = store_writer_target(t->w);
     return rc;
 }
 
-int taker_take(struct taker *t, const char *label, int label_mode, int64_t *snap_id, struct err *e)
+int taker_take(struct taker *t, const struct store_snap_opts *o, int64_t *snap_id, struct err *e)
 {
     int rc = taker_walk(t, e);
-    return rc < 0 ? rc : taker_commit(t, label, label_mode, snap_id, e);
+    return rc < 0 ? rc : taker_commit(t, o, snap_id, e);
 }
 
 int taker_check(struct taker *t)

@@ -34,14 +34,13 @@ int taker_open(struct taker *t, struct store *st, struct capture *cap, int64_t p
 int taker_walk(struct taker *t, struct err *e);
 
 /*
- * Writes the last walk as a snapshot (label_mode: enum store_label_mode). ERR_LOCKED when
+ * Writes the last walk as a snapshot (o: its label and mark; NULL for none). ERR_LOCKED when
  * another process held the database too long: the walk is kept and may be written again.
  */
-int taker_commit(struct taker *t, const char *label, int label_mode, int64_t *snap_id,
-                 struct err *e);
+int taker_commit(struct taker *t, const struct store_snap_opts *o, int64_t *snap_id, struct err *e);
 
 /* Walks, then writes: one snapshot now. */
-int taker_take(struct taker *t, const char *label, int label_mode, int64_t *snap_id, struct err *e);
+int taker_take(struct taker *t, const struct store_snap_opts *o, int64_t *snap_id, struct err *e);
 
 /* 0 while the process lives; ERR_EXITED once it is gone (an exec is not an exit). */
 int taker_check(struct taker *t);

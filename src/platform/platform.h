@@ -37,6 +37,14 @@ int plat_file_stat(const char *path, struct plat_file *out);
 int plat_isatty(FILE *f);
 /* The machine's name, into out. */
 void plat_hostname(char *out, size_t n);
+/* This process's pid. */
+int64_t plat_getpid(void);
+/*
+ * Asks the recorder running as pid to take a mark now (SIGUSR1; on Windows the event
+ * Local\vmsnap-mark-PID). 0, or -errno: ESRCH when it is gone, EPERM when it is another
+ * user's.
+ */
+int plat_wake_recorder(int64_t pid);
 
 /* What wakes a recorder between snapshots. */
 enum plat_event {

@@ -200,6 +200,8 @@ int plat_recorder_child_exited(struct plat_recorder *r, int block, int *status)
 
 void plat_recorder_unblock(struct plat_recorder *r)
 {
+    /* A mark that comes now, too late to be taken, must not kill us (SIGUSR1's default). */
+    signal(SIGUSR1, SIG_IGN);
     sigprocmask(SIG_SETMASK, &r->orig, NULL);
 }
 
@@ -207,4 +209,16 @@ void plat_recorder_release(struct plat_recorder *r)
 {
     /* The mask stays: a signal still queued must not kill us before we return the status. */
     free(r);
+}
+
+int64_t plat_getpid(void)
+{
+    return (int64_t)getpid();
+}
+
+int plat_wake_recorder(int64_t pid)
+{
+    if (pid <= 0 || pid > INT32_MAX)
+        return -ESRCH;
+    return kill((pid_t)pid, SIGUSR1) == 0 ? 0 : -errno;
 }

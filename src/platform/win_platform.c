@@ -317,3 +317,20 @@ void plat_recorder_release(struct plat_recorder *r)
     CloseHandle(r->mark_event);
     free(r);
 }
+
+int64_t plat_getpid(void)
+{
+    return (int64_t)GetCurrentProcessId();
+}
+
+int plat_wake_recorder(int64_t pid)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "Local\\vmsnap-mark-%lu", (unsigned long)pid);
+    HANDLE ev = OpenEventA(EVENT_MODIFY_STATE, FALSE, name);
+    if (!ev)
+        return GetLastError() == ERROR_ACCESS_DENIED ? -EPERM : -ESRCH;
+    int ok = SetEvent(ev);
+    CloseHandle(ev);
+    return ok ? 0 : -EPERM;
+}

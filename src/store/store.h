@@ -50,6 +50,17 @@ int64_t store_writer_target(const struct store_writer *w);
  */
 enum store_label_mode { STORE_LABEL_EXACT = 0, STORE_LABEL_UNIQUE = 1 };
 
+/* What a snapshot is besides its regions. */
+struct store_snap_opts {
+    const char *label; /* NULL for none */
+    int label_mode;    /* enum store_label_mode */
+    /* STORE_NO_MARK for a scheduled snapshot, 0 for a recorder's own mark (SIGUSR1), or the
+     * id of the `vmsnap mark` it answers; then recorder (its id) has taken that mark. */
+    int64_t mark;
+    int64_t recorder;
+};
+#define STORE_NO_MARK (-1)
+
 /*
  * Writes one snapshot of list in one transaction. Its seq, and its delta, are taken from what is
  * committed when the transaction starts, so other processes may write snapshots of the same
@@ -58,7 +69,7 @@ enum store_label_mode { STORE_LABEL_EXACT = 0, STORE_LABEL_UNIQUE = 1 };
  * database for too long, and the same list may be written again later.
  */
 int store_writer_write(struct store_writer *w, const struct region_list *list,
-                       const struct capture_info *info, const char *label, int label_mode,
+                       const struct capture_info *info, const struct store_snap_opts *o,
                        int64_t duration_us, int64_t *snap_id, struct err *e);
 void store_writer_close(struct store_writer *w);
 
@@ -77,6 +88,7 @@ struct store_snapshot {
     uint64_t rss_bytes, pss_bytes, private_dirty_bytes, anon_bytes, swap_bytes;
     int torn;
     int64_t retries;
+    int64_t mark; /* STORE_NO_MARK, 0 for a recorder's own mark, or the id of a `vmsnap mark` */
 };
 
 void store_target_release(struct store_target *t);
@@ -108,7 +120,8 @@ struct store_hsnap {
     int64_t id, seq;
     int64_t taken_ms; /* Unix milliseconds */
     char taken_at[32];
-    char *label; /* owned; NULL when none */
+    char *label;  /* owned; NULL when none */
+    int64_t mark; /* as store_snapshot's */
     int have_rss;
     uint64_t rss_bytes; /* the process's, from smaps_rollup or smaps */
     int smaps;          /* per-region figures were read */
@@ -177,5 +190,57 @@ int64_t store_db_bytes(struct store *st);
 
 /* Formats Unix milliseconds as the stored UTC timestamp "YYYY-MM-DDTHH:MM:SS.mmmZ". */
 void store_format_time(int64_t unix_ms, char out[32]);
+
+/*
+ * Marks (store_marks.c). A recorder says it runs on the database from start to end, so that
+ * `vmsnap mark` can find it; a mark asks every recorder that runs to take a snapshot now.
+ */
+struct store_proc {
+    int64_t pid;
+    uint64_t start_time; /* as capture_target's */
+    const char *host, *boot_id;
+};
+
+/* Says that recorder self runs, recording target_pid; *id names it until unregistered. Marks
+ * asked for before now are not its to take. */
+int store_recorder_register(struct store *st, const struct store_proc *self, int64_t target_pid,
+                            int64_t *id, struct err *e);
+/* Best effort: a recorder that cannot say it stopped is found dead by the next mark. */
+void store_recorder_unregister(struct store *st, int64_t id);
+
+/* A mark a recorder has still to take. */
+struct store_mark {
+    int64_t id;
+    char *label; /* owned; NULL: mark-ID */
+};
+/* The marks after `after` (a marks.id) that recorder id has still to take, oldest first;
+ * *v is freed with store_marks_free. */
+int store_marks_pending(struct store *st, int64_t id, int64_t after, struct store_mark **v,
+                        size_t *n, struct err *e);
+void store_marks_free(struct store_mark *v, size_t n);
+
+/* A registered recorder, as store_mark_add sees it. */
+struct store_recorder {
+    int64_t id, pid, target_pid;
+    uint64_t start_time;
+    char host[256], boot_id[64];
+    int local; /* on this machine: it can be woken */
+};
+/*
+ * Adds a mark (label may be NULL) for every recorder that runs, in one transaction: alive(ctx,
+ * r) is asked about each recorder on this machine and boot (1: it runs; 0: its row is left over
+ * from a recorder that died, and is dropped, like those of an earlier boot). Returns the recorders
+ * that run in *v (freed by the caller); when none does, no mark is added and *mark_id is 0.
+ */
+int store_mark_add(struct store *st, const char *label, const struct store_proc *here,
+                   int (*alive)(void *ctx, const struct store_recorder *r), void *ctx,
+                   int64_t *mark_id, struct store_recorder **v, size_t *n, struct err *e);
+/* Whether recorder id has taken mark (1), has not yet (0), or has stopped without it
+ * (ERR_NOTFOUND). */
+int store_mark_taken(struct store *st, int64_t id, int64_t mark, struct err *e);
+/* The snapshots taken on mark, in id order, by cb. */
+int store_mark_snapshots(struct store *st, int64_t mark,
+                         int (*cb)(void *ctx, const struct store_snapshot *s), void *ctx,
+                         struct err *e);
 
 #endif

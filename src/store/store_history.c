@@ -23,7 +23,8 @@ static int read_snaps(struct store *st, int64_t target, int64_t from, int64_t to
 {
     static const char *sql =
         "SELECT id, seq, taken_at, CAST(round((julianday(taken_at) - 2440587.5) * 86400000) AS "
-        "INTEGER), label, rss_bytes, detail FROM snapshots WHERE target_id = ?1 AND id BETWEEN "
+        "INTEGER), label, rss_bytes, detail, mark FROM snapshots WHERE target_id = ?1 AND id "
+        "BETWEEN "
         "?2 AND ?3 ORDER BY seq";
     sqlite3_stmt *s = NULL;
     size_t cap = 0;
@@ -47,6 +48,8 @@ static int read_snaps(struct store *st, int64_t target, int64_t from, int64_t to
         x->rss_bytes = (uint64_t)sqlite3_column_int64(s, 5);
         const unsigned char *detail = sqlite3_column_text(s, 6);
         x->smaps = detail && strcmp((const char *)detail, "smaps") == 0;
+        x->mark =
+            sqlite3_column_type(s, 7) == SQLITE_NULL ? STORE_NO_MARK : sqlite3_column_int64(s, 7);
     }
     sqlite3_finalize(s);
     if (rc != SQLITE_DONE)

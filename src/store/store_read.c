@@ -199,7 +199,7 @@ void store_snapshot_release(struct store_snapshot *s)
 #define TARGET_COLS "id, pid, start_time, exe, cmdline, host, os, boot_id, first_seen"
 #define SNAPSHOT_COLS                                                                              \
     "id, target_id, seq, taken_at, label, region_count, mapped_bytes, rss_bytes, pss_bytes, "      \
-    "private_dirty_bytes, anon_bytes, swap_bytes, detail, method, torn, retries"
+    "private_dirty_bytes, anon_bytes, swap_bytes, detail, method, torn, retries, mark"
 
 static void row_to_target(sqlite3_stmt *s, struct store_target *t)
 {
@@ -235,6 +235,8 @@ static void row_to_snapshot(sqlite3_stmt *s, struct store_snapshot *o)
     o->method = store_col_text(s, 13);
     o->torn = sqlite3_column_int(s, 14);
     o->retries = sqlite3_column_int64(s, 15);
+    o->mark =
+        sqlite3_column_type(s, 16) == SQLITE_NULL ? STORE_NO_MARK : sqlite3_column_int64(s, 16);
 }
 
 /* Reads the row with this id; noun names it in errors ("target", "snapshot"). */

@@ -24,6 +24,7 @@ enum {
     S_CAT_CLOSE,
     S_CAT_OPEN,
     S_CAT_LOAD,
+    S_MARK_TAKEN,
     S_COUNT
 };
 
@@ -31,8 +32,8 @@ static const char *const writer_sql[S_COUNT] = {
     [S_SNAPSHOT] =
         "INSERT INTO snapshots (target_id, seq, taken_at, label, region_count, mapped_bytes, "
         "rss_bytes, pss_bytes, private_dirty_bytes, anon_bytes, swap_bytes, detail, method, torn, "
-        "retries, duration_us) VALUES (:target, :seq, :taken_at, :label, :count, :mapped, :rss, "
-        ":pss, :dirty, :anon, :swap, :detail, :method, :torn, :retries, :duration)",
+        "retries, duration_us, mark) VALUES (:target, :seq, :taken_at, :label, :count, :mapped, "
+        ":rss, :pss, :dirty, :anon, :swap, :detail, :method, :torn, :retries, :duration, :mark)",
     /* A region ends: it moves, same id, from spans_open to spans with its last snapshot. */
     [S_SPAN_MOVE] =
         "INSERT INTO spans (id, target_id, first_snap, last_snap, start, \"end\", perms, "
@@ -63,6 +64,7 @@ static const char *const writer_sql[S_COUNT] = {
                    "?5, ?6, ?7)",
     [S_CAT_LOAD] = "SELECT category, first_snap, regions, mapped, committed, rss FROM "
                    "category_spans WHERE target_id = ?1 AND last_snap = 9223372036854775807",
+    [S_MARK_TAKEN] = "UPDATE recorders SET marks_done = max(marks_done, ?1) WHERE id = ?2",
 };
 
 /* A category's totals, as in its open category_spans row. */
@@ -402,8 +404,8 @@ static int pick_label(struct store_writer *w, const char *label, int mode, char 
 }
 
 static int insert_snapshot(struct store_writer *w, const struct region_list *l,
-                           const struct capture_info *info, const char *label, int64_t duration_us,
-                           int64_t *snap, struct err *e)
+                           const struct capture_info *info, const char *label, int64_t mark,
+                           int64_t duration_us, int64_t *snap, struct err *e)
 {
     sqlite3_stmt *s = w->stmt[S_SNAPSHOT];
     char taken[32];
@@ -426,6 +428,8 @@ static int insert_snapshot(struct store_writer *w, const struct region_list *l,
     bind_i64(s, ":torn", (info->flags & CAPTURE_TORN) ? 1 : 0);
     bind_i64(s, ":retries", info->retries);
     bind_i64(s, ":duration", duration_us);
+    if (mark != STORE_NO_MARK)
+        bind_i64(s, ":mark", mark);
     int rc = step_done(w, S_SNAPSHOT, e);
     if (rc < 0)
         return rc;
@@ -614,9 +618,10 @@ static void carry_mem(struct store_writer *w, struct region_list *l)
 }
 
 int store_writer_write(struct store_writer *w, const struct region_list *l,
-                       const struct capture_info *info, const char *label, int label_mode,
+                       const struct capture_info *info, const struct store_snap_opts *o,
                        int64_t duration_us, int64_t *snap_id, struct err *e)
 {
+    const char *label = o ? o->label : NULL;
     int64_t snap = 0;
     int changed = 0;
     char unique[600];
@@ -632,10 +637,19 @@ int store_writer_write(struct store_writer *w, const struct region_list *l,
     }
     if ((rc = sync_head(w, e)) < 0)
         goto rollback;
-    if ((rc = pick_label(w, label, label_mode, unique, sizeof(unique), &label, e)) < 0)
+    if ((rc = pick_label(w, label, o ? o->label_mode : STORE_LABEL_EXACT, unique, sizeof(unique),
+                         &label, e)) < 0)
         goto rollback;
-    if ((rc = insert_snapshot(w, l, info, label, duration_us, &snap, e)) < 0)
+    int64_t mark = o ? o->mark : STORE_NO_MARK;
+    if ((rc = insert_snapshot(w, l, info, label, mark, duration_us, &snap, e)) < 0)
         goto rollback;
+    if (mark > 0 && o->recorder) {
+        /* The mark is taken exactly when its snapshot is: in the same transaction. */
+        sqlite3_bind_int64(w->stmt[S_MARK_TAKEN], 1, mark);
+        sqlite3_bind_int64(w->stmt[S_MARK_TAKEN], 2, o->recorder);
+        if ((rc = step_done(w, S_MARK_TAKEN, e)) < 0)
+            goto rollback;
+    }
     if ((rc = write_delta(w, l, snap, &changed, e)) < 0)
         goto rollback;
     /* Nothing opened, closed or changed its figures: the totals are what they were. */

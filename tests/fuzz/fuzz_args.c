@@ -53,7 +53,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     for (int i = 0; i < 3; i++) {
         struct capture_info info = {
             .taken_at_ms = 1700000000000LL + i, .detail = DETAIL_MAPS, .method = "maps"};
-        if (store_writer_write(w, &l, &info, labels[i], STORE_LABEL_EXACT, 0, &snaps[i], &e) < 0)
+        if (store_writer_write(
+                w, &l, &info,
+                &(struct store_snap_opts){labels[i], STORE_LABEL_EXACT, STORE_NO_MARK, 0}, 0,
+                &snaps[i], &e) < 0)
             abort();
     }
     store_writer_close(w);

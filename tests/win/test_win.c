@@ -330,6 +330,15 @@ static void test_known_changes(const char *vmsnap, const char *child_exe, const 
         if (mark)
             SetEvent(mark);
         Sleep(500);
+        /* vmsnap mark from another process: found through the database, woken by its event. */
+        char mcmd[2048], *mtext = NULL;
+        snprintf(mcmd, sizeof(mcmd), "\"%s\" -d \"%s\" mark --label win-mark", vmsnap, db);
+        int mrc = run(mcmd, &mtext);
+        check(mrc == 0 && atoi(mtext) > 0,
+              "vmsnap mark wakes the recorder and prints the "
+              "snapshot it took (%d: %s)",
+              mrc, mtext);
+        free(mtext);
         if (stop)
             SetEvent(stop);
         DWORD waited = started ? WaitForSingleObject(pi.hProcess, 10000) : WAIT_FAILED;
@@ -337,9 +346,9 @@ static void test_known_changes(const char *vmsnap, const char *child_exe, const 
         DWORD code = 99;
         if (started)
             GetExitCodeProcess(pi.hProcess, &code);
-        check(waited == WAIT_OBJECT_0 && code == 0 && strstr(text, "recorded 2 snapshots") &&
+        check(waited == WAIT_OBJECT_0 && code == 0 && strstr(text, "recorded 3 snapshots") &&
                   strstr(text, "terminated"),
-              "a mark, then a stop (%lu: %s)", (unsigned long)code, text);
+              "a mark, vmsnap mark, then a stop (%lu: %s)", (unsigned long)code, text);
         free(text);
         if (mark)
             CloseHandle(mark);
@@ -352,10 +361,16 @@ static void test_known_changes(const char *vmsnap, const char *child_exe, const 
         }
         snprintf(rcmd, sizeof(rcmd),
                  "\"%s\" -d \"%s\" query \"SELECT count(*) FROM snapshots "
-                 "WHERE label = 'mark-1'\"",
+                 "WHERE label = 'mark-1' AND mark = 0 OR label = 'win-mark' AND mark = 1\"",
                  vmsnap, db);
         int qrc = run(rcmd, &text);
-        check(qrc == 0 && strstr(text, "1"), "the mark is a snapshot labelled mark-1 (%s)", text);
+        check(qrc == 0 && strstr(text, "2"),
+              "the marks are snapshots labelled mark-1 and win-mark (%s)", text);
+        free(text);
+        snprintf(rcmd, sizeof(rcmd), "\"%s\" -d \"%s\" mark", vmsnap, db);
+        qrc = run(rcmd, &text);
+        check(qrc == 2 && strstr(text, "no recorder is running"),
+              "vmsnap mark with no recorder running says so (%d: %s)", qrc, text);
         free(text);
     }
 
