@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cli/json.h"
+#include "json/json.h"
 #include "testutil.h"
 
 static void assert_ok(const struct tu_run *r)

@@ -53,15 +53,6 @@ int cli_common_opt(struct cli *cli, int opt, const char *arg);
 /* Usage text helpers: prints usage for cmd to f. */
 void cli_usage(FILE *f, const char *usage);
 
-/* Writes the region fields shared by show and diff JSON. */
-struct json;
-void cli_json_region_fields(struct json *j, const struct region *r);
-void cli_json_target(struct json *j, const struct store_target *t);
-/* Writes "key": s (null when s is NULL). Text that is not UTF-8 is written with U+FFFD for each
- * stray byte, and its exact bytes follow as "key_hex": lower-case hex, so nothing is lost. */
-void cli_json_text(struct json *j, const char *key, const char *s, size_t len);
-void cli_json_snapshot_fields(struct json *j, const struct store_snapshot *s);
-
 int cmd_snap(struct cli *cli, int argc, char **argv);
 int cmd_record(struct cli *cli, int argc, char **argv);
 int cmd_list(struct cli *cli, int argc, char **argv);

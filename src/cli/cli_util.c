@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "cli/json.h"
+#include "json/forms.h"
 #include "util/xalloc.h"
 
 int cli_fail(const char *fmt, ...)
@@ -167,31 +167,6 @@ void cli_print_escaped(FILE *f, const char *s, size_t len)
     free(t);
 }
 
-void cli_json_text(struct json *j, const char *key, const char *s, size_t len)
-{
-    json_key(j, key);
-    if (!s) {
-        json_null(j);
-        return;
-    }
-    json_string_len(j, s, len);
-    if (json_utf8_valid(s, len))
-        return;
-    /* Not UTF-8 (Linux file names are bytes): the exact bytes beside the readable form. */
-    static const char hex[] = "0123456789abcdef";
-    char *h = xmalloc(len * 2 + 1);
-    for (size_t i = 0; i < len; i++) {
-        h[2 * i] = hex[(unsigned char)s[i] >> 4];
-        h[2 * i + 1] = hex[(unsigned char)s[i] & 15];
-    }
-    h[2 * len] = '\0';
-    char name[64];
-    snprintf(name, sizeof(name), "%s_hex", key);
-    json_key(j, name);
-    json_string(j, h);
-    free(h);
-}
-
 const char *cli_human(uint64_t bytes, char out[16])
 {
     static const char units[] = "BKMGTPE";
@@ -235,103 +210,4 @@ int cli_common_opt(struct cli *cli, int opt, const char *arg)
 void cli_usage(FILE *f, const char *usage)
 {
     fputs(usage, f);
-}
-
-void cli_json_region_fields(struct json *j, const struct region *r)
-{
-    int mem = (r->flags & REGION_HAS_MEM) != 0, win = (r->flags & REGION_HAS_WIN) != 0;
-    char dev[24];
-    json_key(j, "start");
-    json_hex(j, r->start);
-    json_key(j, "end");
-    json_hex(j, r->end);
-    json_key(j, "size");
-    json_uint(j, r->end - r->start);
-    json_key(j, "perms");
-    json_string(j, r->perms);
-    json_key(j, "offset");
-    json_uint(j, r->offset);
-    snprintf(dev, sizeof(dev), "%02x:%02x", r->dev_major, r->dev_minor);
-    json_key(j, "dev");
-    json_string(j, dev);
-    json_key(j, "inode");
-    json_uint(j, r->inode);
-    cli_json_text(j, "path", r->path, r->path_len);
-    json_key(j, "category");
-    json_string(j, region_category_name(r->category));
-    const char *names[] = {"rss", "pss", "private_dirty", "anonymous", "swap"};
-    const uint64_t vals[] = {r->rss, r->pss, r->private_dirty, r->anonymous, r->swap};
-    for (int i = 0; i < 5; i++) {
-        json_key(j, names[i]);
-        if (mem)
-            json_uint(j, vals[i]);
-        else
-            json_null(j);
-    }
-    json_key(j, "state");
-    json_string(j, win ? region_win_state_name(r->state) : NULL);
-    json_key(j, "type");
-    json_string(j, win ? region_win_type_name(r->type) : NULL);
-    json_key(j, "protect");
-    if (win)
-        json_uint(j, r->protect);
-    else
-        json_null(j);
-    json_key(j, "alloc_base");
-    if (win)
-        json_hex(j, r->alloc_base);
-    else
-        json_null(j);
-    json_key(j, "alloc_protect");
-    if (win)
-        json_uint(j, r->alloc_protect);
-    else
-        json_null(j);
-    json_key(j, "deleted");
-    json_bool(j, (r->flags & REGION_DELETED) != 0);
-}
-
-void cli_json_target(struct json *j, const struct store_target *t)
-{
-    json_begin_object(j);
-    json_key(j, "id");
-    json_int(j, t->id);
-    json_key(j, "pid");
-    json_int(j, t->pid);
-    json_key(j, "start_time");
-    json_uint(j, t->start_time);
-    cli_json_text(j, "exe", t->exe, t->exe ? strlen(t->exe) : 0);
-    cli_json_text(j, "cmdline", t->cmdline, t->cmdline ? strlen(t->cmdline) : 0);
-    json_key(j, "host");
-    json_string(j, t->host);
-    json_key(j, "os");
-    json_string(j, t->os);
-    json_key(j, "first_seen");
-    json_string(j, t->first_seen);
-    json_end_object(j);
-}
-
-void cli_json_snapshot_fields(struct json *j, const struct store_snapshot *s)
-{
-    json_key(j, "id");
-    json_int(j, s->id);
-    json_key(j, "seq");
-    json_int(j, s->seq);
-    json_key(j, "taken_at");
-    json_string(j, s->taken_at);
-    json_key(j, "label");
-    json_string(j, s->label);
-    json_key(j, "region_count");
-    json_int(j, s->region_count);
-    json_key(j, "mapped_bytes");
-    json_uint(j, s->mapped_bytes);
-    json_key(j, "rss_bytes");
-    if (s->have_mem)
-        json_uint(j, s->rss_bytes);
-    else
-        json_null(j);
-    json_key(j, "detail");
-    json_string(j, s->detail);
-    json_key(j, "torn");
-    json_bool(j, s->torn);
 }

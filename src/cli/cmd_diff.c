@@ -5,7 +5,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
-#include "cli/json.h"
+#include "json/forms.h"
 #include "diff/diff.h"
 #include "platform/platform.h"
 #include "util/xalloc.h"
@@ -26,11 +26,10 @@ static const char usage[] =
     "  -d, --db FILE               database;  -j, --json  JSON output\n\n"
     "Exit status, as diff(1): 0 no changes, 1 changes, 2 trouble.\n";
 
-/* Both sides of the diff: the snapshot rows and the regions compared. */
-struct side {
-    struct store_snapshot snap;
-    struct store_target target;
-    struct region_list regions;
+/* The changes that pass the options, counted by kind. */
+struct counts {
+    size_t kind[DIFF_KIND_COUNT];
+    size_t total;
 };
 
 struct diff_opts {
@@ -67,175 +66,6 @@ static int keep(const struct diff_opts *o, const struct diff_change *c)
     return change_size(c) >= o->min_size;
 }
 
-static void json_side(struct json *j, const struct side *s)
-{
-    json_begin_object(j);
-    json_key(j, "snapshot");
-    json_int(j, s->snap.id);
-    json_key(j, "seq");
-    json_int(j, s->snap.seq);
-    json_key(j, "taken_at");
-    json_string(j, s->snap.taken_at);
-    json_key(j, "label");
-    json_string(j, s->snap.label);
-    json_key(j, "detail");
-    json_string(j, s->snap.detail);
-    json_key(j, "mapped_bytes");
-    json_uint(j, s->snap.mapped_bytes);
-    json_key(j, "rss_bytes");
-    if (s->snap.have_mem)
-        json_uint(j, s->snap.rss_bytes);
-    else
-        json_null(j);
-    json_key(j, "target");
-    cli_json_target(j, &s->target);
-    json_end_object(j);
-}
-
-static void json_path(struct json *j, const struct region *r)
-{
-    cli_json_text(j, "path", r->path, r->path_len);
-}
-
-static void json_change(struct json *j, const struct diff_change *c)
-{
-    const struct region *r = c->now ? c->now : c->before;
-    json_begin_object(j);
-    json_key(j, "change");
-    json_string(j, diff_kind_name(c->kind));
-    json_key(j, "start");
-    json_hex(j, c->start);
-    json_key(j, "end");
-    json_hex(j, c->end);
-    json_key(j, "size");
-    json_uint(j, c->end - c->start);
-    json_key(j, "perms");
-    json_string(j, r->perms);
-    json_path(j, r);
-    json_key(j, "category");
-    json_string(j, region_category_name(r->category));
-    json_key(j, "deleted");
-    json_bool(j, (r->flags & REGION_DELETED) != 0);
-    if (c->now && (c->now->flags & REGION_HAS_MEM)) {
-        json_key(j, "rss");
-        json_uint(j, c->now->rss);
-    }
-    switch (c->kind) {
-    case DIFF_GROWN:
-    case DIFF_SHRUNK:
-        json_key(j, "before");
-        json_begin_object(j);
-        json_key(j, "start");
-        json_hex(j, c->before->start);
-        json_key(j, "end");
-        json_hex(j, c->before->end);
-        json_key(j, "size");
-        json_uint(j, c->before->end - c->before->start);
-        json_end_object(j);
-        json_key(j, "delta");
-        json_int(j, c->delta);
-        break;
-    case DIFF_REPROTECTED:
-        json_key(j, "before");
-        json_begin_object(j);
-        json_key(j, "perms");
-        json_string(j, c->before->perms);
-        if (c->before->flags & REGION_HAS_WIN) {
-            json_key(j, "protect");
-            json_uint(j, c->before->protect);
-        }
-        json_end_object(j);
-        break;
-    case DIFF_REMAPPED:
-        json_key(j, "offset");
-        json_uint(j, c->now->offset + (c->start - c->now->start));
-        json_key(j, "before");
-        json_begin_object(j);
-        json_path(j, c->before);
-        json_key(j, "offset");
-        json_uint(j, c->before->offset + (c->start - c->before->start));
-        json_key(j, "perms");
-        json_string(j, c->before->perms);
-        json_end_object(j);
-        break;
-    case DIFF_RESIDENT:
-        json_key(j, "before");
-        json_begin_object(j);
-        json_key(j, "rss");
-        json_uint(j, c->before->rss);
-        json_end_object(j);
-        json_key(j, "delta");
-        json_int(j, c->delta);
-        break;
-    case DIFF_COMMITTED:
-    case DIFF_DECOMMITTED:
-        json_key(j, "state");
-        json_string(j, region_win_state_name(c->now->state));
-        json_key(j, "before");
-        json_begin_object(j);
-        json_key(j, "state");
-        json_string(j, region_win_state_name(c->before->state));
-        json_end_object(j);
-        break;
-    default:
-        break;
-    }
-    json_end_object(j);
-}
-
-struct summary {
-    struct diff_summary d; /* the engine's sums */
-    int64_t rss_delta;     /* of the whole process (snapshot totals), or of --category */
-    int have_rss;          /* rss_delta is known */
-    int have_cat_rss;      /* per-category rss deltas are known */
-    int category;          /* --category, or -1 */
-    size_t counts[DIFF_KIND_COUNT];
-    size_t total;
-};
-
-static void json_summary(struct json *j, const struct summary *s)
-{
-    json_begin_object(j);
-    json_key(j, "mapped_delta");
-    json_int(j, s->d.total.mapped);
-    json_key(j, "committed_delta");
-    json_int(j, s->d.total.committed);
-    json_key(j, "rss_delta");
-    if (s->have_rss)
-        json_int(j, s->rss_delta);
-    else
-        json_null(j);
-    json_key(j, "by_category");
-    json_begin_object(j);
-    for (int c = 0; c < CAT_COUNT; c++) {
-        if (!s->d.cat[c].touched || (s->category >= 0 && c != s->category))
-            continue;
-        json_key(j, region_category_name(c));
-        json_begin_object(j);
-        json_key(j, "mapped_delta");
-        json_int(j, s->d.cat[c].mapped);
-        json_key(j, "committed_delta");
-        json_int(j, s->d.cat[c].committed);
-        json_key(j, "rss_delta");
-        if (s->have_cat_rss)
-            json_int(j, s->d.cat[c].rss);
-        else
-            json_null(j);
-        json_end_object(j);
-    }
-    json_end_object(j);
-    json_key(j, "counts");
-    json_begin_object(j);
-    for (int k = 0; k < DIFF_KIND_COUNT; k++) {
-        json_key(j, diff_kind_name(k));
-        json_uint(j, s->counts[k]);
-    }
-    json_end_object(j);
-    json_key(j, "changes");
-    json_uint(j, s->total);
-    json_end_object(j);
-}
-
 struct colors {
     const char *add, *del, *mod, *off;
 };
@@ -251,23 +81,23 @@ static int cmp_group(const void *x, const void *y)
     return (*a)->start < (*b)->start ? -1 : (*a)->start > (*b)->start;
 }
 
-static void print_table(const struct side *a, const struct side *b, const struct diff_result *d,
-                        const struct diff_opts *o, const struct summary *s)
+static void print_table(const struct diff_pair *p, const struct diff_opts *o,
+                        const struct counts *s)
 {
     int tty = plat_isatty(stdout) && !getenv("NO_COLOR");
     struct colors col = tty ? (struct colors){"\033[32m", "\033[31m", "\033[33m", "\033[0m"}
                             : (struct colors){"", "", "", ""};
     char h1[24], h2[24];
-    printf("from snapshot %lld (target %lld seq %lld, %s)\n", (long long)a->snap.id,
-           (long long)a->snap.target_id, (long long)a->snap.seq, a->snap.taken_at);
-    printf("  to snapshot %lld (target %lld seq %lld, %s)\n", (long long)b->snap.id,
-           (long long)b->snap.target_id, (long long)b->snap.seq, b->snap.taken_at);
+    printf("from snapshot %lld (target %lld seq %lld, %s)\n", (long long)p->snap[0].id,
+           (long long)p->snap[0].target_id, (long long)p->snap[0].seq, p->snap[0].taken_at);
+    printf("  to snapshot %lld (target %lld seq %lld, %s)\n", (long long)p->snap[1].id,
+           (long long)p->snap[1].target_id, (long long)p->snap[1].seq, p->snap[1].taken_at);
     if (!o->summary_only && s->total) {
-        const struct diff_change **v = xmalloc(d->n * sizeof(*v));
+        const struct diff_change **v = xmalloc(p->d.n * sizeof(*v));
         size_t n = 0;
-        for (size_t i = 0; i < d->n; i++)
-            if (keep(o, &d->v[i]))
-                v[n++] = &d->v[i];
+        for (size_t i = 0; i < p->d.n; i++)
+            if (keep(o, &p->d.v[i]))
+                v[n++] = &p->d.v[i];
         if (n > 1)
             qsort(v, n, sizeof(*v), cmp_group);
         int kind = -1;
@@ -279,7 +109,7 @@ static void print_table(const struct side *a, const struct side *b, const struct
                                                                                   : col.mod;
             if (c->kind != kind) {
                 kind = c->kind;
-                printf("\n%s%s%s (%zu)\n", color, diff_kind_name(kind), col.off, s->counts[kind]);
+                printf("\n%s%s%s (%zu)\n", color, diff_kind_name(kind), col.off, s->kind[kind]);
             }
             printf("  %s%016" PRIx64 "-%016" PRIx64 "%s %8s  ", color, c->start, c->end, col.off,
                    cli_human(c->end - c->start, h1));
@@ -325,23 +155,23 @@ static void print_table(const struct side *a, const struct side *b, const struct
     }
     printf("\nsummary: %zu change%s", s->total, s->total == 1 ? "" : "s");
     for (int k = 0; k < DIFF_KIND_COUNT; k++)
-        if (s->counts[k])
-            printf(", %zu %s", s->counts[k], diff_kind_name(k));
+        if (s->kind[k])
+            printf(", %zu %s", s->kind[k], diff_kind_name(k));
     char h3[24];
     printf("\n  %-7s mapped %s  committed %s",
-           s->category >= 0 ? region_category_name(s->category) : "total",
-           cli_human_signed(s->d.total.mapped, h1), cli_human_signed(s->d.total.committed, h3));
-    if (s->have_rss)
-        printf("  rss %s", cli_human_signed(s->rss_delta, h2));
+           o->category >= 0 ? region_category_name(o->category) : "total",
+           cli_human_signed(p->sum.total.mapped, h1), cli_human_signed(p->sum.total.committed, h3));
+    if (p->have_rss)
+        printf("  rss %s", cli_human_signed(p->rss_delta, h2));
     fputc('\n', stdout);
-    for (int c = 0; c < CAT_COUNT && s->category < 0; c++) {
-        const struct diff_delta *cd = &s->d.cat[c];
+    for (int c = 0; c < CAT_COUNT && o->category < 0; c++) {
+        const struct diff_delta *cd = &p->sum.cat[c];
         if (!cd->touched ||
-            (cd->mapped == 0 && cd->committed == 0 && (!s->have_cat_rss || !cd->rss)))
+            (cd->mapped == 0 && cd->committed == 0 && (!p->have_cat_rss || !cd->rss)))
             continue;
         printf("  %-7s mapped %s  committed %s", region_category_name(c),
                cli_human_signed(cd->mapped, h1), cli_human_signed(cd->committed, h3));
-        if (s->have_cat_rss)
+        if (p->have_cat_rss)
             printf("  rss %s", cli_human_signed(cd->rss, h2));
         fputc('\n', stdout);
     }
@@ -370,18 +200,6 @@ static int same_file(const char *x, const char *y)
     if (stat(x, &a) != 0 || stat(y, &b) != 0)
         return strcmp(x, y) == 0;
     return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
-}
-
-static int load_side(struct store *st, const char *sel, int64_t target, struct side *s,
-                     struct err *e)
-{
-    int64_t id;
-    int rc = store_resolve(st, sel, target, &id, e);
-    if (rc < 0)
-        return rc;
-    if ((rc = store_snapshot_get(st, id, &s->snap, e)) < 0)
-        return rc;
-    return store_target_get(st, s->snap.target_id, &s->target, e);
 }
 
 static int parse_opts(struct cli *cli, struct diff_opts *o, int argc, char **argv)
@@ -466,59 +284,25 @@ int cmd_diff(struct cli *cli, int argc, char **argv)
     struct cli local = *cli;
     local.db_path = db;
     struct store *st = NULL;
-    struct side a, b;
-    memset(&a, 0, sizeof(a));
-    memset(&b, 0, sizeof(b));
-    region_list_init(&a.regions);
-    region_list_init(&b.regions);
-    struct diff_result d;
-    diff_result_init(&d);
+    struct diff_pair p;
+    struct counts n;
     struct err e = {0};
     int status = EXIT_TROUBLE;
+    int64_t a = 0, b = 0;
+    memset(&p, 0, sizeof(p));
+    memset(&n, 0, sizeof(n));
     if (cli_open_store(&local, STORE_READ, &st))
         goto out;
-    if (load_side(st, sel_a, o.target, &a, &e) < 0 || load_side(st, sel_b, o.target, &b, &e) < 0) {
+    if (store_resolve(st, sel_a, o.target, &a, &e) < 0 ||
+        store_resolve(st, sel_b, o.target, &b, &e) < 0 ||
+        diff_pair_load(&p, st, a, b, o.category, &e) < 0) {
         cli_fail_err(&e);
         goto out;
     }
-    int both_smaps = strcmp(a.snap.detail, "smaps") == 0 && strcmp(b.snap.detail, "smaps") == 0;
-    if (a.snap.target_id == b.snap.target_id && !both_smaps) {
-        /* Only what opened or closed between the two snapshots needs reading (per-region
-         * figures change without opening or closing anything, so smaps diffs read both). */
-        if (a.snap.id <= b.snap.id)
-            rc = store_read_delta(st, a.snap.target_id, a.snap.id, b.snap.id, &a.regions,
-                                  &b.regions, &e);
-        else
-            rc = store_read_delta(st, a.snap.target_id, b.snap.id, a.snap.id, &b.regions,
-                                  &a.regions, &e);
-    } else {
-        rc = store_read_regions(st, a.snap.id, &a.regions, &e);
-        if (rc == 0)
-            rc = store_read_regions(st, b.snap.id, &b.regions, &e);
-    }
-    if (rc < 0) {
-        cli_fail_err(&e);
-        goto out;
-    }
-    diff_regions(&a.regions, &b.regions, &d);
-
-    struct summary s;
-    memset(&s, 0, sizeof(s));
-    s.category = o.category;
-    diff_summarize(&a.regions, &b.regions, o.category, &s.d);
-    s.have_cat_rss = s.d.have_rss && both_smaps;
-    if (o.category >= 0) {
-        /* One category's resident bytes need per-region figures on both sides. */
-        s.have_rss = s.have_cat_rss;
-        s.rss_delta = s.d.total.rss;
-    } else {
-        s.have_rss = a.snap.have_mem && b.snap.have_mem;
-        s.rss_delta = (int64_t)(b.snap.rss_bytes - a.snap.rss_bytes);
-    }
-    for (size_t i = 0; i < d.n; i++)
-        if (keep(&o, &d.v[i])) {
-            s.counts[d.v[i].kind]++;
-            s.total++;
+    for (size_t i = 0; i < p.d.n; i++)
+        if (keep(&o, &p.d.v[i])) {
+            n.kind[p.d.v[i].kind]++;
+            n.total++;
         }
 
     if (cli->json) {
@@ -526,23 +310,23 @@ int cmd_diff(struct cli *cli, int argc, char **argv)
         json_init(&j, stdout, 0);
         json_begin_object(&j);
         json_key(&j, "from");
-        json_side(&j, &a);
+        json_diff_side(&j, &p.snap[0], &p.target[0]);
         json_key(&j, "to");
-        json_side(&j, &b);
+        json_diff_side(&j, &p.snap[1], &p.target[1]);
         if (!o.summary_only) {
             json_key(&j, "changes");
             json_begin_array(&j);
-            for (size_t i = 0; i < d.n; i++)
-                if (keep(&o, &d.v[i]))
-                    json_change(&j, &d.v[i]);
+            for (size_t i = 0; i < p.d.n; i++)
+                if (keep(&o, &p.d.v[i]))
+                    json_change(&j, &p.d.v[i]);
             json_end_array(&j);
         }
         json_key(&j, "summary");
-        json_summary(&j, &s);
+        json_diff_summary(&j, &p, o.category, n.kind, n.total);
         json_end_object(&j);
         json_finish(&j);
     } else {
-        print_table(&a, &b, &d, &o, &s);
+        print_table(&p, &o, &n);
     }
     if (fflush(stdout) != 0) {
         cli_fail("diff: cannot write the output");
@@ -551,20 +335,14 @@ int cmd_diff(struct cli *cli, int argc, char **argv)
     /* Growth is judged on committed bytes: reservations (an arena's PROT_NONE tail, Windows
      * reserve) hold no memory yet. */
     if (o.fail_on_growth)
-        status = s.d.total.committed > (int64_t)o.growth_limit ||
-                         (s.have_rss && s.rss_delta > (int64_t)o.growth_limit)
+        status = p.sum.total.committed > (int64_t)o.growth_limit ||
+                         (p.have_rss && p.rss_delta > (int64_t)o.growth_limit)
                      ? 1
                      : 0;
     else
-        status = s.total ? 1 : 0;
+        status = n.total ? 1 : 0;
 out:
-    diff_result_release(&d);
-    region_list_release(&a.regions);
-    region_list_release(&b.regions);
-    store_snapshot_release(&a.snap);
-    store_snapshot_release(&b.snap);
-    store_target_release(&a.target);
-    store_target_release(&b.target);
+    diff_pair_release(&p);
     store_close(st);
     free(db_a);
     free(db_b);

@@ -5,7 +5,7 @@
 
 #include "analyze/growth.h"
 #include "cli/cli.h"
-#include "cli/json.h"
+#include "json/forms.h"
 
 static const char usage[] =
     "usage: vmsnap growth [--target ID] [--from SNAP] [--to SNAP] [--category C] [--top N]\n"
@@ -125,185 +125,6 @@ static int parse_args(struct cli *cli, int argc, char **argv, struct growth_args
     return 0;
 }
 
-/*
- * The range: --from and --to of --target; without --target, of the target that a given
- * selector names, else of the newest snapshot's target.
- */
-static int resolve_range(struct store *st, const struct growth_args *a, int64_t *target,
-                         int64_t *from, int64_t *to, struct err *e)
-{
-    int rc;
-    *target = a->target;
-    if (!*target && (a->from || a->to)) {
-        int64_t id;
-        struct store_snapshot s;
-        if ((rc = store_resolve(st, a->from ? a->from : a->to, 0, &id, e)) < 0 ||
-            (rc = store_snapshot_get(st, id, &s, e)) < 0)
-            return rc;
-        *target = s.target_id;
-        store_snapshot_release(&s);
-    }
-    if ((rc = store_resolve(st, a->from ? a->from : "first", *target, from, e)) < 0 ||
-        (rc = store_resolve(st, a->to ? a->to : "last", *target, to, e)) < 0)
-        return rc;
-    if (!*target) {
-        struct store_snapshot s;
-        if ((rc = store_snapshot_get(st, *to, &s, e)) < 0)
-            return rc;
-        *target = s.target_id;
-        store_snapshot_release(&s);
-    }
-    if (*from > *to)
-        return err_set(e, ERR_USAGE,
-                       "growth: --from (snapshot %lld) comes after --to (snapshot %lld)",
-                       (long long)*from, (long long)*to);
-    return 0;
-}
-
-static void json_stat(struct json *j, const struct growth_stat *s, const struct store_history *h)
-{
-    json_begin_object(j);
-    json_key(j, "start");
-    json_int(j, s->start);
-    json_key(j, "end");
-    json_int(j, s->end);
-    json_key(j, "delta");
-    json_int(j, s->delta);
-    json_key(j, "rate");
-    json_double(j, s->rate);
-    json_key(j, "r2");
-    json_double(j, s->r2);
-    json_key(j, "onset");
-    json_begin_object(j);
-    json_key(j, "snapshot");
-    json_int(j, h->snaps[s->onset].id);
-    json_key(j, "taken_at");
-    json_string(j, h->snaps[s->onset].taken_at);
-    json_end_object(j);
-    json_end_object(j);
-}
-
-static void json_snap_ref(struct json *j, const struct store_hsnap *s)
-{
-    json_begin_object(j);
-    json_key(j, "snapshot");
-    json_int(j, s->id);
-    json_key(j, "seq");
-    json_int(j, s->seq);
-    json_key(j, "taken_at");
-    json_string(j, s->taken_at);
-    json_key(j, "label");
-    json_string(j, s->label);
-    json_end_object(j);
-}
-
-static void print_json(const struct store_target *t, const struct store_history *h,
-                       const struct growth_result *g)
-{
-    struct json j;
-    json_init(&j, stdout, 0);
-    json_begin_object(&j);
-    json_key(&j, "target");
-    cli_json_target(&j, t);
-    json_key(&j, "from");
-    json_snap_ref(&j, &h->snaps[0]);
-    json_key(&j, "to");
-    json_snap_ref(&j, &h->snaps[h->nsnaps - 1]);
-    json_key(&j, "duration_s");
-    json_double(&j, g->duration_s);
-    json_key(&j, "snapshots");
-    json_uint(&j, g->nsnaps);
-    json_key(&j, "totals");
-    json_begin_object(&j);
-    json_key(&j, "committed");
-    json_stat(&j, &g->committed, h);
-    json_key(&j, "rss");
-    if (g->have_rss)
-        json_stat(&j, &g->rss, h);
-    else
-        json_null(&j);
-    json_end_object(&j);
-    json_key(&j, "categories");
-    json_begin_array(&j);
-    for (int c = 0; c < CAT_COUNT; c++) {
-        if (!g->cat[c].present)
-            continue;
-        json_begin_object(&j);
-        json_key(&j, "category");
-        json_string(&j, region_category_name(c));
-        json_key(&j, "committed");
-        json_stat(&j, &g->cat[c].committed, h);
-        json_key(&j, "rss");
-        if (g->have_cat_rss)
-            json_stat(&j, &g->cat[c].rss, h);
-        else
-            json_null(&j);
-        json_end_object(&j);
-    }
-    json_end_array(&j);
-    json_key(&j, "lineages");
-    json_begin_array(&j);
-    for (size_t i = 0; i < g->nlineages; i++) {
-        const struct growth_lineage *l = &g->lineages[i];
-        json_begin_object(&j);
-        json_key(&j, "start");
-        json_hex(&j, l->now->start);
-        json_key(&j, "end");
-        json_hex(&j, l->now->end);
-        json_key(&j, "category");
-        json_string(&j, region_category_name(l->now->category));
-        json_key(&j, "perms");
-        json_string(&j, l->now->perms);
-        cli_json_text(&j, "path", l->now->path, l->now->path_len);
-        json_key(&j, "first_snapshot");
-        json_int(&j, h->snaps[l->first].id);
-        json_key(&j, "size_first");
-        json_uint(&j, l->size_first);
-        json_key(&j, "size_last");
-        json_uint(&j, l->size_last);
-        json_key(&j, "delta");
-        json_int(&j, l->delta);
-        json_key(&j, "rate");
-        json_double(&j, l->rate);
-        json_key(&j, "grew_share");
-        json_double(&j, l->grew_share);
-        json_end_object(&j);
-    }
-    json_end_array(&j);
-    json_key(&j, "survivors");
-    json_begin_array(&j);
-    for (size_t i = 0; i < g->nsurvivors; i++) {
-        const struct growth_survivor *s = &g->survivors[i];
-        json_begin_object(&j);
-        json_key(&j, "category");
-        json_string(&j, region_category_name(s->like->category));
-        json_key(&j, "perms");
-        json_string(&j, s->like->perms);
-        cli_json_text(&j, "path", s->like->path, s->like->path_len);
-        json_key(&j, "size");
-        json_uint(&j, s->like->end - s->like->start);
-        json_key(&j, "count");
-        json_int(&j, s->count);
-        json_key(&j, "bytes");
-        json_uint(&j, s->bytes);
-        const size_t born[2] = {s->first_born, s->last_born};
-        const char *names[2] = {"first_born", "last_born"};
-        for (int k = 0; k < 2; k++) {
-            json_key(&j, names[k]);
-            json_begin_object(&j);
-            json_key(&j, "snapshot");
-            json_int(&j, h->snaps[born[k]].id);
-            json_key(&j, "taken_at");
-            json_string(&j, h->snaps[born[k]].taken_at);
-            json_end_object(&j);
-        }
-        json_end_object(&j);
-    }
-    json_end_array(&j);
-    json_end_object(&j);
-    json_finish(&j);
-}
-
 static void print_stat_row(const char *name, const struct growth_stat *s,
                            const struct store_history *h)
 {
@@ -398,9 +219,11 @@ int cmd_growth(struct cli *cli, int argc, char **argv)
     memset(&h, 0, sizeof(h));
     memset(&t, 0, sizeof(t));
     memset(&g, 0, sizeof(g));
-    if (resolve_range(st, &a, &target, &from, &to, &e) < 0 ||
+    if (store_resolve_range(st, a.target, a.from, a.to, &target, &from, &to, &e) < 0 ||
         store_target_get(st, target, &t, &e) < 0 ||
         store_read_history(st, target, from, to, &h, &e) < 0) {
+        if (e.code == ERR_USAGE)
+            err_wrap(&e, "growth");
         cli_fail_err(&e);
         goto out;
     }
@@ -409,9 +232,14 @@ int cmd_growth(struct cli *cli, int argc, char **argv)
         cli_fail_err(&e);
         goto out;
     }
-    if (cli->json)
-        print_json(&t, &h, &g);
-    else
+    if (cli->json) {
+        struct json j;
+        json_init(&j, stdout, 0);
+        json_begin_object(&j);
+        json_growth_fields(&j, &t, &h, &g);
+        json_end_object(&j);
+        json_finish(&j);
+    } else
         print_table(&t, &h, &g);
     if (fflush(stdout) != 0) {
         cli_fail("growth: cannot write the output");

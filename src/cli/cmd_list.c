@@ -2,7 +2,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "cli/json.h"
+#include "json/forms.h"
 
 static const char usage[] = "usage: vmsnap list [--target ID]\n\n"
                             "Lists the targets (process instances) in the database and their "
@@ -27,8 +27,8 @@ static int on_target(void *ctx, const struct store_target *t)
         json_int(&c->j, t->pid);
         json_key(&c->j, "start_time");
         json_uint(&c->j, t->start_time);
-        cli_json_text(&c->j, "exe", t->exe, t->exe ? strlen(t->exe) : 0);
-        cli_json_text(&c->j, "cmdline", t->cmdline, t->cmdline ? strlen(t->cmdline) : 0);
+        json_text(&c->j, "exe", t->exe, t->exe ? strlen(t->exe) : 0);
+        json_text(&c->j, "cmdline", t->cmdline, t->cmdline ? strlen(t->cmdline) : 0);
         json_key(&c->j, "host");
         json_string(&c->j, t->host);
         json_key(&c->j, "os");
@@ -57,7 +57,7 @@ static int on_snapshot(void *ctx, const struct store_snapshot *s)
     struct list_ctx *c = ctx;
     if (c->json) {
         json_begin_object(&c->j);
-        cli_json_snapshot_fields(&c->j, s);
+        json_snapshot_fields(&c->j, s);
         json_end_object(&c->j);
         return 0;
     }

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "cli/json.h"
+#include "json/forms.h"
 #include "cli/taker.h"
 #include "platform/platform.h"
 
@@ -44,7 +44,7 @@ static int print_snapshot(void *ctx, const struct store_snapshot *s)
         return 0;
     }
     json_begin_object(&m->j);
-    cli_json_snapshot_fields(&m->j, s);
+    json_snapshot_fields(&m->j, s);
     json_key(&m->j, "target_id");
     json_int(&m->j, s->target_id);
     json_end_object(&m->j);

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "cli/json.h"
+#include "json/forms.h"
 #include "util/xalloc.h"
 
 static const char usage[] =

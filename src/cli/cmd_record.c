@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "cli/json.h"
+#include "json/forms.h"
 #include "cli/taker.h"
 #include "platform/platform.h"
 #include "util/xalloc.h"

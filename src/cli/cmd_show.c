@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "cli/json.h"
+#include "json/forms.h"
 
 static const char usage[] =
     "usage: vmsnap show SNAP [--category C] [--target ID]\n\n"
@@ -104,9 +104,9 @@ static void print_json(const struct store_snapshot *s, const struct store_target
     json_begin_object(&j);
     json_key(&j, "snapshot");
     json_begin_object(&j);
-    cli_json_snapshot_fields(&j, s);
+    json_snapshot_fields(&j, s);
     json_key(&j, "target");
-    cli_json_target(&j, t);
+    json_target(&j, t);
     json_end_object(&j);
     json_key(&j, "regions");
     json_begin_array(&j);
@@ -115,7 +115,7 @@ static void print_json(const struct store_snapshot *s, const struct store_target
         if (category >= 0 && r->category != category)
             continue;
         json_begin_object(&j);
-        cli_json_region_fields(&j, r);
+        json_region_fields(&j, r);
         json_end_object(&j);
         tot[r->category].count++;
         tot[r->category].mapped += r->end - r->start;

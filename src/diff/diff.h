@@ -11,6 +11,8 @@
 #include <stdint.h>
 
 #include "capture/region.h"
+#include "store/store.h"
+#include "util/err.h"
 
 enum diff_kind {
     DIFF_NEW = 0,     /* mapped in B, not in A */
@@ -76,6 +78,28 @@ struct diff_summary {
  */
 void diff_summarize(const struct region_list *a, const struct region_list *b, int category,
                     struct diff_summary *out);
+
+/*
+ * Two snapshots of a store and their diff, as `vmsnap diff` and the report show it
+ * (diff_pair.c). Snapshots of one target compare only the regions that opened or closed
+ * between them, unless both have per-region figures, which change without either.
+ */
+struct store;
+struct diff_pair {
+    struct store_snapshot snap[2]; /* from, to */
+    struct store_target target[2];
+    struct region_list regions[2]; /* what was compared */
+    struct diff_result d;
+    struct diff_summary sum; /* of category, when given */
+    int64_t rss_delta;       /* bytes: of the process (snapshot totals), or of category */
+    int have_rss;            /* rss_delta is known */
+    int have_cat_rss;        /* per-category rss deltas are known */
+};
+/* Loads snapshots a and b (ids) and diffs them; sum and rss_delta are of category when >= 0.
+ * Release p even on failure. */
+int diff_pair_load(struct diff_pair *p, struct store *st, int64_t a, int64_t b, int category,
+                   struct err *e);
+void diff_pair_release(struct diff_pair *p);
 
 const char *diff_kind_name(int kind);
 /* Whether a change adds mapped bytes (positive), removes them (negative), or neither (0). */

@@ -104,6 +104,15 @@ int store_snapshot_get(struct store *st, int64_t id, struct store_snapshot *out,
 int store_resolve(struct store *st, const char *selector, int64_t target_id, int64_t *snap_id,
                   struct err *e);
 
+/*
+ * Resolves a range of one target's snapshots (--target, --from, --to; NULL selectors mean first
+ * and last). Without target_id the target is the one a given selector names, else that of the
+ * newest snapshot. ERR_USAGE when from comes after to.
+ */
+int store_resolve_range(struct store *st, int64_t target_id, const char *from_sel,
+                        const char *to_sel, int64_t *target, int64_t *from, int64_t *to,
+                        struct err *e);
+
 /* Reads one snapshot's regions, sorted by (unsigned) start, through the regions view. */
 int store_read_regions(struct store *st, int64_t snap_id, struct region_list *out, struct err *e);
 

@@ -621,3 +621,34 @@ out:
     sqlite3_finalize(s);
     return rc;
 }
+
+int store_resolve_range(struct store *st, int64_t target_id, const char *from_sel,
+                        const char *to_sel, int64_t *target, int64_t *from, int64_t *to,
+                        struct err *e)
+{
+    int rc;
+    *target = target_id;
+    if (!*target && (from_sel || to_sel)) {
+        int64_t id;
+        struct store_snapshot s;
+        if ((rc = store_resolve(st, from_sel ? from_sel : to_sel, 0, &id, e)) < 0 ||
+            (rc = store_snapshot_get(st, id, &s, e)) < 0)
+            return rc;
+        *target = s.target_id;
+        store_snapshot_release(&s);
+    }
+    if ((rc = store_resolve(st, from_sel ? from_sel : "first", *target, from, e)) < 0 ||
+        (rc = store_resolve(st, to_sel ? to_sel : "last", *target, to, e)) < 0)
+        return rc;
+    if (!*target) {
+        struct store_snapshot s;
+        if ((rc = store_snapshot_get(st, *to, &s, e)) < 0)
+            return rc;
+        *target = s.target_id;
+        store_snapshot_release(&s);
+    }
+    if (*from > *to)
+        return err_set(e, ERR_USAGE, "--from (snapshot %lld) comes after --to (snapshot %lld)",
+                       (long long)*from, (long long)*to);
+    return 0;
+}

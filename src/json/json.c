@@ -1,4 +1,4 @@
-#include "cli/json.h"
+#include "json/json.h"
 
 #include <inttypes.h>
 #include <string.h>
