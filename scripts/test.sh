@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite. It first installs what only the tests need (cmocka, clang for the
-# sanitizers and fuzzers, valgrind, mingw-w64 and Wine for the Windows build, npm to fetch
-# SQLite's source for it), then runs:
+# sanitizers and fuzzers, valgrind, chromium to draw the HTML report, mingw-w64 and Wine for the
+# Windows build, npm to fetch SQLite's source for it), then runs:
 #   1. the Linux build and its cmocka tests, valgrind memcheck included;
 #   2. the same tests built with AddressSanitizer and UndefinedBehaviorSanitizer (clang), and the
 #      libFuzzer targets for a bounded time each;
@@ -11,8 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use, installed only when missing (so a second run needs no network).
-need=(cmake build-essential libsqlite3-dev libcmocka-dev util-linux clang valgrind)
+# Debian packages the tests use, installed only when missing (so a second run needs no network);
+# chromium draws the HTML report headless.
+need=(cmake build-essential libsqlite3-dev libcmocka-dev util-linux clang valgrind chromium)
 if [ "${VMSNAP_SKIP_WINDOWS:-0}" != 1 ]; then
   need+=(gcc-mingw-w64-x86-64-win32 wine64 wine)
 fi

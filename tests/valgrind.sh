@@ -1,6 +1,7 @@
 #!/bin/sh
 # valgrind memcheck of vmsnap's commands on a live process: snap (smaps and maps), record,
-# diff (table and JSON, the interval path and the whole-snapshot path), show, list and query.
+# diff (table and JSON, the interval path and the whole-snapshot path), show, list, query,
+# growth, report, and mark with a recorder (itself under valgrind) taking it.
 # Any memory error or definite leak fails:  valgrind.sh VMSNAP VM_CHILD
 set -eu
 vmsnap=$1 child=$2
@@ -40,8 +41,23 @@ run show last
 run -j show before
 run list
 run -j query "SELECT count(*) FROM regions"
+run growth
+run -j growth
+run report -o "$dir/r.html"
+valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+  --show-leak-kinds=definite "$vmsnap" -d "$db" record -p "$pid" -i 1h >/dev/null 2>&1 &
+rec=$!
+i=0
+until [ "$("$vmsnap" -d "$db" query "SELECT count(*) FROM recorders" | tail -1 | tr -d ' ')" = 1 ]; do
+  i=$((i + 1))
+  [ $i -lt 300 ] || { echo "valgrind.sh: the recorder did not start" >&2; status=1; break; }
+  sleep 0.1
+done
+run mark --label vg
+kill -TERM "$rec"
+wait "$rec" || { echo "valgrind.sh: the recorder under valgrind failed with $?" >&2; status=1; }
 exec 3>&-
 wait "$pid" || true
 rm -rf "$dir"
-[ $status = 0 ] && echo "valgrind: no memory errors or definite leaks in 11 commands"
+[ $status = 0 ] && echo "valgrind: no memory errors or definite leaks in 16 commands"
 exit $status

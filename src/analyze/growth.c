@@ -426,6 +426,7 @@ int growth_compute(const struct store_history *h, const struct growth_opts *o,
     out->cat_committed = xmalloc(n * CAT_COUNT * sizeof(int64_t));
     int64_t *cat_rss = out->have_cat_rss ? xmalloc(n * CAT_COUNT * sizeof(int64_t)) : NULL;
     build_series(h, out, cat_rss);
+    out->cat_rss = cat_rss;
     for (size_t k = 0; k < n; k++)
         out->rss_series[k] = (int64_t)h->snaps[k].rss_bytes;
     series_stat(out->committed_series, 1, n, &tm, &out->committed);
@@ -441,7 +442,6 @@ int growth_compute(const struct store_history *h, const struct growth_opts *o,
             series_stat(cat_rss + c, CAT_COUNT, n, &tm, &out->cat[c].rss);
     }
     follow(h, &tm, o, out);
-    free(cat_rss);
     free(tm.t);
     free(tm.t1);
     free(tm.t2);
@@ -453,6 +453,7 @@ void growth_result_release(struct growth_result *r)
     free(r->committed_series);
     free(r->rss_series);
     free(r->cat_committed);
+    free(r->cat_rss);
     free(r->lineages);
     free(r->survivors);
     memset(r, 0, sizeof(*r));

@@ -57,9 +57,10 @@ struct growth_result {
     int have_rss;                      /* every snapshot has the process's rss */
     struct growth_category cat[CAT_COUNT];
     int have_cat_rss; /* every snapshot has per-region rss */
-    /* Series, one value per snapshot: committed and rss of the process, and committed by
-     * category (cat_committed[k * CAT_COUNT + c]). */
-    int64_t *committed_series, *rss_series, *cat_committed;
+    /* Series, one value per snapshot, in bytes: committed and rss of the process, committed by
+     * category (cat_committed[k * CAT_COUNT + c]), and rss by category when have_cat_rss
+     * (cat_rss, laid out alike; NULL otherwise). */
+    int64_t *committed_series, *rss_series, *cat_committed, *cat_rss;
     struct growth_lineage *lineages;
     size_t nlineages;
     struct growth_survivor *survivors;

@@ -2,7 +2,6 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "json/forms.h"
@@ -41,18 +40,6 @@ struct diff_opts {
     int64_t target;
 };
 
-static uint64_t change_size(const struct diff_change *c)
-{
-    switch (c->kind) {
-    case DIFF_GROWN:
-    case DIFF_SHRUNK:
-    case DIFF_RESIDENT:
-        return (uint64_t)(c->delta < 0 ? -c->delta : c->delta);
-    default:
-        return c->end - c->start;
-    }
-}
-
 static int change_category(const struct diff_change *c)
 {
     return c->now ? c->now->category : c->before->category;
@@ -63,7 +50,7 @@ static int keep(const struct diff_opts *o, const struct diff_change *c)
     if (o->category >= 0 && change_category(c) != o->category &&
         !(c->before && c->before->category == o->category))
         return 0;
-    return change_size(c) >= o->min_size;
+    return diff_change_bytes(c) >= o->min_size;
 }
 
 struct colors {
@@ -75,7 +62,7 @@ static int cmp_group(const void *x, const void *y)
     const struct diff_change *const *a = x, *const *b = y;
     if ((*a)->kind != (*b)->kind)
         return (*a)->kind - (*b)->kind;
-    uint64_t sa = change_size(*a), sb = change_size(*b);
+    uint64_t sa = diff_change_bytes(*a), sb = diff_change_bytes(*b);
     if (sa != sb)
         return sa > sb ? -1 : 1;
     return (*a)->start < (*b)->start ? -1 : (*a)->start > (*b)->start;
@@ -185,21 +172,13 @@ static const char *split_db(const char *arg, char **db)
     if (!colon || colon == arg)
         return arg;
     char *path = xstrndup(arg, (size_t)(colon - arg));
-    struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
+    struct plat_file pf;
+    if (plat_file_stat(path, &pf) == 0 && pf.kind == PLAT_FILE_REGULAR) {
         *db = path;
         return colon + 1;
     }
     free(path);
     return arg;
-}
-
-static int same_file(const char *x, const char *y)
-{
-    struct stat a, b;
-    if (stat(x, &a) != 0 || stat(y, &b) != 0)
-        return strcmp(x, y) == 0;
-    return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
 static int parse_opts(struct cli *cli, struct diff_opts *o, int argc, char **argv)
@@ -274,7 +253,7 @@ int cmd_diff(struct cli *cli, int argc, char **argv)
     const char *sel_a = split_db(argv[optind], &db_a);
     const char *sel_b = split_db(argv[optind + 1], &db_b);
     const char *db = db_a ? db_a : db_b ? db_b : cli->db_path;
-    if ((db_a || db_b) && !same_file(db_a ? db_a : cli->db_path, db_b ? db_b : cli->db_path)) {
+    if ((db_a || db_b) && !plat_same_file(db_a ? db_a : cli->db_path, db_b ? db_b : cli->db_path)) {
         rc = cli_fail("diff: cannot diff snapshots from different databases ('%s' and '%s')",
                       db_a ? db_a : cli->db_path, db_b ? db_b : cli->db_path);
         free(db_a);

@@ -19,6 +19,7 @@ static const struct subcommand commands[] = {
     {"diff", cmd_diff, "what changed between two snapshots (exit 0 same, 1 changed)"},
     {"growth", cmd_growth, "what keeps growing over a recording, how fast, since when"},
     {"mark", cmd_mark, "make every running recorder take a labelled snapshot now"},
+    {"report", cmd_report, "write a self-contained HTML report of a recording"},
     {"query", cmd_query, "run read-only SQL on the database"},
 };
 

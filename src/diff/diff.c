@@ -405,3 +405,15 @@ void diff_regions(const struct region_list *a, const struct region_list *b, stru
     free(bx);
     free(s.v);
 }
+
+uint64_t diff_change_bytes(const struct diff_change *c)
+{
+    switch (c->kind) {
+    case DIFF_GROWN:
+    case DIFF_SHRUNK:
+    case DIFF_RESIDENT:
+        return (uint64_t)(c->delta < 0 ? -c->delta : c->delta);
+    default:
+        return c->end - c->start;
+    }
+}

@@ -102,6 +102,9 @@ int diff_pair_load(struct diff_pair *p, struct store *st, int64_t a, int64_t b, 
 void diff_pair_release(struct diff_pair *p);
 
 const char *diff_kind_name(int kind);
+/* How many bytes a change is about: the size change of grown and shrunk, the rss change of
+ * resident, else the changed range's size. */
+uint64_t diff_change_bytes(const struct diff_change *c);
 /* Whether a change adds mapped bytes (positive), removes them (negative), or neither (0). */
 int64_t diff_mapped_delta(const struct diff_change *c);
 

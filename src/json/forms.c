@@ -317,9 +317,8 @@ static void json_stat(struct json *j, const struct growth_stat *s, const struct 
     json_end_object(j);
 }
 
-static void json_snap_ref(struct json *j, const struct store_hsnap *s)
+void json_hsnap_fields(struct json *j, const struct store_hsnap *s)
 {
-    json_begin_object(j);
     json_key(j, "snapshot");
     json_int(j, s->id);
     json_key(j, "seq");
@@ -328,6 +327,12 @@ static void json_snap_ref(struct json *j, const struct store_hsnap *s)
     json_string(j, s->taken_at);
     json_key(j, "label");
     json_string(j, s->label);
+}
+
+static void json_snap_ref(struct json *j, const struct store_hsnap *s)
+{
+    json_begin_object(j);
+    json_hsnap_fields(j, s);
     json_end_object(j);
 }
 

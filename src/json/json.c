@@ -127,7 +127,7 @@ int json_utf8_valid(const char *s, size_t len)
     return 1;
 }
 
-static void write_escaped(FILE *out, const char *s, size_t len)
+static void write_escaped(FILE *out, const char *s, size_t len, int script_safe)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     fputc('"', out);
@@ -146,7 +146,7 @@ static void write_escaped(FILE *out, const char *s, size_t len)
         } else if (c == '\r') {
             fputs("\\r", out);
             p++;
-        } else if (c < 0x20 || c == 0x7f) {
+        } else if (c < 0x20 || c == 0x7f || (script_safe && (c == '<' || c == '>' || c == '&'))) {
             fprintf(out, "\\u%04x", c);
             p++;
         } else if (c < 0x80) {
@@ -170,7 +170,7 @@ static void write_escaped(FILE *out, const char *s, size_t len)
 void json_key(struct json *j, const char *key)
 {
     separate(j);
-    write_escaped(j->out, key, strlen(key));
+    write_escaped(j->out, key, strlen(key), j->script_safe);
     fputs(j->pretty ? ": " : ":", j->out);
     j->pending_key = 1;
 }
@@ -178,7 +178,7 @@ void json_key(struct json *j, const char *key)
 void json_string_len(struct json *j, const char *s, size_t len)
 {
     before_value(j);
-    write_escaped(j->out, s, len);
+    write_escaped(j->out, s, len, j->script_safe);
 }
 
 void json_string(struct json *j, const char *s)

@@ -12,6 +12,9 @@ struct json {
     int first[64]; /* whether the container at each depth has no member yet */
     int pretty;
     int pending_key; /* a key was just written: its value follows without a comma */
+    /* Strings write <, > and & as \u escapes, so the document can sit inside an HTML
+     * <script> element whatever text it carries (a file named "</script>"). */
+    int script_safe;
 };
 
 void json_init(struct json *j, FILE *out, int pretty);

@@ -35,6 +35,10 @@ struct plat_file {
 /* Fills out; 0, or -errno when path cannot be examined (ENOENT is not an error: MISSING). */
 int plat_file_stat(const char *path, struct plat_file *out);
 int plat_isatty(FILE *f);
+/* Whether a and b name one existing file (else whether the names are equal). */
+int plat_same_file(const char *a, const char *b);
+/* Renames from to to, replacing what to named. 0, or -errno. */
+int plat_replace(const char *from, const char *to);
 /* The machine's name, into out. */
 void plat_hostname(char *out, size_t n);
 /* This process's pid. */

@@ -1,6 +1,7 @@
 /* POSIX implementation of platform.h. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -221,4 +222,17 @@ int plat_wake_recorder(int64_t pid)
     if (pid <= 0 || pid > INT32_MAX)
         return -ESRCH;
     return kill((pid_t)pid, SIGUSR1) == 0 ? 0 : -errno;
+}
+
+int plat_same_file(const char *a, const char *b)
+{
+    struct stat x, y;
+    if (stat(a, &x) != 0 || stat(b, &y) != 0)
+        return strcmp(a, b) == 0;
+    return x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+int plat_replace(const char *from, const char *to)
+{
+    return rename(from, to) == 0 ? 0 : -errno;
 }

@@ -334,3 +334,29 @@ int plat_wake_recorder(int64_t pid)
     CloseHandle(ev);
     return ok ? 0 : -EPERM;
 }
+
+/* The volume and file index of path, which identify a file as an inode does. */
+static int file_id(const char *path, BY_HANDLE_FILE_INFORMATION *info)
+{
+    HANDLE h = CreateFileA(path, 0, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
+                           OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, NULL);
+    if (h == INVALID_HANDLE_VALUE)
+        return -1;
+    int ok = GetFileInformationByHandle(h, info);
+    CloseHandle(h);
+    return ok ? 0 : -1;
+}
+
+int plat_same_file(const char *a, const char *b)
+{
+    BY_HANDLE_FILE_INFORMATION x, y;
+    if (file_id(a, &x) < 0 || file_id(b, &y) < 0)
+        return strcmp(a, b) == 0;
+    return x.dwVolumeSerialNumber == y.dwVolumeSerialNumber &&
+           x.nFileIndexHigh == y.nFileIndexHigh && x.nFileIndexLow == y.nFileIndexLow;
+}
+
+int plat_replace(const char *from, const char *to)
+{
+    return MoveFileExA(from, to, MOVEFILE_REPLACE_EXISTING) ? 0 : -errno_of(GetLastError());
+}

@@ -1,0 +1,201 @@
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "json/json.h"
+#include "platform/platform.h"
+#include "report/report.h"
+#include "util/xalloc.h"
+
+static const char usage[] =
+    "usage: vmsnap report [-o FILE] [--target ID] [--from SNAP] [--to SNAP]\n\n"
+    "Writes one self-contained HTML file (nothing is fetched when it is opened): the target,\n"
+    "a timeline of committed and rss bytes per category with labels and marks, the growth\n"
+    "tables of 'vmsnap growth', the diff between --from and --to as a sortable, filterable\n"
+    "table, and an address-space strip of the --to snapshot coloured by category. The data it\n"
+    "draws is embedded as JSON in <script type=\"application/json\" id=\"vmsnap-data\">.\n\n"
+    "  -o, --output FILE   where to write it (default vmsnap-report.html; '-': stdout);\n"
+    "                      created for its owner only, like the database: it holds an\n"
+    "                      address map\n"
+    "  -T, --target ID     the target (default: that of the newest snapshot)\n"
+    "  -F, --from SNAP     first snapshot of the range (default: the target's first)\n"
+    "  -t, --to SNAP       last snapshot of the range (default: the target's last)\n"
+    "  -d, --db FILE       database;  -j, --json  say what was written as JSON on stdout\n";
+
+struct report_args {
+    const char *output;
+    struct report_opts o;
+};
+
+static int parse_args(struct cli *cli, int argc, char **argv, struct report_args *a)
+{
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'}, {"target", required_argument, NULL, 'T'},
+        {"from", required_argument, NULL, 'F'},   {"to", required_argument, NULL, 't'},
+        {"db", required_argument, NULL, 'd'},     {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
+    int opt;
+    optind = 0;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":o:T:F:t:d:jh", opts, NULL)) != -1) {
+        if (cli_common_opt(cli, opt, optarg))
+            continue;
+        switch (opt) {
+        case 'o':
+            if (!*optarg)
+                return cli_fail("report: empty output file name");
+            a->output = optarg;
+            break;
+        case 'T':
+            if (cli_parse_count(optarg, &a->o.target) < 0 || a->o.target == 0)
+                return cli_fail("report: invalid target '%s': expected a target id (see 'vmsnap "
+                                "list')",
+                                optarg);
+            break;
+        case 'F':
+            a->o.from = optarg;
+            break;
+        case 't':
+            a->o.to = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return -1;
+        case ':':
+            return cli_fail("report: option '%s' needs a value -- see 'vmsnap report --help'",
+                            argv[optind - 1]);
+        default:
+            return cli_fail("report: unknown option '%s' -- see 'vmsnap report --help'",
+                            argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_fail("report: unexpected argument '%s' -- see 'vmsnap report --help'",
+                        argv[optind]);
+    return 0;
+}
+
+/*
+ * Opens a private temporary file beside path, to be renamed over it once the report is whole:
+ * a failure never leaves half a report, nor destroys the one that was there.
+ */
+static FILE *open_temp(const char *path, char **tmp)
+{
+    *tmp = xasprintf("%s.tmp-%lld", path, (long long)plat_getpid());
+    int rc = plat_create_private(*tmp);
+    if (rc == 1) {
+        remove(*tmp); /* left by an earlier vmsnap of our pid */
+        rc = plat_create_private(*tmp);
+    }
+    if (rc < 0) {
+        errno = -rc;
+        return NULL;
+    }
+    FILE *f = fopen(*tmp, "wb");
+    if (!f)
+        remove(*tmp);
+    return f;
+}
+
+static void say(const struct cli *cli, const char *path, const struct report_info *ri,
+                int64_t bytes)
+{
+    char size[16];
+    fprintf(stderr,
+            "vmsnap: report of target %lld, snapshots %lld to %lld (%zu), %zu change%s, written "
+            "to '%s' (%s)\n",
+            (long long)ri->target, (long long)ri->from, (long long)ri->to, ri->snapshots,
+            ri->changes, ri->changes == 1 ? "" : "s", path,
+            bytes >= 0 ? cli_human((uint64_t)bytes, size) : "?");
+    if (!cli->json)
+        return;
+    struct json j;
+    json_init(&j, stdout, 0);
+    json_begin_object(&j);
+    json_key(&j, "file");
+    json_string(&j, path);
+    json_key(&j, "bytes");
+    json_int(&j, bytes);
+    json_key(&j, "target");
+    json_int(&j, ri->target);
+    json_key(&j, "from");
+    json_int(&j, ri->from);
+    json_key(&j, "to");
+    json_int(&j, ri->to);
+    json_key(&j, "snapshots");
+    json_uint(&j, ri->snapshots);
+    json_key(&j, "changes");
+    json_uint(&j, ri->changes);
+    json_key(&j, "changes_shown");
+    json_uint(&j, ri->changes_shown);
+    json_end_object(&j);
+    json_finish(&j);
+}
+
+int cmd_report(struct cli *cli, int argc, char **argv)
+{
+    struct report_args a = {"vmsnap-report.html", {0, NULL, NULL}};
+    int rc = parse_args(cli, argc, argv, &a);
+    if (rc)
+        return rc < 0 ? EXIT_OK : rc;
+    int to_stdout = strcmp(a.output, "-") == 0;
+    if (to_stdout && cli->json)
+        return cli_fail("report: -j describes the file written: it cannot go with '-o -'");
+    struct plat_file pf;
+    if (!to_stdout && plat_file_stat(a.output, &pf) == 0 && pf.kind != PLAT_FILE_MISSING &&
+        pf.kind != PLAT_FILE_REGULAR)
+        return cli_fail("report: cannot write '%s': it is %s -- name a file with -o", a.output,
+                        pf.kind == PLAT_FILE_DIR ? "a directory" : "not a regular file");
+    if (!to_stdout && plat_same_file(a.output, cli->db_path))
+        return cli_fail("report: '%s' is the database -- name another file with -o", a.output);
+
+    struct store *st = NULL;
+    if (cli_open_store(cli, STORE_READ, &st))
+        return EXIT_TROUBLE;
+    int status = EXIT_TROUBLE;
+    char *tmp = NULL;
+    FILE *out = stdout;
+    if (!to_stdout && !(out = open_temp(a.output, &tmp))) {
+        cli_fail("report: cannot write '%s': %s", a.output, strerror(errno));
+        goto out;
+    }
+    struct err e = {0};
+    struct report_info ri;
+    rc = report_write(st, &a.o, out, &ri, &e);
+    if (to_stdout) {
+        if (rc == 0 && fflush(stdout) != 0)
+            rc = err_set(&e, ERR_IO, "cannot write the report to stdout");
+    } else {
+        int werr = fflush(out) != 0 || ferror(out);
+        int saved = errno;
+        if (fclose(out) != 0 && !werr) {
+            werr = 1;
+            saved = errno;
+        }
+        if (rc == 0 && werr)
+            rc = err_set(&e, ERR_IO, "cannot write '%s': %s", a.output, strerror(saved));
+        if (rc == 0 && (rc = plat_replace(tmp, a.output)) < 0)
+            rc = err_set(&e, ERR_IO, "cannot write '%s': %s", a.output, strerror(-rc));
+        if (rc < 0)
+            remove(tmp);
+    }
+    if (rc < 0) {
+        if (e.code == ERR_USAGE)
+            err_wrap(&e, "report");
+        cli_fail_err(&e);
+        goto out;
+    }
+    if (!to_stdout) {
+        plat_file_stat(a.output, &pf);
+        say(cli, a.output, &ri, pf.size);
+    }
+    status = EXIT_OK;
+out:
+    free(tmp);
+    store_close(st);
+    return status;
+}
