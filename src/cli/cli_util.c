@@ -177,7 +177,7 @@ const char *cli_human(uint64_t bytes, char out[16])
         u++;
     }
     if (u == 0)
-        snprintf(out, 16, "%lluB", (unsigned long long)bytes);
+        snprintf(out, 16, "%uB", (unsigned)bytes); /* below 1024 here */
     else if (v < 10)
         snprintf(out, 16, "%.1f%c", v, units[u]);
     else
