@@ -372,6 +372,29 @@ static void test_known_changes(const char *vmsnap, const char *child_exe, const 
         check(qrc == 2 && strstr(text, "no recorder is running"),
               "vmsnap mark with no recorder running says so (%d: %s)", qrc, text);
         free(text);
+
+        /* The report, written by vmsnap.exe: the whole file, with the marks in its data. */
+        char html[1200];
+        snprintf(html, sizeof(html), "%s.html", db);
+        snprintf(rcmd, sizeof(rcmd), "\"%s\" -d \"%s\" report -o \"%s\"", vmsnap, db, html);
+        qrc = run(rcmd, &text);
+        free(text);
+        FILE *f = fopen(html, "rb");
+        char *page = NULL;
+        long len = 0;
+        if (f) {
+            fseek(f, 0, SEEK_END);
+            len = ftell(f);
+            fseek(f, 0, SEEK_SET);
+            page = calloc(1, (size_t)len + 1);
+            if (fread(page, 1, (size_t)len, f) != (size_t)len)
+                len = 0;
+            fclose(f);
+        }
+        check(qrc == 0 && page && strstr(page, "id=\"vmsnap-data\">{\"vmsnap_report\":1,") &&
+                  strstr(page, "\"label\":\"win-mark\"") && strstr(page, "</html>"),
+              "vmsnap report writes the whole page with the marks (%d, %ld bytes)", qrc, len);
+        free(page);
     }
 
     /* Compare a walk with winedbg's own listing of the process (when under Wine). */
