@@ -66,6 +66,31 @@ int capture_check(struct capture *c, struct err *e);
 
 void capture_close(struct capture *c);
 
+/*
+ * Watching for new processes, to follow the ones a recorded process forks. Each
+ * capture_scan_new returns the processes that were not there at the previous call (all of them
+ * at the first), with their parents; it reads each process's details only once, so a scan of a
+ * system where nothing started costs one listing of the process table.
+ */
+struct capture_seen {
+    int64_t pid, ppid;
+    uint64_t start_time; /* as capture_target's */
+};
+struct capture_scan;
+int capture_scan_open(struct capture_scan **out, const char *proc_root, struct err *e);
+/* *v (caller frees) holds the new processes, in pid order. */
+int capture_scan_new(struct capture_scan *s, struct capture_seen **v, size_t *n, struct err *e);
+void capture_scan_close(struct capture_scan *s);
+
+/* Keeps the pids seen at the last scan (capture_common.c, for the backends). */
+struct capture_pidset {
+    int64_t *v;
+    size_t n;
+};
+/* Sorts cur (n pids, taken over) into the set; returns how many of them are new, moved to the
+ * front of cur in pid order. */
+size_t capture_pidset_update(struct capture_pidset *known, int64_t *cur, size_t n);
+
 /* Who a process is, as capture_target says, read cheaply and without access to its memory. */
 struct capture_proc {
     int64_t pid;

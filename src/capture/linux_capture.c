@@ -3,6 +3,7 @@
  * where it is better than text (raw names; a consistent walk when text reads stay torn).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 
 struct proc_stat {
     char state;
+    int64_t ppid;
     uint64_t flags;
     uint64_t start_time; /* clock ticks after boot */
     char exec_key[96];
@@ -104,6 +106,7 @@ static int stat_parse(const char *text, struct proc_stat *st)
     }
     if (field <= 22)
         return -1;
+    st->ppid = (int64_t)f[4];
     st->flags = f[9];
     st->start_time = f[22];
     /* startcode, endcode, startstack and arg_start move on every exec (ASLR). */
@@ -528,4 +531,66 @@ int capture_walk(struct capture *c, int detail, const struct region_list **list,
     c->last_flags = info->flags;
     *list = l;
     return 0;
+}
+
+struct capture_scan {
+    struct capture probe; /* root, buffers and pid for read_stat */
+    struct capture_pidset known;
+};
+
+int capture_scan_open(struct capture_scan **out, const char *proc_root, struct err *e)
+{
+    (void)e;
+    struct capture_scan *s = xcalloc(1, sizeof(*s));
+    s->probe.root = xstrdup(proc_root ? proc_root : "/proc");
+    s->probe.maps_fd = -1;
+    *out = s;
+    return 0;
+}
+
+int capture_scan_new(struct capture_scan *s, struct capture_seen **v, size_t *n, struct err *e)
+{
+    *v = NULL;
+    *n = 0;
+    DIR *d = opendir(s->probe.root);
+    if (!d)
+        return err_set(e, ERR_IO, "cannot list '%s': %s", s->probe.root, strerror(errno));
+    int64_t *cur = NULL;
+    size_t ncur = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char *end;
+        long long pid = strtoll(de->d_name, &end, 10);
+        if (*end || pid <= 0)
+            continue;
+        cur = xgrow(cur, &cap, ncur + 1, sizeof(*cur));
+        cur[ncur++] = pid;
+    }
+    closedir(d);
+    size_t fresh = capture_pidset_update(&s->known, cur, ncur);
+    if (fresh)
+        *v = xmalloc(fresh * sizeof(**v));
+    for (size_t i = 0; i < fresh; i++) {
+        struct proc_stat st;
+        s->probe.pid = cur[i];
+        /* Gone since the listing: nothing to follow. */
+        if (read_stat(&s->probe, &st, NULL) < 0)
+            continue;
+        (*v)[*n].pid = cur[i];
+        (*v)[*n].ppid = st.ppid;
+        (*v)[*n].start_time = st.start_time;
+        (*n)++;
+    }
+    free(cur);
+    return 0;
+}
+
+void capture_scan_close(struct capture_scan *s)
+{
+    if (!s)
+        return;
+    free(s->probe.buf);
+    free(s->probe.root);
+    free(s->known.v);
+    free(s);
 }

@@ -45,3 +45,23 @@ int capture_identify(const char *proc_root, int64_t pid, struct capture_proc *ou
     (void)out;
     return err_set(e, ERR_UNSUPPORTED, "capturing processes is not supported on this system");
 }
+
+int capture_scan_open(struct capture_scan **out, const char *proc_root, struct err *e)
+{
+    (void)proc_root;
+    *out = NULL;
+    return err_set(e, ERR_UNSUPPORTED, "listing processes is not supported on this system");
+}
+
+int capture_scan_new(struct capture_scan *s, struct capture_seen **v, size_t *n, struct err *e)
+{
+    (void)s;
+    *v = NULL;
+    *n = 0;
+    return err_set(e, ERR_UNSUPPORTED, "listing processes is not supported on this system");
+}
+
+void capture_scan_close(struct capture_scan *s)
+{
+    (void)s;
+}

@@ -427,3 +427,80 @@ int capture_walk(struct capture *c, int detail, const struct region_list **list,
     *list = l;
     return 0;
 }
+
+struct capture_scan {
+    struct capture_pidset known;
+};
+
+int capture_scan_open(struct capture_scan **out, const char *proc_root, struct err *e)
+{
+    (void)proc_root;
+    (void)e;
+    *out = xcalloc(1, sizeof(**out));
+    return 0;
+}
+
+/* A process's creation time, or 0 when it cannot be opened. */
+static uint64_t created_at(DWORD pid)
+{
+    HANDLE h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid);
+    FILETIME c, x, k, u;
+    uint64_t t = 0;
+    if (h && GetProcessTimes(h, &c, &x, &k, &u))
+        t = ((uint64_t)c.dwHighDateTime << 32) | c.dwLowDateTime;
+    if (h)
+        CloseHandle(h);
+    return t;
+}
+
+int capture_scan_new(struct capture_scan *s, struct capture_seen **v, size_t *n, struct err *e)
+{
+    *v = NULL;
+    *n = 0;
+    HANDLE snap = CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0);
+    if (snap == INVALID_HANDLE_VALUE)
+        return err_set(e, ERR_IO, "cannot list the processes (error %lu)",
+                       (unsigned long)GetLastError());
+    PROCESSENTRY32W pe;
+    pe.dwSize = sizeof(pe);
+    int64_t *cur = NULL, *parent = NULL;
+    size_t ncur = 0, cap = 0, pcap = 0;
+    for (BOOL ok = Process32FirstW(snap, &pe); ok; ok = Process32NextW(snap, &pe)) {
+        cur = xgrow(cur, &cap, ncur + 1, sizeof(*cur));
+        parent = xgrow(parent, &pcap, ncur + 1, sizeof(*parent));
+        /* pid and parent in one number, split again below once the pids are sorted. */
+        cur[ncur] = pe.th32ProcessID;
+        parent[ncur] = ((int64_t)pe.th32ProcessID << 32) | pe.th32ParentProcessID;
+        ncur++;
+    }
+    CloseHandle(snap);
+    size_t fresh = capture_pidset_update(&s->known, cur, ncur);
+    if (fresh)
+        *v = xmalloc(fresh * sizeof(**v));
+    for (size_t i = 0; i < fresh; i++) {
+        int64_t ppid = -1;
+        for (size_t k = 0; k < ncur; k++)
+            if ((parent[k] >> 32) == cur[i])
+                ppid = parent[k] & 0xffffffff;
+        /* Windows keeps a parent's pid after the parent exits and reuses pids at once: a
+         * "parent" younger than its child is another process. */
+        uint64_t t = created_at((DWORD)cur[i]);
+        if (ppid >= 0 && t && created_at((DWORD)ppid) > t)
+            ppid = 0;
+        (*v)[*n].pid = cur[i];
+        (*v)[*n].ppid = ppid < 0 ? 0 : ppid;
+        (*v)[*n].start_time = t;
+        (*n)++;
+    }
+    free(cur);
+    free(parent);
+    return 0;
+}
+
+void capture_scan_close(struct capture_scan *s)
+{
+    if (!s)
+        return;
+    free(s->known.v);
+    free(s);
+}

@@ -1,8 +1,10 @@
 #include <getopt.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "json/forms.h"
+#include "util/xalloc.h"
 
 static const char usage[] = "usage: vmsnap list [--target ID]\n\n"
                             "Lists the targets (process instances) in the database and their "
@@ -10,10 +12,19 @@ static const char usage[] = "usage: vmsnap list [--target ID]\n\n"
                             "  -T, --target ID   only this target\n"
                             "  -d, --db FILE     database;  -j, --json  JSON output\n";
 
+/* A target as the tree shows it. */
+struct node {
+    int64_t id, parent, pid;
+    char *cmd; /* owned, escaped for the terminal */
+};
+
 struct list_ctx {
     struct json j;
     int json;
     int ntargets;
+    struct node *nodes;
+    size_t nnodes, cap;
+    int forked; /* some target names a parent */
 };
 
 static int on_target(void *ctx, const struct store_target *t)
@@ -35,14 +46,26 @@ static int on_target(void *ctx, const struct store_target *t)
         json_string(&c->j, t->os);
         json_key(&c->j, "first_seen");
         json_string(&c->j, t->first_seen);
+        json_key(&c->j, "parent_target_id");
+        if (t->parent_target_id)
+            json_int(&c->j, t->parent_target_id);
+        else
+            json_null(&c->j);
         json_key(&c->j, "snapshots");
         json_begin_array(&c->j);
     } else {
         const char *cmd =
             t->cmdline && *t->cmdline ? t->cmdline : (t->exe ? t->exe : "(unknown command)");
-        printf("%starget %lld  pid %lld  %s  %s  first seen %s\n  ", c->ntargets ? "\n" : "",
+        printf("%starget %lld  pid %lld  %s  %s  first seen %s", c->ntargets ? "\n" : "",
                (long long)t->id, (long long)t->pid, t->os ? t->os : "?", t->host ? t->host : "?",
                t->first_seen ? t->first_seen : "?");
+        if (t->parent_target_id)
+            printf("  forked by target %lld", (long long)t->parent_target_id);
+        printf("\n  ");
+        c->nodes = xgrow(c->nodes, &c->cap, c->nnodes + 1, sizeof(*c->nodes));
+        c->nodes[c->nnodes++] =
+            (struct node){t->id, t->parent_target_id, t->pid, cli_escape(cmd, strlen(cmd))};
+        c->forked |= t->parent_target_id != 0;
         cli_print_escaped(stdout, cmd, strlen(cmd));
         fputc('\n', stdout);
         printf("  %6s %5s  %-24s  %-16s %8s %9s %9s\n", "ID", "SEQ", "TAKEN_AT", "LABEL", "REGIONS",
@@ -67,6 +90,28 @@ static int on_snapshot(void *ctx, const struct store_snapshot *s)
            cli_human(s->mapped_bytes, mapped), s->have_mem ? cli_human(s->rss_bytes, rss) : "-",
            s->torn ? "  (torn)" : "");
     return ferror(stdout) ? -1 : 0;
+}
+
+/* The parent a target hangs under in the tree: 0 when it has none in the listing. */
+static int64_t tree_parent(const struct list_ctx *c, const struct node *n)
+{
+    for (size_t k = 0; k < c->nnodes && n->parent; k++)
+        if (c->nodes[k].id == n->parent)
+            return n->parent;
+    return 0;
+}
+
+/* Prints the targets under parent (0: the roots), depth levels in. */
+static void print_tree(const struct list_ctx *c, int64_t parent, int depth)
+{
+    for (size_t i = 0; i < c->nnodes; i++) {
+        const struct node *n = &c->nodes[i];
+        if (tree_parent(c, n) != parent)
+            continue;
+        printf("  %*s%s%lld  pid %lld  %.60s\n", depth ? (depth - 1) * 3 : 0, "",
+               depth ? "\u2514\u2500 " : "", (long long)n->id, (long long)n->pid, n->cmd);
+        print_tree(c, n->id, depth + 1);
+    }
 }
 
 static int on_target_end(void *ctx, const struct store_target *t)
@@ -150,7 +195,13 @@ int cmd_list(struct cli *cli, int argc, char **argv)
         json_finish(&c.j);
     } else if (c.ntargets == 0) {
         printf("no snapshots in '%s' yet\n", cli->db_path);
+    } else if (c.forked) {
+        printf("\nprocess tree (target, pid, command):\n");
+        print_tree(&c, 0, 0);
     }
+    for (size_t i = 0; i < c.nnodes; i++)
+        free(c.nodes[i].cmd);
+    free(c.nodes);
     if (fflush(stdout) != 0)
         return cli_fail("list: cannot write the output");
     return EXIT_OK;

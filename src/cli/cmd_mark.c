@@ -5,7 +5,7 @@
 
 #include "cli/cli.h"
 #include "json/forms.h"
-#include "cli/taker.h"
+#include "record/taker.h"
 #include "platform/platform.h"
 
 static const char usage[] =

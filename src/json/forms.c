@@ -106,6 +106,11 @@ void json_target(struct json *j, const struct store_target *t)
     json_string(j, t->os);
     json_key(j, "first_seen");
     json_string(j, t->first_seen);
+    json_key(j, "parent_target_id");
+    if (t->parent_target_id)
+        json_int(j, t->parent_target_id);
+    else
+        json_null(j);
     json_end_object(j);
 }
 

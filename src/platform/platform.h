@@ -66,11 +66,17 @@ struct plat_recorder;
  * plat_recorder_release.
  */
 int plat_recorder_init(struct plat_recorder **out);
+enum plat_spawn_flags {
+    /* Return once the program is loaded (its libraries mapped), where the OS allows. */
+    PLAT_SPAWN_LOADED = 1 << 0,
+    /* Adopt the orphans of the command's descendants (Linux), so none goes unseen. */
+    PLAT_SPAWN_ADOPT = 1 << 1,
+};
 /*
  * Starts argv[0] (searched in PATH) with argv, the events back to normal for it. Returns its
  * pid, or fills err with why it could not run and returns -1.
  */
-int64_t plat_recorder_spawn(struct plat_recorder *r, char **argv, char *err, size_t n);
+int64_t plat_recorder_spawn(struct plat_recorder *r, char **argv, int flags, char *err, size_t n);
 /* Waits until the monotonic time until_us or an event; returns the event. */
 int plat_recorder_wait(struct plat_recorder *r, int64_t until_us);
 /* Name of the last stop request: "interrupted" or "terminated". */
@@ -78,7 +84,7 @@ const char *plat_recorder_stop_reason(const struct plat_recorder *r);
 /* Passes a stop request that was sent to vmsnap alone (not to its whole group) to the child. */
 void plat_recorder_forward_stop(struct plat_recorder *r);
 /* Whether the child has exited (waiting for it when block is set); its status in *status
- * (exit code, or 128 + signal). */
+ * (exit code, or 128 + signal). Other exited children (adopted orphans) are reaped too. */
 int plat_recorder_child_exited(struct plat_recorder *r, int block, int *status);
 /* Lets events act as usual again (while waiting for a child after recording). */
 void plat_recorder_unblock(struct plat_recorder *r);

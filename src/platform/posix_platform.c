@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "platform/launch.h"
 #include "platform/platform.h"
 #include "util/xalloc.h"
 
@@ -105,9 +106,12 @@ int plat_recorder_init(struct plat_recorder **out)
     return 0;
 }
 
-int64_t plat_recorder_spawn(struct plat_recorder *r, char **argv, char *err, size_t n)
+int64_t plat_recorder_spawn(struct plat_recorder *r, char **argv, int flags, char *err, size_t n)
 {
-    /* A CLOEXEC pipe carries exec's errno back, and closes silently when exec succeeds. */
+    if (flags & PLAT_SPAWN_ADOPT)
+        launch_adopt_orphans(); /* without it, a daemon's grandchildren may go unseen */
+    /* A CLOEXEC pipe carries back whether the child is traced (-1: it is not) and exec's
+     * errno, and closes silently when exec succeeds. */
     int pfd[2];
     if (pipe2(pfd, O_CLOEXEC) < 0) {
         snprintf(err, n, "%s", strerror(errno));
@@ -123,23 +127,38 @@ int64_t plat_recorder_spawn(struct plat_recorder *r, char **argv, char *err, siz
     if (pid == 0) {
         sigprocmask(SIG_SETMASK, &r->orig, NULL);
         close(pfd[0]);
+        int msg = -1;
+        if (!(flags & PLAT_SPAWN_LOADED) || !launch_trace_me()) {
+            ssize_t w = write(pfd[1], &msg, sizeof(msg));
+            (void)w;
+        }
         execvp(argv[0], argv);
-        int e = errno;
-        ssize_t w = write(pfd[1], &e, sizeof(e));
+        msg = errno;
+        ssize_t w = write(pfd[1], &msg, sizeof(msg));
         (void)w;
         _exit(127);
     }
     close(pfd[1]);
-    int e = 0;
+    int msg = 0, traced = 1, e = 0;
     ssize_t got;
-    while ((got = read(pfd[0], &e, sizeof(e))) < 0 && errno == EINTR)
-        ;
+    for (;;) {
+        while ((got = read(pfd[0], &msg, sizeof(msg))) < 0 && errno == EINTR)
+            ;
+        if (got <= 0)
+            break;
+        if (msg == -1)
+            traced = 0;
+        else
+            e = msg;
+    }
     close(pfd[0]);
-    if (got > 0) {
+    if (e) {
         waitpid(pid, NULL, 0);
         snprintf(err, n, "%s", strerror(e));
         return -1;
     }
+    if (traced)
+        launch_run_to_entry(pid);
     r->child = pid;
     return pid;
 }
@@ -184,10 +203,22 @@ int plat_recorder_child_exited(struct plat_recorder *r, int block, int *status)
 {
     if (!r->child)
         return 0;
-    if (!r->child_done) {
-        int st;
-        pid_t p;
-        while ((p = waitpid(r->child, &st, block ? 0 : WNOHANG)) < 0 && errno == EINTR)
+    int st;
+    pid_t p;
+    /* The command, and any orphan of a followed process that was handed to us: every exited
+     * child is reaped, so none lingers as a zombie. */
+    while (!block && (p = waitpid(-1, &st, WNOHANG)) != 0) {
+        if (p < 0 && errno == EINTR)
+            continue;
+        if (p < 0)
+            break;
+        if (p == r->child && !r->child_done) {
+            r->child_done = 1;
+            r->child_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+    }
+    if (block && !r->child_done) {
+        while ((p = waitpid(r->child, &st, 0)) < 0 && errno == EINTR)
             ;
         if (p == r->child) {
             r->child_done = 1;

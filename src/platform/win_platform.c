@@ -231,8 +231,10 @@ static void append_arg(char **buf, size_t *len, size_t *cap, const char *arg)
     *len = (size_t)(p - *buf);
 }
 
-int64_t plat_recorder_spawn(struct plat_recorder *r, char **argv, char *err, size_t n)
+int64_t plat_recorder_spawn(struct plat_recorder *r, char **argv, int flags, char *err, size_t n)
 {
+    /* NEEDSWORK: PLAT_SPAWN_LOADED: the first snapshot may come before the loader is done. */
+    (void)flags;
     char *cmd = NULL;
     size_t len = 0, cap = 0;
     for (char **a = argv; *a; a++)

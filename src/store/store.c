@@ -461,11 +461,11 @@ int store_target_find(struct store *st, const struct capture_target *t, int64_t 
 }
 
 int store_target_ensure(struct store *st, const struct capture_target *t, int64_t seen_ms,
-                        int64_t *target_id, struct err *e)
+                        int64_t parent_target_id, int64_t *target_id, struct err *e)
 {
     static const char *sql =
         "INSERT INTO targets (pid, start_time, exe, cmdline, host, os, boot_id, exec_key, "
-        "first_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+        "first_seen, parent_target_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
     int rc = store_target_find(st, t, target_id, e);
     if (rc < 0 || *target_id)
         return rc;
@@ -483,6 +483,8 @@ int store_target_ensure(struct store *st, const struct capture_target *t, int64_
     sqlite3_bind_text(stmt, 7, t->boot_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 8, t->exec_key, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 9, seen, -1, SQLITE_STATIC);
+    if (parent_target_id)
+        sqlite3_bind_int64(stmt, 10, parent_target_id);
     rc = sqlite3_step(stmt);
     sqlite3_finalize(stmt);
     if (rc != SQLITE_DONE)

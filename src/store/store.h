@@ -30,9 +30,10 @@ void store_close(struct store *st);
 int store_schema_version(void);
 const char *store_path(const struct store *st);
 
-/* Finds or adds the target row for t, first seen at seen_ms (Unix milliseconds). */
+/* Finds or adds the target row for t, first seen at seen_ms (Unix milliseconds), forked by
+ * target parent_target_id (0: none known). */
 int store_target_ensure(struct store *st, const struct capture_target *t, int64_t seen_ms,
-                        int64_t *target_id, struct err *e);
+                        int64_t parent_target_id, int64_t *target_id, struct err *e);
 
 /*
  * Writes snapshots of one target as deltas; keeps the target's alive regions in memory. t must
@@ -44,6 +45,8 @@ int store_writer_open(struct store *st, const struct capture_target *t, struct s
                       struct err *e);
 /* The target's id, or 0 before its first snapshot is written. */
 int64_t store_writer_target(const struct store_writer *w);
+/* The target that forked this one, recorded with its row when its first snapshot is written. */
+void store_writer_set_parent(struct store_writer *w, int64_t parent_target_id);
 /*
  * How a label that the target already uses is handled: an exact label is refused (ERR_USAGE);
  * a generated one is made unique with a "-2", "-3", ... suffix.
@@ -75,6 +78,7 @@ void store_writer_close(struct store_writer *w);
 
 struct store_target {
     int64_t id, pid;
+    int64_t parent_target_id; /* 0: none */
     uint64_t start_time;
     char *exe, *cmdline, *host, *os, *boot_id, *first_seen; /* owned; NULL when absent */
 };

@@ -196,7 +196,8 @@ void store_snapshot_release(struct store_snapshot *s)
     memset(s, 0, sizeof(*s));
 }
 
-#define TARGET_COLS "id, pid, start_time, exe, cmdline, host, os, boot_id, first_seen"
+#define TARGET_COLS                                                                                \
+    "id, pid, start_time, exe, cmdline, host, os, boot_id, first_seen, parent_target_id"
 #define SNAPSHOT_COLS                                                                              \
     "id, target_id, seq, taken_at, label, region_count, mapped_bytes, rss_bytes, pss_bytes, "      \
     "private_dirty_bytes, anon_bytes, swap_bytes, detail, method, torn, retries, mark"
@@ -213,6 +214,7 @@ static void row_to_target(sqlite3_stmt *s, struct store_target *t)
     t->os = store_col_text(s, 6);
     t->boot_id = store_col_text(s, 7);
     t->first_seen = store_col_text(s, 8);
+    t->parent_target_id = sqlite3_column_int64(s, 9);
 }
 
 static void row_to_snapshot(sqlite3_stmt *s, struct store_snapshot *o)

@@ -90,6 +90,7 @@ struct store_writer {
     sqlite3_stmt *stmt[S_COUNT];
     const struct capture_target *target;
     int64_t target_id; /* 0 until the target's row exists */
+    int64_t parent_target_id;
     int64_t last_snap; /* id of the target's newest snapshot, 0 if none */
     int64_t last_seq;
     int stale;       /* the state below must be loaded again from what is committed */
@@ -632,7 +633,8 @@ int store_writer_write(struct store_writer *w, const struct region_list *l,
     int new_target = w->target_id == 0;
     if (new_target) {
         /* Found, when another process created the target meanwhile: sync_head loads it. */
-        if ((rc = store_target_ensure(w->st, w->target, info->taken_at_ms, &w->target_id, e)) < 0)
+        if ((rc = store_target_ensure(w->st, w->target, info->taken_at_ms, w->parent_target_id,
+                                      &w->target_id, e)) < 0)
             goto rollback;
     }
     if ((rc = sync_head(w, e)) < 0)
@@ -766,6 +768,11 @@ static int load_alive(struct store_writer *w, int64_t head_id, int64_t head_seq,
 int64_t store_writer_target(const struct store_writer *w)
 {
     return w->target_id;
+}
+
+void store_writer_set_parent(struct store_writer *w, int64_t parent_target_id)
+{
+    w->parent_target_id = parent_target_id;
 }
 
 int store_writer_open(struct store *st, const struct capture_target *t, struct store_writer **out,

@@ -1,4 +1,4 @@
-#include "cli/taker.h"
+#include "record/taker.h"
 
 #include <ctype.h>
 #include <string.h>
@@ -10,7 +10,10 @@ static int attach(struct taker *t, struct err *e)
     int rc = t->cap ? 0 : capture_open(&t->cap, t->proc_root, t->pid, e);
     if (rc < 0)
         return rc;
-    return store_writer_open(t->st, capture_get_target(t->cap), &t->w, e);
+    rc = store_writer_open(t->st, capture_get_target(t->cap), &t->w, e);
+    if (rc == 0)
+        store_writer_set_parent(t->w, t->parent_target_id);
+    return rc;
 }
 
 static void detach(struct taker *t)
@@ -68,6 +71,7 @@ int taker_walk(struct taker *t, struct err *e)
 
 int taker_commit(struct taker *t, const struct store_snap_opts *o, int64_t *snap_id, struct err *e)
 {
+    store_writer_set_parent(t->w, t->parent_target_id);
     int rc = store_writer_write(t->w, t->list, &t->info, o, t->walk_us, snap_id, e);
     t->target_id = store_writer_target(t->w);
     return rc;

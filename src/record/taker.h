@@ -12,6 +12,7 @@ struct taker {
     const char *proc_root;
     int64_t pid;
     int64_t target_id;
+    int64_t parent_target_id; /* the target that forked this process (0: none) */
     int detail;
     int execs; /* times the process exec'd while we watched it */
     /* The last walk, until the next one: what taker_commit writes. */

@@ -1,0 +1,543 @@
+/*
+ * The recorder. Each tick walks every followed process and writes each walk as a snapshot of
+ * its target; a walk that another process's lock keeps from the database is kept and written
+ * first, before anything is walked again. Marks (SIGUSR1, `vmsnap mark`) are ticks of their
+ * own, taken of every followed process. When following, each tick first looks for processes
+ * the followed ones forked since the last.
+ */
+#include "record/recorder.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "platform/platform.h"
+#include "record/taker.h"
+#include "util/xalloc.h"
+
+struct proc {
+    struct recorder_proc pub;
+    struct taker taker;
+    struct proc *parent; /* the followed process that forked it; NULL for one given */
+    int open;            /* taker is open */
+    /* A walk not written yet, because another process held the database. */
+    int pending;
+    char label[512]; /* its label; empty for none */
+    int64_t mark;    /* the mark it answers, or STORE_NO_MARK */
+    int carries;     /* its write notes the mark as taken by this recorder */
+    /* The last snapshot written. */
+    const struct region_list *list;
+    struct capture_info info;
+};
+
+struct recorder {
+    struct store *st;
+    struct recorder_opts o;
+    struct recorder_hooks h;
+    struct plat_recorder *events;
+    struct capture_scan *scan;
+    struct proc **procs;
+    size_t nprocs, cap;
+    int child;         /* a command was started */
+    int64_t self;      /* vmsnap's pid: adopted orphans have it as parent */
+    int64_t rounds;    /* ticks and marks taken, for --count */
+    int64_t taken;     /* snapshots written */
+    int64_t own_marks; /* SIGUSR1 marks, numbering mark-N */
+    int64_t first, last;
+    int64_t pending_since_ms;
+    int lock_reported;
+    /* Marks asked for and not taken yet, oldest first: id 0 for SIGUSR1, else the id of a
+     * `vmsnap mark`. */
+    struct store_mark *queue;
+    size_t nqueue;
+    int64_t recorder_id; /* this recorder's row, which lets `vmsnap mark` find it; 0: none */
+    int64_t marks_after; /* the newest `vmsnap mark` queued */
+    int stop_requested;
+};
+
+static int64_t mono_ms(void)
+{
+    return plat_monotonic_us() / 1000;
+}
+
+static void say(struct recorder *r, int ev, const struct proc *p, int64_t snap, int64_t waited,
+                const char *why)
+{
+    if (r->h.event)
+        r->h.event(r->h.ctx, ev, p ? &p->pub : NULL, snap, waited, why);
+}
+
+/* Starts following pid (with cap already open, or NULL); forked by parent, or given. */
+static int follow(struct recorder *r, int64_t pid, struct capture *cap, struct proc *parent,
+                  struct err *e)
+{
+    struct proc *p = xcalloc(1, sizeof(*p));
+    p->pub.pid = pid;
+    p->parent = parent;
+    int rc = taker_open(&p->taker, r->st, cap, pid, r->o.detail, e);
+    if (rc < 0) {
+        free(p);
+        return rc;
+    }
+    p->open = 1;
+    r->procs = xgrow(r->procs, &r->cap, r->nprocs + 1, sizeof(*r->procs));
+    r->procs[r->nprocs++] = p;
+    return 0;
+}
+
+static int followed_pid(const struct recorder *r, int64_t pid)
+{
+    for (size_t i = 0; i < r->nprocs; i++)
+        if (!r->procs[i]->pub.gone && r->procs[i]->pub.pid == pid)
+            return 1;
+    return 0;
+}
+
+/* Follows the processes that followed ones forked since the last look (and orphans of theirs
+ * that were handed to vmsnap). */
+static void find_children(struct recorder *r)
+{
+    struct capture_seen *v = NULL;
+    size_t n = 0;
+    struct err e = {0};
+    if (!r->scan || capture_scan_new(r->scan, &v, &n, &e) < 0)
+        return;
+    /* New processes come in pid order, but a grandchild may have a lower pid than its
+     * parent (pids wrap): go over them until none more is followed. */
+    for (int more = 1; more;) {
+        more = 0;
+        for (size_t k = 0; k < n; k++) {
+            if (!v[k].pid || followed_pid(r, v[k].pid))
+                continue;
+            struct proc *parent = NULL;
+            for (size_t i = 0; i < r->nprocs && !parent; i++)
+                if (!r->procs[i]->pub.gone && r->procs[i]->pub.pid == v[k].ppid)
+                    parent = r->procs[i];
+            if (!parent && !(r->child && v[k].ppid == r->self))
+                continue;
+            if (!parent) {
+                /* An orphan handed to vmsnap: its parent is the first process, as near as
+                 * we know. */
+                parent = r->procs[0];
+            }
+            if (follow(r, v[k].pid, NULL, parent, &e) == 0)
+                more = 1;
+            v[k].pid = 0; /* looked at */
+        }
+    }
+    free(v);
+}
+
+/* The label and mark of the next walk: the oldest mark queued, or a scheduled snapshot. */
+static void next_label(struct recorder *r, struct proc *p, const struct store_mark *m, int64_t own)
+{
+    p->label[0] = '\0';
+    p->mark = STORE_NO_MARK;
+    const char *prefix = r->o.prefix;
+    if (m) {
+        p->mark = m->id;
+        if (m->label)
+            snprintf(p->label, sizeof(p->label), "%s", m->label);
+        else
+            snprintf(p->label, sizeof(p->label), "%s%smark-%lld", prefix ? prefix : "",
+                     prefix ? "-" : "", (long long)(m->id ? m->id : own));
+    } else if (prefix) {
+        snprintf(p->label, sizeof(p->label), "%s-%lld", prefix, (long long)(p->pub.taken + 1));
+    }
+}
+
+/*
+ * Writes every pending walk. Returns 0 when all are written or the database is still locked
+ * (they stay pending), or an error.
+ */
+static int commit(struct recorder *r, struct err *e)
+{
+    for (size_t i = 0; i < r->nprocs; i++) {
+        struct proc *p = r->procs[i];
+        if (!p->pending)
+            continue;
+        if (p->parent)
+            p->taker.parent_target_id = p->parent->pub.target_id;
+        const struct store_snap_opts so = {p->label[0] ? p->label : NULL, STORE_LABEL_UNIQUE,
+                                           p->mark, p->carries ? r->recorder_id : 0};
+        int64_t snap;
+        int rc = taker_commit(&p->taker, &so, &snap, e);
+        if (rc == ERR_LOCKED) {
+            if (!r->lock_reported)
+                say(r, REC_EV_LOCKED, p, 0, 0, NULL);
+            r->lock_reported = 1;
+            return 0;
+        }
+        if (rc < 0)
+            return rc;
+        p->pending = 0;
+        p->pub.taken++;
+        p->pub.target_id = p->taker.target_id;
+        p->list = p->taker.list;
+        p->info = p->taker.info;
+        if (!r->first)
+            r->first = snap;
+        r->last = snap;
+        r->taken++;
+        if (r->lock_reported) {
+            say(r, REC_EV_UNLOCKED, p, snap, mono_ms() - r->pending_since_ms, NULL);
+            r->lock_reported = 0;
+        }
+        if (p->parent && p->pub.taken == 1)
+            say(r, REC_EV_FOLLOWED, p, snap, 0, NULL);
+        if (p->info.flags & CAPTURE_TORN)
+            say(r, REC_EV_TORN, p, snap, 0, NULL);
+        say(r, REC_EV_SNAPSHOT, p, snap, 0, NULL);
+    }
+    return 0;
+}
+
+static int any_pending(const struct recorder *r)
+{
+    for (size_t i = 0; i < r->nprocs; i++)
+        if (r->procs[i]->pending)
+            return 1;
+    return 0;
+}
+
+static int alive_count(const struct recorder *r)
+{
+    int n = 0;
+    for (size_t i = 0; i < r->nprocs; i++)
+        n += !r->procs[i]->pub.gone;
+    return n;
+}
+
+static void gone(struct recorder *r, struct proc *p)
+{
+    if (p->pub.gone)
+        return;
+    p->pub.gone = 1;
+    p->pending = 0;
+    p->list = NULL;
+    if (p->open)
+        taker_close(&p->taker);
+    p->open = 0;
+    say(r, REC_EV_EXITED, p, 0, 0, NULL);
+}
+
+/*
+ * One round: a snapshot of every followed process (for the oldest mark queued, if any), or,
+ * while walks are pending, another attempt to write them. Returns 0, 1 when no followed
+ * process is left, or an error.
+ */
+static int tick(struct recorder *r, struct err *e)
+{
+    if (any_pending(r))
+        return commit(r, e);
+    if (r->o.follow)
+        find_children(r);
+    struct store_mark m = {STORE_NO_MARK, NULL};
+    int marked = r->nqueue > 0;
+    if (marked) {
+        m = r->queue[0];
+        memmove(r->queue, r->queue + 1, --r->nqueue * sizeof(*r->queue));
+        if (!m.id)
+            r->own_marks++;
+    }
+    struct proc *carrier = NULL;
+    for (size_t i = 0; i < r->nprocs; i++) {
+        struct proc *p = r->procs[i];
+        if (p->pub.gone)
+            continue;
+        next_label(r, p, marked ? &m : NULL, r->own_marks);
+        p->carries = 0;
+        int rc = taker_walk(&p->taker, e);
+        if (rc == ERR_EXITED || rc == ERR_ZOMBIE || rc == ERR_NOPROC) {
+            gone(r, p);
+            continue;
+        }
+        if (rc < 0) {
+            free(m.label);
+            return rc;
+        }
+        p->pending = 1;
+        carrier = p;
+    }
+    free(m.label);
+    /* The last write of the round says that the mark is taken: `vmsnap mark` then finds all. */
+    if (carrier && marked && m.id > 0)
+        carrier->carries = 1;
+    r->rounds++;
+    r->pending_since_ms = mono_ms();
+    if (!alive_count(r))
+        return 1;
+    return commit(r, e);
+}
+
+/* A mark came: queues the marks `vmsnap mark` added for us or, with none, one of our own. */
+static void queue_marks(struct recorder *r)
+{
+    struct store_mark *v = NULL;
+    size_t n = 0;
+    struct err e = {0};
+    if (r->recorder_id &&
+        store_marks_pending(r->st, r->recorder_id, r->marks_after, &v, &n, &e) < 0)
+        say(r, REC_EV_UNMARKABLE, NULL, 0, 0, e.msg);
+    if (!n) {
+        v = xcalloc(1, sizeof(*v));
+        n = 1;
+    }
+    r->queue = xreallocarray(r->queue, r->nqueue + n, sizeof(*r->queue));
+    memcpy(r->queue + r->nqueue, v, n * sizeof(*v));
+    r->nqueue += n;
+    if (v[n - 1].id)
+        r->marks_after = v[n - 1].id;
+    free(v);
+}
+
+/* Says that we record, so `vmsnap mark` can find us; a recording goes on without it. */
+static void register_recorder(struct recorder *r)
+{
+    struct capture_proc self;
+    struct err e = {0};
+    int rc = capture_identify("/proc", plat_getpid(), &self, &e);
+    if (rc == 0) {
+        const struct store_proc sp = {self.pid, self.start_time, self.host, self.boot_id};
+        rc = store_recorder_register(r->st, &sp, r->procs[0]->pub.pid, &r->recorder_id, &e);
+    }
+    if (rc < 0)
+        say(r, REC_EV_UNMARKABLE, NULL, 0, 0, e.msg);
+}
+
+int recorder_open(struct recorder **out, struct store *st, const struct recorder_opts *o,
+                  const struct recorder_hooks *h, char **argv, struct capture **caps, size_t n,
+                  struct err *e)
+{
+    struct recorder *r = xcalloc(1, sizeof(*r));
+    int rc = 0;
+    r->st = st;
+    r->o = *o;
+    if (h)
+        r->h = *h;
+    r->self = plat_getpid();
+    plat_recorder_init(&r->events);
+    *out = r;
+    /* The processes there now are not children of ours: the first scan only learns them. */
+    if (o->follow && capture_scan_open(&r->scan, "/proc", e) == 0) {
+        struct capture_seen *v = NULL;
+        size_t nv = 0;
+        if (capture_scan_new(r->scan, &v, &nv, e) < 0) {
+            capture_scan_close(r->scan);
+            r->scan = NULL;
+        }
+        free(v);
+    }
+    if (argv) {
+        char why[256];
+        int flags = PLAT_SPAWN_LOADED | (o->follow ? PLAT_SPAWN_ADOPT : 0);
+        int64_t pid = plat_recorder_spawn(r->events, argv, flags, why, sizeof(why));
+        if (pid < 0)
+            return err_set(e, ERR_USAGE, "record: cannot run '%s': %s", argv[0], why);
+        r->child = 1;
+        if ((rc = follow(r, pid, NULL, NULL, e)) < 0) {
+            if (plat_recorder_child_exited(r->events, 0, NULL) || rc == ERR_EXITED ||
+                rc == ERR_ZOMBIE || rc == ERR_NOPROC) {
+                /* It ran and ended before it could be looked at: nothing to record. */
+                return 0;
+            }
+            return rc;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct capture *cap = caps[i];
+        caps[i] = NULL;
+        if ((rc = follow(r, capture_get_target(cap)->pid, cap, NULL, e)) < 0) {
+            for (size_t k = i + 1; k < n; k++) {
+                capture_close(caps[k]);
+                caps[k] = NULL;
+            }
+            return rc;
+        }
+    }
+    if (r->nprocs)
+        register_recorder(r);
+    return 0;
+}
+
+/* Waits for the next tick (or the deadline), taking marks as they come. Returns 0 to tick, 1 to
+ * stop (with *why), or an error. */
+static int wait_next(struct recorder *r, int64_t next, int64_t deadline, const char **why,
+                     struct err *e)
+{
+    for (;;) {
+        int64_t until = deadline >= 0 && deadline < next ? deadline : next;
+        /* Wake at least twice a second to notice a target that exited meanwhile. */
+        if (until - mono_ms() > 500)
+            until = mono_ms() + 500;
+        switch (plat_recorder_wait(r->events, until * 1000)) {
+        case PLAT_EV_STOP:
+            *why = plat_recorder_stop_reason(r->events);
+            r->stop_requested = 1;
+            /* A stop sent to vmsnap alone is passed on to the command, which then exits and
+             * gives its status. */
+            plat_recorder_forward_stop(r->events);
+            return 1;
+        case PLAT_EV_MARK:
+            queue_marks(r);
+            /* Each mark is a round of its own, now; a locked database keeps them waiting. */
+            do {
+                int rc = tick(r, e);
+                if (rc) {
+                    if (rc == 1)
+                        *why = "target exited";
+                    return rc;
+                }
+                if (r->o.count && r->rounds >= r->o.count) {
+                    *why = "count reached";
+                    return 1;
+                }
+            } while (r->nqueue && !any_pending(r));
+            continue;
+        case PLAT_EV_CHILD:
+            /* Reaps the command and adopted orphans; the walks notice who is gone. */
+            plat_recorder_child_exited(r->events, 0, NULL);
+            break;
+        default:
+            break;
+        }
+        for (size_t i = 0; i < r->nprocs; i++)
+            if (!r->procs[i]->pub.gone && taker_check(&r->procs[i]->taker) < 0)
+                gone(r, r->procs[i]);
+        if (!alive_count(r) && !any_pending(r)) {
+            *why = "target exited";
+            return 1;
+        }
+        int64_t now = mono_ms();
+        if (deadline >= 0 && now >= deadline) {
+            *why = "duration reached";
+            return 1;
+        }
+        if (now >= next)
+            return 0;
+    }
+}
+
+/*
+ * Recording is over but walks are still pending: keep trying to write them until they are
+ * written or a stop request comes (or came: it ended the recording), then try once more.
+ */
+static int flush_pending(struct recorder *r, struct err *e)
+{
+    int stop = r->stop_requested;
+    while (any_pending(r)) {
+        int rc = commit(r, e);
+        if (rc < 0)
+            return rc;
+        if (!any_pending(r))
+            break;
+        if (stop)
+            return err_set(e, ERR_LOCKED,
+                           "record: database '%s' stayed locked by another process: the "
+                           "snapshot in progress was not written (the %lld written before it "
+                           "are kept)",
+                           store_path(r->st), (long long)r->taken);
+        int64_t interval = r->o.interval_ms > 100 ? r->o.interval_ms : 100;
+        int64_t until = mono_ms() + interval;
+        while (!stop && mono_ms() < until)
+            stop = plat_recorder_wait(r->events, until * 1000) == PLAT_EV_STOP;
+    }
+    return 0;
+}
+
+int recorder_run(struct recorder *r, const char **why, struct err *e)
+{
+    *why = "target exited";
+    if (!r->nprocs)
+        return 0;
+    int64_t start = mono_ms(), next = start;
+    int rc;
+    for (;;) {
+        rc = tick(r, e);
+        if (rc < 0)
+            goto out;
+        if (rc == 1) {
+            *why = "target exited";
+            break;
+        }
+        if (r->o.count && r->rounds >= r->o.count) {
+            *why = "count reached";
+            break;
+        }
+        next += r->o.interval_ms;
+        int64_t now = mono_ms();
+        if (next < now)
+            next = now; /* a slow walk delays the schedule rather than bunching snapshots */
+        int64_t deadline = r->o.duration_ms ? start + r->o.duration_ms : -1;
+        if (deadline >= 0 && now >= deadline) {
+            *why = "duration reached";
+            break;
+        }
+        if ((rc = wait_next(r, next, deadline, why, e)) < 0)
+            goto out;
+        if (rc == 1)
+            break;
+    }
+    rc = flush_pending(r, e);
+out:
+    if (r->recorder_id)
+        store_recorder_unregister(r->st, r->recorder_id);
+    r->recorder_id = 0;
+    return rc < 0 ? rc : 0;
+}
+
+size_t recorder_nprocs(const struct recorder *r)
+{
+    return r->nprocs;
+}
+
+const struct recorder_proc *recorder_proc(const struct recorder *r, size_t i)
+{
+    return &r->procs[i]->pub;
+}
+
+void recorder_counts(const struct recorder *r, int64_t *taken, int64_t *first, int64_t *last)
+{
+    *taken = r->taken;
+    *first = r->first;
+    *last = r->last;
+}
+
+const struct region_list *recorder_last(const struct recorder *r, const struct capture_info **info)
+{
+    if (!r->nprocs || !r->procs[0]->list) {
+        *info = NULL;
+        return NULL;
+    }
+    *info = &r->procs[0]->info;
+    return r->procs[0]->list;
+}
+
+int recorder_close(struct recorder *r, void (*waiting)(void *ctx, int64_t pid), void *ctx)
+{
+    if (!r)
+        return 0;
+    int status = 0;
+    for (size_t i = 0; i < r->nprocs; i++) {
+        if (r->procs[i]->open)
+            taker_close(&r->procs[i]->taker);
+    }
+    if (r->recorder_id)
+        store_recorder_unregister(r->st, r->recorder_id);
+    if (r->child) {
+        /* Recording is over; the command runs on until it exits, and its status is ours.
+         * Everything is committed, so signals may act as usual again while we wait. */
+        plat_recorder_unblock(r->events);
+        if (!plat_recorder_child_exited(r->events, 0, &status) && waiting)
+            waiting(ctx, r->nprocs ? r->procs[0]->pub.pid : 0);
+        plat_recorder_child_exited(r->events, 1, &status);
+    }
+    for (size_t i = 0; i < r->nprocs; i++)
+        free(r->procs[i]);
+    free(r->procs);
+    store_marks_free(r->queue, r->nqueue);
+    capture_scan_close(r->scan);
+    plat_recorder_release(r->events);
+    free(r);
+    return status;
+}
