@@ -353,6 +353,97 @@ static void test_reused_pid_is_not_the_target(void **state)
     fake_proc_stop(&f);
 }
 
+/* The owner of the region starting at start, or NULL. */
+static const char *owner_at(const struct region_list *l, uint64_t start, char *buf, size_t n)
+{
+    const struct region *r = find(l, start);
+    if (!r || !r->owner)
+        return NULL;
+    snprintf(buf, n, "%.*s", (int)r->owner_len, r->owner);
+    return buf;
+}
+
+/*
+ * Owners on a live process: three named threads, each stack named after its thread's id and
+ * name (read independently from /proc/PID/task), the main thread's [stack], each thread's malloc
+ * arena as heap (its reserve not committed), and memory named with PR_SET_VMA_ANON_NAME.
+ */
+static void test_owners(void **state)
+{
+    (void)state;
+    struct tu_child c;
+    tu_child_start(&c);
+    tu_child_ok(&c, "threads 3");
+    uint64_t named = tu_child_ok(&c, "mapat 0x220000000 65536 rw-");
+    int have_names =
+        strncmp(tu_child_cmd(&c, "anonname 0x220000000 65536 leak-pool"), "ok", 2) == 0;
+
+    struct capture *cap = NULL;
+    struct err e = {0};
+    const struct region_list *l;
+    struct capture_info info;
+    assert_int_equal(capture_open(&cap, "/proc", c.pid, &e), 0);
+    if (capture_walk(cap, DETAIL_MAPS, &l, &info, &e) != 0)
+        fail_msg("walk: %s", e.msg);
+
+    /* Each thread, from /proc/PID/task: its stack carries "thread TID (NAME)". */
+    char path[128], want[128], buf[256];
+    int threads = 0;
+    for (pid_t tid = c.pid + 1; tid < c.pid + 64 && threads < 3; tid++) {
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)c.pid, (int)tid);
+        size_t len;
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        fclose(f);
+        char *comm = tu_read_file(path, &len);
+        comm[strcspn(comm, "\n")] = '\0';
+        assert_true(strncmp(comm, "worker-", 7) == 0);
+        snprintf(want, sizeof(want), "thread %d (%s)", (int)tid, comm);
+        free(comm);
+        int found = 0;
+        for (size_t i = 0; i < l->n; i++) {
+            const struct region *r = &l->v[i];
+            if (r->owner && strlen(want) == r->owner_len &&
+                memcmp(r->owner, want, r->owner_len) == 0) {
+                found++;
+                assert_int_equal(r->category, CAT_STACK);
+                assert_int_equal(r->end - r->start, 256 * 1024);
+                assert_string_equal(r->perms, "rw-p");
+            }
+        }
+        if (found != 1)
+            fail_msg("%d stacks owned by '%s'", found, want);
+        threads++;
+    }
+    assert_int_equal(threads, 3);
+    snprintf(want, sizeof(want), "thread %d (vm_child)", (int)c.pid);
+    int main_stack = 0, arenas = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        const struct region *r = &l->v[i];
+        if (r->path && strcmp(r->path, "[stack]") == 0) {
+            assert_non_null(r->owner);
+            assert_memory_equal(r->owner, want, strlen(want));
+            main_stack = 1;
+        }
+        if (r->owner && strncmp(r->owner, "malloc arena", r->owner_len) == 0) {
+            assert_int_equal(r->category, CAT_HEAP);
+            if (r->perms[0] == '-')
+                assert_int_equal(region_committed(r), 0);
+            else
+                arenas++;
+        }
+    }
+    assert_true(main_stack);
+    assert_int_equal(arenas, 3);
+    if (have_names)
+        assert_string_equal(owner_at(l, named, buf, sizeof(buf)), "leak-pool");
+    else
+        print_message("PR_SET_VMA_ANON_NAME is not available on this kernel: not checked\n");
+    capture_close(cap);
+    tu_child_stop(&c);
+}
+
 static void test_permission_denied(void **state)
 {
     (void)state;
@@ -392,6 +483,7 @@ int main(void)
         cmocka_unit_test(test_empty_read_is_not_a_snapshot),
         cmocka_unit_test(test_reused_pid_is_not_the_target),
         cmocka_unit_test(test_permission_denied),
+        cmocka_unit_test(test_owners),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -112,6 +112,59 @@ static void test_arena_survives_many_names(void **state)
     region_list_release(&l);
 }
 
+static void assert_owner(const struct region *r, const char *owner, int category)
+{
+    if (owner) {
+        assert_non_null(r->owner);
+        assert_int_equal(r->owner_len, strlen(owner));
+        assert_memory_equal(r->owner, owner, strlen(owner));
+    } else {
+        assert_null(r->owner);
+    }
+    assert_int_equal(r->category, category);
+}
+
+/* Owners the list itself shows: glibc arenas (split or whole), named anonymous memory. */
+static void test_owners_from_the_list(void **state)
+{
+    (void)state;
+    const uint64_t M64 = 64ULL << 20;
+    struct region_list l;
+    region_list_init(&l);
+    add(&l, 0x7f0000000000, 0x7f0000021000, "rw-p", NULL);       /* arena in use */
+    add(&l, 0x7f0000021000, 0x7f0000000000 + M64, "---p", NULL); /* its reserve */
+    add(&l, 0x7f0010000000, 0x7f0010000000 + M64, "rw-p", NULL); /* a whole arena */
+    add(&l, 0x7f0020000000, 0x7f0020021000, "rw-p", NULL);       /* aligned, no tail */
+    add(&l, 0x7f0030001000, 0x7f0030022000, "rw-p", NULL);       /* not aligned */
+    add(&l, 0x7f0030022000, 0x7f0030001000 + M64, "---p", NULL);
+    add(&l, 0x7f0040000000, 0x7f0040021000, "rw-p", NULL); /* tail too short */
+    add(&l, 0x7f0040021000, 0x7f0040000000 + M64 - 4096, "---p", NULL);
+    add(&l, 0x7f0050000000, 0x7f0050010000, "rw-p", "[anon:jit cache]");
+    add(&l, 0x7f0060000000, 0x7f0060010000, "rw-p", "[anon:]");
+    region_list_classify(&l);
+    assert_owner(&l.v[0], "malloc arena", CAT_HEAP);
+    assert_owner(&l.v[1], "malloc arena", CAT_HEAP);
+    assert_int_equal(region_committed(&l.v[1]), 0); /* heap reserve: never committed */
+    assert_owner(&l.v[2], "malloc arena", CAT_HEAP);
+    assert_owner(&l.v[3], NULL, CAT_ANON);
+    assert_owner(&l.v[4], NULL, CAT_ANON);
+    assert_owner(&l.v[5], NULL, CAT_GUARD);
+    assert_owner(&l.v[6], NULL, CAT_ANON);
+    assert_owner(&l.v[7], NULL, CAT_GUARD);
+    assert_owner(&l.v[8], "jit cache", CAT_ANON);
+    assert_owner(&l.v[9], NULL, CAT_ANON);
+    /* The owner is part of what a region is; a copy keeps it. */
+    struct region_list c;
+    region_list_init(&c);
+    region_list_copy(&c, &l);
+    assert_owner(&c.v[8], "jit cache", CAT_ANON);
+    assert_true(region_same_layout(&c.v[8], &l.v[8]));
+    region_set_owner(&c, &c.v[8], "other", 5);
+    assert_false(region_same_layout(&c.v[8], &l.v[8]));
+    region_list_release(&c);
+    region_list_release(&l);
+}
+
 static void test_category_names_round_trip(void **state)
 {
     (void)state;
@@ -129,6 +182,7 @@ int main(void)
         cmocka_unit_test(test_same_layout),
         cmocka_unit_test(test_arena_survives_many_names),
         cmocka_unit_test(test_category_names_round_trip),
+        cmocka_unit_test(test_owners_from_the_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -485,6 +485,92 @@ static int walk_text(struct capture *c, int detail, int k, struct capture_info *
     return 0;
 }
 
+/* The region of l (sorted) holding address a, or NULL. */
+static struct region *region_at(struct region_list *l, uint64_t a)
+{
+    size_t lo = 0, hi = l->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (l->v[mid].end <= a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < l->n && l->v[lo].start <= a ? &l->v[lo] : NULL;
+}
+
+/* A thread's stack pointer from task/TID/syscall ("NR ARGS... SP PC" while it waits in a
+ * system call, "-1 SP PC" while blocked otherwise, "running" while it runs): 0 when unknown. */
+static uint64_t thread_sp(struct capture *c, const char *tid)
+{
+    char *path = xasprintf("%s/%lld/task/%s/syscall", c->root, (long long)c->pid, tid);
+    int rc = read_all_path(path, &c->buf, &c->buf_len, &c->buf_cap);
+    free(path);
+    if (rc < 0 || c->buf_len == 0 || strncmp(c->buf, "running", 7) == 0)
+        return 0;
+    /* The second to last word. */
+    char *words[9];
+    int n = 0;
+    for (char *w = strtok(c->buf, " \n"); w && n < 9; w = strtok(NULL, " \n"))
+        words[n++] = w;
+    return n >= 3 ? strtoull(words[n - 2], NULL, 16) : 0;
+}
+
+/*
+ * Names thread stacks after their threads, "thread TID (NAME)": the main thread's [stack], and
+ * each other thread's anonymous stack, found by its stack pointer. A thread that is running
+ * has no stack pointer to read: its stack keeps the owner the previous walk gave it.
+ */
+static void find_thread_stacks(struct capture *c, struct region_list *l, struct region_list *prev)
+{
+    char *dir = xasprintf("%s/%lld/task", c->root, (long long)c->pid);
+    DIR *d = opendir(dir);
+    free(dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    char owner[512];
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        char *path = xasprintf("%s/%lld/task/%s/comm", c->root, (long long)c->pid, de->d_name);
+        int rc = read_all_path(path, &c->buf, &c->buf_len, &c->buf_cap);
+        free(path);
+        if (rc < 0)
+            continue;
+        int len = (int)strcspn(c->buf, "\n");
+        snprintf(owner, sizeof(owner), "thread %s (%.*s)", de->d_name, len, c->buf);
+        struct region *r = NULL;
+        if (strtoll(de->d_name, NULL, 10) == c->pid) {
+            for (size_t i = 0; i < l->n && !r; i++)
+                if (l->v[i].path && strcmp(l->v[i].path, "[stack]") == 0)
+                    r = &l->v[i];
+        } else {
+            uint64_t sp = thread_sp(c, de->d_name);
+            r = sp ? region_at(l, sp) : NULL;
+            if (r && (r->path || r->perms[1] != 'w'))
+                r = NULL; /* a thread's stack is anonymous and writable */
+            if (!sp && prev) {
+                /* Running: the stack the last walk named after it, if it is still there. */
+                size_t olen = strlen(owner);
+                for (size_t i = 0; i < prev->n && !r; i++) {
+                    const struct region *o = &prev->v[i];
+                    if (o->owner && o->owner_len == olen && memcmp(o->owner, owner, olen) == 0) {
+                        struct region *same = region_at(l, o->start);
+                        if (same && same->start == o->start && same->end == o->end)
+                            r = same;
+                    }
+                }
+            }
+        }
+        if (r) {
+            r->category = CAT_STACK;
+            region_set_owner(l, r, owner, strlen(owner));
+        }
+    }
+    closedir(d);
+}
+
 int capture_walk(struct capture *c, int detail, const struct region_list **list,
                  struct capture_info *info, struct err *e)
 {
@@ -517,6 +603,7 @@ int capture_walk(struct capture *c, int detail, const struct region_list **list,
             c->has_vsyscall = 1;
         resolve_names(c, l);
         region_list_classify(l);
+        find_thread_stacks(c, l, c->cur >= 0 ? &c->lists[c->cur] : NULL);
     }
     if (detail == DETAIL_ROLLUP) {
         rc = read_rollup(c, info, e);

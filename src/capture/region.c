@@ -76,9 +76,18 @@ void region_list_copy(struct region_list *dst, const struct region_list *src)
     if (src->n)
         memcpy(dst->v, src->v, src->n * sizeof(*src->v));
     dst->n = src->n;
-    for (size_t i = 0; i < dst->n; i++)
+    for (size_t i = 0; i < dst->n; i++) {
         if (dst->v[i].path)
             dst->v[i].path = region_list_intern(dst, dst->v[i].path, dst->v[i].path_len);
+        if (dst->v[i].owner)
+            dst->v[i].owner = region_list_intern(dst, dst->v[i].owner, dst->v[i].owner_len);
+    }
+}
+
+void region_set_owner(struct region_list *l, struct region *r, const char *owner, size_t len)
+{
+    r->owner = region_list_intern(l, owner, len);
+    r->owner_len = (uint32_t)len;
 }
 
 size_t region_list_first_disorder(const struct region_list *l)
@@ -147,6 +156,11 @@ static int is_shm_object(const char *path)
            starts_with(path, "/memfd:") || starts_with(path, "[anon_shmem");
 }
 
+static int no_access(const struct region *r)
+{
+    return r->perms[0] == '-' && r->perms[1] == '-' && r->perms[2] == '-';
+}
+
 static int classify_one(const struct region *r, const struct file_key *exec, size_t nexec)
 {
     const char *p = r->path;
@@ -154,7 +168,7 @@ static int classify_one(const struct region *r, const struct file_key *exec, siz
     if (p && (strcmp(p, "[vdso]") == 0 || strcmp(p, "[vvar]") == 0 ||
               strcmp(p, "[vsyscall]") == 0 || strcmp(p, "[vvar_vclock]") == 0))
         return CAT_KERNEL;
-    if (r->perms[0] == '-' && r->perms[1] == '-' && r->perms[2] == '-')
+    if (no_access(r))
         return CAT_GUARD;
     if (!p)
         return shared ? CAT_SHM : CAT_ANON;
@@ -170,6 +184,40 @@ static int classify_one(const struct region *r, const struct file_key *exec, siz
     if (r->inode != 0 && nexec && bsearch(&k, exec, nexec, sizeof(k), cmp_file_key))
         return CAT_IMAGE;
     return CAT_FILE;
+}
+
+/* glibc's non-main arenas are heaps of HEAP_MAX_SIZE (64 MiB on 64-bit), aligned to it: the
+ * part in use is rw-p, the rest ---p, both anonymous and private. */
+#define ARENA_SIZE (64ULL << 20)
+
+static void find_owners(struct region_list *l)
+{
+    static const char arena[] = "malloc arena";
+    for (size_t i = 0; i < l->n; i++) {
+        struct region *r = &l->v[i];
+        if (r->flags & REGION_HAS_WIN)
+            continue;
+        if (r->path && r->path_len > 7 && strncmp(r->path, "[anon:", 6) == 0 &&
+            r->path[r->path_len - 1] == ']') {
+            region_set_owner(l, r, r->path + 6, r->path_len - 7);
+            continue;
+        }
+        if (r->path || r->start % ARENA_SIZE != 0 || strcmp(r->perms, "rw-p") != 0)
+            continue;
+        struct region *tail = i + 1 < l->n ? &l->v[i + 1] : NULL;
+        int whole = r->end - r->start == ARENA_SIZE;
+        int split = !whole && tail && !tail->path && tail->start == r->end &&
+                    strcmp(tail->perms, "---p") == 0 && tail->end == r->start + ARENA_SIZE;
+        if (!whole && !split)
+            continue;
+        r->category = CAT_HEAP;
+        region_set_owner(l, r, arena, sizeof(arena) - 1);
+        if (split) {
+            tail->category = CAT_HEAP; /* heap reserve: not guard, and never committed */
+            region_set_owner(l, tail, arena, sizeof(arena) - 1);
+            i++;
+        }
+    }
 }
 
 void region_list_classify(struct region_list *l)
@@ -191,11 +239,12 @@ void region_list_classify(struct region_list *l)
         if (!(l->v[i].flags & REGION_HAS_WIN)) /* the Windows backend classifies its own */
             l->v[i].category = (uint8_t)classify_one(&l->v[i], exec, nexec);
     free(exec);
+    find_owners(l);
 }
 
 uint64_t region_committed(const struct region *r)
 {
-    if (r->perms[0] == '-' && r->perms[1] == '-' && r->perms[2] == '-')
+    if (no_access(r))
         return 0;
     if ((r->flags & REGION_HAS_WIN) && r->state == WIN_STATE_RESERVE)
         return 0;
@@ -243,6 +292,10 @@ int region_same_layout(const struct region *a, const struct region *b)
     if ((a->path == NULL) != (b->path == NULL))
         return 0;
     if (a->path && (a->path_len != b->path_len || memcmp(a->path, b->path, a->path_len) != 0))
+        return 0;
+    if ((a->owner == NULL) != (b->owner == NULL))
+        return 0;
+    if (a->owner && (a->owner_len != b->owner_len || memcmp(a->owner, b->owner, a->owner_len) != 0))
         return 0;
     if ((a->flags & REGION_HAS_WIN) != (b->flags & REGION_HAS_WIN))
         return 0;

@@ -46,6 +46,11 @@ struct region {
     uint32_t flags;    /* enum region_flags */
     const char *path;  /* true name, or NULL; owned by the list holding the region */
     uint32_t path_len; /* bytes, without the NUL */
+    /* Who the region belongs to, when known: "thread TID (NAME)" for a thread's stack, "malloc
+     * arena", a PR_SET_VMA_ANON_NAME name, "heap N" on Windows; NULL otherwise. Owned by the
+     * list, like path. */
+    const char *owner;
+    uint32_t owner_len; /* bytes, without the NUL */
     /* Per-region memory in bytes; meaningful only with REGION_HAS_MEM. */
     uint64_t rss, pss, private_dirty, anonymous, swap;
     /* Windows fields; meaningful only with REGION_HAS_WIN. */
@@ -88,8 +93,16 @@ size_t region_list_first_disorder(const struct region_list *l);
 /* Sorts by start and drops regions that overlap an earlier one; returns how many were dropped. */
 size_t region_list_sanitize(struct region_list *l);
 
-/* Derives every region's category (needs the whole list: image detection looks at siblings). */
+/*
+ * Derives every region's category (needs the whole list: image detection looks at siblings),
+ * and the owners that the list itself shows: a glibc malloc arena (a 64 MiB-aligned anonymous
+ * rw-p region, alone 64 MiB long or followed by the ---p rest of its 64 MiB) is "malloc arena",
+ * its rw part heap and its no-access tail heap reserve (heap, never committed); a region the
+ * kernel names "[anon:NAME]" is owned by NAME.
+ */
 void region_list_classify(struct region_list *l);
+/* Sets r's owner (a copy in l's arena). */
+void region_set_owner(struct region_list *l, struct region *r, const char *owner, size_t len);
 
 /* Sum of sizes in bytes. */
 uint64_t region_list_mapped(const struct region_list *l);

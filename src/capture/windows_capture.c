@@ -31,6 +31,7 @@ struct capture {
     char device_names[26][MAX_PATH];
     size_t ndrives;
     uint64_t *heaps, *stacks; /* allocation bases */
+    uint64_t *stack_tids;     /* the thread of each stack */
     size_t nheaps, nstacks;
 };
 
@@ -219,6 +220,7 @@ void capture_close(struct capture *c)
     region_list_release(&c->lists[1]);
     free(c->heaps);
     free(c->stacks);
+    free(c->stack_tids);
     free(c->target.boot_id);
     free(c->target.exe);
     free(c->target.cmdline);
@@ -234,12 +236,18 @@ int capture_check(struct capture *c, struct err *e)
     return 0;
 }
 
-static int in_list(const uint64_t *v, size_t n, uint64_t x)
+/* x's index in v, or -1. */
+static long list_index(const uint64_t *v, size_t n, uint64_t x)
 {
     for (size_t i = 0; i < n; i++)
         if (v[i] == x)
-            return 1;
-    return 0;
+            return (long)i;
+    return -1;
+}
+
+static int in_list(const uint64_t *v, size_t n, uint64_t x)
+{
+    return list_index(v, n, x) >= 0;
 }
 
 /* The process heaps: ProcessHeaps and NumberOfHeaps in the 64-bit PEB. */
@@ -295,7 +303,10 @@ static void load_stacks(struct capture *c)
         SIZE_T got;
         if (q(th, 0, &tbi, sizeof(tbi), NULL) == 0 && tbi.teb &&
             ReadProcessMemory(c->h, (char *)tbi.teb + 0x1478, &base, sizeof(base), &got) && base) {
+            size_t tcap = cap;
             c->stacks = xgrow(c->stacks, &cap, c->nstacks + 1, sizeof(uint64_t));
+            c->stack_tids = xgrow(c->stack_tids, &tcap, c->nstacks + 1, sizeof(uint64_t));
+            c->stack_tids[c->nstacks] = te.th32ThreadID;
             c->stacks[c->nstacks++] = base;
         }
         CloseHandle(th);
@@ -390,10 +401,21 @@ int capture_walk(struct capture *c, int detail, const struct region_list **list,
                 r->path = name;
                 r->path_len = name_len;
             }
-            int stack = in_list(c->stacks, c->nstacks, r->alloc_base);
-            int heap = !stack && in_list(c->heaps, c->nheaps, r->alloc_base);
+            long stack = list_index(c->stacks, c->nstacks, r->alloc_base);
+            long heap = stack < 0 ? list_index(c->heaps, c->nheaps, r->alloc_base) : -1;
             r->category = (uint8_t)win_category(mbi.State, mbi.Type, mbi.Protect, r->path != NULL,
-                                                heap, stack);
+                                                heap >= 0, stack >= 0);
+            /* Owners, as VMMap names them: the heap's number in the PEB's list, the stack's
+             * thread. */
+            char owner[48];
+            if (stack >= 0 || heap >= 0) {
+                if (stack >= 0)
+                    snprintf(owner, sizeof(owner), "thread %llu",
+                             (unsigned long long)c->stack_tids[stack]);
+                else
+                    snprintf(owner, sizeof(owner), "heap %ld", heap);
+                region_set_owner(l, r, owner, strlen(owner));
+            }
             if (detail == DETAIL_SMAPS) {
                 r->flags |= REGION_HAS_MEM;
                 if (mbi.State == MEM_COMMIT) {

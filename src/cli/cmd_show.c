@@ -58,7 +58,7 @@ static void print_table(const struct store_snapshot *s, const struct store_targe
     printf("%-*s %-*s %8s %-5s %-7s", w, "START", w, "END", "SIZE", "PERMS", "CATEGORY");
     if (mem)
         printf(" %8s", "RSS");
-    printf(" PATH\n");
+    printf(" PATH [OWNER]\n");
     for (size_t i = 0; i < l->n; i++) {
         const struct region *r = &l->v[i];
         if (category >= 0 && r->category != category)
@@ -70,6 +70,12 @@ static void print_table(const struct store_snapshot *s, const struct store_targe
             printf(" %8s", (r->flags & REGION_HAS_MEM) ? cli_human(r->rss, b) : "-");
         fputc(' ', stdout);
         print_path(r);
+        if (r->owner && !(r->path && r->path_len == r->owner_len + 7 &&
+                          memcmp(r->path + 6, r->owner, r->owner_len) == 0)) {
+            fputs(r->path ? " [" : "[", stdout);
+            cli_print_escaped(stdout, r->owner, r->owner_len);
+            fputc(']', stdout);
+        }
         fputc('\n', stdout);
         struct cat_total *c = &tot[r->category], *all = &tot[CAT_COUNT];
         c->count++;

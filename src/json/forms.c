@@ -87,6 +87,7 @@ void json_region_fields(struct json *j, const struct region *r)
         json_null(j);
     json_key(j, "deleted");
     json_bool(j, (r->flags & REGION_DELETED) != 0);
+    json_text(j, "owner", r->owner, r->owner_len);
 }
 
 void json_target(struct json *j, const struct store_target *t)
@@ -186,6 +187,7 @@ void json_change(struct json *j, const struct diff_change *c)
     json_path(j, r);
     json_key(j, "category");
     json_string(j, region_category_name(r->category));
+    json_text(j, "owner", r->owner, r->owner_len);
     json_key(j, "deleted");
     json_bool(j, (r->flags & REGION_DELETED) != 0);
     if (c->now && (c->now->flags & REGION_HAS_MEM)) {

@@ -13,8 +13,10 @@
 int launch_adopt_orphans(void);
 /* In the child, before exec: asks to be traced by its parent. 1 when it will be. */
 int launch_trace_me(void);
-/* In the parent, once the traced child has exec'd: runs it to its program's entry point, then
- * lets it go untraced. Returns 0 when it stopped there, -1 when it could not (it runs on). */
+/* In the parent, once the traced child has exec'd: runs it to its program's entry point and
+ * holds it there. Returns 0 when it is held, -1 when it could not be (it runs on, untraced). */
 int launch_run_to_entry(pid_t pid);
+/* Lets a held child run on, untraced. */
+void launch_let_go(pid_t pid);
 
 #endif

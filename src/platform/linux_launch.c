@@ -2,8 +2,8 @@
  * launch.h on Linux. The command's program is started under ptrace: it stops when exec
  * completes, a breakpoint goes at its entry point (AT_ENTRY in /proc/PID/auxv), and when it
  * stops there the dynamic loader has mapped every library the program needs. The original
- * instruction is put back and the program let go, untraced: from then on it runs as if started
- * normally, and a debugger may attach to it.
+ * instruction is put back, and the program is held there until launch_let_go, which lets it
+ * run untraced: from then on it runs as if started normally, and a debugger may attach to it.
  */
 #define _GNU_SOURCE
 #include "platform/launch.h"
@@ -50,6 +50,11 @@ static uint64_t entry_of(pid_t pid)
     return entry;
 }
 
+void launch_let_go(pid_t pid)
+{
+    ptrace(PTRACE_DETACH, pid, NULL, NULL);
+}
+
 int launch_run_to_entry(pid_t pid)
 {
 #if defined(__x86_64__)
@@ -80,7 +85,7 @@ int launch_run_to_entry(pid_t pid)
         regs.rip = entry;
         if (ptrace(PTRACE_SETREGS, pid, NULL, &regs) == 0 &&
             ptrace(PTRACE_POKETEXT, pid, (void *)entry, (void *)orig) == 0)
-            rc = 0;
+            return 0; /* held there until launch_let_go */
         break;
     }
 detach:

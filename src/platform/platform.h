@@ -67,7 +67,8 @@ struct plat_recorder;
  */
 int plat_recorder_init(struct plat_recorder **out);
 enum plat_spawn_flags {
-    /* Return once the program is loaded (its libraries mapped), where the OS allows. */
+    /* Return once the program is loaded (its libraries mapped), where the OS allows, and hold
+     * it there until plat_recorder_let_go. */
     PLAT_SPAWN_LOADED = 1 << 0,
     /* Adopt the orphans of the command's descendants (Linux), so none goes unseen. */
     PLAT_SPAWN_ADOPT = 1 << 1,
@@ -77,6 +78,8 @@ enum plat_spawn_flags {
  * pid, or fills err with why it could not run and returns -1.
  */
 int64_t plat_recorder_spawn(struct plat_recorder *r, char **argv, int flags, char *err, size_t n);
+/* Lets the command, held where its program is loaded, run on (nothing when it is not held). */
+void plat_recorder_let_go(struct plat_recorder *r);
 /* Waits until the monotonic time until_us or an event; returns the event. */
 int plat_recorder_wait(struct plat_recorder *r, int64_t until_us);
 /* Name of the last stop request: "interrupted" or "terminated". */

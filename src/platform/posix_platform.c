@@ -85,6 +85,7 @@ void plat_hostname(char *out, size_t n)
 struct plat_recorder {
     sigset_t set, orig;
     pid_t child;
+    int held; /* the child is held at its entry point */
     int child_done, child_status;
     int last_stop; /* signal number of the last stop request */
     int forward;   /* it came from kill(), not the terminal */
@@ -157,8 +158,7 @@ int64_t plat_recorder_spawn(struct plat_recorder *r, char **argv, int flags, cha
         snprintf(err, n, "%s", strerror(e));
         return -1;
     }
-    if (traced)
-        launch_run_to_entry(pid);
+    r->held = traced && launch_run_to_entry(pid) == 0;
     r->child = pid;
     return pid;
 }
@@ -186,6 +186,13 @@ int plat_recorder_wait(struct plat_recorder *r, int64_t until_us)
     default:
         return PLAT_EV_TIMEOUT;
     }
+}
+
+void plat_recorder_let_go(struct plat_recorder *r)
+{
+    if (r->held)
+        launch_let_go(r->child);
+    r->held = 0;
 }
 
 const char *plat_recorder_stop_reason(const struct plat_recorder *r)
@@ -239,6 +246,7 @@ void plat_recorder_unblock(struct plat_recorder *r)
 
 void plat_recorder_release(struct plat_recorder *r)
 {
+    plat_recorder_let_go(r);
     /* The mask stays: a signal still queued must not kill us before we return the status. */
     free(r);
 }

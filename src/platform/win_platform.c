@@ -168,6 +168,10 @@ struct plat_recorder {
     HANDLE stop_event, mark_event;
     HANDLE child;
     int child_done, child_status;
+    /* The child, started under the debugger, is held at the loader's breakpoint: its static
+     * imports are loaded. held_thread is the thread that reported it. */
+    int held;
+    DWORD child_pid, held_thread;
 };
 
 /* Console events arrive on a thread of their own: they only raise the event. */
@@ -231,10 +235,60 @@ static void append_arg(char **buf, size_t *len, size_t *cap, const char *arg)
     *len = (size_t)(p - *buf);
 }
 
+void plat_recorder_let_go(struct plat_recorder *r)
+{
+    if (!r->held)
+        return;
+    ContinueDebugEvent(r->child_pid, r->held_thread, DBG_CONTINUE);
+    DebugActiveProcessStop(r->child_pid);
+    r->held = 0;
+}
+
+/*
+ * Runs a child started with DEBUG_ONLY_THIS_PROCESS until the loader's breakpoint (reported
+ * once the static imports are loaded, before the program's entry point), and holds it there.
+ * 1 when held; 0 when it could not be (it is let go, or gone).
+ */
+static int hold_at_loader_break(struct plat_recorder *r)
+{
+    DebugSetProcessKillOnExit(FALSE);
+    for (;;) {
+        DEBUG_EVENT ev;
+        if (!WaitForDebugEvent(&ev, 10000))
+            break;
+        DWORD how = DBG_CONTINUE;
+        switch (ev.dwDebugEventCode) {
+        case CREATE_PROCESS_DEBUG_EVENT:
+            if (ev.u.CreateProcessInfo.hFile)
+                CloseHandle(ev.u.CreateProcessInfo.hFile);
+            break;
+        case LOAD_DLL_DEBUG_EVENT:
+            if (ev.u.LoadDll.hFile)
+                CloseHandle(ev.u.LoadDll.hFile);
+            break;
+        case EXCEPTION_DEBUG_EVENT:
+            if (ev.u.Exception.ExceptionRecord.ExceptionCode == EXCEPTION_BREAKPOINT) {
+                r->held = 1;
+                r->held_thread = ev.dwThreadId;
+                return 1;
+            }
+            how = DBG_EXCEPTION_NOT_HANDLED; /* its own: handled as without us */
+            break;
+        case EXIT_PROCESS_DEBUG_EVENT:
+            ContinueDebugEvent(ev.dwProcessId, ev.dwThreadId, DBG_CONTINUE);
+            DebugActiveProcessStop(r->child_pid);
+            return 0;
+        default:
+            break;
+        }
+        ContinueDebugEvent(ev.dwProcessId, ev.dwThreadId, how);
+    }
+    DebugActiveProcessStop(r->child_pid);
+    return 0;
+}
+
 int64_t plat_recorder_spawn(struct plat_recorder *r, char **argv, int flags, char *err, size_t n)
 {
-    /* NEEDSWORK: PLAT_SPAWN_LOADED: the first snapshot may come before the loader is done. */
-    (void)flags;
     char *cmd = NULL;
     size_t len = 0, cap = 0;
     for (char **a = argv; *a; a++)
@@ -243,7 +297,8 @@ int64_t plat_recorder_spawn(struct plat_recorder *r, char **argv, int flags, cha
     PROCESS_INFORMATION pi;
     memset(&si, 0, sizeof(si));
     si.cb = sizeof(si);
-    BOOL ok = CreateProcessA(NULL, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi);
+    DWORD how = (flags & PLAT_SPAWN_LOADED) ? DEBUG_ONLY_THIS_PROCESS : 0;
+    BOOL ok = CreateProcessA(NULL, cmd, NULL, NULL, TRUE, how, NULL, NULL, &si, &pi);
     DWORD e = GetLastError();
     free(cmd);
     if (!ok) {
@@ -255,6 +310,9 @@ int64_t plat_recorder_spawn(struct plat_recorder *r, char **argv, int flags, cha
     }
     CloseHandle(pi.hThread);
     r->child = pi.hProcess;
+    r->child_pid = pi.dwProcessId;
+    if (how)
+        hold_at_loader_break(r);
     return (int64_t)pi.dwProcessId;
 }
 
@@ -313,6 +371,7 @@ void plat_recorder_release(struct plat_recorder *r)
 {
     if (!r)
         return;
+    plat_recorder_let_go(r);
     if (r->child)
         CloseHandle(r->child);
     CloseHandle(r->stop_event);

@@ -404,6 +404,10 @@ static int wait_next(struct recorder *r, int64_t next, int64_t deadline, const c
         for (size_t i = 0; i < r->nprocs; i++)
             if (!r->procs[i]->pub.gone && taker_check(&r->procs[i]->taker) < 0)
                 gone(r, r->procs[i]);
+        /* The last followed process is gone: one more look for what it left behind (a
+         * daemon's grandchild, handed to vmsnap). */
+        if (!alive_count(r) && r->o.follow)
+            find_children(r);
         if (!alive_count(r) && !any_pending(r)) {
             *why = "target exited";
             return 1;
@@ -454,6 +458,8 @@ int recorder_run(struct recorder *r, const char **why, struct err *e)
     int rc;
     for (;;) {
         rc = tick(r, e);
+        /* The command was held where its program is loaded for its first snapshot. */
+        plat_recorder_let_go(r->events);
         if (rc < 0)
             goto out;
         if (rc == 1) {
@@ -524,6 +530,7 @@ int recorder_close(struct recorder *r, void (*waiting)(void *ctx, int64_t pid), 
     }
     if (r->recorder_id)
         store_recorder_unregister(r->st, r->recorder_id);
+    plat_recorder_let_go(r->events);
     if (r->child) {
         /* Recording is over; the command runs on until it exits, and its status is ours.
          * Everything is committed, so signals may act as usual again while we wait. */

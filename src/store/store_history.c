@@ -14,7 +14,7 @@
 /* The region columns as store_row_to_region wants them, then the span's id and interval. */
 #define HISTORY_COLS(table, last)                                                                  \
     "SELECT p.start, p.\"end\", p.perms, p.offset, p.dev, p.inode, n.path, p.category, "           \
-    "p.deleted, p.state, p.type, p.protect, p.alloc_base, p.alloc_protect, NULL, NULL, NULL, "     \
+    "p.deleted, p.state, p.type, p.protect, p.alloc_base, p.alloc_protect, p.owner, NULL, NULL, "  \
     "NULL, NULL, NULL, p.id, p.first_snap, " last " FROM " table                                   \
     " p LEFT JOIN paths n ON n.id = p.path_id "
 

@@ -32,7 +32,7 @@ char *store_col_text(sqlite3_stmt *stmt, int col);
 
 /*
  * Fills r from a row laid out as: start, end, perms, offset, dev, inode, path, category, deleted,
- * state, type, protect, alloc_base, alloc_protect (from col), then at col + 15 rss, pss,
+ * state, type, protect, alloc_base, alloc_protect, owner (from col), then rss, pss,
  * private_dirty, anonymous, swap (NULL when not captured). Strings are interned in l.
  */
 void store_row_to_region(sqlite3_stmt *s, int col, struct region_list *l, struct region *r);
@@ -40,7 +40,7 @@ void store_row_to_region(sqlite3_stmt *s, int col, struct region_list *l, struct
 /* The region columns as store_row_to_region wants them, from spans or spans_open as p. */
 #define SPAN_COLS(table)                                                                           \
     "SELECT p.start, p.\"end\", p.perms, p.offset, p.dev, p.inode, n.path, p.category, "           \
-    "p.deleted, p.state, p.type, p.protect, p.alloc_base, p.alloc_protect, NULL, NULL, NULL, "     \
+    "p.deleted, p.state, p.type, p.protect, p.alloc_base, p.alloc_protect, p.owner, NULL, NULL, "  \
     "NULL, NULL, NULL FROM " table " p LEFT JOIN paths n ON n.id = p.path_id "
 
 /* Returns the permutation (caller frees) that orders l by unsigned start; l is not moved. */

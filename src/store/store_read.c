@@ -60,6 +60,7 @@ void store_row_to_region(sqlite3_stmt *s, int col, struct region_list *l, struct
     }
     r->inode = (uint64_t)sqlite3_column_int64(s, col + 5);
     col_name_text(s, col + 6, l, &r->path, &r->path_len);
+    col_name_text(s, col + 14, l, &r->owner, &r->owner_len);
     const unsigned char *cat = sqlite3_column_text(s, col + 7);
     int c = cat ? region_category_parse((const char *)cat) : -1;
     r->category = (uint8_t)(c < 0 ? CAT_ANON : c);
@@ -139,6 +140,8 @@ static int read_regions(struct store *st, const char *sql, const int64_t *params
         *r = tmp.v[order[i]];
         if (r->path)
             r->path = region_list_intern(out, r->path, r->path_len);
+        if (r->owner)
+            r->owner = region_list_intern(out, r->owner, r->owner_len);
     }
     free(order);
     region_list_release(&tmp);
@@ -149,7 +152,7 @@ int store_read_regions(struct store *st, int64_t snap_id, struct region_list *ou
 {
     static const char *sql =
         "SELECT start, \"end\", perms, offset, dev, inode, path, category, deleted, state, type, "
-        "protect, alloc_base, alloc_protect, size, rss, pss, private_dirty, anonymous, swap "
+        "protect, alloc_base, alloc_protect, owner, rss, pss, private_dirty, anonymous, swap "
         "FROM regions WHERE snapshot_id = ?";
     return read_regions(st, sql, &snap_id, 1, "cannot read the snapshot's regions", out, e);
 }

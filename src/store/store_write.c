@@ -38,16 +38,17 @@ static const char *const writer_sql[S_COUNT] = {
     [S_SPAN_MOVE] =
         "INSERT INTO spans (id, target_id, first_snap, last_snap, start, \"end\", perms, "
         "offset, dev, inode, path_id, category, deleted, state, type, protect, "
-        "alloc_base, alloc_protect) SELECT id, target_id, first_snap, ?1, start, "
+        "alloc_base, alloc_protect, owner) SELECT id, target_id, first_snap, ?1, start, "
         "\"end\", perms, offset, dev, inode, path_id, category, deleted, state, type, "
-        "protect, alloc_base, alloc_protect FROM spans_open WHERE id = ?2",
+        "protect, alloc_base, alloc_protect, owner FROM spans_open WHERE id = ?2",
     [S_SPAN_DROP] = "DELETE FROM spans_open WHERE id = ?1",
     /* Bound by position in open_span, the hot statement of a first snapshot. */
     /* Bound by position in open_span, the hot statement of a first snapshot. */
     [S_SPAN_OPEN] =
         "INSERT INTO spans_open (id, target_id, first_snap, start, \"end\", perms, offset, dev, "
-        "inode, path_id, category, deleted, state, type, protect, alloc_base, alloc_protect) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        "inode, path_id, category, deleted, state, type, protect, alloc_base, alloc_protect, "
+        "owner) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+        "?17, ?18)",
     [S_MEM_CLOSE] = "UPDATE span_mem SET last_snap = :last WHERE span_id = :id AND first_snap = "
                     ":first",
     [S_MEM_OPEN] = "INSERT INTO span_mem (span_id, first_snap, last_snap, rss, pss, "
@@ -273,6 +274,10 @@ static int open_span(struct store_writer *w, const struct region *r, int64_t *id
         sqlite3_bind_null(s, 10);
     sqlite3_bind_text(s, 11, region_category_name(r->category), -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 12, (r->flags & REGION_DELETED) ? 1 : 0);
+    if (r->owner)
+        sqlite3_bind_text(s, 18, r->owner, (int)r->owner_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 18);
     if (r->flags & REGION_HAS_WIN) {
         bind_opt_text(s, 13, region_win_state_name(r->state));
         bind_opt_text(s, 14, region_win_type_name(r->type));
@@ -699,8 +704,8 @@ static int load_alive(struct store_writer *w, int64_t head_id, int64_t head_seq,
 {
     static const char *sql =
         "SELECT p.id, p.start, p.\"end\", p.perms, p.offset, p.dev, p.inode, n.path, p.category, "
-        "p.deleted, p.state, p.type, p.protect, p.alloc_base, p.alloc_protect, m.first_snap, "
-        "m.rss, m.pss, m.private_dirty, m.anonymous, m.swap "
+        "p.deleted, p.state, p.type, p.protect, p.alloc_base, p.alloc_protect, p.owner, "
+        "m.rss, m.pss, m.private_dirty, m.anonymous, m.swap, m.first_snap "
         "FROM spans_open p LEFT JOIN paths n ON n.id = p.path_id "
         "LEFT JOIN span_mem m ON m.span_id = p.id AND m.last_snap = :open "
         "WHERE p.id BETWEEN :lo AND :hi";
@@ -740,7 +745,7 @@ static int load_alive(struct store_writer *w, int64_t head_id, int64_t head_seq,
         store_row_to_region(s, 1, l, r);
         ids = xgrow(ids, &cap, nids + 1, sizeof(*ids));
         ids[nids].span = sqlite3_column_int64(s, 0);
-        ids[nids].mem_first = sqlite3_column_int64(s, 15);
+        ids[nids].mem_first = sqlite3_column_int64(s, 21);
         nids++;
     }
     sqlite3_finalize(s);

@@ -8,6 +8,8 @@
  *   mapat ADDR SIZE PROT         -> ok ADDR      at a fixed address (fails if taken)
  *   unmap ADDR SIZE              -> ok
  *   protect ADDR SIZE PROT       -> ok
+ *   anonname ADDR SIZE NAME      -> ok           name anonymous memory (PR_SET_VMA_ANON_NAME;
+ *                                                err where the kernel cannot)
  *   touch ADDR SIZE              -> ok           write one byte per page
  *   mremap ADDR OLD NEW          -> ok ADDR      resize in place (no move)
  *   brk SIZE                     -> ok OLDBRK    grow the heap with sbrk
@@ -24,8 +26,10 @@
  *                                                SIZE bytes rw- every MS ms on a fixed schedule,
  *                                                each under a no-access page so none merge
  *   leak 0                       -> ok COUNT     stops it; COUNT regions were leaked
- *   threads N                    -> ok           starts N threads that each malloc (a glibc arena
- *                                                each, up to its limit) and then wait
+ *   threads N                    -> ok           starts N threads, named worker-1, worker-2, ...,
+ *                                                with 256 KiB stacks, that each malloc (a glibc
+ *                                                arena each, up to its limit) and then wait in a
+ *                                                system call
  *   exec                         -> (re-executes itself; answers nothing until the next command)
  *   exit CODE                    -> (exits)
  */
@@ -40,6 +44,7 @@
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/shm.h>
 #include <time.h>
 #include <unistd.h>
@@ -249,6 +254,9 @@ int main(void)
             reply_rc(munmap((void *)x, y));
         } else if (strcmp(cmd, "protect") == 0) {
             reply_rc(mprotect((void *)x, y, prot_of(c)));
+        } else if (strcmp(cmd, "anonname") == 0) {
+            /* PR_SET_VMA (0x53564d41), PR_SET_VMA_ANON_NAME (0): named anonymous memory. */
+            reply_rc(prctl(0x53564d41, 0, x, y, c));
         } else if (strcmp(cmd, "touch") == 0) {
             for (unsigned long o = 0; o < y; o += (unsigned long)page)
                 ((volatile char *)x)[o] = 1;
@@ -352,6 +360,11 @@ int main(void)
             for (unsigned long i = 0; i < x && ok; i++) {
                 pthread_t t;
                 ok = pthread_create(&t, &attr, idle_thread, NULL) == 0;
+                if (ok) {
+                    char name[16];
+                    snprintf(name, sizeof(name), "worker-%u", (unsigned)(i + 1) % 1000);
+                    pthread_setname_np(t, name);
+                }
             }
             pthread_attr_destroy(&attr);
             usleep(100000); /* until each has made its arena */

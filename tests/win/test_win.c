@@ -397,6 +397,61 @@ static void test_known_changes(const char *vmsnap, const char *child_exe, const 
         free(page);
     }
 
+    {
+        /* Following: win_child tree starts win_child leaf; both are recorded, the leaf names
+         * its parent, and vmsnap exits with the tree's status once the last is gone. */
+        char tdb[1100], rcmd[3000], *text = NULL;
+        snprintf(tdb, sizeof(tdb), "%s.tree.db", db);
+        DeleteFileA(tdb);
+        snprintf(rcmd, sizeof(rcmd), "\"%s\" -d \"%s\" record -i 100ms -- \"%s\" tree", vmsnap, tdb,
+                 child_exe);
+        int trc = run(rcmd, &text);
+        check(trc == 5 && strstr(text, "and 1 processes it forked"),
+              "record -- COMMAND follows the process it starts (%d: %s)", trc, text);
+        free(text);
+        snprintf(rcmd, sizeof(rcmd),
+                 "\"%s\" -d \"%s\" query \"SELECT count(*) FROM targets c JOIN targets p ON "
+                 "c.parent_target_id = p.id WHERE c.cmdline LIKE '%%leaf%%' AND p.cmdline LIKE "
+                 "'%%tree%%'\"",
+                 vmsnap, tdb);
+        trc = run(rcmd, &text);
+        check(trc == 0 && strchr(text, '\n') && atoi(strchr(text, '\n') + 1) == 1,
+              "the leaf names the tree as its parent (%s)", text);
+        free(text);
+        snprintf(rcmd, sizeof(rcmd),
+                 "\"%s\" -d \"%s\" query \"SELECT max(s.mapped_bytes) - min(s.mapped_bytes) >= "
+                 "4194304 FROM snapshots s JOIN targets t ON t.id = s.target_id WHERE t.cmdline "
+                 "LIKE '%%leaf%%'\"",
+                 vmsnap, tdb);
+        trc = run(rcmd, &text);
+        check(trc == 0 && strchr(text, '\n') && atoi(strchr(text, '\n') + 1) == 1,
+              "the leaf's 4 MiB are seen (%s)", text);
+        free(text);
+        /* The command's first snapshot shows it loaded: its imports (msvcrt) are mapped. */
+        snprintf(rcmd, sizeof(rcmd),
+                 "\"%s\" -d \"%s\" query \"SELECT count(*) > 0 FROM regions WHERE snapshot_id = "
+                 "1 AND lower(path) LIKE '%%msvcrt.dll'\"",
+                 vmsnap, tdb);
+        trc = run(rcmd, &text);
+        check(trc == 0 && strchr(text, '\n') && atoi(strchr(text, '\n') + 1) == 1,
+              "the first snapshot shows the program loaded (%s)", text);
+        free(text);
+    }
+
+    {
+        /* Owners: the heaps by their number in the PEB's list, the stacks by their thread. */
+        char ocmd[2048], *text = NULL;
+        snprintf(ocmd, sizeof(ocmd),
+                 "\"%s\" -d \"%s\" query \"SELECT (SELECT count(*) FROM regions WHERE owner "
+                 "LIKE 'heap %%' AND category = 'heap') > 0 AND (SELECT count(*) FROM regions "
+                 "WHERE owner LIKE 'thread %%' AND category = 'stack') > 0\"",
+                 vmsnap, db);
+        int orc = run(ocmd, &text);
+        check(orc == 0 && strchr(text, '\n') && atoi(strchr(text, '\n') + 1) == 1,
+              "heaps and stacks carry their owners (%s)", text);
+        free(text);
+    }
+
     /* Compare a walk with winedbg's own listing of the process (when under Wine). */
     snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" snap -p %lu --detail maps --label w", vmsnap, db,
              (unsigned long)c.pid);

@@ -12,6 +12,9 @@
  *   mapfile SIZE PATH           -> ok ADDR   a read-only view of a new file (PATH: rest of line)
  *   unmap ADDR                  -> ok        UnmapViewOfFile
  *   exit CODE
+ *
+ * With an argument instead: `win_child tree` starts `win_child leaf` and waits for it, then
+ * exits 5; `win_child leaf` commits 4 MiB at 300 ms and exits at 1,500 ms.
  */
 #include <windows.h>
 
@@ -45,8 +48,36 @@ static void ok_bool(BOOL b)
         printf("err %lu\n", (unsigned long)GetLastError());
 }
 
-int main(void)
+/* The process tree of the tests of following. */
+static int tree(const char *mode)
 {
+    if (strcmp(mode, "leaf") == 0) {
+        Sleep(300);
+        char *p = VirtualAlloc(NULL, 4 << 20, MEM_COMMIT | MEM_RESERVE, PAGE_READWRITE);
+        for (int i = 0; p && i < (4 << 20); i += 4096)
+            p[i] = 1;
+        Sleep(1200);
+        return 0;
+    }
+    char exe[MAX_PATH], cmd[MAX_PATH + 16];
+    GetModuleFileNameA(NULL, exe, sizeof(exe));
+    snprintf(cmd, sizeof(cmd), "\"%s\" leaf", exe);
+    STARTUPINFOA si;
+    PROCESS_INFORMATION pi;
+    memset(&si, 0, sizeof(si));
+    si.cb = sizeof(si);
+    if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
+        return 90;
+    WaitForSingleObject(pi.hProcess, INFINITE);
+    CloseHandle(pi.hProcess);
+    CloseHandle(pi.hThread);
+    return 5;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1)
+        return tree(argv[1]);
     char line[4096];
     setvbuf(stdout, NULL, _IONBF, 0);
     while (fgets(line, sizeof(line), stdin)) {

@@ -1,0 +1,255 @@
+/*
+ * The recorder on real process trees (tests/helpers/forker.c): children forked by the command
+ * are followed, each a target naming its parent, with their leaks; recording ends when the last
+ * is gone and vmsnap exits with the command's status; a daemon's grandchild is found after its
+ * parents exit; -p PID --follow finds a child forked later; --no-follow keeps to the command;
+ * snap --follow takes a tree; and the command's first snapshot shows its libraries mapped.
+ */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define MiB (1024LL * 1024)
+
+static int64_t q(const char *db, const char *fmt, ...)
+{
+    char sql[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof(sql), fmt, ap);
+    va_end(ap);
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(h, sql, -1, &s, NULL) != SQLITE_OK)
+        fail_msg("prepare %s: %s", sql, sqlite3_errmsg(h));
+    if (sqlite3_step(s) != SQLITE_ROW)
+        fail_msg("step %s: %s", sql, sqlite3_errmsg(h));
+    int64_t v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(h);
+    return v;
+}
+
+/* The committed bytes of a target at its first and last snapshot (category_totals). */
+static int64_t committed_growth(const char *db, int64_t target)
+{
+    return q(db,
+             "SELECT (SELECT sum(committed) FROM category_totals WHERE snapshot_id = (SELECT "
+             "max(id) FROM snapshots WHERE target_id = %lld)) - (SELECT sum(committed) FROM "
+             "category_totals WHERE snapshot_id = (SELECT min(id) FROM snapshots WHERE target_id "
+             "= %lld))",
+             (long long)target, (long long)target);
+}
+
+static void test_command_tree(void **state)
+{
+    (void)state;
+    char *db = tu_tmppath("tree.db", NULL);
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "record", "-i", "50ms", "--detail", "maps", "--", FORKER_BIN, "tree",
+              NULL);
+    /* The command's status is vmsnap's; recording ran until the last child exited. */
+    if (r.status != 3)
+        fail_msg("exit %d: %s", r.status, r.err);
+    assert_non_null(strstr(r.err, "and 2 processes it forked"));
+    assert_non_null(strstr(r.err, "(target exited)"));
+    tu_run_release(&r);
+    assert_int_equal(q(db, "SELECT count(*) FROM targets"), 3);
+    int64_t parent = q(db, "SELECT id FROM targets WHERE parent_target_id IS NULL");
+    assert_int_equal(
+        q(db, "SELECT count(*) FROM targets WHERE parent_target_id = %lld", (long long)parent), 2);
+    /* Each child: its own leak, seen whole (first snapshot before 200 ms, last after the last
+     * step), and it was recorded until it exited: the second for ~0.5 s longer. */
+    int64_t c1 =
+        q(db, "SELECT min(id) FROM targets WHERE parent_target_id = %lld", (long long)parent);
+    int64_t c2 =
+        q(db, "SELECT max(id) FROM targets WHERE parent_target_id = %lld", (long long)parent);
+    int64_t g1 = committed_growth(db, c1), g2 = committed_growth(db, c2);
+    int64_t small = g1 < g2 ? g1 : g2, big = g1 < g2 ? g2 : g1;
+    if (small != 8 * MiB || big != 16 * MiB)
+        fail_msg("children grew by %lld and %lld bytes; expected 8 and 16 MiB", (long long)small,
+                 (long long)big);
+    int64_t span1 = q(db,
+                      "SELECT CAST((julianday(max(taken_at)) - julianday(min(taken_at))) * "
+                      "86400000 AS INTEGER) FROM snapshots WHERE target_id = %lld",
+                      (long long)(g1 < g2 ? c1 : c2));
+    int64_t span2 = q(db,
+                      "SELECT CAST((julianday(max(taken_at)) - julianday(min(taken_at))) * "
+                      "86400000 AS INTEGER) FROM snapshots WHERE target_id = %lld",
+                      (long long)(g1 < g2 ? c2 : c1));
+    assert_true(span1 >= 600 && span1 <= 1100);
+    assert_true(span2 >= span1 + 300);
+    /* The parent holds still: it leaked nothing. */
+    assert_int_equal(committed_growth(db, parent), 0);
+
+    /* list shows the tree; JSON names the parent. */
+    tu_vmsnap(&r, "-d", db, "list", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "process tree"));
+    assert_non_null(strstr(r.out, "forked by target"));
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "-j", "list", NULL);
+    assert_int_equal(r.status, 0);
+    char want[64];
+    snprintf(want, sizeof(want), "\"parent_target_id\":%lld", (long long)parent);
+    assert_non_null(strstr(r.out, want));
+    tu_run_release(&r);
+
+    /* --no-follow: the command alone. */
+    char *db2 = tu_tmppath("alone.db", NULL);
+    tu_vmsnap(&r, "-d", db2, "record", "-i", "50ms", "--no-follow", "--", FORKER_BIN, "tree", NULL);
+    assert_int_equal(r.status, 3);
+    tu_run_release(&r);
+    assert_int_equal(q(db2, "SELECT count(*) FROM targets"), 1);
+    free(db2);
+    free(db);
+}
+
+/* A daemon: the command and its child are gone at once; the grandchild, handed to vmsnap,
+ * is found and recorded until it exits. */
+static void test_daemon(void **state)
+{
+    (void)state;
+    char *db = tu_tmppath("daemon.db", NULL);
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "record", "-i", "50ms", "--detail", "maps", "--", FORKER_BIN, "daemon",
+              NULL);
+    if (r.status != 0)
+        fail_msg("exit %d: %s", r.status, r.err);
+    tu_run_release(&r);
+    int64_t grandchild = q(db, "SELECT id FROM targets t WHERE (SELECT count(*) FROM snapshots "
+                               "s WHERE s.target_id = t.id) > 5 AND parent_target_id IS NOT NULL");
+    assert_true(grandchild > 0);
+    assert_int_equal(committed_growth(db, grandchild), 8 * MiB);
+    assert_true(q(db,
+                  "SELECT CAST((julianday(max(taken_at)) - julianday(min(taken_at))) * 86400000 "
+                  "AS INTEGER) FROM snapshots WHERE target_id = %lld",
+                  (long long)grandchild) >= 700);
+    free(db);
+}
+
+/* -p PID --follow finds a child forked after recording began; -p A,B records both. */
+static void test_follow_pids(void **state)
+{
+    (void)state;
+    char *db = tu_tmppath("pids.db", NULL);
+    char *argv[] = {FORKER_BIN, "later", NULL};
+    struct tu_proc f;
+    tu_spawn(&f, argv);
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", (int)f.pid);
+    usleep(100 * 1000);
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "record", "-p", pid, "--follow", "-i", "50ms", "--detail", "maps",
+              NULL);
+    if (r.status != 0)
+        fail_msg("exit %d: %s", r.status, r.err);
+    tu_run_release(&r);
+    struct tu_run fr;
+    tu_wait(&f, &fr);
+    tu_run_release(&fr);
+    assert_int_equal(q(db, "SELECT count(*) FROM targets"), 2);
+    int64_t kid = q(db, "SELECT id FROM targets WHERE parent_target_id IS NOT NULL");
+    assert_int_equal(committed_growth(db, kid), 0); /* it mapped at once, before a snapshot */
+    assert_true(q(db, "SELECT count(*) FROM snapshots WHERE target_id = %lld", (long long)kid) >=
+                5);
+
+    /* Two pids at once: two targets, neither a parent. */
+    struct tu_child a, b;
+    tu_child_start(&a);
+    tu_child_start(&b);
+    char both[40];
+    snprintf(both, sizeof(both), "%d,%d", (int)a.pid, (int)b.pid);
+    char *db2 = tu_tmppath("two.db", NULL);
+    tu_vmsnap(&r, "-d", db2, "record", "-p", both, "-n", "3", "-i", "20ms", NULL);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    assert_int_equal(q(db2, "SELECT count(*) FROM targets WHERE parent_target_id IS NULL"), 2);
+    assert_int_equal(q(db2, "SELECT count(*) FROM snapshots"), 6);
+    /* A bad list is refused before anything is written. */
+    tu_vmsnap(&r, "-d", db2, "record", "-p", "12,", NULL);
+    tu_assert_trouble(&r, "invalid pid '12,'");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db2, "record", "--no-follow", "-p", both, NULL);
+    tu_assert_trouble(&r, "--no-follow goes with -- COMMAND");
+    tu_run_release(&r);
+    tu_child_stop(&a);
+    tu_child_stop(&b);
+    free(db2);
+    free(db);
+}
+
+/* snap --follow: the process and its children, each a snapshot of a target naming its parent. */
+static void test_snap_follow(void **state)
+{
+    (void)state;
+    char *db = tu_tmppath("snap.db", NULL);
+    char *argv[] = {FORKER_BIN, "tree", NULL};
+    struct tu_proc f;
+    tu_spawn(&f, argv);
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", (int)f.pid);
+    usleep(400 * 1000);
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "snap", "-p", pid, "--follow", "--detail", "maps", NULL);
+    if (r.status != 0)
+        fail_msg("exit %d: %s", r.status, r.err);
+    assert_int_equal(tu_count_lines(r.out), 3);
+    tu_run_release(&r);
+    assert_int_equal(q(db,
+                       "SELECT count(*) FROM targets WHERE parent_target_id = (SELECT id "
+                       "FROM targets WHERE pid = %s)",
+                       pid),
+                     2);
+    tu_vmsnap(&r, "-d", db, "-j", "snap", "-p", pid, "--follow", "--detail", "maps", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "{\"snapshots\":[{\"snapshot\":"));
+    tu_run_release(&r);
+    struct tu_run fr;
+    tu_wait(&f, &fr);
+    assert_int_equal(fr.status, 3);
+    tu_run_release(&fr);
+    free(db);
+}
+
+/*
+ * The command's first snapshot shows the program loaded: its libraries mapped and their
+ * constructors run. slowload's library takes 300 ms in its constructor, then maps 64 KiB at
+ * 0x250000000: a first snapshot taken while the loader works would not have it.
+ */
+static void test_first_snapshot_loaded(void **state)
+{
+    (void)state;
+    char *db = tu_tmppath("loaded.db", NULL);
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "record", "-i", "1h", "--no-follow", "--", SLOWLOAD_BIN, NULL);
+    if (r.status != 0)
+        fail_msg("exit %d: %s", r.status, r.err);
+    tu_run_release(&r);
+    assert_int_equal(q(db, "SELECT count(*) FROM snapshots"), 1);
+    assert_int_equal(q(db, "SELECT count(*) FROM regions WHERE snapshot_id = 1 AND start = "
+                           "0x250000000 AND size = 65536"),
+                     1);
+    assert_true(q(db, "SELECT count(*) FROM regions WHERE snapshot_id = 1 AND path LIKE "
+                      "'%%/libc.so%%'") >= 1);
+    free(db);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_command_tree),          cmocka_unit_test(test_daemon),
+        cmocka_unit_test(test_follow_pids),           cmocka_unit_test(test_snap_follow),
+        cmocka_unit_test(test_first_snapshot_loaded),
+    };
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
