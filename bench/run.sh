@@ -51,6 +51,11 @@ TICKS=100
 ONE_US=$(median_us 5 "$V" -d "$DB" record -p "$PID" --detail maps -i 0 -n 1)
 MANY_US=$(median_us 3 "$V" -d "$DB" record -p "$PID" --detail maps -i 0 -n $((TICKS + 1)))
 TICK_US=$(((MANY_US - ONE_US) / TICKS))
+# The same with --follow: each tick also lists the process table for new children.
+FONE_US=$(median_us 5 "$V" -d "$DB" record -p "$PID" --follow --detail maps -i 0 -n 1)
+FMANY_US=$(median_us 3 "$V" -d "$DB" record -p "$PID" --follow --detail maps -i 0 -n $((TICKS + 1)))
+FOLLOW_TICK_US=$(((FMANY_US - FONE_US) / TICKS))
+NPROCS=$(ls -d /proc/[0-9]* | wc -l)
 
 # Database growth per unchanged tick (the file is checkpointed when vmsnap exits).
 "$V" -d "$DB" record -p "$PID" --detail maps -i 0 -n 1 >/dev/null 2>&1
@@ -83,6 +88,7 @@ echo "target: $LINES regions (pid $PID); kernel $(uname -r)"
 echo "cat /proc/PID/maps:                 ${CAT_US} us (median of 21)"
 echo "first snapshot, stored (snap):      ${FIRST_US} us  = $(ratio "$FIRST_US" "$CAT_US")x cat   (target <= 4x)"
 echo "steady tick, maps detail, no change: ${TICK_US} us  = $(ratio "$TICK_US" "$CAT_US")x cat   (target <= 1.25x)"
+echo "steady tick with --follow:          ${FOLLOW_TICK_US} us  = $(ratio "$FOLLOW_TICK_US" "$CAT_US")x cat   ($NPROCS processes on the machine)"
 echo "database growth per unchanged tick: ${GROWTH} bytes (target <= 512)"
 echo "steady tick, ~$CHANGED_PER_TICK regions changing: ${CHURN_TICK_US} us  = $(ratio "$CHURN_TICK_US" "$CHURN_CAT_US")x cat (${CHURN_CAT_US} us under the same churn; target <= 1.25x at <= 1%)"
 echo "regions view vs plain table:        $VIEW (target ratio <= 2)"

@@ -161,6 +161,21 @@ static void test_follow_pids(void **state)
     assert_true(q(db, "SELECT count(*) FROM snapshots WHERE target_id = %lld", (long long)kid) >=
                 5);
 
+    /* Children there before recording began are followed from the start. */
+    char *db3 = tu_tmppath("before.db", NULL);
+    char *targv[] = {FORKER_BIN, "tree", NULL};
+    tu_spawn(&f, targv);
+    snprintf(pid, sizeof(pid), "%d", (int)f.pid);
+    usleep(100 * 1000);
+    tu_vmsnap(&r, "-d", db3, "record", "-p", pid, "--follow", "-i", "50ms", "--detail", "maps",
+              NULL);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    tu_wait(&f, &fr);
+    tu_run_release(&fr);
+    assert_int_equal(q(db3, "SELECT count(*) FROM targets WHERE parent_target_id IS NOT NULL"), 2);
+    free(db3);
+
     /* Two pids at once: two targets, neither a parent. */
     struct tu_child a, b;
     tu_child_start(&a);

@@ -318,16 +318,10 @@ int recorder_open(struct recorder **out, struct store *st, const struct recorder
     r->self = plat_getpid();
     plat_recorder_init(&r->events);
     *out = r;
-    /* The processes there now are not children of ours: the first scan only learns them. */
-    if (o->follow && capture_scan_open(&r->scan, "/proc", e) == 0) {
-        struct capture_seen *v = NULL;
-        size_t nv = 0;
-        if (capture_scan_new(r->scan, &v, &nv, e) < 0) {
-            capture_scan_close(r->scan);
-            r->scan = NULL;
-        }
-        free(v);
-    }
+    /* The first tick's scan sees every process: the descendants the given ones have already
+     * are followed from the start. */
+    if (o->follow && capture_scan_open(&r->scan, "/proc", e) < 0)
+        r->scan = NULL;
     if (argv) {
         char why[256];
         int flags = PLAT_SPAWN_LOADED | (o->follow ? PLAT_SPAWN_ADOPT : 0);
