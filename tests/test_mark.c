@@ -37,6 +37,7 @@ static int64_t query_int(int must, const char *db, const char *sql)
     return v;
 }
 
+static int64_t one_int(const char *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int64_t one_int(const char *db, const char *fmt, ...)
 {
     char sql[1024];

@@ -17,6 +17,7 @@
 
 #define MiB (1024LL * 1024)
 
+static int64_t q(const char *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int64_t q(const char *db, const char *fmt, ...)
 {
     char sql[2048];
