@@ -110,7 +110,7 @@ static int64_t write_snap(struct fixture *f, const struct region_list *l, int de
     struct capture_info info = info_for(detail);
     int64_t id = 0;
     if (store_writer_write(f->w, l, &info,
-                           &(struct store_snap_opts){label, STORE_LABEL_EXACT, STORE_NO_MARK, 0},
+                           &(struct store_snap_opts){label, STORE_LABEL_EXACT, STORE_NO_MARK, 0, 0},
                            10, &id, &e) != 0)
         fail_msg("write: %s", e.msg);
     return id;

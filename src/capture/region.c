@@ -37,6 +37,12 @@ void region_list_clear(struct region_list *l)
     l->n = 0;
 }
 
+void region_list_reserve(struct region_list *l, size_t n)
+{
+    if (n > l->cap)
+        l->v = xgrow(l->v, &l->cap, n, sizeof(*l->v));
+}
+
 struct region *region_list_push(struct region_list *l)
 {
     l->v = xgrow(l->v, &l->cap, l->n + 1, sizeof(*l->v));

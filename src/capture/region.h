@@ -78,6 +78,8 @@ void region_list_init(struct region_list *l);
 void region_list_release(struct region_list *l);
 /* Empties the list but keeps its memory for the next fill. */
 void region_list_clear(struct region_list *l);
+/* Makes room for n regions in all, so that pushes up to there do not move the array. */
+void region_list_reserve(struct region_list *l, size_t n);
 /* Appends a zeroed region and returns it; the pointer is valid until the next push. */
 struct region *region_list_push(struct region_list *l);
 /* Copies len bytes of s into the list's arena and returns the NUL-terminated copy. */

@@ -61,6 +61,7 @@ struct store_snap_opts {
      * id of the `vmsnap mark` it answers; then recorder (its id) has taken that mark. */
     int64_t mark;
     int64_t recorder;
+    int last; /* no write follows through this writer: it need not keep its state */
 };
 #define STORE_NO_MARK (-1)
 

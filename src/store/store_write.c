@@ -670,7 +670,11 @@ int store_writer_write(struct store_writer *w, const struct region_list *l,
     }
     w->last_snap = snap;
     w->last_seq++;
-    if (changed) {
+    if (changed && o && o->last) {
+        /* No write follows: the state it would build on need not be kept (a first snapshot
+         * of 60k regions would copy them all). Should one come, it loads what is committed. */
+        w->stale = 1;
+    } else if (changed) {
         memcpy(w->cats, cats, sizeof(cats));
         region_list_copy(&w->next, l);
         carry_mem(w, &w->next);
