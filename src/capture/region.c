@@ -1,4 +1,5 @@
 #include "capture/region.h"
+#include "platform/platform.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -37,15 +38,25 @@ void region_list_clear(struct region_list *l)
     l->n = 0;
 }
 
+/* Grows the array to hold n; a large one is advised to be backed by large pages. */
+static void grow(struct region_list *l, size_t n)
+{
+    size_t cap = l->cap;
+    l->v = xgrow(l->v, &l->cap, n, sizeof(*l->v));
+    if (l->cap != cap)
+        plat_advise_large(l->v, l->cap * sizeof(*l->v));
+}
+
 void region_list_reserve(struct region_list *l, size_t n)
 {
     if (n > l->cap)
-        l->v = xgrow(l->v, &l->cap, n, sizeof(*l->v));
+        grow(l, n);
 }
 
 struct region *region_list_push(struct region_list *l)
 {
-    l->v = xgrow(l->v, &l->cap, l->n + 1, sizeof(*l->v));
+    if (l->n + 1 > l->cap)
+        grow(l, l->n + 1);
     struct region *r = &l->v[l->n++];
     memset(r, 0, sizeof(*r));
     return r;

@@ -41,6 +41,12 @@ int plat_same_file(const char *a, const char *b);
 int plat_replace(const char *from, const char *to);
 /* The machine's name, into out. */
 void plat_hostname(char *out, size_t n);
+/*
+ * Says that the n bytes at p will be used whole, soon: the OS may back them with large pages
+ * (Linux: transparent huge pages), so that touching megabytes of a fresh array costs a few page
+ * faults rather than thousands. Does nothing elsewhere, or for small n.
+ */
+void plat_advise_large(void *p, size_t n);
 /* This process's pid. */
 int64_t plat_getpid(void);
 /*

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -274,4 +275,18 @@ int plat_same_file(const char *a, const char *b)
 int plat_replace(const char *from, const char *to)
 {
     return rename(from, to) == 0 ? 0 : -errno;
+}
+
+void plat_advise_large(void *p, size_t n)
+{
+#ifdef MADV_HUGEPAGE
+    /* Only whole 2 MiB pages inside the block can be huge. */
+    const uintptr_t huge = 2u << 20;
+    uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1), hi = ((uintptr_t)p + n) & ~(huge - 1);
+    if (hi > lo)
+        madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)n;
+#endif
 }

@@ -421,3 +421,9 @@ int plat_replace(const char *from, const char *to)
 {
     return MoveFileExA(from, to, MOVEFILE_REPLACE_EXISTING) ? 0 : -errno_of(GetLastError());
 }
+
+void plat_advise_large(void *p, size_t n)
+{
+    (void)p;
+    (void)n;
+}
