@@ -18,7 +18,7 @@ static const char usage[] =
     "                      rollup: layout + process totals from smaps_rollup\n"
     "                      smaps: layout + per-region rss/pss/swap (default); reading smaps\n"
     "                      holds the target's mmap lock and can slow a target that maps and\n"
-    "                      unmaps heavily\n"
+    "                      unmaps heavily (about 4 us per region: 0.25 s at 60,000)\n"
     "  -d, --db FILE       database;  -j, --json  JSON output\n";
 
 /* Attempts at writing one snapshot while other processes hold the database. */
