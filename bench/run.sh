@@ -127,13 +127,31 @@ cat /proc/$PID2/maps >"$OUT/b.maps"
 GNU_US=$(median_us 11 diff "$OUT/a.maps" "$OUT/b.maps")
 VDIFF_US=$(median_us 11 "$V" -d "$DDB" diff a b)
 VBACK_US=$(median_us 11 "$V" -d "$DDB" diff b a)
-# With per-region figures on both sides (or two targets) both snapshots are read whole.
+# With per-region figures on both sides: what opened, closed or changed its figures (the
+# same 1% of the regions flip between c and d, and are touched).
 "$V" -d "$DDB" snap -p "$PID2" --detail smaps --label c >/dev/null
+for ((k = 2; k < DIFF_REGIONS; k += 100)); do
+  echo "protect $((BASE + k * PAGE)) $PAGE r--" >&5
+  read -r _ <&6
+  echo "touch $((BASE + (k + 2) * PAGE)) $PAGE" >&5
+  read -r _ <&6
+done
 "$V" -d "$DDB" snap -p "$PID2" --detail smaps --label d >/dev/null
 VFULL_US=$(median_us 11 "$V" -d "$DDB" diff c d)
+# Two targets: both snapshots are read whole.
+rm -f "$OUT/in3" "$OUT/out3"
+mkfifo "$OUT/in3" "$OUT/out3"
+"$CHILD" <"$OUT/in3" >"$OUT/out3" &
+exec 7>"$OUT/in3" 8<"$OUT/out3"
+echo pid >&7; read -r _ PID3 <&8
+echo "many $DIFF_REGIONS" >&7; read -r _ <&8
+"$V" -d "$DDB" snap -p "$PID3" --detail maps --label e >/dev/null
+VTWO_US=$(median_us 11 "$V" -d "$DDB" diff b "$("$V" -d "$DDB" query "SELECT id FROM snapshots WHERE label = 'e'" | tail -1 | tr -d ' ')")
+echo "exit 0" >&7
 CHANGES=$({ "$V" -d "$DDB" -j diff a b --summary || true; } | sed 's/.*"changes":\([0-9]*\).*/\1/')
 echo "diff target: $(wc -l <"$OUT/a.maps") regions, $CHANGES changes"
 echo "GNU diff of the two maps dumps:     ${GNU_US} us (median of 11)"
 echo "vmsnap diff a b (intervals):        ${VDIFF_US} us  = $(ratio "$VDIFF_US" "$GNU_US")x GNU diff (target < 1x)"
 echo "vmsnap diff b a (intervals):        ${VBACK_US} us  = $(ratio "$VBACK_US" "$GNU_US")x GNU diff"
-echo "vmsnap diff c d (two whole reads):  ${VFULL_US} us  = $(ratio "$VFULL_US" "$GNU_US")x GNU diff (smaps on both)"
+echo "vmsnap diff c d (smaps on both):    ${VFULL_US} us  = $(ratio "$VFULL_US" "$GNU_US")x GNU diff (figures delta)"
+echo "vmsnap diff b e (two targets):      ${VTWO_US} us  = $(ratio "$VTWO_US" "$GNU_US")x GNU diff (two whole reads)"

@@ -759,6 +759,97 @@ static void test_interval_diff_equals_full_diff(void **state)
     close_fixture(&f);
 }
 
+/* Gives every region figures, and changes the rss of about one in five. */
+static void touch_mem(struct region_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        struct region *r = &l->v[i];
+        if (!(r->flags & REGION_HAS_MEM) || rnd(5) == 0) {
+            r->flags |= REGION_HAS_MEM;
+            r->rss = 0x1000 * rnd(1 + (r->end - r->start) / 0x1000);
+            r->pss = r->rss;
+        }
+    }
+}
+
+static void test_figures_delta_diff_equals_full_diff(void **state)
+{
+    (void)state;
+    /* With per-region figures on both snapshots, the regions that opened, closed or changed
+     * their figures in between are all a diff needs, resident changes and rss deltas
+     * included: check it against the two whole snapshots, for every pair of snapshots with
+     * figures in a random history (every third without, so intervals of figures span them). */
+    enum { STEPS = 15 };
+    struct fixture f;
+    struct region_list cur;
+    int64_t ids[STEPS];
+    int smaps[STEPS];
+    open_fixture(&f);
+    region_list_init(&cur);
+    for (int k = 0; k < 60; k++) {
+        struct region *r = region_list_push(&cur);
+        r->start = 0x200000000ULL + (uint64_t)k * 0x100000;
+        r->end = r->start + 0x4000;
+        memcpy(r->perms, k % 3 ? "rw-p" : "r--p", 5);
+    }
+    for (int s = 0; s < STEPS; s++) {
+        for (int k = 0; k < 2; k++)
+            mutate(&cur);
+        smaps[s] = s % 3 != 1;
+        for (size_t i = 0; i < cur.n; i++)
+            if (!smaps[s])
+                cur.v[i].flags &= ~(uint32_t)REGION_HAS_MEM;
+        if (smaps[s])
+            touch_mem(&cur);
+        ids[s] = write_snap(&f, &cur, smaps[s] ? DETAIL_SMAPS : DETAIL_MAPS, NULL);
+    }
+    struct err e = {0};
+    int pairs = 0;
+    for (int i = 0; i < STEPS; i++)
+        for (int j = i + 1; j < STEPS; j++) {
+            if (!smaps[i] || !smaps[j])
+                continue;
+            struct region_list fa, fb, ga, gb;
+            struct diff_result full, delta;
+            struct diff_summary sf, sd;
+            read_snap(&f, ids[i], &fa);
+            read_snap(&f, ids[j], &fb);
+            region_list_init(&ga);
+            region_list_init(&gb);
+            assert_int_equal(
+                store_read_delta_mem(f.st, store_writer_target(f.w), ids[i], ids[j], &ga, &gb, &e),
+                0);
+            /* Between neighbours, few regions change: it read less than the two snapshots. */
+            if (j == i + 1 && !(ga.n + gb.n < (fa.n + fb.n) / 2))
+                fail_msg(
+                    "snapshots %d..%d: read %zu + %zu regions, the whole snapshots hold %zu + %zu",
+                    i, j, ga.n, gb.n, fa.n, fb.n);
+            diff_result_init(&full);
+            diff_result_init(&delta);
+            diff_regions(&fa, &fb, &full);
+            diff_regions(&ga, &gb, &delta);
+            same_changes(&full, &delta, i, j);
+            diff_summarize(&fa, &fb, -1, &sf);
+            diff_summarize(&ga, &gb, -1, &sd);
+            assert_int_equal(sf.total.mapped, sd.total.mapped);
+            assert_int_equal(sf.total.committed, sd.total.committed);
+            assert_int_equal(sf.total.rss, sd.total.rss);
+            assert_int_equal(sf.have_rss, sd.have_rss);
+            for (int c = 0; c < CAT_COUNT; c++)
+                assert_int_equal(sf.cat[c].rss, sd.cat[c].rss);
+            diff_result_release(&full);
+            diff_result_release(&delta);
+            region_list_release(&fa);
+            region_list_release(&fb);
+            region_list_release(&ga);
+            region_list_release(&gb);
+            pairs++;
+        }
+    assert_true(pairs >= 40);
+    region_list_release(&cur);
+    close_fixture(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -776,6 +867,7 @@ int main(void)
         cmocka_unit_test(test_selectors),
         cmocka_unit_test(test_query_is_read_only),
         cmocka_unit_test(test_interval_diff_equals_full_diff),
+        cmocka_unit_test(test_figures_delta_diff_equals_full_diff),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

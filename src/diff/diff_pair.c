@@ -22,14 +22,17 @@ int diff_pair_load(struct diff_pair *p, struct store *st, int64_t a, int64_t b, 
         return rc;
     const struct store_snapshot *x = &p->snap[0], *y = &p->snap[1];
     int both_smaps = strcmp(x->detail, "smaps") == 0 && strcmp(y->detail, "smaps") == 0;
-    if (x->target_id == y->target_id && !both_smaps) {
-        /* Only what opened or closed between the two snapshots needs reading. */
-        if (x->id <= y->id)
-            rc =
-                store_read_delta(st, x->target_id, x->id, y->id, &p->regions[0], &p->regions[1], e);
+    if (x->target_id == y->target_id) {
+        /* Only what opened or closed between the two snapshots needs reading, and, with
+         * per-region figures on both, what changed its figures. */
+        int lo = x->id <= y->id ? 0 : 1;
+        int64_t lo_id = p->snap[lo].id, hi_id = p->snap[1 - lo].id;
+        if (both_smaps)
+            rc = store_read_delta_mem(st, x->target_id, lo_id, hi_id, &p->regions[lo],
+                                      &p->regions[1 - lo], e);
         else
-            rc =
-                store_read_delta(st, x->target_id, y->id, x->id, &p->regions[1], &p->regions[0], e);
+            rc = store_read_delta(st, x->target_id, lo_id, hi_id, &p->regions[lo],
+                                  &p->regions[1 - lo], e);
     } else {
         rc = store_read_regions(st, x->id, &p->regions[0], e);
         if (rc == 0)

@@ -129,6 +129,16 @@ int store_read_regions(struct store *st, int64_t snap_id, struct region_list *ou
 int store_read_delta(struct store *st, int64_t target_id, int64_t a, int64_t b,
                      struct region_list *gone, struct region_list *came, struct err *e);
 
+/*
+ * Like store_read_delta, for two snapshots that both have per-region figures: the regions alive
+ * at a but not at b, or at both with other figures at b, as they were at a (ra); and those
+ * alive at b but not at a, or at both with other figures, as they are at b (rb). Each sorted by
+ * start, with the figures of its snapshot. A diff of ra and rb is the diff of the two snapshots,
+ * resident changes included.
+ */
+int store_read_delta_mem(struct store *st, int64_t target_id, int64_t a, int64_t b,
+                         struct region_list *ra, struct region_list *rb, struct err *e);
+
 /* One snapshot of a history. */
 struct store_hsnap {
     int64_t id, seq;

@@ -179,6 +179,55 @@ int store_read_delta(struct store *st, int64_t target_id, int64_t a, int64_t b,
     return read_regions(st, came_sql, params, 5, what, came, e);
 }
 
+/* The region columns with the memory figures the span had at snapshot `at` (an SQL
+ * parameter), from spans or spans_open as p. */
+#define SPAN_MEM_COLS(table, at)                                                                   \
+    "SELECT p.start, p.\"end\", p.perms, p.offset, p.dev, p.inode, n.path, p.category, "           \
+    "p.deleted, p.state, p.type, p.protect, p.alloc_base, p.alloc_protect, p.owner, m.rss, "       \
+    "m.pss, m.private_dirty, m.anonymous, m.swap FROM " table " p LEFT JOIN paths n ON n.id = "    \
+    "p.path_id LEFT JOIN span_mem m ON m.span_id = p.id AND m.first_snap <= " at                   \
+    " AND m.last_snap >= " at " "
+
+/* The target's spans whose figures changed after ?2 up to ?3: a new span_mem interval began. */
+#define MEM_CHANGED                                                                                \
+    "p.id IN (SELECT span_id FROM span_mem WHERE span_id BETWEEN ?4 AND ?5 AND first_snap > ?2 "   \
+    "AND first_snap <= ?3) AND p.first_snap <= ?2 "
+
+int store_read_delta_mem(struct store *st, int64_t target_id, int64_t a, int64_t b,
+                         struct region_list *ra, struct region_list *rb, struct err *e)
+{
+    /* At a: the regions gone by b, and those alive at both whose figures changed. */
+    static const char *a_sql = SPAN_MEM_COLS(
+        "spans", "?2") "WHERE p.target_id = ?1 AND p.last_snap >= ?2 AND "
+                       "p.last_snap < ?3 AND p.first_snap <= ?2 "
+                       "UNION ALL " SPAN_MEM_COLS(
+                           "spans_open", "?2") "WHERE p.id BETWEEN ?4 AND ?5 AND " MEM_CHANGED
+                                               "UNION ALL " SPAN_MEM_COLS(
+                                                   "spans",
+                                                   "?2") "WHERE p.target_id = ?1 AND "
+                                                         "p.last_snap >= ?3 AND " MEM_CHANGED;
+    /* At b: the regions born after a, and the same changed ones. */
+    static const char *b_sql = SPAN_MEM_COLS(
+        "spans_open",
+        "?3") "WHERE p.id BETWEEN ?4 AND ?5 AND p.first_snap > ?2 AND "
+              "p.first_snap <= ?3 "
+              "UNION ALL " SPAN_MEM_COLS(
+                  "spans", "?3") "WHERE p.target_id = ?1 AND p.last_snap >= ?3 "
+                                 "AND p.first_snap > ?2 AND p.first_snap <= ?3 "
+                                 "UNION ALL " SPAN_MEM_COLS(
+                                     "spans_open",
+                                     "?3") "WHERE p.id BETWEEN ?4 AND ?5 AND " MEM_CHANGED
+                                           "UNION ALL " SPAN_MEM_COLS(
+                                               "spans", "?3") "WHERE p.target_id = ?1 AND "
+                                                              "p.last_snap >= ?3 AND " MEM_CHANGED;
+    const int64_t params[] = {target_id, a, b, target_id << 32, (target_id << 32) + 0xffffffffLL};
+    const char *what = "cannot read the snapshots' differences";
+    int rc = read_regions(st, a_sql, params, 5, what, ra, e);
+    if (rc < 0)
+        return rc;
+    return read_regions(st, b_sql, params, 5, what, rb, e);
+}
+
 void store_target_release(struct store_target *t)
 {
     free(t->exe);
