@@ -133,7 +133,7 @@ VBACK_US=$(median_us 11 "$V" -d "$DDB" diff b a)
 for ((k = 2; k < DIFF_REGIONS; k += 100)); do
   echo "protect $((BASE + k * PAGE)) $PAGE r--" >&5
   read -r _ <&6
-  echo "touch $((BASE + (k + 2) * PAGE)) $PAGE" >&5
+  echo "touch $((BASE + (k + 1) * PAGE)) $PAGE" >&5
   read -r _ <&6
 done
 "$V" -d "$DDB" snap -p "$PID2" --detail smaps --label d >/dev/null
@@ -145,8 +145,12 @@ mkfifo "$OUT/in3" "$OUT/out3"
 exec 7>"$OUT/in3" 8<"$OUT/out3"
 echo pid >&7; read -r _ PID3 <&8
 echo "many $DIFF_REGIONS" >&7; read -r _ <&8
+cat /proc/$PID3/maps >"$OUT/e.maps"
 "$V" -d "$DDB" snap -p "$PID3" --detail maps --label e >/dev/null
-VTWO_US=$(median_us 11 "$V" -d "$DDB" diff b "$("$V" -d "$DDB" query "SELECT id FROM snapshots WHERE label = 'e'" | tail -1 | tr -d ' ')")
+E_ID=$("$V" -d "$DDB" query "SELECT id FROM snapshots WHERE label = 'e'" | tail -1 | tr -d ' ')
+VTWO_US=$(median_us 5 "$V" -d "$DDB" diff b "$E_ID")
+GNU_TWO_US=$(median_us 5 diff "$OUT/b.maps" "$OUT/e.maps")
+TWO_CHANGES=$({ "$V" -d "$DDB" -j diff b "$E_ID" --summary || true; } | sed 's/.*"changes":\([0-9]*\).*/\1/')
 echo "exit 0" >&7
 CHANGES=$({ "$V" -d "$DDB" -j diff a b --summary || true; } | sed 's/.*"changes":\([0-9]*\).*/\1/')
 echo "diff target: $(wc -l <"$OUT/a.maps") regions, $CHANGES changes"
@@ -154,4 +158,4 @@ echo "GNU diff of the two maps dumps:     ${GNU_US} us (median of 11)"
 echo "vmsnap diff a b (intervals):        ${VDIFF_US} us  = $(ratio "$VDIFF_US" "$GNU_US")x GNU diff (target < 1x)"
 echo "vmsnap diff b a (intervals):        ${VBACK_US} us  = $(ratio "$VBACK_US" "$GNU_US")x GNU diff"
 echo "vmsnap diff c d (smaps on both):    ${VFULL_US} us  = $(ratio "$VFULL_US" "$GNU_US")x GNU diff (figures delta)"
-echo "vmsnap diff b e (two targets):      ${VTWO_US} us  = $(ratio "$VTWO_US" "$GNU_US")x GNU diff (two whole reads)"
+echo "vmsnap diff b e (two targets):      ${VTWO_US} us  = $(ratio "$VTWO_US" "$GNU_TWO_US")x GNU diff of their dumps (${GNU_TWO_US} us; two whole reads, $TWO_CHANGES changes)"
