@@ -110,13 +110,16 @@ size_t *store_sort_order(const struct region_list *l)
     return order;
 }
 
+static int query_i64(struct store *st, const char *sql, int64_t a, int64_t b, int64_t *out,
+                     struct err *e);
+
 /*
  * Runs sql with its integer parameters bound in order and fills out with the rows (laid out as
  * store_row_to_region wants), sorted by unsigned start: SQL orders addresses as signed numbers,
  * which would put [vsyscall] first.
  */
 static int read_regions(struct store *st, const char *sql, const int64_t *params, int nparams,
-                        const char *what, struct region_list *out, struct err *e)
+                        size_t hint, const char *what, struct region_list *out, struct err *e)
 {
     sqlite3_stmt *s = NULL;
     int rc = store_prepare(st, sql, &s, e);
@@ -126,6 +129,8 @@ static int read_regions(struct store *st, const char *sql, const int64_t *params
         sqlite3_bind_int64(s, i + 1, params[i]);
     struct region_list tmp;
     region_list_init(&tmp);
+    /* hint: how many rows are expected, so the array is sized once. */
+    region_list_reserve(&tmp, hint);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
         store_row_to_region(s, 0, &tmp, region_list_push(&tmp));
     sqlite3_finalize(s);
@@ -134,14 +139,26 @@ static int read_regions(struct store *st, const char *sql, const int64_t *params
         return store_sql_err(st, rc, what, sql, e);
     }
     size_t *order = store_sort_order(&tmp);
-    region_list_clear(out);
-    for (size_t i = 0; i < tmp.n; i++) {
-        struct region *r = region_list_push(out);
-        *r = tmp.v[order[i]];
-        if (r->path)
-            r->path = region_list_intern(out, r->path, r->path_len);
-        if (r->owner)
-            r->owner = region_list_intern(out, r->owner, r->owner_len);
+    size_t i = 0;
+    while (i < tmp.n && order[i] == i)
+        i++;
+    if (i == tmp.n) {
+        /* Already in order (spans are numbered as their snapshot walked them): the list
+         * itself is the answer, names and all. */
+        struct region_list old = *out;
+        *out = tmp;
+        tmp = old;
+    } else {
+        region_list_clear(out);
+        region_list_reserve(out, tmp.n);
+        for (i = 0; i < tmp.n; i++) {
+            struct region *r = region_list_push(out);
+            *r = tmp.v[order[i]];
+            if (r->path)
+                r->path = region_list_intern(out, r->path, r->path_len);
+            if (r->owner)
+                r->owner = region_list_intern(out, r->owner, r->owner_len);
+        }
     }
     free(order);
     region_list_release(&tmp);
@@ -154,7 +171,13 @@ int store_read_regions(struct store *st, int64_t snap_id, struct region_list *ou
         "SELECT start, \"end\", perms, offset, dev, inode, path, category, deleted, state, type, "
         "protect, alloc_base, alloc_protect, owner, rss, pss, private_dirty, anonymous, swap "
         "FROM regions WHERE snapshot_id = ?";
-    return read_regions(st, sql, &snap_id, 1, "cannot read the snapshot's regions", out, e);
+    int64_t count = 0;
+    int rc =
+        query_i64(st, "SELECT region_count FROM snapshots WHERE id = ?", snap_id, 0, &count, e);
+    if (rc < 0)
+        return rc;
+    return read_regions(st, sql, &snap_id, 1, (size_t)(count > 0 ? count : 0),
+                        "cannot read the snapshot's regions", out, e);
 }
 
 int store_read_delta(struct store *st, int64_t target_id, int64_t a, int64_t b,
@@ -173,10 +196,10 @@ int store_read_delta(struct store *st, int64_t target_id, int64_t a, int64_t b,
                                              "p.first_snap <= ?3";
     const int64_t params[] = {target_id, a, b, target_id << 32, (target_id << 32) + 0xffffffffLL};
     const char *what = "cannot read the snapshots' differences";
-    int rc = read_regions(st, gone_sql, params, 3, what, gone, e);
+    int rc = read_regions(st, gone_sql, params, 3, 0, what, gone, e);
     if (rc < 0)
         return rc;
-    return read_regions(st, came_sql, params, 5, what, came, e);
+    return read_regions(st, came_sql, params, 5, 0, what, came, e);
 }
 
 /* The region columns with the memory figures the span had at snapshot `at` (an SQL
@@ -222,10 +245,10 @@ int store_read_delta_mem(struct store *st, int64_t target_id, int64_t a, int64_t
                                                               "p.last_snap >= ?3 AND " MEM_CHANGED;
     const int64_t params[] = {target_id, a, b, target_id << 32, (target_id << 32) + 0xffffffffLL};
     const char *what = "cannot read the snapshots' differences";
-    int rc = read_regions(st, a_sql, params, 5, what, ra, e);
+    int rc = read_regions(st, a_sql, params, 5, 0, what, ra, e);
     if (rc < 0)
         return rc;
-    return read_regions(st, b_sql, params, 5, what, rb, e);
+    return read_regions(st, b_sql, params, 5, 0, what, rb, e);
 }
 
 void store_target_release(struct store_target *t)
