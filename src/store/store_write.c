@@ -739,6 +739,14 @@ static int load_alive(struct store_writer *w, int64_t head_id, int64_t head_seq,
     bind_i64(s, ":lo", lo);
     bind_i64(s, ":hi", hi);
     struct region_list *l = &w->alive;
+    /* As many regions as the head snapshot has: the array is sized once. */
+    sqlite3_stmt *c = NULL;
+    if (store_prepare(w->st, "SELECT region_count FROM snapshots WHERE id = ?1", &c, NULL) == 0) {
+        sqlite3_bind_int64(c, 1, head_id);
+        if (sqlite3_step(c) == SQLITE_ROW && sqlite3_column_int64(c, 0) > 0)
+            region_list_reserve(l, (size_t)sqlite3_column_int64(c, 0));
+        sqlite3_finalize(c);
+    }
     /* Rows come in rowid order; the ids are sorted along with the regions below. */
     struct pair {
         int64_t span, mem_first;
@@ -758,15 +766,21 @@ static int load_alive(struct store_writer *w, int64_t head_id, int64_t head_seq,
         return store_sql_err(w->st, rc, "cannot load the previous snapshot", sql, e);
     }
     size_t *order = store_sort_order(l);
-    struct region *sorted = xmalloc((nids ? nids : 1) * sizeof(*sorted));
     w->span_id = xgrow(w->span_id, &w->id_cap, nids + 1, sizeof(int64_t));
     w->mem_first = xreallocarray(w->mem_first, w->id_cap, sizeof(int64_t));
-    for (size_t k = 0; k < nids; k++) {
-        sorted[k] = l->v[order[k]];
+    size_t k = 0;
+    while (k < nids && order[k] == k)
+        k++;
+    /* Spans are numbered as their snapshots walked them, so the rows usually come in address
+     * order already: then the regions stay where they were read. */
+    struct region *sorted = k < nids ? xmalloc(nids * sizeof(*sorted)) : NULL;
+    for (k = 0; k < nids; k++) {
+        if (sorted)
+            sorted[k] = l->v[order[k]];
         w->span_id[k] = ids[order[k]].span;
         w->mem_first[k] = ids[order[k]].mem_first;
     }
-    if (nids)
+    if (sorted)
         memcpy(l->v, sorted, nids * sizeof(*sorted));
     free(sorted);
     free(order);
