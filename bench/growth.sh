@@ -6,6 +6,7 @@
 #   bench/growth.sh [SNAPSHOTS] [REGIONS]        default 3600 snapshots of 10000 regions
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 SNAPSHOTS=${1:-3600}
 REGIONS=${2:-10000}
 OUT=bench/out
@@ -34,23 +35,12 @@ ask "flip 0 0" >/dev/null
 ROWS=$("$V" -d "$DB" query "SELECT (SELECT count(*) FROM spans) + (SELECT count(*) FROM spans_open)" | tail -1 | tr -d ' ')
 SIZE=$(stat -c %s "$DB")
 
-ns() { date +%s%N; }
-median_ms() {
-  local n=$1; shift
-  local times=()
-  for ((i = 0; i < n; i++)); do
-    local a; a=$(ns); "$@" >/dev/null 2>&1; local b; b=$(ns)
-    times+=($(((b - a) / 1000000)))
-  done
-  printf '%s\n' "${times[@]}" | sort -n | sed -n "$(((n + 1) / 2))p"
-}
 GROWTH_MS=$(median_ms 5 "$V" -d "$DB" growth)
 VIEW_SQL="SELECT snapshot_id, category, sum(CASE WHEN substr(perms, 1, 3) = '---' THEN 0 ELSE size END) FROM regions GROUP BY 1, 2"
 VIEW_MS=$(median_ms 1 "$V" -d "$DB" query "$VIEW_SQL")
 TOTALS_MS=$(median_ms 5 "$V" -d "$DB" query "SELECT snapshot_id, category, committed FROM category_totals")
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 echo "recording: $SNAPSHOTS snapshots of $REGIONS regions in $(((t1 - t0) / 1000000)) ms; $ROWS region rows ($(((ROWS - REGIONS) / SNAPSHOTS)) changes per tick), $((SIZE / 1024)) KiB"
 echo "vmsnap growth:                        ${GROWTH_MS} ms (median of 5)"
 echo "the same rows through the regions view: ${VIEW_MS} ms (one run)"
-echo "growth / view:                        $(ratio "$GROWTH_MS" "$VIEW_MS")x"
+echo "growth / view:                        $(ratio "$GROWTH_MS" "$VIEW_MS" 3)x"
 echo "category_totals, every snapshot:      ${TOTALS_MS} ms (median of 5)"

@@ -11,6 +11,7 @@
 #   bench/report.sh [SNAPSHOTS] [REGIONS]        default 10000 snapshots of 60000 regions
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 SNAPSHOTS=${1:-10000}
 REGIONS=${2:-60000}
 OUT=bench/out
@@ -42,16 +43,6 @@ if [ "${REUSE:-0}" != 1 ] || [ ! -f "$DB" ]; then
     "$(($(stat -c %s "$DB") / 1024)) KiB"
 fi
 
-ns() { date +%s%N; }
-median_ms() {
-  local n=$1; shift
-  local times=()
-  for ((i = 0; i < n; i++)); do
-    local a; a=$(ns); "$@" >/dev/null 2>&1; local b; b=$(ns)
-    times+=($(((b - a) / 1000000)))
-  done
-  printf '%s\n' "${times[@]}" | sort -n | sed -n "$(((n + 1) / 2))p"
-}
 HTML="$PWD/$OUT/report.html"
 EMPTY="$PWD/$OUT/empty.html"
 cat >"$EMPTY" <<'PAGE'
@@ -80,7 +71,6 @@ if chrome "$HTML" 2>&1 | grep -q 'data-errors="\|:CONSOLE'; then
 fi
 PROC_MS=$(median_ms 5 chrome "$HTML")
 PROC_EMPTY_MS=$(median_ms 5 chrome "$EMPTY")
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo "database: $SNAPS snapshots, $REGS regions in the last"
 echo "vmsnap report:                          ${WRITE_MS} ms (median of 3)"
 echo "report size:                            $SIZE bytes ($(awk -v s="$SIZE" 'BEGIN { printf "%.2f", s / 1048576 }') MiB)"

@@ -4,6 +4,7 @@
 #   bench/run.sh [REGIONS]        default 60000 regions in the target
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 REGIONS=${1:-60000}
 OUT=bench/out
 mkdir -p "$OUT"
@@ -24,17 +25,7 @@ PID=$(ask pid | cut -d' ' -f2)
 ask "many $REGIONS" >/dev/null
 LINES=$(wc -l </proc/$PID/maps)
 
-ns() { date +%s%N; }
 # Median of N runs of a command, in microseconds.
-median_us() {
-  local n=$1; shift
-  local times=()
-  for ((i = 0; i < n; i++)); do
-    local t0; t0=$(ns); "$@" >/dev/null 2>&1; local t1; t1=$(ns)
-    times+=($(((t1 - t0) / 1000)))
-  done
-  printf '%s\n' "${times[@]}" | sort -n | sed -n "$(((n + 1) / 2))p"
-}
 
 DB="$OUT/bench.db"
 rm -f "$DB" "$DB"-wal "$DB"-shm
@@ -83,7 +74,6 @@ CHANGED_PER_TICK=$(((ROWS1 - ROWS0) / CHURN_TICKS))
 LAST=$("$V" -d "$DB" query "SELECT max(id) AS id FROM snapshots" | tail -1 | tr -d ' ')
 VIEW=$("$OUT/view_read" "$DB" "$LAST" 11)
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo "target: $LINES regions (pid $PID); kernel $(uname -r)"
 echo "cat /proc/PID/maps:                 ${CAT_US} us (median of 21)"
 echo "first snapshot, stored (snap):      ${FIRST_US} us  = $(ratio "$FIRST_US" "$CAT_US")x cat   (target <= 4x)"

@@ -8,6 +8,7 @@
 #   bench/scaling.sh [SIZES...]          default 1000 10000 60000 100000 200000
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(1000 10000 60000 100000 200000)
 OUT=bench/out
@@ -23,17 +24,6 @@ if [ "$(id -u)" = 0 ]; then
   trap 'sysctl -qw vm.max_map_count="$OLD_MAX"' EXIT
 fi
 
-ns() { date +%s%N; }
-median_us() {
-  local n=$1; shift
-  local times=()
-  for ((i = 0; i < n; i++)); do
-    local a; a=$(ns); "$@" >/dev/null 2>&1; local b; b=$(ns)
-    times+=($(((b - a) / 1000)))
-  done
-  printf '%s\n' "${times[@]}" | sort -n | sed -n "$(((n + 1) / 2))p"
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 first_snap() { rm -f "$DB" "$DB"-wal "$DB"-shm; "$V" -d "$DB" snap -p "$PID" --detail maps; }
 
 printf '%-9s %10s %12s %7s %12s %7s\n' regions cat_us first_us ratio tick_us ratio

@@ -1,0 +1,20 @@
+# Shared by the bench scripts (sourced): timing a command and ratios.
+
+ns() { date +%s%N; }
+
+# median_us N CMD...: the median of N runs of CMD (its output discarded), in microseconds.
+median_us() {
+  local n=$1; shift
+  local times=()
+  for ((i = 0; i < n; i++)); do
+    local t0; t0=$(ns); "$@" >/dev/null 2>&1; local t1; t1=$(ns)
+    times+=($(((t1 - t0) / 1000)))
+  done
+  printf '%s\n' "${times[@]}" | sort -n | sed -n "$(((n + 1) / 2))p"
+}
+
+# median_ms N CMD...: the same in milliseconds.
+median_ms() { echo $(($(median_us "$@") / 1000)); }
+
+# ratio A B [DIGITS]: A / B.
+ratio() { awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN { printf "%.*f", d, a / b }'; }
