@@ -49,6 +49,15 @@ static int64_t committed_growth(const char *db, int64_t target)
              (long long)target, (long long)target);
 }
 
+/* How long a target was recorded: its first to its last snapshot, in ms. */
+static int64_t recorded_ms(const char *db, int64_t target)
+{
+    return q(db,
+             "SELECT CAST((julianday(max(taken_at)) - julianday(min(taken_at))) * 86400000 AS "
+             "INTEGER) FROM snapshots WHERE target_id = %lld",
+             (long long)target);
+}
+
 static void test_command_tree(void **state)
 {
     (void)state;
@@ -77,14 +86,7 @@ static void test_command_tree(void **state)
     if (small != 8 * MiB || big != 16 * MiB)
         fail_msg("children grew by %lld and %lld bytes; expected 8 and 16 MiB", (long long)small,
                  (long long)big);
-    int64_t span1 = q(db,
-                      "SELECT CAST((julianday(max(taken_at)) - julianday(min(taken_at))) * "
-                      "86400000 AS INTEGER) FROM snapshots WHERE target_id = %lld",
-                      (long long)(g1 < g2 ? c1 : c2));
-    int64_t span2 = q(db,
-                      "SELECT CAST((julianday(max(taken_at)) - julianday(min(taken_at))) * "
-                      "86400000 AS INTEGER) FROM snapshots WHERE target_id = %lld",
-                      (long long)(g1 < g2 ? c2 : c1));
+    int64_t span1 = recorded_ms(db, g1 < g2 ? c1 : c2), span2 = recorded_ms(db, g1 < g2 ? c2 : c1);
     assert_true(span1 >= 600 && span1 <= 1100);
     assert_true(span2 >= span1 + 300);
     /* The parent holds still: it leaked nothing. */
@@ -129,10 +131,7 @@ static void test_daemon(void **state)
                                "s WHERE s.target_id = t.id) > 5 AND parent_target_id IS NOT NULL");
     assert_true(grandchild > 0);
     assert_int_equal(committed_growth(db, grandchild), 8 * MiB);
-    assert_true(q(db,
-                  "SELECT CAST((julianday(max(taken_at)) - julianday(min(taken_at))) * 86400000 "
-                  "AS INTEGER) FROM snapshots WHERE target_id = %lld",
-                  (long long)grandchild) >= 700);
+    assert_true(recorded_ms(db, grandchild) >= 700);
     free(db);
 }
 

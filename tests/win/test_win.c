@@ -87,6 +87,20 @@ static int run(const char *cmdline, char **output)
     return (int)code;
 }
 
+/*
+ * Checks that vmsnap.exe's one-value query on db answers 1 (a condition that holds), and
+ * prints what: "ok: what (the output)".
+ */
+static void check_query(const char *vmsnap, const char *db, const char *sql, const char *what)
+{
+    char cmd[4096], *text = NULL;
+    snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" query \"%s\"", vmsnap, db, sql);
+    int rc = run(cmd, &text);
+    check(rc == 0 && strchr(text, '\n') && atoi(strchr(text, '\n') + 1) == 1, "%s (%s)", what,
+          text);
+    free(text);
+}
+
 struct child {
     HANDLE process, in, out;
     DWORD pid;
@@ -409,48 +423,27 @@ static void test_known_changes(const char *vmsnap, const char *child_exe, const 
         check(trc == 5 && strstr(text, "and 1 processes it forked"),
               "record -- COMMAND follows the process it starts (%d: %s)", trc, text);
         free(text);
-        snprintf(rcmd, sizeof(rcmd),
-                 "\"%s\" -d \"%s\" query \"SELECT count(*) FROM targets c JOIN targets p ON "
-                 "c.parent_target_id = p.id WHERE c.cmdline LIKE '%%leaf%%' AND p.cmdline LIKE "
-                 "'%%tree%%'\"",
-                 vmsnap, tdb);
-        trc = run(rcmd, &text);
-        check(trc == 0 && strchr(text, '\n') && atoi(strchr(text, '\n') + 1) == 1,
-              "the leaf names the tree as its parent (%s)", text);
-        free(text);
-        snprintf(rcmd, sizeof(rcmd),
-                 "\"%s\" -d \"%s\" query \"SELECT max(s.mapped_bytes) - min(s.mapped_bytes) >= "
-                 "4194304 FROM snapshots s JOIN targets t ON t.id = s.target_id WHERE t.cmdline "
-                 "LIKE '%%leaf%%'\"",
-                 vmsnap, tdb);
-        trc = run(rcmd, &text);
-        check(trc == 0 && strchr(text, '\n') && atoi(strchr(text, '\n') + 1) == 1,
-              "the leaf's 4 MiB are seen (%s)", text);
-        free(text);
+        check_query(vmsnap, tdb,
+                    "SELECT count(*) FROM targets c JOIN targets p ON c.parent_target_id = p.id "
+                    "WHERE c.cmdline LIKE '%leaf%' AND p.cmdline LIKE '%tree%'",
+                    "the leaf names the tree as its parent");
+        check_query(vmsnap, tdb,
+                    "SELECT max(s.mapped_bytes) - min(s.mapped_bytes) >= 4194304 FROM snapshots s "
+                    "JOIN targets t ON t.id = s.target_id WHERE t.cmdline LIKE '%leaf%'",
+                    "the leaf's 4 MiB are seen");
         /* The command's first snapshot shows it loaded: its imports (msvcrt) are mapped. */
-        snprintf(rcmd, sizeof(rcmd),
-                 "\"%s\" -d \"%s\" query \"SELECT count(*) > 0 FROM regions WHERE snapshot_id = "
-                 "1 AND lower(path) LIKE '%%msvcrt.dll'\"",
-                 vmsnap, tdb);
-        trc = run(rcmd, &text);
-        check(trc == 0 && strchr(text, '\n') && atoi(strchr(text, '\n') + 1) == 1,
-              "the first snapshot shows the program loaded (%s)", text);
-        free(text);
+        check_query(vmsnap, tdb,
+                    "SELECT count(*) > 0 FROM regions WHERE snapshot_id = 1 AND lower(path) LIKE "
+                    "'%msvcrt.dll'",
+                    "the first snapshot shows the program loaded");
     }
 
-    {
-        /* Owners: the heaps by their number in the PEB's list, the stacks by their thread. */
-        char ocmd[2048], *text = NULL;
-        snprintf(ocmd, sizeof(ocmd),
-                 "\"%s\" -d \"%s\" query \"SELECT (SELECT count(*) FROM regions WHERE owner "
-                 "LIKE 'heap %%' AND category = 'heap') > 0 AND (SELECT count(*) FROM regions "
-                 "WHERE owner LIKE 'thread %%' AND category = 'stack') > 0\"",
-                 vmsnap, db);
-        int orc = run(ocmd, &text);
-        check(orc == 0 && strchr(text, '\n') && atoi(strchr(text, '\n') + 1) == 1,
-              "heaps and stacks carry their owners (%s)", text);
-        free(text);
-    }
+    /* Owners: the heaps by their number in the PEB's list, the stacks by their thread. */
+    check_query(vmsnap, db,
+                "SELECT (SELECT count(*) FROM regions WHERE owner LIKE 'heap %' AND category = "
+                "'heap') > 0 AND (SELECT count(*) FROM regions WHERE owner LIKE 'thread %' AND "
+                "category = 'stack') > 0",
+                "heaps and stacks carry their owners");
 
     /* Compare a walk with winedbg's own listing of the process (when under Wine). */
     snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" snap -p %lu --detail maps --label w", vmsnap, db,
