@@ -25,8 +25,16 @@ enum {
     S_CAT_OPEN,
     S_CAT_LOAD,
     S_MARK_TAKEN,
+    S_SPAN_BATCH, /* SPAN_BATCH new regions at once */
     S_COUNT
 };
+
+/* New regions are inserted this many to a statement: a first snapshot inserts tens of
+ * thousands, and one row per statement costs a step, a reset and 16 binds' bookkeeping each. */
+#define SPAN_BATCH 32
+/* Bound per new region: ?1 is the target and ?2 the snapshot, once per statement; row k's
+ * values are ?(3 + k * SPAN_VALUES) onwards, in this order. */
+#define SPAN_VALUES 16
 
 static const char *const writer_sql[S_COUNT] = {
     [S_SNAPSHOT] =
@@ -42,13 +50,8 @@ static const char *const writer_sql[S_COUNT] = {
         "\"end\", perms, offset, dev, inode, path_id, category, deleted, state, type, "
         "protect, alloc_base, alloc_protect, owner FROM spans_open WHERE id = ?2",
     [S_SPAN_DROP] = "DELETE FROM spans_open WHERE id = ?1",
-    /* Bound by position in open_span, the hot statement of a first snapshot. */
-    /* Bound by position in open_span, the hot statement of a first snapshot. */
-    [S_SPAN_OPEN] =
-        "INSERT INTO spans_open (id, target_id, first_snap, start, \"end\", perms, offset, dev, "
-        "inode, path_id, category, deleted, state, type, protect, alloc_base, alloc_protect, "
-        "owner) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-        "?17, ?18)",
+    /* One new region; SPAN_COLUMNS and bind_span say how it is bound. */
+    [S_SPAN_OPEN] = NULL,
     [S_MEM_CLOSE] = "UPDATE span_mem SET last_snap = :last WHERE span_id = :id AND first_snap = "
                     ":first",
     [S_MEM_OPEN] = "INSERT INTO span_mem (span_id, first_snap, last_snap, rss, pss, "
@@ -66,7 +69,28 @@ static const char *const writer_sql[S_COUNT] = {
     [S_CAT_LOAD] = "SELECT category, first_snap, regions, mapped, committed, rss FROM "
                    "category_spans WHERE target_id = ?1 AND last_snap = 9223372036854775807",
     [S_MARK_TAKEN] = "UPDATE recorders SET marks_done = max(marks_done, ?1) WHERE id = ?2",
+    [S_SPAN_BATCH] = NULL,
 };
+
+/* INSERT INTO spans_open for rows new regions, numbered as SPAN_VALUES says. */
+static char *span_insert_sql(int rows)
+{
+    static const char head[] =
+        "INSERT INTO spans_open (id, start, \"end\", perms, offset, dev, inode, path_id, "
+        "category, deleted, state, type, protect, alloc_base, alloc_protect, owner, target_id, "
+        "first_snap) VALUES ";
+    size_t cap = sizeof(head) + (size_t)rows * SPAN_VALUES * 8 + (size_t)rows * 16;
+    char *sql = xmalloc(cap), *p = sql;
+    p += snprintf(p, cap, "%s", head);
+    for (int k = 0; k < rows; k++) {
+        *p++ = k ? ',' : ' ';
+        *p++ = '(';
+        for (int c = 0; c < SPAN_VALUES; c++)
+            p += snprintf(p, cap - (size_t)(p - sql), "?%d,", 3 + k * SPAN_VALUES + c);
+        p += snprintf(p, cap - (size_t)(p - sql), "?1,?2)");
+    }
+    return sql;
+}
 
 /* A category's totals, as in its open category_spans row. */
 struct cat_totals {
@@ -103,11 +127,18 @@ struct store_writer {
     size_t id_cap;
     /* Scratch for the next state, swapped in on commit. */
     struct region_list next;
-    int64_t *next_span_id, *next_mem_first;
+    int64_t *next_span_id, *next_mem_first; /* filled only when keep */
+    int keep; /* a write builds on this one: keep its state (a snap's last write does not) */
     size_t next_cap;
     struct path_map paths;
     struct cat_totals cats[CAT_COUNT]; /* as of last_snap */
-    int win_bound; /* S_SPAN_OPEN holds Windows values in ?13..?17 (else NULLs) */
+    /* New regions waiting to be inserted, SPAN_BATCH at a time. */
+    struct queued_span {
+        const struct region *r;
+        int64_t id, path;
+        char dev[24]; /* the bound device text lives here until the statement runs */
+    } queue[SPAN_BATCH];
+    int queued;
 };
 
 static uint64_t hash_bytes(const char *s, size_t len)
@@ -247,55 +278,76 @@ static void bind_opt_text(sqlite3_stmt *s, int i, const char *v)
         sqlite3_bind_null(s, i);
 }
 
+/* Binds new region r (row k of a statement, as SPAN_VALUES says); dev holds its device text. */
+static void bind_span(sqlite3_stmt *s, int k, const struct region *r, int64_t id, int64_t path,
+                      char dev[24])
+{
+    int i = 3 + k * SPAN_VALUES;
+    sqlite3_bind_int64(s, i, id);
+    sqlite3_bind_int64(s, i + 1, (int64_t)r->start);
+    sqlite3_bind_int64(s, i + 2, (int64_t)r->end);
+    sqlite3_bind_text(s, i + 3, r->perms, 4, SQLITE_STATIC);
+    sqlite3_bind_int64(s, i + 4, (int64_t)r->offset);
+    sqlite3_bind_text(s, i + 5, dev, dev_text(r, dev), SQLITE_STATIC);
+    sqlite3_bind_int64(s, i + 6, (int64_t)r->inode);
+    if (r->path)
+        sqlite3_bind_int64(s, i + 7, path);
+    else
+        sqlite3_bind_null(s, i + 7);
+    sqlite3_bind_text(s, i + 8, region_category_name(r->category), -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, i + 9, (r->flags & REGION_DELETED) ? 1 : 0);
+    if (r->flags & REGION_HAS_WIN) {
+        bind_opt_text(s, i + 10, region_win_state_name(r->state));
+        bind_opt_text(s, i + 11, region_win_type_name(r->type));
+        sqlite3_bind_int64(s, i + 12, r->protect);
+        sqlite3_bind_int64(s, i + 13, (int64_t)r->alloc_base);
+        sqlite3_bind_int64(s, i + 14, r->alloc_protect);
+    } else {
+        for (int c = 10; c <= 14; c++)
+            sqlite3_bind_null(s, i + c);
+    }
+    if (r->owner)
+        sqlite3_bind_text(s, i + 15, r->owner, (int)r->owner_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, i + 15);
+}
+
+/* Inserts the queued new regions: a full batch in one statement, a shorter one row by row. */
+static int flush_spans(struct store_writer *w, struct err *e)
+{
+    int full = w->queued == SPAN_BATCH;
+    sqlite3_stmt *s = w->stmt[full ? S_SPAN_BATCH : S_SPAN_OPEN];
+    for (int k = 0; k < w->queued; k++) {
+        struct queued_span *q = &w->queue[k];
+        bind_span(s, full ? k : 0, q->r, q->id, q->path, q->dev);
+        if (full && k + 1 < w->queued)
+            continue;
+        int rc = sqlite3_step(s);
+        sqlite3_reset(s);
+        if (rc != SQLITE_DONE) {
+            w->queued = 0;
+            return store_sql_err(w->st, rc, "cannot write the snapshot",
+                                 "INSERT INTO spans_open ...", e);
+        }
+    }
+    w->queued = 0;
+    return 0;
+}
+
 /*
- * Inserts a region born at the snapshot being written. ?2 and ?3 (target, first) are bound
- * once per snapshot by write_delta; the rest here, by position: name lookups per region showed
- * up in profiles of a first snapshot.
+ * A region born at the snapshot being written: it gets the next id and joins the queue of rows
+ * to insert (r must stay where it is until the queue is flushed). ?1 and ?2 (target, snapshot)
+ * are bound once per snapshot by write_delta.
  */
 static int open_span(struct store_writer *w, const struct region *r, int64_t *id, struct err *e)
 {
-    sqlite3_stmt *s = w->stmt[S_SPAN_OPEN];
-    int64_t pid = 0;
-    char dev[24];
+    int64_t path = 0;
     int rc;
-    if (r->path && (rc = path_id(w, r, &pid, e)) < 0)
+    if (r->path && (rc = path_id(w, r, &path, e)) < 0)
         return rc;
-    *id = w->next_id;
-    sqlite3_bind_int64(s, 1, *id);
-    sqlite3_bind_int64(s, 4, (int64_t)r->start);
-    sqlite3_bind_int64(s, 5, (int64_t)r->end);
-    sqlite3_bind_text(s, 6, r->perms, 4, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 7, (int64_t)r->offset);
-    sqlite3_bind_text(s, 8, dev, dev_text(r, dev), SQLITE_STATIC);
-    sqlite3_bind_int64(s, 9, (int64_t)r->inode);
-    if (r->path)
-        sqlite3_bind_int64(s, 10, pid);
-    else
-        sqlite3_bind_null(s, 10);
-    sqlite3_bind_text(s, 11, region_category_name(r->category), -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 12, (r->flags & REGION_DELETED) ? 1 : 0);
-    if (r->owner)
-        sqlite3_bind_text(s, 18, r->owner, (int)r->owner_len, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(s, 18);
-    if (r->flags & REGION_HAS_WIN) {
-        bind_opt_text(s, 13, region_win_state_name(r->state));
-        bind_opt_text(s, 14, region_win_type_name(r->type));
-        sqlite3_bind_int64(s, 15, r->protect);
-        sqlite3_bind_int64(s, 16, (int64_t)r->alloc_base);
-        sqlite3_bind_int64(s, 17, r->alloc_protect);
-        w->win_bound = 1;
-    } else if (w->win_bound) {
-        for (int i = 13; i <= 17; i++)
-            sqlite3_bind_null(s, i);
-        w->win_bound = 0;
-    }
-    rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE)
-        return store_sql_err(w->st, rc, "cannot write the snapshot", writer_sql[S_SPAN_OPEN], e);
-    w->next_id++;
-    return 0;
+    *id = w->next_id++;
+    w->queue[w->queued++] = (struct queued_span){r, *id, path, {0}};
+    return w->queued == SPAN_BATCH ? flush_spans(w, e) : 0;
 }
 
 /* Ends a region at the previous snapshot. */
@@ -443,6 +495,15 @@ static int insert_snapshot(struct store_writer *w, const struct region_list *l,
     return 0;
 }
 
+/* Notes the span id and open span_mem row of the new capture's region j, for the next write. */
+static void keep_next(struct store_writer *w, size_t j, int64_t span, int64_t mem_first)
+{
+    if (!w->keep)
+        return;
+    w->next_span_id[j] = span;
+    w->next_mem_first[j] = mem_first;
+}
+
 /* Merges the alive spans with the new capture by address and writes the difference. */
 static int write_delta(struct store_writer *w, const struct region_list *l, int64_t snap,
                        int *changed, struct err *e)
@@ -450,12 +511,16 @@ static int write_delta(struct store_writer *w, const struct region_list *l, int6
     const struct region_list *a = &w->alive;
     size_t i = 0, j = 0;
     int rc;
-    w->next_span_id = xgrow(w->next_span_id, &w->next_cap, l->n + 1, sizeof(int64_t));
-    w->next_mem_first = xreallocarray(w->next_mem_first, w->next_cap, sizeof(int64_t));
+    if (w->keep) {
+        w->next_span_id = xgrow(w->next_span_id, &w->next_cap, l->n + 1, sizeof(int64_t));
+        w->next_mem_first = xreallocarray(w->next_mem_first, w->next_cap, sizeof(int64_t));
+    }
     *changed = 0;
-    sqlite3_stmt *ins = w->stmt[S_SPAN_OPEN];
-    sqlite3_bind_int64(ins, 2, w->target_id);
-    sqlite3_bind_int64(ins, 3, snap);
+    w->queued = 0;
+    sqlite3_bind_int64(w->stmt[S_SPAN_OPEN], 1, w->target_id);
+    sqlite3_bind_int64(w->stmt[S_SPAN_OPEN], 2, snap);
+    sqlite3_bind_int64(w->stmt[S_SPAN_BATCH], 1, w->target_id);
+    sqlite3_bind_int64(w->stmt[S_SPAN_BATCH], 2, snap);
     while (i < a->n || j < l->n) {
         const struct region *old = i < a->n ? &a->v[i] : NULL;
         const struct region *cur = j < l->n ? &l->v[j] : NULL;
@@ -474,8 +539,7 @@ static int write_delta(struct store_writer *w, const struct region_list *l, int6
                 mem_first = snap;
                 *changed = 1;
             }
-            w->next_span_id[j] = w->span_id[i];
-            w->next_mem_first[j] = mem_first;
+            keep_next(w, j, w->span_id[i], mem_first);
             i++;
             j++;
             continue;
@@ -489,17 +553,13 @@ static int write_delta(struct store_writer *w, const struct region_list *l, int6
         int64_t id = 0;
         if ((rc = open_span(w, cur, &id, e)) < 0)
             return rc;
-        w->next_span_id[j] = id;
-        w->next_mem_first[j] = 0;
-        if (cur->flags & REGION_HAS_MEM) {
-            if ((rc = write_mem(w, id, 0, cur, snap, e)) < 0)
-                return rc;
-            w->next_mem_first[j] = snap;
-        }
+        if (cur->flags & REGION_HAS_MEM && (rc = write_mem(w, id, 0, cur, snap, e)) < 0)
+            return rc;
+        keep_next(w, j, id, cur->flags & REGION_HAS_MEM ? snap : 0);
         *changed = 1;
         j++;
     }
-    return 0;
+    return flush_spans(w, e);
 }
 
 /*
@@ -636,6 +696,7 @@ int store_writer_write(struct store_writer *w, const struct region_list *l,
     if (rc != SQLITE_OK)
         return store_sql_err(w->st, rc, "cannot write the snapshot", NULL, e);
     int new_target = w->target_id == 0;
+    w->keep = !(o && o->last);
     if (new_target) {
         /* Found, when another process created the target meanwhile: sync_head loads it. */
         if ((rc = store_target_ensure(w->st, w->target, info->taken_at_ms, w->parent_target_id,
@@ -670,7 +731,7 @@ int store_writer_write(struct store_writer *w, const struct region_list *l,
     }
     w->last_snap = snap;
     w->last_seq++;
-    if (changed && o && o->last) {
+    if (changed && !w->keep) {
         /* No write follows: the state it would build on need not be kept (a first snapshot
          * of 60k regions would copy them all). Should one come, it loads what is committed. */
         w->stale = 1;
@@ -808,9 +869,13 @@ int store_writer_open(struct store *st, const struct capture_target *t, struct s
     region_list_init(&w->alive);
     region_list_init(&w->next);
     *out = NULL;
-    for (int k = 0; k < S_COUNT; k++)
-        if ((rc = store_prepare(st, writer_sql[k], &w->stmt[k], e)) < 0)
+    for (int k = 0; k < S_COUNT; k++) {
+        char *sql = writer_sql[k] ? NULL : span_insert_sql(k == S_SPAN_BATCH ? SPAN_BATCH : 1);
+        rc = store_prepare(st, sql ? sql : writer_sql[k], &w->stmt[k], e);
+        free(sql);
+        if (rc < 0)
             goto fail;
+    }
     if ((rc = store_target_find(st, t, &w->target_id, e)) < 0)
         goto fail;
     /* The alive regions are loaded by the first write, inside its transaction. */
