@@ -293,6 +293,10 @@ static int identify(struct store *st, int mode, int max_version, struct err *e)
                        st->path);
     if (st->writable) {
         sqlite3_stmt *stmt = NULL;
+        /* A new file holds nothing to lose: turning it into WAL need not wait for the disk
+         * (five syncs of a rollback journal, ~5 ms). */
+        if (id.app == 0 && (rc = store_exec(st, "PRAGMA synchronous = OFF", e)) < 0)
+            return rc;
         /* WAL lets sqlite3 and other readers work while a recording goes on. */
         if ((rc = store_prepare(st, "PRAGMA journal_mode = WAL", &stmt, e)) < 0)
             return rc;
@@ -300,9 +304,14 @@ static int identify(struct store *st, int mode, int max_version, struct err *e)
         sqlite3_finalize(stmt);
         if (rc != SQLITE_ROW && rc != SQLITE_DONE)
             return store_sql_err(st, rc, "cannot open the database", NULL, e);
-        /* A first snapshot of a large process is megabytes in one transaction: a cache that
-         * holds it avoids spilling pages to the WAL twice. */
-        if ((rc = store_exec(st, "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536", e)) < 0)
+        /* A writer's cache is small: a first snapshot of a large process (megabytes in one
+         * transaction, pages written once in rowid order) spills to the WAL as it goes at no
+         * measurable cost, and its peak memory is 3 MiB less at 60,000 regions. Readers keep a
+         * large one for the whole-recording queries of growth and report. */
+        const char *tune = mode == STORE_WRITE
+                               ? "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -1024"
+                               : "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536";
+        if ((rc = store_exec(st, tune, e)) < 0)
             return rc;
     }
     if (id.version >= max_version)
@@ -347,6 +356,21 @@ static int check_integrity(struct store *st, struct err *e)
 /* Each writer's transaction is short; opening waits this long for the others before it fails. */
 #define STORE_OPEN_WAIT_MS 30000
 
+/*
+ * vmsnap uses SQLite from one thread: no mutexes, and no memory statistics (they take a mutex
+ * around every allocation). Must run before SQLite initialises; if something else used it
+ * first, this changes nothing and costs nothing.
+ */
+static void configure_sqlite(void)
+{
+    static int done;
+    if (done)
+        return;
+    done = 1;
+    sqlite3_config(SQLITE_CONFIG_SINGLETHREAD);
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int store_open_version(struct store **out, const char *path, int mode, int max_version,
                        struct err *e)
 {
@@ -371,6 +395,7 @@ int store_open_version(struct store **out, const char *path, int mode, int max_v
         if (rc == 1 && (rc = check_header(path, mode, &exists, e)) < 0)
             return rc;
     }
+    configure_sqlite();
     st = xcalloc(1, sizeof(*st));
     st->path = xstrdup(path);
     st->writable = plat_writable(path);
