@@ -36,6 +36,7 @@ void region_list_clear(struct region_list *l)
         l->nchunks = 1;
     l->used = 0;
     l->n = 0;
+    l->gen++;
 }
 
 /* Grows the array to hold n; a large one is advised to be backed by large pages. */

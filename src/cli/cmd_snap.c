@@ -42,7 +42,7 @@ static int snap_one(struct cli *cli, struct store *st, struct capture *cap, int6
     if (rc < 0)
         return rc;
     t.parent_target_id = parent_target;
-    const struct store_snap_opts so = {label, STORE_LABEL_EXACT, STORE_NO_MARK, 0, 1};
+    const struct store_snap_opts so = {label, STORE_LABEL_EXACT, STORE_NO_MARK, 0, 1, 0};
     rc = taker_take(&t, &so, &out->snap, e);
     /* Another writer holds the database: keep the walk and wait for our turn (each attempt
      * waits STORE_BUSY_MS). */

@@ -159,7 +159,7 @@ static int commit(struct recorder *r, struct err *e)
         if (p->parent)
             p->taker.parent_target_id = p->parent->pub.target_id;
         const struct store_snap_opts so = {p->label[0] ? p->label : NULL, STORE_LABEL_UNIQUE,
-                                           p->mark, p->carries ? r->recorder_id : 0, 0};
+                                           p->mark, p->carries ? r->recorder_id : 0, 0, 1};
         int64_t snap;
         int rc = taker_commit(&p->taker, &so, &snap, e);
         if (rc == ERR_LOCKED) {

@@ -62,6 +62,9 @@ struct store_snap_opts {
     int64_t mark;
     int64_t recorder;
     int last; /* no write follows through this writer: it need not keep its state */
+    /* The list written stays as it is until the next write (region_list_clear marks it
+     * refilled): the writer keeps it as its state instead of a copy. */
+    int lend;
 };
 #define STORE_NO_MARK (-1)
 

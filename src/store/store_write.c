@@ -120,8 +120,12 @@ struct store_writer {
     int64_t last_seq;
     int stale;       /* the state below must be loaded again from what is committed */
     int64_t next_id; /* id for the next new region: (target_id << 32) + n */
-    /* The alive regions as of last_snap, sorted by start, with their span ids. */
-    struct region_list alive;
+    /* The alive regions as of last_snap, sorted by start, with their span ids: own (loaded or
+     * copied) or a list lent by the caller (store_snap_opts.lend), unchanged since its write
+     * while its generation is alive_gen. */
+    const struct region_list *alive;
+    uint64_t alive_gen;
+    struct region_list own;
     int64_t *span_id;
     int64_t *mem_first; /* first_snap of the open span_mem row, 0 when none */
     size_t id_cap;
@@ -410,6 +414,9 @@ static int sync_head(struct store_writer *w, struct err *e)
     sqlite3_reset(s);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return store_sql_err(w->st, rc, "cannot write the snapshot", writer_sql[S_HEAD], e);
+    /* A lent list that was refilled since it was written no longer says what is stored. */
+    if (w->alive != &w->own && w->alive->gen != w->alive_gen)
+        w->stale = 1;
     if (!w->stale && id == w->last_snap && seq == w->last_seq)
         return 0;
     if ((rc = load_alive(w, id, seq, e)) < 0)
@@ -508,14 +515,16 @@ static void keep_next(struct store_writer *w, size_t j, int64_t span, int64_t me
 static int write_delta(struct store_writer *w, const struct region_list *l, int64_t snap,
                        int *changed, struct err *e)
 {
-    const struct region_list *a = &w->alive;
+    const struct region_list *a = w->alive;
     size_t i = 0, j = 0;
     int rc;
+    *changed = 0;
+    if (a == l)
+        return 0; /* the lent list again, unchanged (sync_head checked): a steady tick */
     if (w->keep) {
         w->next_span_id = xgrow(w->next_span_id, &w->next_cap, l->n + 1, sizeof(int64_t));
         w->next_mem_first = xreallocarray(w->next_mem_first, w->next_cap, sizeof(int64_t));
     }
-    *changed = 0;
     w->queued = 0;
     sqlite3_bind_int64(w->stmt[S_SPAN_OPEN], 1, w->target_id);
     sqlite3_bind_int64(w->stmt[S_SPAN_OPEN], 2, snap);
@@ -660,6 +669,22 @@ static int load_categories(struct store_writer *w, struct err *e)
     return 0;
 }
 
+/* The span ids (and open span_mem rows) noted for the capture just written become the state;
+ * so do its category totals, when given. */
+static void take_next_ids(struct store_writer *w, const struct cat_totals *cats)
+{
+    if (cats)
+        memcpy(w->cats, cats, sizeof(w->cats));
+    int64_t *t1 = w->span_id, *t2 = w->mem_first;
+    size_t cap = w->id_cap;
+    w->span_id = w->next_span_id;
+    w->mem_first = w->next_mem_first;
+    w->id_cap = w->next_cap;
+    w->next_span_id = t1;
+    w->next_mem_first = t2;
+    w->next_cap = cap;
+}
+
 /* Keeps the remembered memory figures in step with what was stored: a capture without
  * per-region detail leaves the stored figures (and so the remembered ones) as they were. */
 static void carry_mem(struct store_writer *w, struct region_list *l)
@@ -669,10 +694,10 @@ static void carry_mem(struct store_writer *w, struct region_list *l)
         struct region *r = &l->v[j];
         if (r->flags & REGION_HAS_MEM || !w->next_mem_first[j])
             continue;
-        while (i < w->alive.n && w->alive.v[i].start < r->start)
+        while (i < w->alive->n && w->alive->v[i].start < r->start)
             i++;
-        if (i < w->alive.n && w->span_id[i] == w->next_span_id[j]) {
-            const struct region *o = &w->alive.v[i];
+        if (i < w->alive->n && w->span_id[i] == w->next_span_id[j]) {
+            const struct region *o = &w->alive->v[i];
             r->rss = o->rss;
             r->pss = o->pss;
             r->private_dirty = o->private_dirty;
@@ -735,21 +760,29 @@ int store_writer_write(struct store_writer *w, const struct region_list *l,
         /* No write follows: the state it would build on need not be kept (a first snapshot
          * of 60k regions would copy them all). Should one come, it loads what is committed. */
         w->stale = 1;
-    } else if (changed) {
-        memcpy(w->cats, cats, sizeof(cats));
+    } else if (o && o->lend) {
+        /* The caller keeps l as it is until the next write: it is the state, no copy. Its
+         * regions carry no figures where the capture read none; the next capture has the same
+         * detail, so there is nothing to compare them with. */
+        if (changed)
+            take_next_ids(w, cats);
+        w->alive = l;
+        w->alive_gen = l->gen;
+        /* What was loaded or copied is not needed again (8 MiB at 60,000 regions). */
+        region_list_release(&w->own);
+        region_list_release(&w->next);
+    } else if (changed || w->alive != &w->own) {
+        if (changed)
+            memcpy(w->cats, cats, sizeof(cats));
         region_list_copy(&w->next, l);
-        carry_mem(w, &w->next);
-        struct region_list tmp = w->alive;
-        w->alive = w->next;
+        if (changed)
+            carry_mem(w, &w->next);
+        struct region_list tmp = w->own;
+        w->own = w->next;
         w->next = tmp;
-        int64_t *t1 = w->span_id, *t2 = w->mem_first;
-        size_t cap = w->id_cap;
-        w->span_id = w->next_span_id;
-        w->mem_first = w->next_mem_first;
-        w->id_cap = w->next_cap;
-        w->next_span_id = t1;
-        w->next_mem_first = t2;
-        w->next_cap = cap;
+        w->alive = &w->own;
+        if (changed)
+            take_next_ids(w, NULL);
     }
     *snap_id = snap;
     return 0;
@@ -779,7 +812,8 @@ static int load_alive(struct store_writer *w, int64_t head_id, int64_t head_seq,
         "coalesce((SELECT max(id) FROM spans WHERE id BETWEEN ?1 AND ?2), 0))";
     int64_t lo = w->target_id << 32, hi = lo + 0xffffffffLL;
     sqlite3_stmt *s = NULL;
-    region_list_clear(&w->alive);
+    region_list_clear(&w->own);
+    w->alive = &w->own;
     w->last_snap = head_id;
     w->last_seq = head_seq;
     int rc = store_prepare(w->st, id_sql, &s, e);
@@ -799,7 +833,7 @@ static int load_alive(struct store_writer *w, int64_t head_id, int64_t head_seq,
     bind_i64(s, ":open", STORE_OPEN_SPAN);
     bind_i64(s, ":lo", lo);
     bind_i64(s, ":hi", hi);
-    struct region_list *l = &w->alive;
+    struct region_list *l = &w->own;
     /* As many regions as the head snapshot has: the array is sized once. */
     sqlite3_stmt *c = NULL;
     if (store_prepare(w->st, "SELECT region_count FROM snapshots WHERE id = ?1", &c, NULL) == 0) {
@@ -866,8 +900,9 @@ int store_writer_open(struct store *st, const struct capture_target *t, struct s
     int rc;
     w->st = st;
     w->target = t;
-    region_list_init(&w->alive);
+    region_list_init(&w->own);
     region_list_init(&w->next);
+    w->alive = &w->own;
     *out = NULL;
     for (int k = 0; k < S_COUNT; k++) {
         char *sql = writer_sql[k] ? NULL : span_insert_sql(k == S_SPAN_BATCH ? SPAN_BATCH : 1);
@@ -893,7 +928,7 @@ void store_writer_close(struct store_writer *w)
         return;
     for (int k = 0; k < S_COUNT; k++)
         sqlite3_finalize(w->stmt[k]);
-    region_list_release(&w->alive);
+    region_list_release(&w->own);
     region_list_release(&w->next);
     free(w->span_id);
     free(w->mem_first);

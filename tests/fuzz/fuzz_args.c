@@ -55,7 +55,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
             .taken_at_ms = 1700000000000LL + i, .detail = DETAIL_MAPS, .method = "maps"};
         if (store_writer_write(
                 w, &l, &info,
-                &(struct store_snap_opts){labels[i], STORE_LABEL_EXACT, STORE_NO_MARK, 0, 0}, 0,
+                &(struct store_snap_opts){labels[i], STORE_LABEL_EXACT, STORE_NO_MARK, 0, 0, 0}, 0,
                 &snaps[i], &e) < 0)
             abort();
     }
