@@ -253,6 +253,69 @@ static void test_smaps_malformed(void **state)
     region_list_release(&l);
 }
 
+/* Parses text through smaps_parse_lines in pieces of at most piece bytes, keeping each call's
+ * unused rest for the next, as the capture reads a large smaps. */
+static int parse_in_pieces(const char *text, size_t len, size_t piece, struct region_list *l,
+                           struct err *e)
+{
+    struct smaps_parser sp;
+    char *buf = malloc(len + 1);
+    size_t have = 0, fed = 0, used = 0;
+    int rc = 0;
+    smaps_parser_init(&sp, l);
+    for (;;) {
+        size_t n = len - fed < piece ? len - fed : piece;
+        memcpy(buf + have, text + fed, n);
+        have += n;
+        fed += n;
+        if ((rc = smaps_parse_lines(&sp, buf, have, n == 0, &used, e)) < 0 || n == 0)
+            break;
+        memmove(buf, buf + used, have - used);
+        have -= used;
+    }
+    free(buf);
+    return rc;
+}
+
+static void test_smaps_in_pieces(void **state)
+{
+    (void)state;
+    /* Every piece size, from one byte (every line split) up, gives what one whole parse gives,
+     * errors with the same line number included. */
+    size_t len;
+    char *text = tu_fixture("edge.smaps", &len);
+    struct region_list whole, part;
+    struct err e = {0};
+    parse_fixture("edge.smaps", &whole);
+    for (size_t piece = 1; piece <= 300; piece += piece < 40 ? 1 : 37) {
+        region_list_init(&part);
+        if (parse_in_pieces(text, len, piece, &part, &e) != 0)
+            fail_msg("pieces of %zu: %s", piece, e.msg);
+        assert_int_equal(part.n, whole.n);
+        for (size_t i = 0; i < whole.n; i++) {
+            const struct region *a = &whole.v[i], *b = &part.v[i];
+            if (a->start != b->start || a->end != b->end || a->rss != b->rss || a->pss != b->pss ||
+                a->swap != b->swap || a->anonymous != b->anonymous ||
+                a->private_dirty != b->private_dirty || a->flags != b->flags ||
+                (a->path == NULL) != (b->path == NULL) ||
+                (a->path && strcmp(a->path, b->path) != 0))
+                fail_msg("pieces of %zu: region %zu differs", piece, i);
+        }
+        region_list_release(&part);
+    }
+    const char *bad = "00010000-00011000 r--p 00000000 00:00 0 \n"
+                      "Size:                  4 kB\n"
+                      "Rss:                   x kB\n";
+    for (size_t piece = 1; piece < 20; piece++) {
+        region_list_init(&part);
+        assert_int_equal(parse_in_pieces(bad, strlen(bad), piece, &part, &e), ERR_PARSE);
+        assert_non_null(strstr(e.msg, "line 3"));
+        region_list_release(&part);
+    }
+    region_list_release(&whole);
+    free(text);
+}
+
 static void test_no_trailing_newline(void **state)
 {
     (void)state;
@@ -277,6 +340,7 @@ int main(void)
         cmocka_unit_test(test_torn_fixture_detected),
         cmocka_unit_test(test_malformed_lines),
         cmocka_unit_test(test_smaps_malformed),
+        cmocka_unit_test(test_smaps_in_pieces),
         cmocka_unit_test(test_no_trailing_newline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

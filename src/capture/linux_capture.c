@@ -40,6 +40,8 @@ struct capture {
     int last_detail; /* detail of the last successful walk */
     char *raw[2];    /* text read by each list's walk, to spot an unchanged target */
     size_t raw_len[2], raw_cap[2];
+    char *piece; /* smaps, a piece at a time */
+    size_t piece_cap;
     char *buf; /* scratch for small files */
     size_t buf_len, buf_cap;
     int has_vsyscall;
@@ -268,6 +270,7 @@ void capture_close(struct capture *c)
     region_list_release(&c->lists[1]);
     free(c->raw[0]);
     free(c->raw[1]);
+    free(c->piece);
     free(c->buf);
     free(c->root);
     free(c->target.boot_id);
@@ -395,17 +398,9 @@ static int read_rollup(struct capture *c, struct capture_info *info, struct err 
     return 0;
 }
 
-/* Reads the text for detail into slot k's raw buffer. */
-static int read_text(struct capture *c, int detail, int k, struct err *e)
+/* Turns a failed read of the target's memory map (-errno) into its error. */
+static int read_error(struct capture *c, int rc, struct err *e)
 {
-    int rc;
-    if (detail == DETAIL_SMAPS) {
-        char *path = proc_path(c, "smaps");
-        rc = read_all_path(path, &c->raw[k], &c->raw_len[k], &c->raw_cap[k]);
-        free(path);
-    } else {
-        rc = read_all_fd(c->maps_fd, 1, &c->raw[k], &c->raw_len[k], &c->raw_cap[k]);
-    }
     if (rc == -ESRCH || rc == -ENOENT)
         return err_set(e, ERR_EXITED, "process %lld exited during the walk", (long long)c->pid);
     if (rc == -EACCES || rc == -EPERM)
@@ -413,10 +408,59 @@ static int read_text(struct capture *c, int detail, int k, struct err *e)
                        "cannot read the memory map of process %lld: permission denied -- "
                        "root or CAP_SYS_PTRACE is needed",
                        (long long)c->pid);
-    if (rc < 0)
-        return err_set(e, ERR_IO, "cannot read the memory map of process %lld: %s",
-                       (long long)c->pid, strerror(-rc));
-    return 0;
+    return err_set(e, ERR_IO, "cannot read the memory map of process %lld: %s", (long long)c->pid,
+                   strerror(-rc));
+}
+
+/* Reads the maps text into slot k's raw buffer. */
+static int read_maps_text(struct capture *c, int k, struct err *e)
+{
+    int rc = read_all_fd(c->maps_fd, 1, &c->raw[k], &c->raw_len[k], &c->raw_cap[k]);
+    return rc < 0 ? read_error(c, rc, e) : 0;
+}
+
+/* smaps is read a piece at a time (it is ~25 lines a region: ~45 MiB at 60,000 regions). */
+#define SMAPS_PIECE (256 * 1024)
+
+/*
+ * Reads and parses smaps into l through a buffer of SMAPS_PIECE (larger only for a line that
+ * does not fit). *got is how many bytes the kernel gave.
+ */
+static int read_smaps(struct capture *c, struct region_list *l, size_t *got, struct err *e)
+{
+    char *path = proc_path(c, "smaps");
+    *got = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    free(path);
+    if (fd < 0)
+        return read_error(c, -errno, e);
+    struct smaps_parser sp;
+    smaps_parser_init(&sp, l);
+    /* About as many regions as the last walk saw: the list is sized once, not regrown. */
+    if (c->cur >= 0 && &c->lists[c->cur] != l)
+        region_list_reserve(l, c->lists[c->cur].n + c->lists[c->cur].n / 16);
+    size_t have = 0;
+    int rc = 0;
+    for (;;) {
+        if (c->piece_cap - have < SMAPS_PIECE / 4)
+            c->piece = xgrow(c->piece, &c->piece_cap, have + SMAPS_PIECE, 1);
+        ssize_t n = read(fd, c->piece + have, c->piece_cap - have);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = read_error(c, -errno, e);
+            break;
+        }
+        have += (size_t)n;
+        *got += (size_t)n;
+        size_t used = 0;
+        if ((rc = smaps_parse_lines(&sp, c->piece, have, n == 0, &used, e)) < 0 || n == 0)
+            break;
+        memmove(c->piece, c->piece + used, have - used);
+        have -= used;
+    }
+    close(fd);
+    return rc;
 }
 
 /* Whether slot k's text equals the previous walk's, so its regions still hold. */
@@ -434,23 +478,34 @@ static int walk_text(struct capture *c, int detail, int k, struct capture_info *
 {
     struct region_list *l = &c->lists[k];
     for (unsigned attempt = 0;; attempt++) {
-        int rc = read_text(c, detail, k, e);
-        if (rc < 0)
-            return rc;
-        if (c->raw_len[k] == 0)
-            return 1;
-        if (same_as_last(c, detail, k)) {
-            /* The common steady tick: byte for byte what the last walk read and parsed. */
-            info->unchanged = 1;
-            info->flags |= c->last_flags & CAPTURE_TORN;
-            return 0;
+        int rc;
+        if (detail == DETAIL_SMAPS) {
+            size_t got;
+            region_list_clear(l);
+            rc = read_smaps(c, l, &got, e);
+            if (rc == ERR_PARSE)
+                return err_wrap(e, "smaps of process %lld", (long long)c->pid);
+            if (rc < 0)
+                return rc;
+            c->raw_len[k] = 0; /* smaps is not compared with the last walk's */
+            if (!got)
+                return 1;
+        } else {
+            if ((rc = read_maps_text(c, k, e)) < 0)
+                return rc;
+            if (c->raw_len[k] == 0)
+                return 1;
+            if (same_as_last(c, detail, k)) {
+                /* The common steady tick: byte for byte what the last walk read and parsed. */
+                info->unchanged = 1;
+                info->flags |= c->last_flags & CAPTURE_TORN;
+                return 0;
+            }
+            region_list_clear(l);
+            rc = maps_parse(c->raw[k], c->raw_len[k], l, e);
         }
-        region_list_clear(l);
-        rc = detail == DETAIL_SMAPS ? smaps_parse(c->raw[k], c->raw_len[k], l, e)
-                                    : maps_parse(c->raw[k], c->raw_len[k], l, e);
         if (rc < 0)
-            return err_wrap(e, "%s of process %lld", detail == DETAIL_SMAPS ? "smaps" : "maps",
-                            (long long)c->pid);
+            return err_wrap(e, "maps of process %lld", (long long)c->pid);
         if (region_list_first_disorder(l) == l->n)
             return 0;
         /* Torn read: the target changed its mappings while the kernel printed them. */

@@ -246,40 +246,58 @@ static int is_field(const char *p, const char *le)
     return 0;
 }
 
-int smaps_parse(const char *buf, size_t len, struct region_list *out, struct err *e)
+void smaps_parser_init(struct smaps_parser *sp, struct region_list *out)
+{
+    memset(sp, 0, sizeof(*sp));
+    sp->out = out;
+}
+
+int smaps_parse_lines(struct smaps_parser *sp, const char *buf, size_t len, int final, size_t *used,
+                      struct err *e)
 {
     const char *p = buf, *end = buf + len;
-    size_t lineno = 0;
-    struct region *cur = NULL;
-    struct mem_totals t;
+    struct region_list *out = sp->out;
     while (p < end) {
-        const char *le = line_end(p, end);
-        lineno++;
+        const char *le = memchr(p, '\n', (size_t)(end - p));
+        if (!le && !final)
+            break; /* the rest of this line comes with the next piece */
+        if (!le)
+            le = end;
+        sp->lineno++;
         if (is_header(p, le)) {
-            int rc = parse_header(p, le, out, lineno, e);
+            int rc = parse_header(p, le, out, sp->lineno, e);
             if (rc < 0)
                 return rc;
-            cur = &out->v[out->n - 1];
-            cur->flags |= REGION_HAS_MEM;
-            memset(&t, 0, sizeof(t));
+            out->v[out->n - 1].flags |= REGION_HAS_MEM;
+            memset(&sp->t, 0, sizeof(sp->t));
+            sp->in_region = 1;
         } else if (is_field(p, le)) {
-            if (!cur)
+            if (!sp->in_region)
                 return err_set(e, ERR_PARSE, "line %zu: smaps field before any region header",
-                               lineno);
-            if (apply_mem_line(p, le, &t) < 0)
-                return err_set(e, ERR_PARSE, "line %zu: malformed smaps value", lineno);
-            cur = &out->v[out->n - 1];
-            cur->rss = t.rss;
-            cur->pss = t.pss;
-            cur->private_dirty = t.private_dirty;
-            cur->anonymous = t.anonymous;
-            cur->swap = t.swap;
+                               sp->lineno);
+            if (apply_mem_line(p, le, &sp->t) < 0)
+                return err_set(e, ERR_PARSE, "line %zu: malformed smaps value", sp->lineno);
+            struct region *cur = &out->v[out->n - 1];
+            cur->rss = sp->t.rss;
+            cur->pss = sp->t.pss;
+            cur->private_dirty = sp->t.private_dirty;
+            cur->anonymous = sp->t.anonymous;
+            cur->swap = sp->t.swap;
         } else {
-            return err_set(e, ERR_PARSE, "line %zu: malformed smaps line", lineno);
+            return err_set(e, ERR_PARSE, "line %zu: malformed smaps line", sp->lineno);
         }
         p = le < end ? le + 1 : end;
     }
+    *used = (size_t)(p - buf);
     return 0;
+}
+
+int smaps_parse(const char *buf, size_t len, struct region_list *out, struct err *e)
+{
+    struct smaps_parser sp;
+    size_t used;
+    smaps_parser_init(&sp, out);
+    return smaps_parse_lines(&sp, buf, len, 1, &used, e);
 }
 
 int rollup_parse(const char *buf, size_t len, struct mem_totals *t, struct err *e)

@@ -22,6 +22,21 @@ int maps_parse(const char *buf, size_t len, struct region_list *out, struct err 
 /* Like maps_parse for smaps text; also fills the per-region memory figures (REGION_HAS_MEM). */
 int smaps_parse(const char *buf, size_t len, struct region_list *out, struct err *e);
 
+/*
+ * smaps text a piece at a time, so a large process's smaps (tens of MiB) need not be held
+ * whole: each call parses the complete lines of buf[0..len) (all of it when final) and says in
+ * *used how many bytes it took; the caller keeps the rest for the next call.
+ */
+struct smaps_parser {
+    struct region_list *out;
+    size_t lineno;
+    struct mem_totals t; /* the current region's figures so far */
+    int in_region;
+};
+void smaps_parser_init(struct smaps_parser *sp, struct region_list *out);
+int smaps_parse_lines(struct smaps_parser *sp, const char *buf, size_t len, int final, size_t *used,
+                      struct err *e);
+
 /* Parses smaps_rollup text into process totals. */
 int rollup_parse(const char *buf, size_t len, struct mem_totals *t, struct err *e);
 
