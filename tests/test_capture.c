@@ -121,9 +121,9 @@ static void test_smaps_counts_touched_pages(void **state)
     const struct region *r = find(l, a);
     assert_non_null(r);
     assert_true(r->flags & REGION_HAS_MEM);
-    assert_int_equal(r->rss, 20480);
-    assert_int_equal(r->anonymous, 20480);
-    assert_int_equal(r->private_dirty, 20480);
+    assert_int_equal(region_extra(r)->rss, 20480);
+    assert_int_equal(region_extra(r)->anonymous, 20480);
+    assert_int_equal(region_extra(r)->private_dirty, 20480);
     assert_true(info.have_totals);
     assert_true(info.totals.rss >= 20480);
 

@@ -401,10 +401,10 @@ static void test_resident(void **state)
     struct fx *f = *state;
     struct region *r = add(&f->a, 0x30000000, 0x30100000, "rw-p");
     r->flags |= REGION_HAS_MEM;
-    r->rss = 8 * K;
+    region_extra_set(&f->a, r)->rss = 8 * K;
     r = add(&f->b, 0x30000000, 0x30100000, "rw-p");
     r->flags |= REGION_HAS_MEM;
-    r->rss = 72 * K;
+    region_extra_set(&f->b, r)->rss = 72 * K;
     run(f);
     assert_int_equal(f->d.n, 1);
     expect(f, 0, DIFF_RESIDENT, 0x30000000, 0x30100000);
@@ -436,24 +436,24 @@ static void test_above_2_63(void **state)
     expect(f, 1, DIFF_REPROTECTED, 0xffffffffff600000ULL, 0xffffffffff601000ULL);
 }
 
+static struct region *win(struct region_list *l, uint64_t start, uint64_t end, const char *perms,
+                          int state, uint64_t alloc_base)
+{
+    struct region *r = add(l, start, end, perms);
+    r->flags |= REGION_HAS_WIN;
+    struct region_extra *x = region_extra_set(l, r);
+    x->state = (uint8_t)state;
+    x->type = WIN_TYPE_PRIVATE;
+    x->alloc_base = alloc_base;
+    return r;
+}
+
 static void test_windows_state_changes(void **state)
 {
     struct fx *f = *state;
-    struct region *r = add(&f->a, 0x10000, 0x50000, "---p");
-    r->flags |= REGION_HAS_WIN;
-    r->state = WIN_STATE_RESERVE;
-    r->type = WIN_TYPE_PRIVATE;
-    r->alloc_base = 0x10000;
-    r = add(&f->b, 0x10000, 0x20000, "rw-p");
-    r->flags |= REGION_HAS_WIN;
-    r->state = WIN_STATE_COMMIT;
-    r->type = WIN_TYPE_PRIVATE;
-    r->alloc_base = 0x10000;
-    r = add(&f->b, 0x20000, 0x50000, "---p");
-    r->flags |= REGION_HAS_WIN;
-    r->state = WIN_STATE_RESERVE;
-    r->type = WIN_TYPE_PRIVATE;
-    r->alloc_base = 0x10000;
+    win(&f->a, 0x10000, 0x50000, "---p", WIN_STATE_RESERVE, 0x10000);
+    win(&f->b, 0x10000, 0x20000, "rw-p", WIN_STATE_COMMIT, 0x10000);
+    win(&f->b, 0x20000, 0x50000, "---p", WIN_STATE_RESERVE, 0x10000);
     run(f);
     assert_int_equal(f->d.n, 1);
     expect(f, 0, DIFF_COMMITTED, 0x10000, 0x20000);
@@ -465,26 +465,15 @@ static void test_windows_state_changes(void **state)
     expect(f, 0, DIFF_DECOMMITTED, 0x10000, 0x20000);
 }
 
-static struct region *win(struct region_list *l, uint64_t start, uint64_t end, const char *perms,
-                          int state)
-{
-    struct region *r = add(l, start, end, perms);
-    r->flags |= REGION_HAS_WIN;
-    r->state = (uint8_t)state;
-    r->type = WIN_TYPE_PRIVATE;
-    r->alloc_base = 0x100000;
-    return r;
-}
-
 static void test_windows_commit_next_to_commit(void **state)
 {
     struct fx *f = *state;
     /* Committing the pages after a committed block: the block's region grows and the
      * reservation's shrinks, but on Windows that is one `committed` change of those pages. */
-    win(&f->a, 0x100000, 0x110000, "rw-p", WIN_STATE_COMMIT);
-    win(&f->a, 0x110000, 0x200000, "---p", WIN_STATE_RESERVE);
-    win(&f->b, 0x100000, 0x130000, "rw-p", WIN_STATE_COMMIT);
-    win(&f->b, 0x130000, 0x200000, "---p", WIN_STATE_RESERVE);
+    win(&f->a, 0x100000, 0x110000, "rw-p", WIN_STATE_COMMIT, 0x100000);
+    win(&f->a, 0x110000, 0x200000, "---p", WIN_STATE_RESERVE, 0x100000);
+    win(&f->b, 0x100000, 0x130000, "rw-p", WIN_STATE_COMMIT, 0x100000);
+    win(&f->b, 0x130000, 0x200000, "---p", WIN_STATE_RESERVE, 0x100000);
     run(f);
     assert_int_equal(f->d.n, 1);
     expect(f, 0, DIFF_COMMITTED, 0x110000, 0x130000);

@@ -141,10 +141,10 @@ static void test_smaps_figures(void **state)
         assert_true(smaps.v[i].flags & REGION_HAS_MEM);
     }
     /* The second region: Rss 4 kB, Pss 4 kB, Private_Dirty 4 kB, Anonymous 0 kB. */
-    assert_int_equal(smaps.v[1].rss, 4096);
-    assert_int_equal(smaps.v[1].pss, 4096);
-    assert_int_equal(smaps.v[1].private_dirty, 4096);
-    assert_int_equal(smaps.v[1].anonymous, 0);
+    assert_int_equal(region_extra(&smaps.v[1])->rss, 4096);
+    assert_int_equal(region_extra(&smaps.v[1])->pss, 4096);
+    assert_int_equal(region_extra(&smaps.v[1])->private_dirty, 4096);
+    assert_int_equal(region_extra(&smaps.v[1])->anonymous, 0);
     /* Pss_Dirty must not be taken for Pss. */
     struct mem_totals t;
     region_list_mem_totals(&smaps, &t);
@@ -249,7 +249,7 @@ static void test_smaps_malformed(void **state)
     const char *largest = "00010000-00011000 r--p 00000000 00:00 0 \n"
                           "Rss:    18014398509481983 kB\n";
     assert_int_equal(smaps_parse(largest, strlen(largest), &l, &e), 0);
-    assert_true(l.v[0].rss == 18014398509481983ULL * 1024);
+    assert_true(region_extra(&l.v[0])->rss == 18014398509481983ULL * 1024);
     region_list_release(&l);
 }
 
@@ -294,10 +294,13 @@ static void test_smaps_in_pieces(void **state)
         assert_int_equal(part.n, whole.n);
         for (size_t i = 0; i < whole.n; i++) {
             const struct region *a = &whole.v[i], *b = &part.v[i];
-            if (a->start != b->start || a->end != b->end || a->rss != b->rss || a->pss != b->pss ||
-                a->swap != b->swap || a->anonymous != b->anonymous ||
-                a->private_dirty != b->private_dirty || a->flags != b->flags ||
-                (a->path == NULL) != (b->path == NULL) ||
+            if (a->start != b->start || a->end != b->end ||
+                region_extra(a)->rss != region_extra(b)->rss ||
+                region_extra(a)->pss != region_extra(b)->pss ||
+                region_extra(a)->swap != region_extra(b)->swap ||
+                region_extra(a)->anonymous != region_extra(b)->anonymous ||
+                region_extra(a)->private_dirty != region_extra(b)->private_dirty ||
+                a->flags != b->flags || (a->path == NULL) != (b->path == NULL) ||
                 (a->path && strcmp(a->path, b->path) != 0))
                 fail_msg("pieces of %zu: region %zu differs", piece, i);
         }

@@ -74,7 +74,7 @@ static void test_same_layout(void **state)
     add(&l, 0x1000, 0x2000, "r--p", "/a");
     add(&l, 0x1000, 0x2000, "r--p", "/a");
     assert_true(region_same_layout(&l.v[0], &l.v[1]));
-    l.v[1].rss = 4096;
+    region_extra_set(&l, &l.v[1])->rss = 4096;
     l.v[1].flags |= REGION_HAS_MEM;
     assert_true(region_same_layout(&l.v[0], &l.v[1])); /* figures are not layout */
     assert_false(region_same_mem(&l.v[0], &l.v[1]));

@@ -258,7 +258,7 @@ static void test_memory_figures_are_intervals(void **state)
     /* One region's rss changes: exactly one new figures row. */
     region_list_init(&b);
     region_list_copy(&b, &a);
-    b.v[6].rss += 8192;
+    region_extra_set(&b, &b.v[6])->rss += 8192;
     int64_t s3 = write_snap(&f, &b, DETAIL_SMAPS, NULL);
     assert_int_equal(count(f.st, "SELECT count(*) FROM span_mem"), mem1 + 1);
     assert_int_equal(
@@ -771,8 +771,9 @@ static void touch_mem(struct region_list *l)
         struct region *r = &l->v[i];
         if (!(r->flags & REGION_HAS_MEM) || rnd(5) == 0) {
             r->flags |= REGION_HAS_MEM;
-            r->rss = 0x1000 * rnd(1 + (r->end - r->start) / 0x1000);
-            r->pss = r->rss;
+            struct region_extra *x = region_extra_set(l, r);
+            x->rss = 0x1000 * rnd(1 + (r->end - r->start) / 0x1000);
+            x->pss = x->rss;
         }
     }
 }

@@ -64,6 +64,10 @@ int capture_walk(struct capture *c, int detail, const struct region_list **list,
 /* Checks, cheaply, that the target is still the same live process: 0, ERR_EXITED or ERR_EXECED. */
 int capture_check(struct capture *c, struct err *e);
 
+/* Frees what the capture keeps only to spot an unchanged target at its next walk (the maps
+ * text, ~2.4 MB at 60,000 regions): for a capture that walks no more. The list of the last
+ * walk stays. */
+void capture_forget(struct capture *c);
 void capture_close(struct capture *c);
 
 /*

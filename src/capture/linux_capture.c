@@ -260,6 +260,18 @@ const struct capture_target *capture_get_target(const struct capture *c)
     return &c->target;
 }
 
+void capture_forget(struct capture *c)
+{
+    for (int k = 0; k < 2; k++) {
+        free(c->raw[k]);
+        c->raw[k] = NULL;
+        c->raw_len[k] = c->raw_cap[k] = 0;
+    }
+    free(c->piece);
+    c->piece = NULL;
+    c->piece_cap = 0;
+}
+
 void capture_close(struct capture *c)
 {
     if (!c)

@@ -277,12 +277,12 @@ int smaps_parse_lines(struct smaps_parser *sp, const char *buf, size_t len, int 
                                sp->lineno);
             if (apply_mem_line(p, le, &sp->t) < 0)
                 return err_set(e, ERR_PARSE, "line %zu: malformed smaps value", sp->lineno);
-            struct region *cur = &out->v[out->n - 1];
-            cur->rss = sp->t.rss;
-            cur->pss = sp->t.pss;
-            cur->private_dirty = sp->t.private_dirty;
-            cur->anonymous = sp->t.anonymous;
-            cur->swap = sp->t.swap;
+            struct region_extra *x = region_extra_set(out, &out->v[out->n - 1]);
+            x->rss = sp->t.rss;
+            x->pss = sp->t.pss;
+            x->private_dirty = sp->t.private_dirty;
+            x->anonymous = sp->t.anonymous;
+            x->swap = sp->t.swap;
         } else {
             return err_set(e, ERR_PARSE, "line %zu: malformed smaps line", sp->lineno);
         }

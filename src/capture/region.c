@@ -63,28 +63,45 @@ struct region *region_list_push(struct region_list *l)
     return r;
 }
 
-const char *region_list_intern(struct region_list *l, const char *s, size_t len)
+/* n bytes from l's arena, aligned for any field of a region_extra. */
+static char *arena_alloc(struct region_list *l, size_t n)
 {
-    size_t need = len + 1;
-    if (l->nchunks == 0 || l->used + need > ARENA_CHUNK) {
-        size_t size = need > ARENA_CHUNK ? need : ARENA_CHUNK;
+    size_t at = (l->used + 7) & ~(size_t)7;
+    if (l->nchunks == 0 || at + n > ARENA_CHUNK) {
+        size_t size = n > ARENA_CHUNK ? n : ARENA_CHUNK;
         l->chunks = xgrow(l->chunks, &l->chunk_cap, l->nchunks + 1, sizeof(*l->chunks));
         l->chunks[l->nchunks++] = xmalloc(size);
-        l->used = 0;
-        if (need > ARENA_CHUNK) {
-            /* An oversized string gets a chunk of its own, marked full. */
-            char *p = l->chunks[l->nchunks - 1];
-            memcpy(p, s, len);
-            p[len] = '\0';
-            l->used = ARENA_CHUNK;
-            return p;
-        }
+        /* An oversized piece gets a chunk of its own, marked full. */
+        l->used = n > ARENA_CHUNK ? ARENA_CHUNK : n;
+        return l->chunks[l->nchunks - 1];
     }
-    char *p = l->chunks[l->nchunks - 1] + l->used;
+    l->used = at + n;
+    return l->chunks[l->nchunks - 1] + at;
+}
+
+const char *region_list_intern(struct region_list *l, const char *s, size_t len)
+{
+    char *p = arena_alloc(l, len + 1);
     memcpy(p, s, len);
     p[len] = '\0';
-    l->used += need;
     return p;
+}
+
+const struct region_extra *region_extra(const struct region *r)
+{
+    static const struct region_extra none;
+    return r->x ? r->x : &none;
+}
+
+struct region_extra *region_extra_set(struct region_list *l, struct region *r)
+{
+    if (!r->x) {
+        struct region_extra *x = (struct region_extra *)arena_alloc(l, sizeof(*x));
+        memset(x, 0, sizeof(*x));
+        r->x = x;
+    }
+    /* The list owns it: writable through the list. */
+    return (struct region_extra *)r->x;
 }
 
 void region_list_copy(struct region_list *dst, const struct region_list *src)
@@ -94,18 +111,29 @@ void region_list_copy(struct region_list *dst, const struct region_list *src)
     if (src->n)
         memcpy(dst->v, src->v, src->n * sizeof(*src->v));
     dst->n = src->n;
-    for (size_t i = 0; i < dst->n; i++) {
-        if (dst->v[i].path)
-            dst->v[i].path = region_list_intern(dst, dst->v[i].path, dst->v[i].path_len);
-        if (dst->v[i].owner)
-            dst->v[i].owner = region_list_intern(dst, dst->v[i].owner, dst->v[i].owner_len);
+    for (size_t i = 0; i < dst->n; i++)
+        region_rehome(dst, &dst->v[i]);
+}
+
+void region_rehome(struct region_list *l, struct region *r)
+{
+    if (r->path)
+        r->path = region_list_intern(l, r->path, r->path_len);
+    if (r->owner)
+        r->owner = region_list_intern(l, r->owner, r->owner_len);
+    if (r->x) {
+        const struct region_extra *from = r->x;
+        r->x = NULL;
+        *region_extra_set(l, r) = *from;
     }
 }
 
 void region_set_owner(struct region_list *l, struct region *r, const char *owner, size_t len)
 {
+    if (len > UINT16_MAX)
+        len = UINT16_MAX;
     r->owner = region_list_intern(l, owner, len);
-    r->owner_len = (uint32_t)len;
+    r->owner_len = (uint16_t)len;
 }
 
 size_t region_list_first_disorder(const struct region_list *l)
@@ -264,7 +292,7 @@ uint64_t region_committed(const struct region *r)
 {
     if (no_access(r))
         return 0;
-    if ((r->flags & REGION_HAS_WIN) && r->state == WIN_STATE_RESERVE)
+    if ((r->flags & REGION_HAS_WIN) && region_extra(r)->state == WIN_STATE_RESERVE)
         return 0;
     return r->end - r->start;
 }
@@ -292,11 +320,12 @@ void region_list_mem_totals(const struct region_list *l, struct mem_totals *t)
         const struct region *r = &l->v[i];
         if (!(r->flags & REGION_HAS_MEM))
             continue;
-        t->rss += r->rss;
-        t->pss += r->pss;
-        t->private_dirty += r->private_dirty;
-        t->anonymous += r->anonymous;
-        t->swap += r->swap;
+        const struct region_extra *x = region_extra(r);
+        t->rss += x->rss;
+        t->pss += x->pss;
+        t->private_dirty += x->private_dirty;
+        t->anonymous += x->anonymous;
+        t->swap += x->swap;
     }
 }
 
@@ -317,9 +346,11 @@ int region_same_layout(const struct region *a, const struct region *b)
         return 0;
     if ((a->flags & REGION_HAS_WIN) != (b->flags & REGION_HAS_WIN))
         return 0;
-    if (a->flags & REGION_HAS_WIN)
-        return a->state == b->state && a->type == b->type && a->protect == b->protect &&
-               a->alloc_protect == b->alloc_protect && a->alloc_base == b->alloc_base;
+    if (a->flags & REGION_HAS_WIN) {
+        const struct region_extra *x = region_extra(a), *y = region_extra(b);
+        return x->state == y->state && x->type == y->type && x->protect == y->protect &&
+               x->alloc_protect == y->alloc_protect && x->alloc_base == y->alloc_base;
+    }
     return 1;
 }
 
@@ -329,8 +360,9 @@ int region_same_mem(const struct region *a, const struct region *b)
         return 0;
     if (!(a->flags & REGION_HAS_MEM))
         return 1;
-    return a->rss == b->rss && a->pss == b->pss && a->private_dirty == b->private_dirty &&
-           a->anonymous == b->anonymous && a->swap == b->swap;
+    const struct region_extra *x = region_extra(a), *y = region_extra(b);
+    return x->rss == y->rss && x->pss == y->pss && x->private_dirty == y->private_dirty &&
+           x->anonymous == y->anonymous && x->swap == y->swap;
 }
 
 const char *region_category_name(int category)
@@ -373,3 +405,7 @@ const char *region_win_type_name(int type)
         return NULL;
     }
 }
+
+/* A list of 60,000 regions is 4.8 MB at this size; keep it from creeping back. */
+_Static_assert(sizeof(void *) != 8 || sizeof(struct region) == 80,
+               "struct region grew: keep rare fields in struct region_extra");

@@ -35,7 +35,19 @@ enum region_flags {
 enum region_win_state { WIN_STATE_NONE = 0, WIN_STATE_COMMIT, WIN_STATE_RESERVE };
 enum region_win_type { WIN_TYPE_NONE = 0, WIN_TYPE_IMAGE, WIN_TYPE_MAPPED, WIN_TYPE_PRIVATE };
 
-/* Laid out widest field first, so a 60,000-region list wastes no padding (136 bytes each). */
+/*
+ * What only some captures give, kept beside the region (most regions carry neither): the memory
+ * figures of a smaps walk (REGION_HAS_MEM) and the Windows fields (REGION_HAS_WIN).
+ */
+struct region_extra {
+    uint64_t rss, pss, private_dirty, anonymous, swap; /* bytes; with REGION_HAS_MEM */
+    uint64_t alloc_base;                               /* with REGION_HAS_WIN, as below */
+    uint32_t protect, alloc_protect;                   /* raw PAGE_* values */
+    uint8_t state;                                     /* enum region_win_state */
+    uint8_t type;                                      /* enum region_win_type */
+};
+
+/* Laid out widest field first and kept narrow (80 bytes): a list holds tens of thousands. */
 struct region {
     uint64_t start;  /* address, inclusive */
     uint64_t end;    /* address, exclusive */
@@ -46,20 +58,19 @@ struct region {
      * arena", a PR_SET_VMA_ANON_NAME name, "heap N" on Windows; NULL otherwise. Owned by the
      * list, like path. */
     const char *owner;
-    /* Per-region memory in bytes; meaningful only with REGION_HAS_MEM. */
-    uint64_t rss, pss, private_dirty, anonymous, swap;
-    /* Windows fields; meaningful only with REGION_HAS_WIN (with state, type below). */
-    uint64_t alloc_base;
-    uint32_t protect, alloc_protect; /* raw PAGE_* values */
+    /* Memory figures and Windows fields, or NULL when the region has neither; owned by the
+     * list. Read them with region_extra(), set them with region_extra_set(). */
+    const struct region_extra *x;
     uint32_t dev_major, dev_minor;
-    uint32_t flags;     /* enum region_flags */
     uint32_t path_len;  /* bytes, without the NUL */
-    uint32_t owner_len; /* bytes, without the NUL */
+    uint16_t owner_len; /* bytes, without the NUL */
+    uint16_t flags;     /* enum region_flags */
     char perms[5];      /* "rwxp" / "rwxs" style, NUL-terminated */
     uint8_t category;   /* enum region_category */
-    uint8_t state;      /* enum region_win_state */
-    uint8_t type;       /* enum region_win_type */
 };
+
+/* r's memory figures and Windows fields: zeros for what it does not have. */
+const struct region_extra *region_extra(const struct region *r);
 
 /* Process-wide memory totals in bytes (smaps_rollup or the sum of smaps). */
 struct mem_totals {
@@ -88,6 +99,8 @@ struct region *region_list_push(struct region_list *l);
 const char *region_list_intern(struct region_list *l, const char *s, size_t len);
 /* Deep-copies src into dst (dst is cleared first). */
 void region_list_copy(struct region_list *dst, const struct region_list *src);
+/* Copies what r points to (path, owner, extra; another list's) into l's arena. */
+void region_rehome(struct region_list *l, struct region *r);
 
 /*
  * Returns the index of the first region that overlaps its predecessor, goes backwards or is
@@ -105,8 +118,11 @@ size_t region_list_sanitize(struct region_list *l);
  * kernel names "[anon:NAME]" is owned by NAME.
  */
 void region_list_classify(struct region_list *l);
-/* Sets r's owner (a copy in l's arena). */
+/* Sets r's owner (a copy in l's arena; at most 65,535 bytes are kept). */
 void region_set_owner(struct region_list *l, struct region *r, const char *owner, size_t len);
+/* r's figures and Windows fields to fill in (zeros at first, in l's arena). The caller sets
+ * REGION_HAS_MEM or REGION_HAS_WIN for what it fills. */
+struct region_extra *region_extra_set(struct region_list *l, struct region *r);
 
 /* Sum of sizes in bytes. */
 uint64_t region_list_mapped(const struct region_list *l);

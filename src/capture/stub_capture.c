@@ -33,6 +33,11 @@ int capture_check(struct capture *c, struct err *e)
     return err_set(e, ERR_UNSUPPORTED, "capturing processes is not supported on this system");
 }
 
+void capture_forget(struct capture *c)
+{
+    (void)c;
+}
+
 void capture_close(struct capture *c)
 {
     (void)c;

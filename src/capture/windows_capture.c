@@ -210,6 +210,11 @@ const struct capture_target *capture_get_target(const struct capture *c)
     return &c->target;
 }
 
+void capture_forget(struct capture *c)
+{
+    (void)c; /* nothing is kept between walks but the list */
+}
+
 void capture_close(struct capture *c)
 {
     if (!c)
@@ -372,18 +377,19 @@ int capture_walk(struct capture *c, int detail, const struct region_list **list,
             r->start = base;
             r->end = next;
             r->flags |= REGION_HAS_WIN;
-            r->state = mbi.State == MEM_COMMIT ? WIN_STATE_COMMIT : WIN_STATE_RESERVE;
-            r->type = mbi.Type == MEM_IMAGE    ? WIN_TYPE_IMAGE
+            struct region_extra *x = region_extra_set(l, r);
+            x->state = mbi.State == MEM_COMMIT ? WIN_STATE_COMMIT : WIN_STATE_RESERVE;
+            x->type = mbi.Type == MEM_IMAGE    ? WIN_TYPE_IMAGE
                       : mbi.Type == MEM_MAPPED ? WIN_TYPE_MAPPED
                                                : WIN_TYPE_PRIVATE;
-            r->protect = mbi.Protect;
-            r->alloc_base = (uint64_t)(uintptr_t)mbi.AllocationBase;
-            r->alloc_protect = mbi.AllocationProtect;
+            x->protect = mbi.Protect;
+            x->alloc_base = (uint64_t)(uintptr_t)mbi.AllocationBase;
+            x->alloc_protect = mbi.AllocationProtect;
             win_protect_perms(mbi.State == MEM_COMMIT ? mbi.Protect : 0, mbi.Type, r->perms);
-            r->offset = base - r->alloc_base;
+            r->offset = base - x->alloc_base;
             if (mbi.Type == MEM_IMAGE || mbi.Type == MEM_MAPPED) {
                 /* One name per allocation: its views share the section. */
-                if (r->alloc_base != name_base) {
+                if (x->alloc_base != name_base) {
                     wchar_t w[MAX_PATH * 2];
                     DWORD n =
                         GetMappedFileNameW(c->h, mbi.BaseAddress, w, sizeof(w) / sizeof(w[0]));
@@ -396,13 +402,13 @@ int capture_walk(struct capture *c, int detail, const struct region_list **list,
                         name = region_list_intern(l, dos, name_len);
                         free(nt);
                     }
-                    name_base = r->alloc_base;
+                    name_base = x->alloc_base;
                 }
                 r->path = name;
                 r->path_len = name_len;
             }
-            long stack = list_index(c->stacks, c->nstacks, r->alloc_base);
-            long heap = stack < 0 ? list_index(c->heaps, c->nheaps, r->alloc_base) : -1;
+            long stack = list_index(c->stacks, c->nstacks, x->alloc_base);
+            long heap = stack < 0 ? list_index(c->heaps, c->nheaps, x->alloc_base) : -1;
             r->category = (uint8_t)win_category(mbi.State, mbi.Type, mbi.Protect, r->path != NULL,
                                                 heap >= 0, stack >= 0);
             /* Owners, as VMMap names them: the heap's number in the PEB's list, the stack's
@@ -419,9 +425,9 @@ int capture_walk(struct capture *c, int detail, const struct region_list **list,
             if (detail == DETAIL_SMAPS) {
                 r->flags |= REGION_HAS_MEM;
                 if (mbi.State == MEM_COMMIT) {
-                    r->rss = working_set(c->h, base, next);
+                    x->rss = working_set(c->h, base, next);
                     if (mbi.Type == MEM_PRIVATE)
-                        r->anonymous = r->rss;
+                        x->anonymous = x->rss;
                 }
             }
         }

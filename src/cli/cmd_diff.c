@@ -118,7 +118,8 @@ static void print_table(const struct diff_pair *p, const struct diff_opts *o,
             case DIFF_COMMITTED:
             case DIFF_DECOMMITTED:
                 printf("%-4s  %-6s %s -> %s", r->perms, region_category_name(r->category),
-                       region_win_state_name(c->before->state), region_win_state_name(r->state));
+                       region_win_state_name(region_extra(c->before)->state),
+                       region_win_state_name(region_extra(r)->state));
                 break;
             default:
                 printf("%-4s  %-6s", r->perms, region_category_name(r->category));

@@ -67,10 +67,10 @@ static void print_table(const struct store_snapshot *s, const struct store_targe
         printf("%0*" PRIx64 " %0*" PRIx64 " %8s %-5s %-7s", w, r->start, w, r->end,
                cli_human(size, a), r->perms, region_category_name(r->category));
         if (mem)
-            printf(" %8s", (r->flags & REGION_HAS_MEM) ? cli_human(r->rss, b) : "-");
+            printf(" %8s", (r->flags & REGION_HAS_MEM) ? cli_human(region_extra(r)->rss, b) : "-");
         fputc(' ', stdout);
         print_path(r);
-        if (r->owner && !(r->path && r->path_len == r->owner_len + 7 &&
+        if (r->owner && !(r->path && r->path_len == (uint32_t)r->owner_len + 7 &&
                           memcmp(r->path + 6, r->owner, r->owner_len) == 0)) {
             fputs(r->path ? " [" : "[", stdout);
             cli_print_escaped(stdout, r->owner, r->owner_len);
@@ -80,10 +80,10 @@ static void print_table(const struct store_snapshot *s, const struct store_targe
         struct cat_total *c = &tot[r->category], *all = &tot[CAT_COUNT];
         c->count++;
         c->mapped += size;
-        c->rss += r->rss;
+        c->rss += region_extra(r)->rss;
         all->count++;
         all->mapped += size;
-        all->rss += r->rss;
+        all->rss += region_extra(r)->rss;
     }
     printf("\n%-8s %7s %9s", "CATEGORY", "REGIONS", "MAPPED");
     if (mem)
@@ -125,7 +125,7 @@ static void print_json(const struct store_snapshot *s, const struct store_target
         json_end_object(&j);
         tot[r->category].count++;
         tot[r->category].mapped += r->end - r->start;
-        tot[r->category].rss += r->rss;
+        tot[r->category].rss += region_extra(r)->rss;
     }
     json_end_array(&j);
     json_key(&j, "by_category");

@@ -86,7 +86,8 @@ static int same_backing(const struct region *a, const struct region *b, uint64_t
     if (a->inode != 0 && a->offset + (at - a->start) != b->offset + (at - b->start))
         return 0;
     if ((a->flags & REGION_HAS_WIN) && (b->flags & REGION_HAS_WIN) &&
-        (a->type != b->type || a->alloc_base != b->alloc_base))
+        (region_extra(a)->type != region_extra(b)->type ||
+         region_extra(a)->alloc_base != region_extra(b)->alloc_base))
         return 0;
     return 1;
 }
@@ -95,7 +96,8 @@ static int same_protection(const struct region *a, const struct region *b)
 {
     if (memcmp(a->perms, b->perms, 3) != 0)
         return 0;
-    if ((a->flags & REGION_HAS_WIN) && (b->flags & REGION_HAS_WIN) && a->protect != b->protect)
+    if ((a->flags & REGION_HAS_WIN) && (b->flags & REGION_HAS_WIN) &&
+        region_extra(a)->protect != region_extra(b)->protect)
         return 0;
     return 1;
 }
@@ -108,8 +110,9 @@ static int classify(const struct region *ra, const struct region *rb, uint64_t a
         return SEG_FREED;
     if (!same_backing(ra, rb, at))
         return SEG_REMAP;
-    if ((ra->flags & REGION_HAS_WIN) && (rb->flags & REGION_HAS_WIN) && ra->state != rb->state)
-        return rb->state == WIN_STATE_COMMIT ? SEG_COMMIT : SEG_DECOMMIT;
+    if ((ra->flags & REGION_HAS_WIN) && (rb->flags & REGION_HAS_WIN) &&
+        region_extra(ra)->state != region_extra(rb)->state)
+        return region_extra(rb)->state == WIN_STATE_COMMIT ? SEG_COMMIT : SEG_DECOMMIT;
     if (!same_protection(ra, rb))
         return SEG_REPROT;
     return SEG_SAME;
@@ -371,9 +374,9 @@ void diff_regions(const struct region_list *a, const struct region_list *b, stru
         case SEG_SAME:
             /* Resident memory is compared for a region that is the same before and after. */
             if (ra->start == rb->start && ra->end == rb->end && (ra->flags & REGION_HAS_MEM) &&
-                (rb->flags & REGION_HAS_MEM) && ra->rss != rb->rss)
+                (rb->flags & REGION_HAS_MEM) && region_extra(ra)->rss != region_extra(rb)->rss)
                 push(out, DIFF_RESIDENT, rb->start, rb->end, rb, ra,
-                     signed_delta(ra->rss, rb->rss));
+                     signed_delta(region_extra(ra)->rss, region_extra(rb)->rss));
             break;
         case SEG_NEW:
             push(out, DIFF_NEW, g->start, g->end, rb, NULL, 0);

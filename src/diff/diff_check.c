@@ -63,8 +63,9 @@ static int same_at(const struct region *x, const struct region *y, uint64_t at)
         return 0;
     if (x->inode != 0 && x->offset + (at - x->start) != y->offset + (at - y->start))
         return 0;
-    if ((x->flags & REGION_HAS_WIN) && (x->state != y->state || x->type != y->type ||
-                                        x->protect != y->protect || x->alloc_base != y->alloc_base))
+    const struct region_extra *a = region_extra(x), *b = region_extra(y);
+    if ((x->flags & REGION_HAS_WIN) && (a->state != b->state || a->type != b->type ||
+                                        a->protect != b->protect || a->alloc_base != b->alloc_base))
         return 0;
     return 1;
 }

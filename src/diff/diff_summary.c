@@ -9,7 +9,7 @@
 static void add(struct diff_delta *d, const struct region *r, int sign)
 {
     /* Unsigned arithmetic wraps; the sums are exact whenever the results fit (any real ones). */
-    uint64_t size = r->end - r->start, committed = region_committed(r), rss = r->rss;
+    uint64_t size = r->end - r->start, committed = region_committed(r), rss = region_extra(r)->rss;
     if (sign < 0) {
         size = 0 - size;
         committed = 0 - committed;

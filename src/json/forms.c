@@ -58,7 +58,9 @@ void json_region_fields(struct json *j, const struct region *r)
     json_key(j, "category");
     json_string(j, region_category_name(r->category));
     const char *names[] = {"rss", "pss", "private_dirty", "anonymous", "swap"};
-    const uint64_t vals[] = {r->rss, r->pss, r->private_dirty, r->anonymous, r->swap};
+    const uint64_t vals[] = {region_extra(r)->rss, region_extra(r)->pss,
+                             region_extra(r)->private_dirty, region_extra(r)->anonymous,
+                             region_extra(r)->swap};
     for (int i = 0; i < 5; i++) {
         json_key(j, names[i]);
         if (mem)
@@ -67,22 +69,22 @@ void json_region_fields(struct json *j, const struct region *r)
             json_null(j);
     }
     json_key(j, "state");
-    json_string(j, win ? region_win_state_name(r->state) : NULL);
+    json_string(j, win ? region_win_state_name(region_extra(r)->state) : NULL);
     json_key(j, "type");
-    json_string(j, win ? region_win_type_name(r->type) : NULL);
+    json_string(j, win ? region_win_type_name(region_extra(r)->type) : NULL);
     json_key(j, "protect");
     if (win)
-        json_uint(j, r->protect);
+        json_uint(j, region_extra(r)->protect);
     else
         json_null(j);
     json_key(j, "alloc_base");
     if (win)
-        json_hex(j, r->alloc_base);
+        json_hex(j, region_extra(r)->alloc_base);
     else
         json_null(j);
     json_key(j, "alloc_protect");
     if (win)
-        json_uint(j, r->alloc_protect);
+        json_uint(j, region_extra(r)->alloc_protect);
     else
         json_null(j);
     json_key(j, "deleted");
@@ -192,7 +194,7 @@ void json_change(struct json *j, const struct diff_change *c)
     json_bool(j, (r->flags & REGION_DELETED) != 0);
     if (c->now && (c->now->flags & REGION_HAS_MEM)) {
         json_key(j, "rss");
-        json_uint(j, c->now->rss);
+        json_uint(j, region_extra(c->now)->rss);
     }
     switch (c->kind) {
     case DIFF_GROWN:
@@ -216,7 +218,7 @@ void json_change(struct json *j, const struct diff_change *c)
         json_string(j, c->before->perms);
         if (c->before->flags & REGION_HAS_WIN) {
             json_key(j, "protect");
-            json_uint(j, c->before->protect);
+            json_uint(j, region_extra(c->before)->protect);
         }
         json_end_object(j);
         break;
@@ -236,7 +238,7 @@ void json_change(struct json *j, const struct diff_change *c)
         json_key(j, "before");
         json_begin_object(j);
         json_key(j, "rss");
-        json_uint(j, c->before->rss);
+        json_uint(j, region_extra(c->before)->rss);
         json_end_object(j);
         json_key(j, "delta");
         json_int(j, c->delta);
@@ -244,11 +246,11 @@ void json_change(struct json *j, const struct diff_change *c)
     case DIFF_COMMITTED:
     case DIFF_DECOMMITTED:
         json_key(j, "state");
-        json_string(j, region_win_state_name(c->now->state));
+        json_string(j, region_win_state_name(region_extra(c->now)->state));
         json_key(j, "before");
         json_begin_object(j);
         json_key(j, "state");
-        json_string(j, region_win_state_name(c->before->state));
+        json_string(j, region_win_state_name(region_extra(c->before)->state));
         json_end_object(j);
         break;
     default:

@@ -72,6 +72,8 @@ int taker_walk(struct taker *t, struct err *e)
 int taker_commit(struct taker *t, const struct store_snap_opts *o, int64_t *snap_id, struct err *e)
 {
     store_writer_set_parent(t->w, t->parent_target_id);
+    if (o && o->last)
+        capture_forget(t->cap); /* its text is not needed again: a snap's peak memory is less */
     int rc = store_writer_write(t->w, t->list, &t->info, o, t->walk_us, snap_id, e);
     t->target_id = store_writer_target(t->w);
     return rc;

@@ -89,7 +89,9 @@ void store_row_to_region(sqlite3_stmt *s, int col, struct region_list *l, struct
     parse_dev(sqlite3_column_text(s, col + 4), r);
     r->inode = (uint64_t)sqlite3_column_int64(s, col + 5);
     col_name_text(s, col + 6, l, &r->path, &r->path_len);
-    col_name_text(s, col + 14, l, &r->owner, &r->owner_len);
+    const unsigned char *owner = sqlite3_column_text(s, col + 14);
+    if (owner)
+        region_set_owner(l, r, (const char *)owner, (size_t)sqlite3_column_bytes(s, col + 14));
     const unsigned char *cat = sqlite3_column_text(s, col + 7);
     int c = cat ? region_category_parse((const char *)cat) : -1;
     r->category = (uint8_t)(c < 0 ? CAT_ANON : c);
@@ -97,20 +99,22 @@ void store_row_to_region(sqlite3_stmt *s, int col, struct region_list *l, struct
         r->flags |= REGION_DELETED;
     if (sqlite3_column_type(s, col + 9) != SQLITE_NULL ||
         sqlite3_column_type(s, col + 10) != SQLITE_NULL) {
+        struct region_extra *x = region_extra_set(l, r);
         r->flags |= REGION_HAS_WIN;
-        r->state = (uint8_t)parse_win_state(sqlite3_column_text(s, col + 9));
-        r->type = (uint8_t)parse_win_type(sqlite3_column_text(s, col + 10));
-        r->protect = (uint32_t)sqlite3_column_int64(s, col + 11);
-        r->alloc_base = (uint64_t)sqlite3_column_int64(s, col + 12);
-        r->alloc_protect = (uint32_t)sqlite3_column_int64(s, col + 13);
+        x->state = (uint8_t)parse_win_state(sqlite3_column_text(s, col + 9));
+        x->type = (uint8_t)parse_win_type(sqlite3_column_text(s, col + 10));
+        x->protect = (uint32_t)sqlite3_column_int64(s, col + 11);
+        x->alloc_base = (uint64_t)sqlite3_column_int64(s, col + 12);
+        x->alloc_protect = (uint32_t)sqlite3_column_int64(s, col + 13);
     }
     if (sqlite3_column_type(s, col + 15) != SQLITE_NULL) {
+        struct region_extra *x = region_extra_set(l, r);
         r->flags |= REGION_HAS_MEM;
-        r->rss = (uint64_t)sqlite3_column_int64(s, col + 15);
-        r->pss = (uint64_t)sqlite3_column_int64(s, col + 16);
-        r->private_dirty = (uint64_t)sqlite3_column_int64(s, col + 17);
-        r->anonymous = (uint64_t)sqlite3_column_int64(s, col + 18);
-        r->swap = (uint64_t)sqlite3_column_int64(s, col + 19);
+        x->rss = (uint64_t)sqlite3_column_int64(s, col + 15);
+        x->pss = (uint64_t)sqlite3_column_int64(s, col + 16);
+        x->private_dirty = (uint64_t)sqlite3_column_int64(s, col + 17);
+        x->anonymous = (uint64_t)sqlite3_column_int64(s, col + 18);
+        x->swap = (uint64_t)sqlite3_column_int64(s, col + 19);
     }
 }
 
@@ -192,10 +196,7 @@ static int read_regions(struct store *st, const char *sql, const int64_t *params
         for (i = 0; i < tmp.n; i++) {
             struct region *r = region_list_push(out);
             *r = tmp.v[order[i]];
-            if (r->path)
-                r->path = region_list_intern(out, r->path, r->path_len);
-            if (r->owner)
-                r->owner = region_list_intern(out, r->owner, r->owner_len);
+            region_rehome(out, r);
         }
     }
     free(order);

@@ -301,11 +301,12 @@ static void bind_span(sqlite3_stmt *s, int k, const struct region *r, int64_t id
     sqlite3_bind_text(s, i + 8, region_category_name(r->category), -1, SQLITE_STATIC);
     sqlite3_bind_int(s, i + 9, (r->flags & REGION_DELETED) ? 1 : 0);
     if (r->flags & REGION_HAS_WIN) {
-        bind_opt_text(s, i + 10, region_win_state_name(r->state));
-        bind_opt_text(s, i + 11, region_win_type_name(r->type));
-        sqlite3_bind_int64(s, i + 12, r->protect);
-        sqlite3_bind_int64(s, i + 13, (int64_t)r->alloc_base);
-        sqlite3_bind_int64(s, i + 14, r->alloc_protect);
+        const struct region_extra *x = region_extra(r);
+        bind_opt_text(s, i + 10, region_win_state_name(x->state));
+        bind_opt_text(s, i + 11, region_win_type_name(x->type));
+        sqlite3_bind_int64(s, i + 12, x->protect);
+        sqlite3_bind_int64(s, i + 13, (int64_t)x->alloc_base);
+        sqlite3_bind_int64(s, i + 14, x->alloc_protect);
     } else {
         for (int c = 10; c <= 14; c++)
             sqlite3_bind_null(s, i + c);
@@ -382,11 +383,12 @@ static int write_mem(struct store_writer *w, int64_t span, int64_t old_first,
     sqlite3_bind_int64(s, 1, span);
     sqlite3_bind_int64(s, 2, snap);
     sqlite3_bind_int64(s, 3, STORE_OPEN_SPAN);
-    sqlite3_bind_int64(s, 4, (int64_t)r->rss);
-    sqlite3_bind_int64(s, 5, (int64_t)r->pss);
-    sqlite3_bind_int64(s, 6, (int64_t)r->private_dirty);
-    sqlite3_bind_int64(s, 7, (int64_t)r->anonymous);
-    sqlite3_bind_int64(s, 8, (int64_t)r->swap);
+    const struct region_extra *x = region_extra(r);
+    sqlite3_bind_int64(s, 4, (int64_t)x->rss);
+    sqlite3_bind_int64(s, 5, (int64_t)x->pss);
+    sqlite3_bind_int64(s, 6, (int64_t)x->private_dirty);
+    sqlite3_bind_int64(s, 7, (int64_t)x->anonymous);
+    sqlite3_bind_int64(s, 8, (int64_t)x->swap);
     rc = sqlite3_step(s);
     sqlite3_reset(s);
     if (rc != SQLITE_DONE)
@@ -590,7 +592,7 @@ static int write_categories(struct store_writer *w, const struct region_list *l,
         t->regions++;
         t->mapped += r->end - r->start;
         t->committed += region_committed(r);
-        t->rss += r->rss;
+        t->rss += region_extra(r)->rss;
         mem_all[r->category < CAT_COUNT ? r->category : CAT_ANON] &=
             (r->flags & REGION_HAS_MEM) != 0;
     }
@@ -697,12 +699,13 @@ static void carry_mem(struct store_writer *w, struct region_list *l)
         while (i < w->alive->n && w->alive->v[i].start < r->start)
             i++;
         if (i < w->alive->n && w->span_id[i] == w->next_span_id[j]) {
-            const struct region *o = &w->alive->v[i];
-            r->rss = o->rss;
-            r->pss = o->pss;
-            r->private_dirty = o->private_dirty;
-            r->anonymous = o->anonymous;
-            r->swap = o->swap;
+            const struct region_extra *o = region_extra(&w->alive->v[i]);
+            struct region_extra *x = region_extra_set(l, r);
+            x->rss = o->rss;
+            x->pss = o->pss;
+            x->private_dirty = o->private_dirty;
+            x->anonymous = o->anonymous;
+            x->swap = o->swap;
             r->flags |= REGION_HAS_MEM;
         }
     }

@@ -50,7 +50,8 @@ static void from_records(const uint8_t *p, size_t n, struct region_list *a, stru
             }
             if (r[7] & 0x80) {
                 x->flags |= REGION_HAS_MEM;
-                x->rss = (uint64_t)r[7] << 56 | (uint64_t)r[6] << 12; /* up to and past 2^63 */
+                /* up to and past 2^63 */
+                region_extra_set(l, x)->rss = (uint64_t)r[7] << 56 | (uint64_t)r[6] << 12;
             }
             pos[side] = end;
         }
