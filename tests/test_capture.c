@@ -104,6 +104,74 @@ static void test_walk_matches_proc_maps(void **state)
     free(dir);
 }
 
+/* The walk of a new capture of the same process: what the long-lived one must agree with. */
+static void assert_walk_fresh(const struct region_list *l, int64_t pid)
+{
+    struct capture *cap = NULL;
+    struct err e = {0};
+    const struct region_list *f;
+    struct capture_info info;
+    assert_int_equal(capture_open(&cap, "/proc", pid, &e), 0);
+    assert_int_equal(capture_walk(cap, DETAIL_MAPS, &f, &info, &e), 0);
+    assert_int_equal(l->n, f->n);
+    for (size_t i = 0; i < f->n; i++)
+        if (!region_same_layout(&l->v[i], &f->v[i]))
+            fail_msg("region %zu differs from a fresh walk's", i);
+    capture_close(cap);
+}
+
+static void test_long_text_compared_in_pieces(void **state)
+{
+    (void)state;
+    /* A steady tick compares the new maps text with the last one piece by piece as it is read,
+     * overwriting the old only from where they part: changes deep in a long text (20,000
+     * regions, ~1.4 MB, past the first pieces), ones that shorten it, and going back to an
+     * earlier layout must all be seen, and an unchanged text must be known as unchanged. */
+    struct tu_child c;
+    tu_child_start(&c);
+    uint64_t base = tu_child_ok(&c, "many 20000");
+    long page = sysconf(_SC_PAGESIZE);
+    struct capture *cap = NULL;
+    struct err e = {0};
+    const struct region_list *l;
+    struct capture_info info;
+    assert_int_equal(capture_open(&cap, "/proc", c.pid, &e), 0);
+    assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l, &info, &e), 0);
+    size_t n = l->n;
+    assert_true(n > 20000);
+    assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l, &info, &e), 0);
+    assert_true(info.unchanged);
+    assert_int_equal(l->n, n);
+
+    /* Page 15000 (read-write between two read-only ones... and the reverse): three regions
+     * become one, deep in the text. */
+    unsigned long long at = base + 15000ULL * (unsigned long long)page;
+    tu_child_ok(&c, "protect 0x%llx %ld rw-", at, page);
+    assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l, &info, &e), 0);
+    assert_false(info.unchanged);
+    assert_int_equal(l->n, n - 2);
+    assert_walk_fresh(l, c.pid);
+    assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l, &info, &e), 0);
+    assert_true(info.unchanged);
+    /* Back to the first layout: a text the capture read two walks ago. */
+    tu_child_ok(&c, "protect 0x%llx %ld r--", at, page);
+    assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l, &info, &e), 0);
+    assert_false(info.unchanged);
+    assert_int_equal(l->n, n);
+    assert_walk_fresh(l, c.pid);
+    /* The text gets shorter: the last 1,000 pages of the block go (its last page may have
+     * merged with a neighbour, which then stays). */
+    tu_child_ok(&c, "unmap 0x%llx %ld", base + 19000ULL * (unsigned long long)page, 1000 * page);
+    assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l, &info, &e), 0);
+    assert_false(info.unchanged);
+    assert_true(l->n <= n - 999);
+    assert_walk_fresh(l, c.pid);
+    assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l, &info, &e), 0);
+    assert_true(info.unchanged);
+    capture_close(cap);
+    tu_child_stop(&c);
+}
+
 static void test_smaps_counts_touched_pages(void **state)
 {
     (void)state;
@@ -475,6 +543,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_walk_matches_proc_maps),
+        cmocka_unit_test(test_long_text_compared_in_pieces),
         cmocka_unit_test(test_smaps_counts_touched_pages),
         cmocka_unit_test(test_dead_targets),
         cmocka_unit_test(test_exec_is_a_new_target),

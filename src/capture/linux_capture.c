@@ -38,8 +38,11 @@ struct capture {
     struct region_list lists[2];
     int cur;         /* index of the list returned by the last walk, or -1 */
     int last_detail; /* detail of the last successful walk */
-    char *raw[2];    /* text read by each list's walk, to spot an unchanged target */
-    size_t raw_len[2], raw_cap[2];
+    /* The maps text of the last walk, to spot an unchanged target: valid while text_of is the
+     * list parsed from it (else -1). */
+    char *text;
+    size_t text_len, text_cap;
+    int text_of;
     char *piece; /* smaps, a piece at a time */
     size_t piece_cap;
     char *buf; /* scratch for small files */
@@ -230,6 +233,7 @@ int capture_open(struct capture **out, const char *proc_root, int64_t pid, struc
     c->pid = pid;
     c->maps_fd = -1;
     c->cur = -1;
+    c->text_of = -1;
     region_list_init(&c->lists[0]);
     region_list_init(&c->lists[1]);
     *out = NULL;
@@ -262,11 +266,10 @@ const struct capture_target *capture_get_target(const struct capture *c)
 
 void capture_forget(struct capture *c)
 {
-    for (int k = 0; k < 2; k++) {
-        free(c->raw[k]);
-        c->raw[k] = NULL;
-        c->raw_len[k] = c->raw_cap[k] = 0;
-    }
+    free(c->text);
+    c->text = NULL;
+    c->text_len = c->text_cap = 0;
+    c->text_of = -1;
     free(c->piece);
     c->piece = NULL;
     c->piece_cap = 0;
@@ -280,8 +283,7 @@ void capture_close(struct capture *c)
         close(c->maps_fd);
     region_list_release(&c->lists[0]);
     region_list_release(&c->lists[1]);
-    free(c->raw[0]);
-    free(c->raw[1]);
+    free(c->text);
     free(c->piece);
     free(c->buf);
     free(c->root);
@@ -424,11 +426,60 @@ static int read_error(struct capture *c, int rc, struct err *e)
                    strerror(-rc));
 }
 
-/* Reads the maps text into slot k's raw buffer. */
-static int read_maps_text(struct capture *c, int k, struct err *e)
+/* The maps text is read, and compared, this much at a time. */
+#define MAPS_PIECE (256 * 1024)
+
+/*
+ * Reads the maps text into c->text. When compare is set, c->text holds the text the current
+ * list was parsed from: the new text is compared with it as it comes, piece by piece, and *same
+ * says whether it is byte for byte the same. One buffer serves both: the new text overwrites the
+ * old only from where they differ, and until there they are equal.
+ */
+static int read_maps_text(struct capture *c, int compare, int *same, struct err *e)
 {
-    int rc = read_all_fd(c->maps_fd, 1, &c->raw[k], &c->raw_len[k], &c->raw_cap[k]);
-    return rc < 0 ? read_error(c, rc, e) : 0;
+    size_t pos = 0;
+    if (lseek(c->maps_fd, 0, SEEK_SET) < 0)
+        return read_error(c, -errno, e);
+    *same = compare;
+    if (!compare)
+        c->text_of = -1;
+    for (;;) {
+        if (c->text_cap - pos < MAPS_PIECE / 4 + 1)
+            c->text = xgrow(c->text, &c->text_cap, pos + MAPS_PIECE + 1, 1);
+        char *into = c->text + pos;
+        size_t room = c->text_cap - pos - 1;
+        if (*same) {
+            if (!c->piece || c->piece_cap < MAPS_PIECE)
+                c->piece = xgrow(c->piece, &c->piece_cap, MAPS_PIECE, 1);
+            into = c->piece;
+            room = MAPS_PIECE;
+        }
+        ssize_t n = read(c->maps_fd, into, room);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            c->text_of = -1;
+            return read_error(c, -errno, e);
+        }
+        if (n == 0)
+            break;
+        if (*same && (pos + (size_t)n > c->text_len || memcmp(c->text + pos, into, (size_t)n))) {
+            /* They part here: from now on the buffer holds the new text. */
+            *same = 0;
+            c->text_of = -1;
+            if (c->text_cap - pos < (size_t)n + 1)
+                c->text = xgrow(c->text, &c->text_cap, pos + (size_t)n + 1, 1);
+            memcpy(c->text + pos, into, (size_t)n);
+        }
+        pos += (size_t)n;
+    }
+    if (*same && pos != c->text_len) {
+        *same = 0; /* the new text is the old one cut short */
+        c->text_of = -1;
+    }
+    c->text_len = pos;
+    c->text[pos] = '\0';
+    return 0;
 }
 
 /* smaps is read a piece at a time (it is ~25 lines a region: ~45 MiB at 60,000 regions). */
@@ -475,15 +526,6 @@ static int read_smaps(struct capture *c, struct region_list *l, size_t *got, str
     return rc;
 }
 
-/* Whether slot k's text equals the previous walk's, so its regions still hold. */
-static int same_as_last(const struct capture *c, int detail, int k)
-{
-    int prev = c->cur;
-    return prev >= 0 && prev != k && c->last_detail == detail && detail != DETAIL_SMAPS &&
-           c->raw_len[k] != 0 && c->raw_len[k] == c->raw_len[prev] &&
-           memcmp(c->raw[k], c->raw[prev], c->raw_len[k]) == 0;
-}
-
 /* Reads and parses until the list is sorted and disjoint, or the retries run out. Returns 0,
  * 1 when the read was empty (the caller decides what that means), or an error. */
 static int walk_text(struct capture *c, int detail, int k, struct capture_info *info, struct err *e)
@@ -499,22 +541,26 @@ static int walk_text(struct capture *c, int detail, int k, struct capture_info *
                 return err_wrap(e, "smaps of process %lld", (long long)c->pid);
             if (rc < 0)
                 return rc;
-            c->raw_len[k] = 0; /* smaps is not compared with the last walk's */
+            c->text_of = -1; /* smaps is not compared with the last walk's */
             if (!got)
                 return 1;
         } else {
-            if ((rc = read_maps_text(c, k, e)) < 0)
+            int same = 0;
+            int compare =
+                c->cur >= 0 && c->cur != k && c->text_of == c->cur && c->last_detail == detail;
+            if ((rc = read_maps_text(c, compare, &same, e)) < 0)
                 return rc;
-            if (c->raw_len[k] == 0)
+            if (c->text_len == 0)
                 return 1;
-            if (same_as_last(c, detail, k)) {
+            if (same) {
                 /* The common steady tick: byte for byte what the last walk read and parsed. */
                 info->unchanged = 1;
                 info->flags |= c->last_flags & CAPTURE_TORN;
                 return 0;
             }
             region_list_clear(l);
-            rc = maps_parse(c->raw[k], c->raw_len[k], l, e);
+            rc = maps_parse(c->text, c->text_len, l, e);
+            c->text_of = rc < 0 ? -1 : k;
         }
         if (rc < 0)
             return err_wrap(e, "maps of process %lld", (long long)c->pid);
@@ -544,7 +590,7 @@ static int walk_text(struct capture *c, int detail, int k, struct capture_info *
             r->path_len = 10;
         }
         info->method = "procmap_query";
-        c->raw_len[k] = 0; /* no text to compare the next walk with */
+        c->text_of = -1; /* no text to compare the next walk with */
         return 0;
     }
     region_list_sanitize(l);

@@ -866,21 +866,29 @@ static int load_alive(struct store_writer *w, int64_t head_id, int64_t head_seq,
     size_t *order = store_sort_order(l);
     w->span_id = xgrow(w->span_id, &w->id_cap, nids + 1, sizeof(int64_t));
     w->mem_first = xreallocarray(w->mem_first, w->id_cap, sizeof(int64_t));
-    size_t k = 0;
-    while (k < nids && order[k] == k)
-        k++;
-    /* Spans are numbered as their snapshots walked them, so the rows usually come in address
-     * order already: then the regions stay where they were read. */
-    struct region *sorted = k < nids ? xmalloc(nids * sizeof(*sorted)) : NULL;
-    for (k = 0; k < nids; k++) {
-        if (sorted)
-            sorted[k] = l->v[order[k]];
+    for (size_t k = 0; k < nids; k++) {
         w->span_id[k] = ids[order[k]].span;
         w->mem_first[k] = ids[order[k]].mem_first;
     }
-    if (sorted)
-        memcpy(l->v, sorted, nids * sizeof(*sorted));
-    free(sorted);
+    /* The regions are put in address order where they are, one cycle of the permutation at a
+     * time (a sorted copy would be 4.8 MB more at 60,000 regions). A first snapshot's spans
+     * come in order already: then nothing moves. */
+    for (size_t i = 0; i < nids; i++) {
+        if (order[i] == i)
+            continue;
+        struct region held = l->v[i];
+        size_t j = i;
+        for (;;) {
+            size_t from = order[j];
+            order[j] = j;
+            if (from == i) {
+                l->v[j] = held;
+                break;
+            }
+            l->v[j] = l->v[from];
+            j = from;
+        }
+    }
     free(order);
     free(ids);
     return load_categories(w, e);
