@@ -1,13 +1,16 @@
 /*
- * libFuzzer target for the pure parsers of /proc/PID/maps, smaps and smaps_rollup text. Any
- * input must parse or fail with a message naming its line, never crash; what parses must be a
- * list the rest of vmsnap can take: classified, sorted and sanitised without trouble.
+ * libFuzzer target for the pure parsers of /proc/PID/maps, smaps and smaps_rollup text, and for
+ * import's reading of a saved map (format detection included). Any input must parse or fail
+ * with a message naming its line, never crash; what parses must be a list the rest of vmsnap
+ * can take: classified, sorted and sanitised without trouble. An import that succeeds is
+ * sorted and disjoint already.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "capture/maps_parse.h"
+#include "import/import.h"
 
 static void check_list(struct region_list *l)
 {
@@ -43,5 +46,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&t, 0, sizeof(t));
     (void)rollup_parse((const char *)data, size, &t, &e);
     region_list_release(&l);
+    struct import_map m;
+    if (import_parse((const char *)data, size, IMPORT_AUTO, &m, &e) == 0) {
+        if (region_list_first_disorder(&m.regions) != m.regions.n || m.regions.n == 0)
+            abort();
+    } else if (e.code != ERR_PARSE && e.code != ERR_UNSUPPORTED) {
+        abort();
+    }
+    import_map_release(&m);
     return 0;
 }

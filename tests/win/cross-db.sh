@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A database recorded on Windows opens, lists, shows and diffs on Linux, and vice versa.
+# A database recorded on Windows opens, lists, shows and diffs on Linux, and vice versa; saved
+# Linux maps text imports on Windows.
 #   tests/win/cross-db.sh LINUX_BUILD WINDOWS_BUILD
 # Needs the Windows tests to have run first (they leave WINDOWS_BUILD/testdata/win.db).
 set -uo pipefail
@@ -48,6 +49,8 @@ TMP=$(mktemp -d)
 LDB="$TMP/linux.db"
 sleep 30 &
 SP=$!
+sleep 0.3 # past its exec
+cat "/proc/$SP/maps" >"$TMP/saved.maps"
 check "Linux snapshot" 0 "$LIN/vmsnap" -d "$LDB" snap -p "$SP" --label one
 check "Linux snapshot again" 0 "$LIN/vmsnap" -d "$LDB" snap -p "$SP" --label two
 kill "$SP"
@@ -57,6 +60,9 @@ contains "its target is a Linux process" '"os":"linux"' wine "$WIN/vmsnap.exe" -
 contains "[vsyscall] survives the trip" '"start":"0xffffffffff600000"' wine "$WIN/vmsnap.exe" -d "$ZDB" -j show one
 check "Windows diffs two Linux snapshots" 0 wine "$WIN/vmsnap.exe" -d "$ZDB" diff one one
 check "Windows diffs a Linux change" 0 wine "$WIN/vmsnap.exe" -d "$ZDB" diff one two --fail-on-growth 1G
+ZMAPS="Z:$(echo "$TMP/saved.maps" | tr / '\\')"
+contains "Windows imports saved Linux maps" '"format":"maps"' wine "$WIN/vmsnap.exe" -d "$ZDB" -j import "$ZMAPS" --label saved
+check "Windows diffs them with the live snapshot" 0 wine "$WIN/vmsnap.exe" -d "$ZDB" diff one saved
 rm -rf "$TMP"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

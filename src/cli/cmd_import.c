@@ -1,0 +1,188 @@
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "import/import.h"
+#include "json/json.h"
+#include "util/xalloc.h"
+
+static const char usage[] =
+    "usage: vmsnap import FILE... [--format maps|smaps] [--label TEXT] [--taken-at TIME]\n"
+    "                    [--target-name NAME]\n\n"
+    "Turns saved memory maps into snapshots, one per FILE, as if recorded: /proc/PID/maps or\n"
+    "/proc/PID/smaps text kept from a process (a bug report's attachment, a ticket). They list,\n"
+    "show, diff (against recorded snapshots too) and query like any other. Prints each new\n"
+    "snapshot's id. The format is read from the content; every FILE is read before anything is\n"
+    "written, and a file that is not a memory map, or is damaged, writes nothing.\n\n"
+    "  -F, --format F        read FILE as maps or smaps text instead of detecting it\n"
+    "  -l, --label TEXT      label the snapshot (with several files: TEXT, TEXT-2, ...)\n"
+    "  -T, --taken-at TIME   when the map was saved, ISO 8601 UTC (2026-11-23T07:00:00Z);\n"
+    "                        default: the file's modification time. One FILE only.\n"
+    "  -N, --target-name N   the target the snapshots belong to; default: the file's name.\n"
+    "                        Files imported under one name are one target, in the order given.\n"
+    "  -d, --db FILE         database;  -j, --json  JSON on stdout\n";
+
+struct imported {
+    const char *file;
+    struct import_map map;
+    int64_t snap, target;
+};
+
+static void print_imported(const struct cli *cli, const struct imported *v, size_t n)
+{
+    if (!cli->json) {
+        for (size_t i = 0; i < n; i++)
+            printf("%lld\n", (long long)v[i].snap);
+        return;
+    }
+    struct json j;
+    json_init(&j, stdout, 0);
+    json_begin_object(&j);
+    json_key(&j, "snapshots");
+    json_begin_array(&j);
+    for (size_t i = 0; i < n; i++) {
+        json_begin_object(&j);
+        json_key(&j, "snapshot");
+        json_int(&j, v[i].snap);
+        json_key(&j, "target");
+        json_int(&j, v[i].target);
+        json_key(&j, "file");
+        json_string(&j, v[i].file);
+        json_key(&j, "format");
+        json_string(&j, import_format_name(v[i].map.format));
+        json_key(&j, "region_count");
+        json_uint(&j, v[i].map.regions.n);
+        json_end_object(&j);
+    }
+    json_end_array(&j);
+    json_end_object(&j);
+    json_finish(&j);
+}
+
+/* The file's name without its directories: the default target name. */
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+#ifdef _WIN32
+    const char *back = strrchr(path, '\\');
+    if (back && (!slash || back > slash))
+        slash = back;
+#endif
+    return slash && slash[1] ? slash + 1 : path;
+}
+
+/* Writes one imported map as a snapshot of its target. */
+static int write_one(struct store *st, struct imported *x, const char *name, const char *label,
+                     int label_mode, int64_t taken_at_ms, struct err *e)
+{
+    struct capture_target t;
+    import_target(&x->map, name, base_name(x->file), &t);
+    struct store_writer *w = NULL;
+    int rc = store_writer_open(st, &t, &w, e);
+    if (rc == 0) {
+        struct capture_info info = {0};
+        info.detail = x->map.format == IMPORT_SMAPS ? DETAIL_SMAPS : DETAIL_MAPS;
+        info.method = x->map.format == IMPORT_SMAPS ? "import-smaps" : "import-maps";
+        info.taken_at_ms = taken_at_ms;
+        if (info.detail == DETAIL_SMAPS) {
+            region_list_mem_totals(&x->map.regions, &info.totals);
+            info.have_totals = 1;
+        }
+        const struct store_snap_opts o = {label, label_mode, STORE_NO_MARK, 0, 1, 0};
+        rc = store_writer_write(w, &x->map.regions, &info, &o, 0, &x->snap, e);
+        x->target = store_writer_target(w);
+    }
+    store_writer_close(w);
+    import_target_release(&t);
+    return rc;
+}
+
+int cmd_import(struct cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"format", required_argument, NULL, 'F'},   {"label", required_argument, NULL, 'l'},
+        {"taken-at", required_argument, NULL, 'T'}, {"target-name", required_argument, NULL, 'N'},
+        {"db", required_argument, NULL, 'd'},       {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+    };
+    int format = IMPORT_AUTO, opt;
+    const char *label = NULL, *name = NULL, *taken_at = NULL;
+    int64_t taken_at_ms = 0;
+    optind = 0;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":F:l:T:N:d:jh", opts, NULL)) != -1) {
+        if (cli_common_opt(cli, opt, optarg))
+            continue;
+        switch (opt) {
+        case 'F':
+            format = import_format_parse(optarg);
+            if (format != IMPORT_MAPS && format != IMPORT_SMAPS)
+                return cli_fail("import: invalid format '%s': expected maps or smaps", optarg);
+            break;
+        case 'l':
+            label = optarg;
+            break;
+        case 'T':
+            taken_at = optarg;
+            if (import_parse_time(optarg, &taken_at_ms) < 0)
+                return cli_fail("import: invalid time '%s': expected ISO 8601 UTC such as "
+                                "2026-11-23T07:00:00Z",
+                                optarg);
+            break;
+        case 'N':
+            name = optarg;
+            if (!*name)
+                return cli_fail("import: the target name is empty");
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return EXIT_OK;
+        case ':':
+            return cli_fail("import: option '%s' needs a value -- see 'vmsnap import --help'",
+                            argv[optind - 1]);
+        default:
+            return cli_fail("import: unknown option '%s' -- see 'vmsnap import --help'",
+                            argv[optind - 1]);
+        }
+    }
+    size_t n = optind < argc ? (size_t)(argc - optind) : 0;
+    if (!n)
+        return cli_fail("import: which file? give one or more saved maps or smaps files");
+    if (taken_at && n > 1)
+        return cli_fail("import: --taken-at names one moment: give one FILE with it");
+    if (label && (!*label || !strcmp(label, "first") || !strcmp(label, "last")))
+        return cli_fail("import: label '%s' would read as a selector: choose another", label);
+
+    /* Every file is read before anything is written: a bad one among them writes nothing. */
+    struct imported *v = xcalloc(n, sizeof(*v));
+    struct err e = {0};
+    int status = EXIT_TROUBLE;
+    struct store *st = NULL;
+    for (size_t i = 0; i < n; i++) {
+        v[i].file = argv[optind + (int)i];
+        if (import_read(v[i].file, format, &v[i].map, &e) < 0) {
+            cli_fail_err(&e);
+            goto out;
+        }
+    }
+    if (cli_open_store(cli, STORE_WRITE, &st))
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        int64_t at = taken_at ? taken_at_ms : v[i].map.taken_at_ms;
+        if (write_one(st, &v[i], name, label, n > 1 ? STORE_LABEL_UNIQUE : STORE_LABEL_EXACT, at,
+                      &e) < 0) {
+            print_imported(cli, v, i);
+            cli_fail_err(&e);
+            goto out;
+        }
+    }
+    print_imported(cli, v, n);
+    status = fflush(stdout) == 0 ? EXIT_OK : cli_fail("import: cannot write the output");
+out:
+    for (size_t i = 0; i < n; i++)
+        import_map_release(&v[i].map);
+    free(v);
+    store_close(st);
+    return status;
+}

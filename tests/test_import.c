@@ -1,0 +1,243 @@
+/*
+ * vmsnap import on real saved maps: the maps and smaps text of a live vm_child, saved at the
+ * moment a live snapshot of it is taken (the child holds still), must import to the same
+ * regions; damaged and foreign files are refused with one line and write nothing.
+ */
+#include "testutil.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "import/import.h"
+
+static sqlite3 *open_db(const char *path)
+{
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    return h;
+}
+
+static int64_t q64(sqlite3 *h, const char *sql)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(h, sql, -1, &s, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(h));
+    int64_t v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    sqlite3_finalize(s);
+    return v;
+}
+
+/* Rows of snapshot a's regions that snapshot b does not have, in either direction (with the
+ * memory figures when figures is set: all but pss, which moves whenever another process maps
+ * the same library pages, as vmsnap itself does while it reads). */
+static int64_t differing_rows(sqlite3 *h, int64_t a, int64_t b, int figures)
+{
+    const char *cols = figures ? "start, \"end\", perms, offset, dev, inode, path, category, "
+                                 "deleted, rss, private_dirty, anonymous, swap"
+                               : "start, \"end\", perms, offset, dev, inode, path, category, "
+                                 "deleted";
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "SELECT (SELECT count(*) FROM (SELECT %s FROM regions WHERE snapshot_id = %lld "
+             "EXCEPT SELECT %s FROM regions WHERE snapshot_id = %lld)) + (SELECT count(*) FROM "
+             "(SELECT %s FROM regions WHERE snapshot_id = %lld EXCEPT SELECT %s FROM regions "
+             "WHERE snapshot_id = %lld))",
+             cols, (long long)a, cols, (long long)b, cols, (long long)b, cols, (long long)a);
+    return q64(h, sql);
+}
+
+static void save(const char *from, const char *to)
+{
+    size_t len;
+    char *text = tu_read_file(from, &len);
+    FILE *f = fopen(to, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+    free(text);
+}
+
+static void test_saved_text_imports_to_the_live_regions(void **state)
+{
+    (void)state;
+    char *dir = NULL, *db = tu_tmppath("i.db", &dir);
+    struct tu_child c;
+    tu_child_start(&c);
+    /* Anonymous, guard, a file with a space and a newline in its name, an unlinked file,
+     * touched pages (figures). */
+    uint64_t anon = tu_child_ok(&c, "mapat 0x240000000 1048576 rw-");
+    tu_child_ok(&c, "touch 0x%llx 20480", (unsigned long long)anon);
+    tu_child_ok(&c, "mapat 0x250000000 65536 ---");
+    tu_child_ok(&c, "mapfile %s/a\\sb\\nc.bin 8192 r-- p", dir);
+    tu_child_ok(&c, "mapfile %s/gone.bin 4096 rw- s", dir);
+    tu_child_ok(&c, "unlink %s/gone.bin", dir);
+    char pid[16], proc[64], maps[4200], smaps[4200];
+    snprintf(pid, sizeof(pid), "%d", (int)c.pid);
+    snprintf(maps, sizeof(maps), "%s/saved.maps", dir);
+    snprintf(smaps, sizeof(smaps), "%s/saved.smaps", dir);
+    snprintf(proc, sizeof(proc), "/proc/%d/maps", (int)c.pid);
+    save(proc, maps);
+    snprintf(proc, sizeof(proc), "/proc/%d/smaps", (int)c.pid);
+    save(proc, smaps);
+
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "snap", "-p", pid, NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "1\n");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "import", maps, smaps, "--target-name", "vm_child", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "2\n3\n");
+    assert_string_equal(r.err, "");
+    tu_run_release(&r);
+
+    sqlite3 *h = open_db(db);
+    assert_int_equal(differing_rows(h, 1, 2, 0), 0);
+    assert_int_equal(differing_rows(h, 1, 3, 1), 0);
+    assert_true(q64(h, "SELECT count(*) FROM regions WHERE snapshot_id = 2") > 10);
+    /* The unlinked file: deleted, named without the suffix. */
+    assert_int_equal(q64(h, "SELECT count(*) FROM regions WHERE snapshot_id = 3 AND deleted = 1 "
+                            "AND path LIKE '%/gone.bin'"),
+                     1);
+    /* Both files went to one target, in the order given; its snapshots have the file's time. */
+    assert_int_equal(q64(h, "SELECT count(DISTINCT target_id) FROM snapshots WHERE id IN (2, 3)"),
+                     1);
+    assert_int_equal(q64(h, "SELECT seq FROM snapshots WHERE id = 3"), 2);
+    assert_int_equal(q64(h, "SELECT rss_bytes IS NULL FROM snapshots WHERE id = 2"), 1);
+    assert_int_equal(q64(h, "SELECT rss_bytes = (SELECT sum(rss) FROM regions WHERE snapshot_id "
+                            "= 3) FROM snapshots WHERE id = 3"),
+                     1);
+    sqlite3_close(h);
+
+    /* A diff of the live snapshot and the imported one: nothing changed (exit 0). */
+    tu_vmsnap(&r, "-d", db, "diff", "1", "3", NULL);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    /* After a change in the child, the imported map diffs against a new live snapshot. */
+    tu_child_ok(&c, "mapat 0x260000000 8192 rw-");
+    tu_vmsnap(&r, "-d", db, "snap", "-p", pid, NULL);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "-j", "diff", "3", "4", "--summary", NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.out, "\"changes\":1"));
+    tu_run_release(&r);
+
+    /* --taken-at sets the time; a second import under another name is another target. */
+    tu_vmsnap(&r, "-d", db, "-j", "import", maps, "--taken-at", "2026-01-02T03:04:05.678+01:00",
+              "--label", "from-ticket", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "\"format\":\"maps\""));
+    tu_run_release(&r);
+    h = open_db(db);
+    assert_int_equal(q64(h, "SELECT taken_at = '2026-01-02T02:04:05.678Z' FROM snapshots WHERE "
+                            "label = 'from-ticket'"),
+                     1);
+    assert_int_equal(q64(h, "SELECT count(*) FROM targets"), 3);
+    sqlite3_close(h);
+    tu_child_stop(&c);
+    free(db);
+    free(dir);
+}
+
+static void write_file(const char *path, const char *text, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void test_bad_files_write_nothing(void **state)
+{
+    (void)state;
+    char *dir = NULL, *db = tu_tmppath("bad.db", &dir);
+    char good[4200], path[4200];
+    snprintf(good, sizeof(good), "%s/good.maps", dir);
+    const char *ok = "00400000-00452000 r-xp 00000000 08:02 173521 /usr/bin/dbus-daemon\n"
+                     "7ffce86c7000-7ffce86e8000 rw-p 00000000 00:00 0 [stack]\n";
+    write_file(good, ok, strlen(ok));
+    static const struct {
+        const char *name, *text;
+        size_t len;
+        const char *want;
+    } cases[] = {
+        {"empty", "", 0, "is empty"},
+        {"garbage", "hello world\n", 12, "line 1"},
+        {"elf", "\177ELF\2\1\1\0\0\0\0\0\0\0\0\0", 16, "ELF core file"},
+        {"pmap", "1234:   ./server\n         Address Perm\n", 38, "pmap output"},
+        {"overlap",
+         "00400000-00452000 r-xp 00000000 08:02 1 /a\n00401000-00460000 r--p 00000000 08:02 1 /a\n",
+         86, "overlaps"},
+        {"truncated smaps", "00400000-00452000 r-xp 00000000 08:02 1 /a\nRss:  x kB\n", 54,
+         "line 2"},
+        {"missing", NULL, 0, "cannot open"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, cases[i].name);
+        if (cases[i].text)
+            write_file(path, cases[i].text, cases[i].len);
+        struct tu_run r;
+        /* A good file beside a bad one: the bad one is refused and neither is written. */
+        tu_vmsnap(&r, "-d", db, "import", good, path, NULL);
+        tu_assert_trouble(&r, cases[i].want);
+        tu_run_release(&r);
+        /* Read before the database is opened: not even the file was made. */
+        assert_int_equal(access(db, F_OK), -1);
+    }
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "import", good, NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "1\n");
+    tu_run_release(&r);
+    /* Usage mistakes. */
+    tu_vmsnap(&r, "-d", db, "import", NULL);
+    tu_assert_trouble(&r, "which file");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "import", good, "--taken-at", "yesterday", NULL);
+    tu_assert_trouble(&r, "invalid time");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "import", good, good, "--taken-at", "2026-01-01T00:00:00Z", NULL);
+    tu_assert_trouble(&r, "one FILE");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "import", good, "--format", "core", NULL);
+    tu_assert_trouble(&r, "invalid format");
+    tu_run_release(&r);
+    sqlite3 *h = open_db(db);
+    assert_int_equal(q64(h, "SELECT count(*) FROM snapshots"), 1);
+    sqlite3_close(h);
+    free(db);
+    free(dir);
+}
+
+static void test_times(void **state)
+{
+    (void)state;
+    int64_t ms;
+    assert_int_equal(import_parse_time("1970-01-01T00:00:00Z", &ms), 0);
+    assert_int_equal(ms, 0);
+    assert_int_equal(import_parse_time("2026-11-23T07:00:00Z", &ms), 0);
+    assert_int_equal(ms, 1795417200000LL);
+    assert_int_equal(import_parse_time("2026-11-23 07:00", &ms), 0);
+    assert_int_equal(ms, 1795417200000LL);
+    assert_int_equal(import_parse_time("2026-11-23T08:30:00.25+01:30", &ms), 0);
+    assert_int_equal(ms, 1795417200250LL);
+    assert_int_equal(import_parse_time("2024-02-29", &ms), 0);
+    assert_int_equal(import_parse_time("2026-02-29", &ms), -1);
+    assert_int_equal(import_parse_time("2026-13-01", &ms), -1);
+    assert_int_equal(import_parse_time("2026-11-23T25:00", &ms), -1);
+    assert_int_equal(import_parse_time("2026-11-23T07:00:00Zjunk", &ms), -1);
+    assert_int_equal(import_parse_time("", &ms), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_saved_text_imports_to_the_live_regions),
+        cmocka_unit_test(test_bad_files_write_nothing),
+        cmocka_unit_test(test_times),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
