@@ -48,6 +48,14 @@ static int64_t differing_rows(sqlite3 *h, int64_t a, int64_t b, int figures)
     return q64(h, sql);
 }
 
+static void write_file(const char *path, const char *text, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
 static void save(const char *from, const char *to)
 {
     size_t len;
@@ -73,7 +81,7 @@ static void test_saved_text_imports_to_the_live_regions(void **state)
     tu_child_ok(&c, "mapfile %s/a\\sb\\nc.bin 8192 r-- p", dir);
     tu_child_ok(&c, "mapfile %s/gone.bin 4096 rw- s", dir);
     tu_child_ok(&c, "unlink %s/gone.bin", dir);
-    char pid[16], proc[64], maps[4200], smaps[4200];
+    char pid[16], proc[64], maps[4200], smaps[4200], px[4200], pxx[4200];
     snprintf(pid, sizeof(pid), "%d", (int)c.pid);
     snprintf(maps, sizeof(maps), "%s/saved.maps", dir);
     snprintf(smaps, sizeof(smaps), "%s/saved.smaps", dir);
@@ -81,6 +89,21 @@ static void test_saved_text_imports_to_the_live_regions(void **state)
     save(proc, maps);
     snprintf(proc, sizeof(proc), "/proc/%d/smaps", (int)c.pid);
     save(proc, smaps);
+    /* pmap -X and -XX, with -p for whole paths, as procps 4 writes them. */
+    snprintf(px, sizeof(px), "%s/saved.pmap-x", dir);
+    snprintf(pxx, sizeof(pxx), "%s/saved.pmap-xx", dir);
+    const char *pmap = access("/usr/bin/pmap", X_OK) == 0 ? "/usr/bin/pmap" : "/bin/pmap";
+    char *pmap_x[] = {(char *)pmap, "-X", "-p", pid, NULL};
+    char *pmap_xx[] = {(char *)pmap, "-XX", "-p", pid, NULL};
+    struct tu_run pr;
+    tu_run(&pr, pmap_x);
+    assert_int_equal(pr.status, 0);
+    write_file(px, pr.out, strlen(pr.out));
+    tu_run_release(&pr);
+    tu_run(&pr, pmap_xx);
+    assert_int_equal(pr.status, 0);
+    write_file(pxx, pr.out, strlen(pr.out));
+    tu_run_release(&pr);
 
     struct tu_run r;
     tu_vmsnap(&r, "-d", db, "snap", "-p", pid, NULL);
@@ -96,6 +119,23 @@ static void test_saved_text_imports_to_the_live_regions(void **state)
     sqlite3 *h = open_db(db);
     assert_int_equal(differing_rows(h, 1, 2, 0), 0);
     assert_int_equal(differing_rows(h, 1, 3, 1), 0);
+    sqlite3_close(h);
+    /* pmap output names the process: its target is the pid and command line pmap printed. */
+    tu_vmsnap(&r, "-d", db, "import", px, pxx, NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "4\n5\n");
+    tu_run_release(&r);
+    h = open_db(db);
+    assert_int_equal(differing_rows(h, 1, 5, 1), 0); /* -XX: everything */
+    assert_int_equal(differing_rows(h, 1, 4, 0), 0); /* -X: the layout; no Private_Dirty */
+    char want[128];
+    snprintf(want, sizeof(want),
+             "SELECT count(*) FROM targets WHERE pid = %d AND cmdline LIKE "
+             "'%%vm_child%%' AND boot_id = 'import'",
+             (int)c.pid);
+    assert_int_equal(q64(h, want), 1);
+    assert_int_equal(q64(h, "SELECT count(DISTINCT target_id) FROM snapshots WHERE id IN (4, 5)"),
+                     1);
     assert_true(q64(h, "SELECT count(*) FROM regions WHERE snapshot_id = 2") > 10);
     /* The unlinked file: deleted, named without the suffix. */
     assert_int_equal(q64(h, "SELECT count(*) FROM regions WHERE snapshot_id = 3 AND deleted = 1 "
@@ -119,8 +159,9 @@ static void test_saved_text_imports_to_the_live_regions(void **state)
     tu_child_ok(&c, "mapat 0x260000000 8192 rw-");
     tu_vmsnap(&r, "-d", db, "snap", "-p", pid, NULL);
     assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "6\n");
     tu_run_release(&r);
-    tu_vmsnap(&r, "-d", db, "-j", "diff", "3", "4", "--summary", NULL);
+    tu_vmsnap(&r, "-d", db, "-j", "diff", "3", "6", "--summary", NULL);
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.out, "\"changes\":1"));
     tu_run_release(&r);
@@ -135,19 +176,12 @@ static void test_saved_text_imports_to_the_live_regions(void **state)
     assert_int_equal(q64(h, "SELECT taken_at = '2026-01-02T02:04:05.678Z' FROM snapshots WHERE "
                             "label = 'from-ticket'"),
                      1);
-    assert_int_equal(q64(h, "SELECT count(*) FROM targets"), 3);
+    /* The live process, vm_child (maps, smaps), pmap's pid and command, saved.maps. */
+    assert_int_equal(q64(h, "SELECT count(*) FROM targets"), 4);
     sqlite3_close(h);
     tu_child_stop(&c);
     free(db);
     free(dir);
-}
-
-static void write_file(const char *path, const char *text, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(text, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
 }
 
 static void test_bad_files_write_nothing(void **state)
@@ -167,7 +201,11 @@ static void test_bad_files_write_nothing(void **state)
         {"empty", "", 0, "is empty"},
         {"garbage", "hello world\n", 12, "line 1"},
         {"elf", "\177ELF\2\1\1\0\0\0\0\0\0\0\0\0", 16, "ELF core file"},
-        {"pmap", "1234:   ./server\n         Address Perm\n", 38, "pmap output"},
+        {"plain pmap", "1234:   ./server\n         Address Perm\n", 38, "no Offset column"},
+        {"cut pmap",
+         "1234:   ./server\n         Address Perm   Offset Device  Inode Size Mapping\n"
+         "    560cbeecd000 r--p 00000000  fe:00 248056    8 server\n",
+         127, "cut short"},
         {"overlap",
          "00400000-00452000 r-xp 00000000 08:02 1 /a\n00401000-00460000 r--p 00000000 08:02 1 /a\n",
          86, "overlaps"},

@@ -224,7 +224,10 @@ static int classify_one(const struct region *r, const struct file_key *exec, siz
         return CAT_STACK;
     if (is_shm_object(p))
         return CAT_SHM;
-    if (starts_with(p, "/dev/zero") || starts_with(p, "/anon_hugepage") || p[0] != '/')
+    /* A name that is not a path is anonymous memory ("anon_inode:...", "[...]"), unless it
+     * is a file's name alone, as `pmap -X` without -p prints it: it has an inode. */
+    if (starts_with(p, "/dev/zero") || starts_with(p, "/anon_hugepage") ||
+        (p[0] != '/' && (r->inode == 0 || p[0] == '[' || starts_with(p, "anon_inode:"))))
         return shared ? CAT_SHM : CAT_ANON;
     struct file_key k = {r->dev_major, r->dev_minor, r->inode};
     if (r->inode != 0 && nexec && bsearch(&k, exec, nexec, sizeof(k), cmp_file_key))
@@ -274,7 +277,8 @@ void region_list_classify(struct region_list *l)
     size_t nexec = 0, cap = 0;
     for (size_t i = 0; i < l->n; i++) {
         const struct region *r = &l->v[i];
-        if (r->perms[2] == 'x' && r->path && r->path[0] == '/' && r->inode != 0) {
+        if (r->perms[2] == 'x' && r->path && r->path[0] != '[' && r->inode != 0 &&
+            !starts_with(r->path, "anon_inode:")) {
             exec = xgrow(exec, &cap, nexec + 1, sizeof(*exec));
             exec[nexec++] = (struct file_key){r->dev_major, r->dev_minor, r->inode};
         }

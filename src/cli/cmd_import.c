@@ -8,18 +8,20 @@
 #include "util/xalloc.h"
 
 static const char usage[] =
-    "usage: vmsnap import FILE... [--format maps|smaps] [--label TEXT] [--taken-at TIME]\n"
+    "usage: vmsnap import FILE... [--format maps|smaps|pmap] [--label TEXT] [--taken-at TIME]\n"
     "                    [--target-name NAME]\n\n"
     "Turns saved memory maps into snapshots, one per FILE, as if recorded: /proc/PID/maps or\n"
-    "/proc/PID/smaps text kept from a process (a bug report's attachment, a ticket). They list,\n"
-    "show, diff (against recorded snapshots too) and query like any other. Prints each new\n"
-    "snapshot's id. The format is read from the content; every FILE is read before anything is\n"
-    "written, and a file that is not a memory map, or is damaged, writes nothing.\n\n"
-    "  -F, --format F        read FILE as maps or smaps text instead of detecting it\n"
+    "/proc/PID/smaps text kept from a process (a bug report's attachment, a ticket), or what\n"
+    "'pmap -XX -p PID' printed (-X has no Private_Dirty: it reads 0). They list, show, diff\n"
+    "(against recorded snapshots too) and query like any other. Prints each new snapshot's\n"
+    "id. The format is read from the content; every FILE is read before anything is written,\n"
+    "and a file that is not a memory map, or is damaged, writes nothing.\n\n"
+    "  -F, --format F        read FILE as maps, smaps or pmap text instead of detecting it\n"
     "  -l, --label TEXT      label the snapshot (with several files: TEXT, TEXT-2, ...)\n"
     "  -T, --taken-at TIME   when the map was saved, ISO 8601 UTC (2026-11-23T07:00:00Z);\n"
     "                        default: the file's modification time. One FILE only.\n"
-    "  -N, --target-name N   the target the snapshots belong to; default: the file's name.\n"
+    "  -N, --target-name N   the target the snapshots belong to; default: pmap's pid and\n"
+    "                        command, else the file's name.\n"
     "                        Files imported under one name are one target, in the order given.\n"
     "  -d, --db FILE         database;  -j, --json  JSON on stdout\n";
 
@@ -82,8 +84,11 @@ static int write_one(struct store *st, struct imported *x, const char *name, con
     int rc = store_writer_open(st, &t, &w, e);
     if (rc == 0) {
         struct capture_info info = {0};
-        info.detail = x->map.format == IMPORT_SMAPS ? DETAIL_SMAPS : DETAIL_MAPS;
-        info.method = x->map.format == IMPORT_SMAPS ? "import-smaps" : "import-maps";
+        static const char *const methods[] = {[IMPORT_MAPS] = "import-maps",
+                                              [IMPORT_SMAPS] = "import-smaps",
+                                              [IMPORT_PMAP] = "import-pmap"};
+        info.detail = x->map.detail;
+        info.method = methods[x->map.format];
         info.taken_at_ms = taken_at_ms;
         if (info.detail == DETAIL_SMAPS) {
             region_list_mem_totals(&x->map.regions, &info.totals);
@@ -117,8 +122,9 @@ int cmd_import(struct cli *cli, int argc, char **argv)
         switch (opt) {
         case 'F':
             format = import_format_parse(optarg);
-            if (format != IMPORT_MAPS && format != IMPORT_SMAPS)
-                return cli_fail("import: invalid format '%s': expected maps or smaps", optarg);
+            if (format != IMPORT_MAPS && format != IMPORT_SMAPS && format != IMPORT_PMAP)
+                return cli_fail("import: invalid format '%s': expected maps, smaps or pmap",
+                                optarg);
             break;
         case 'l':
             label = optarg;

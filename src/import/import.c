@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "capture/maps_parse.h"
+#include "import/pmap_parse.h"
 #include "util/xalloc.h"
 
 /* Larger than any memory map text: smaps of 1,000,000 regions is ~800 MB. */
@@ -86,17 +87,29 @@ int import_parse(const char *buf, size_t len, int format, struct import_map *out
         return err_set(e, ERR_PARSE, "the file is empty");
     int detected = detect(buf, len);
     out->format = format == IMPORT_AUTO ? detected : format;
-    if (out->format == IMPORT_CORE || out->format == IMPORT_PMAP)
+    if (out->format == IMPORT_CORE)
         return err_set(e, ERR_UNSUPPORTED,
-                       "%s cannot be imported yet: import /proc/PID/maps or smaps text",
-                       out->format == IMPORT_CORE ? "an ELF core file" : "pmap output");
+                       "an ELF core file cannot be imported yet: import maps, smaps or pmap -X "
+                       "text");
     if (detected == IMPORT_CORE)
         return err_set(e, ERR_PARSE, "it is an ELF file, not %s text",
                        import_format_name(out->format));
-    int rc = out->format == IMPORT_SMAPS ? smaps_parse(buf, len, &out->regions, e)
+    int rc;
+    out->detail = out->format == IMPORT_SMAPS ? DETAIL_SMAPS : DETAIL_MAPS;
+    if (out->format == IMPORT_PMAP) {
+        struct pmap_info info;
+        rc = pmap_parse(buf, len, &info, &out->regions, e);
+        out->pid = info.pid;
+        out->program = info.program;
+        if (info.have_rss)
+            out->detail = DETAIL_SMAPS;
+    } else {
+        rc = out->format == IMPORT_SMAPS ? smaps_parse(buf, len, &out->regions, e)
                                          : maps_parse(buf, len, &out->regions, e);
+    }
     if (rc < 0)
-        return err_wrap(e, "not %s text", import_format_name(out->format));
+        return err_wrap(e, "not %s %s", import_format_name(out->format),
+                        out->format == IMPORT_PMAP ? "-X output" : "text");
     struct region_list *l = &out->regions;
     if (l->n == 0)
         return err_set(e, ERR_PARSE, "it holds no region");

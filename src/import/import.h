@@ -1,6 +1,7 @@
 /*
  * Saved memory maps read into region lists, as if captured: /proc/PID/maps and smaps text kept
- * from a live process (a bug report's attachment, a ticket). One file is one snapshot. The
+ * from a live process (a bug report's attachment, a ticket), and `pmap -X`/`-XX` output. One
+ * file is one snapshot. The
  * format is detected from the content; a file that is not one of them, or is damaged, is
  * refused with one line. import_parse is pure (bytes in, regions out) for tests and fuzzers.
  */
@@ -19,6 +20,7 @@ enum import_format { IMPORT_AUTO = 0, IMPORT_MAPS, IMPORT_SMAPS, IMPORT_PMAP, IM
 /* A saved map, read. */
 struct import_map {
     int format;                 /* what the file was read as */
+    int detail;                 /* DETAIL_SMAPS when the regions carry figures, else DETAIL_MAPS */
     struct region_list regions; /* sorted and disjoint, categories derived */
     int64_t pid;                /* 0 when the file does not say */
     char *program;              /* what ran, when the file says; NULL otherwise (owned) */
