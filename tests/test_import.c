@@ -250,6 +250,75 @@ static void test_bad_files_write_nothing(void **state)
     free(dir);
 }
 
+static void parse_fixture(const char *name, struct import_map *m)
+{
+    size_t len;
+    char *text = tu_fixture(name, &len);
+    struct err e = {0};
+    if (import_parse(text, len, IMPORT_AUTO, m, &e) != 0)
+        fail_msg("%s: %s", name, e.msg);
+    free(text);
+}
+
+static void test_pmap_fixtures_read_as_the_maps(void **state)
+{
+    (void)state;
+    /* pmap -XX -p, pmap -X -p and /proc/PID/maps of one vm_child at one moment: a file name
+     * with a space, one with a newline (pmap prints "\012"), an unlinked one, touched pages. */
+    struct import_map maps, xx, x;
+    parse_fixture("edge-pmap.maps", &maps);
+    parse_fixture("edge.pmap-xx", &xx);
+    parse_fixture("edge.pmap-x", &x);
+    assert_int_equal(maps.format, IMPORT_MAPS);
+    assert_int_equal(xx.format, IMPORT_PMAP);
+    assert_int_equal(x.format, IMPORT_PMAP);
+    assert_int_equal(xx.detail, DETAIL_SMAPS);
+    assert_int_equal(xx.pid, 1297);
+    assert_string_equal(xx.program, "/work/main/build/tests/vm_child");
+    assert_int_equal(maps.regions.n, xx.regions.n);
+    assert_int_equal(maps.regions.n, x.regions.n);
+    int found = 0;
+    for (size_t i = 0; i < maps.regions.n; i++) {
+        const struct region *a = &maps.regions.v[i], *b = &xx.regions.v[i], *c = &x.regions.v[i];
+        if (!region_same_layout(a, b) || !region_same_layout(a, c))
+            fail_msg("region %zu (0x%llx) differs from the maps text's", i,
+                     (unsigned long long)a->start);
+        assert_true(region_extra(b)->rss == region_extra(c)->rss);
+        assert_true(region_extra(c)->private_dirty == 0); /* not in -X */
+        if (a->start == 0x240000000ULL) {
+            assert_int_equal(region_extra(b)->rss, 20480);
+            assert_int_equal(region_extra(b)->private_dirty, 20480);
+            found++;
+        }
+        if (a->path && strcmp(a->path, "/tmp/fx/a b.bin") == 0)
+            found++;
+        if (a->path && strcmp(a->path, "/tmp/fx/new\nline.bin") == 0)
+            found++;
+        if (a->path && strcmp(a->path, "/tmp/fx/gone.bin") == 0 && (b->flags & REGION_DELETED))
+            found++;
+    }
+    assert_int_equal(found, 4);
+    /* Cut short (no totals), a line out of step with the header: refused with its line. */
+    size_t len;
+    char *text = tu_fixture("edge.pmap-xx", &len);
+    struct import_map bad;
+    struct err e = {0};
+    char *rule = strstr(text, "  ====");
+    assert_non_null(rule);
+    assert_int_equal(import_parse(text, (size_t)(rule - text), IMPORT_AUTO, &bad, &e), ERR_PARSE);
+    assert_non_null(strstr(e.msg, "cut short"));
+    import_map_release(&bad);
+    char *third = strchr(strchr(strchr(text, '\n') + 1, '\n') + 1, '\n') + 1;
+    memmove(third + 1, third + 3, strlen(third + 3) + 1); /* two columns move left */
+    assert_int_equal(import_parse(text, strlen(text), IMPORT_AUTO, &bad, &e), ERR_PARSE);
+    assert_non_null(strstr(e.msg, "line 4"));
+    import_map_release(&bad);
+    free(text);
+    import_map_release(&maps);
+    import_map_release(&xx);
+    import_map_release(&x);
+}
+
 static void test_times(void **state)
 {
     (void)state;
@@ -275,6 +344,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_saved_text_imports_to_the_live_regions),
         cmocka_unit_test(test_bad_files_write_nothing),
+        cmocka_unit_test(test_pmap_fixtures_read_as_the_maps),
         cmocka_unit_test(test_times),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
