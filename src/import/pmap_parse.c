@@ -160,6 +160,9 @@ int pmap_parse(const char *buf, size_t len, struct pmap_info *info, struct regio
         return err_set(e, ERR_PARSE, "line 2: Mapping is not the last column");
     size_t fixed = flags_col < map_col ? flags_col : map_col; /* words before VmFlags/Mapping */
     size_t map_at = (size_t)(w[map_col] - hp);
+    for (int c = COL_RSS; c < COL_NAMED; c++)
+        if (at[c] >= 0 && (size_t)at[c] >= fixed)
+            at[c] = -1; /* after VmFlags, whose width varies: not a column we can find */
     info->have_rss =
         at[COL_RSS] >= 0 && at[COL_PSS] >= 0 && at[COL_ANONYMOUS] >= 0 && at[COL_SWAP] >= 0;
     info->have_private_dirty = at[COL_PRIVATE_DIRTY] >= 0;
