@@ -12,8 +12,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use, installed only when missing (so a second run needs no network);
-# chromium draws the HTML report headless; procps's pmap writes the -X output import reads.
-need=(cmake build-essential libsqlite3-dev libcmocka-dev util-linux procps clang valgrind chromium)
+# chromium draws the HTML report headless; procps's pmap and gdb's gcore write the pmap output
+# and the core files import reads.
+need=(cmake build-essential libsqlite3-dev libcmocka-dev util-linux procps gdb clang valgrind
+  chromium)
 if [ "${VMSNAP_SKIP_WINDOWS:-0}" != 1 ]; then
   need+=(gcc-mingw-w64-x86-64-win32 wine64 wine)
 fi

@@ -3,11 +3,15 @@
  * moment a live snapshot of it is taken (the child holds still), must import to the same
  * regions; damaged and foreign files are refused with one line and write nothing.
  */
+#define _GNU_SOURCE /* prlimit */
 #include "testutil.h"
 
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "import/import.h"
@@ -200,7 +204,7 @@ static void test_bad_files_write_nothing(void **state)
     } cases[] = {
         {"empty", "", 0, "is empty"},
         {"garbage", "hello world\n", 12, "line 1"},
-        {"elf", "\177ELF\2\1\1\0\0\0\0\0\0\0\0\0", 16, "ELF core file"},
+        {"short elf", "\177ELF\2\1\1\0\0\0\0\0\0\0\0\0", 16, "too short for an ELF header"},
         {"plain pmap", "1234:   ./server\n         Address Perm\n", 38, "no Offset column"},
         {"cut pmap",
          "1234:   ./server\n         Address Perm   Offset Device  Inode Size Mapping\n"
@@ -240,8 +244,11 @@ static void test_bad_files_write_nothing(void **state)
     tu_vmsnap(&r, "-d", db, "import", good, good, "--taken-at", "2026-01-01T00:00:00Z", NULL);
     tu_assert_trouble(&r, "one FILE");
     tu_run_release(&r);
-    tu_vmsnap(&r, "-d", db, "import", good, "--format", "core", NULL);
+    tu_vmsnap(&r, "-d", db, "import", good, "--format", "elf", NULL);
     tu_assert_trouble(&r, "invalid format");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "import", good, "--format", "core", NULL);
+    tu_assert_trouble(&r, "not an ELF core file");
     tu_run_release(&r);
     sqlite3 *h = open_db(db);
     assert_int_equal(q64(h, "SELECT count(*) FROM snapshots"), 1);
@@ -319,6 +326,237 @@ static void test_pmap_fixtures_read_as_the_maps(void **state)
     import_map_release(&x);
 }
 
+static void test_gcore_core_imports_what_it_holds(void **state)
+{
+    (void)state;
+    /* A core file of a live vm_child written by gdb's gcore, a live snapshot taken just before:
+     * every segment the core holds is a region of the snapshot at the same range, with the same
+     * first three perms and, for files, the same name and offset; the core names the process. */
+    const char *gcore = access("/usr/bin/gcore", X_OK) == 0 ? "/usr/bin/gcore" : NULL;
+    if (!gcore)
+        skip(); /* scripts/test.sh installs gdb */
+    char *dir = NULL, *db = tu_tmppath("c.db", &dir);
+    struct tu_child c;
+    tu_child_start(&c);
+    uint64_t file = tu_child_ok(&c, "mapfile %s/a\\sb.bin 8192 rw- p", dir);
+    tu_child_ok(&c, "touch 0x%llx 8192", (unsigned long long)file); /* written: gcore dumps it */
+    uint64_t anon = tu_child_ok(&c, "mapat 0x240000000 65536 rw-");
+    tu_child_ok(&c, "touch 0x%llx 4096", (unsigned long long)anon);
+    char pid[16], prefix[4200], core[4300];
+    snprintf(pid, sizeof(pid), "%d", (int)c.pid);
+    snprintf(prefix, sizeof(prefix), "%s/core", dir);
+    snprintf(core, sizeof(core), "%s.%d", prefix, (int)c.pid);
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "snap", "-p", pid, "--detail", "maps", NULL);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    char *argv[] = {(char *)gcore, "-o", prefix, pid, NULL};
+    tu_run(&r, argv);
+    if (r.status != 0)
+        fail_msg("gcore: %s", r.err);
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "import", core, NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "2\n");
+    assert_non_null(strstr(r.err, "gcore")); /* what it left out is said */
+    tu_run_release(&r);
+    sqlite3 *h = open_db(db);
+    assert_true(q64(h, "SELECT count(*) FROM regions WHERE snapshot_id = 2") >= 5);
+    assert_int_equal(
+        /* Not [vsyscall] (stored negative): gcore writes it as r-x where maps says --x. */
+        q64(h, "SELECT count(*) FROM regions c WHERE c.snapshot_id = 2 AND c.start > 0 AND NOT "
+               "EXISTS (SELECT 1 "
+               "FROM regions l WHERE l.snapshot_id = 1 AND l.start = c.start AND l.\"end\" = "
+               "c.\"end\" AND substr(l.perms, 1, 3) = substr(c.perms, 1, 3) AND (c.path IS NULL "
+               "OR (c.path = l.path AND c.offset = l.offset)))"),
+        0);
+    /* The mapped file (written, so dumped) came through with its name. */
+    assert_int_equal(q64(h, "SELECT count(*) FROM regions WHERE snapshot_id = 2 AND path LIKE "
+                            "'%/a b.bin'"),
+                     1);
+    char want[160];
+    snprintf(want, sizeof(want),
+             "SELECT count(*) FROM targets WHERE pid = %d AND boot_id = 'import' AND cmdline LIKE "
+             "'%%vm_child%%'",
+             (int)c.pid);
+    assert_int_equal(q64(h, want), 1);
+    assert_int_equal(q64(h, "SELECT method = 'import-gcore' FROM snapshots WHERE id = 2"), 1);
+    sqlite3_close(h);
+    tu_vmsnap(&r, "-d", db, "show", "2", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "from a core file"));
+    tu_run_release(&r);
+    /* A core cut short loses its notes: refused, nothing written. */
+    size_t len;
+    char *bytes = tu_read_file(core, &len);
+    char cut[4400];
+    snprintf(cut, sizeof(cut), "%s.cut", core);
+    write_file(cut, bytes, 200);
+    free(bytes);
+    tu_vmsnap(&r, "-d", db, "import", cut, NULL);
+    tu_assert_trouble(&r, "cut short");
+    tu_run_release(&r);
+    tu_child_stop(&c);
+    free(db);
+    free(dir);
+}
+
+/* Parses a copy of tiny.core changed by put (offset, bytes); returns the status and the line. */
+static int parse_changed(const char *core, size_t len, size_t at, const void *bytes, size_t n,
+                         size_t keep, struct err *e)
+{
+    char *copy = malloc(len);
+    memcpy(copy, core, len);
+    if (n)
+        memcpy(copy + at, bytes, n);
+    struct import_map m;
+    int rc = import_parse(copy, keep ? keep : len, IMPORT_AUTO, &m, e);
+    import_map_release(&m);
+    free(copy);
+    return rc;
+}
+
+static void test_core_segments_named_by_its_notes(void **state)
+{
+    (void)state;
+    /* tiny.core (tests/helpers/make_tiny_core.py): a file's r-x text and r-- data, anonymous
+     * rw-, an unlinked library; NT_FILE names them, NT_PRPSINFO the command. */
+    struct import_map m;
+    parse_fixture("tiny.core", &m);
+    assert_int_equal(m.format, IMPORT_CORE);
+    assert_int_equal(m.pid, 4242);
+    assert_string_equal(m.program, "/srv/bin/server --port 8");
+    assert_int_equal(m.by_gdb, 0);
+    assert_int_equal(m.left_out, 0);
+    assert_int_equal(m.regions.n, 4);
+    const struct region *v = m.regions.v;
+    assert_string_equal(v[0].perms, "r-xp");
+    assert_string_equal(v[0].path, "/srv/bin/server");
+    assert_int_equal(v[0].category, CAT_IMAGE);
+    assert_string_equal(v[1].perms, "r--p");
+    assert_int_equal(v[1].offset, 2 * 4096);
+    assert_int_equal(v[1].category, CAT_IMAGE); /* the same file as the text, by name */
+    assert_null(v[2].path);
+    assert_string_equal(v[2].perms, "rw-p");
+    assert_string_equal(v[3].path, "/srv/lib/gone.so");
+    assert_true(v[3].flags & REGION_DELETED);
+    assert_int_equal(v[3].offset, 5 * 4096);
+    import_map_release(&m);
+
+    /* Damaged and foreign cores: one line each, never a crash. */
+    size_t len;
+    char *core = tu_fixture("tiny.core", &len);
+    struct err e = {0};
+    const uint8_t class32 = 1, big = 2, ff[2] = {0xfe, 0xff}, exec_type[2] = {2, 0},
+                  arm[2] = {40, 0}, huge32[4] = {0xff, 0xff, 0xff, 0x7f};
+    const uint8_t huge64[8] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f};
+    const uint64_t overlap = 0x401000;
+    struct {
+        size_t at;
+        const void *bytes;
+        size_t n, keep;
+        int code;
+        const char *want;
+    } cases[] = {
+        {4, &class32, 1, 0, ERR_UNSUPPORTED, "32-bit"},
+        {5, &big, 1, 0, ERR_UNSUPPORTED, "big-endian"},
+        {16, exec_type, 2, 0, ERR_PARSE, "not a core file"},
+        {18, arm, 2, 0, ERR_UNSUPPORTED, "only x86-64 and aarch64"},
+        {56, ff, 2, 0, ERR_PARSE, "cut short"},                   /* 65,534 program headers */
+        {64 + 32, huge64, 8, 0, ERR_PARSE, "notes run past"},     /* the notes' size */
+        {64 + 56 * 5 + 4, huge32, 4, 0, ERR_PARSE, "runs past"},  /* a note's desc size */
+        {64 + 56 * 2 + 16, &overlap, 8, 0, ERR_PARSE, "overlap"}, /* segment 2 inside 1 */
+        {0, NULL, 0, 300, ERR_PARSE, "cut short"},                /* the file cut short */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int rc =
+            parse_changed(core, len, cases[i].at, cases[i].bytes, cases[i].n, cases[i].keep, &e);
+        if (rc != cases[i].code || !strstr(e.msg, cases[i].want))
+            fail_msg("case %zu: %d '%s', expected '%s'", i, rc, e.msg, cases[i].want);
+    }
+    free(core);
+}
+
+/* Writes text to a /proc/sys file; 0 or -1. */
+static int write_sys(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    int rc = fputs(text, f) >= 0 ? 0 : -1;
+    return fclose(f) == 0 ? rc : -1;
+}
+
+static void test_kernel_core_is_exact(void **state)
+{
+    (void)state;
+    /* The kernel's own core dump has one PT_LOAD per mapping with its exact flags, and NT_FILE
+     * names every file mapping: imported, it is the live snapshot taken just before the crash,
+     * but for sharing ('p') and the names of [heap], [stack] and the like. Needs root, to point
+     * core_pattern at a directory for a moment. */
+    if (geteuid() != 0)
+        skip();
+    char *dir = NULL, *db = tu_tmppath("k.db", &dir);
+    size_t len;
+    char *old = tu_read_file("/proc/sys/kernel/core_pattern", &len);
+    char pattern[4200], core[4300];
+    snprintf(pattern, sizeof(pattern), "%s/core.%%p", dir);
+    struct tu_child c;
+    tu_child_start(&c);
+    tu_child_ok(&c, "mapfile %s/a\\sb.bin 8192 rw- s", dir);
+    tu_child_ok(&c, "mapat 0x240000000 65536 ---");
+    tu_child_ok(&c, "many 200");
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", (int)c.pid);
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "snap", "-p", pid, "--detail", "maps", NULL);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    const struct rlimit unlimited = {RLIM_INFINITY, RLIM_INFINITY};
+    assert_int_equal(prlimit(c.pid, RLIMIT_CORE, &unlimited, NULL), 0);
+    assert_int_equal(write_sys("/proc/sys/kernel/core_pattern", pattern), 0);
+    kill(c.pid, SIGSEGV);
+    int status = 0;
+    waitpid(c.pid, &status, 0);
+    snprintf(core, sizeof(core), "%s/core.%d", dir, (int)c.pid);
+    c.pid = 0;
+    close(c.in);
+    close(c.out);
+    write_sys("/proc/sys/kernel/core_pattern", old); /* back before anything can fail */
+    free(old);
+    assert_true(WIFSIGNALED(status) && WCOREDUMP(status));
+    tu_vmsnap(&r, "-d", db, "import", core, NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "2\n");
+    assert_string_equal(r.err, ""); /* nothing left out */
+    tu_run_release(&r);
+    sqlite3 *h = open_db(db);
+    int64_t live = q64(h, "SELECT count(*) FROM regions WHERE snapshot_id = 1");
+    assert_true(live > 200);
+    assert_int_equal(q64(h, "SELECT count(*) FROM regions WHERE snapshot_id = 2"), live);
+    /* Every live region, at the same range with the same rwx, and a file by its name. */
+    assert_int_equal(
+        q64(h, "SELECT count(*) FROM regions l WHERE l.snapshot_id = 1 AND NOT EXISTS (SELECT 1 "
+               "FROM regions c WHERE c.snapshot_id = 2 AND c.start = l.start AND c.\"end\" = "
+               "l.\"end\" AND substr(c.perms, 1, 3) = substr(l.perms, 1, 3) AND (l.inode = 0 OR "
+               "(c.path = l.path AND c.offset = l.offset)))"),
+        0);
+    sqlite3_close(h);
+    /* Against the live snapshot, a diff sees only what a core cannot know: [heap] and the
+     * like unnamed, and the shared file mapping read as private. */
+    tu_vmsnap(&r, "-d", db, "diff", "1", "2", "--summary", NULL);
+    assert_int_equal(r.status, 1);
+    const char *sum = strstr(r.out, "summary: ");
+    int changes = -1, remapped = -2;
+    assert_non_null(sum);
+    assert_int_equal(sscanf(sum, "summary: %d changes, %d remapped\n", &changes, &remapped), 2);
+    assert_int_equal(changes, remapped); /* nothing new, freed, grown or reprotected */
+    assert_true(changes <= 8);
+    tu_run_release(&r);
+    free(db);
+    free(dir);
+}
+
 static void test_times(void **state)
 {
     (void)state;
@@ -345,6 +583,9 @@ int main(void)
         cmocka_unit_test(test_saved_text_imports_to_the_live_regions),
         cmocka_unit_test(test_bad_files_write_nothing),
         cmocka_unit_test(test_pmap_fixtures_read_as_the_maps),
+        cmocka_unit_test(test_core_segments_named_by_its_notes),
+        cmocka_unit_test(test_gcore_core_imports_what_it_holds),
+        cmocka_unit_test(test_kernel_core_is_exact),
         cmocka_unit_test(test_times),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

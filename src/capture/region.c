@@ -207,7 +207,30 @@ static int no_access(const struct region *r)
     return r->perms[0] == '-' && r->perms[1] == '-' && r->perms[2] == '-';
 }
 
-static int classify_one(const struct region *r, const struct file_key *exec, size_t nexec)
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Files with an executable mapping, by device and inode, or by name where the inode is not
+ * known (a core file's regions). */
+struct exec_set {
+    struct file_key *keys;
+    size_t nkeys;
+    const char **names;
+    size_t nnames;
+};
+
+static int is_exec_file(const struct region *r, const struct exec_set *x)
+{
+    if (r->inode != 0) {
+        struct file_key k = {r->dev_major, r->dev_minor, r->inode};
+        return x->nkeys && bsearch(&k, x->keys, x->nkeys, sizeof(k), cmp_file_key);
+    }
+    return x->nnames && bsearch(&r->path, x->names, x->nnames, sizeof(*x->names), cmp_str);
+}
+
+static int classify_one(const struct region *r, const struct exec_set *exec)
 {
     const char *p = r->path;
     int shared = r->perms[3] == 's';
@@ -229,10 +252,7 @@ static int classify_one(const struct region *r, const struct file_key *exec, siz
     if (starts_with(p, "/dev/zero") || starts_with(p, "/anon_hugepage") ||
         (p[0] != '/' && (r->inode == 0 || p[0] == '[' || starts_with(p, "anon_inode:"))))
         return shared ? CAT_SHM : CAT_ANON;
-    struct file_key k = {r->dev_major, r->dev_minor, r->inode};
-    if (r->inode != 0 && nexec && bsearch(&k, exec, nexec, sizeof(k), cmp_file_key))
-        return CAT_IMAGE;
-    return CAT_FILE;
+    return is_exec_file(r, exec) ? CAT_IMAGE : CAT_FILE;
 }
 
 /* glibc's non-main arenas are heaps of HEAP_MAX_SIZE (64 MiB on 64-bit), aligned to it: the
@@ -273,22 +293,30 @@ void region_list_classify(struct region_list *l)
 {
     /* A file with any executable mapping is an executable or library: all its mappings are image.
      */
-    struct file_key *exec = NULL;
-    size_t nexec = 0, cap = 0;
+    struct exec_set x = {NULL, 0, NULL, 0};
+    size_t kcap = 0, ncap = 0;
     for (size_t i = 0; i < l->n; i++) {
         const struct region *r = &l->v[i];
-        if (r->perms[2] == 'x' && r->path && r->path[0] != '[' && r->inode != 0 &&
-            !starts_with(r->path, "anon_inode:")) {
-            exec = xgrow(exec, &cap, nexec + 1, sizeof(*exec));
-            exec[nexec++] = (struct file_key){r->dev_major, r->dev_minor, r->inode};
+        if (r->perms[2] != 'x' || !r->path || !region_is_file(r) ||
+            starts_with(r->path, "anon_inode:"))
+            continue;
+        if (r->inode != 0) {
+            x.keys = xgrow(x.keys, &kcap, x.nkeys + 1, sizeof(*x.keys));
+            x.keys[x.nkeys++] = (struct file_key){r->dev_major, r->dev_minor, r->inode};
+        } else {
+            x.names = xgrow(x.names, &ncap, x.nnames + 1, sizeof(*x.names));
+            x.names[x.nnames++] = r->path;
         }
     }
-    if (nexec)
-        qsort(exec, nexec, sizeof(*exec), cmp_file_key);
+    if (x.nkeys)
+        qsort(x.keys, x.nkeys, sizeof(*x.keys), cmp_file_key);
+    if (x.nnames)
+        qsort(x.names, x.nnames, sizeof(*x.names), cmp_str);
     for (size_t i = 0; i < l->n; i++)
         if (!(l->v[i].flags & REGION_HAS_WIN)) /* the Windows backend classifies its own */
-            l->v[i].category = (uint8_t)classify_one(&l->v[i], exec, nexec);
-    free(exec);
+            l->v[i].category = (uint8_t)classify_one(&l->v[i], &x);
+    free(x.keys);
+    free(x.names);
     find_owners(l);
 }
 
@@ -356,6 +384,20 @@ int region_same_layout(const struct region *a, const struct region *b)
                x->alloc_protect == y->alloc_protect && x->alloc_base == y->alloc_base;
     }
     return 1;
+}
+
+int region_is_file(const struct region *r)
+{
+    return r->inode != 0 || (r->path && r->path[0] == '/');
+}
+
+int region_same_file_id(const struct region *a, const struct region *b)
+{
+    if (a->inode == b->inode && a->dev_major == b->dev_major && a->dev_minor == b->dev_minor)
+        return 1;
+    int a_unknown = a->inode == 0 && a->dev_major == 0 && a->dev_minor == 0;
+    int b_unknown = b->inode == 0 && b->dev_major == 0 && b->dev_minor == 0;
+    return (a_unknown || b_unknown) && region_is_file(a) && region_is_file(b);
 }
 
 int region_same_mem(const struct region *a, const struct region *b)

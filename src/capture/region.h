@@ -138,6 +138,11 @@ void region_list_mem_totals(const struct region_list *l, struct mem_totals *t);
 
 /* Two regions describe the same mapping with the same attributes (memory figures excluded). */
 int region_same_layout(const struct region *a, const struct region *b);
+/* Backed by a file: it has an inode, or (read from a core file, which gives none) a path. */
+int region_is_file(const struct region *r);
+/* The same device and inode; or, where one side does not know them (an imported core names
+ * files but gives no inode), both are files. Names are compared by the caller. */
+int region_same_file_id(const struct region *a, const struct region *b);
 /* Memory figures equal (both absent counts as equal). */
 int region_same_mem(const struct region *a, const struct region *b);
 

@@ -8,20 +8,21 @@
 #include "util/xalloc.h"
 
 static const char usage[] =
-    "usage: vmsnap import FILE... [--format maps|smaps|pmap] [--label TEXT] [--taken-at TIME]\n"
-    "                    [--target-name NAME]\n\n"
+    "usage: vmsnap import FILE... [--format maps|smaps|pmap|core] [--label TEXT]\n"
+    "                    [--taken-at TIME] [--target-name NAME]\n\n"
     "Turns saved memory maps into snapshots, one per FILE, as if recorded: /proc/PID/maps or\n"
     "/proc/PID/smaps text kept from a process (a bug report's attachment, a ticket), or what\n"
-    "'pmap -XX -p PID' printed (-X has no Private_Dirty: it reads 0). They list, show, diff\n"
+    "'pmap -XX -p PID' printed (-X has no Private_Dirty: it reads 0), or an ELF core file\n"
+    "(x86-64, aarch64: its segments, named by its NT_FILE note). They list, show, diff\n"
     "(against recorded snapshots too) and query like any other. Prints each new snapshot's\n"
     "id. The format is read from the content; every FILE is read before anything is written,\n"
     "and a file that is not a memory map, or is damaged, writes nothing.\n\n"
-    "  -F, --format F        read FILE as maps, smaps or pmap text instead of detecting it\n"
+    "  -F, --format F        read FILE as maps, smaps, pmap or core instead of detecting it\n"
     "  -l, --label TEXT      label the snapshot (with several files: TEXT, TEXT-2, ...)\n"
     "  -T, --taken-at TIME   when the map was saved, ISO 8601 UTC (2026-11-23T07:00:00Z);\n"
     "                        default: the file's modification time. One FILE only.\n"
-    "  -N, --target-name N   the target the snapshots belong to; default: pmap's pid and\n"
-    "                        command, else the file's name.\n"
+    "  -N, --target-name N   the target the snapshots belong to; default: the pid and\n"
+    "                        command pmap or the core names, else the file's name.\n"
     "                        Files imported under one name are one target, in the order given.\n"
     "  -d, --db FILE         database;  -j, --json  JSON on stdout\n";
 
@@ -86,9 +87,10 @@ static int write_one(struct store *st, struct imported *x, const char *name, con
         struct capture_info info = {0};
         static const char *const methods[] = {[IMPORT_MAPS] = "import-maps",
                                               [IMPORT_SMAPS] = "import-smaps",
-                                              [IMPORT_PMAP] = "import-pmap"};
+                                              [IMPORT_PMAP] = "import-pmap",
+                                              [IMPORT_CORE] = "import-core"};
         info.detail = x->map.detail;
-        info.method = methods[x->map.format];
+        info.method = x->map.by_gdb ? "import-gcore" : methods[x->map.format];
         info.taken_at_ms = taken_at_ms;
         if (info.detail == DETAIL_SMAPS) {
             region_list_mem_totals(&x->map.regions, &info.totals);
@@ -122,8 +124,9 @@ int cmd_import(struct cli *cli, int argc, char **argv)
         switch (opt) {
         case 'F':
             format = import_format_parse(optarg);
-            if (format != IMPORT_MAPS && format != IMPORT_SMAPS && format != IMPORT_PMAP)
-                return cli_fail("import: invalid format '%s': expected maps, smaps or pmap",
+            if (format < 0)
+                return cli_fail("import: invalid format '%s': expected maps, smaps, pmap or "
+                                "core",
                                 optarg);
             break;
         case 'l':
@@ -184,6 +187,12 @@ int cmd_import(struct cli *cli, int argc, char **argv)
         }
     }
     print_imported(cli, v, n);
+    for (size_t i = 0; i < n; i++)
+        if (v[i].map.left_out)
+            fprintf(stderr,
+                    "vmsnap: note: '%s' was written by gdb's gcore, which leaves out what it does "
+                    "not dump: %zu file mappings its notes name are not in snapshot %lld\n",
+                    v[i].file, v[i].map.left_out, (long long)v[i].snap);
     status = fflush(stdout) == 0 ? EXIT_OK : cli_fail("import: cannot write the output");
 out:
     for (size_t i = 0; i < n; i++)

@@ -54,7 +54,16 @@ static void print_table(const struct store_snapshot *s, const struct store_targe
     if (s->have_mem)
         printf("  rss %s  pss %s  swap %s", cli_human(s->rss_bytes, b),
                cli_human(s->pss_bytes, pss), cli_human(s->swap_bytes, swap));
-    printf("  (detail %s)\n\n", s->detail);
+    printf("  (detail %s)\n", s->detail);
+    /* What a core file cannot say about a mapping. */
+    if (s->method && strncmp(s->method, "import-", 7) == 0 && strstr(s->method, "core"))
+        printf("from a core file: shared mappings read as private (p), and [heap], [stack] and "
+               "[vdso] are not named%s\n",
+               strcmp(s->method, "import-gcore") == 0
+                   ? "; gdb's gcore leaves out mappings it does not dump (text, [vvar]) and "
+                     "writes no-access ranges with other permissions"
+                   : "");
+    putchar('\n');
     printf("%-*s %-*s %8s %-5s %-7s", w, "START", w, "END", "SIZE", "PERMS", "CATEGORY");
     if (mem)
         printf(" %8s", "RSS");

@@ -21,7 +21,7 @@ static const struct subcommand commands[] = {
     {"mark", cmd_mark, "make every running recorder take a labelled snapshot now"},
     {"report", cmd_report, "write a self-contained HTML report of a recording"},
     {"query", cmd_query, "run read-only SQL on the database"},
-    {"import", cmd_import, "turn saved maps, smaps or pmap -X text into snapshots"},
+    {"import", cmd_import, "turn saved maps, smaps, pmap -X text or core files into snapshots"},
 };
 
 static void usage(FILE *f)

@@ -76,14 +76,14 @@ static int same_backing(const struct region *a, const struct region *b, uint64_t
         return 0;
     if (a->path && (a->path_len != b->path_len || memcmp(a->path, b->path, a->path_len) != 0))
         return 0;
-    if (a->inode != b->inode || a->dev_major != b->dev_major || a->dev_minor != b->dev_minor)
+    if (!region_same_file_id(a, b))
         return 0;
     if ((a->flags & REGION_DELETED) != (b->flags & REGION_DELETED))
         return 0;
     if (a->perms[3] != b->perms[3])
         return 0;
     /* A file's pages are identified by their offset; anonymous memory shows offset 0. */
-    if (a->inode != 0 && a->offset + (at - a->start) != b->offset + (at - b->start))
+    if (region_is_file(a) && a->offset + (at - a->start) != b->offset + (at - b->start))
         return 0;
     if ((a->flags & REGION_HAS_WIN) && (b->flags & REGION_HAS_WIN) &&
         (region_extra(a)->type != region_extra(b)->type ||

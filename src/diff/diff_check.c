@@ -53,15 +53,14 @@ static int fail(char *why, size_t n, const char *fmt, ...)
 /* The same attributes at address at: protection, backing (file offset included), state. */
 static int same_at(const struct region *x, const struct region *y, uint64_t at)
 {
-    if (memcmp(x->perms, y->perms, 4) != 0 || x->inode != y->inode ||
-        x->dev_major != y->dev_major || x->dev_minor != y->dev_minor ||
+    if (memcmp(x->perms, y->perms, 4) != 0 || !region_same_file_id(x, y) ||
         (x->flags & (REGION_DELETED | REGION_HAS_WIN)) !=
             (y->flags & (REGION_DELETED | REGION_HAS_WIN)))
         return 0;
     if ((x->path == NULL) != (y->path == NULL) ||
         (x->path && (x->path_len != y->path_len || memcmp(x->path, y->path, x->path_len) != 0)))
         return 0;
-    if (x->inode != 0 && x->offset + (at - x->start) != y->offset + (at - y->start))
+    if (region_is_file(x) && x->offset + (at - x->start) != y->offset + (at - y->start))
         return 0;
     const struct region_extra *a = region_extra(x), *b = region_extra(y);
     if ((x->flags & REGION_HAS_WIN) && (a->state != b->state || a->type != b->type ||

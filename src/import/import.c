@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "capture/maps_parse.h"
+#include "import/core_parse.h"
 #include "import/pmap_parse.h"
 #include "util/xalloc.h"
 
@@ -79,6 +80,52 @@ static int detect(const char *buf, size_t len)
     return IMPORT_MAPS;
 }
 
+/* A core in memory, for import_parse. */
+struct mem_file {
+    const char *buf;
+    size_t len;
+};
+
+static int mem_read_at(void *ctx, uint64_t off, void *dst, size_t n)
+{
+    const struct mem_file *m = ctx;
+    if (off > m->len || n > m->len - off)
+        return -1;
+    memcpy(dst, m->buf + off, n);
+    return 0;
+}
+
+static int file_read_at(void *ctx, uint64_t off, void *dst, size_t n)
+{
+    FILE *f = ctx;
+#ifdef _WIN32
+    if (_fseeki64(f, (long long)off, SEEK_SET) != 0)
+        return -1;
+#else
+    if (off > (uint64_t)INT64_MAX || fseeko(f, (off_t)off, SEEK_SET) != 0)
+        return -1;
+#endif
+    return fread(dst, 1, n, f) == n ? 0 : -1;
+}
+
+/* Reads a core through read_at into out, after the checks import_parse makes of any format. */
+static int import_core(core_read_fn read_at, void *ctx, uint64_t size, struct import_map *out,
+                       struct err *e)
+{
+    struct core_info info;
+    out->format = IMPORT_CORE;
+    out->detail = DETAIL_MAPS;
+    int rc = core_parse(read_at, ctx, size, &info, &out->regions, e);
+    out->pid = info.pid;
+    out->program = info.program;
+    out->left_out = info.left_out;
+    out->by_gdb = info.by_gdb;
+    if (rc < 0)
+        return rc;
+    region_list_classify(&out->regions);
+    return 0;
+}
+
 int import_parse(const char *buf, size_t len, int format, struct import_map *out, struct err *e)
 {
     memset(out, 0, sizeof(*out));
@@ -87,10 +134,12 @@ int import_parse(const char *buf, size_t len, int format, struct import_map *out
         return err_set(e, ERR_PARSE, "the file is empty");
     int detected = detect(buf, len);
     out->format = format == IMPORT_AUTO ? detected : format;
-    if (out->format == IMPORT_CORE)
-        return err_set(e, ERR_UNSUPPORTED,
-                       "an ELF core file cannot be imported yet: import maps, smaps or pmap -X "
-                       "text");
+    if (out->format == IMPORT_CORE) {
+        if (detected != IMPORT_CORE)
+            return err_set(e, ERR_PARSE, "not an ELF core file");
+        struct mem_file m = {buf, len};
+        return import_core(mem_read_at, &m, len, out, e);
+    }
     if (detected == IMPORT_CORE)
         return err_set(e, ERR_PARSE, "it is an ELF file, not %s text",
                        import_format_name(out->format));
@@ -132,7 +181,18 @@ int import_read(const char *path, int format, struct import_map *out, struct err
         return err_set(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "cannot open '%s': %s", path,
                        strerror(errno));
     struct stat st;
-    int64_t mtime_ms = fstat(fileno(f), &st) == 0 ? (int64_t)st.st_mtime * 1000 : 0;
+    int have_stat = fstat(fileno(f), &st) == 0;
+    int64_t mtime_ms = have_stat ? (int64_t)st.st_mtime * 1000 : 0;
+    unsigned char magic[4];
+    if (have_stat && (format == IMPORT_AUTO || format == IMPORT_CORE) &&
+        fread(magic, 1, 4, f) == 4 && memcmp(magic, "\177ELF", 4) == 0) {
+        /* A core holds the process's memory too: only its headers and notes are read. */
+        int rc = import_core(file_read_at, f, (uint64_t)st.st_size, out, e);
+        fclose(f);
+        out->taken_at_ms = mtime_ms;
+        return rc < 0 ? err_wrap(e, "cannot import '%s'", path) : 0;
+    }
+    rewind(f);
     char *buf = NULL;
     size_t len = 0, cap = 0;
     int rc = 0;

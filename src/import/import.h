@@ -1,7 +1,7 @@
 /*
  * Saved memory maps read into region lists, as if captured: /proc/PID/maps and smaps text kept
- * from a live process (a bug report's attachment, a ticket), and `pmap -X`/`-XX` output. One
- * file is one snapshot. The
+ * from a live process (a bug report's attachment, a ticket), `pmap -X`/`-XX` output, and ELF
+ * core files (src/import/core_parse.h). One file is one snapshot. The
  * format is detected from the content; a file that is not one of them, or is damaged, is
  * refused with one line. import_parse is pure (bytes in, regions out) for tests and fuzzers.
  */
@@ -25,6 +25,10 @@ struct import_map {
     int64_t pid;                /* 0 when the file does not say */
     char *program;              /* what ran, when the file says; NULL otherwise (owned) */
     int64_t taken_at_ms;        /* Unix ms: the file's modification time (import_read) */
+    /* A core: gdb's gcore wrote it, and how many file mappings its notes name that it did not
+     * dump (left out of regions: their permissions are not in the file). */
+    int by_gdb;
+    size_t left_out;
 };
 
 /* "maps", "smaps", "pmap", "core" -> the format; -1 for anything else. */
