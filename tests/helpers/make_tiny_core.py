@@ -14,7 +14,8 @@ struct.pack_into('<I', prpsinfo, 24, 4242)
 prpsinfo[40:40+6] = b'server'
 prpsinfo[56:56+24] = b'/srv/bin/server --port 8'
 page = 4096
-files = [(0x400000, 0x402000, 0, b'/srv/bin/server'), (0x402000, 0x403000, 2, b'/srv/bin/server'),
+# One NT_FILE entry may cover several segments: the server's text and data are one here.
+files = [(0x400000, 0x403000, 0, b'/srv/bin/server'),
          (0x7f0000000000, 0x7f0000001000, 5, b'/srv/lib/gone.so (deleted)')]
 nt_file = struct.pack('<QQ', len(files), page)
 for s, e, o, _ in files:
