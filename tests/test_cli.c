@@ -19,31 +19,6 @@ static int cmp_row(const void *a, const void *b)
     return x->start < y->start ? -1 : x->start > y->start;
 }
 
-static sqlite3 *open_db(const char *path)
-{
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    return db;
-}
-
-__attribute__((format(printf, 2, 3))) static int64_t q64(sqlite3 *db, const char *fmt, ...)
-{
-    char sql[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof(sql), fmt, ap);
-    va_end(ap);
-    sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    int64_t v = -1;
-    if (sqlite3_step(s) == SQLITE_ROW)
-        v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    return v;
-}
-
 /* The regions view for one snapshot, in unsigned address order. */
 static size_t db_rows(sqlite3 *db, int64_t snap, struct tu_range **out)
 {
@@ -105,7 +80,7 @@ static void test_snap_stores_exactly_what_maps_shows(void **state)
     size_t na = tu_proc_maps(c.pid, &after);
     assert_rows_equal(before, nb, after, na); /* the child held still */
 
-    sqlite3 *h = open_db(db);
+    sqlite3 *h = tu_db_open(db);
     size_t ns = db_rows(h, 1, &stored);
     assert_rows_equal(before, nb, stored, ns);
     /* The true file name: a space and a newline, no escapes. */
@@ -118,12 +93,12 @@ static void test_snap_stores_exactly_what_maps_shows(void **state)
             found = 1;
         }
     assert_true(found);
-    assert_int_equal(q64(h, "SELECT size FROM regions WHERE path = '[vsyscall]'"), 4096);
-    assert_int_equal(q64(h, "SELECT count(*) FROM regions WHERE printf('%%x', start) = "
-                            "'ffffffffff600000'"),
+    assert_int_equal(tu_q64(h, "SELECT size FROM regions WHERE path = '[vsyscall]'"), 4096);
+    assert_int_equal(tu_q64(h, "SELECT count(*) FROM regions WHERE printf('%%x', start) = "
+                               "'ffffffffff600000'"),
                      1);
     int64_t spans =
-        q64(h, "SELECT (SELECT count(*) FROM spans) + (SELECT count(*) FROM spans_open)");
+        tu_q64(h, "SELECT (SELECT count(*) FROM spans) + (SELECT count(*) FROM spans_open)");
     sqlite3_close(h);
     tu_run_release(&r);
 
@@ -132,10 +107,11 @@ static void test_snap_stores_exactly_what_maps_shows(void **state)
     assert_int_equal(r.status, 0);
     assert_string_equal(r.out, "2\n");
     tu_run_release(&r);
-    h = open_db(db);
+    h = tu_db_open(db);
     assert_int_equal(
-        q64(h, "SELECT (SELECT count(*) FROM spans) + (SELECT count(*) FROM spans_open)"), spans);
-    assert_int_equal(q64(h, "SELECT count(*) FROM regions WHERE snapshot_id = 2"), (int64_t)nb);
+        tu_q64(h, "SELECT (SELECT count(*) FROM spans) + (SELECT count(*) FROM spans_open)"),
+        spans);
+    assert_int_equal(tu_q64(h, "SELECT count(*) FROM regions WHERE snapshot_id = 2"), (int64_t)nb);
     sqlite3_close(h);
 
     struct stat sb;
@@ -211,20 +187,21 @@ static void test_record_command_until_exit(void **state)
     assert_int_equal(r.status, 7); /* the command's own status */
     assert_non_null(strstr(r.err, "target exited"));
     tu_run_release(&r);
-    sqlite3 *h = open_db(db);
-    int64_t n = q64(h, "SELECT count(*) FROM snapshots");
+    sqlite3 *h = tu_db_open(db);
+    int64_t n = tu_q64(h, "SELECT count(*) FROM snapshots");
     assert_true(n >= 4);
-    assert_int_equal(q64(h, "SELECT count(*) FROM snapshots WHERE label = 'run-' || seq"), n);
+    assert_int_equal(tu_q64(h, "SELECT count(*) FROM snapshots WHERE label = 'run-' || seq"), n);
     /* Every snapshot reads back whole through the view. */
-    assert_int_equal(q64(h, "SELECT count(*) FROM snapshots s WHERE region_count != (SELECT "
-                            "count(*) FROM regions r WHERE r.snapshot_id = s.id)"),
+    assert_int_equal(tu_q64(h, "SELECT count(*) FROM snapshots s WHERE region_count != (SELECT "
+                               "count(*) FROM regions r WHERE r.snapshot_id = s.id)"),
                      0);
-    assert_int_equal(q64(h, "SELECT count(*) FROM targets WHERE cmdline = '/bin/sh -c sleep 0.5; "
+    assert_int_equal(tu_q64(h,
+                            "SELECT count(*) FROM targets WHERE cmdline = '/bin/sh -c sleep 0.5; "
                             "exit 7'"),
                      1);
     /* Process totals come from smaps_rollup by default. */
-    assert_int_equal(q64(h, "SELECT count(*) FROM snapshots WHERE rss_bytes > 0 AND detail = "
-                            "'rollup'"),
+    assert_int_equal(tu_q64(h, "SELECT count(*) FROM snapshots WHERE rss_bytes > 0 AND detail = "
+                               "'rollup'"),
                      n);
     sqlite3_close(h);
 
@@ -235,13 +212,13 @@ static void test_record_command_until_exit(void **state)
               "sleep 0.2; exec /bin/sleep 0.3", NULL);
     assert_int_equal(r.status, 0);
     tu_run_release(&r);
-    h = open_db(db2);
-    assert_int_equal(q64(h, "SELECT count(*) FROM targets"), 2);
-    assert_int_equal(q64(h, "SELECT count(*) FROM targets t WHERE NOT EXISTS (SELECT 1 FROM "
-                            "snapshots s WHERE s.target_id = t.id)"),
+    h = tu_db_open(db2);
+    assert_int_equal(tu_q64(h, "SELECT count(*) FROM targets"), 2);
+    assert_int_equal(tu_q64(h, "SELECT count(*) FROM targets t WHERE NOT EXISTS (SELECT 1 FROM "
+                               "snapshots s WHERE s.target_id = t.id)"),
                      0);
-    assert_int_equal(q64(h, "SELECT count(DISTINCT pid) FROM targets"), 1);
-    assert_int_equal(q64(h, "SELECT count(*) FROM targets WHERE exe = '/usr/bin/sleep'"), 1);
+    assert_int_equal(tu_q64(h, "SELECT count(DISTINCT pid) FROM targets"), 1);
+    assert_int_equal(tu_q64(h, "SELECT count(*) FROM targets WHERE exe = '/usr/bin/sleep'"), 1);
     sqlite3_close(h);
     free(db2);
 
@@ -327,19 +304,19 @@ static void test_sigint_mid_record_keeps_every_snapshot(void **state)
     assert_int_equal(wait_status(rec), 0);
     tu_child_ok(&c, "churn off");
 
-    sqlite3 *h = open_db(db);
+    sqlite3 *h = tu_db_open(db);
     sqlite3_stmt *s;
     assert_int_equal(sqlite3_prepare_v2(h, "PRAGMA integrity_check", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(s, 0), "ok");
     sqlite3_finalize(s);
-    assert_int_equal(q64(h, "SELECT count(*) FROM snapshots s WHERE region_count != (SELECT "
-                            "count(*) FROM regions r WHERE r.snapshot_id = s.id)"),
+    assert_int_equal(tu_q64(h, "SELECT count(*) FROM snapshots s WHERE region_count != (SELECT "
+                               "count(*) FROM regions r WHERE r.snapshot_id = s.id)"),
                      0);
-    assert_int_equal(q64(h, "SELECT count(*) FROM snapshots s WHERE rss_bytes != (SELECT "
-                            "sum(rss) FROM regions r WHERE r.snapshot_id = s.id)"),
+    assert_int_equal(tu_q64(h, "SELECT count(*) FROM snapshots s WHERE rss_bytes != (SELECT "
+                               "sum(rss) FROM regions r WHERE r.snapshot_id = s.id)"),
                      0);
-    assert_true(q64(h, "SELECT count(*) FROM snapshots") >= 5);
+    assert_true(tu_q64(h, "SELECT count(*) FROM snapshots") >= 5);
     sqlite3_close(h);
 
     /* Once the child holds still, a new recording's snapshot equals its maps exactly. */
@@ -349,8 +326,8 @@ static void test_sigint_mid_record_keeps_every_snapshot(void **state)
     tu_run_release(&r);
     struct tu_range *live, *stored;
     size_t nl = tu_proc_maps(c.pid, &live);
-    h = open_db(db);
-    size_t ns = db_rows(h, q64(h, "SELECT max(id) FROM snapshots"), &stored);
+    h = tu_db_open(db);
+    size_t ns = db_rows(h, tu_q64(h, "SELECT max(id) FROM snapshots"), &stored);
     assert_rows_equal(live, nl, stored, ns);
     sqlite3_close(h);
     tu_ranges_free(live, nl);
@@ -373,9 +350,9 @@ static void test_sigusr1_marks_and_target_exit_stops(void **state)
     tu_child_ok(&c, "mapat 0x330000000 4096 rw-");
     kill(rec, SIGUSR1);
     wait_for(db, "SELECT count(*) FROM snapshots WHERE label = 'mark-1'", 1);
-    sqlite3 *h = open_db(db);
-    assert_int_equal(q64(h, "SELECT count(*) FROM regions r JOIN snapshots s ON s.id = "
-                            "r.snapshot_id WHERE s.label = 'mark-1' AND r.start = 0x330000000"),
+    sqlite3 *h = tu_db_open(db);
+    assert_int_equal(tu_q64(h, "SELECT count(*) FROM regions r JOIN snapshots s ON s.id = "
+                               "r.snapshot_id WHERE s.label = 'mark-1' AND r.start = 0x330000000"),
                      1);
     sqlite3_close(h);
     /* The target exits: the recorder notices within its wait and stops cleanly. */
@@ -402,8 +379,8 @@ static void test_duration_and_sigterm_stop_cleanly(void **state)
     tu_run_release(&r);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     assert_true(secs >= 0.4 && secs < 5);
-    sqlite3 *h = open_db(db);
-    int64_t n = q64(h, "SELECT count(*) FROM snapshots");
+    sqlite3 *h = tu_db_open(db);
+    int64_t n = tu_q64(h, "SELECT count(*) FROM snapshots");
     assert_true(n >= 3 && n <= 9);
     sqlite3_close(h);
 
@@ -412,9 +389,9 @@ static void test_duration_and_sigterm_stop_cleanly(void **state)
     wait_for(db, "SELECT count(*) FROM snapshots", n + 3);
     kill(rec, SIGTERM);
     assert_int_equal(wait_status(rec), 0);
-    h = open_db(db);
-    assert_int_equal(q64(h, "SELECT count(*) FROM snapshots s WHERE region_count != (SELECT "
-                            "count(*) FROM regions r WHERE r.snapshot_id = s.id)"),
+    h = tu_db_open(db);
+    assert_int_equal(tu_q64(h, "SELECT count(*) FROM snapshots s WHERE region_count != (SELECT "
+                               "count(*) FROM regions r WHERE r.snapshot_id = s.id)"),
                      0);
     sqlite3_close(h);
     tu_child_stop(&c);

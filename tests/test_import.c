@@ -16,21 +16,13 @@
 
 #include "import/import.h"
 
-static sqlite3 *open_db(const char *path)
+/* Imported targets that name vm_child as pid's program: what a pmap or a core file says. */
+static int64_t imported_targets(sqlite3 *h, pid_t pid)
 {
-    sqlite3 *h = NULL;
-    assert_int_equal(sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    return h;
-}
-
-static int64_t q64(sqlite3 *h, const char *sql)
-{
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(h, sql, -1, &s, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(h));
-    int64_t v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
-    sqlite3_finalize(s);
-    return v;
+    return tu_q64(h,
+                  "SELECT count(*) FROM targets WHERE pid = %d AND boot_id = 'import' AND "
+                  "cmdline LIKE '%%vm_child%%'",
+                  (int)pid);
 }
 
 /* Rows of snapshot a's regions that snapshot b does not have, in either direction (with the
@@ -49,7 +41,7 @@ static int64_t differing_rows(sqlite3 *h, int64_t a, int64_t b, int figures)
              "(SELECT %s FROM regions WHERE snapshot_id = %lld EXCEPT SELECT %s FROM regions "
              "WHERE snapshot_id = %lld))",
              cols, (long long)a, cols, (long long)b, cols, (long long)b, cols, (long long)a);
-    return q64(h, sql);
+    return tu_q64(h, "%s", sql);
 }
 
 static void write_file(const char *path, const char *text, size_t len)
@@ -120,7 +112,7 @@ static void test_saved_text_imports_to_the_live_regions(void **state)
     assert_string_equal(r.err, "");
     tu_run_release(&r);
 
-    sqlite3 *h = open_db(db);
+    sqlite3 *h = tu_db_open(db);
     assert_int_equal(differing_rows(h, 1, 2, 0), 0);
     assert_int_equal(differing_rows(h, 1, 3, 1), 0);
     sqlite3_close(h);
@@ -129,29 +121,24 @@ static void test_saved_text_imports_to_the_live_regions(void **state)
     assert_int_equal(r.status, 0);
     assert_string_equal(r.out, "4\n5\n");
     tu_run_release(&r);
-    h = open_db(db);
+    h = tu_db_open(db);
     assert_int_equal(differing_rows(h, 1, 5, 1), 0); /* -XX: everything */
     assert_int_equal(differing_rows(h, 1, 4, 0), 0); /* -X: the layout; no Private_Dirty */
-    char want[128];
-    snprintf(want, sizeof(want),
-             "SELECT count(*) FROM targets WHERE pid = %d AND cmdline LIKE "
-             "'%%vm_child%%' AND boot_id = 'import'",
-             (int)c.pid);
-    assert_int_equal(q64(h, want), 1);
-    assert_int_equal(q64(h, "SELECT count(DISTINCT target_id) FROM snapshots WHERE id IN (4, 5)"),
-                     1);
-    assert_true(q64(h, "SELECT count(*) FROM regions WHERE snapshot_id = 2") > 10);
+    assert_int_equal(imported_targets(h, c.pid), 1);
+    assert_int_equal(
+        tu_q64(h, "SELECT count(DISTINCT target_id) FROM snapshots WHERE id IN (4, 5)"), 1);
+    assert_true(tu_q64(h, "SELECT count(*) FROM regions WHERE snapshot_id = 2") > 10);
     /* The unlinked file: deleted, named without the suffix. */
-    assert_int_equal(q64(h, "SELECT count(*) FROM regions WHERE snapshot_id = 3 AND deleted = 1 "
-                            "AND path LIKE '%/gone.bin'"),
+    assert_int_equal(tu_q64(h, "SELECT count(*) FROM regions WHERE snapshot_id = 3 AND deleted = 1 "
+                               "AND path LIKE '%%/gone.bin'"),
                      1);
     /* Both files went to one target, in the order given; its snapshots have the file's time. */
-    assert_int_equal(q64(h, "SELECT count(DISTINCT target_id) FROM snapshots WHERE id IN (2, 3)"),
-                     1);
-    assert_int_equal(q64(h, "SELECT seq FROM snapshots WHERE id = 3"), 2);
-    assert_int_equal(q64(h, "SELECT rss_bytes IS NULL FROM snapshots WHERE id = 2"), 1);
-    assert_int_equal(q64(h, "SELECT rss_bytes = (SELECT sum(rss) FROM regions WHERE snapshot_id "
-                            "= 3) FROM snapshots WHERE id = 3"),
+    assert_int_equal(
+        tu_q64(h, "SELECT count(DISTINCT target_id) FROM snapshots WHERE id IN (2, 3)"), 1);
+    assert_int_equal(tu_q64(h, "SELECT seq FROM snapshots WHERE id = 3"), 2);
+    assert_int_equal(tu_q64(h, "SELECT rss_bytes IS NULL FROM snapshots WHERE id = 2"), 1);
+    assert_int_equal(tu_q64(h, "SELECT rss_bytes = (SELECT sum(rss) FROM regions WHERE snapshot_id "
+                               "= 3) FROM snapshots WHERE id = 3"),
                      1);
     sqlite3_close(h);
 
@@ -176,12 +163,12 @@ static void test_saved_text_imports_to_the_live_regions(void **state)
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "\"format\":\"maps\""));
     tu_run_release(&r);
-    h = open_db(db);
-    assert_int_equal(q64(h, "SELECT taken_at = '2026-01-02T02:04:05.678Z' FROM snapshots WHERE "
-                            "label = 'from-ticket'"),
+    h = tu_db_open(db);
+    assert_int_equal(tu_q64(h, "SELECT taken_at = '2026-01-02T02:04:05.678Z' FROM snapshots WHERE "
+                               "label = 'from-ticket'"),
                      1);
     /* The live process, vm_child (maps, smaps), pmap's pid and command, saved.maps. */
-    assert_int_equal(q64(h, "SELECT count(*) FROM targets"), 4);
+    assert_int_equal(tu_q64(h, "SELECT count(*) FROM targets"), 4);
     sqlite3_close(h);
     tu_child_stop(&c);
     free(db);
@@ -250,8 +237,8 @@ static void test_bad_files_write_nothing(void **state)
     tu_vmsnap(&r, "-d", db, "import", good, "--format", "core", NULL);
     tu_assert_trouble(&r, "not an ELF core file");
     tu_run_release(&r);
-    sqlite3 *h = open_db(db);
-    assert_int_equal(q64(h, "SELECT count(*) FROM snapshots"), 1);
+    sqlite3 *h = tu_db_open(db);
+    assert_int_equal(tu_q64(h, "SELECT count(*) FROM snapshots"), 1);
     sqlite3_close(h);
     free(db);
     free(dir);
@@ -360,27 +347,22 @@ static void test_gcore_core_imports_what_it_holds(void **state)
     assert_string_equal(r.out, "2\n");
     assert_non_null(strstr(r.err, "gcore")); /* what it left out is said */
     tu_run_release(&r);
-    sqlite3 *h = open_db(db);
-    assert_true(q64(h, "SELECT count(*) FROM regions WHERE snapshot_id = 2") >= 5);
+    sqlite3 *h = tu_db_open(db);
+    assert_true(tu_q64(h, "SELECT count(*) FROM regions WHERE snapshot_id = 2") >= 5);
     assert_int_equal(
         /* Not [vsyscall] (stored negative): gcore writes it as r-x where maps says --x. */
-        q64(h, "SELECT count(*) FROM regions c WHERE c.snapshot_id = 2 AND c.start > 0 AND NOT "
-               "EXISTS (SELECT 1 "
-               "FROM regions l WHERE l.snapshot_id = 1 AND l.start = c.start AND l.\"end\" = "
-               "c.\"end\" AND substr(l.perms, 1, 3) = substr(c.perms, 1, 3) AND (c.path IS NULL "
-               "OR (c.path = l.path AND c.offset = l.offset)))"),
+        tu_q64(h, "SELECT count(*) FROM regions c WHERE c.snapshot_id = 2 AND c.start > 0 AND NOT "
+                  "EXISTS (SELECT 1 "
+                  "FROM regions l WHERE l.snapshot_id = 1 AND l.start = c.start AND l.\"end\" = "
+                  "c.\"end\" AND substr(l.perms, 1, 3) = substr(c.perms, 1, 3) AND (c.path IS NULL "
+                  "OR (c.path = l.path AND c.offset = l.offset)))"),
         0);
     /* The mapped file (written, so dumped) came through with its name. */
-    assert_int_equal(q64(h, "SELECT count(*) FROM regions WHERE snapshot_id = 2 AND path LIKE "
-                            "'%/a b.bin'"),
+    assert_int_equal(tu_q64(h, "SELECT count(*) FROM regions WHERE snapshot_id = 2 AND path LIKE "
+                               "'%%/a b.bin'"),
                      1);
-    char want[160];
-    snprintf(want, sizeof(want),
-             "SELECT count(*) FROM targets WHERE pid = %d AND boot_id = 'import' AND cmdline LIKE "
-             "'%%vm_child%%'",
-             (int)c.pid);
-    assert_int_equal(q64(h, want), 1);
-    assert_int_equal(q64(h, "SELECT method = 'import-gcore' FROM snapshots WHERE id = 2"), 1);
+    assert_int_equal(imported_targets(h, c.pid), 1);
+    assert_int_equal(tu_q64(h, "SELECT method = 'import-gcore' FROM snapshots WHERE id = 2"), 1);
     sqlite3_close(h);
     tu_vmsnap(&r, "-d", db, "show", "2", NULL);
     assert_int_equal(r.status, 0);
@@ -530,16 +512,16 @@ static void test_kernel_core_is_exact(void **state)
     assert_string_equal(r.out, "2\n");
     assert_string_equal(r.err, ""); /* nothing left out */
     tu_run_release(&r);
-    sqlite3 *h = open_db(db);
-    int64_t live = q64(h, "SELECT count(*) FROM regions WHERE snapshot_id = 1");
+    sqlite3 *h = tu_db_open(db);
+    int64_t live = tu_q64(h, "SELECT count(*) FROM regions WHERE snapshot_id = 1");
     assert_true(live > 200);
-    assert_int_equal(q64(h, "SELECT count(*) FROM regions WHERE snapshot_id = 2"), live);
+    assert_int_equal(tu_q64(h, "SELECT count(*) FROM regions WHERE snapshot_id = 2"), live);
     /* Every live region, at the same range with the same rwx, and a file by its name. */
     assert_int_equal(
-        q64(h, "SELECT count(*) FROM regions l WHERE l.snapshot_id = 1 AND NOT EXISTS (SELECT 1 "
-               "FROM regions c WHERE c.snapshot_id = 2 AND c.start = l.start AND c.\"end\" = "
-               "l.\"end\" AND substr(c.perms, 1, 3) = substr(l.perms, 1, 3) AND (l.inode = 0 OR "
-               "(c.path = l.path AND c.offset = l.offset)))"),
+        tu_q64(h, "SELECT count(*) FROM regions l WHERE l.snapshot_id = 1 AND NOT EXISTS (SELECT 1 "
+                  "FROM regions c WHERE c.snapshot_id = 2 AND c.start = l.start AND c.\"end\" = "
+                  "l.\"end\" AND substr(c.perms, 1, 3) = substr(l.perms, 1, 3) AND (l.inode = 0 OR "
+                  "(c.path = l.path AND c.offset = l.offset)))"),
         0);
     sqlite3_close(h);
     /* Against the live snapshot, a diff sees only what a core cannot know: [heap] and the

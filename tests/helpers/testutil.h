@@ -74,6 +74,13 @@ void tu_ranges_push(struct tu_range **v, size_t *n, size_t *cap, uint64_t start,
                     const char *perms, const char *path);
 void tu_ranges_free(struct tu_range *v, size_t n);
 
+/* A vmsnap database opened read-only (waiting up to 5 s for a writer), for checks in SQL. */
+struct sqlite3;
+struct sqlite3 *tu_db_open(const char *path);
+/* The first column of the first row of the SQL (printf-formatted), or -1 when there is none;
+ * fails the test when the SQL is wrong. */
+int64_t tu_q64(struct sqlite3 *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Counts the lines of s. */
 int tu_count_lines(const char *s);
 
