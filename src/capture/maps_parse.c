@@ -231,7 +231,7 @@ static int is_header(const char *p, const char *le)
 }
 
 /* A field line is "Name:" with Name starting upper-case: "Rss:", "VmFlags:", "THPeligible:". */
-static int is_field(const char *p, const char *le)
+int smaps_is_field(const char *p, const char *le)
 {
     if (p >= le || !(*p >= 'A' && *p <= 'Z'))
         return 0;
@@ -271,7 +271,7 @@ int smaps_parse_lines(struct smaps_parser *sp, const char *buf, size_t len, int 
             out->v[out->n - 1].flags |= REGION_HAS_MEM;
             memset(&sp->t, 0, sizeof(sp->t));
             sp->in_region = 1;
-        } else if (is_field(p, le)) {
+        } else if (smaps_is_field(p, le)) {
             if (!sp->in_region)
                 return err_set(e, ERR_PARSE, "line %zu: smaps field before any region header",
                                sp->lineno);
@@ -315,7 +315,7 @@ int rollup_parse(const char *buf, size_t len, struct mem_totals *t, struct err *
                 return err_set(e, ERR_PARSE, "line %zu: smaps_rollup does not start with a range",
                                lineno);
             seen_header = 1;
-        } else if (is_field(p, le)) {
+        } else if (smaps_is_field(p, le)) {
             if (apply_mem_line(p, le, t) < 0)
                 return err_set(e, ERR_PARSE, "line %zu: malformed smaps_rollup value", lineno);
         } else {

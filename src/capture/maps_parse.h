@@ -37,6 +37,9 @@ void smaps_parser_init(struct smaps_parser *sp, struct region_list *out);
 int smaps_parse_lines(struct smaps_parser *sp, const char *buf, size_t len, int final, size_t *used,
                       struct err *e);
 
+/* Whether [p, le) is an smaps field line ("Rss:   4 kB": a capitalised name, then ':'). */
+int smaps_is_field(const char *p, const char *le);
+
 /* Parses smaps_rollup text into process totals. */
 int rollup_parse(const char *buf, size_t len, struct mem_totals *t, struct err *e);
 

@@ -44,18 +44,6 @@ static void first_lines(const char *buf, size_t len, const char **l1, size_t *n1
     *n2 = nl ? (nl2 ? (size_t)(nl2 - *l2) : (size_t)(end - *l2)) : 0;
 }
 
-/* "Size:   4 kB": a field line of smaps (a word of letters, digits and '_', then ':'). */
-static int looks_like_field(const char *p, size_t n)
-{
-    size_t i = 0;
-    if (n == 0 || p[0] < 'A' || p[0] > 'Z')
-        return 0;
-    while (i < n && (p[i] == '_' || (p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= 'a' && p[i] <= 'z') ||
-                     (p[i] >= '0' && p[i] <= '9')))
-        i++;
-    return i < n && p[i] == ':';
-}
-
 /* "12345:   ./server --port 80": the first line of pmap's output. */
 static int looks_like_pmap(const char *p, size_t n)
 {
@@ -75,7 +63,7 @@ static int detect(const char *buf, size_t len)
     first_lines(buf, len, &l1, &n1, &l2, &n2);
     if (looks_like_pmap(l1, n1))
         return IMPORT_PMAP;
-    if (looks_like_field(l2, n2))
+    if (smaps_is_field(l2, l2 + n2))
         return IMPORT_SMAPS;
     return IMPORT_MAPS;
 }
