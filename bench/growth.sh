@@ -11,8 +11,7 @@ SNAPSHOTS=${1:-3600}
 REGIONS=${2:-10000}
 OUT=bench/out
 mkdir -p "$OUT"
-cmake -S . -B "$OUT/build" -DCMAKE_BUILD_TYPE=Release -DVMSNAP_TESTS=ON >/dev/null
-cmake --build "$OUT/build" -j2 --target vmsnap vm_child >/dev/null
+build_release
 V="$PWD/$OUT/build/vmsnap"
 CHILD="$PWD/$OUT/build/tests/vm_child"
 

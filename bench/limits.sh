@@ -9,8 +9,7 @@ cd "$(dirname "$0")/.."
 REGIONS=${1:-60000}
 OUT=bench/out
 mkdir -p "$OUT"
-cmake -S . -B "$OUT/build" -DCMAKE_BUILD_TYPE=Release -DVMSNAP_TESTS=ON >/dev/null
-cmake --build "$OUT/build" -j2 --target vmsnap vm_child >/dev/null
+build_release
 cc -O2 -o "$OUT/rusage" bench/rusage.c
 V="$PWD/$OUT/build/vmsnap"
 CHILD="$PWD/$OUT/build/tests/vm_child"

@@ -16,8 +16,7 @@ SNAPSHOTS=${1:-10000}
 REGIONS=${2:-60000}
 OUT=bench/out
 mkdir -p "$OUT"
-cmake -S . -B "$OUT/build" -DCMAKE_BUILD_TYPE=Release -DVMSNAP_TESTS=ON >/dev/null
-cmake --build "$OUT/build" -j2 --target vmsnap vm_child >/dev/null
+build_release
 V="$PWD/$OUT/build/vmsnap"
 CHILD="$PWD/$OUT/build/tests/vm_child"
 DB="$OUT/report.db"

@@ -13,8 +13,7 @@ SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(1000 10000 60000 100000 200000)
 OUT=bench/out
 mkdir -p "$OUT"
-cmake -S . -B "$OUT/build" -DCMAKE_BUILD_TYPE=Release -DVMSNAP_TESTS=ON >/dev/null
-cmake --build "$OUT/build" -j2 --target vmsnap vm_child >/dev/null
+build_release
 V="$PWD/$OUT/build/vmsnap"
 CHILD="$PWD/$OUT/build/tests/vm_child"
 DB="$OUT/scaling.db"

@@ -6,13 +6,13 @@
 #   bench/target_cost.sh [REGIONS] [SECONDS] [RUNS]      default 10000 5 3
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 REGIONS=${1:-10000}
 SECONDS_EACH=${2:-5}
 RUNS=${3:-3}
 OUT=bench/out
 mkdir -p "$OUT"
-cmake -S . -B "$OUT/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$OUT/build" -j2 --target vmsnap >/dev/null
+build_release
 cc -O2 -o "$OUT/churner" bench/churner.c
 V="$PWD/$OUT/build/vmsnap"
 DB="$OUT/cost.db"
