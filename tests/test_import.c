@@ -120,6 +120,10 @@ static void test_saved_text_imports_to_the_live_regions(void **state)
     tu_vmsnap(&r, "-d", db, "import", px, pxx, NULL);
     assert_int_equal(r.status, 0);
     assert_string_equal(r.out, "4\n5\n");
+    /* -X's missing column is said, once: -XX has it. */
+    const char *note = strstr(r.err, "no Private_Dirty column: snapshot 4 has 0");
+    assert_non_null(note);
+    assert_null(strstr(note + 1, "no Private_Dirty"));
     tu_run_release(&r);
     h = tu_db_open(db);
     assert_int_equal(differing_rows(h, 1, 5, 1), 0); /* -XX: everything */

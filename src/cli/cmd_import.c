@@ -188,6 +188,12 @@ int cmd_import(struct cli *cli, int argc, char **argv)
     }
     print_imported(cli, v, n);
     for (size_t i = 0; i < n; i++)
+        if (v[i].map.no_private_dirty)
+            fprintf(stderr,
+                    "vmsnap: note: '%s' is pmap -X output, which has no Private_Dirty column: "
+                    "snapshot %lld has 0 there (pmap -XX has it)\n",
+                    v[i].file, (long long)v[i].snap);
+    for (size_t i = 0; i < n; i++)
         if (v[i].map.left_out)
             fprintf(stderr,
                     "vmsnap: note: '%s' was written by gdb's gcore, which leaves out what it does "

@@ -238,7 +238,6 @@ int core_parse(core_read_fn read_at, void *ctx, uint64_t size, struct core_info 
 {
     unsigned char eh[64];
     memset(info, 0, sizeof(*info));
-    info->size = size;
     if (size < sizeof(eh) || read_at(ctx, 0, eh, sizeof(eh)) < 0 || memcmp(eh, "\177ELF", 4))
         return err_set(e, ERR_PARSE, "too short for an ELF header");
     if (eh[4] != 2)

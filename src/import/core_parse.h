@@ -21,7 +21,6 @@ struct core_info {
     char *program;   /* the command line NT_PRPSINFO holds, or NULL (owned) */
     int by_gdb;      /* gdb's gcore wrote it (a "GDB" note): not every mapping is dumped */
     size_t left_out; /* file mappings NT_FILE names that no segment covers (gcore) */
-    uint64_t size;   /* bytes of the file, as told to core_parse */
 };
 
 /*

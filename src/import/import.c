@@ -140,6 +140,7 @@ int import_parse(const char *buf, size_t len, int format, struct import_map *out
         out->program = info.program;
         if (info.have_rss)
             out->detail = DETAIL_SMAPS;
+        out->no_private_dirty = info.have_rss && !info.have_private_dirty;
     } else {
         rc = out->format == IMPORT_SMAPS ? smaps_parse(buf, len, &out->regions, e)
                                          : maps_parse(buf, len, &out->regions, e);

@@ -29,6 +29,7 @@ struct import_map {
      * dump (left out of regions: their permissions are not in the file). */
     int by_gdb;
     size_t left_out;
+    int no_private_dirty; /* pmap -X: figures without Private_Dirty (stored as 0) */
 };
 
 /* "maps", "smaps", "pmap", "core" -> the format; -1 for anything else. */
