@@ -22,6 +22,7 @@ static const struct subcommand commands[] = {
     {"report", cmd_report, "write a self-contained HTML report of a recording"},
     {"query", cmd_query, "run read-only SQL on the database"},
     {"import", cmd_import, "turn saved maps, smaps, pmap -X text or core files into snapshots"},
+    {"merge", cmd_merge, "copy other databases' targets and snapshots into this one"},
 };
 
 static void usage(FILE *f)

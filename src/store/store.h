@@ -218,6 +218,24 @@ int64_t store_db_bytes(struct store *st);
 /* Formats Unix milliseconds as the stored UTC timestamp "YYYY-MM-DDTHH:MM:SS.mmmZ". */
 void store_format_time(int64_t unix_ms, char out[32]);
 
+/* What merging another database did (store_merge.c). */
+struct store_merge_result {
+    int64_t targets_added;    /* new here */
+    int64_t targets_extended; /* held here with fewer snapshots: the rest were added */
+    int64_t targets_present;  /* held here whole already */
+    int64_t targets_apart;    /* the same process recorded apart into both: kept as another */
+    int64_t snapshots_added;
+};
+
+/*
+ * Copies the targets and snapshots of the vmsnap database at path into st, in one transaction,
+ * keeping their identities (boot id, pid, start time); merging the same file again adds nothing,
+ * and a file that went on recording adds what it recorded since. A file of an older schema is
+ * brought to this one first, as opening it would; a newer one is refused. Memory stays bounded
+ * whatever the file's size: rows stream from one file to the other.
+ */
+int store_merge(struct store *st, const char *path, struct store_merge_result *r, struct err *e);
+
 /*
  * Marks (store_marks.c). A recorder says it runs on the database from start to end, so that
  * `vmsnap mark` can find it; a mark asks every recorder that runs to take a snapshot now.
