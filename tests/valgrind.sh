@@ -1,8 +1,9 @@
 #!/bin/sh
 # valgrind memcheck of vmsnap's commands on a live process: snap (smaps and maps), record,
 # diff (table and JSON, the interval path and the whole-snapshot path), show, list, query,
-# growth, report, import of saved maps and smaps text and of a core file, and mark with a recorder (itself under
-# valgrind) taking it.
+# growth, report, import of saved maps and smaps text and of a core file, merge of another
+# database (the same process recorded apart there; then again), and mark with a recorder
+# (itself under valgrind) taking it.
 # Any memory error or definite leak fails:  valgrind.sh VMSNAP VM_CHILD
 set -eu
 vmsnap=$1 child=$2
@@ -50,6 +51,9 @@ cat "/proc/$pid/smaps" >"$dir/saved.smaps"
 run import "$dir/saved.maps" "$dir/saved.smaps" --target-name saved
 run -j import "$dir/saved.maps" --taken-at 2026-01-01T00:00:00Z --label vg-import
 run import "$(dirname "$0")/fixtures/tiny.core"
+"$vmsnap" -d "$dir/other.db" snap -p "$pid" >/dev/null
+run merge "$dir/other.db"
+run -j merge "$dir/other.db" "$db"
 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
   --show-leak-kinds=definite "$vmsnap" -d "$db" record -p "$pid" -i 1h >/dev/null 2>&1 &
 rec=$!
@@ -65,5 +69,5 @@ wait "$rec" || { echo "valgrind.sh: the recorder under valgrind failed with $?" 
 exec 3>&-
 wait "$pid" || true
 rm -rf "$dir"
-[ $status = 0 ] && echo "valgrind: no memory errors or definite leaks in 19 commands"
+[ $status = 0 ] && echo "valgrind: no memory errors or definite leaks in 21 commands"
 exit $status

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A database recorded on Windows opens, lists, shows and diffs on Linux, and vice versa; saved
-# Linux maps text imports on Windows.
+# Linux maps text imports on Windows; each merges the other's databases, to the same rows.
 #   tests/win/cross-db.sh LINUX_BUILD WINDOWS_BUILD
 # Needs the Windows tests to have run first (they leave WINDOWS_BUILD/testdata/win.db).
 set -uo pipefail
@@ -63,6 +63,27 @@ check "Windows diffs a Linux change" 0 wine "$WIN/vmsnap.exe" -d "$ZDB" diff one
 ZMAPS="Z:$(echo "$TMP/saved.maps" | tr / '\\')"
 contains "Windows imports saved Linux maps" '"format":"maps"' wine "$WIN/vmsnap.exe" -d "$ZDB" -j import "$ZMAPS" --label saved
 check "Windows diffs them with the live snapshot" 0 wine "$WIN/vmsnap.exe" -d "$ZDB" diff one saved
+
+# One fleet of both: merged on Linux, and on Windows, they hold the same.
+cp "$WDB" "$TMP/win.db"
+FDB="$TMP/fleet.db"
+check "Linux merges a Linux and a Windows database" 0 "$LIN/vmsnap" -d "$FDB" merge "$LDB" "$TMP/win.db"
+contains "the fleet holds the Windows target" '"os":"windows"' "$LIN/vmsnap" -d "$FDB" -j list
+contains "and the Linux one" '"os":"linux"' "$LIN/vmsnap" -d "$FDB" -j list
+ZWDB="Z:$(echo "$TMP/win.db" | tr / '\\')"
+ZFDB="Z:$(echo "$TMP/fleet-w.db" | tr / '\\')"
+check "Windows merges them too" 0 wine "$WIN/vmsnap.exe" -d "$ZFDB" merge "$ZDB" "$ZWDB"
+contains "merging again on Windows adds nothing" '"snapshots_added":0,"targets_added":0' wine "$WIN/vmsnap.exe" -d "$ZFDB" -j merge "$ZWDB"
+ROWS="SELECT s.seq, t.os, r.start, r.size, r.perms, r.path, r.state, r.type FROM regions r JOIN snapshots s ON s.id = r.snapshot_id JOIN targets t ON t.id = s.target_id ORDER BY 1, 2, 3"
+lin_rows=$("$LIN/vmsnap" -d "$FDB" query "$ROWS")
+win_rows=$("$LIN/vmsnap" -d "$TMP/fleet-w.db" query "$ROWS")
+if [ -n "$lin_rows" ] && [ "$lin_rows" = "$win_rows" ]; then
+  echo "ok: both fleets hold the same regions"
+  passed=$((passed + 1))
+else
+  echo "FAILED: the fleets merged on Linux and on Windows differ"
+  failed=$((failed + 1))
+fi
 rm -rf "$TMP"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
