@@ -44,25 +44,6 @@ static int64_t differing_rows(sqlite3 *h, int64_t a, int64_t b, int figures)
     return tu_q64(h, "%s", sql);
 }
 
-static void write_file(const char *path, const char *text, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(text, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
-
-static void save(const char *from, const char *to)
-{
-    size_t len;
-    char *text = tu_read_file(from, &len);
-    FILE *f = fopen(to, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(text, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-    free(text);
-}
-
 static void test_saved_text_imports_to_the_live_regions(void **state)
 {
     (void)state;
@@ -82,9 +63,9 @@ static void test_saved_text_imports_to_the_live_regions(void **state)
     snprintf(maps, sizeof(maps), "%s/saved.maps", dir);
     snprintf(smaps, sizeof(smaps), "%s/saved.smaps", dir);
     snprintf(proc, sizeof(proc), "/proc/%d/maps", (int)c.pid);
-    save(proc, maps);
+    tu_copy_file(proc, maps);
     snprintf(proc, sizeof(proc), "/proc/%d/smaps", (int)c.pid);
-    save(proc, smaps);
+    tu_copy_file(proc, smaps);
     /* pmap -X and -XX, with -p for whole paths, as procps 4 writes them. */
     snprintf(px, sizeof(px), "%s/saved.pmap-x", dir);
     snprintf(pxx, sizeof(pxx), "%s/saved.pmap-xx", dir);
@@ -94,11 +75,11 @@ static void test_saved_text_imports_to_the_live_regions(void **state)
     struct tu_run pr;
     tu_run(&pr, pmap_x);
     assert_int_equal(pr.status, 0);
-    write_file(px, pr.out, strlen(pr.out));
+    tu_write_file(px, pr.out, strlen(pr.out));
     tu_run_release(&pr);
     tu_run(&pr, pmap_xx);
     assert_int_equal(pr.status, 0);
-    write_file(pxx, pr.out, strlen(pr.out));
+    tu_write_file(pxx, pr.out, strlen(pr.out));
     tu_run_release(&pr);
 
     struct tu_run r;
@@ -187,7 +168,7 @@ static void test_bad_files_write_nothing(void **state)
     snprintf(good, sizeof(good), "%s/good.maps", dir);
     const char *ok = "00400000-00452000 r-xp 00000000 08:02 173521 /usr/bin/dbus-daemon\n"
                      "7ffce86c7000-7ffce86e8000 rw-p 00000000 00:00 0 [stack]\n";
-    write_file(good, ok, strlen(ok));
+    tu_write_file(good, ok, strlen(ok));
     static const struct {
         const char *name, *text;
         size_t len;
@@ -211,7 +192,7 @@ static void test_bad_files_write_nothing(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         snprintf(path, sizeof(path), "%s/%s", dir, cases[i].name);
         if (cases[i].text)
-            write_file(path, cases[i].text, cases[i].len);
+            tu_write_file(path, cases[i].text, cases[i].len);
         struct tu_run r;
         /* A good file beside a bad one: the bad one is refused and neither is written. */
         tu_vmsnap(&r, "-d", db, "import", good, path, NULL);
@@ -377,7 +358,7 @@ static void test_gcore_core_imports_what_it_holds(void **state)
     char *bytes = tu_read_file(core, &len);
     char cut[4400];
     snprintf(cut, sizeof(cut), "%s.cut", core);
-    write_file(cut, bytes, 200);
+    tu_write_file(cut, bytes, 200);
     free(bytes);
     tu_vmsnap(&r, "-d", db, "import", cut, NULL);
     tu_assert_trouble(&r, "cut short");

@@ -118,17 +118,6 @@ static void snap(const char *db, pid_t pid, const char *detail)
     tu_run_release(&r);
 }
 
-static void copy_file(const char *from, const char *to)
-{
-    size_t len;
-    char *text = tu_read_file(from, &len);
-    FILE *f = fopen(to, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(text, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-    free(text);
-}
-
 /* Runs SQL that changes the database at path (as another host's file would differ). */
 static void rewrite(const char *path, const char *sql)
 {
@@ -175,7 +164,7 @@ static void test_hosts_merge_whole(void **state)
     snap(b, child.pid, "smaps");
     tu_child_stop(&child);
     rewrite(b, "UPDATE targets SET host = 'host-b', boot_id = 'boot-of-host-b'");
-    copy_file(a, c);
+    tu_copy_file(a, c);
     rewrite(c, "UPDATE targets SET host = 'host-c', boot_id = 'boot-of-host-c'");
 
     run_ok(&r, fleet, "merge", a, b, c);
@@ -328,18 +317,16 @@ static void test_refuses_and_keeps(void **state)
     char *newer = in_dir(dir, "newer.db"), *text = in_dir(dir, "text.db");
     char *empty = in_dir(dir, "empty.db"), *other = in_dir(dir, "other.db");
     char *broken = in_dir(dir, "broken.db"), *b = in_dir(dir, "b.db");
-    copy_file(a, newer);
+    tu_copy_file(a, newer);
     rewrite(newer, "UPDATE targets SET boot_id = 'x'; PRAGMA user_version = 99");
-    FILE *f = fopen(text, "w");
-    assert_non_null(f);
-    fputs("00400000-00452000 r-xp 00000000 08:02 173521 /usr/bin/dbus-daemon\n", f);
-    fclose(f);
-    fclose(fopen(empty, "w"));
+    const char *line = "00400000-00452000 r-xp 00000000 08:02 173521 /usr/bin/dbus-daemon\n";
+    tu_write_file(text, line, strlen(line));
+    tu_write_file(empty, "", 0);
     rewrite(other, "CREATE TABLE t (x); INSERT INTO t VALUES (1)");
-    copy_file(a, broken);
+    tu_copy_file(a, broken);
     rewrite(broken, "UPDATE targets SET boot_id = 'y'; UPDATE spans_open SET first_snap = 999 "
                     "WHERE rowid = (SELECT max(rowid) FROM spans_open)");
-    copy_file(a, b);
+    tu_copy_file(a, b);
     rewrite(b, "UPDATE targets SET boot_id = 'z'");
     static const struct {
         const char *name, *want;
@@ -397,20 +384,7 @@ static void test_older_schema_is_migrated(void **state)
     struct err e = {0};
     assert_int_equal(store_open_version(&st, old, STORE_WRITE, 1, &e), 0);
     store_close(st);
-    rewrite(old, "INSERT INTO targets VALUES (1, 4242, 777, '/x', 'x', 'h', 'linux', 'boot-1', "
-                 "'1:2:3:4', '2025-11-22T00:00:00.000Z');"
-                 "INSERT INTO snapshots (id, target_id, seq, taken_at, region_count, "
-                 "mapped_bytes, detail, method) VALUES "
-                 "(1, 1, 1, '2025-11-22T00:00:01.000Z', 2, 12288, 'maps', 'maps'),"
-                 "(2, 1, 2, '2025-11-22T00:00:02.000Z', 2, 12288, 'maps', 'maps'),"
-                 "(3, 1, 3, '2025-11-22T00:00:03.000Z', 2, 12288, 'maps', 'maps');"
-                 "INSERT INTO spans_open (id, target_id, first_snap, start, \"end\", perms, "
-                 "offset, dev, inode, category) VALUES "
-                 "(4294967296, 1, 1, 4096, 12288, 'rw-p', 0, '00:00', 0, 'anon'),"
-                 "(4294967298, 1, 3, 65536, 69632, '---p', 0, '00:00', 0, 'guard');"
-                 "INSERT INTO spans (id, target_id, first_snap, last_snap, start, \"end\", "
-                 "perms, offset, dev, inode, category) VALUES "
-                 "(4294967297, 1, 1, 2, 20480, 24576, 'r--p', 0, '00:00', 0, 'anon');");
+    rewrite(old, tu_schema1_rows);
     struct tu_run r;
     run_ok(&r, fleet, "merge", old, NULL, NULL);
     assert_non_null(strstr(r.out, ": 3 snapshots added; 1 new target,"));

@@ -534,26 +534,8 @@ static void test_migrates_from_version_1(void **state)
     assert_int_equal(store_open_version(&st, path, STORE_WRITE, 1, &e), 0);
     assert_int_equal(count(st, "PRAGMA user_version"), 1);
     assert_int_equal(count(st, "SELECT count(*) FROM sqlite_schema WHERE name = 'regions'"), 0);
-    /* Three snapshots written into the first schema, as an older vmsnap would have: a region
-     * alive throughout, one that ended at snapshot 2, one born at 3. */
-    assert_int_equal(
-        store_exec(st,
-                   "INSERT INTO targets VALUES (1, 4242, 777, '/x', 'x', 'h', 'linux', 'boot-1', "
-                   "'1:2:3:4', '2025-11-22T00:00:00.000Z');"
-                   "INSERT INTO snapshots (id, target_id, seq, taken_at, region_count, "
-                   "mapped_bytes, detail, method) VALUES "
-                   "(1, 1, 1, '2025-11-22T00:00:01.000Z', 2, 12288, 'maps', 'maps'),"
-                   "(2, 1, 2, '2025-11-22T00:00:02.000Z', 2, 12288, 'maps', 'maps'),"
-                   "(3, 1, 3, '2025-11-22T00:00:03.000Z', 2, 12288, 'maps', 'maps');"
-                   "INSERT INTO spans_open (id, target_id, first_snap, start, \"end\", perms, "
-                   "offset, dev, inode, category) VALUES "
-                   "(4294967296, 1, 1, 4096, 12288, 'rw-p', 0, '00:00', 0, 'anon'),"
-                   "(4294967298, 1, 3, 65536, 69632, '---p', 0, '00:00', 0, 'guard');"
-                   "INSERT INTO spans (id, target_id, first_snap, last_snap, start, \"end\", "
-                   "perms, offset, dev, inode, category) VALUES "
-                   "(4294967297, 1, 1, 2, 20480, 24576, 'r--p', 0, '00:00', 0, 'anon');",
-                   &e),
-        0);
+    /* Three snapshots written into the first schema, as an older vmsnap would have. */
+    assert_int_equal(store_exec(st, tu_schema1_rows, &e), 0);
     store_close(st);
 
     assert_int_equal(store_open(&st, path, STORE_WRITE, &e), 0);

@@ -20,9 +20,12 @@
 #include "store/store_internal.h"
 #include "util/xalloc.h"
 
-/* Runs one statement with integer parameters ?1, ?2, ...; *changes gets the rows it wrote. */
+/*
+ * Runs one statement with integer parameters ?1, ?2, ...; *row gets its first column (0 when it
+ * returns no row or NULL) and *changes the rows it wrote, each when not NULL.
+ */
 static int run(struct store *st, const char *what, const char *sql, const int64_t *p, int np,
-               int64_t *changes, struct err *e)
+               int64_t *row, int64_t *changes, struct err *e)
 {
     sqlite3_stmt *s = NULL;
     int rc = store_prepare(st, sql, &s, e);
@@ -31,6 +34,8 @@ static int run(struct store *st, const char *what, const char *sql, const int64_
     for (int i = 0; i < np; i++)
         sqlite3_bind_int64(s, i + 1, p[i]);
     rc = sqlite3_step(s);
+    if (row)
+        *row = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
     sqlite3_finalize(s);
     /* The copies map every snapshot id through merge_snap: one the other file does not hold
      * comes out NULL. */
@@ -42,24 +47,6 @@ static int run(struct store *st, const char *what, const char *sql, const int64_
         return store_sql_err(st, rc, what, sql, e);
     if (changes)
         *changes = sqlite3_changes(st->db);
-    return 0;
-}
-
-/* One integer from a query with integer parameters; 0 when it returns no row or NULL. */
-static int one(struct store *st, const char *sql, const int64_t *p, int np, int64_t *out,
-               struct err *e)
-{
-    sqlite3_stmt *s = NULL;
-    int rc = store_prepare(st, sql, &s, e);
-    if (rc < 0)
-        return rc;
-    for (int i = 0; i < np; i++)
-        sqlite3_bind_int64(s, i + 1, p[i]);
-    rc = sqlite3_step(s);
-    *out = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-    sqlite3_finalize(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return store_sql_err(st, rc, "cannot merge", sql, e);
     return 0;
 }
 
@@ -111,11 +98,11 @@ static int compare_history(struct store *st, const struct other_target *t, int64
         "ON s.target_id = ?2 AND s.seq = d.seq AND s.taken_at = d.taken_at "
         "WHERE d.target_id = ?1 AND d.seq <= ?3";
     int64_t p[3] = {here_id, t->id, 0}, n = 0, matched = 0;
-    int rc = one(st, count_sql, p, 1, &n, e);
+    int rc = run(st, "cannot merge", count_sql, p, 1, &n, NULL, e);
     if (rc < 0)
         return rc;
     p[2] = n < t->nsnaps ? n : t->nsnaps;
-    if ((rc = one(st, same_sql, p, 3, &matched, e)) < 0)
+    if ((rc = run(st, "cannot merge", same_sql, p, 3, &matched, NULL, e)) < 0)
         return rc;
     *here = n;
     *same = matched == p[2];
@@ -224,7 +211,7 @@ static int copy_target(struct store *st, int64_t from, int64_t to, int64_t here,
     const int64_t p[] = {from, to, here, from << 32, to << 32, STORE_OPEN_SPAN};
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
         int64_t n = 0;
-        int rc = run(st, steps[i][0], steps[i][1], p, 6, &n, e);
+        int rc = run(st, steps[i][0], steps[i][1], p, 6, NULL, &n, e);
         if (rc < 0)
             return rc;
         if (i == 2)
@@ -287,7 +274,7 @@ static int merge_target(struct store *st, const struct other_target *t,
     }
     const int64_t map[] = {t->id, here_id};
     rc = run(st, "cannot merge", "INSERT INTO temp.merge_target (old_id, new_id) VALUES (?1, ?2)",
-             map, 2, NULL, e);
+             map, 2, NULL, NULL, e);
 out:
     free(key);
     return rc;

@@ -318,3 +318,36 @@ int64_t tu_q64(sqlite3 *db, const char *fmt, ...)
     sqlite3_finalize(s);
     return v;
 }
+
+void tu_write_file(const char *path, const char *text, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        fail_msg("cannot write %s", path);
+    assert_int_equal(fwrite(text, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+void tu_copy_file(const char *from, const char *to)
+{
+    size_t len;
+    char *text = tu_read_file(from, &len);
+    tu_write_file(to, text, len);
+    free(text);
+}
+
+const char tu_schema1_rows[] =
+    "INSERT INTO targets VALUES (1, 4242, 777, '/x', 'x', 'h', 'linux', 'boot-1', '1:2:3:4', "
+    "'2025-11-22T00:00:00.000Z');"
+    "INSERT INTO snapshots (id, target_id, seq, taken_at, region_count, mapped_bytes, detail, "
+    "method) VALUES "
+    "(1, 1, 1, '2025-11-22T00:00:01.000Z', 2, 12288, 'maps', 'maps'),"
+    "(2, 1, 2, '2025-11-22T00:00:02.000Z', 2, 12288, 'maps', 'maps'),"
+    "(3, 1, 3, '2025-11-22T00:00:03.000Z', 2, 12288, 'maps', 'maps');"
+    "INSERT INTO spans_open (id, target_id, first_snap, start, \"end\", perms, offset, dev, inode, "
+    "category) VALUES "
+    "(4294967296, 1, 1, 4096, 12288, 'rw-p', 0, '00:00', 0, 'anon'),"
+    "(4294967298, 1, 3, 65536, 69632, '---p', 0, '00:00', 0, 'guard');"
+    "INSERT INTO spans (id, target_id, first_snap, last_snap, start, \"end\", perms, offset, dev, "
+    "inode, category) VALUES "
+    "(4294967297, 1, 1, 2, 20480, 24576, 'r--p', 0, '00:00', 0, 'anon');";

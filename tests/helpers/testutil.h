@@ -15,6 +15,15 @@
 char *tu_read_file(const char *path, size_t *len);
 /* Reads tests/fixtures/NAME. */
 char *tu_fixture(const char *name, size_t *len);
+/* Writes len bytes of text to path; copies the file from to to. Fail the test when they cannot. */
+void tu_write_file(const char *path, const char *text, size_t len);
+void tu_copy_file(const char *from, const char *to);
+/*
+ * Rows for a database of the first schema (store_open_version(..., 1)), as an older vmsnap wrote
+ * them: target 1 (pid 4242), three snapshots, a region alive throughout, one that ended at
+ * snapshot 2, one born at 3.
+ */
+extern const char tu_schema1_rows[];
 /* A fresh directory under /tmp; caller frees the string (the directory is left for inspection). */
 char *tu_tmpdir(void);
 
