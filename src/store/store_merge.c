@@ -63,26 +63,16 @@ static void other_target_release(struct other_target *t)
     free(t->first_taken);
 }
 
-/* This database's target with the identity (t, exec_key), or 0. */
+/* This database's target with the identity (t, exec_key), or 0. Unqualified, the targets table
+ * is this database's (main comes before attached files). */
 static int find_here(struct store *st, const struct other_target *t, const char *exec_key,
                      int64_t *id, struct err *e)
 {
-    static const char *sql = "SELECT id FROM main.targets WHERE boot_id = ?1 AND pid = ?2 AND "
-                             "start_time = ?3 AND exec_key = ?4";
-    sqlite3_stmt *s = NULL;
-    int rc = store_prepare(st, sql, &s, e);
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_text(s, 1, t->boot_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, t->pid);
-    sqlite3_bind_int64(s, 3, t->start_time);
-    sqlite3_bind_text(s, 4, exec_key, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    *id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-    sqlite3_finalize(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return store_sql_err(st, rc, "cannot merge", sql, e);
-    return 0;
+    const struct capture_target ident = {.pid = t->pid,
+                                         .start_time = (uint64_t)t->start_time,
+                                         .boot_id = t->boot_id,
+                                         .exec_key = (char *)exec_key};
+    return store_target_find(st, &ident, id, e);
 }
 
 /*
