@@ -9,8 +9,6 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 SNAPSHOTS=${1:-3600}
 REGIONS=${2:-10000}
-OUT=bench/out
-mkdir -p "$OUT"
 build_release
 V="$PWD/$OUT/build/vmsnap"
 CHILD="$PWD/$OUT/build/tests/vm_child"

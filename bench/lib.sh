@@ -19,9 +19,16 @@ median_ms() { echo $(($(median_us "$@") / 1000)); }
 # ratio A B [DIGITS]: A / B.
 ratio() { awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN { printf "%.*f", d, a / b }'; }
 
+# Where the scripts build and write: never in git.
+OUT=bench/out
+
 # build_release: the Release tree in $OUT/build with vmsnap and vm_child, the target the
 # scripts drive.
 build_release() {
+  mkdir -p "$OUT"
   cmake -S . -B "$OUT/build" -DCMAKE_BUILD_TYPE=Release -DVMSNAP_TESTS=ON >/dev/null
   cmake --build "$OUT/build" -j2 --target vmsnap vm_child >/dev/null
 }
+
+# build_rusage: $OUT/rusage, which prints a command's peak RSS and CPU time.
+build_rusage() { cc -O2 -o "$OUT/rusage" bench/rusage.c; }

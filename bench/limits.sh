@@ -7,10 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 REGIONS=${1:-60000}
-OUT=bench/out
-mkdir -p "$OUT"
 build_release
-cc -O2 -o "$OUT/rusage" bench/rusage.c
+build_rusage
 V="$PWD/$OUT/build/vmsnap"
 CHILD="$PWD/$OUT/build/tests/vm_child"
 RU="$PWD/$OUT/rusage"

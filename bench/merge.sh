@@ -11,10 +11,8 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 FILES=${1:-10}
 SIZE_MIB=${2:-1024}
-OUT=bench/out
-mkdir -p "$OUT"
 build_release
-cc -O2 -o "$OUT/rusage" bench/rusage.c
+build_rusage
 V="$PWD/$OUT/build/vmsnap"
 CHILD="$PWD/$OUT/build/tests/vm_child"
 RU="$PWD/$OUT/rusage"

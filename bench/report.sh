@@ -14,8 +14,6 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 SNAPSHOTS=${1:-10000}
 REGIONS=${2:-60000}
-OUT=bench/out
-mkdir -p "$OUT"
 build_release
 V="$PWD/$OUT/build/vmsnap"
 CHILD="$PWD/$OUT/build/tests/vm_child"

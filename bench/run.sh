@@ -6,8 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 REGIONS=${1:-60000}
-OUT=bench/out
-mkdir -p "$OUT"
 build_release
 cc -O2 -o "$OUT/view_read" bench/view_read.c -lsqlite3
 V="$PWD/$OUT/build/vmsnap"

@@ -11,8 +11,6 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(1000 10000 60000 100000 200000)
-OUT=bench/out
-mkdir -p "$OUT"
 build_release
 V="$PWD/$OUT/build/vmsnap"
 CHILD="$PWD/$OUT/build/tests/vm_child"

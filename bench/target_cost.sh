@@ -10,8 +10,6 @@ cd "$(dirname "$0")/.."
 REGIONS=${1:-10000}
 SECONDS_EACH=${2:-5}
 RUNS=${3:-3}
-OUT=bench/out
-mkdir -p "$OUT"
 build_release
 cc -O2 -o "$OUT/churner" bench/churner.c
 V="$PWD/$OUT/build/vmsnap"
