@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include "store/store.h"
@@ -404,6 +405,55 @@ static void test_older_schema_is_migrated(void **state)
     free(dir);
 }
 
+/* A full disk mid-merge: one line, exit 2, what was merged before intact; with space again the
+ * same merge completes. Needs root to mount a small tmpfs. */
+static void test_disk_full(void **state)
+{
+    char *fs = tu_small_fs("2m");
+    if (!fs)
+        skip();
+    *state = fs; /* unmounted by umount_fs, whatever happens */
+    char *dir = tu_tmpdir();
+    char *a = in_dir(dir, "a.db"), *b = in_dir(dir, "b.db"), *fleet = in_dir(fs, "fleet.db");
+    struct tu_child child;
+    tu_child_start(&child);
+    snap(a, child.pid, "maps");
+    tu_child_ok(&child, "many 3000");
+    snap(b, child.pid, "smaps");
+    tu_child_stop(&child);
+    rewrite(b, "UPDATE targets SET boot_id = 'boot-of-host-b'");
+    struct tu_run r;
+    run_ok(&r, fleet, "merge", a, NULL, NULL);
+    tu_run_release(&r);
+    tu_fill_fs(fs, 16 * 4096);
+    tu_vmsnap(&r, "-d", fleet, "merge", b, NULL);
+    tu_assert_trouble(&r, "full");
+    tu_run_release(&r);
+    const char *const one[] = {a}, *const two[] = {a, b};
+    assert_holds(fleet, one, 1);
+    char *filler = in_dir(fs, "filler");
+    assert_int_equal(unlink(filler), 0);
+    run_ok(&r, fleet, "merge", a, b, NULL);
+    assert_non_null(strstr(r.out, "1 already here\n"));
+    assert_non_null(strstr(r.out, ": 1 snapshot added; 1 new target,"));
+    tu_run_release(&r);
+    assert_holds(fleet, two, 2);
+    free(filler);
+    free(a);
+    free(b);
+    free(fleet);
+    free(dir);
+}
+
+static int umount_fs(void **state)
+{
+    if (*state) {
+        umount2(*state, MNT_DETACH);
+        free(*state);
+    }
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -411,6 +461,7 @@ int main(void)
         cmocka_unit_test(test_extends_and_keeps_apart),
         cmocka_unit_test(test_refuses_and_keeps),
         cmocka_unit_test(test_older_schema_is_migrated),
+        cmocka_unit_test_teardown(test_disk_full, umount_fs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

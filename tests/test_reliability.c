@@ -74,13 +74,6 @@ static int64_t check_whole(const char *path)
     return n;
 }
 
-static off_t file_size(const char *path)
-{
-    struct stat sb;
-    assert_int_equal(stat(path, &sb), 0);
-    return sb.st_size;
-}
-
 static void expect_ok(struct tu_run *r, const char *what)
 {
     if (r->status != 0)
@@ -326,17 +319,13 @@ static void test_recorder_killed_at_random(void **state)
  * to mount a small tmpfs. */
 static void test_disk_full(void **state)
 {
-    if (geteuid() != 0)
+    char *dir = tu_small_fs("2m");
+    if (!dir)
         skip();
-    char *dir = tu_tmpdir();
-    if (mount("vmsnap-full", dir, "tmpfs", 0, "size=2m") < 0) {
-        print_message("cannot mount a tmpfs (%s): skipped\n", strerror(errno));
-        skip();
-    }
     *state = dir; /* unmounted by umount_full, whatever happens */
     struct tu_child c;
     tu_child_start(&c);
-    char pid[16], db[4096], filler[4096];
+    char pid[16], db[4096], filler[4200];
     snprintf(pid, sizeof(pid), "%d", (int)c.pid);
     snprintf(db, sizeof(db), "%s/v.db", dir);
     snprintf(filler, sizeof(filler), "%s/filler", dir);
@@ -347,15 +336,9 @@ static void test_disk_full(void **state)
         tu_run_release(&r);
         tu_child_ok(&c, "map 65536 rw-");
     }
-    /* Fill the file system, leaving 64 KiB: enough to open the
-     * database, far less than the next snapshot needs. */
-    int fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    assert_true(fd >= 0);
-    static char block[4096];
-    while (write(fd, block, sizeof(block)) == (ssize_t)sizeof(block))
-        ;
-    close(fd);
-    assert_int_equal(truncate(filler, file_size(filler) - 16 * 4096), 0);
+    /* Fill the file system, leaving 64 KiB: enough to open the database, far less than the
+     * next snapshot needs. */
+    tu_fill_fs(dir, 16 * 4096);
     tu_child_ok(&c, "many 3000");
     tu_vmsnap(&r, "-d", db, "snap", "-p", pid, NULL);
     assert_int_equal(r.status, 2);

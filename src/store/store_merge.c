@@ -50,6 +50,13 @@ static int run(struct store *st, const char *what, const char *sql, const int64_
     return 0;
 }
 
+/* Runs statements that return no rows; a failure says the merge failed, not which SQL. */
+static int exec(struct store *st, const char *sql, struct err *e)
+{
+    int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : store_sql_err(st, rc, "cannot merge", NULL, e);
+}
+
 /* A target of the other file, as much of it as deciding where it goes needs. */
 struct other_target {
     int64_t id, pid, start_time, nsnaps;
@@ -306,39 +313,25 @@ static int merge_targets(struct store *st, struct store_merge_result *r, struct 
     return rc;
 }
 
-/* Checks that the attached file is a vmsnap database of this build's schema. */
-static int check_other(struct store *st, const char *path, struct err *e)
+/*
+ * store_merge opened the file on its own first (refusing a foreign or newer one, migrating an
+ * older one): what is attached must still be that, or it was replaced in between.
+ */
+static int check_other(struct store *st, struct err *e)
 {
     int64_t app = 0, version = 0;
-    sqlite3_stmt *s = NULL;
-    int rc = store_prepare(st, "PRAGMA src.application_id", &s, e);
-    if (rc < 0)
-        return rc;
-    if (sqlite3_step(s) == SQLITE_ROW)
-        app = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    if ((rc = store_prepare(st, "PRAGMA src.user_version", &s, e)) < 0)
-        return rc;
-    if (sqlite3_step(s) == SQLITE_ROW)
-        version = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    if (app != STORE_APPLICATION_ID)
-        return err_set(e, ERR_NOTVMSNAP, "it is not a vmsnap database");
-    if (version > store_schema_version())
-        return err_set(e, ERR_NEWER,
-                       "it was written by a newer vmsnap (schema %lld; this one reads up to %d) "
-                       "-- upgrade vmsnap",
-                       (long long)version, store_schema_version());
-    if (version < store_schema_version())
-        return err_set(e, ERR_DB,
-                       "it is schema %lld and could not be brought to schema %d -- open it once "
-                       "with 'vmsnap -d %s list'",
-                       (long long)version, store_schema_version(), path);
-    return 0;
+    int rc = run(st, "cannot merge", "PRAGMA src.application_id", NULL, 0, &app, NULL, e);
+    if (rc == 0)
+        rc = run(st, "cannot merge", "PRAGMA src.user_version", NULL, 0, &version, NULL, e);
+    if (rc == 0 && (app != STORE_APPLICATION_ID || version != store_schema_version()))
+        rc = err_set(e, ERR_NOTVMSNAP,
+                     "it was replaced while being opened (application id 0x%08llx, schema %lld) "
+                     "-- nothing of it was merged",
+                     (unsigned long long)app, (long long)version);
+    return rc;
 }
 
-static int merge_attached(struct store *st, const char *path, struct store_merge_result *r,
-                          struct err *e)
+static int merge_attached(struct store *st, struct store_merge_result *r, struct err *e)
 {
     static const char *setup =
         "CREATE TEMP TABLE IF NOT EXISTS merge_snap (old_id INTEGER PRIMARY KEY, new_id INTEGER);"
@@ -356,13 +349,10 @@ static int merge_attached(struct store *st, const char *path, struct store_merge
         "s.parent_target_id WHERE mt.new_id = main.targets.id) "
         "WHERE parent_target_id IS NULL AND id IN (SELECT new_id FROM temp.merge_target)";
     int rc;
-    if ((rc = check_other(st, path, e)) < 0 || (rc = store_exec(st, setup, e)) < 0 ||
-        (rc = merge_targets(st, r, e)) < 0 || (rc = store_exec(st, parents, e)) < 0)
+    if ((rc = check_other(st, e)) < 0 || (rc = exec(st, setup, e)) < 0 ||
+        (rc = merge_targets(st, r, e)) < 0)
         return rc;
-    return store_exec(st,
-                      "DELETE FROM temp.merge_snap; DELETE FROM temp.merge_path; "
-                      "DELETE FROM temp.merge_target",
-                      e);
+    return exec(st, parents, e);
 }
 
 int store_merge(struct store *st, const char *path, struct store_merge_result *r, struct err *e)
@@ -385,10 +375,10 @@ int store_merge(struct store *st, const char *path, struct store_merge_result *r
         return store_sql_err(st, rc, "cannot open the database to merge", NULL, e);
     /* The other file is read in the same transaction that writes here: what a recorder adds
      * to it meanwhile is left for the next merge, whole. */
-    if ((rc = store_exec(st, "BEGIN IMMEDIATE", e)) == 0) {
-        rc = merge_attached(st, path, r, e);
+    if ((rc = exec(st, "BEGIN IMMEDIATE", e)) == 0) {
+        rc = merge_attached(st, r, e);
         if (rc == 0)
-            rc = store_exec(st, "COMMIT", e);
+            rc = exec(st, "COMMIT", e);
         if (rc < 0) {
             sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
             memset(r, 0, sizeof(*r));

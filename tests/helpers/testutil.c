@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -351,3 +352,32 @@ const char tu_schema1_rows[] =
     "INSERT INTO spans (id, target_id, first_snap, last_snap, start, \"end\", perms, offset, dev, "
     "inode, category) VALUES "
     "(4294967297, 1, 1, 2, 20480, 24576, 'r--p', 0, '00:00', 0, 'anon');";
+
+char *tu_small_fs(const char *size)
+{
+    if (geteuid() != 0)
+        return NULL;
+    char *dir = tu_tmpdir(), opts[64];
+    snprintf(opts, sizeof(opts), "size=%s", size);
+    if (mount("vmsnap-full", dir, "tmpfs", 0, opts) < 0) {
+        print_message("cannot mount a tmpfs (%s): skipped\n", strerror(errno));
+        free(dir);
+        return NULL;
+    }
+    return dir;
+}
+
+void tu_fill_fs(const char *dir, long leave)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/filler", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    static char block[4096];
+    while (write(fd, block, sizeof(block)) == (ssize_t)sizeof(block))
+        ;
+    struct stat sb;
+    assert_int_equal(fstat(fd, &sb), 0);
+    close(fd);
+    assert_int_equal(truncate(path, sb.st_size > leave ? sb.st_size - leave : 0), 0);
+}

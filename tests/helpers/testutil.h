@@ -24,6 +24,13 @@ void tu_copy_file(const char *from, const char *to);
  * snapshot 2, one born at 3.
  */
 extern const char tu_schema1_rows[];
+/*
+ * A file system of `size` bytes (a tmpfs, e.g. "2m") mounted on a fresh directory, returned (the
+ * caller unmounts and frees it); NULL when it cannot be mounted (not root): the test skips.
+ */
+char *tu_small_fs(const char *size);
+/* Fills the file system that holds dir with a file dir/filler, leaving about `leave` bytes. */
+void tu_fill_fs(const char *dir, long leave);
 /* A fresh directory under /tmp; caller frees the string (the directory is left for inspection). */
 char *tu_tmpdir(void);
 
