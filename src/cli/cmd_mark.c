@@ -32,7 +32,8 @@ static int recorder_alive(void *ctx, const struct store_recorder *r)
     (void)ctx;
     struct capture_proc p;
     struct err e = {0};
-    return capture_identify("/proc", r->pid, &p, &e) == 0 && p.start_time == r->start_time;
+    return capture_identify("/proc", r->pid, &p, &e) == 0 && p.start_time == r->start_time &&
+           plat_runs_vmsnap(r->pid);
 }
 
 static int print_snapshot(void *ctx, const struct store_snapshot *s)
@@ -40,7 +41,7 @@ static int print_snapshot(void *ctx, const struct store_snapshot *s)
     struct mark_ctx *m = ctx;
     m->n++;
     if (!m->cli->json) {
-        printf("%lld\n", (long long)s->id);
+        cli_printf("%lld\n", (long long)s->id);
         return 0;
     }
     json_begin_object(&m->j);

@@ -31,14 +31,47 @@ struct plat_file {
     int owned;    /* the file belongs to the current (effective) user */
     int shared;   /* its group or other users have some access to it */
     int64_t size; /* bytes */
+    /* Which file it is (0 where the OS does not say) and how many names it has. */
+    uint64_t dev, ino;
+    uint64_t links;
 };
 /* Fills out; 0, or -errno when path cannot be examined (ENOENT is not an error: MISSING). */
 int plat_file_stat(const char *path, struct plat_file *out);
+/*
+ * The descriptors this process has open, to learn which files a library (SQLite) opened by name
+ * meanwhile: those are the files it reads and writes, whatever the names point to by then.
+ * plat_fds_now may return NULL (the OS cannot tell): plat_fds_opened then finds nothing.
+ */
+struct plat_fds;
+struct plat_fds *plat_fds_now(void);
+/* The regular files opened since before, each examined through its descriptor, into out (caller
+ * frees); returns how many. */
+size_t plat_fds_opened(const struct plat_fds *before, struct plat_file **out);
+void plat_fds_free(struct plat_fds *fds);
 int plat_isatty(FILE *f);
+/*
+ * Opens path to read a saved file from: a regular file, or a pipe (`<(cat maps)`); a FIFO that
+ * no program writes reads as empty rather than waiting forever. 0 with *out set, -ENODEV for a
+ * device or socket (/dev/zero would never end), -EISDIR, or another -errno.
+ */
+int plat_open_input(const char *path, FILE **out);
 /* Whether a and b name one existing file (else whether the names are equal). */
 int plat_same_file(const char *a, const char *b);
 /* Renames from to to, replacing what to named. 0, or -errno. */
 int plat_replace(const char *from, const char *to);
+
+/*
+ * A file written whole or not at all (the HTML report): plat_output_open creates a private (0600)
+ * file beside path that nobody else can swap (written through the descriptor it was created
+ * with; on Linux it has no name at all until plat_output_commit), plat_output_commit puts it at
+ * path, replacing what was there, and plat_output_discard drops it. A process killed meanwhile
+ * leaves path as it was and, on Linux, nothing behind.
+ */
+struct plat_output;
+int plat_output_open(const char *path, struct plat_output **out, FILE **f);
+/* Closes f (errors in writing it are reported here) and puts the file at path. 0, or -errno. */
+int plat_output_commit(struct plat_output *o, FILE *f);
+void plat_output_discard(struct plat_output *o, FILE *f);
 /* The machine's name, into out. */
 void plat_hostname(char *out, size_t n);
 /*
@@ -55,6 +88,12 @@ int64_t plat_getpid(void);
  * user's.
  */
 int plat_wake_recorder(int64_t pid);
+/*
+ * Whether pid runs vmsnap: the same program file as this process, or a process named vmsnap
+ * (one started from a vmsnap that has since been upgraded). A crafted database may name any
+ * process as its recorder; only a vmsnap may be woken.
+ */
+int plat_runs_vmsnap(int64_t pid);
 
 /* What wakes a recorder between snapshots. */
 enum plat_event {

@@ -1,5 +1,6 @@
 /* POSIX implementation of platform.h. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <fcntl.h>
@@ -57,19 +58,109 @@ int plat_writable(const char *path)
     return access(path, W_OK) == 0;
 }
 
+static void file_of(const struct stat *sb, struct plat_file *out)
+{
+    out->kind = S_ISREG(sb->st_mode)   ? PLAT_FILE_REGULAR
+                : S_ISDIR(sb->st_mode) ? PLAT_FILE_DIR
+                                       : PLAT_FILE_OTHER;
+    out->owned = sb->st_uid == geteuid();
+    out->shared = (sb->st_mode & (S_IRWXG | S_IRWXO)) != 0;
+    out->size = (int64_t)sb->st_size;
+    out->dev = (uint64_t)sb->st_dev;
+    out->ino = (uint64_t)sb->st_ino;
+    out->links = (uint64_t)sb->st_nlink;
+}
+
 int plat_file_stat(const char *path, struct plat_file *out)
 {
     struct stat sb;
     memset(out, 0, sizeof(*out));
     if (stat(path, &sb) < 0)
         return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
-    out->kind = S_ISREG(sb.st_mode)   ? PLAT_FILE_REGULAR
-                : S_ISDIR(sb.st_mode) ? PLAT_FILE_DIR
-                                      : PLAT_FILE_OTHER;
-    out->owned = sb.st_uid == geteuid();
-    out->shared = (sb.st_mode & (S_IRWXG | S_IRWXO)) != 0;
-    out->size = (int64_t)sb.st_size;
+    file_of(&sb, out);
     return 0;
+}
+
+struct plat_fds {
+    size_t n;
+    int *fd; /* sorted */
+};
+
+struct plat_fds *plat_fds_now(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return NULL;
+    struct plat_fds *f = xcalloc(1, sizeof(*f));
+    size_t cap = 0;
+    int self = dirfd(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char *end;
+        long v = strtol(de->d_name, &end, 10);
+        if (*end || end == de->d_name || v == self || v < 0 || v > INT32_MAX)
+            continue;
+        f->fd = xgrow(f->fd, &cap, f->n + 1, sizeof(*f->fd));
+        f->fd[f->n++] = (int)v;
+    }
+    closedir(d);
+    return f;
+}
+
+static int had(const struct plat_fds *f, int fd)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (f->fd[i] == fd)
+            return 1;
+    return 0;
+}
+
+size_t plat_fds_opened(const struct plat_fds *before, struct plat_file **out)
+{
+    *out = NULL;
+    if (!before)
+        return 0;
+    struct plat_fds *now = plat_fds_now();
+    size_t n = 0, cap = 0;
+    for (size_t i = 0; now && i < now->n; i++) {
+        struct stat sb;
+        if (had(before, now->fd[i]) || fstat(now->fd[i], &sb) != 0 || !S_ISREG(sb.st_mode))
+            continue;
+        *out = xgrow(*out, &cap, n + 1, sizeof(**out));
+        memset(&(*out)[n], 0, sizeof(**out));
+        file_of(&sb, &(*out)[n++]);
+    }
+    plat_fds_free(now);
+    return n;
+}
+
+void plat_fds_free(struct plat_fds *fds)
+{
+    if (fds)
+        free(fds->fd);
+    free(fds);
+}
+
+int plat_open_input(const char *path, FILE **out)
+{
+    struct stat sb;
+    *out = NULL;
+    /* Non-blocking, so that opening a FIFO without a writer returns at once. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return -errno;
+    int rc = fstat(fd, &sb) < 0                            ? -errno
+             : S_ISDIR(sb.st_mode)                         ? -EISDIR
+             : S_ISREG(sb.st_mode) || S_ISFIFO(sb.st_mode) ? 0
+                                                           : -ENODEV;
+    /* Reading a pipe blocks while a writer has it open, and ends when none has. */
+    if (rc == 0 && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
+        rc = -errno;
+    if (rc == 0 && !(*out = fdopen(fd, "rb")))
+        rc = -errno;
+    if (rc < 0)
+        close(fd);
+    return rc;
 }
 
 int plat_isatty(FILE *f)
@@ -264,6 +355,27 @@ int plat_wake_recorder(int64_t pid)
     return kill((pid_t)pid, SIGUSR1) == 0 ? 0 : -errno;
 }
 
+int plat_runs_vmsnap(int64_t pid)
+{
+    char path[64], comm[32] = "";
+    struct stat self, other;
+    if (pid <= 0 || pid > INT32_MAX)
+        return 0;
+    if (stat("/proc/self/exe", &self) != 0)
+        return 1; /* no /proc: nothing to check with */
+    snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+    if (stat(path, &other) == 0 && other.st_dev == self.st_dev && other.st_ino == self.st_ino)
+        return 1;
+    snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    if (!fgets(comm, sizeof(comm), f))
+        comm[0] = 0;
+    fclose(f);
+    return strcmp(comm, "vmsnap\n") == 0;
+}
+
 int plat_same_file(const char *a, const char *b)
 {
     struct stat x, y;
@@ -275,6 +387,100 @@ int plat_same_file(const char *a, const char *b)
 int plat_replace(const char *from, const char *to)
 {
     return rename(from, to) == 0 ? 0 : -errno;
+}
+
+struct plat_output {
+    char *path, *dir, *tmp; /* tmp: the file's name while it is written, or NULL (O_TMPFILE) */
+    int fd;
+};
+
+int plat_output_open(const char *path, struct plat_output **out, FILE **f)
+{
+    struct plat_output *o = xcalloc(1, sizeof(*o));
+    o->path = xstrdup(path);
+    const char *slash = strrchr(path, '/');
+    o->dir = slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path)) : xstrdup(".");
+    o->fd = -1;
+#ifdef O_TMPFILE
+    o->fd = open(o->dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+#endif
+    if (o->fd < 0) {
+        /* No O_TMPFILE here: a new name of our own, created exclusively, never reopened. */
+        for (int i = 0; i < 100 && o->fd < 0; i++) {
+            free(o->tmp);
+            o->tmp = xasprintf("%s.tmp-%lld-%d", path, (long long)getpid(), i);
+            o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+            if (o->fd < 0 && errno != EEXIST)
+                break;
+        }
+    }
+    int rc = o->fd < 0 ? -errno : 0;
+    if (rc == 0 && !(*f = fdopen(o->fd, "wb")))
+        rc = -errno;
+    if (rc < 0) {
+        plat_output_discard(o, NULL);
+        return rc;
+    }
+    *out = o;
+    return 0;
+}
+
+int plat_output_commit(struct plat_output *o, FILE *f)
+{
+    int rc = 0;
+    if (fflush(f) != 0 || ferror(f))
+        rc = -(errno ? errno : EIO);
+    if (rc == 0 && fsync(o->fd) != 0 && errno != EINVAL)
+        rc = -errno;
+    if (rc < 0) {
+        plat_output_discard(o, f);
+        return rc;
+    }
+    if (!o->tmp) {
+        /* Given a name only now, whole: a fresh one beside path, then moved over path. */
+        char fdpath[64];
+        snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", o->fd);
+        for (int i = 0; i < 100 && !o->tmp; i++) {
+            o->tmp = xasprintf("%s.tmp-%lld-%d", o->path, (long long)getpid(), i);
+            if (linkat(AT_FDCWD, fdpath, AT_FDCWD, o->tmp, AT_SYMLINK_FOLLOW) == 0)
+                break;
+            rc = -errno;
+            free(o->tmp);
+            o->tmp = NULL;
+            if (rc != -EEXIST)
+                break;
+        }
+        if (!o->tmp) {
+            plat_output_discard(o, f);
+            return rc ? rc : -EEXIST;
+        }
+    }
+    rc = rename(o->tmp, o->path) == 0 ? 0 : -errno;
+    if (rc == 0) {
+        free(o->tmp);
+        o->tmp = NULL;
+    }
+    if (fclose(f) != 0 && rc == 0)
+        rc = -errno;
+    o->fd = -1;
+    plat_output_discard(o, NULL);
+    return rc;
+}
+
+void plat_output_discard(struct plat_output *o, FILE *f)
+{
+    if (!o)
+        return;
+    if (f)
+        fclose(f);
+    else if (o->fd >= 0)
+        close(o->fd);
+    if (o->tmp)
+        unlink(o->tmp);
+    free(o->tmp);
+    free(o->dir);
+    free(o->path);
+    free(o);
 }
 
 void plat_advise_large(void *p, size_t n)

@@ -105,6 +105,18 @@ static PSECURITY_DESCRIPTOR owner_only(void)
     return sd;
 }
 
+int plat_open_input(const char *path, FILE **out)
+{
+    DWORD a = GetFileAttributesA(path);
+    *out = NULL;
+    if (a != INVALID_FILE_ATTRIBUTES && (a & FILE_ATTRIBUTE_DIRECTORY))
+        return -EISDIR;
+    if (a != INVALID_FILE_ATTRIBUTES && (a & FILE_ATTRIBUTE_DEVICE))
+        return -ENODEV;
+    *out = fopen(path, "rb");
+    return *out ? 0 : -errno;
+}
+
 int plat_create_private(const char *path)
 {
     /* An address map defeats ASLR for whoever reads it: only its owner may open the file. */
@@ -145,6 +157,23 @@ int plat_file_stat(const char *path, struct plat_file *out)
     out->shared = 0;
     out->size = (int64_t)(((uint64_t)a.nFileSizeHigh << 32) | a.nFileSizeLow);
     return 0;
+}
+
+struct plat_fds *plat_fds_now(void)
+{
+    return NULL; /* NEEDSWORK: the handles of the files opened, by GetFileInformationByHandle */
+}
+
+size_t plat_fds_opened(const struct plat_fds *before, struct plat_file **out)
+{
+    (void)before;
+    *out = NULL;
+    return 0;
+}
+
+void plat_fds_free(struct plat_fds *fds)
+{
+    (void)fds;
 }
 
 int plat_isatty(FILE *f)
@@ -384,6 +413,13 @@ int64_t plat_getpid(void)
     return (int64_t)GetCurrentProcessId();
 }
 
+int plat_runs_vmsnap(int64_t pid)
+{
+    /* Only a recorder creates the event plat_wake_recorder signals. */
+    (void)pid;
+    return 1;
+}
+
 int plat_wake_recorder(int64_t pid)
 {
     char name[64];
@@ -420,6 +456,75 @@ int plat_same_file(const char *a, const char *b)
 int plat_replace(const char *from, const char *to)
 {
     return MoveFileExA(from, to, MOVEFILE_REPLACE_EXISTING) ? 0 : -errno_of(GetLastError());
+}
+
+struct plat_output {
+    char *path, *tmp;
+};
+
+int plat_output_open(const char *path, struct plat_output **out, FILE **f)
+{
+    struct plat_output *o = xcalloc(1, sizeof(*o));
+    o->path = xstrdup(path);
+    SECURITY_ATTRIBUTES sa = {sizeof(sa), NULL, FALSE};
+    PSECURITY_DESCRIPTOR sd = owner_only();
+    sa.lpSecurityDescriptor = sd;
+    HANDLE h = INVALID_HANDLE_VALUE;
+    int e = 0;
+    /* A new name of our own, created exclusively and written through its handle, never
+     * reopened by name. */
+    for (int i = 0; i < 100 && h == INVALID_HANDLE_VALUE; i++) {
+        free(o->tmp);
+        o->tmp = xasprintf("%s.tmp-%lu-%d", path, (unsigned long)GetCurrentProcessId(), i);
+        h = CreateFileA(o->tmp, GENERIC_WRITE, 0, &sa, CREATE_NEW, FILE_ATTRIBUTE_NORMAL, NULL);
+        if (h == INVALID_HANDLE_VALUE && (e = errno_of(GetLastError())) != EEXIST)
+            break;
+    }
+    if (sd)
+        LocalFree(sd);
+    int fd = h == INVALID_HANDLE_VALUE ? -1 : _open_osfhandle((intptr_t)h, 0);
+    if (fd < 0 || !(*f = _fdopen(fd, "wb"))) {
+        if (fd >= 0)
+            _close(fd);
+        else if (h != INVALID_HANDLE_VALUE)
+            CloseHandle(h);
+        if (h != INVALID_HANDLE_VALUE)
+            DeleteFileA(o->tmp);
+        free(o->tmp);
+        o->tmp = NULL;
+        plat_output_discard(o, NULL);
+        return -(e ? e : EIO);
+    }
+    *out = o;
+    return 0;
+}
+
+int plat_output_commit(struct plat_output *o, FILE *f)
+{
+    int rc = fflush(f) != 0 || ferror(f) ? -(errno ? errno : EIO) : 0;
+    if (fclose(f) != 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && !MoveFileExA(o->tmp, o->path, MOVEFILE_REPLACE_EXISTING))
+        rc = -errno_of(GetLastError());
+    if (rc == 0) {
+        free(o->tmp);
+        o->tmp = NULL;
+    }
+    plat_output_discard(o, NULL);
+    return rc;
+}
+
+void plat_output_discard(struct plat_output *o, FILE *f)
+{
+    if (!o)
+        return;
+    if (f)
+        fclose(f);
+    if (o->tmp)
+        DeleteFileA(o->tmp);
+    free(o->tmp);
+    free(o->path);
+    free(o);
 }
 
 void plat_advise_large(void *p, size_t n)

@@ -115,6 +115,22 @@ static int check_private(const char *path, const char *what, const struct plat_f
     return 0;
 }
 
+/*
+ * A -wal or -shm file must be as private as the database, and no other file under another name:
+ * a -wal that is a hard link to the database would have SQLite reset the database as a WAL.
+ */
+static int check_companion(const char *path, const char *what, const struct plat_file *f,
+                           struct err *e)
+{
+    int rc = check_private(path, what, f, e);
+    if (rc == 0 && f->links > 1)
+        rc = err_set(e, ERR_PERM,
+                     "refusing to write to '%s': its %s has other names (a hard link) -- remove "
+                     "it; SQLite makes a new one",
+                     path, what);
+    return rc;
+}
+
 /* The -wal and -shm files SQLite keeps beside the database must be as private as the file. */
 static int check_companions(const char *path, struct err *e)
 {
@@ -126,7 +142,7 @@ static int check_companions(const char *path, struct err *e)
         snprintf(what, sizeof(what), "%s file", suffix[i] + 1);
         int rc = plat_file_stat(name, &f);
         free(name);
-        if (rc == 0 && f.kind != PLAT_FILE_MISSING && (rc = check_private(path, what, &f, e)) < 0)
+        if (rc == 0 && f.kind != PLAT_FILE_MISSING && (rc = check_companion(path, what, &f, e)) < 0)
             return rc;
     }
     return 0;
@@ -153,12 +169,14 @@ static int refuse_identity(const char *path, int64_t app, int64_t version, struc
  * FIFO or device is never opened and a foreign or newer file is refused without SQLite creating
  * a journal or changing anything.
  */
-static int check_header(const char *path, int mode, int *exists, struct err *e)
+static int check_header(const char *path, int mode, int *exists, struct plat_file *seen,
+                        struct err *e)
 {
     unsigned char h[100];
     struct plat_file f;
     *exists = 0;
     int rc = plat_file_stat(path, &f);
+    *seen = f;
     if (rc < 0)
         return err_set(e, rc == -EACCES ? ERR_PERM : ERR_IO, "cannot open database '%s': %s", path,
                        strerror(-rc));
@@ -230,6 +248,156 @@ static int read_ident(struct store *st, struct ident *id, struct err *e)
     return rc;
 }
 
+/*
+ * A file may have been crafted: nothing in it may run code or take vmsnap's time. Defensive mode
+ * keeps SQL from corrupting the file (writable_schema and the like), an untrusted schema may
+ * call only innocuous functions, the FTS3 tokenizer's pointer form and extensions stay off,
+ * and no trigger fires (vmsnap creates none). One value may hold at most STORE_MAX_VALUE bytes,
+ * so a 1 GB "path" is refused by SQLite rather than read.
+ */
+static void distrust(sqlite3 *db)
+{
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, 0, (int *)NULL);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, (int *)NULL);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, (int *)NULL);
+    sqlite3_limit(db, SQLITE_LIMIT_LENGTH, STORE_MAX_VALUE);
+}
+
+struct schema {
+    size_t n;
+    char **key, **sql; /* "type name" and its CREATE statement, sorted by key */
+};
+
+static void schema_release(struct schema *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->key[i]);
+        free(s->sql[i]);
+    }
+    free(s->key);
+    free(s->sql);
+    memset(s, 0, sizeof(*s));
+}
+
+/* Reads db's schema into out: SQLITE_OK or SQLite's error. */
+static int schema_read(sqlite3 *db, const char *schema_name, struct schema *out)
+{
+    sqlite3_stmt *stmt = NULL;
+    char *sql = sqlite3_mprintf("SELECT type || ' ' || name, coalesce(sql, '') FROM "
+                                "\"%w\".sqlite_schema ORDER BY 1",
+                                schema_name);
+    int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
+    sqlite3_free(sql);
+    size_t cap = 0;
+    memset(out, 0, sizeof(*out));
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        if ((rc = sqlite3_step(stmt)) != SQLITE_ROW)
+            break;
+        if (out->n == cap) {
+            cap = cap ? 2 * cap : 32;
+            out->key = xreallocarray(out->key, cap, sizeof(*out->key));
+            out->sql = xreallocarray(out->sql, cap, sizeof(*out->sql));
+        }
+        out->key[out->n] = store_col_text(stmt, 0);
+        out->sql[out->n] = store_col_text(stmt, 1);
+        if (!out->key[out->n])
+            out->key[out->n] = xstrdup("");
+        out->n++;
+    }
+    sqlite3_finalize(stmt);
+    if (rc == SQLITE_DONE)
+        return SQLITE_OK;
+    schema_release(out);
+    return rc;
+}
+
+/* The schema vmsnap's own migrations make at version, built once in memory and kept. */
+static const struct schema *reference_schema(int version)
+{
+    static struct schema made[64];
+    static int done[64];
+    if (version <= 0 || version >= 64)
+        return NULL;
+    if (done[version])
+        return &made[version];
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY, NULL);
+    for (int i = 0; rc == SQLITE_OK && i < store_migrations_count; i++)
+        if (store_migrations[i].version <= version)
+            rc = sqlite3_exec(db, store_migrations[i].sql, NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = schema_read(db, "main", &made[version]);
+    sqlite3_close(db);
+    if (rc != SQLITE_OK)
+        return NULL;
+    done[version] = 1;
+    return &made[version];
+}
+
+/* What a file may hold besides vmsnap's own objects: a user's table, index or view (they run
+ * nothing when vmsnap reads or writes), and SQLite's statistics. Never a trigger or a virtual
+ * table, whose code would run. */
+static int extra_allowed(const char *key, const char *sql)
+{
+    if (strncmp(key, "trigger ", 8) == 0)
+        return 0;
+    if (sqlite3_strnicmp(sql, "CREATE VIRTUAL", 14) == 0)
+        return 0;
+    return strncmp(key, "table ", 6) == 0 || strncmp(key, "index ", 6) == 0 ||
+           strncmp(key, "view ", 5) == 0;
+}
+
+int store_check_schema(sqlite3 *db, const char *schema_name, const char *path, int version,
+                       struct err *e)
+{
+    const struct schema *ref = reference_schema(version);
+    struct schema got;
+    if (!ref)
+        return err_set(e, ERR_DB, "cannot check '%s': vmsnap's own schema %d does not build", path,
+                       version);
+    int rc = schema_read(db, schema_name, &got);
+    if (rc != SQLITE_OK) {
+        if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+            return err_set(e, ERR_LOCKED,
+                           "cannot open the database: database '%s' is locked by another "
+                           "process -- try again later",
+                           path);
+        return err_set(e, ERR_CORRUPT,
+                       "'%s' is damaged (%s) -- copy out what it holds with 'sqlite3 %s "
+                       ".recover'",
+                       path, sqlite3_errmsg(db), path);
+    }
+    /* Both lists are sorted by key: walk them side by side to the first difference. */
+    const char *what = NULL, *before = NULL, *after = NULL;
+    size_t i = 0, j = 0;
+    while (!what && (i < ref->n || j < got.n)) {
+        int c = i == ref->n ? 1 : j == got.n ? -1 : strcmp(ref->key[i], got.key[j]);
+        if (c < 0) {
+            what = ref->key[i], before = "it lacks vmsnap's ", after = "";
+        } else if (c > 0) {
+            if (!extra_allowed(got.key[j], got.sql[j]))
+                what = got.key[j], before = "it holds a ", after = ", which vmsnap never makes";
+            j++;
+        } else {
+            if (strcmp(ref->sql[i], got.sql[j]) != 0)
+                what = ref->key[i], before = "its ", after = " is not the one vmsnap makes";
+            i++, j++;
+        }
+    }
+    rc = 0;
+    if (what) {
+        const char *name = strchr(what, ' ');
+        rc = err_set(e, ERR_NOTVMSNAP,
+                     "refusing '%s': %s%.*s '%s'%s -- a crafted or hand-edited file; copy what "
+                     "you need out of it with sqlite3",
+                     path, before, (int)strcspn(what, " "), what, name ? name + 1 : "", after);
+    }
+    schema_release(&got);
+    return rc;
+}
+
 /* Whether the identity is a vmsnap database this build reads, or an empty file. */
 static int check_ident(struct store *st, const struct ident *id, struct err *e)
 {
@@ -240,6 +408,14 @@ static int check_ident(struct store *st, const struct ident *id, struct err *e)
                        "'%s' is not a vmsnap database (an SQLite file of another program)",
                        st->path);
     return refuse_identity(st->path, id->app, id->version, e);
+}
+
+/* Whether a vmsnap file's schema is the one its version's migrations make. */
+static int check_made(struct store *st, const struct ident *id, struct err *e)
+{
+    if (id->app != STORE_APPLICATION_ID || id->version <= 0)
+        return 0;
+    return store_check_schema(st->db, "main", st->path, (int)id->version, e);
 }
 
 /*
@@ -253,7 +429,8 @@ static int migrate(struct store *st, int max_version, struct err *e)
     int rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc != SQLITE_OK)
         return store_sql_err(st, rc, "cannot migrate the database", NULL, e);
-    if ((rc = read_ident(st, &id, e)) < 0 || (rc = check_ident(st, &id, e)) < 0)
+    if ((rc = read_ident(st, &id, e)) < 0 || (rc = check_ident(st, &id, e)) < 0 ||
+        (rc = check_made(st, &id, e)) < 0)
         goto fail;
     for (int i = 0; i < store_migrations_count; i++) {
         const struct store_migration *m = &store_migrations[i];
@@ -285,7 +462,8 @@ static int identify(struct store *st, int mode, int max_version, struct err *e)
 {
     struct ident id;
     int rc;
-    if ((rc = read_ident(st, &id, e)) < 0 || (rc = check_ident(st, &id, e)) < 0)
+    if ((rc = read_ident(st, &id, e)) < 0 || (rc = check_ident(st, &id, e)) < 0 ||
+        (rc = check_made(st, &id, e)) < 0)
         return rc;
     /* Only a writer turns an empty file into a vmsnap database. */
     if (id.app == 0 && (mode == STORE_READ || !st->writable))
@@ -354,6 +532,39 @@ static int check_integrity(struct store *st, struct err *e)
     return rc;
 }
 
+/*
+ * The files SQLite opened are the ones that were checked. The path was examined before SQLite
+ * opened it by name: somebody who may write its directory could have put another file there in
+ * between (6 of 13 tries as root against `nobody`), or planted a -wal beside it. The database
+ * must be the file checked, and for a writer every file SQLite opened must be private and ours.
+ */
+static int check_opened(struct store *st, int mode, const struct plat_file *seen,
+                        const struct plat_fds *before, struct err *e)
+{
+    struct plat_file *v = NULL;
+    size_t n = plat_fds_opened(before, &v), main = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (v[i].dev == seen->dev && v[i].ino == seen->ino) {
+            if (++main > 1)
+                rc = err_set(e, ERR_PERM,
+                             "refusing '%s': a file beside it (-wal or -shm) is the database "
+                             "under another name -- remove it",
+                             st->path);
+            continue;
+        }
+        if (mode == STORE_WRITE)
+            rc = check_companion(st->path, "wal or shm file", &v[i], e);
+    }
+    if (rc == 0 && n && !main)
+        rc = err_set(e, ERR_PERM,
+                     "refusing '%s': it was replaced while it was being opened -- nothing was "
+                     "%s; check who else may write its directory",
+                     st->path, mode == STORE_WRITE ? "written" : "read");
+    free(v);
+    return rc;
+}
+
 /* Each writer's transaction is short; opening waits this long for the others before it fails. */
 #define STORE_OPEN_WAIT_MS 30000
 
@@ -377,8 +588,10 @@ int store_open_version(struct store **out, const char *path, int mode, int max_v
 {
     int exists = 0, rc;
     struct store *st = NULL;
+    struct plat_fds *fds = NULL;
     *out = NULL;
-    rc = check_header(path, mode, &exists, e);
+    struct plat_file seen;
+    rc = check_header(path, mode, &exists, &seen, e);
     if (rc < 0)
         return rc;
     if (!exists && mode == STORE_READ)
@@ -393,7 +606,7 @@ int store_open_version(struct store **out, const char *path, int mode, int max_v
         if (rc < 0)
             return err_set(e, rc == -EACCES || rc == -EROFS ? ERR_READONLY : ERR_IO,
                            "cannot create database '%s': %s", path, strerror(-rc));
-        if (rc == 1 && (rc = check_header(path, mode, &exists, e)) < 0)
+        if ((rc = check_header(path, mode, &exists, &seen, e)) < 0)
             return rc;
     }
     configure_sqlite();
@@ -405,11 +618,13 @@ int store_open_version(struct store **out, const char *path, int mode, int max_v
         goto fail;
     }
     int flags = (st->writable ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY) | SQLITE_OPEN_NOMUTEX;
+    fds = plat_fds_now();
     rc = sqlite3_open_v2(path, &st->db, flags, NULL);
     if (rc != SQLITE_OK) {
         rc = store_sql_err(st, rc, "cannot open database", NULL, e);
         goto fail;
     }
+    distrust(st->db);
     sqlite3_extended_result_codes(st->db, 1);
     sqlite3_busy_timeout(st->db, STORE_BUSY_MS);
     /* Some lock conflicts (a file turning into WAL, a WAL being recovered) are reported at
@@ -420,11 +635,15 @@ int store_open_version(struct store **out, const char *path, int mode, int max_v
         plat_sleep_ms(20);
     if (rc < 0)
         goto fail;
+    if ((rc = check_opened(st, mode, &seen, fds, e)) < 0)
+        goto fail;
     if (mode == STORE_WRITE && exists && (rc = check_integrity(st, e)) < 0)
         goto fail;
+    plat_fds_free(fds);
     *out = st;
     return 0;
 fail:
+    plat_fds_free(fds);
     store_close(st);
     return rc;
 }
@@ -517,4 +736,26 @@ int store_target_ensure(struct store *st, const struct capture_target *t, int64_
         return store_sql_err(st, rc, "cannot record the target", sql, e);
     *target_id = sqlite3_last_insert_rowid(st->db);
     return 0;
+}
+
+int store_begin(struct store *st, struct err *e)
+{
+    int rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : store_sql_err(st, rc, "cannot start writing", NULL, e);
+}
+
+int store_commit(struct store *st, struct err *e)
+{
+    int rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        return 0;
+    rc = store_sql_err(st, rc, "cannot commit", NULL, e);
+    store_rollback(st);
+    return rc;
+}
+
+void store_rollback(struct store *st)
+{
+    if (!sqlite3_get_autocommit(st->db))
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 }

@@ -36,6 +36,14 @@ int store_target_ensure(struct store *st, const struct capture_target *t, int64_
                         int64_t parent_target_id, int64_t *target_id, struct err *e);
 
 /*
+ * One transaction around several writes (an import of many files): every snapshot written
+ * meanwhile is committed by store_commit, or none is (store_rollback, or the process dying).
+ */
+int store_begin(struct store *st, struct err *e);
+int store_commit(struct store *st, struct err *e);
+void store_rollback(struct store *st);
+
+/*
  * Writes snapshots of one target as deltas; keeps the target's alive regions in memory. t must
  * outlive the writer. A target seen for the first time gets its row in the transaction of its
  * first snapshot, so a process that never yields a snapshot leaves nothing behind.

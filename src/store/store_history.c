@@ -25,7 +25,7 @@ static int read_snaps(struct store *st, int64_t target, int64_t from, int64_t to
         "SELECT id, seq, taken_at, CAST(round((julianday(taken_at) - 2440587.5) * 86400000) AS "
         "INTEGER), label, rss_bytes, detail, mark FROM snapshots WHERE target_id = ?1 AND id "
         "BETWEEN "
-        "?2 AND ?3 ORDER BY seq";
+        "?2 AND ?3 ORDER BY id";
     sqlite3_stmt *s = NULL;
     size_t cap = 0;
     int rc = store_prepare(st, sql, &s, e);
@@ -99,8 +99,14 @@ static int read_spans(struct store *st, int64_t target, int64_t from, int64_t to
         *span_ids = xgrow(*span_ids, &idcap, i + 1, sizeof(**span_ids));
         (*span_ids)[i] = sqlite3_column_int64(s, 20);
         int64_t first = sqlite3_column_int64(s, 21), last = sqlite3_column_int64(s, 22);
-        h->alive[i].first = snap_index(h, first);
-        h->alive[i].last = snap_index(h, last < to ? last + 1 : to + 1) - 1;
+        uint32_t lo = snap_index(h, first), hi = snap_index(h, last < to ? last + 1 : to + 1);
+        if (lo >= hi) {
+            /* Alive at none of the range's snapshots: only a crafted file says so. */
+            h->regions.n--;
+            continue;
+        }
+        h->alive[i].first = lo;
+        h->alive[i].last = hi - 1;
     }
     sqlite3_finalize(s);
     if (rc != SQLITE_DONE)
@@ -145,11 +151,14 @@ static int read_mem(struct store *st, int64_t target, int64_t from, int64_t to,
         if (!hit)
             continue;
         int64_t first = sqlite3_column_int64(s, 1), last = sqlite3_column_int64(s, 2);
+        uint32_t lo = snap_index(h, first), hi = snap_index(h, last < to ? last + 1 : to + 1);
+        if (lo >= hi)
+            continue; /* as above */
         h->mem = xgrow(h->mem, &cap, h->nmem + 1, sizeof(*h->mem));
         struct store_hmem *m = &h->mem[h->nmem++];
         m->region = hit->region;
-        m->first = snap_index(h, first);
-        m->last = snap_index(h, last < to ? last + 1 : to + 1) - 1;
+        m->first = lo;
+        m->last = hi - 1;
         m->rss = (uint64_t)sqlite3_column_int64(s, 3);
     }
     rc = rc == SQLITE_DONE ? 0 : store_sql_err(st, rc, "cannot read the recording", sql, e);

@@ -15,6 +15,29 @@ struct store {
     int writable;
 };
 
+/* The most bytes one value read from a database may hold (a crafted file's 1 GB path is
+ * refused, not read). A command line is at most a few MiB. */
+#define STORE_MAX_VALUE (32 << 20)
+
+/*
+ * A count read from the file (a snapshot's region_count) as the number of rows to make room
+ * for: a crafted file's billion must not allocate a billion of anything. Lists grow past the
+ * hint as rows come; a process holds at most vm.max_map_count regions (65530 by default).
+ */
+#define STORE_HINT_MAX (1 << 18)
+static inline size_t store_size_hint(int64_t count)
+{
+    return count <= 0 ? 0 : count > STORE_HINT_MAX ? STORE_HINT_MAX : (size_t)count;
+}
+
+/*
+ * Checks that the schema `schema_name` of db (the file at path, of schema version) is what
+ * vmsnap's migrations make, give or take a user's own tables, indexes and views: 0, or
+ * ERR_NOTVMSNAP with a line naming the first difference.
+ */
+int store_check_schema(sqlite3 *db, const char *schema_name, const char *path, int version,
+                       struct err *e);
+
 /* Maps a SQLite failure to an error code and a one-line message naming what failed. */
 int store_sql_err(struct store *st, int rc, const char *what, const char *sql, struct err *e);
 

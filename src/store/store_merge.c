@@ -328,6 +328,9 @@ static int check_other(struct store *st, struct err *e)
                      "it was replaced while being opened (application id 0x%08llx, schema %lld) "
                      "-- nothing of it was merged",
                      (unsigned long long)app, (long long)version);
+    /* Checked again as attached: the file opened on its own may not be the one attached. */
+    if (rc == 0)
+        rc = store_check_schema(st->db, "src", "the file to merge", (int)version, e);
     return rc;
 }
 

@@ -215,7 +215,7 @@ int store_read_regions(struct store *st, int64_t snap_id, struct region_list *ou
         query_i64(st, "SELECT region_count FROM snapshots WHERE id = ?", snap_id, 0, &count, e);
     if (rc < 0)
         return rc;
-    return read_regions(st, sql, &snap_id, 1, (size_t)(count > 0 ? count : 0),
+    return read_regions(st, sql, &snap_id, 1, store_size_hint(count),
                         "cannot read the snapshot's regions", out, e);
 }
 

@@ -416,6 +416,11 @@ static int sync_head(struct store_writer *w, struct err *e)
     sqlite3_reset(s);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return store_sql_err(w->st, rc, "cannot write the snapshot", writer_sql[S_HEAD], e);
+    if (seq < 0 || seq >= INT64_MAX / 2)
+        return err_set(e, ERR_CORRUPT,
+                       "cannot write the snapshot: target %lld's last seq in '%s' is %lld, which "
+                       "vmsnap never writes -- a crafted or damaged file",
+                       (long long)w->target_id, store_path(w->st), (long long)seq);
     /* A lent list that was refilled since it was written no longer says what is stored. */
     if (w->alive != &w->own && w->alive->gen != w->alive_gen)
         w->stale = 1;
@@ -719,8 +724,11 @@ int store_writer_write(struct store_writer *w, const struct region_list *l,
     int64_t snap = 0;
     int changed = 0;
     char unique[600];
-    /* IMMEDIATE: the write lock is taken now, so what is read below is what we build on. */
-    int rc = sqlite3_exec(w->st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    /* IMMEDIATE: the write lock is taken now, so what is read below is what we build on. Inside
+     * a caller's transaction (store_begin) the snapshot is a savepoint of it. */
+    int nested = !sqlite3_get_autocommit(w->st->db);
+    int rc = sqlite3_exec(w->st->db, nested ? "SAVEPOINT snapshot" : "BEGIN IMMEDIATE", NULL, NULL,
+                          NULL);
     if (rc != SQLITE_OK)
         return store_sql_err(w->st, rc, "cannot write the snapshot", NULL, e);
     int new_target = w->target_id == 0;
@@ -752,7 +760,7 @@ int store_writer_write(struct store_writer *w, const struct region_list *l,
     struct cat_totals cats[CAT_COUNT];
     if (changed && (rc = write_categories(w, l, info, snap, cats, e)) < 0)
         goto rollback;
-    rc = sqlite3_exec(w->st->db, "COMMIT", NULL, NULL, NULL);
+    rc = sqlite3_exec(w->st->db, nested ? "RELEASE snapshot" : "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         rc = store_sql_err(w->st, rc, "cannot commit the snapshot", NULL, e);
         goto rollback;
@@ -790,7 +798,8 @@ int store_writer_write(struct store_writer *w, const struct region_list *l,
     *snap_id = snap;
     return 0;
 rollback:
-    sqlite3_exec(w->st->db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_exec(w->st->db, nested ? "ROLLBACK TO snapshot; RELEASE snapshot" : "ROLLBACK", NULL,
+                 NULL, NULL);
     /* What was learnt inside the transaction (a target row, span ids, path ids) may have been
      * rolled back with it: the next write starts again from what is committed. */
     w->stale = 1;
@@ -842,7 +851,7 @@ static int load_alive(struct store_writer *w, int64_t head_id, int64_t head_seq,
     if (store_prepare(w->st, "SELECT region_count FROM snapshots WHERE id = ?1", &c, NULL) == 0) {
         sqlite3_bind_int64(c, 1, head_id);
         if (sqlite3_step(c) == SQLITE_ROW && sqlite3_column_int64(c, 0) > 0)
-            region_list_reserve(l, (size_t)sqlite3_column_int64(c, 0));
+            region_list_reserve(l, store_size_hint(sqlite3_column_int64(c, 0)));
         sqlite3_finalize(c);
     }
     /* Rows come in rowid order; the ids are sorted along with the regions below. */
