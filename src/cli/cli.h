@@ -21,7 +21,16 @@ struct cli {
 /* Exit statuses: 0 success, 2 trouble (diff also uses 1). */
 enum { EXIT_OK = 0, EXIT_TROUBLE = 2 };
 
-/* Prints "vmsnap: <message>" on stderr and returns EXIT_TROUBLE. */
+/*
+ * Table output: printf and fputs to stdout, with the controls a terminal would act on (ESC, CR,
+ * BEL, ..., the C1 range) and bytes that are not UTF-8 written as "\xNN". Newlines and tabs
+ * pass. Everything the CLI prints for people goes through these.
+ */
+int cli_printf(const char *fmt, ...) VMSNAP_PRINTF(1, 2);
+void cli_puts(const char *s);
+
+/* Prints "vmsnap: <message>" on stderr as one line (controls and newlines escaped) and returns
+ * EXIT_TROUBLE. */
 int cli_fail(const char *fmt, ...) VMSNAP_PRINTF(1, 2);
 int cli_fail_err(const struct err *e);
 

@@ -9,15 +9,82 @@
 #include "json/forms.h"
 #include "util/xalloc.h"
 
+/*
+ * Writes s to f with what a terminal would act on made visible: C0 controls (but newline and
+ * tab when keep_lines), DEL, the C1 controls in UTF-8 (U+0080..U+009F) and bytes that are not
+ * UTF-8 become "\xNN"; with keep_lines unset a newline becomes "\n". A crafted database's label
+ * or path must not move the cursor, retitle the window or fake a line.
+ */
+static void put_safe(FILE *f, const char *s, size_t len, int keep_lines)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len, *run = p;
+    while (p < end) {
+        unsigned c = *p;
+        size_t n = c < 0x80 ? 1 : json_utf8_seq(p, (size_t)(end - p));
+        int plain = n > 1 ? !(c == 0xc2 && p[1] < 0xa0)
+                          : n == 1 && ((c >= 0x20 && c != 0x7f) ||
+                                       (keep_lines && (c == '\n' || c == '\t')));
+        if (plain) {
+            p += n;
+            continue;
+        }
+        fwrite(run, 1, (size_t)(p - run), f);
+        if (c == '\n')
+            fputs("\\n", f);
+        else
+            fprintf(f, "\\x%02x", c);
+        run = ++p;
+    }
+    fwrite(run, 1, (size_t)(p - run), f);
+}
+
+/* Formats into a buffer of its own when the stack's is too small; caller frees *heap. */
+VMSNAP_PRINTF(4, 0)
+static size_t format(char *buf, size_t size, char **heap, const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(buf, size, fmt, ap);
+    *heap = NULL;
+    if (n < 0)
+        n = 0;
+    if ((size_t)n >= size) {
+        *heap = xmalloc((size_t)n + 1);
+        vsnprintf(*heap, (size_t)n + 1, fmt, again);
+    }
+    va_end(again);
+    return (size_t)n;
+}
+
+int cli_printf(const char *fmt, ...)
+{
+    char buf[1024], *heap;
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n = format(buf, sizeof(buf), &heap, fmt, ap);
+    va_end(ap);
+    put_safe(stdout, heap ? heap : buf, n, 1);
+    free(heap);
+    return (int)n;
+}
+
+void cli_puts(const char *s)
+{
+    put_safe(stdout, s, strlen(s), 1);
+}
+
 int cli_fail(const char *fmt, ...)
 {
+    char buf[1024], *heap;
     va_list ap;
     fflush(stdout);
-    fputs("vmsnap: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    size_t n = format(buf, sizeof(buf), &heap, fmt, ap);
     va_end(ap);
+    fputs("vmsnap: ", stderr);
+    put_safe(stderr, heap ? heap : buf, n, 0);
     fputc('\n', stderr);
+    free(heap);
     return EXIT_TROUBLE;
 }
 

@@ -75,10 +75,10 @@ static void print_table(const struct diff_pair *p, const struct diff_opts *o,
     struct colors col = tty ? (struct colors){"\033[32m", "\033[31m", "\033[33m", "\033[0m"}
                             : (struct colors){"", "", "", ""};
     char h1[24], h2[24];
-    printf("from snapshot %lld (target %lld seq %lld, %s)\n", (long long)p->snap[0].id,
-           (long long)p->snap[0].target_id, (long long)p->snap[0].seq, p->snap[0].taken_at);
-    printf("  to snapshot %lld (target %lld seq %lld, %s)\n", (long long)p->snap[1].id,
-           (long long)p->snap[1].target_id, (long long)p->snap[1].seq, p->snap[1].taken_at);
+    cli_printf("from snapshot %lld (target %lld seq %lld, %s)\n", (long long)p->snap[0].id,
+               (long long)p->snap[0].target_id, (long long)p->snap[0].seq, p->snap[0].taken_at);
+    cli_printf("  to snapshot %lld (target %lld seq %lld, %s)\n", (long long)p->snap[1].id,
+               (long long)p->snap[1].target_id, (long long)p->snap[1].seq, p->snap[1].taken_at);
     if (!o->summary_only && s->total) {
         const struct diff_change **v = xmalloc(p->d.n * sizeof(*v));
         size_t n = 0;
@@ -96,33 +96,33 @@ static void print_table(const struct diff_pair *p, const struct diff_opts *o,
                                                                                   : col.mod;
             if (c->kind != kind) {
                 kind = c->kind;
-                printf("\n%s%s%s (%zu)\n", color, diff_kind_name(kind), col.off, s->kind[kind]);
+                cli_printf("\n%s%s%s (%zu)\n", color, diff_kind_name(kind), col.off, s->kind[kind]);
             }
-            printf("  %s%016" PRIx64 "-%016" PRIx64 "%s %8s  ", color, c->start, c->end, col.off,
-                   cli_human(c->end - c->start, h1));
+            cli_printf("  %s%016" PRIx64 "-%016" PRIx64 "%s %8s  ", color, c->start, c->end,
+                       col.off, cli_human(c->end - c->start, h1));
             switch (c->kind) {
             case DIFF_GROWN:
             case DIFF_SHRUNK:
-                printf("%-4s  %-6s %s from %s", r->perms, region_category_name(r->category),
-                       cli_human_signed(c->delta, h2),
-                       cli_human(c->before->end - c->before->start, h1));
+                cli_printf("%-4s  %-6s %s from %s", r->perms, region_category_name(r->category),
+                           cli_human_signed(c->delta, h2),
+                           cli_human(c->before->end - c->before->start, h1));
                 break;
             case DIFF_REPROTECTED:
-                printf("%s -> %s  %-6s", c->before->perms, r->perms,
-                       region_category_name(r->category));
+                cli_printf("%s -> %s  %-6s", c->before->perms, r->perms,
+                           region_category_name(r->category));
                 break;
             case DIFF_RESIDENT:
-                printf("%-4s  %-6s rss %s", r->perms, region_category_name(r->category),
-                       cli_human_signed(c->delta, h2));
+                cli_printf("%-4s  %-6s rss %s", r->perms, region_category_name(r->category),
+                           cli_human_signed(c->delta, h2));
                 break;
             case DIFF_COMMITTED:
             case DIFF_DECOMMITTED:
-                printf("%-4s  %-6s %s -> %s", r->perms, region_category_name(r->category),
-                       region_win_state_name(region_extra(c->before)->state),
-                       region_win_state_name(region_extra(r)->state));
+                cli_printf("%-4s  %-6s %s -> %s", r->perms, region_category_name(r->category),
+                           region_win_state_name(region_extra(c->before)->state),
+                           region_win_state_name(region_extra(r)->state));
                 break;
             default:
-                printf("%-4s  %-6s", r->perms, region_category_name(r->category));
+                cli_printf("%-4s  %-6s", r->perms, region_category_name(r->category));
             }
             if (r->path) {
                 fputc(' ', stdout);
@@ -141,26 +141,27 @@ static void print_table(const struct diff_pair *p, const struct diff_opts *o,
         }
         free(v);
     }
-    printf("\nsummary: %zu change%s", s->total, s->total == 1 ? "" : "s");
+    cli_printf("\nsummary: %zu change%s", s->total, s->total == 1 ? "" : "s");
     for (int k = 0; k < DIFF_KIND_COUNT; k++)
         if (s->kind[k])
-            printf(", %zu %s", s->kind[k], diff_kind_name(k));
+            cli_printf(", %zu %s", s->kind[k], diff_kind_name(k));
     char h3[24];
-    printf("\n  %-7s mapped %s  committed %s",
-           o->category >= 0 ? region_category_name(o->category) : "total",
-           cli_human_signed(p->sum.total.mapped, h1), cli_human_signed(p->sum.total.committed, h3));
+    cli_printf("\n  %-7s mapped %s  committed %s",
+               o->category >= 0 ? region_category_name(o->category) : "total",
+               cli_human_signed(p->sum.total.mapped, h1),
+               cli_human_signed(p->sum.total.committed, h3));
     if (p->have_rss)
-        printf("  rss %s", cli_human_signed(p->rss_delta, h2));
+        cli_printf("  rss %s", cli_human_signed(p->rss_delta, h2));
     fputc('\n', stdout);
     for (int c = 0; c < CAT_COUNT && o->category < 0; c++) {
         const struct diff_delta *cd = &p->sum.cat[c];
         if (!cd->touched ||
             (cd->mapped == 0 && cd->committed == 0 && (!p->have_cat_rss || !cd->rss)))
             continue;
-        printf("  %-7s mapped %s  committed %s", region_category_name(c),
-               cli_human_signed(cd->mapped, h1), cli_human_signed(cd->committed, h3));
+        cli_printf("  %-7s mapped %s  committed %s", region_category_name(c),
+                   cli_human_signed(cd->mapped, h1), cli_human_signed(cd->committed, h3));
         if (p->have_cat_rss)
-            printf("  rss %s", cli_human_signed(cd->rss, h2));
+            cli_printf("  rss %s", cli_human_signed(cd->rss, h2));
         fputc('\n', stdout);
     }
 }

@@ -130,71 +130,71 @@ static void print_stat_row(const char *name, const struct growth_stat *s,
 {
     char a[16], b[16], d[24], r[32];
     const struct store_hsnap *on = &h->snaps[s->onset];
-    printf("  %-9s %8s %8s %9s %13s  %4.2f  seq %lld (%s)\n", name,
-           cli_human(s->start < 0 ? 0 : (uint64_t)s->start, a),
-           cli_human(s->end < 0 ? 0 : (uint64_t)s->end, b), cli_human_signed(s->delta, d),
-           human_rate(s->rate, r), s->r2, (long long)on->seq, on->taken_at);
+    cli_printf("  %-9s %8s %8s %9s %13s  %4.2f  seq %lld (%s)\n", name,
+               cli_human(s->start < 0 ? 0 : (uint64_t)s->start, a),
+               cli_human(s->end < 0 ? 0 : (uint64_t)s->end, b), cli_human_signed(s->delta, d),
+               human_rate(s->rate, r), s->r2, (long long)on->seq, on->taken_at);
 }
 
 static void print_table(const struct store_target *t, const struct store_history *h,
                         const struct growth_result *g)
 {
     const struct store_hsnap *first = &h->snaps[0], *last = &h->snaps[h->nsnaps - 1];
-    printf("target %lld  pid %lld  ", (long long)t->id, (long long)t->pid);
+    cli_printf("target %lld  pid %lld  ", (long long)t->id, (long long)t->pid);
     const char *cmd = t->cmdline && *t->cmdline ? t->cmdline : t->exe ? t->exe : "?";
     cli_print_escaped(stdout, cmd, strlen(cmd));
-    printf("\nfrom snapshot %lld (seq %lld, %s) to snapshot %lld (seq %lld, %s): %.1f s, %zu "
-           "snapshot%s\n\n",
-           (long long)first->id, (long long)first->seq, first->taken_at, (long long)last->id,
-           (long long)last->seq, last->taken_at, g->duration_s, g->nsnaps,
-           g->nsnaps == 1 ? "" : "s");
-    printf("  %-9s %8s %8s %9s %13s  %4s  %s\n", "", "START", "END", "DELTA", "RATE", "R2",
-           "ONSET");
+    cli_printf("\nfrom snapshot %lld (seq %lld, %s) to snapshot %lld (seq %lld, %s): %.1f s, %zu "
+               "snapshot%s\n\n",
+               (long long)first->id, (long long)first->seq, first->taken_at, (long long)last->id,
+               (long long)last->seq, last->taken_at, g->duration_s, g->nsnaps,
+               g->nsnaps == 1 ? "" : "s");
+    cli_printf("  %-9s %8s %8s %9s %13s  %4s  %s\n", "", "START", "END", "DELTA", "RATE", "R2",
+               "ONSET");
     print_stat_row("committed", &g->committed, h);
     if (g->have_rss)
         print_stat_row("rss", &g->rss, h);
-    printf("\ncommitted by category:\n");
+    cli_printf("\ncommitted by category:\n");
     for (int c = 0; c < CAT_COUNT; c++)
         if (g->cat[c].present)
             print_stat_row(region_category_name(c), &g->cat[c].committed, h);
     if (g->have_cat_rss) {
-        printf("\nrss by category:\n");
+        cli_printf("\nrss by category:\n");
         for (int c = 0; c < CAT_COUNT; c++)
             if (g->cat[c].present)
                 print_stat_row(region_category_name(c), &g->cat[c].rss, h);
     }
-    printf("\nregions that grew most (followed across snapshots):\n");
+    cli_printf("\nregions that grew most (followed across snapshots):\n");
     if (!g->nlineages)
-        printf("  none grew\n");
+        cli_printf("  none grew\n");
     else
-        printf("  %-33s %-6s %-4s %7s %8s %8s %9s %13s %5s  %s\n", "RANGE (last snapshot)", "CAT",
-               "PERM", "SINCE", "FIRST", "LAST", "DELTA", "RATE", "GREW", "PATH");
+        cli_printf("  %-33s %-6s %-4s %7s %8s %8s %9s %13s %5s  %s\n", "RANGE (last snapshot)",
+                   "CAT", "PERM", "SINCE", "FIRST", "LAST", "DELTA", "RATE", "GREW", "PATH");
     for (size_t i = 0; i < g->nlineages; i++) {
         const struct growth_lineage *l = &g->lineages[i];
         char a[16], b[16], d[24], r[32];
-        printf("  %016llx-%016llx %-6s %-4s %7lld %8s %8s %9s %13s %4.0f%%  ",
-               (unsigned long long)l->now->start, (unsigned long long)l->now->end,
-               region_category_name(l->now->category), l->now->perms,
-               (long long)h->snaps[l->first].seq, cli_human(l->size_first, a),
-               cli_human(l->size_last, b), cli_human_signed(l->delta, d), human_rate(l->rate, r),
-               l->grew_share * 100);
+        cli_printf("  %016llx-%016llx %-6s %-4s %7lld %8s %8s %9s %13s %4.0f%%  ",
+                   (unsigned long long)l->now->start, (unsigned long long)l->now->end,
+                   region_category_name(l->now->category), l->now->perms,
+                   (long long)h->snaps[l->first].seq, cli_human(l->size_first, a),
+                   cli_human(l->size_last, b), cli_human_signed(l->delta, d),
+                   human_rate(l->rate, r), l->grew_share * 100);
         if (l->now->path)
             cli_print_escaped(stdout, l->now->path, l->now->path_len);
         fputc('\n', stdout);
     }
-    printf("\nsurvivors (born in the range, alive at its end):\n");
+    cli_printf("\nsurvivors (born in the range, alive at its end):\n");
     if (!g->nsurvivors)
-        printf("  none\n");
+        cli_printf("  none\n");
     else
-        printf("  %6s %8s %8s %-6s %-4s %10s %10s  %s\n", "COUNT", "BYTES", "SIZE", "CAT", "PERM",
-               "FIRST_BORN", "LAST_BORN", "PATH");
+        cli_printf("  %6s %8s %8s %-6s %-4s %10s %10s  %s\n", "COUNT", "BYTES", "SIZE", "CAT",
+                   "PERM", "FIRST_BORN", "LAST_BORN", "PATH");
     for (size_t i = 0; i < g->nsurvivors; i++) {
         const struct growth_survivor *s = &g->survivors[i];
         char a[16], b[16];
-        printf("  %6lld %8s %8s %-6s %-4s %10lld %10lld  ", (long long)s->count,
-               cli_human(s->bytes, a), cli_human(s->like->end - s->like->start, b),
-               region_category_name(s->like->category), s->like->perms,
-               (long long)h->snaps[s->first_born].seq, (long long)h->snaps[s->last_born].seq);
+        cli_printf("  %6lld %8s %8s %-6s %-4s %10lld %10lld  ", (long long)s->count,
+                   cli_human(s->bytes, a), cli_human(s->like->end - s->like->start, b),
+                   region_category_name(s->like->category), s->like->perms,
+                   (long long)h->snaps[s->first_born].seq, (long long)h->snaps[s->last_born].seq);
         if (s->like->path)
             cli_print_escaped(stdout, s->like->path, s->like->path_len);
         fputc('\n', stdout);

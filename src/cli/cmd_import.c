@@ -36,7 +36,7 @@ static void print_imported(const struct cli *cli, const struct imported *v, size
 {
     if (!cli->json) {
         for (size_t i = 0; i < n; i++)
-            printf("%lld\n", (long long)v[i].snap);
+            cli_printf("%lld\n", (long long)v[i].snap);
         return;
     }
     struct json j;
@@ -177,14 +177,27 @@ int cmd_import(struct cli *cli, int argc, char **argv)
     }
     if (cli_open_store(cli, STORE_WRITE, &st))
         goto out;
+    /* One transaction for all the files: killed or failing midway, the import adds nothing, and
+     * running it again adds each file once. */
+    if (store_begin(st, &e) < 0) {
+        cli_fail_err(&e);
+        goto out;
+    }
     for (size_t i = 0; i < n; i++) {
         int64_t at = taken_at ? taken_at_ms : v[i].map.taken_at_ms;
         if (write_one(st, &v[i], name, label, n > 1 ? STORE_LABEL_UNIQUE : STORE_LABEL_EXACT, at,
                       &e) < 0) {
-            print_imported(cli, v, i);
+            store_rollback(st);
+            if (n > 1)
+                err_wrap(&e, "nothing was imported: '%s'", v[i].file);
             cli_fail_err(&e);
             goto out;
         }
+    }
+    if (store_commit(st, &e) < 0) {
+        err_wrap(&e, "nothing was imported");
+        cli_fail_err(&e);
+        goto out;
     }
     print_imported(cli, v, n);
     for (size_t i = 0; i < n; i++)

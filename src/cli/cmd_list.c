@@ -56,20 +56,20 @@ static int on_target(void *ctx, const struct store_target *t)
     } else {
         const char *cmd =
             t->cmdline && *t->cmdline ? t->cmdline : (t->exe ? t->exe : "(unknown command)");
-        printf("%starget %lld  pid %lld  %s  %s  first seen %s", c->ntargets ? "\n" : "",
-               (long long)t->id, (long long)t->pid, t->os ? t->os : "?", t->host ? t->host : "?",
-               t->first_seen ? t->first_seen : "?");
+        cli_printf("%starget %lld  pid %lld  %s  %s  first seen %s", c->ntargets ? "\n" : "",
+                   (long long)t->id, (long long)t->pid, t->os ? t->os : "?",
+                   t->host ? t->host : "?", t->first_seen ? t->first_seen : "?");
         if (t->parent_target_id)
-            printf("  forked by target %lld", (long long)t->parent_target_id);
-        printf("\n  ");
+            cli_printf("  forked by target %lld", (long long)t->parent_target_id);
+        cli_printf("\n  ");
         c->nodes = xgrow(c->nodes, &c->cap, c->nnodes + 1, sizeof(*c->nodes));
         c->nodes[c->nnodes++] =
             (struct node){t->id, t->parent_target_id, t->pid, cli_escape(cmd, strlen(cmd))};
         c->forked |= t->parent_target_id != 0;
         cli_print_escaped(stdout, cmd, strlen(cmd));
         fputc('\n', stdout);
-        printf("  %6s %5s  %-24s  %-16s %8s %9s %9s\n", "ID", "SEQ", "TAKEN_AT", "LABEL", "REGIONS",
-               "MAPPED", "RSS");
+        cli_printf("  %6s %5s  %-24s  %-16s %8s %9s %9s\n", "ID", "SEQ", "TAKEN_AT", "LABEL",
+                   "REGIONS", "MAPPED", "RSS");
     }
     c->ntargets++;
     return 0;
@@ -85,10 +85,10 @@ static int on_snapshot(void *ctx, const struct store_snapshot *s)
         return 0;
     }
     char mapped[16], rss[16];
-    printf("  %6lld %5lld  %-24s  %-16s %8lld %9s %9s%s\n", (long long)s->id, (long long)s->seq,
-           s->taken_at, s->label ? s->label : "-", (long long)s->region_count,
-           cli_human(s->mapped_bytes, mapped), s->have_mem ? cli_human(s->rss_bytes, rss) : "-",
-           s->torn ? "  (torn)" : "");
+    cli_printf("  %6lld %5lld  %-24s  %-16s %8lld %9s %9s%s\n", (long long)s->id, (long long)s->seq,
+               s->taken_at, s->label ? s->label : "-", (long long)s->region_count,
+               cli_human(s->mapped_bytes, mapped), s->have_mem ? cli_human(s->rss_bytes, rss) : "-",
+               s->torn ? "  (torn)" : "");
     return ferror(stdout) ? -1 : 0;
 }
 
@@ -108,8 +108,8 @@ static void print_tree(const struct list_ctx *c, int64_t parent, int depth)
         const struct node *n = &c->nodes[i];
         if (tree_parent(c, n) != parent)
             continue;
-        printf("  %*s%s%lld  pid %lld  %.60s\n", depth ? (depth - 1) * 3 : 0, "",
-               depth ? "\u2514\u2500 " : "", (long long)n->id, (long long)n->pid, n->cmd);
+        cli_printf("  %*s%s%lld  pid %lld  %.60s\n", depth ? (depth - 1) * 3 : 0, "",
+                   depth ? "\u2514\u2500 " : "", (long long)n->id, (long long)n->pid, n->cmd);
         print_tree(c, n->id, depth + 1);
     }
 }
@@ -194,9 +194,9 @@ int cmd_list(struct cli *cli, int argc, char **argv)
         json_end_object(&c.j);
         json_finish(&c.j);
     } else if (c.ntargets == 0) {
-        printf("no snapshots in '%s' yet\n", cli->db_path);
+        cli_printf("no snapshots in '%s' yet\n", cli->db_path);
     } else if (c.forked) {
-        printf("\nprocess tree (target, pid, command):\n");
+        cli_printf("\nprocess tree (target, pid, command):\n");
         print_tree(&c, 0, 0);
     }
     for (size_t i = 0; i < c.nnodes; i++)

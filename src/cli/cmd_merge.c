@@ -31,14 +31,14 @@ static const char *plural(int64_t n)
 static void print_line(const struct merged *m)
 {
     const struct store_merge_result *r = &m->r;
-    printf("merged '%s': %lld snapshot%s added; %lld new target%s, %lld extended, %lld already "
-           "here",
-           m->file, (long long)r->snapshots_added, plural(r->snapshots_added),
-           (long long)r->targets_added, plural(r->targets_added), (long long)r->targets_extended,
-           (long long)r->targets_present);
+    cli_printf("merged '%s': %lld snapshot%s added; %lld new target%s, %lld extended, %lld already "
+               "here",
+               m->file, (long long)r->snapshots_added, plural(r->snapshots_added),
+               (long long)r->targets_added, plural(r->targets_added),
+               (long long)r->targets_extended, (long long)r->targets_present);
     if (r->targets_apart)
-        printf(", %lld recorded apart in both databases (kept as another target)",
-               (long long)r->targets_apart);
+        cli_printf(", %lld recorded apart in both databases (kept as another target)",
+                   (long long)r->targets_apart);
     putchar('\n');
 }
 

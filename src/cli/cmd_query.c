@@ -119,10 +119,10 @@ static void print_cell(const char *s, size_t w, int right, int last)
 {
     size_t pad = w > width(s) ? w - width(s) : 0;
     if (right)
-        printf("%*s", (int)pad, "");
-    fputs(s, stdout);
+        cli_printf("%*s", (int)pad, "");
+    cli_puts(s);
     if (!right && !last)
-        printf("%*s", (int)pad, "");
+        cli_printf("%*s", (int)pad, "");
 }
 
 static void print_table(const struct table *t)

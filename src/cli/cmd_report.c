@@ -80,25 +80,22 @@ static int parse_args(struct cli *cli, int argc, char **argv, struct report_args
 }
 
 /*
- * Opens a private temporary file beside path, to be renamed over it once the report is whole:
- * a failure never leaves half a report, nor destroys the one that was there.
+ * Whether path is the database (1) or a file SQLite keeps beside it (2), by name or as the same
+ * file under another name (a hard link): a report written there would destroy the recording.
  */
-static FILE *open_temp(const char *path, char **tmp)
+static int names_database(const char *path, const char *db)
 {
-    *tmp = xasprintf("%s.tmp-%lld", path, (long long)plat_getpid());
-    int rc = plat_create_private(*tmp);
-    if (rc == 1) {
-        remove(*tmp); /* left by an earlier vmsnap of our pid */
-        rc = plat_create_private(*tmp);
+    if (plat_same_file(path, db))
+        return 1;
+    static const char *const suffix[] = {"-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+        char *side = xasprintf("%s%s", db, suffix[i]);
+        int same = plat_same_file(path, side);
+        free(side);
+        if (same)
+            return 2;
     }
-    if (rc < 0) {
-        errno = -rc;
-        return NULL;
-    }
-    FILE *f = fopen(*tmp, "wb");
-    if (!f)
-        remove(*tmp);
-    return f;
+    return 0;
 }
 
 static void say(const struct cli *cli, const char *path, const struct report_info *ri,
@@ -150,17 +147,18 @@ int cmd_report(struct cli *cli, int argc, char **argv)
         pf.kind != PLAT_FILE_REGULAR)
         return cli_fail("report: cannot write '%s': it is %s -- name a file with -o", a.output,
                         pf.kind == PLAT_FILE_DIR ? "a directory" : "not a regular file");
-    if (!to_stdout && plat_same_file(a.output, cli->db_path))
-        return cli_fail("report: '%s' is the database -- name another file with -o", a.output);
+    if (!to_stdout && (rc = names_database(a.output, cli->db_path)) != 0)
+        return cli_fail("report: '%s' is %s -- name another file with -o", a.output,
+                        rc == 1 ? "the database" : "one of the database's own files");
 
     struct store *st = NULL;
     if (cli_open_store(cli, STORE_READ, &st))
         return EXIT_TROUBLE;
     int status = EXIT_TROUBLE;
-    char *tmp = NULL;
+    struct plat_output *po = NULL;
     FILE *out = stdout;
-    if (!to_stdout && !(out = open_temp(a.output, &tmp))) {
-        cli_fail("report: cannot write '%s': %s", a.output, strerror(errno));
+    if (!to_stdout && (rc = plat_output_open(a.output, &po, &out)) < 0) {
+        cli_fail("report: cannot write '%s': %s", a.output, strerror(-rc));
         goto out;
     }
     struct err e = {0};
@@ -168,20 +166,12 @@ int cmd_report(struct cli *cli, int argc, char **argv)
     rc = report_write(st, &a.o, out, &ri, &e);
     if (to_stdout) {
         if (rc == 0 && fflush(stdout) != 0)
-            rc = err_set(&e, ERR_IO, "cannot write the report to stdout");
-    } else {
-        int werr = fflush(out) != 0 || ferror(out);
-        int saved = errno;
-        if (fclose(out) != 0 && !werr) {
-            werr = 1;
-            saved = errno;
-        }
-        if (rc == 0 && werr)
-            rc = err_set(&e, ERR_IO, "cannot write '%s': %s", a.output, strerror(saved));
-        if (rc == 0 && (rc = plat_replace(tmp, a.output)) < 0)
-            rc = err_set(&e, ERR_IO, "cannot write '%s': %s", a.output, strerror(-rc));
-        if (rc < 0)
-            remove(tmp);
+            rc = err_set(&e, ERR_IO, "cannot write the report to stdout: %s", strerror(errno));
+    } else if (rc < 0) {
+        plat_output_discard(po, out);
+    } else if ((rc = plat_output_commit(po, out)) < 0) {
+        rc = err_set(&e, ERR_IO, "report: cannot write '%s': %s%s", a.output, strerror(-rc),
+                     rc == -ENOSPC ? " -- free some space; the file is as it was" : "");
     }
     if (rc < 0) {
         if (e.code == ERR_USAGE)
@@ -195,7 +185,6 @@ int cmd_report(struct cli *cli, int argc, char **argv)
     }
     status = EXIT_OK;
 out:
-    free(tmp);
     store_close(st);
     return status;
 }

@@ -46,37 +46,39 @@ static void print_table(const struct store_snapshot *s, const struct store_targe
     char a[16], b[16], pss[16], swap[16];
     for (size_t i = 0; i < l->n; i++)
         mem |= (l->v[i].flags & REGION_HAS_MEM) != 0;
-    printf("snapshot %lld (target %lld seq %lld)  pid %lld  %s  taken %s%s%s%s\n", (long long)s->id,
-           (long long)s->target_id, (long long)s->seq, (long long)t->pid, t->exe ? t->exe : "?",
-           s->taken_at, s->label ? "  label " : "", s->label ? s->label : "",
-           s->torn ? "  (torn)" : "");
-    printf("%lld regions  mapped %s", (long long)s->region_count, cli_human(s->mapped_bytes, a));
+    cli_printf("snapshot %lld (target %lld seq %lld)  pid %lld  %s  taken %s%s%s%s\n",
+               (long long)s->id, (long long)s->target_id, (long long)s->seq, (long long)t->pid,
+               t->exe ? t->exe : "?", s->taken_at, s->label ? "  label " : "",
+               s->label ? s->label : "", s->torn ? "  (torn)" : "");
+    cli_printf("%lld regions  mapped %s", (long long)s->region_count,
+               cli_human(s->mapped_bytes, a));
     if (s->have_mem)
-        printf("  rss %s  pss %s  swap %s", cli_human(s->rss_bytes, b),
-               cli_human(s->pss_bytes, pss), cli_human(s->swap_bytes, swap));
-    printf("  (detail %s)\n", s->detail);
+        cli_printf("  rss %s  pss %s  swap %s", cli_human(s->rss_bytes, b),
+                   cli_human(s->pss_bytes, pss), cli_human(s->swap_bytes, swap));
+    cli_printf("  (detail %s)\n", s->detail);
     /* What a core file cannot say about a mapping. */
     if (s->method && strncmp(s->method, "import-", 7) == 0 && strstr(s->method, "core"))
-        printf("from a core file: shared mappings read as private (p), and [heap], [stack] and "
-               "[vdso] are not named%s\n",
-               strcmp(s->method, "import-gcore") == 0
-                   ? "; gdb's gcore leaves out mappings it does not dump (text, [vvar]) and "
-                     "writes no-access ranges with other permissions"
-                   : "");
+        cli_printf("from a core file: shared mappings read as private (p), and [heap], [stack] and "
+                   "[vdso] are not named%s\n",
+                   strcmp(s->method, "import-gcore") == 0
+                       ? "; gdb's gcore leaves out mappings it does not dump (text, [vvar]) and "
+                         "writes no-access ranges with other permissions"
+                       : "");
     putchar('\n');
-    printf("%-*s %-*s %8s %-5s %-7s", w, "START", w, "END", "SIZE", "PERMS", "CATEGORY");
+    cli_printf("%-*s %-*s %8s %-5s %-7s", w, "START", w, "END", "SIZE", "PERMS", "CATEGORY");
     if (mem)
-        printf(" %8s", "RSS");
-    printf(" PATH [OWNER]\n");
+        cli_printf(" %8s", "RSS");
+    cli_printf(" PATH [OWNER]\n");
     for (size_t i = 0; i < l->n; i++) {
         const struct region *r = &l->v[i];
         if (category >= 0 && r->category != category)
             continue;
         uint64_t size = r->end - r->start;
-        printf("%0*" PRIx64 " %0*" PRIx64 " %8s %-5s %-7s", w, r->start, w, r->end,
-               cli_human(size, a), r->perms, region_category_name(r->category));
+        cli_printf("%0*" PRIx64 " %0*" PRIx64 " %8s %-5s %-7s", w, r->start, w, r->end,
+                   cli_human(size, a), r->perms, region_category_name(r->category));
         if (mem)
-            printf(" %8s", (r->flags & REGION_HAS_MEM) ? cli_human(region_extra(r)->rss, b) : "-");
+            cli_printf(" %8s",
+                       (r->flags & REGION_HAS_MEM) ? cli_human(region_extra(r)->rss, b) : "-");
         fputc(' ', stdout);
         print_path(r);
         if (r->owner && !(r->path && r->path_len == (uint32_t)r->owner_len + 7 &&
@@ -94,17 +96,17 @@ static void print_table(const struct store_snapshot *s, const struct store_targe
         all->mapped += size;
         all->rss += region_extra(r)->rss;
     }
-    printf("\n%-8s %7s %9s", "CATEGORY", "REGIONS", "MAPPED");
+    cli_printf("\n%-8s %7s %9s", "CATEGORY", "REGIONS", "MAPPED");
     if (mem)
-        printf(" %9s", "RSS");
+        cli_printf(" %9s", "RSS");
     fputc('\n', stdout);
     for (int c = 0; c <= CAT_COUNT; c++) {
         if (c < CAT_COUNT && tot[c].count == 0)
             continue;
-        printf("%-8s %7" PRIu64 " %9s", c == CAT_COUNT ? "total" : region_category_name(c),
-               tot[c].count, cli_human(tot[c].mapped, a));
+        cli_printf("%-8s %7" PRIu64 " %9s", c == CAT_COUNT ? "total" : region_category_name(c),
+                   tot[c].count, cli_human(tot[c].mapped, a));
         if (mem)
-            printf(" %9s", cli_human(tot[c].rss, b));
+            cli_printf(" %9s", cli_human(tot[c].rss, b));
         fputc('\n', stdout);
     }
 }

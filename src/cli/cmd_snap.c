@@ -100,7 +100,7 @@ static void print_taken(struct cli *cli, const struct taken *v, size_t n, int fo
 {
     if (!cli->json) {
         for (size_t i = 0; i < n; i++)
-            printf("%lld\n", (long long)v[i].snap);
+            cli_printf("%lld\n", (long long)v[i].snap);
         return;
     }
     struct json j;

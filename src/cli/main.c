@@ -60,7 +60,7 @@ int main(int argc, char **argv)
             usage(stdout);
             return EXIT_OK;
         } else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
-            printf("vmsnap %s (schema %d)\n", VMSNAP_VERSION, store_schema_version());
+            cli_printf("vmsnap %s (schema %d)\n", VMSNAP_VERSION, store_schema_version());
             return EXIT_OK;
         } else {
             return cli_fail("unknown option '%s' -- see 'vmsnap --help'", a);

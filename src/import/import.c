@@ -9,6 +9,7 @@
 #include "capture/maps_parse.h"
 #include "import/core_parse.h"
 #include "import/pmap_parse.h"
+#include "platform/platform.h"
 #include "util/xalloc.h"
 
 /* Larger than any memory map text: smaps of 1,000,000 regions is ~800 MB. */
@@ -165,25 +166,37 @@ int import_read(const char *path, int format, struct import_map *out, struct err
 {
     memset(out, 0, sizeof(*out));
     region_list_init(&out->regions);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return err_set(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "cannot open '%s': %s", path,
-                       strerror(errno));
+    FILE *f = NULL;
+    int orc = plat_open_input(path, &f);
+    if (orc == -ENODEV || orc == -EISDIR)
+        return err_set(e, ERR_USAGE,
+                       "cannot import '%s': it is %s, not a saved maps, smaps, pmap or core file",
+                       path, orc == -EISDIR ? "a directory" : "a device or socket");
+    if (orc < 0)
+        return err_set(e, orc == -ENOENT ? ERR_NOTFOUND : ERR_IO, "cannot open '%s': %s", path,
+                       strerror(-orc));
     struct stat st;
     int have_stat = fstat(fileno(f), &st) == 0;
     int64_t mtime_ms = have_stat ? (int64_t)st.st_mtime * 1000 : 0;
     unsigned char magic[4];
-    if (have_stat && (format == IMPORT_AUTO || format == IMPORT_CORE) &&
-        fread(magic, 1, 4, f) == 4 && memcmp(magic, "\177ELF", 4) == 0) {
-        /* A core holds the process's memory too: only its headers and notes are read. */
-        int rc = import_core(file_read_at, f, (uint64_t)st.st_size, out, e);
+    size_t got = format == IMPORT_AUTO || format == IMPORT_CORE ? fread(magic, 1, 4, f) : 0;
+    if (got == 4 && memcmp(magic, "\177ELF", 4) == 0) {
+        /* A core holds the process's memory too: only its headers and notes are read, where
+         * they are, so it must be a file and not a pipe. */
+        int rc = have_stat && (st.st_mode & S_IFMT) == S_IFREG
+                     ? import_core(file_read_at, f, (uint64_t)st.st_size, out, e)
+                     : err_set(e, ERR_USAGE,
+                               "a core file is read where its notes are: give the "
+                               "file itself, not a pipe");
         fclose(f);
         out->taken_at_ms = mtime_ms;
         return rc < 0 ? err_wrap(e, "cannot import '%s'", path) : 0;
     }
-    rewind(f);
+    /* The bytes looked at are the text's first: a pipe cannot be read again. */
     char *buf = NULL;
-    size_t len = 0, cap = 0;
+    size_t len = got, cap = 0;
+    buf = xgrow(buf, &cap, 1024 * 1024, 1);
+    memcpy(buf, magic, got);
     int rc = 0;
     for (;;) {
         if (cap - len < 65536)

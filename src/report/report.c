@@ -3,6 +3,7 @@
  * its marker. The data's top level is `vmsnap growth -j`'s object (json_growth_fields) with
  * the report's own members added: series, labels, diff, strip.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -314,8 +315,9 @@ int report_write(struct store *st, const struct report_opts *o, FILE *out, struc
     json_end_object(&j);
     const char *rest = marker + strlen(DATA_MARKER);
     fwrite(rest, 1, report_template_len - (size_t)(rest - report_template), out);
-    if (ferror(out))
-        rc = err_set(e, ERR_IO, "cannot write the report");
+    if (ferror(out) || fflush(out) != 0)
+        rc = err_set(e, ERR_IO, "cannot write the report: %s%s", strerror(errno),
+                     errno == ENOSPC ? " -- free some space; nothing was replaced" : "");
 out:
     release(&in);
     return rc;

@@ -6,10 +6,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * Out of memory is trouble like any other: one line and exit 2, not abort()'s core dump. Nothing
+ * committed is lost: a transaction in progress was never committed, and SQLite rolls it back
+ * when the file is next opened.
+ */
 static void die_oom(size_t size)
 {
-    fprintf(stderr, "vmsnap: out of memory allocating %zu bytes\n", size);
-    abort();
+    fprintf(stderr,
+            "vmsnap: out of memory (allocating %zu bytes) -- raise the memory limit (ulimit -v) "
+            "or free some memory\n",
+            size);
+    _Exit(2);
 }
 
 void *xmalloc(size_t size)
