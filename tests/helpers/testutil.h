@@ -72,6 +72,8 @@ void tu_spawn(struct tu_proc *p, char *const argv[]);
 void tu_spawn_vmsnap(struct tu_proc *p, const char *arg, ...);
 /* Waits for p and collects its status and output. */
 void tu_wait(struct tu_proc *p, struct tu_run *r);
+/* Like tu_wait, but kills p (SIGKILL) once it has run ms milliseconds: 1 when it had to. */
+int tu_wait_limited(struct tu_proc *p, struct tu_run *r, int ms);
 
 /* A path NAME in a fresh directory under /tmp; the directory goes to *dir when dir is not
  * NULL. Caller frees both. */
