@@ -19,61 +19,6 @@
 
 #include "testutil.h"
 
-static int64_t one_int(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-        fail_msg("prepare %s: %s", sql, sqlite3_errmsg(db));
-    if (sqlite3_step(s) != SQLITE_ROW)
-        fail_msg("step %s: %s", sql, sqlite3_errmsg(db));
-    int64_t v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    return v;
-}
-
-/*
- * The database is intact and every snapshot whole: SQLite's integrity check passes, each
- * target's seqs are 1..n with no gap or repeat, and each snapshot's regions (read back through
- * the regions view) are as many, cover as many bytes, and never overlap, as when it was written.
- * Returns the number of snapshots.
- */
-static int64_t check_whole(const char *path)
-{
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *s = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &s, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    if (strcmp((const char *)sqlite3_column_text(s, 0), "ok") != 0)
-        fail_msg("%s: integrity_check: %s", path, sqlite3_column_text(s, 0));
-    sqlite3_finalize(s);
-    int64_t bad_seq = one_int(db, "SELECT count(*) FROM (SELECT target_id, count(*) AS n, "
-                                  "min(seq) AS lo, max(seq) AS hi, count(DISTINCT seq) AS d "
-                                  "FROM snapshots GROUP BY target_id) WHERE lo != 1 OR hi != n "
-                                  "OR d != n");
-    if (bad_seq)
-        fail_msg("%s: %lld targets whose seqs are not 1..n", path, (long long)bad_seq);
-    int64_t broken =
-        one_int(db, "SELECT count(*) FROM snapshots s LEFT JOIN (SELECT snapshot_id, count(*) "
-                    "AS c, sum(size) AS m FROM regions GROUP BY snapshot_id) r ON "
-                    "r.snapshot_id = s.id WHERE coalesce(r.c, 0) != s.region_count OR "
-                    "coalesce(r.m, 0) != s.mapped_bytes");
-    if (broken)
-        fail_msg("%s: %lld snapshots are not whole", path, (long long)broken);
-    int64_t overlaps = one_int(db, "SELECT count(*) FROM (SELECT start, lag(\"end\") OVER "
-                                   "(PARTITION BY snapshot_id ORDER BY start) AS prev_end "
-                                   "FROM regions) WHERE prev_end > start");
-    if (overlaps)
-        fail_msg("%s: %lld regions overlap another of their snapshot", path, (long long)overlaps);
-    /* Ids grow with seq within a target: the regions view and diffs rely on it. */
-    int64_t disorder = one_int(db, "SELECT count(*) FROM snapshots a JOIN snapshots b ON "
-                                   "a.target_id = b.target_id AND a.seq < b.seq AND a.id > b.id");
-    assert_int_equal(disorder, 0);
-    int64_t n = one_int(db, "SELECT count(*) FROM snapshots");
-    sqlite3_close(db);
-    return n;
-}
-
 static void expect_ok(struct tu_run *r, const char *what)
 {
     if (r->status != 0)
@@ -99,7 +44,7 @@ static void test_creators_race(void **state)
             expect_ok(&r, "snap into a database being created");
             tu_run_release(&r);
         }
-        assert_int_equal(check_whole(db), 8);
+        assert_int_equal(tu_check_whole(db), 8);
         free(db);
     }
     tu_child_stop(&c);
@@ -174,7 +119,7 @@ static void test_writers_meet(void **state)
         expect_ok(&r, "a recorder that met other writers");
         tu_run_release(&r);
     }
-    int64_t n = check_whole(db);
+    int64_t n = tu_check_whole(db);
     print_message("writers meet: %d snaps, %d reads, %lld snapshots in all\n", snaps, reads,
                   (long long)n);
     assert_true(n > snaps);
@@ -205,7 +150,7 @@ static void test_recorder_outlasts_a_held_lock(void **state)
     sqlite3 *hold = NULL;
     assert_int_equal(sqlite3_open(db, &hold), SQLITE_OK);
     assert_int_equal(sqlite3_exec(hold, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-    int64_t held_at = one_int(hold, "SELECT count(*) FROM snapshots");
+    int64_t held_at = tu_q64(hold, "SELECT count(*) FROM snapshots");
     tu_child_ok(&c, "map 65536 rw-"); /* a change that the kept snapshot carries */
     usleep(12500 * 1000);             /* longer than one statement waits */
     assert_int_equal(sqlite3_exec(hold, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
@@ -215,7 +160,7 @@ static void test_recorder_outlasts_a_held_lock(void **state)
     assert_non_null(strstr(r.err, "is locked by another process"));
     assert_non_null(strstr(r.err, "database unlocked"));
     tu_run_release(&r);
-    int64_t n = check_whole(db);
+    int64_t n = tu_check_whole(db);
     print_message("held lock: %lld snapshots before it, %lld in all\n", (long long)held_at,
                   (long long)n);
     assert_true(n > held_at + 5);
@@ -268,7 +213,7 @@ static void test_stop_while_locked(void **state)
     tu_run_release(&r);
     assert_int_equal(sqlite3_exec(hold, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(hold);
-    assert_int_equal(check_whole(db), 1);
+    assert_int_equal(tu_check_whole(db), 1);
     tu_child_stop(&c);
     free(db);
 }
@@ -298,14 +243,14 @@ static void test_recorder_killed_at_random(void **state)
         kills += r.status == 128 + SIGKILL;
         tu_run_release(&r);
         if (i % 30 == 29)
-            check_whole(db);
+            tu_check_whole(db);
     }
-    int64_t before = check_whole(db);
+    int64_t before = tu_check_whole(db);
     struct tu_run r;
     tu_vmsnap(&r, "-d", db, "record", "-p", pid, "-n", "5", "-i", "0", NULL);
     expect_ok(&r, "resuming after 120 kills");
     tu_run_release(&r);
-    int64_t after = check_whole(db);
+    int64_t after = tu_check_whole(db);
     print_message("killed at random: %d SIGKILLs mid-recording, %lld snapshots kept, resumed "
                   "with %lld more\n",
                   kills, (long long)before, (long long)(after - before));
@@ -349,13 +294,13 @@ static void test_disk_full(void **state)
     assert_int_equal(r.status, 2);
     assert_non_null(strstr(r.err, "full"));
     tu_run_release(&r);
-    assert_int_equal(check_whole(db), 3);
+    assert_int_equal(tu_check_whole(db), 3);
     /* Space again: recording goes on where it left off. */
     unlink(filler);
     tu_vmsnap(&r, "-d", db, "snap", "-p", pid, NULL);
     expect_ok(&r, "snap once there is space again");
     tu_run_release(&r);
-    assert_int_equal(check_whole(db), 4);
+    assert_int_equal(tu_check_whole(db), 4);
     tu_child_stop(&c);
 }
 

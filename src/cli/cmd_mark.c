@@ -179,6 +179,14 @@ int cmd_mark(struct cli *cli, int argc, char **argv)
                 goto out;
             } else if (t == 1) {
                 waiting[i] = 0;
+            } else if (!recorder_alive(NULL, &v[i])) {
+                /* Killed outright: its row stays, and it will never take the mark. */
+                waiting[i] = 0;
+                failed++;
+                fprintf(stderr,
+                        "vmsnap: mark: the recorder of pid %lld (vmsnap pid %lld) ended before it "
+                        "took the mark\n",
+                        (long long)v[i].target_pid, (long long)v[i].pid);
             } else {
                 left++;
             }

@@ -123,6 +123,9 @@ enum plat_spawn_flags {
  * pid, or fills err with why it could not run and returns -1.
  */
 int64_t plat_recorder_spawn(struct plat_recorder *r, char **argv, int flags, char *err, size_t n);
+/* Whether pid is a process of the recorder's own (the one that holds the command where it is
+ * loaded), not one the command forked. */
+int plat_recorder_own(const struct plat_recorder *r, int64_t pid);
 /* Lets the command, held where its program is loaded, run on (nothing when it is not held). */
 void plat_recorder_let_go(struct plat_recorder *r);
 /* Waits until the monotonic time until_us or an event; returns the event. */

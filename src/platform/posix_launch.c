@@ -1,4 +1,4 @@
-/* launch.h where only POSIX is known: no orphans adopted, no run to the entry point. */
+/* launch.h where only POSIX is known: no orphans adopted, no program held at its entry point. */
 #include "platform/launch.h"
 
 #include <errno.h>
@@ -8,18 +8,31 @@ int launch_adopt_orphans(void)
     return -ENOSYS;
 }
 
-int launch_trace_me(void)
+struct launch *launch_prepare(void)
 {
+    return NULL;
+}
+
+int launch_child(struct launch *l)
+{
+    (void)l;
     return 0;
 }
 
-int launch_run_to_entry(pid_t pid)
+int launch_hold(struct launch *l, pid_t child)
 {
-    (void)pid;
+    (void)l;
+    (void)child;
     return -1;
 }
 
-void launch_let_go(pid_t pid)
+pid_t launch_guard(const struct launch *l)
 {
-    (void)pid;
+    (void)l;
+    return 0;
+}
+
+void launch_let_go(struct launch *l)
+{
+    (void)l;
 }

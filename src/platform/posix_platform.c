@@ -177,7 +177,8 @@ void plat_hostname(char *out, size_t n)
 struct plat_recorder {
     sigset_t set, orig;
     pid_t child;
-    int held; /* the child is held at its entry point */
+    struct launch *launch; /* the child is held at its entry point while set */
+    pid_t guard;           /* the process that holds it (launch.h), or 0 */
     int child_done, child_status;
     int last_stop; /* signal number of the last stop request */
     int forward;   /* it came from kill(), not the terminal */
@@ -210,18 +211,20 @@ int64_t plat_recorder_spawn(struct plat_recorder *r, char **argv, int flags, cha
         snprintf(err, n, "%s", strerror(errno));
         return -1;
     }
+    struct launch *l = (flags & PLAT_SPAWN_LOADED) ? launch_prepare() : NULL;
     pid_t pid = fork();
     if (pid < 0) {
         snprintf(err, n, "%s", strerror(errno));
         close(pfd[0]);
         close(pfd[1]);
+        launch_let_go(l);
         return -1;
     }
     if (pid == 0) {
         sigprocmask(SIG_SETMASK, &r->orig, NULL);
         close(pfd[0]);
         int msg = -1;
-        if (!(flags & PLAT_SPAWN_LOADED) || !launch_trace_me()) {
+        if (!l || !launch_child(l)) {
             ssize_t w = write(pfd[1], &msg, sizeof(msg));
             (void)w;
         }
@@ -232,25 +235,31 @@ int64_t plat_recorder_spawn(struct plat_recorder *r, char **argv, int flags, cha
         _exit(127);
     }
     close(pfd[1]);
-    int msg = 0, traced = 1, e = 0;
+    /* Returns once the program is held where it is loaded, or runs on. */
+    int held = l && launch_hold(l, pid) == 0;
+    int msg = 0, e = 0;
     ssize_t got;
     for (;;) {
         while ((got = read(pfd[0], &msg, sizeof(msg))) < 0 && errno == EINTR)
             ;
         if (got <= 0)
             break;
-        if (msg == -1)
-            traced = 0;
-        else
+        if (msg != -1)
             e = msg;
     }
     close(pfd[0]);
     if (e) {
+        launch_let_go(l);
         waitpid(pid, NULL, 0);
         snprintf(err, n, "%s", strerror(e));
         return -1;
     }
-    r->held = traced && launch_run_to_entry(pid) == 0;
+    if (!held) {
+        launch_let_go(l);
+        l = NULL;
+    }
+    r->launch = l;
+    r->guard = launch_guard(l);
     r->child = pid;
     return pid;
 }
@@ -280,11 +289,15 @@ int plat_recorder_wait(struct plat_recorder *r, int64_t until_us)
     }
 }
 
+int plat_recorder_own(const struct plat_recorder *r, int64_t pid)
+{
+    return r->guard && pid == r->guard;
+}
+
 void plat_recorder_let_go(struct plat_recorder *r)
 {
-    if (r->held)
-        launch_let_go(r->child);
-    r->held = 0;
+    launch_let_go(r->launch);
+    r->launch = NULL;
 }
 
 const char *plat_recorder_stop_reason(const struct plat_recorder *r)

@@ -113,7 +113,8 @@ static void find_children(struct recorder *r)
             for (size_t i = 0; i < r->nprocs && !parent; i++)
                 if (!r->procs[i]->pub.gone && r->procs[i]->pub.pid == v[k].ppid)
                     parent = r->procs[i];
-            if (!parent && !(r->child && v[k].ppid == r->self))
+            if (!parent &&
+                (!(r->child && v[k].ppid == r->self) || plat_recorder_own(r->events, v[k].pid)))
                 continue;
             if (!parent) {
                 /* An orphan handed to vmsnap: its parent is the first process, as near as
@@ -158,8 +159,12 @@ static int commit(struct recorder *r, struct err *e)
             continue;
         if (p->parent)
             p->taker.parent_target_id = p->parent->pub.target_id;
-        const struct store_snap_opts so = {p->label[0] ? p->label : NULL, STORE_LABEL_UNIQUE,
-                                           p->mark, p->carries ? r->recorder_id : 0, 0, 1};
+        const struct store_snap_opts so = {p->label[0] ? p->label : NULL,
+                                           STORE_LABEL_UNIQUE,
+                                           p->mark,
+                                           p->carries ? r->recorder_id : 0,
+                                           0,
+                                           1};
         int64_t snap;
         int rc = taker_commit(&p->taker, &so, &snap, e);
         if (rc == ERR_LOCKED) {

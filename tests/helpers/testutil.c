@@ -420,3 +420,58 @@ void tu_fill_fs(const char *dir, long leave)
     close(fd);
     assert_int_equal(truncate(path, sb.st_size > leave ? sb.st_size - leave : 0), 0);
 }
+
+static int64_t one_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+        fail_msg("prepare %s: %s", sql, sqlite3_errmsg(db));
+    if (sqlite3_step(s) != SQLITE_ROW)
+        fail_msg("step %s: %s", sql, sqlite3_errmsg(db));
+    int64_t v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return v;
+}
+
+/*
+ * The database is intact and every snapshot whole: SQLite's integrity check passes, each
+ * target's seqs are 1..n with no gap or repeat, and each snapshot's regions (read back through
+ * the regions view) are as many, cover as many bytes, and never overlap, as when it was written.
+ * Returns the number of snapshots.
+ */
+int64_t tu_check_whole(const char *path)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    if (strcmp((const char *)sqlite3_column_text(s, 0), "ok") != 0)
+        fail_msg("%s: integrity_check: %s", path, sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    int64_t bad_seq = one_int(db, "SELECT count(*) FROM (SELECT target_id, count(*) AS n, "
+                                  "min(seq) AS lo, max(seq) AS hi, count(DISTINCT seq) AS d "
+                                  "FROM snapshots GROUP BY target_id) WHERE lo != 1 OR hi != n "
+                                  "OR d != n");
+    if (bad_seq)
+        fail_msg("%s: %lld targets whose seqs are not 1..n", path, (long long)bad_seq);
+    int64_t broken =
+        one_int(db, "SELECT count(*) FROM snapshots s LEFT JOIN (SELECT snapshot_id, count(*) "
+                    "AS c, sum(size) AS m FROM regions GROUP BY snapshot_id) r ON "
+                    "r.snapshot_id = s.id WHERE coalesce(r.c, 0) != s.region_count OR "
+                    "coalesce(r.m, 0) != s.mapped_bytes");
+    if (broken)
+        fail_msg("%s: %lld snapshots are not whole", path, (long long)broken);
+    int64_t overlaps = one_int(db, "SELECT count(*) FROM (SELECT start, lag(\"end\") OVER "
+                                   "(PARTITION BY snapshot_id ORDER BY start) AS prev_end "
+                                   "FROM regions) WHERE prev_end > start");
+    if (overlaps)
+        fail_msg("%s: %lld regions overlap another of their snapshot", path, (long long)overlaps);
+    /* Ids grow with seq within a target: the regions view and diffs rely on it. */
+    int64_t disorder = one_int(db, "SELECT count(*) FROM snapshots a JOIN snapshots b ON "
+                                   "a.target_id = b.target_id AND a.seq < b.seq AND a.id > b.id");
+    assert_int_equal(disorder, 0);
+    int64_t n = one_int(db, "SELECT count(*) FROM snapshots");
+    sqlite3_close(db);
+    return n;
+}

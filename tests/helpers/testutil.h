@@ -99,6 +99,14 @@ struct sqlite3 *tu_db_open(const char *path);
  * fails the test when the SQL is wrong. */
 int64_t tu_q64(struct sqlite3 *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * The database is intact and every snapshot whole: SQLite's integrity check passes, each
+ * target's seqs are 1..n with no gap or repeat, and each snapshot's regions (read back through
+ * the regions view) are as many, cover as many bytes, and never overlap, as when it was written.
+ * Returns the number of snapshots.
+ */
+int64_t tu_check_whole(const char *path);
+
 /* Counts the lines of s. */
 int tu_count_lines(const char *s);
 

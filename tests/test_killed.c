@@ -1,0 +1,294 @@
+/*
+ * Every writing command killed outright (SIGKILL) at moments spread over its work: nothing
+ * committed is partial or lost, a command started by `record --` is never killed with it, an
+ * import adds all its files or none, a report is whole or absent, a merge adds a file whole or
+ * not at all, and a mark waiting on a recorder that was killed says so at once.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+/* Kills p at us microseconds after it started (or lets it end before), and reaps it. */
+static int kill_at_us(struct tu_proc *p, int us)
+{
+    struct tu_run r;
+    usleep((useconds_t)us);
+    kill(p->pid, SIGKILL);
+    tu_wait(p, &r);
+    int killed = r.status == 128 + SIGKILL;
+    tu_run_release(&r);
+    return killed;
+}
+
+static int kill_at(struct tu_proc *p, int ms)
+{
+    return kill_at_us(p, ms * 1000);
+}
+
+static int64_t count(const char *db, const char *sql)
+{
+    if (access(db, F_OK) != 0)
+        return 0;
+    struct sqlite3 *h = tu_db_open(db);
+    /* Killed before it made the tables: nothing. */
+    int64_t n = tu_q64(h, "SELECT count(*) FROM sqlite_schema WHERE name = 'snapshots'") > 0
+                    ? tu_q64(h, "%s", sql)
+                    : 0;
+    sqlite3_close(h);
+    return n;
+}
+
+/*
+ * `record -- PROGRAM` killed while PROGRAM loads, while it is held at its entry point for the
+ * first snapshot, and after: PROGRAM always runs to its end (slowload exits 0). The test adopts
+ * the orphans, so it sees how each ended.
+ */
+static void test_launched_program_lives(void **state)
+{
+    (void)state;
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+    char *db = tu_tmppath("launched.db", NULL);
+    int kills = 0, programs = 0;
+    for (int i = 0; i < 14; i++) {
+        struct tu_proc p;
+        tu_spawn_vmsnap(&p, "-d", db, "record", "-i", "100ms", "--no-follow", "--", SLOWLOAD_BIN,
+                        NULL);
+        kills += kill_at(&p, 5 + i * 30); /* slowload loads for 300 ms, then runs 200 ms */
+        /* Whatever vmsnap left behind (the program, the guard holding it) ends by itself. */
+        for (int waited = 0; waited < 5000; waited += 5) {
+            int st;
+            pid_t got = waitpid(-1, &st, WNOHANG);
+            if (got < 0 && errno == ECHILD)
+                break;
+            if (got > 0) {
+                programs++;
+                if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                    fail_msg("kill %d ms in: a process vmsnap started ended with %s %d", 5 + i * 30,
+                             WIFEXITED(st) ? "status" : "signal",
+                             WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+                continue;
+            }
+            usleep(5000);
+        }
+    }
+    tu_check_whole(db);
+    print_message("record -- slowload: %d killed, %d programs and guards all ended well\n", kills,
+                  programs);
+    assert_true(kills >= 10);
+    assert_true(programs >= 10);
+    prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
+    free(db);
+}
+
+/* `record -p PID --follow` of a forking tree, killed mid-recording: every snapshot whole. */
+static void test_follow_killed(void **state)
+{
+    (void)state;
+    char *db = tu_tmppath("follow.db", NULL);
+    int kills = 0;
+    for (int i = 0; i < 8; i++) {
+        struct tu_proc f;
+        char *forker[] = {FORKER_BIN, "tree", NULL};
+        tu_spawn(&f, forker);
+        char pid[16];
+        snprintf(pid, sizeof(pid), "%d", (int)f.pid);
+        struct tu_proc p;
+        tu_spawn_vmsnap(&p, "-d", db, "record", "-p", pid, "--follow", "-i", "0", NULL);
+        kills += kill_at(&p, 30 + i * 37);
+        struct tu_run r;
+        tu_wait(&f, &r);
+        tu_run_release(&r);
+    }
+    int64_t n = tu_check_whole(db);
+    print_message("record --follow: %d killed, %lld snapshots whole\n", kills, (long long)n);
+    assert_true(kills >= 6);
+    assert_true(n > 0);
+    free(db);
+}
+
+/* `import A B C` killed at any moment adds the three or nothing; running it again adds them. */
+static void test_import_killed(void **state)
+{
+    (void)state;
+    char *db = tu_tmppath("import.db", NULL);
+    char a[4200], b[4200], c[4200];
+    snprintf(a, sizeof(a), "%s/edge.smaps", FIXTURES_DIR);
+    snprintf(b, sizeof(b), "%s/edge.maps", FIXTURES_DIR);
+    snprintf(c, sizeof(c), "%s/edge.pmap-xx", FIXTURES_DIR);
+    int kills = 0, whole = 0;
+    for (int i = 0; i < 40; i++) {
+        int64_t before = count(db, "SELECT count(*) FROM snapshots");
+        struct tu_proc p;
+        tu_spawn_vmsnap(&p, "-d", db, "import", a, b, c, NULL);
+        kills += kill_at_us(&p, (i % 20) * 600);
+        int64_t added = count(db, "SELECT count(*) FROM snapshots") - before;
+        if (added != 0 && added != 3)
+            fail_msg("import killed at %d us: %lld of 3 files kept", (i % 20) * 600,
+                     (long long)added);
+        whole += added == 3;
+    }
+    tu_check_whole(db);
+    print_message("import A B C: %d killed, %d whole imports, none partial\n", kills, whole);
+    assert_true(kills >= 10);
+    free(db);
+}
+
+/* The directory holds only what it held and what a whole report is: no temporary file. */
+static void assert_only(const char *dir, const char *keep1, const char *keep2)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.' || strncmp(de->d_name, keep1, strlen(keep1)) == 0 ||
+            strcmp(de->d_name, keep2) == 0)
+            continue;
+        fail_msg("'%s' left in %s", de->d_name, dir);
+    }
+    closedir(d);
+}
+
+/* `report` killed at any moment: the report that was there, or the new one whole; nothing else. */
+static void test_report_killed(void **state)
+{
+    (void)state;
+    char *dir = NULL;
+    char *db = tu_tmppath("rec.db", &dir);
+    struct tu_child ch;
+    tu_child_start(&ch);
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", (int)ch.pid);
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "record", "-p", pid, "-n", "30", "-i", "0", "--detail", "smaps", NULL);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    tu_child_stop(&ch);
+    char out[4300];
+    snprintf(out, sizeof(out), "%s/report.html", dir);
+    int kills = 0;
+    for (int i = 0; i < 30; i++) {
+        struct tu_proc p;
+        tu_spawn_vmsnap(&p, "-d", db, "report", "-o", out, NULL);
+        kills += kill_at_us(&p, i * 700);
+        assert_only(dir, "rec.db", "report.html");
+        if (access(out, F_OK) == 0) {
+            size_t len;
+            char *html = tu_read_file(out, &len);
+            if (len < 8 || !strstr(html + len - 8, "</html>"))
+                fail_msg("report.html is not whole after a kill at %d us", i * 700);
+            free(html);
+        }
+    }
+    print_message("report: %d killed, never a partial or temporary file\n", kills);
+    assert_true(kills >= 5);
+    free(db);
+    free(dir);
+}
+
+/* `merge A B` killed at any moment: each file merged whole or not at all; again, all of it. */
+static void test_merge_killed(void **state)
+{
+    (void)state;
+    char *dir = NULL;
+    char *a = tu_tmppath("a.db", &dir);
+    char b[4300], dst[4300];
+    snprintf(b, sizeof(b), "%s/b.db", dir);
+    snprintf(dst, sizeof(dst), "%s/fleet.db", dir);
+    struct tu_child ch;
+    tu_child_start(&ch);
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", (int)ch.pid);
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", a, "record", "-p", pid, "-n", "40", "-i", "0", "--detail", "smaps", NULL);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    tu_child_ok(&ch, "many 300");
+    tu_vmsnap(&r, "-d", b, "record", "-p", pid, "-n", "40", "-i", "0", NULL);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    tu_child_stop(&ch);
+    int kills = 0;
+    for (int i = 0; i < 24; i++) {
+        unlink(dst);
+        struct tu_proc p;
+        tu_spawn_vmsnap(&p, "-d", dst, "merge", a, b, NULL);
+        kills += kill_at_us(&p, i * 1200);
+        int64_t n = count(dst, "SELECT count(*) FROM snapshots");
+        if (n != 0 && n != 40 && n != 80)
+            fail_msg("merge killed at %d us: %lld snapshots (a file is 40)", i * 1200,
+                     (long long)n);
+        if (n)
+            tu_check_whole(dst);
+        tu_vmsnap(&r, "-d", dst, "merge", a, b, NULL);
+        assert_int_equal(r.status, 0);
+        tu_run_release(&r);
+        assert_int_equal(count(dst, "SELECT count(*) FROM snapshots"), 80);
+    }
+    print_message("merge: %d killed, each file whole or absent, completed by merging again\n",
+                  kills);
+    assert_true(kills >= 5);
+    free(a);
+    free(dir);
+}
+
+/* A recorder killed while mark waits for it: mark says so at once, not after 30 s. */
+static void test_mark_outlives_its_recorder(void **state)
+{
+    (void)state;
+    char *db = tu_tmppath("mark.db", NULL);
+    struct tu_child ch;
+    tu_child_start(&ch);
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", (int)ch.pid);
+    struct tu_proc rec;
+    /* Stopped (SIGSTOP) once it runs, so it can never take the mark; then killed. */
+    tu_spawn_vmsnap(&rec, "-d", db, "record", "-p", pid, "-i", "1h", NULL);
+    for (int i = 0; i < 500 && count(db, "SELECT count(*) FROM recorders") < 1; i++)
+        usleep(10000);
+    assert_int_equal(count(db, "SELECT count(*) FROM recorders"), 1);
+    kill(rec.pid, SIGSTOP);
+    struct tu_proc m;
+    tu_spawn_vmsnap(&m, "-d", db, "mark", NULL);
+    usleep(300000);
+    kill(rec.pid, SIGKILL);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    struct tu_run r;
+    tu_wait(&m, &r);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "ended before it took the mark"));
+    assert_null(strstr(r.err, "locked"));
+    tu_run_release(&r);
+    assert_true(s < 5.0);
+    tu_wait(&rec, &r);
+    tu_run_release(&r);
+    tu_child_stop(&ch);
+    free(db);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_launched_program_lives),
+        cmocka_unit_test(test_follow_killed),
+        cmocka_unit_test(test_import_killed),
+        cmocka_unit_test(test_report_killed),
+        cmocka_unit_test(test_merge_killed),
+        cmocka_unit_test(test_mark_outlives_its_recorder),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
