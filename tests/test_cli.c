@@ -556,7 +556,8 @@ static void test_unprivileged_user(void **state)
     char dir[4096];
     snprintf(dir, sizeof(dir), "%s", db);
     *strrchr(dir, '/') = '\0';
-    assert_int_equal(chmod(dir, 0777), 0);
+    /* Others may create files here, not rename root's (sticky, like /tmp). */
+    assert_int_equal(chmod(dir, 01777), 0);
     struct tu_run r;
     /* Someone else's process: root or CAP_SYS_PTRACE is needed. */
     char *as_nobody[] = {"/usr/bin/setpriv",

@@ -21,6 +21,12 @@ void plat_gmtime(int64_t unix_s, struct tm *out);
 
 /* Creates path for its owner only (0600). 0 created, 1 already there, or -errno. */
 int plat_create_private(const char *path);
+/*
+ * Whether users other than the directory's owner may rename or remove others' files in the
+ * directory that holds path: it is writable by its group or others and not sticky. *dir gets
+ * the directory's name (caller frees).
+ */
+int plat_dir_shared(const char *path, char **dir);
 /* Whether the current user may write path. */
 int plat_writable(const char *path);
 

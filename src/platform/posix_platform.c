@@ -53,6 +53,18 @@ int plat_create_private(const char *path)
     return 0;
 }
 
+int plat_dir_shared(const char *path, char **dir)
+{
+    const char *slash = strrchr(path, '/');
+    *dir = slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path)) : xstrdup(".");
+    struct stat sb;
+    if (stat(*dir, &sb) != 0)
+        return 0; /* opening the file will say what is wrong */
+    if (sb.st_mode & S_ISVTX)
+        return 0; /* only a file's owner (and the directory's) may rename it */
+    return (sb.st_mode & (S_IWGRP | S_IWOTH)) != 0;
+}
+
 int plat_writable(const char *path)
 {
     return access(path, W_OK) == 0;

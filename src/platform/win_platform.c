@@ -117,6 +117,13 @@ int plat_open_input(const char *path, FILE **out)
     return *out ? 0 : -errno;
 }
 
+int plat_dir_shared(const char *path, char **dir)
+{
+    /* NEEDSWORK: the directory's DACL. */
+    *dir = xstrdup(path);
+    return 0;
+}
+
 int plat_create_private(const char *path)
 {
     /* An address map defeats ASLR for whoever reads it: only its owner may open the file. */

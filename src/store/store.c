@@ -539,14 +539,14 @@ static int check_integrity(struct store *st, struct err *e)
  * must be the file checked, and for a writer every file SQLite opened must be private and ours.
  */
 static int check_opened(struct store *st, int mode, const struct plat_file *seen,
-                        const struct plat_fds *before, struct err *e)
+                        const struct plat_fds *before, int want_main, struct err *e)
 {
     struct plat_file *v = NULL;
     size_t n = plat_fds_opened(before, &v), main = 0;
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (v[i].dev == seen->dev && v[i].ino == seen->ino) {
-            if (++main > 1)
+            if (++main > (size_t)want_main)
                 rc = err_set(e, ERR_PERM,
                              "refusing '%s': a file beside it (-wal or -shm) is the database "
                              "under another name -- remove it",
@@ -556,7 +556,7 @@ static int check_opened(struct store *st, int mode, const struct plat_file *seen
         if (mode == STORE_WRITE)
             rc = check_companion(st->path, "wal or shm file", &v[i], e);
     }
-    if (rc == 0 && n && !main)
+    if (rc == 0 && want_main && n && !main)
         rc = err_set(e, ERR_PERM,
                      "refusing '%s': it was replaced while it was being opened -- nothing was "
                      "%s; check who else may write its directory",
@@ -565,8 +565,46 @@ static int check_opened(struct store *st, int mode, const struct plat_file *seen
     return rc;
 }
 
+/*
+ * Before SQLite opens the -wal and -shm files by name, a writer makes sure they are its own: in
+ * a directory where others may rename files (not sticky) nothing can be trusted, and elsewhere a
+ * file that is ours cannot be swapped, so the missing ones are created here, private, rather
+ * than left for somebody else to plant first (in /tmp, say).
+ */
+static int prepare_companions(const char *path, struct err *e)
+{
+    char *dir = NULL;
+    if (plat_dir_shared(path, &dir)) {
+        int rc = err_set(e, ERR_PERM,
+                         "refusing to write to '%s': other users may rename files in its "
+                         "directory '%s' -- use a directory of your own (or a sticky one such "
+                         "as /tmp) with -d",
+                         path, dir);
+        free(dir);
+        return rc;
+    }
+    free(dir);
+    static const char *const suffix[] = {"-wal", "-shm"};
+    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+        char *name = xasprintf("%s%s", path, suffix[i]);
+        plat_create_private(name);
+        free(name);
+    }
+    return check_companions(path, e);
+}
+
 /* Each writer's transaction is short; opening waits this long for the others before it fails. */
 #define STORE_OPEN_WAIT_MS 30000
+
+/* In place of fchown(2) for SQLite's unix VFS: the owner stays (the types are uid_t and gid_t,
+ * unsigned int where that VFS exists). */
+static int keep_owner(int fd, unsigned uid, unsigned gid)
+{
+    (void)fd;
+    (void)uid;
+    (void)gid;
+    return 0;
+}
 
 /*
  * vmsnap uses SQLite from one thread: no mutexes, and no memory statistics (they take a mutex
@@ -581,6 +619,12 @@ static void configure_sqlite(void)
     done = 1;
     sqlite3_config(SQLITE_CONFIG_SINGLETHREAD);
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    /* Run as root, SQLite gives a -wal it opens to whoever owns the file at the database's
+     * name at that moment -- somebody who swapped that name would own root's recording. vmsnap
+     * writes only files of its own user: nothing is ever given away. (Unix VFS only.) */
+    sqlite3_vfs *unix_vfs = sqlite3_vfs_find("unix");
+    if (unix_vfs && unix_vfs->iVersion >= 3 && unix_vfs->xSetSystemCall)
+        unix_vfs->xSetSystemCall(unix_vfs, "fchown", (sqlite3_syscall_ptr)keep_owner);
 }
 
 int store_open_version(struct store **out, const char *path, int mode, int max_version,
@@ -618,12 +662,19 @@ int store_open_version(struct store **out, const char *path, int mode, int max_v
         goto fail;
     }
     int flags = (st->writable ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY) | SQLITE_OPEN_NOMUTEX;
+    if (mode == STORE_WRITE && (rc = prepare_companions(path, e)) < 0)
+        goto fail;
     fds = plat_fds_now();
     rc = sqlite3_open_v2(path, &st->db, flags, NULL);
     if (rc != SQLITE_OK) {
         rc = store_sql_err(st, rc, "cannot open database", NULL, e);
         goto fail;
     }
+    /* Before any statement reads or writes it: the file opened is the file checked. */
+    if ((rc = check_opened(st, mode, &seen, fds, 1, e)) < 0)
+        goto fail;
+    plat_fds_free(fds);
+    fds = plat_fds_now();
     distrust(st->db);
     sqlite3_extended_result_codes(st->db, 1);
     sqlite3_busy_timeout(st->db, STORE_BUSY_MS);
@@ -635,7 +686,8 @@ int store_open_version(struct store **out, const char *path, int mode, int max_v
         plat_sleep_ms(20);
     if (rc < 0)
         goto fail;
-    if ((rc = check_opened(st, mode, &seen, fds, e)) < 0)
+    /* The -wal and -shm files the first read opened. */
+    if ((rc = check_opened(st, mode, &seen, fds, 0, e)) < 0)
         goto fail;
     if (mode == STORE_WRITE && exists && (rc = check_integrity(st, e)) < 0)
         goto fail;
