@@ -2,7 +2,8 @@
  * Every writing command killed outright (SIGKILL) at moments spread over its work: nothing
  * committed is partial or lost, a command started by `record --` is never killed with it, an
  * import adds all its files or none, a report is whole or absent, a merge adds a file whole or
- * not at all, and a mark waiting on a recorder that was killed says so at once.
+ * not at all, and a mark waiting on a recorder that was killed says so at once. And the
+ * database moved or deleted under a recorder: it stops and says where the recording is.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -280,6 +281,67 @@ static void test_mark_outlives_its_recorder(void **state)
     free(db);
 }
 
+/* Starts `record -p CHILD` into db and waits until it has committed a few snapshots. */
+static void record_a_while(struct tu_proc *rec, const char *db, const char *pid)
+{
+    tu_spawn_vmsnap(rec, "-d", db, "record", "-p", pid, "-i", "50ms", NULL);
+    for (int i = 0; i < 500 && count(db, "SELECT count(*) FROM snapshots") < 4; i++)
+        usleep(10000);
+    usleep(200000);
+}
+
+/*
+ * The database moved, deleted, or deleted with its directory while recording: the recorder
+ * stops with one line and exit 2, and what it recorded is whole where the line says (moved, or
+ * written again at its name) -- or the line says it is lost.
+ */
+static void test_database_moved_while_recording(void **state)
+{
+    (void)state;
+    char *dir = NULL;
+    char *db = tu_tmppath("moving.db", &dir);
+    char moved[4300], side[4400], pid[16];
+    snprintf(moved, sizeof(moved), "%s/moved.db", dir);
+    struct tu_child ch;
+    tu_child_start(&ch);
+    snprintf(pid, sizeof(pid), "%d", (int)ch.pid);
+    struct tu_proc rec;
+    struct tu_run r;
+
+    record_a_while(&rec, db, pid);
+    assert_int_equal(rename(db, moved), 0);
+    tu_wait(&rec, &r);
+    tu_assert_trouble(&r, "was moved to");
+    assert_non_null(strstr(r.err, moved));
+    tu_run_release(&r);
+    assert_true(tu_check_whole(moved) >= 4);
+    snprintf(side, sizeof(side), "%s-wal", db);
+    assert_int_equal(access(side, F_OK), -1); /* nothing left at the old name */
+
+    record_a_while(&rec, db, pid);
+    int64_t before = count(db, "SELECT count(*) FROM snapshots");
+    assert_int_equal(unlink(db), 0);
+    tu_wait(&rec, &r);
+    tu_assert_trouble(&r, "written again at that name");
+    tu_run_release(&r);
+    assert_true(tu_check_whole(db) >= before);
+
+    char sub[4300], subdb[4400];
+    snprintf(sub, sizeof(sub), "%s/sub", dir);
+    snprintf(subdb, sizeof(subdb), "%s/gone.db", sub);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    record_a_while(&rec, subdb, pid);
+    char rm[4400];
+    snprintf(rm, sizeof(rm), "rm -rf '%s'", sub);
+    assert_int_equal(system(rm), 0);
+    tu_wait(&rec, &r);
+    tu_assert_trouble(&r, "is lost");
+    tu_run_release(&r);
+    tu_child_stop(&ch);
+    free(db);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -289,6 +351,7 @@ int main(void)
         cmocka_unit_test(test_report_killed),
         cmocka_unit_test(test_merge_killed),
         cmocka_unit_test(test_mark_outlives_its_recorder),
+        cmocka_unit_test(test_database_moved_while_recording),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -54,6 +54,9 @@ struct plat_fds *plat_fds_now(void);
  * frees); returns how many. */
 size_t plat_fds_opened(const struct plat_fds *before, struct plat_file **out);
 void plat_fds_free(struct plat_fds *fds);
+/* Where the file this process has open as (dev, ino) is now: 1 with its path in *path (caller
+ * frees), 0 when it has no name any more (deleted) or cannot be found. */
+int plat_open_file_path(uint64_t dev, uint64_t ino, char **path);
 int plat_isatty(FILE *f);
 /*
  * Opens path to read a saved file from: a regular file, or a pipe (`<(cat maps)`); a FIFO that

@@ -146,6 +146,28 @@ size_t plat_fds_opened(const struct plat_fds *before, struct plat_file **out)
     return n;
 }
 
+int plat_open_file_path(uint64_t dev, uint64_t ino, char **path)
+{
+    *path = NULL;
+    struct plat_fds *now = plat_fds_now();
+    int found = 0;
+    for (size_t i = 0; now && i < now->n && !found; i++) {
+        struct stat sb;
+        if (fstat(now->fd[i], &sb) != 0 || (uint64_t)sb.st_dev != dev || (uint64_t)sb.st_ino != ino)
+            continue;
+        char link[64], buf[4096];
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", now->fd[i]);
+        ssize_t n = readlink(link, buf, sizeof(buf) - 1);
+        if (n <= 0 || sb.st_nlink == 0)
+            break;
+        buf[n] = '\0';
+        *path = xstrdup(buf);
+        found = 1;
+    }
+    plat_fds_free(now);
+    return found;
+}
+
 void plat_fds_free(struct plat_fds *fds)
 {
     if (fds)

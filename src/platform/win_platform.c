@@ -178,6 +178,14 @@ size_t plat_fds_opened(const struct plat_fds *before, struct plat_file **out)
     return 0;
 }
 
+int plat_open_file_path(uint64_t dev, uint64_t ino, char **path)
+{
+    (void)dev;
+    (void)ino;
+    *path = NULL;
+    return 0;
+}
+
 void plat_fds_free(struct plat_fds *fds)
 {
     (void)fds;

@@ -153,6 +153,11 @@ static void next_label(struct recorder *r, struct proc *p, const struct store_ma
  */
 static int commit(struct recorder *r, struct err *e)
 {
+    /* Moved or deleted since the last round: the recording stops rather than go on where
+     * nobody will look. */
+    int moved = store_check_place(r->st, e);
+    if (moved < 0)
+        return err_wrap(e, "record");
     for (size_t i = 0; i < r->nprocs; i++) {
         struct proc *p = r->procs[i];
         if (!p->pending)

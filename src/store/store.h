@@ -36,6 +36,13 @@ int store_target_ensure(struct store *st, const struct capture_target *t, int64_
                         int64_t parent_target_id, int64_t *target_id, struct err *e);
 
 /*
+ * Whether the database is still at its name: 0, or (it was moved, or deleted) an error that says
+ * where what was recorded is now. A deleted file is written again at its name when it can be.
+ * A recorder asks before each write, so a recording never goes on into a file nobody can find.
+ */
+int store_check_place(struct store *st, struct err *e);
+
+/*
  * One transaction around several writes (an import of many files): every snapshot written
  * meanwhile is committed by store_commit, or none is (store_rollback, or the process dying).
  */

@@ -13,6 +13,7 @@ struct store {
     sqlite3 *db;
     char *path;
     int writable;
+    uint64_t dev, ino; /* the file opened (0, 0 where the OS does not say) */
 };
 
 /* The most bytes one value read from a database may hold (a crafted file's 1 GB path is
