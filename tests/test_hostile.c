@@ -265,6 +265,47 @@ static void test_query_stays_inside(void **state)
     tu_run_release(&r);
 }
 
+/* query's limits: a statement that never ends, one that needs ever more temporary space, a
+ * table without end, and the function that answers with an address. */
+static void test_query_limits(void **state)
+{
+    struct fx *f = *state;
+    snap(f, f->db);
+    static const char endless[] =
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) ";
+    char sql[512];
+    struct tu_run r;
+    snprintf(sql, sizeof(sql), "%sSELECT max(x) FROM c", endless);
+    tu_vmsnap(&r, "-d", f->db, "query", "--timeout", "1s", sql, NULL);
+    tu_assert_trouble(&r, "--timeout");
+    tu_run_release(&r);
+    /* 300 MB of distinct rows: in memory under the limit, never in a temporary file. */
+    snprintf(sql, sizeof(sql),
+             "%sSELECT count(*) FROM (SELECT DISTINCT randomblob(100) FROM c LIMIT 3000000)",
+             endless);
+    tu_vmsnap(&r, "-d", f->db, "query", "--max-memory", "32M", sql, NULL);
+    tu_assert_trouble(&r, "--max-memory");
+    tu_run_release(&r);
+    snprintf(sql, sizeof(sql), "%sSELECT x FROM c", endless);
+    tu_vmsnap(&r, "-d", f->db, "query", "--max-rows", "5", sql, NULL);
+    tu_assert_trouble(&r, "--max-rows");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", f->db, "-j", "query", "--timeout", "2s", sql, NULL);
+    tu_assert_trouble(&r, "--timeout"); /* streamed as JSON until the limit */
+    assert_true(strlen(r.out) > 1000);
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", f->db, "query", "SELECT fts3_tokenizer('simple')", NULL);
+    tu_assert_trouble(&r, "not authorized");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", f->db, "query", "--timeout", "x", "SELECT 1", NULL);
+    tu_assert_trouble(&r, "invalid --timeout");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", f->db, "query", "--timeout", "0", "--max-memory", "0", "--max-rows", "0",
+              "SELECT count(*) FROM regions", NULL);
+    assert_ok(&r);
+    tu_run_release(&r);
+}
+
 /* A label names one snapshot of a target; an unknown target is named as such. */
 static void test_labels_and_targets(void **state)
 {
@@ -319,6 +360,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_damaged_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_text_that_is_not_utf8, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_stays_inside, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_query_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_labels_and_targets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_says_it_waits, setup, teardown),
     };

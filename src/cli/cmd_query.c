@@ -8,11 +8,19 @@
 #include "util/xalloc.h"
 
 static const char usage[] =
-    "usage: vmsnap query SQL\n\n"
+    "usage: vmsnap query [--timeout DURATION] [--max-memory SIZE] [--max-rows N] SQL\n\n"
     "Runs one read-only SQL statement on the database and prints the rows as a table\n"
     "(or, with -j, as a JSON array of objects, like sqlite3 -json).\n"
     "Tables and views: targets, snapshots, regions. See the README for examples.\n\n"
+    "  --timeout DURATION  stop the statement after this long (default 5m; 0: never)\n"
+    "  --max-memory SIZE   memory SQLite may use, temporary results included, which stay\n"
+    "                      in memory rather than filling a disk (default 1G; 0: no limit,\n"
+    "                      and temporary files as sqlite3 uses them)\n"
+    "  --max-rows N        rows a table holds before it is printed (default 1000000; more\n"
+    "                      is refused: use -j, which streams, or LIMIT; 0: no limit)\n"
     "  -d, --db FILE   database;  -j, --json  JSON output\n";
+
+enum { OPT_TIMEOUT = 256, OPT_MAX_MEMORY, OPT_MAX_ROWS };
 
 /* Table output needs every row to size its columns, so cells are kept as text. */
 struct table {
@@ -25,6 +33,7 @@ struct table {
 
 struct query_ctx {
     int json;
+    int64_t max_rows; /* table rows kept at most; 0: no limit */
     struct json j;
     struct table t;
 };
@@ -94,6 +103,10 @@ static int on_row(void *ctx, int n, const struct store_value *v)
         return ferror(stdout) ? -1 : 0;
     }
     struct table *t = &c->t;
+    /* A table keeps every row to size its columns: an endless result must not take all the
+     * memory there is. */
+    if (c->max_rows && t->nrows >= (size_t)c->max_rows)
+        return 1;
     size_t need = (t->nrows + 1) * (size_t)n;
     t->cells = xgrow(t->cells, &t->cap, need, sizeof(char *));
     t->numeric = xgrow(t->numeric, &t->numeric_cap, need, sizeof(int));
@@ -166,8 +179,13 @@ int cmd_query(struct cli *cli, int argc, char **argv)
         {"db", required_argument, NULL, 'd'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
+        {"max-rows", required_argument, NULL, OPT_MAX_ROWS},
         {NULL, 0, NULL, 0},
     };
+    int64_t timeout_ms = 5 * 60 * 1000, max_rows = 1000000;
+    uint64_t max_memory = 1ull << 30;
     int opt;
     optind = 0;
     opterr = 0;
@@ -179,6 +197,28 @@ int cmd_query(struct cli *cli, int argc, char **argv)
             fputs(usage, stdout);
             return EXIT_OK;
         }
+        if (opt == OPT_TIMEOUT) {
+            if (cli_parse_duration_ms(optarg, &timeout_ms) < 0)
+                return cli_fail("query: invalid --timeout '%s': expected a duration such as 30s "
+                                "or 5m (0: never)",
+                                optarg);
+            continue;
+        }
+        if (opt == OPT_MAX_MEMORY) {
+            if (cli_parse_size(optarg, &max_memory) < 0 || max_memory > (1ull << 62) ||
+                (max_memory && max_memory < (16u << 20)))
+                return cli_fail("query: invalid --max-memory '%s': expected a size such as 512M "
+                                "or 4G, at least 16M (0: no limit)",
+                                optarg);
+            continue;
+        }
+        if (opt == OPT_MAX_ROWS) {
+            if (cli_parse_count(optarg, &max_rows) < 0)
+                return cli_fail("query: invalid --max-rows '%s': expected a whole number (0: no "
+                                "limit)",
+                                optarg);
+            continue;
+        }
         if (opt == ':')
             return cli_fail("query: option '%s' needs a value", argv[optind - 1]);
         return cli_fail("query: unknown option '%s' -- see 'vmsnap query --help'",
@@ -189,16 +229,24 @@ int cmd_query(struct cli *cli, int argc, char **argv)
     if (optind + 1 < argc)
         return cli_fail("query: give the SQL as one argument (quote it)");
     struct store *st = NULL;
+    if (max_memory)
+        store_count_memory();
     if (cli_open_store(cli, STORE_READ, &st))
         return EXIT_TROUBLE;
     struct query_ctx c;
     memset(&c, 0, sizeof(c));
     c.json = cli->json;
+    c.max_rows = max_rows;
     if (c.json)
         json_init(&c.j, stdout, 0);
-    struct store_query_cb cb = {on_columns, on_row, &c};
+    struct store_query_cb cb = {on_columns, on_row, &c, timeout_ms, (int64_t)max_memory};
     struct err e = {0};
     int rc = store_query(st, argv[optind], &cb, &e);
+    if (rc < 0 && !c.json && c.max_rows && c.t.nrows >= (size_t)c.max_rows)
+        err_set(&e, ERR_USAGE,
+                "query: more than %lld rows, more than a table holds (--max-rows) -- add a "
+                "LIMIT, or use -j, which streams them",
+                (long long)c.max_rows);
     store_close(st);
     int status = EXIT_OK;
     if (rc < 0) {

@@ -611,6 +611,13 @@ static int keep_owner(int fd, unsigned uid, unsigned gid)
  * around every allocation). Must run before SQLite initialises; if something else used it
  * first, this changes nothing and costs nothing.
  */
+static int count_memory;
+
+void store_count_memory(void)
+{
+    count_memory = 1;
+}
+
 static void configure_sqlite(void)
 {
     static int done;
@@ -618,7 +625,7 @@ static void configure_sqlite(void)
         return;
     done = 1;
     sqlite3_config(SQLITE_CONFIG_SINGLETHREAD);
-    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, count_memory);
     /* Run as root, SQLite gives a -wal it opens to whoever owns the file at the database's
      * name at that moment -- somebody who swapped that name would own root's recording. vmsnap
      * writes only files of its own user: nothing is ever given away. (Unix VFS only.) */

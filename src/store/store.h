@@ -219,10 +219,20 @@ struct store_value {
     const char *s; /* TEXT or BLOB bytes, valid during the callback */
     int len;
 };
+/*
+ * Before any database is opened: have SQLite count the memory it uses, which store_query's
+ * max_memory needs (SQLite enforces a heap limit only then; the count costs a little on every
+ * allocation, so only `query` asks for it).
+ */
+void store_count_memory(void);
 struct store_query_cb {
     int (*columns)(void *ctx, int n, const char *const *names);
     int (*row)(void *ctx, int n, const struct store_value *values);
     void *ctx;
+    /* Limits: the statement is stopped after timeout_ms (0: never); SQLite may use max_memory
+     * bytes, temporary results included, which are kept in memory and never spill to a
+     * temporary file (0: no limit, and temporary files as usual). */
+    int64_t timeout_ms, max_memory;
 };
 int store_query(struct store *st, const char *sql, const struct store_query_cb *cb, struct err *e);
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "platform/platform.h"
 #include "store/store_internal.h"
 #include "util/xalloc.h"
 
@@ -634,6 +635,11 @@ static int query_authorizer(void *ctx, int action, const char *a, const char *b,
     switch (action) {
     case SQLITE_SELECT:
     case SQLITE_FUNCTION:
+        /* fts3_tokenizer('x') answers with a pointer into vmsnap (an address, defeating ASLR). */
+        return b && (sqlite3_stricmp(b, "fts3_tokenizer") == 0 ||
+                     sqlite3_stricmp(b, "load_extension") == 0)
+                   ? SQLITE_DENY
+                   : SQLITE_OK;
     case SQLITE_RECURSIVE:
         return SQLITE_OK;
     case SQLITE_READ:
@@ -659,21 +665,62 @@ static const char *auth_hint(struct store *st, int rc)
     return "";
 }
 
+static int query_run(struct store *st, const char *sql, const struct store_query_cb *cb,
+                     int64_t deadline, struct err *e);
+
+/* Stops a query at its deadline (monotonic microseconds). */
+static int past_deadline(void *ctx)
+{
+    return plat_monotonic_us() > *(const int64_t *)ctx;
+}
+
+/* What to add to an error the limits caused. */
+static const char *limit_hint(struct store *st, int rc, int64_t deadline)
+{
+    if ((rc & 0xff) == SQLITE_INTERRUPT && deadline && plat_monotonic_us() > deadline)
+        return " -- it ran longer than --timeout allows (0: no limit)";
+    if ((rc & 0xff) == SQLITE_NOMEM || (rc & 0xff) == SQLITE_TOOBIG)
+        return " -- it needs more memory than --max-memory allows for its temporary results";
+    return auth_hint(st, rc);
+}
+
 int store_query(struct store *st, const char *sql, const struct store_query_cb *cb, struct err *e)
 {
-    sqlite3_stmt *s = NULL;
-    const char *tail = NULL;
+    int64_t deadline = cb->timeout_ms > 0 ? plat_monotonic_us() + cb->timeout_ms * 1000 : 0;
+    int64_t heap_before = sqlite3_hard_heap_limit64(-1);
     /* query_only makes the connection refuse writes, whatever the statement claims. */
     int rc = store_exec(st, "PRAGMA query_only = 1", e);
     if (rc < 0)
         return rc;
+    /* Temporary results (a sort, DISTINCT, a materialised view) go to memory under the limit,
+     * not to files that could fill a disk (1.6 GB in 8 s). */
+    if (cb->max_memory > 0) {
+        if ((rc = store_exec(st, "PRAGMA temp_store = MEMORY", e)) < 0)
+            return rc;
+        sqlite3_hard_heap_limit64(cb->max_memory);
+    }
+    if (deadline)
+        sqlite3_progress_handler(st->db, 1000, past_deadline, &deadline);
+    rc = query_run(st, sql, cb, deadline, e);
+    sqlite3_progress_handler(st->db, 0, NULL, NULL);
+    if (cb->max_memory > 0)
+        sqlite3_hard_heap_limit64(heap_before);
+    return rc;
+}
+
+static int query_run(struct store *st, const char *sql, const struct store_query_cb *cb,
+                     int64_t deadline, struct err *e)
+{
+    sqlite3_stmt *s = NULL;
+    const char *tail = NULL;
+    int rc;
     sqlite3_set_authorizer(st->db, query_authorizer, NULL);
     rc = sqlite3_prepare_v2(st->db, sql, -1, &s, &tail);
     /* Checked when statements are prepared (and re-prepared): ours need no such checks. */
     sqlite3_set_authorizer(st->db, NULL, NULL);
     if (rc != SQLITE_OK)
         return err_set(e, ERR_USAGE, "query failed: %s%s", sqlite3_errmsg(st->db),
-                       auth_hint(st, rc));
+                       limit_hint(st, rc, deadline));
     if (!s)
         return err_set(e, ERR_USAGE, "query failed: no SQL statement given");
     if (tail && !only_space_or_comments(tail)) {
@@ -728,7 +775,8 @@ int store_query(struct store *st, const char *sql, const struct store_query_cb *
         }
     }
     if (rc != SQLITE_DONE)
-        rc = err_set(e, ERR_USAGE, "query failed: %s%s", sqlite3_errmsg(st->db), auth_hint(st, rc));
+        rc = err_set(e, ERR_USAGE, "query failed: %s%s", sqlite3_errmsg(st->db),
+                     limit_hint(st, rc, deadline));
     else
         rc = 0;
 out:
