@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -188,11 +189,23 @@ static void test_bad_files_write_nothing(void **state)
         {"truncated smaps", "00400000-00452000 r-xp 00000000 08:02 1 /a\nRss:  x kB\n", 54,
          "line 2"},
         {"missing", NULL, 0, "cannot open"},
+        /* Ranges no address space holds: all of it, and one across 2^63. */
+        {"whole space", "0-ffffffffffffffff rw-p 00000000 00:00 0\n", 41, "no address space"},
+        {"across 2^63", "7ffffffffffff000-8000000000001000 rw-p 00000000 00:00 0\n", 56,
+         "no address space"},
+        {"huge pmap",
+         "1234:   ./server\n         Address Perm   Offset Device  Inode             Size "
+         "Mapping\n    560cbeecd000 r--p 00000000  fe:00 248056 9999999999999999 server\n",
+         0, "bad size"},
+        {"a device", NULL, 1, "a device or socket"},
+        {"a directory", NULL, 2, "a directory"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         snprintf(path, sizeof(path), "%s/%s", dir, cases[i].name);
         if (cases[i].text)
-            tu_write_file(path, cases[i].text, cases[i].len);
+            tu_write_file(path, cases[i].text, cases[i].len ? cases[i].len : strlen(cases[i].text));
+        else if (cases[i].len)
+            snprintf(path, sizeof(path), "%s", cases[i].len == 1 ? "/dev/zero" : dir);
         struct tu_run r;
         /* A good file beside a bad one: the bad one is refused and neither is written. */
         tu_vmsnap(&r, "-d", db, "import", good, path, NULL);
@@ -201,7 +214,14 @@ static void test_bad_files_write_nothing(void **state)
         /* Read before the database is opened: not even the file was made. */
         assert_int_equal(access(db, F_OK), -1);
     }
+    /* A FIFO no program writes reads as empty, at once. */
+    snprintf(path, sizeof(path), "%s/fifo", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
     struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "import", good, path, NULL);
+    tu_assert_trouble(&r, "is empty");
+    tu_run_release(&r);
+    assert_int_equal(access(db, F_OK), -1);
     tu_vmsnap(&r, "-d", db, "import", good, NULL);
     assert_int_equal(r.status, 0);
     assert_string_equal(r.out, "1\n");

@@ -142,6 +142,13 @@ static int parse_header(const char *p, const char *end, struct region_list *out,
         return err_set(e, ERR_PARSE, "line %zu: end address is not above the start address",
                        lineno);
     }
+    if (!region_range_possible(r->start, r->end)) {
+        out->n--;
+        return err_set(e, ERR_PARSE,
+                       "line %zu: no address space holds 0x%llx-0x%llx (larger than 2^57 "
+                       "bytes, or across 2^63)",
+                       lineno, (unsigned long long)r->start, (unsigned long long)r->end);
+    }
     if (p < end)
         maps_set_name(out, r, p, (size_t)(end - p), 1);
     return 0;

@@ -69,6 +69,18 @@ struct region {
     uint8_t category;   /* enum region_category */
 };
 
+/*
+ * Whether [start, end) can be a mapping at all: not empty, at most 2^57 bytes (the largest
+ * address space, 5-level paging), and on one side of 2^63 (user space below, the kernel's
+ * [vsyscall] above). A saved file that says otherwise is damaged or crafted; every size and sum
+ * vmsnap computes from possible ranges fits its signed 64-bit figures.
+ */
+#define REGION_MAX_SIZE (1ull << 57)
+static inline int region_range_possible(uint64_t start, uint64_t end)
+{
+    return end > start && end - start <= REGION_MAX_SIZE && ((start ^ (end - 1)) >> 63) == 0;
+}
+
 /* r's memory figures and Windows fields: zeros for what it does not have. */
 const struct region_extra *region_extra(const struct region *r);
 

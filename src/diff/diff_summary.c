@@ -42,9 +42,11 @@ void diff_summarize(const struct region_list *a, const struct region_list *b, in
     for (int c = 0; c < CAT_COUNT; c++) {
         if (category >= 0 && c != category)
             continue;
-        out->total.mapped += out->cat[c].mapped;
-        out->total.committed += out->cat[c].committed;
-        out->total.rss += out->cat[c].rss;
+        /* Wrapping sums, as in add(). */
+        out->total.mapped = (int64_t)((uint64_t)out->total.mapped + (uint64_t)out->cat[c].mapped);
+        out->total.committed =
+            (int64_t)((uint64_t)out->total.committed + (uint64_t)out->cat[c].committed);
+        out->total.rss = (int64_t)((uint64_t)out->total.rss + (uint64_t)out->cat[c].rss);
         out->total.touched |= out->cat[c].touched;
     }
 }

@@ -88,7 +88,7 @@ static int read_nt_file(struct core_state *s, const unsigned char *d, size_t n, 
         if (!nul)
             return err_set(e, ERR_PARSE, "its NT_FILE note ends inside a file name");
         size_t len = (size_t)(nul - (d + at));
-        if (end <= start || (page && pgoff > UINT64_MAX / page))
+        if (!region_range_possible(start, end) || (page && pgoff > UINT64_MAX / page))
             return err_set(e, ERR_PARSE, "its NT_FILE note has a bad range at entry %llu",
                            (unsigned long long)i);
         s->files = xgrow(s->files, &s->file_cap, s->nfiles + 1, sizeof(*s->files));
@@ -172,8 +172,8 @@ static int read_segments(struct core_state *s, core_read_fn read_at, void *ctx, 
         uint64_t offset = le64(ph + 8), vaddr = le64(ph + 16), filesz = le64(ph + 32),
                  memsz = le64(ph + 40);
         if (type == PT_LOAD && memsz) {
-            if (memsz > UINT64_MAX - vaddr)
-                return err_set(e, ERR_PARSE, "segment %u wraps around the address space", i);
+            if (memsz > UINT64_MAX - vaddr || !region_range_possible(vaddr, vaddr + memsz))
+                return err_set(e, ERR_PARSE, "segment %u is not in any address space", i);
             s->segs = xgrow(s->segs, &s->seg_cap, s->nsegs + 1, sizeof(*s->segs));
             s->segs[s->nsegs++] = (struct seg){vaddr, vaddr + memsz, flags};
         } else if (type == PT_NOTE && filesz) {

@@ -196,7 +196,7 @@ int pmap_parse(const char *buf, size_t len, struct pmap_info *info, struct regio
         if (parse_num(w[a], wl[a], 16, &r->start) < 0)
             return err_set(e, ERR_PARSE, "line %zu: bad address", lineno);
         if (parse_kib(w[at[COL_SIZE]], wl[at[COL_SIZE]], &size) < 0 || size == 0 ||
-            size > UINT64_MAX - r->start)
+            size > UINT64_MAX - r->start || !region_range_possible(r->start, r->start + size))
             return err_set(e, ERR_PARSE, "line %zu: bad size", lineno);
         r->end = r->start + size;
         const int pm = at[COL_PERM];
