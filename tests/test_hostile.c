@@ -306,6 +306,50 @@ static void test_query_limits(void **state)
     tu_run_release(&r);
 }
 
+/* A recording in a directory its reader may not write (no -shm can be made there): read as it
+ * is. Root is the one user a directory cannot refuse, so the reader is nobody. */
+static void test_read_only_directory(void **state)
+{
+    struct fx *f = *state;
+    if (geteuid() != 0)
+        skip();
+    snap(f, f->db);
+    snap(f, f->db);
+    char ro[4200], db[4300];
+    snprintf(ro, sizeof(ro), "%s/ro", f->dir);
+    snprintf(db, sizeof(db), "%s/v.db", ro);
+    assert_int_equal(mkdir(ro, 0755), 0);
+    tu_copy_file(f->db, db);
+    assert_int_equal(chown(db, 65534, 65534), 0);
+    assert_int_equal(chmod(db, 0600), 0);
+    assert_int_equal(chown(ro, 65534, 65534), 0);
+    assert_int_equal(chmod(ro, 0555), 0);
+    assert_int_equal(chmod(f->dir, 0755), 0);
+    const char *cmds[][4] = {{"list"},
+                             {"show", "last"},
+                             {"diff", "first", "last"},
+                             {"query", "SELECT count(*) FROM regions"}};
+    for (int i = 0; i < 4; i++) {
+        char *argv[12] = {"/usr/bin/setpriv",
+                          "--reuid=65534",
+                          "--regid=65534",
+                          "--clear-groups",
+                          (char *)VMSNAP_BIN,
+                          "-d",
+                          db};
+        int n = 7;
+        for (int k = 0; k < 4 && cmds[i][k]; k++)
+            argv[n++] = (char *)cmds[i][k];
+        argv[n] = NULL;
+        struct tu_run r;
+        tu_run(&r, argv);
+        if (r.status != 0)
+            fail_msg("%s in a read-only directory: %d %s", cmds[i][0], r.status, r.err);
+        tu_run_release(&r);
+    }
+    chmod(ro, 0755);
+}
+
 /* A label names one snapshot of a target; an unknown target is named as such. */
 static void test_labels_and_targets(void **state)
 {
@@ -361,6 +405,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_text_that_is_not_utf8, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_stays_inside, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_only_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_labels_and_targets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_says_it_waits, setup, teardown),
     };

@@ -257,12 +257,48 @@ static void test_first_snapshot_loaded(void **state)
     free(db);
 }
 
+/*
+ * A tree of 300 processes under a limit of 256 open files: with a soft limit only, vmsnap raises
+ * it and follows them all; with a hard one, it follows what it can, says once that it cannot
+ * follow more, and records the rest to the end.
+ */
+static void test_many_children_few_files(void **state)
+{
+    (void)state;
+    for (int hard = 0; hard < 2; hard++) {
+        char *db = tu_tmppath("many.db", NULL);
+        char script[512];
+        snprintf(script, sizeof(script),
+                 "ulimit %s 256 && exec %s -d %s record -i 300ms -- /bin/sh -c 'for i in $(seq "
+                 "300); do sleep 2 & done; wait'",
+                 hard ? "-n" : "-Sn", VMSNAP_BIN, db);
+        char *argv[] = {"/bin/bash", "-c", script, NULL};
+        struct tu_run r;
+        tu_run(&r, argv);
+        if (r.status != 0)
+            fail_msg("%s limit: exit %d: %s", hard ? "hard" : "soft", r.status, r.err);
+        int64_t targets = q(db, "SELECT count(*) FROM targets");
+        if (hard) {
+            assert_non_null(strstr(r.err, "may open no more files"));
+            assert_true(targets > 100 && targets < 301);
+        } else {
+            assert_null(strstr(r.err, "may open no more files"));
+            assert_int_equal(targets, 301);
+        }
+        tu_run_release(&r);
+        free(db);
+    }
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_command_tree),          cmocka_unit_test(test_daemon),
-        cmocka_unit_test(test_follow_pids),           cmocka_unit_test(test_snap_follow),
+        cmocka_unit_test(test_command_tree),
+        cmocka_unit_test(test_daemon),
+        cmocka_unit_test(test_follow_pids),
+        cmocka_unit_test(test_snap_follow),
         cmocka_unit_test(test_first_snapshot_loaded),
+        cmocka_unit_test(test_many_children_few_files),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);

@@ -124,6 +124,10 @@ static void on_event(void *ctx, int ev, const struct recorder_proc *p, int64_t s
                     (long long)p->taken);
         }
         return;
+    case REC_EV_UNFOLLOWED:
+        end_line(c);
+        fprintf(stderr, "vmsnap: warning: %s\n", why);
+        return;
     case REC_EV_UNMARKABLE:
         end_line(c);
         fprintf(stderr,

@@ -89,6 +89,13 @@ void plat_hostname(char *out, size_t n);
  * faults rather than thousands. Does nothing elsewhere, or for small n.
  */
 void plat_advise_large(void *p, size_t n);
+/*
+ * Lets this process open as many files as its hard limit allows (the soft limit is often 1024
+ * or less): a recorder keeps a file open per followed process. 0, or -errno.
+ */
+int plat_raise_open_files(void);
+/* How many more files this process may open before its limit, or -1 when it cannot tell. */
+int64_t plat_open_files_left(void);
 /* This process's pid. */
 int64_t plat_getpid(void);
 /*

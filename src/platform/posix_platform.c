@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -388,6 +389,28 @@ void plat_recorder_release(struct plat_recorder *r)
     plat_recorder_let_go(r);
     /* The mask stays: a signal still queued must not kill us before we return the status. */
     free(r);
+}
+
+int plat_raise_open_files(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return -errno;
+    if (rl.rlim_cur >= rl.rlim_max)
+        return 0;
+    rl.rlim_cur = rl.rlim_max;
+    return setrlimit(RLIMIT_NOFILE, &rl) == 0 ? 0 : -errno;
+}
+
+int64_t plat_open_files_left(void)
+{
+    struct rlimit rl;
+    struct plat_fds *now = plat_fds_now();
+    int64_t left = -1;
+    if (now && getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        left = (int64_t)rl.rlim_cur - (int64_t)now->n;
+    plat_fds_free(now);
+    return left;
 }
 
 int64_t plat_getpid(void)

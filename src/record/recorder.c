@@ -46,6 +46,7 @@ struct recorder {
     int64_t first, last;
     int64_t pending_since_ms;
     int lock_reported;
+    int fd_limit_said; /* REC_EV_UNFOLLOWED was said */
     /* Marks asked for and not taken yet, oldest first: id 0 for SIGUSR1, else the id of a
      * `vmsnap mark`. */
     struct store_mark *queue;
@@ -93,6 +94,9 @@ static int followed_pid(const struct recorder *r, int64_t pid)
     return 0;
 }
 
+/* Files kept free for the database and the processes already followed. */
+#define FILES_KEPT 24
+
 /* Follows the processes that followed ones forked since the last look (and orphans of theirs
  * that were handed to vmsnap). */
 static void find_children(struct recorder *r)
@@ -121,8 +125,23 @@ static void find_children(struct recorder *r)
                  * we know. */
                 parent = r->procs[0];
             }
-            if (follow(r, v[k].pid, NULL, parent, &e) == 0)
+            /* A followed process holds files open; the last few are kept for the database
+             * and the processes followed already, which must go on being recorded. */
+            int64_t left = plat_open_files_left();
+            if (left >= 0 && left < FILES_KEPT) {
+                if (!r->fd_limit_said) {
+                    char why[200];
+                    snprintf(why, sizeof(why),
+                             "pid %lld and what else forks now are not followed: this process "
+                             "may open no more files (ulimit -n) -- raise the limit to follow "
+                             "them",
+                             (long long)v[k].pid);
+                    say(r, REC_EV_UNFOLLOWED, NULL, 0, 0, why);
+                }
+                r->fd_limit_said = 1;
+            } else if (follow(r, v[k].pid, NULL, parent, &e) == 0) {
                 more = 1;
+            }
             v[k].pid = 0; /* looked at */
         }
     }
@@ -326,6 +345,8 @@ int recorder_open(struct recorder **out, struct store *st, const struct recorder
     if (h)
         r->h = *h;
     r->self = plat_getpid();
+    /* A file per followed process: a 300-process tree needs more than a 256 soft limit. */
+    plat_raise_open_files();
     plat_recorder_init(&r->events);
     *out = r;
     /* The first tick's scan sees every process: the descendants the given ones have already

@@ -40,6 +40,7 @@ enum recorder_event {
     REC_EV_FOLLOWED,   /* a process forked by a followed one has its first snapshot */
     REC_EV_EXITED,     /* a followed process exited */
     REC_EV_UNMARKABLE, /* `vmsnap mark` cannot reach this recording (message in why) */
+    REC_EV_UNFOLLOWED, /* a forked process is not followed (why says why; said once) */
 };
 struct recorder_hooks {
     void (*event)(void *ctx, int ev, const struct recorder_proc *p, int64_t snap_id,

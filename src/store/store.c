@@ -206,12 +206,14 @@ static int check_header(const char *path, int mode, int *exists, struct plat_fil
     if ((rc = refuse_identity(path, app, version, e)) < 0)
         return rc;
     /* No application id but tables (a table needs a page of its own): another program's file.
-     * vmsnap sets its id in the transaction that creates its tables, and a checkpoint writes
-     * page 1 first, so its own files never look like this. */
+     * vmsnap sets its id in the transaction that creates its tables; in WAL mode (bytes 18 and
+     * 19 are 2) that transaction may still be in the -wal while a checkpoint has already grown
+     * the file, so such a file is left to SQLite, which reads the -wal too (check_ident). */
     uint32_t page_size = n ? ((uint32_t)h[16] << 8 | h[17]) : 0;
     if (page_size == 1)
         page_size = 65536;
-    if (n && app == 0 && page_size && f.size > (int64_t)page_size)
+    int wal = n && h[18] == 2 && h[19] == 2;
+    if (n && app == 0 && !wal && page_size && f.size > (int64_t)page_size)
         return err_set(e, ERR_NOTVMSNAP,
                        "'%s' is not a vmsnap database (an SQLite file of another program)", path);
     if (mode == STORE_WRITE &&
@@ -571,7 +573,7 @@ static int check_opened(struct store *st, int mode, const struct plat_file *seen
  * file that is ours cannot be swapped, so the missing ones are created here, private, rather
  * than left for somebody else to plant first (in /tmp, say).
  */
-static int prepare_companions(const char *path, struct err *e)
+static int prepare_companions(const char *path, int *made, struct err *e)
 {
     char *dir = NULL;
     if (plat_dir_shared(path, &dir)) {
@@ -585,12 +587,63 @@ static int prepare_companions(const char *path, struct err *e)
     }
     free(dir);
     static const char *const suffix[] = {"-wal", "-shm"};
+    *made = 0;
     for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
         char *name = xasprintf("%s%s", path, suffix[i]);
-        plat_create_private(name);
+        if (plat_create_private(name) == 0)
+            *made |= 1 << i;
         free(name);
     }
     return check_companions(path, e);
+}
+
+/* A file refused for what it is keeps nothing of ours beside it: the -wal and -shm made for it
+ * go, when they are still empty. */
+static void drop_made_companions(const char *path, int made)
+{
+    static const char *const suffix[] = {"-wal", "-shm"};
+    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+        char *name = xasprintf("%s%s", path, suffix[i]);
+        struct plat_file f;
+        if ((made & (1 << i)) && plat_file_stat(name, &f) == 0 && f.kind == PLAT_FILE_REGULAR &&
+            f.owned && f.size == 0)
+            remove(name);
+        free(name);
+    }
+}
+
+/*
+ * A reader of a file in a directory it may not write (someone else's recording, a read-only
+ * mount) cannot make the -shm that WAL mode reads through. When no -wal is there either, the
+ * file was closed cleanly and no writer works on it (a writer needs that directory too): it is
+ * read as immutable, without the -shm. Returns the URI to open (caller frees), or NULL to open
+ * the path as usual.
+ */
+static char *immutable_uri(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path)) : xstrdup(".");
+    char *wal = xasprintf("%s-wal", path), *shm = xasprintf("%s-shm", path);
+    struct plat_file w, m;
+    int cannot = !plat_writable(dir) && plat_file_stat(wal, &w) == 0 &&
+                 w.kind == PLAT_FILE_MISSING && plat_file_stat(shm, &m) == 0 &&
+                 m.kind == PLAT_FILE_MISSING;
+    free(dir);
+    free(wal);
+    free(shm);
+    if (!cannot)
+        return NULL;
+    /* "file:" and the path, its '%', '?', '#' and '\' escaped as URI filenames want. */
+    char *uri = xmalloc(strlen(path) * 3 + 32), *o = uri;
+    o += sprintf(o, "file:");
+    for (const char *p = path; *p; p++) {
+        if (*p == '%' || *p == '?' || *p == '#' || *p == '\\')
+            o += sprintf(o, "%%%02X", (unsigned char)*p);
+        else
+            *o++ = *p;
+    }
+    sprintf(o, "?immutable=1");
+    return uri;
 }
 
 /* Each writer's transaction is short; opening waits this long for the others before it fails. */
@@ -640,6 +693,7 @@ int store_open_version(struct store **out, const char *path, int mode, int max_v
     int exists = 0, rc;
     struct store *st = NULL;
     struct plat_fds *fds = NULL;
+    int made = 0;
     *out = NULL;
     struct plat_file seen;
     rc = check_header(path, mode, &exists, &seen, e);
@@ -670,11 +724,16 @@ int store_open_version(struct store **out, const char *path, int mode, int max_v
         rc = err_set(e, ERR_READONLY, "cannot write to database '%s': permission denied", path);
         goto fail;
     }
-    int flags = (st->writable ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY) | SQLITE_OPEN_NOMUTEX;
-    if (mode == STORE_WRITE && (rc = prepare_companions(path, e)) < 0)
+    char *uri = mode == STORE_READ ? immutable_uri(path) : NULL;
+    if (uri)
+        st->writable = 0;
+    int flags = (st->writable ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY) |
+                SQLITE_OPEN_NOMUTEX | (uri ? SQLITE_OPEN_URI : 0);
+    if (mode == STORE_WRITE && (rc = prepare_companions(path, &made, e)) < 0)
         goto fail;
     fds = plat_fds_now();
-    rc = sqlite3_open_v2(path, &st->db, flags, NULL);
+    rc = sqlite3_open_v2(uri ? uri : path, &st->db, flags, NULL);
+    free(uri);
     if (rc != SQLITE_OK) {
         rc = store_sql_err(st, rc, "cannot open database", NULL, e);
         goto fail;
@@ -706,6 +765,8 @@ int store_open_version(struct store **out, const char *path, int mode, int max_v
 fail:
     plat_fds_free(fds);
     store_close(st);
+    if (rc == ERR_NOTVMSNAP || rc == ERR_NEWER)
+        drop_made_companions(path, made);
     return rc;
 }
 
