@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -350,6 +351,37 @@ static void test_read_only_directory(void **state)
     chmod(ro, 0755);
 }
 
+/*
+ * A recording whose newest page 1 is still in its -wal, the file itself not yet saying vmsnap (a
+ * checkpoint grows the file before it writes page 1): a reader at that moment reads it, through
+ * the -wal, instead of calling it another program's file.
+ */
+static void test_header_behind_its_wal(void **state)
+{
+    struct fx *f = *state;
+    snap(f, f->db);
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h,
+                                  "PRAGMA wal_autocheckpoint = 0; BEGIN; UPDATE snapshots SET "
+                                  "label = 'x' WHERE id = 1; PRAGMA application_id = 1986884462; "
+                                  "COMMIT",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    /* The file's own header: no application id yet. */
+    int fd = open(f->db, O_WRONLY);
+    assert_true(fd >= 0);
+    const unsigned char zero[4] = {0};
+    assert_int_equal(pwrite(fd, zero, 4, 68), 4);
+    close(fd);
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", f->db, "list", NULL);
+    assert_ok(&r);
+    assert_non_null(strstr(r.out, " x "));
+    tu_run_release(&r);
+    sqlite3_close(h);
+}
+
 /* A label names one snapshot of a target; an unknown target is named as such. */
 static void test_labels_and_targets(void **state)
 {
@@ -406,6 +438,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_query_stays_inside, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only_directory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_header_behind_its_wal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_labels_and_targets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_says_it_waits, setup, teardown),
     };
