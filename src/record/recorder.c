@@ -181,8 +181,10 @@ static int commit(struct recorder *r, struct err *e)
         struct proc *p = r->procs[i];
         if (!p->pending)
             continue;
-        if (p->parent)
-            p->taker.parent_target_id = p->parent->pub.target_id;
+        /* The nearest ancestor that was recorded: a parent that exited before its first
+         * snapshot has no target to name. */
+        for (const struct proc *a = p->parent; a && !p->taker.parent_target_id; a = a->parent)
+            p->taker.parent_target_id = a->pub.target_id;
         const struct store_snap_opts so = {p->label[0] ? p->label : NULL,
                                            STORE_LABEL_UNIQUE,
                                            p->mark,
