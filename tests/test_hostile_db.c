@@ -407,11 +407,13 @@ static void test_mark_signals_only_recorders(void **state)
     assert_int_equal(strncmp(tu_child_cmd(&f->c, "pid"), "ok ", 3), 0); /* still answering */
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_command_on_every_variant),
         cmocka_unit_test(test_mark_signals_only_recorders),
     };
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -342,7 +342,7 @@ static void test_database_moved_while_recording(void **state)
     free(dir);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_launched_program_lives),
@@ -353,5 +353,7 @@ int main(void)
         cmocka_unit_test(test_mark_outlives_its_recorder),
         cmocka_unit_test(test_database_moved_while_recording),
     };
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -347,7 +347,7 @@ static void test_report_over_the_database(void **state)
     free(dir);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_database_swapped),
@@ -355,5 +355,7 @@ int main(void)
         cmocka_unit_test(test_report_hijacked),
         cmocka_unit_test(test_report_over_the_database),
     };
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
