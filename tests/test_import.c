@@ -249,6 +249,43 @@ static void test_bad_files_write_nothing(void **state)
     free(dir);
 }
 
+/* Out of memory (a 16 MB maps text under `ulimit -v 40000`): one line and exit 2, not abort(). */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#endif
+
+static void test_out_of_memory(void **state)
+{
+    (void)state;
+#ifdef UNDER_ASAN
+    skip(); /* AddressSanitizer's shadow memory cannot live under ulimit -v */
+#endif
+    char *dir = NULL, *db = tu_tmppath("oom.db", &dir);
+    char big[4200], script[8600];
+    snprintf(big, sizeof(big), "%s/big.maps", dir);
+    FILE *f = fopen(big, "w");
+    assert_non_null(f);
+    for (unsigned long i = 0; i < 400000; i++)
+        fprintf(f, "%lx-%lx rw-p 00000000 00:00 0\n", 0x10000000ul + i * 0x2000,
+                0x10001000ul + i * 0x2000);
+    fclose(f);
+    snprintf(script, sizeof(script), "ulimit -v 40000 && exec %s -d %s import %s", VMSNAP_BIN, db,
+             big);
+    char *argv[] = {"/bin/bash", "-c", script, NULL};
+    struct tu_run r;
+    tu_run(&r, argv);
+    tu_assert_trouble(&r, "out of memory");
+    tu_run_release(&r);
+    unlink(big);
+    free(db);
+    free(dir);
+}
+
 static void parse_fixture(const char *name, struct import_map *m)
 {
     size_t len;
@@ -569,6 +606,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_saved_text_imports_to_the_live_regions),
         cmocka_unit_test(test_bad_files_write_nothing),
+        cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_pmap_fixtures_read_as_the_maps),
         cmocka_unit_test(test_core_segments_named_by_its_notes),
         cmocka_unit_test(test_gcore_core_imports_what_it_holds),

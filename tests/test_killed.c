@@ -278,6 +278,44 @@ static void test_merge_killed(void **state)
     free(dir);
 }
 
+/* `mark` killed at any moment while a recorder runs: the recorder records on, every snapshot
+ * whole, and it ends well when asked to stop. */
+static void test_mark_killed(void **state)
+{
+    (void)state;
+    char *db = tu_tmppath("marked.db", NULL);
+    struct tu_child ch;
+    tu_child_start(&ch);
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", (int)ch.pid);
+    struct tu_proc rec;
+    tu_spawn_vmsnap(&rec, "-d", db, "record", "-p", pid, "-i", "1h", "--detail", "smaps", NULL);
+    for (int i = 0; i < 500 && count(db, "SELECT count(*) FROM recorders") < 1; i++)
+        usleep(10000);
+    int took = whole_run_us("-d", db, "mark", NULL);
+    int kills = 0;
+    for (int i = 0; i < 20; i++) {
+        tu_child_ok(&ch, "map 65536 rw-");
+        struct tu_proc m;
+        tu_spawn_vmsnap(&m, "-d", db, "mark", "--label", i % 2 ? "odd" : "even", NULL);
+        kills += kill_at_us(&m, i * took / 16);
+        tu_check_whole(db);
+    }
+    assert_int_equal(kill(rec.pid, 0), 0); /* still recording */
+    kill(rec.pid, SIGTERM);
+    struct tu_run r;
+    tu_wait(&rec, &r);
+    if (r.status != 0)
+        fail_msg("the recorder, after 20 marks killed: %d %s", r.status, r.err);
+    tu_run_release(&r);
+    int64_t n = tu_check_whole(db);
+    print_message("mark: %d killed, the recorder took %lld snapshots, all whole\n", kills,
+                  (long long)n);
+    assert_true(kills >= 5);
+    tu_child_stop(&ch);
+    free(db);
+}
+
 /* A recorder killed while mark waits for it: mark says so at once, not after 30 s. */
 static void test_mark_outlives_its_recorder(void **state)
 {
@@ -384,6 +422,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_import_killed),
         cmocka_unit_test(test_report_killed),
         cmocka_unit_test(test_merge_killed),
+        cmocka_unit_test(test_mark_killed),
         cmocka_unit_test(test_mark_outlives_its_recorder),
         cmocka_unit_test(test_database_moved_while_recording),
     };

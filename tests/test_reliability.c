@@ -4,6 +4,7 @@
  * After each, the database must be intact and every committed snapshot whole.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -295,6 +296,20 @@ static void test_disk_full(void **state)
     assert_non_null(strstr(r.err, "full"));
     tu_run_release(&r);
     assert_int_equal(tu_check_whole(db), 3);
+    /* A report onto the full disk: one line that says so, and no report or temporary file. */
+    char html[4200];
+    snprintf(html, sizeof(html), "%s/r.html", dir);
+    tu_fill_fs(dir, 0);
+    tu_vmsnap(&r, "-d", db, "report", "-o", html, NULL);
+    tu_assert_trouble(&r, "No space left on device");
+    tu_run_release(&r);
+    assert_int_equal(access(html, F_OK), -1);
+    DIR *d = opendir(dir);
+    for (struct dirent *de; d && (de = readdir(d)) != NULL;)
+        if (strstr(de->d_name, ".tmp-"))
+            fail_msg("'%s' left on the full disk", de->d_name);
+    if (d)
+        closedir(d);
     /* Space again: recording goes on where it left off. */
     unlink(filler);
     tu_vmsnap(&r, "-d", db, "snap", "-p", pid, NULL);
