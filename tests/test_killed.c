@@ -123,7 +123,7 @@ static void test_follow_killed(void **state)
     (void)state;
     char *db = tu_tmppath("follow.db", NULL);
     int kills = 0;
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < 5; i++) {
         struct tu_proc f;
         char *forker[] = {FORKER_BIN, "tree", NULL};
         tu_spawn(&f, forker);
@@ -131,14 +131,14 @@ static void test_follow_killed(void **state)
         snprintf(pid, sizeof(pid), "%d", (int)f.pid);
         struct tu_proc p;
         tu_spawn_vmsnap(&p, "-d", db, "record", "-p", pid, "--follow", "-i", "0", NULL);
-        kills += kill_at(&p, 30 + i * 37);
+        kills += kill_at(&p, 30 + i * 60);
         struct tu_run r;
         tu_wait(&f, &r);
         tu_run_release(&r);
     }
     int64_t n = tu_check_whole(db);
     print_message("record --follow: %d killed, %lld snapshots whole\n", kills, (long long)n);
-    assert_true(kills >= 6);
+    assert_true(kills >= 4);
     assert_true(n > 0);
     free(db);
 }
@@ -152,15 +152,17 @@ static void test_import_killed(void **state)
     snprintf(a, sizeof(a), "%s/edge.smaps", FIXTURES_DIR);
     snprintf(b, sizeof(b), "%s/edge.maps", FIXTURES_DIR);
     snprintf(c, sizeof(c), "%s/edge.pmap-xx", FIXTURES_DIR);
-    char *scratch = tu_tmppath("scratch.db", NULL);
-    int took = whole_run_us("-d", scratch, "import", a, b, c, NULL);
-    free(scratch);
+    /* Timed into the file as it is in the loop: made already. */
+    whole_run_us("-d", db, "import", a, b, c, NULL);
+    int took = whole_run_us("-d", db, "import", a, b, c, NULL);
+    int again = whole_run_us("-d", db, "import", a, b, c, NULL);
+    took = again < took ? again : took;
     int kills = 0, whole = 0;
     for (int i = 0; i < 40; i++) {
         int64_t before = count(db, "SELECT count(*) FROM snapshots");
         struct tu_proc p;
         tu_spawn_vmsnap(&p, "-d", db, "import", a, b, c, NULL);
-        int at = (i % 20) * took / 16;
+        int at = (i % 20) * took / 24;
         kills += kill_at_us(&p, at);
         int64_t added = count(db, "SELECT count(*) FROM snapshots") - before;
         if (added != 0 && added != 3)
