@@ -280,6 +280,19 @@ static void test_merge_killed(void **state)
     free(dir);
 }
 
+/* Starts vm_child and `record -p` of it into db at an interval of an hour, and returns once the
+ * recorder has said (in the recorders table) that it runs, so a mark reaches it. */
+static void start_recorder(struct tu_child *ch, struct tu_proc *rec, const char *db)
+{
+    tu_child_start(ch);
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", (int)ch->pid);
+    tu_spawn_vmsnap(rec, "-d", db, "record", "-p", pid, "-i", "1h", "--detail", "smaps", NULL);
+    for (int i = 0; i < 500 && count(db, "SELECT count(*) FROM recorders") < 1; i++)
+        usleep(10000);
+    assert_int_equal(count(db, "SELECT count(*) FROM recorders"), 1);
+}
+
 /* `mark` killed at any moment while a recorder runs: the recorder records on, every snapshot
  * whole, and it ends well when asked to stop. */
 static void test_mark_killed(void **state)
@@ -287,13 +300,8 @@ static void test_mark_killed(void **state)
     (void)state;
     char *db = tu_tmppath("marked.db", NULL);
     struct tu_child ch;
-    tu_child_start(&ch);
-    char pid[16];
-    snprintf(pid, sizeof(pid), "%d", (int)ch.pid);
     struct tu_proc rec;
-    tu_spawn_vmsnap(&rec, "-d", db, "record", "-p", pid, "-i", "1h", "--detail", "smaps", NULL);
-    for (int i = 0; i < 500 && count(db, "SELECT count(*) FROM recorders") < 1; i++)
-        usleep(10000);
+    start_recorder(&ch, &rec, db);
     int took = whole_run_us("-d", db, "mark", NULL);
     int kills = 0;
     for (int i = 0; i < 20; i++) {
@@ -324,15 +332,9 @@ static void test_mark_outlives_its_recorder(void **state)
     (void)state;
     char *db = tu_tmppath("mark.db", NULL);
     struct tu_child ch;
-    tu_child_start(&ch);
-    char pid[16];
-    snprintf(pid, sizeof(pid), "%d", (int)ch.pid);
     struct tu_proc rec;
     /* Stopped (SIGSTOP) once it runs, so it can never take the mark; then killed. */
-    tu_spawn_vmsnap(&rec, "-d", db, "record", "-p", pid, "-i", "1h", NULL);
-    for (int i = 0; i < 500 && count(db, "SELECT count(*) FROM recorders") < 1; i++)
-        usleep(10000);
-    assert_int_equal(count(db, "SELECT count(*) FROM recorders"), 1);
+    start_recorder(&ch, &rec, db);
     kill(rec.pid, SIGSTOP);
     struct tu_proc m;
     tu_spawn_vmsnap(&m, "-d", db, "mark", NULL);

@@ -254,11 +254,9 @@ void tu_spawn_vmsnap(struct tu_proc *p, const char *arg, ...)
     tu_spawn(p, argv);
 }
 
-void tu_wait(struct tu_proc *p, struct tu_run *r)
+/* The status and output of p, which has ended with status. */
+static void collect(struct tu_proc *p, int status, struct tu_run *r)
 {
-    int status;
-    while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR)
-        ;
     r->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     lseek(p->out_fd, 0, SEEK_SET);
     lseek(p->err_fd, 0, SEEK_SET);
@@ -266,6 +264,14 @@ void tu_wait(struct tu_proc *p, struct tu_run *r)
     r->err = drain(p->err_fd);
     close(p->out_fd);
     close(p->err_fd);
+}
+
+void tu_wait(struct tu_proc *p, struct tu_run *r)
+{
+    int status;
+    while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    collect(p, status, r);
 }
 
 int tu_wait_limited(struct tu_proc *p, struct tu_run *r, int ms)
@@ -284,13 +290,7 @@ int tu_wait_limited(struct tu_proc *p, struct tu_run *r, int ms)
         }
         usleep((useconds_t)nap * 1000);
     }
-    r->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    lseek(p->out_fd, 0, SEEK_SET);
-    lseek(p->err_fd, 0, SEEK_SET);
-    r->out = drain(p->out_fd);
-    r->err = drain(p->err_fd);
-    close(p->out_fd);
-    close(p->err_fd);
+    collect(p, status, r);
     return killed;
 }
 
