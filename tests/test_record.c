@@ -258,6 +258,33 @@ static void test_first_snapshot_loaded(void **state)
 }
 
 /*
+ * Subshells that fork a process and exit at once, 200 times over, while recording back to back:
+ * a subshell followed but gone before its first snapshot has no target of its own, and what it
+ * forked names the nearest recorded ancestor. Every target but the command's has a parent (the
+ * previous vmsnap left 4 to 8 of them without).
+ */
+static void test_every_process_names_its_parent(void **state)
+{
+    (void)state;
+    char *db = tu_tmppath("parents.db", NULL);
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "record", "-i", "0", "--detail", "maps", "--", "/bin/bash", "-c",
+              "for i in $(seq 200); do ( sleep 1.5 & ); sleep 0.01; done; sleep 2", NULL);
+    if (r.status != 0)
+        fail_msg("exit %d: %s", r.status, r.err);
+    tu_run_release(&r);
+    int64_t targets = q(db, "SELECT count(*) FROM targets");
+    /* The command's own targets (bash, and the `sleep 2` it execs last) have none. */
+    int64_t orphans = q(db, "SELECT count(*) FROM targets WHERE parent_target_id IS NULL AND pid "
+                            "!= (SELECT pid FROM targets WHERE id = 1)");
+    print_message("%lld targets, %lld forked ones without a parent\n", (long long)targets,
+                  (long long)orphans);
+    assert_true(targets > 100);
+    assert_int_equal(orphans, 0);
+    free(db);
+}
+
+/*
  * A tree of 300 processes under a limit of 256 open files: with a soft limit only, vmsnap raises
  * it and follows them all; with a hard one, it follows what it can, says once that it cannot
  * follow more, and records the rest to the end.
@@ -299,6 +326,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_snap_follow),
         cmocka_unit_test(test_first_snapshot_loaded),
         cmocka_unit_test(test_many_children_few_files),
+        cmocka_unit_test(test_every_process_names_its_parent),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
