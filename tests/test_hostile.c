@@ -414,6 +414,53 @@ static void test_labels_and_targets(void **state)
     tu_run_release(&r);
 }
 
+/*
+ * One label rule for the four commands that make labels: what a selector could read as (an id,
+ * first, last, last~N, FILE:SNAP) is refused by snap, mark, import and record --label-prefix
+ * alike, in the same words, and nothing is written. A label of another target is named as such.
+ */
+static void test_one_label_rule(void **state)
+{
+    struct fx *f = *state;
+    char maps[4200];
+    snprintf(maps, sizeof(maps), "%s/edge.maps", FIXTURES_DIR);
+    static const char *const bad[] = {"5", "first", "last", "last~2", "last~x", "a.db:last"};
+    static const char want[] = "would read as a snapshot selector (an id, first, last, last~N or "
+                               "FILE:SNAP) -- choose another";
+    struct tu_run r;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        tu_vmsnap(&r, "-d", f->db, "snap", "-p", f->pid, "--label", bad[i], NULL);
+        tu_assert_trouble(&r, want);
+        tu_run_release(&r);
+        tu_vmsnap(&r, "-d", f->db, "import", maps, "--label", bad[i], NULL);
+        tu_assert_trouble(&r, want);
+        tu_run_release(&r);
+        tu_vmsnap(&r, "-d", f->db, "mark", "--label", bad[i], NULL);
+        tu_assert_trouble(&r, want);
+        tu_run_release(&r);
+    }
+    for (size_t i = 0; i < 2; i++) {
+        const char *prefix = i ? "last~" : "run:";
+        tu_vmsnap(&r, "-d", f->db, "record", "-p", f->pid, "-n", "1", "--label-prefix", prefix,
+                  NULL);
+        tu_assert_trouble(&r, want);
+        tu_run_release(&r);
+    }
+    assert_int_equal(access(f->db, F_OK), -1);
+    /* A label that only another target has. */
+    char me[16];
+    snprintf(me, sizeof(me), "%d", (int)getpid());
+    tu_vmsnap(&r, "-d", f->db, "snap", "-p", f->pid, "--label", "mine", NULL);
+    assert_ok(&r);
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", f->db, "snap", "-p", me, NULL);
+    assert_ok(&r);
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", f->db, "growth", "--target", "2", "--from", "mine", NULL);
+    tu_assert_trouble(&r, "no snapshot labelled 'mine' in target 2: target 1 has one");
+    tu_run_release(&r);
+}
+
 /* record -n with a command: when recording stops first, it says it waits for the command. */
 static void test_record_says_it_waits(void **state)
 {
@@ -440,6 +487,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_read_only_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_behind_its_wal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_labels_and_targets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_label_rule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_says_it_waits, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

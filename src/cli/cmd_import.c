@@ -160,8 +160,9 @@ int cmd_import(struct cli *cli, int argc, char **argv)
         return cli_fail("import: which file? give one or more saved maps or smaps files");
     if (taken_at && n > 1)
         return cli_fail("import: --taken-at names one moment: give one FILE with it");
-    if (label && (!*label || !strcmp(label, "first") || !strcmp(label, "last")))
-        return cli_fail("import: label '%s' would read as a selector: choose another", label);
+    struct err le = {0};
+    if (label && store_label_check(label, &le) < 0)
+        return cli_fail("import: %s", le.msg);
 
     /* Every file is read before anything is written: a bad one among them writes nothing. */
     struct imported *v = xcalloc(n, sizeof(*v));

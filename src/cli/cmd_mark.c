@@ -68,17 +68,13 @@ static int parse_args(struct cli *cli, int argc, char **argv, const char **label
         if (cli_common_opt(cli, opt, optarg))
             continue;
         switch (opt) {
-        case 'l':
-            if (!*optarg)
-                return cli_fail("mark: empty label");
-            if (strlen(optarg) > 200)
-                return cli_fail("mark: label is too long (at most 200 bytes)");
-            if (taker_label_is_selector(optarg))
-                return cli_fail("mark: label '%s' would read as a snapshot selector (an id, "
-                                "first, last or last~N) -- choose another",
-                                optarg);
+        case 'l': {
+            struct err e = {0};
+            if (store_label_check(optarg, &e) < 0)
+                return cli_fail("mark: %s", e.msg);
             *label = optarg;
             break;
+        }
         case 'h':
             fputs(usage, stdout);
             return -1;

@@ -224,11 +224,22 @@ static int parse_args(struct rec *c, int argc, char **argv)
                 return cli_fail("record: invalid detail '%s': expected maps, rollup or smaps",
                                 optarg);
             break;
-        case 'L':
+        case 'L': {
+            /* Its labels are P-SEQ: the rule for labels holds for them. */
             if (!*optarg)
                 return cli_fail("record: empty label prefix");
+            char *first = xasprintf("%s-1", optarg);
+            struct err e = {0};
+            int bad = store_label_check(first, &e) < 0;
+            free(first);
+            if (bad)
+                return cli_fail("record: --label-prefix '%s' makes labels that would read as a "
+                                "snapshot selector (an id, first, last, last~N or FILE:SNAP) -- "
+                                "choose another",
+                                optarg);
             c->o.prefix = optarg;
             break;
+        }
         case 'h':
             fputs(usage, stdout);
             return -1;

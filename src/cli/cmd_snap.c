@@ -186,10 +186,9 @@ int cmd_snap(struct cli *cli, int argc, char **argv)
         return cli_fail("snap: unexpected argument '%s' -- see 'vmsnap snap --help'", argv[optind]);
     if (!pid)
         return cli_fail("snap: which process? give -p PID");
-    if (label && (!*label || taker_label_is_selector(label)))
-        return cli_fail("snap: label '%s' would read as a snapshot id or selector: choose "
-                        "another",
-                        label);
+    struct err le = {0};
+    if (label && store_label_check(label, &le) < 0)
+        return cli_fail("snap: %s", le.msg);
 
     struct err e = {0};
     struct store *st = NULL;

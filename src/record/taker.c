@@ -97,18 +97,3 @@ void taker_close(struct taker *t)
 {
     detach(t);
 }
-
-int taker_label_is_selector(const char *label)
-{
-    if (strcmp(label, "first") == 0 || strcmp(label, "last") == 0)
-        return 1;
-    const char *p = label;
-    if (strncmp(p, "last~", 5) == 0)
-        p += 5;
-    if (!*p)
-        return 0;
-    for (; *p; p++)
-        if (!isdigit((unsigned char)*p))
-            return 0;
-    return 1;
-}

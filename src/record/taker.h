@@ -48,7 +48,4 @@ int taker_check(struct taker *t);
 
 void taker_close(struct taker *t);
 
-/* Whether label would be read as a selector (an id, first, last, last~N). */
-int taker_label_is_selector(const char *label);
-
 #endif

@@ -121,6 +121,15 @@ int store_target_get(struct store *st, int64_t id, struct store_target *out, str
 int store_snapshot_get(struct store *st, int64_t id, struct store_snapshot *out, struct err *e);
 
 /*
+ * The one rule for labels, kept by every command that makes them (snap, record --label-prefix,
+ * mark, import): not empty, at most STORE_LABEL_MAX bytes, and never what a selector could read
+ * as -- all digits, first, last, last~..., or holding ':' (FILE:SNAP). 0, or ERR_USAGE with the
+ * one wording all of them print.
+ */
+#define STORE_LABEL_MAX 200
+int store_label_check(const char *label, struct err *e);
+
+/*
  * Resolves a snapshot selector: an id, "first", "last", "last~N", or a label. first/last are of
  * target_id when it is not 0, else of the target of the newest snapshot.
  */

@@ -436,6 +436,20 @@ static int all_digits(const char *s)
     return 1;
 }
 
+/* The first column of sql's first row, given text as ?1: 0 with *out set, 1 for no row. */
+static int query_text_i64(struct store *st, const char *sql, const char *text, int64_t *out)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(s, 1, text, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : -1;
+}
+
 int store_resolve(struct store *st, const char *sel, int64_t target_id, int64_t *snap_id,
                   struct err *e)
 {
@@ -523,14 +537,43 @@ int store_resolve(struct store *st, const char *sel, int64_t target_id, int64_t 
         *snap_id = sqlite3_column_int64(s, 0);
         rc = 0;
     } else if (rc == SQLITE_DONE) {
-        rc = err_set(e, ERR_NOTFOUND,
-                     "no snapshot matches '%s' (expected an id, first, last, last~N or a label)",
-                     sel);
+        /* A label of another target's: say whose. */
+        int64_t other = 0;
+        if (target_id &&
+            query_text_i64(st,
+                           "SELECT target_id FROM snapshots WHERE label = ?1 ORDER BY id DESC "
+                           "LIMIT 1",
+                           sel, &other) == 0 &&
+            other)
+            rc = err_set(e, ERR_NOTFOUND,
+                         "no snapshot labelled '%s' in target %lld: target %lld has one -- pick "
+                         "it with --target %lld",
+                         sel, (long long)target_id, (long long)other, (long long)other);
+        else
+            rc = err_set(e, ERR_NOTFOUND,
+                         "no snapshot matches '%s' (expected an id, first, last, last~N or a "
+                         "label)",
+                         sel);
     } else {
         rc = store_sql_err(st, rc, "cannot resolve the snapshot", sql, e);
     }
     sqlite3_finalize(s);
     return rc;
+}
+
+int store_label_check(const char *label, struct err *e)
+{
+    if (!*label)
+        return err_set(e, ERR_USAGE, "empty label");
+    if (strlen(label) > STORE_LABEL_MAX)
+        return err_set(e, ERR_USAGE, "label is too long (at most %d bytes)", STORE_LABEL_MAX);
+    if (all_digits(label) || strcmp(label, "first") == 0 || strcmp(label, "last") == 0 ||
+        strncmp(label, "last~", 5) == 0 || strchr(label, ':'))
+        return err_set(e, ERR_USAGE,
+                       "label '%s' would read as a snapshot selector (an id, first, last, "
+                       "last~N or FILE:SNAP) -- choose another",
+                       label);
+    return 0;
 }
 
 int store_list(struct store *st, int64_t target_id, const struct store_list_cb *cb, struct err *e)
