@@ -191,7 +191,8 @@ static void assert_only(const char *dir, const char *keep1, const char *keep2)
     closedir(d);
 }
 
-/* `report` killed at any moment: the report that was there, or the new one whole; nothing else. */
+/* `report` killed at any moment: the report that was there, or the new one whole; and what a
+ * kill leaves is gone after the next report. */
 static void test_report_killed(void **state)
 {
     (void)state;
@@ -208,17 +209,17 @@ static void test_report_killed(void **state)
     tu_child_stop(&ch);
     char out[4300];
     snprintf(out, sizeof(out), "%s/report.html", dir);
-    char scratch[4400];
-    snprintf(scratch, sizeof(scratch), "%s/scratch.html", dir);
-    int took = whole_run_us("-d", db, "report", "-o", scratch, NULL);
-    unlink(scratch);
+    /* Timed as in the loop (a report already there), the faster of two. */
+    whole_run_us("-d", db, "report", "-o", out, NULL);
+    int took = whole_run_us("-d", db, "report", "-o", out, NULL);
+    int again = whole_run_us("-d", db, "report", "-o", out, NULL);
+    took = again < took ? again : took;
     int kills = 0;
     for (int i = 0; i < 30; i++) {
         struct tu_proc p;
         tu_spawn_vmsnap(&p, "-d", db, "report", "-o", out, NULL);
-        int at = i * took / 25;
+        int at = i * took / 36;
         kills += kill_at_us(&p, at);
-        assert_only(dir, "rec.db", "report.html");
         if (access(out, F_OK) == 0) {
             size_t len;
             char *html = tu_read_file(out, &len);
@@ -227,7 +228,15 @@ static void test_report_killed(void **state)
             free(html);
         }
     }
-    print_message("report: %d killed, never a partial or temporary file\n", kills);
+    /* Killed between naming the file and moving it over the old one (two system calls), a
+     * report leaves its temporary name; the next report removes it. */
+    struct tu_run r2;
+    tu_vmsnap(&r2, "-d", db, "report", "-o", out, NULL);
+    assert_int_equal(r2.status, 0);
+    tu_run_release(&r2);
+    assert_only(dir, "rec.db", "report.html");
+    print_message("report: %d killed, never a partial report, no temporary file after the next\n",
+                  kills);
     assert_true(kills >= 5);
     free(db);
     free(dir);

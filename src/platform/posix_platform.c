@@ -464,6 +464,36 @@ struct plat_output {
     int fd;
 };
 
+/*
+ * Removes what an earlier vmsnap killed between naming its file and moving it into place left
+ * beside path: "NAME.tmp-PID-N" (or "NAME.tmp-PID"), a regular file of ours whose PID is gone.
+ */
+static void drop_stale_temps(const char *dir, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t blen = strlen(base);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *n = de->d_name;
+        if (strncmp(n, base, blen) != 0 || strncmp(n + blen, ".tmp-", 5) != 0)
+            continue;
+        char *end;
+        long pid = strtol(n + blen + 5, &end, 10);
+        if (end == n + blen + 5 || (*end && *end != '-') || pid <= 0 ||
+            (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+            continue;
+        struct stat sb;
+        if (fstatat(dirfd(d), n, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode) &&
+            sb.st_uid == geteuid())
+            unlinkat(dirfd(d), n, 0);
+    }
+    closedir(d);
+}
+
 int plat_output_open(const char *path, struct plat_output **out, FILE **f)
 {
     struct plat_output *o = xcalloc(1, sizeof(*o));
@@ -471,6 +501,7 @@ int plat_output_open(const char *path, struct plat_output **out, FILE **f)
     const char *slash = strrchr(path, '/');
     o->dir = slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path)) : xstrdup(".");
     o->fd = -1;
+    drop_stale_temps(o->dir, path);
 #ifdef O_TMPFILE
     o->fd = open(o->dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
 #endif
@@ -507,9 +538,16 @@ int plat_output_commit(struct plat_output *o, FILE *f)
         return rc;
     }
     if (!o->tmp) {
-        /* Given a name only now, whole: a fresh one beside path, then moved over path. */
+        /* Given a name only now, whole: path itself when there is none there (nothing can be
+         * left behind), else a fresh one beside path, then moved over path. */
         char fdpath[64];
         snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", o->fd);
+        if (linkat(AT_FDCWD, fdpath, AT_FDCWD, o->path, AT_SYMLINK_FOLLOW) == 0) {
+            rc = fclose(f) == 0 ? 0 : -errno;
+            o->fd = -1;
+            plat_output_discard(o, NULL);
+            return rc;
+        }
         for (int i = 0; i < 100 && !o->tmp; i++) {
             o->tmp = xasprintf("%s.tmp-%lld-%d", o->path, (long long)getpid(), i);
             if (linkat(AT_FDCWD, fdpath, AT_FDCWD, o->tmp, AT_SYMLINK_FOLLOW) == 0)
