@@ -176,6 +176,18 @@ static void test_import_killed(void **state)
     free(db);
 }
 
+/* Records n snapshots of the child back to back into db, at detail. */
+static void record_some(struct tu_child *ch, const char *db, const char *n, const char *detail)
+{
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", (int)ch->pid);
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "record", "-p", pid, "-n", n, "-i", "0", "--detail", detail, NULL);
+    if (r.status != 0)
+        fail_msg("record into %s: %d %s", db, r.status, r.err);
+    tu_run_release(&r);
+}
+
 /* The directory holds only what it held and what a whole report is: no temporary file. */
 static void assert_only(const char *dir, const char *keep1, const char *keep2)
 {
@@ -200,12 +212,7 @@ static void test_report_killed(void **state)
     char *db = tu_tmppath("rec.db", &dir);
     struct tu_child ch;
     tu_child_start(&ch);
-    char pid[16];
-    snprintf(pid, sizeof(pid), "%d", (int)ch.pid);
-    struct tu_run r;
-    tu_vmsnap(&r, "-d", db, "record", "-p", pid, "-n", "30", "-i", "0", "--detail", "smaps", NULL);
-    assert_int_equal(r.status, 0);
-    tu_run_release(&r);
+    record_some(&ch, db, "30", "smaps");
     tu_child_stop(&ch);
     char out[4300];
     snprintf(out, sizeof(out), "%s/report.html", dir);
@@ -253,17 +260,11 @@ static void test_merge_killed(void **state)
     snprintf(dst, sizeof(dst), "%s/fleet.db", dir);
     struct tu_child ch;
     tu_child_start(&ch);
-    char pid[16];
-    snprintf(pid, sizeof(pid), "%d", (int)ch.pid);
-    struct tu_run r;
-    tu_vmsnap(&r, "-d", a, "record", "-p", pid, "-n", "40", "-i", "0", "--detail", "smaps", NULL);
-    assert_int_equal(r.status, 0);
-    tu_run_release(&r);
+    record_some(&ch, a, "40", "smaps");
     tu_child_ok(&ch, "many 300");
-    tu_vmsnap(&r, "-d", b, "record", "-p", pid, "-n", "40", "-i", "0", NULL);
-    assert_int_equal(r.status, 0);
-    tu_run_release(&r);
+    record_some(&ch, b, "40", "rollup");
     tu_child_stop(&ch);
+    struct tu_run r;
     int took = whole_run_us("-d", dst, "merge", a, b, NULL);
     int kills = 0;
     for (int i = 0; i < 24; i++) {

@@ -79,25 +79,6 @@ static int parse_args(struct cli *cli, int argc, char **argv, struct report_args
     return 0;
 }
 
-/*
- * Whether path is the database (1) or a file SQLite keeps beside it (2), by name or as the same
- * file under another name (a hard link): a report written there would destroy the recording.
- */
-static int names_database(const char *path, const char *db)
-{
-    if (plat_same_file(path, db))
-        return 1;
-    static const char *const suffix[] = {"-wal", "-shm", "-journal"};
-    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
-        char *side = xasprintf("%s%s", db, suffix[i]);
-        int same = plat_same_file(path, side);
-        free(side);
-        if (same)
-            return 2;
-    }
-    return 0;
-}
-
 static void say(const struct cli *cli, const char *path, const struct report_info *ri,
                 int64_t bytes)
 {
@@ -147,7 +128,7 @@ int cmd_report(struct cli *cli, int argc, char **argv)
         pf.kind != PLAT_FILE_REGULAR)
         return cli_fail("report: cannot write '%s': it is %s -- name a file with -o", a.output,
                         pf.kind == PLAT_FILE_DIR ? "a directory" : "not a regular file");
-    if (!to_stdout && (rc = names_database(a.output, cli->db_path)) != 0)
+    if (!to_stdout && (rc = store_names_its_file(cli->db_path, a.output)) != 0)
         return cli_fail("report: '%s' is %s -- name another file with -o", a.output,
                         rc == 1 ? "the database" : "one of the database's own files");
 

@@ -21,6 +21,8 @@ void plat_gmtime(int64_t unix_s, struct tm *out);
 
 /* Creates path for its owner only (0600). 0 created, 1 already there, or -errno. */
 int plat_create_private(const char *path);
+/* The directory that holds path ("." for a bare name), as a new string the caller frees. */
+char *plat_dirname(const char *path);
 /*
  * Whether users other than the directory's owner may rename or remove others' files in the
  * directory that holds path: it is writable by its group or others and not sticky. *dir gets

@@ -54,10 +54,15 @@ int plat_create_private(const char *path)
     return 0;
 }
 
-int plat_dir_shared(const char *path, char **dir)
+char *plat_dirname(const char *path)
 {
     const char *slash = strrchr(path, '/');
-    *dir = slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path)) : xstrdup(".");
+    return slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path)) : xstrdup(".");
+}
+
+int plat_dir_shared(const char *path, char **dir)
+{
+    *dir = plat_dirname(path);
     struct stat sb;
     if (stat(*dir, &sb) != 0)
         return 0; /* opening the file will say what is wrong */
@@ -498,8 +503,7 @@ int plat_output_open(const char *path, struct plat_output **out, FILE **f)
 {
     struct plat_output *o = xcalloc(1, sizeof(*o));
     o->path = xstrdup(path);
-    const char *slash = strrchr(path, '/');
-    o->dir = slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path)) : xstrdup(".");
+    o->dir = plat_dirname(path);
     o->fd = -1;
     drop_stale_temps(o->dir, path);
 #ifdef O_TMPFILE

@@ -117,10 +117,18 @@ int plat_open_input(const char *path, FILE **out)
     return *out ? 0 : -errno;
 }
 
+char *plat_dirname(const char *path)
+{
+    const char *slash = strrchr(path, '/'), *back = strrchr(path, '\\');
+    if (back && (!slash || back > slash))
+        slash = back;
+    return slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path)) : xstrdup(".");
+}
+
 int plat_dir_shared(const char *path, char **dir)
 {
     /* NEEDSWORK: the directory's DACL. */
-    *dir = xstrdup(path);
+    *dir = plat_dirname(path);
     return 0;
 }
 

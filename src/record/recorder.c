@@ -94,8 +94,10 @@ static int followed_pid(const struct recorder *r, int64_t pid)
     return 0;
 }
 
-/* Files kept free for the database and the processes already followed. */
-#define FILES_KEPT 24
+/* Files kept free for the database and the processes already followed, and the files a
+ * followed process holds open (its maps). */
+#define FILES_KEPT        24
+#define FILES_PER_PROCESS 1
 
 /* Follows the processes that followed ones forked since the last look (and orphans of theirs
  * that were handed to vmsnap). */
@@ -108,6 +110,7 @@ static void find_children(struct recorder *r)
         return;
     /* New processes come in pid order, but a grandchild may have a lower pid than its
      * parent (pids wrap): go over them until none more is followed. */
+    int64_t left = -2; /* files this process may still open; -2: not counted yet */
     for (int more = 1; more;) {
         more = 0;
         for (size_t k = 0; k < n; k++) {
@@ -126,8 +129,10 @@ static void find_children(struct recorder *r)
                 parent = r->procs[0];
             }
             /* A followed process holds files open; the last few are kept for the database
-             * and the processes followed already, which must go on being recorded. */
-            int64_t left = plat_open_files_left();
+             * and the processes followed already, which must go on being recorded. Counted
+             * once per look (it reads /proc/self/fd), then as each one is followed. */
+            if (left == -2)
+                left = plat_open_files_left();
             if (left >= 0 && left < FILES_KEPT) {
                 if (!r->fd_limit_said) {
                     char why[200];
@@ -141,6 +146,8 @@ static void find_children(struct recorder *r)
                 r->fd_limit_said = 1;
             } else if (follow(r, v[k].pid, NULL, parent, &e) == 0) {
                 more = 1;
+                if (left > 0)
+                    left -= FILES_PER_PROCESS;
             }
             v[k].pid = 0; /* looked at */
         }

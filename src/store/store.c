@@ -132,11 +132,17 @@ static int check_companion(const char *path, const char *what, const struct plat
     return rc;
 }
 
+/* The files SQLite keeps beside a database: its WAL and shared-memory index (the first
+ * COMPANIONS_WAL), and a rollback journal. */
+static const char *const companion[] = {"-wal", "-shm", "-journal"};
+#define COMPANIONS     (sizeof(companion) / sizeof(companion[0]))
+#define COMPANIONS_WAL 2
+
 /* The -wal and -shm files SQLite keeps beside the database must be as private as the file. */
 static int check_companions(const char *path, struct err *e)
 {
-    static const char *const suffix[] = {"-wal", "-shm", "-journal"};
-    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+    const char *const *suffix = companion;
+    for (size_t i = 0; i < COMPANIONS; i++) {
         char *name = xasprintf("%s%s", path, suffix[i]);
         struct plat_file f;
         char what[32];
@@ -618,10 +624,9 @@ static int prepare_companions(const char *path, int *made, struct err *e)
         return rc;
     }
     free(dir);
-    static const char *const suffix[] = {"-wal", "-shm"};
     *made = 0;
-    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
-        char *name = xasprintf("%s%s", path, suffix[i]);
+    for (size_t i = 0; i < COMPANIONS_WAL; i++) {
+        char *name = xasprintf("%s%s", path, companion[i]);
         if (plat_create_private(name) == 0)
             *made |= 1 << i;
         free(name);
@@ -629,19 +634,32 @@ static int prepare_companions(const char *path, int *made, struct err *e)
     return check_companions(path, e);
 }
 
-/* A file refused for what it is keeps nothing of ours beside it: the -wal and -shm made for it
- * go, when they are still empty. */
-static void drop_made_companions(const char *path, int made)
+/*
+ * Removes the -wal and -shm beside path that are regular files and that drop(ctx, i, f) says go
+ * (i: which companion; f: what is there).
+ */
+static void drop_companions(const char *path,
+                            int (*drop)(void *ctx, int i, const struct plat_file *f), void *ctx)
 {
-    static const char *const suffix[] = {"-wal", "-shm"};
-    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
-        char *name = xasprintf("%s%s", path, suffix[i]);
+    for (size_t i = 0; i < COMPANIONS_WAL; i++) {
+        char *name = xasprintf("%s%s", path, companion[i]);
         struct plat_file f;
-        if ((made & (1 << i)) && plat_file_stat(name, &f) == 0 && f.kind == PLAT_FILE_REGULAR &&
-            f.owned && f.size == 0)
+        if (plat_file_stat(name, &f) == 0 && f.kind == PLAT_FILE_REGULAR && drop(ctx, (int)i, &f))
             remove(name);
         free(name);
     }
+}
+
+/* A file refused for what it is keeps nothing of ours beside it: the -wal and -shm made for it
+ * go, when they are still empty. */
+static int still_made_empty(void *made, int i, const struct plat_file *f)
+{
+    return (*(int *)made & (1 << i)) && f->owned && f->size == 0;
+}
+
+static void drop_made_companions(const char *path, int made)
+{
+    drop_companions(path, still_made_empty, &made);
 }
 
 /*
@@ -653,8 +671,7 @@ static void drop_made_companions(const char *path, int made)
  */
 static char *immutable_uri(const char *path)
 {
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path)) : xstrdup(".");
+    char *dir = plat_dirname(path);
     char *wal = xasprintf("%s-wal", path), *shm = xasprintf("%s-shm", path);
     struct plat_file w, m;
     int cannot = !plat_writable(dir) && plat_file_stat(wal, &w) == 0 &&
@@ -914,21 +931,23 @@ void store_rollback(struct store *st)
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* Whether this process has f open (then it is this connection's -wal or -shm). */
+static int open_here(void *ctx, int i, const struct plat_file *f)
+{
+    (void)ctx;
+    (void)i;
+    char *open_as = NULL;
+    int yes = plat_open_file_path(f->dev, f->ino, &open_as);
+    free(open_as);
+    return yes;
+}
+
 /* Removes the -wal and -shm at the database's name when they are the ones this connection has
  * open (a file moved or deleted left them behind): a new database made at that name must never
  * take them for its own. */
 static void drop_own_companions(struct store *st)
 {
-    static const char *const suffix[] = {"-wal", "-shm"};
-    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
-        char *name = xasprintf("%s%s", st->path, suffix[i]), *open_as = NULL;
-        struct plat_file f;
-        if (plat_file_stat(name, &f) == 0 && f.kind == PLAT_FILE_REGULAR &&
-            plat_open_file_path(f.dev, f.ino, &open_as))
-            remove(name);
-        free(open_as);
-        free(name);
-    }
+    drop_companions(st->path, open_here, NULL);
 }
 
 /* Writes everything the connection reads into a new private file at path. */
@@ -990,4 +1009,18 @@ int store_check_place(struct store *st, struct err *e)
     }
     free(now);
     return rc;
+}
+
+int store_names_its_file(const char *db, const char *path)
+{
+    if (plat_same_file(path, db))
+        return 1;
+    for (size_t i = 0; i < COMPANIONS; i++) {
+        char *side = xasprintf("%s%s", db, companion[i]);
+        int same = plat_same_file(path, side);
+        free(side);
+        if (same)
+            return 2;
+    }
+    return 0;
 }

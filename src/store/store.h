@@ -36,6 +36,13 @@ int store_target_ensure(struct store *st, const struct capture_target *t, int64_
                         int64_t parent_target_id, int64_t *target_id, struct err *e);
 
 /*
+ * Whether path is the database at db (1) or a file SQLite keeps beside it (2: -wal, -shm,
+ * -journal), by name or as the same file under another name (a hard link); 0 otherwise.
+ * Writing such a path would destroy the recording.
+ */
+int store_names_its_file(const char *db, const char *path);
+
+/*
  * Whether the database is still at its name: 0, or (it was moved, or deleted) an error that says
  * where what was recorded is now. A deleted file is written again at its name when it can be.
  * A recorder asks before each write, so a recording never goes on into a file nobody can find.
