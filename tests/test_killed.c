@@ -2,7 +2,8 @@
  * Every writing command killed outright (SIGKILL) at moments spread over its work: nothing
  * committed is partial or lost, a command started by `record --` is never killed with it, an
  * import adds all its files or none, a report is whole or absent, a merge adds a file whole or
- * not at all, and a mark waiting on a recorder that was killed says so at once. And the
+ * not at all, a new database never has a rollback journal for a kill to leave behind, and a mark
+ * waiting on a recorder that was killed says so at once. And the
  * database moved or deleted under a recorder: it stops and says where the recording is.
  */
 #define _GNU_SOURCE
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -290,6 +292,55 @@ static void test_merge_killed(void **state)
     free(dir);
 }
 
+/*
+ * The moment a new database turns into WAL is the one a rollback journal would be used for: a
+ * process killed there would leave it hot beside the file, and a read-only reader (sqlite3
+ * -readonly, another user) could not open the file. No command that makes a database creates
+ * one (inotify sees every name made in the directory).
+ */
+static void test_new_database_no_journal(void **state)
+{
+    (void)state;
+    char *dir = NULL;
+    char *db = tu_tmppath("new.db", &dir);
+    char pid[16], maps[4300], from_import[4300], merged[4300];
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    snprintf(maps, sizeof(maps), "%s/saved.maps", dir);
+    snprintf(from_import, sizeof(from_import), "%s/imported.db", dir);
+    snprintf(merged, sizeof(merged), "%s/merged.db", dir);
+    size_t len;
+    char *text = tu_read_file("/proc/self/maps", &len);
+    tu_write_file(maps, text, len);
+    free(text);
+    int in = inotify_init1(IN_NONBLOCK);
+    assert_true(in >= 0);
+    assert_true(inotify_add_watch(in, dir, IN_CREATE) >= 0);
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "snap", "-p", pid, NULL);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", from_import, "import", maps, NULL);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", merged, "merge", db, from_import, NULL);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+    int made = 0;
+    for (ssize_t n; (n = read(in, buf, sizeof(buf))) > 0;)
+        for (char *p = buf; p < buf + n;) {
+            struct inotify_event *ev = (struct inotify_event *)p;
+            if (ev->len && strstr(ev->name, "-journal"))
+                fail_msg("a new database had a rollback journal: %s", ev->name);
+            made += ev->len > 0;
+            p += sizeof(*ev) + ev->len;
+        }
+    close(in);
+    assert_true(made >= 9); /* three databases, each with its -wal and -shm */
+    free(db);
+    free(dir);
+}
+
 /* Starts vm_child and `record -p` of it into db at an interval of an hour, and returns once the
  * recorder has said (in the recorders table) that it runs, so a mark reaches it. */
 static void start_recorder(struct tu_child *ch, struct tu_proc *rec, const char *db)
@@ -436,6 +487,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_import_killed),
         cmocka_unit_test(test_report_killed),
         cmocka_unit_test(test_merge_killed),
+        cmocka_unit_test(test_new_database_no_journal),
         cmocka_unit_test(test_mark_killed),
         cmocka_unit_test(test_mark_outlives_its_recorder),
         cmocka_unit_test(test_database_moved_while_recording),

@@ -176,14 +176,14 @@ static void test_database_swapped(void **state)
 
 /*
  * In a sticky directory (like /tmp) nobody may create names but not replace root's. The moment
- * root opens victim.db (inotify says so), nobody plants the -wal and -shm SQLite is about to
- * open by name; root must refuse them, and never write into them.
+ * root opens victim.db (inotify says so), nobody plants the -wal, -shm and -journal SQLite is
+ * about to open by name; root must refuse them, and never write into them.
  */
+static const char *const planted[] = {"-wal", "-shm", "-journal"};
+#define PLANTED (sizeof(planted) / sizeof(planted[0]))
+
 static void plant_companions(const char *dir)
 {
-    char wal[4200], shm[4200];
-    snprintf(wal, sizeof(wal), "%s/victim.db-wal", dir);
-    snprintf(shm, sizeof(shm), "%s/victim.db-shm", dir);
     unsigned k = 0;
     int in = inotify_init();
     inotify_add_watch(in, dir, IN_OPEN);
@@ -194,15 +194,15 @@ static void plant_companions(const char *dir)
             struct inotify_event *ev = (struct inotify_event *)p;
             if (ev->len && strcmp(ev->name, "victim.db") == 0) {
                 /* Each planted file keeps a name of nobody's, to be looked at afterwards. */
-                const char *side[] = {wal, shm};
-                for (int i = 0; i < 2; i++) {
-                    char keep[4300];
+                for (size_t i = 0; i < PLANTED; i++) {
+                    char keep[4300], side[4300];
                     snprintf(keep, sizeof(keep), "%s/keep-%u", dir, k++);
+                    snprintf(side, sizeof(side), "%s/victim.db%s", dir, planted[i]);
                     int fd = open(keep, O_CREAT | O_EXCL | O_WRONLY, 0600);
                     if (fd < 0)
                         continue;
                     close(fd);
-                    if (link(keep, side[i]) != 0)
+                    if (link(keep, side) != 0)
                         unlink(keep);
                 }
             }
@@ -224,6 +224,10 @@ static void test_companions_planted(void **state)
     pid_t attacker = as_nobody(plant_companions, dir);
     int runs = 0, written_ok = 0;
     for (double t0 = now_ms(); now_ms() - t0 < SHORT_RACE_MS; runs++) {
+        /* Every other run makes a new database: SQLite's first write to a new file is the one
+         * that may use a rollback journal. */
+        if (runs % 2)
+            unlink(victim);
         struct tu_run r;
         tu_vmsnap(&r, "-d", victim, "snap", "-p", pid, "--detail", "maps", NULL);
         if (r.status == 0)
@@ -232,9 +236,9 @@ static void test_companions_planted(void **state)
             fail_msg("run %d: status %d: %s", runs, r.status, r.err);
         tu_run_release(&r);
         /* Root removes what nobody planted (root may, in a sticky directory). */
-        for (const char *sfx = "-wal"; sfx; sfx = strcmp(sfx, "-wal") == 0 ? "-shm" : NULL) {
+        for (size_t i = 0; i < PLANTED; i++) {
             struct stat sb;
-            snprintf(side, sizeof(side), "%s%s", victim, sfx);
+            snprintf(side, sizeof(side), "%s%s", victim, planted[i]);
             if (lstat(side, &sb) == 0 && sb.st_uid == NOBODY) {
                 if (sb.st_size)
                     fail_msg("run %d: root wrote into nobody's %s", runs, side);

@@ -23,6 +23,10 @@ const char *store_path(const struct store *st)
 
 int store_sql_err(struct store *st, int rc, const char *what, const char *sql, struct err *e)
 {
+    /* A companion refused for what it is failed the statement: say which. */
+    int refused = store_guard_refusal(e);
+    if (refused < 0)
+        return refused;
     int ext = st && st->db ? sqlite3_extended_errcode(st->db) : rc;
     const char *msg = st && st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc);
     const char *path = st ? st->path : "?";
@@ -90,66 +94,19 @@ static uint32_t be32(const unsigned char *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/*
- * An address map defeats ASLR for whoever reads it, and a file somebody else controls can be
- * swapped or read under us: vmsnap writes only into a regular file of the current user's that
- * nobody else may open.
- */
-static int check_private(const char *path, const char *what, const struct plat_file *f,
-                         struct err *e)
-{
-    if (f->kind != PLAT_FILE_REGULAR)
-        return err_set(e, ERR_PERM,
-                       "refusing to write to '%s': its %s is not a regular file -- remove it or "
-                       "use another database with -d",
-                       path, what);
-    if (!f->owned)
-        return err_set(e, ERR_PERM,
-                       "refusing to write to '%s': its %s belongs to another user -- an address "
-                       "map must stay private; use a database of your own with -d",
-                       path, what);
-    if (f->shared)
-        return err_set(e, ERR_PERM,
-                       "refusing to write to '%s': other users may open its %s (an address map "
-                       "defeats ASLR) -- run 'chmod 600' on it, or use another database with -d",
-                       path, what);
-    return 0;
-}
-
-/*
- * A -wal or -shm file must be as private as the database, and no other file under another name:
- * a -wal that is a hard link to the database would have SQLite reset the database as a WAL.
- */
-static int check_companion(const char *path, const char *what, const struct plat_file *f,
-                           struct err *e)
-{
-    int rc = check_private(path, what, f, e);
-    if (rc == 0 && f->links > 1)
-        rc = err_set(e, ERR_PERM,
-                     "refusing to write to '%s': its %s has other names (a hard link) -- remove "
-                     "it; SQLite makes a new one",
-                     path, what);
-    return rc;
-}
-
-/* The files SQLite keeps beside a database: its WAL and shared-memory index (the first
- * COMPANIONS_WAL), and a rollback journal. */
-static const char *const companion[] = {"-wal", "-shm", "-journal"};
-#define COMPANIONS     (sizeof(companion) / sizeof(companion[0]))
-#define COMPANIONS_WAL 2
-
 /* The -wal and -shm files SQLite keeps beside the database must be as private as the file. */
 static int check_companions(const char *path, struct err *e)
 {
-    const char *const *suffix = companion;
-    for (size_t i = 0; i < COMPANIONS; i++) {
+    const char *const *suffix = store_companion;
+    for (size_t i = 0; i < STORE_COMPANIONS; i++) {
         char *name = xasprintf("%s%s", path, suffix[i]);
         struct plat_file f;
         char what[32];
         snprintf(what, sizeof(what), "%s file", suffix[i] + 1);
         int rc = plat_file_stat(name, &f);
         free(name);
-        if (rc == 0 && f.kind != PLAT_FILE_MISSING && (rc = check_companion(path, what, &f, e)) < 0)
+        if (rc == 0 && f.kind != PLAT_FILE_MISSING &&
+            (rc = store_check_companion(path, what, &f, e)) < 0)
             return rc;
     }
     return 0;
@@ -223,8 +180,8 @@ static int check_header(const char *path, int mode, int *exists, struct plat_fil
     if (n && app == 0 && !wal && page_size && f.size > (int64_t)page_size)
         return err_set(e, ERR_NOTVMSNAP,
                        "'%s' is not a vmsnap database (an SQLite file of another program)", path);
-    if (mode == STORE_WRITE &&
-        ((rc = check_private(path, "file", &f, e)) < 0 || (rc = check_companions(path, e)) < 0))
+    if (mode == STORE_WRITE && ((rc = store_check_private(path, "file", &f, e)) < 0 ||
+                                (rc = check_companions(path, e)) < 0))
         return rc;
     return 0;
 }
@@ -511,17 +468,26 @@ static int identify(struct store *st, int mode, int max_version, struct err *e)
                        st->path);
     if (st->writable) {
         sqlite3_stmt *stmt = NULL;
-        /* A new file holds nothing to lose: turning it into WAL need not wait for the disk
-         * (five syncs of a rollback journal, ~5 ms). */
-        if (id.app == 0 && (rc = store_exec(st, "PRAGMA synchronous = OFF", e)) < 0)
+        /* A new file holds nothing to lose: turning it into WAL needs neither the disk (five
+         * syncs, ~5 ms) nor a rollback journal, which a process killed there would leave hot
+         * beside the file (a read-only reader then cannot open it). */
+        if (id.app == 0 &&
+            (rc = store_exec(st, "PRAGMA synchronous = OFF; PRAGMA journal_mode = MEMORY", e)) < 0)
             return rc;
         /* WAL lets sqlite3 and other readers work while a recording goes on. */
         if ((rc = store_prepare(st, "PRAGMA journal_mode = WAL", &stmt, e)) < 0)
             return rc;
         rc = sqlite3_step(stmt);
+        int wal = rc == SQLITE_ROW &&
+                  sqlite3_stricmp((const char *)sqlite3_column_text(stmt, 0), "wal") == 0;
         sqlite3_finalize(stmt);
         if (rc != SQLITE_ROW && rc != SQLITE_DONE)
             return store_sql_err(st, rc, "cannot open the database", NULL, e);
+        if (!wal)
+            return err_set(e, ERR_IO,
+                           "cannot open database '%s': SQLite cannot keep its write-ahead log "
+                           "there (a file system without shared memory?) -- use a local disk",
+                           st->path);
         /* Small caches: a first snapshot of a large process (megabytes in one transaction,
          * pages written once in rowid order) spills to the WAL as it goes at no measurable
          * cost, and the whole-recording reads of growth, report and diff read each page once.
@@ -591,10 +557,14 @@ static int check_opened(struct store *st, int mode, const struct plat_file *seen
                              "refusing '%s': a file beside it (-wal or -shm) is the database "
                              "under another name -- remove it",
                              st->path);
+            /* The same inode number, and yet another file: the one checked was replaced and
+             * its number given to somebody else's new file. */
+            else if (mode == STORE_WRITE)
+                rc = store_check_private(st->path, "file", &v[i], e);
             continue;
         }
         if (mode == STORE_WRITE)
-            rc = check_companion(st->path, "wal or shm file", &v[i], e);
+            rc = store_check_companion(st->path, "wal or shm file", &v[i], e);
     }
     if (rc == 0 && want_main && n && !main)
         rc = err_set(e, ERR_PERM,
@@ -625,8 +595,8 @@ static int prepare_companions(const char *path, int *made, struct err *e)
     }
     free(dir);
     *made = 0;
-    for (size_t i = 0; i < COMPANIONS_WAL; i++) {
-        char *name = xasprintf("%s%s", path, companion[i]);
+    for (size_t i = 0; i < STORE_COMPANIONS_WAL; i++) {
+        char *name = xasprintf("%s%s", path, store_companion[i]);
         if (plat_create_private(name) == 0)
             *made |= 1 << i;
         free(name);
@@ -641,8 +611,8 @@ static int prepare_companions(const char *path, int *made, struct err *e)
 static void drop_companions(const char *path,
                             int (*drop)(void *ctx, int i, const struct plat_file *f), void *ctx)
 {
-    for (size_t i = 0; i < COMPANIONS_WAL; i++) {
-        char *name = xasprintf("%s%s", path, companion[i]);
+    for (size_t i = 0; i < STORE_COMPANIONS_WAL; i++) {
+        char *name = xasprintf("%s%s", path, store_companion[i]);
         struct plat_file f;
         if (plat_file_stat(name, &f) == 0 && f.kind == PLAT_FILE_REGULAR && drop(ctx, (int)i, &f))
             remove(name);
@@ -698,16 +668,6 @@ static char *immutable_uri(const char *path)
 /* Each writer's transaction is short; opening waits this long for the others before it fails. */
 #define STORE_OPEN_WAIT_MS 30000
 
-/* In place of fchown(2) for SQLite's unix VFS: the owner stays (the types are uid_t and gid_t,
- * unsigned int where that VFS exists). */
-static int keep_owner(int fd, unsigned uid, unsigned gid)
-{
-    (void)fd;
-    (void)uid;
-    (void)gid;
-    return 0;
-}
-
 /*
  * vmsnap uses SQLite from one thread: no mutexes, and no memory statistics (they take a mutex
  * around every allocation). Must run before SQLite initialises; if something else used it
@@ -728,12 +688,7 @@ static void configure_sqlite(void)
     done = 1;
     sqlite3_config(SQLITE_CONFIG_SINGLETHREAD);
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, count_memory);
-    /* Run as root, SQLite gives a -wal it opens to whoever owns the file at the database's
-     * name at that moment -- somebody who swapped that name would own root's recording. vmsnap
-     * writes only files of its own user: nothing is ever given away. (Unix VFS only.) */
-    sqlite3_vfs *unix_vfs = sqlite3_vfs_find("unix");
-    if (unix_vfs && unix_vfs->iVersion >= 3 && unix_vfs->xSetSystemCall)
-        unix_vfs->xSetSystemCall(unix_vfs, "fchown", (sqlite3_syscall_ptr)keep_owner);
+    store_guard_install();
 }
 
 int store_open_version(struct store **out, const char *path, int mode, int max_version,
@@ -787,6 +742,11 @@ int store_open_version(struct store **out, const char *path, int mode, int max_v
         rc = store_sql_err(st, rc, "cannot open database", NULL, e);
         goto fail;
     }
+    /* From the first statement on, the companions SQLite opens are held to a writer's rules. */
+    if (mode == STORE_WRITE) {
+        st->guarded = 1;
+        store_guard_writer(sqlite3_db_filename(st->db, "main"), 1);
+    }
     /* Before any statement reads or writes it: the file opened is the file checked. */
     if ((rc = check_opened(st, mode, &seen, fds, 1, e)) < 0)
         goto fail;
@@ -828,8 +788,12 @@ void store_close(struct store *st)
 {
     if (!st)
         return;
+    /* Closing may still open a companion (to checkpoint): unguarded only after. */
+    char *guarded = st->guarded ? xstrdup(sqlite3_db_filename(st->db, "main")) : NULL;
     if (st->db)
         sqlite3_close_v2(st->db);
+    store_guard_writer(guarded, 0);
+    free(guarded);
     free(st->path);
     free(st);
 }
@@ -1015,8 +979,8 @@ int store_names_its_file(const char *db, const char *path)
 {
     if (plat_same_file(path, db))
         return 1;
-    for (size_t i = 0; i < COMPANIONS; i++) {
-        char *side = xasprintf("%s%s", db, companion[i]);
+    for (size_t i = 0; i < STORE_COMPANIONS; i++) {
+        char *side = xasprintf("%s%s", db, store_companion[i]);
         int same = plat_same_file(path, side);
         free(side);
         if (same)

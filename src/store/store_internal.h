@@ -13,6 +13,7 @@ struct store {
     sqlite3 *db;
     char *path;
     int writable;
+    int guarded;       /* a writer: the guard holds SQLite's opens of its companions */
     uint64_t dev, ino; /* the file opened (0, 0 where the OS does not say) */
 };
 
@@ -38,6 +39,37 @@ static inline size_t store_size_hint(int64_t count)
  */
 int store_check_schema(sqlite3 *db, const char *schema_name, const char *path, int version,
                        struct err *e);
+
+struct plat_file;
+
+/*
+ * vmsnap writes only into a regular file of the current user's that nobody else may open (an
+ * address map defeats ASLR for whoever reads it, and a file somebody else controls can be swapped
+ * or read under us): 0, or ERR_PERM with a line naming path and what ("file", "wal file").
+ */
+int store_check_private(const char *path, const char *what, const struct plat_file *f,
+                        struct err *e);
+/* As store_check_private, and no other file under another name: a -wal that is a hard link to
+ * the database would have SQLite reset the database as a WAL. */
+int store_check_companion(const char *path, const char *what, const struct plat_file *f,
+                          struct err *e);
+
+/* The files SQLite keeps beside a database: its WAL and shared-memory index (the first
+ * STORE_COMPANIONS_WAL), and a rollback journal. */
+#define STORE_COMPANIONS     3
+#define STORE_COMPANIONS_WAL 2
+extern const char *const store_companion[STORE_COMPANIONS];
+
+/* Has SQLite's unix VFS open the companions of a database open to write only as
+ * store_check_companion allows, and never give a file away (fchown). Once, before SQLite opens
+ * anything. */
+void store_guard_install(void);
+/* The database SQLite calls name (sqlite3_db_filename) is open to write (open 1), or no longer
+ * (open 0). */
+void store_guard_writer(const char *name, int open);
+/* When the guard refused a companion since last asked: ERR_PERM with the line that says which
+ * and why; else 0. */
+int store_guard_refusal(struct err *e);
 
 /* Maps a SQLite failure to an error code and a one-line message naming what failed. */
 int store_sql_err(struct store *st, int rc, const char *what, const char *sql, struct err *e);
