@@ -486,7 +486,7 @@ static void test_errors_are_one_line_and_exit_2(void **state)
     tu_assert_trouble(&r, "no snapshot matches 'nosuchlabel'");
     tu_run_release(&r);
     tu_vmsnap(&r, "-d", db, "show", "1", "--category", "heapish", NULL);
-    tu_assert_trouble(&r, "unknown category 'heapish'");
+    tu_assert_trouble(&r, "invalid category 'heapish'");
     tu_run_release(&r);
     tu_vmsnap(&r, "-d", db, "query", "DROP TABLE spans", NULL);
     tu_assert_trouble(&r, "read-only");
@@ -623,6 +623,67 @@ static void test_unprivileged_user(void **state)
     free(db);
 }
 
+/* The same mistake reads the same in every command: one parser, one wording. */
+static void test_one_wording_for_every_command(void **state)
+{
+    (void)state;
+    static const char *const commands[] = {"snap", "record", "list",  "show",   "diff", "growth",
+                                           "mark", "report", "query", "import", "merge"};
+    static const char *const with_target[] = {"list", "show", "diff", "growth", "report"};
+    char want[512];
+    struct tu_run r;
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        const char *c = commands[i];
+        tu_vmsnap(&r, c, "--bogus", NULL);
+        snprintf(want, sizeof(want),
+                 "vmsnap: %s: unknown option '--bogus' -- see 'vmsnap %s --help'\n", c, c);
+        assert_int_equal(r.status, 2);
+        assert_string_equal(r.err, want);
+        tu_run_release(&r);
+        tu_vmsnap(&r, c, "--db", NULL);
+        snprintf(want, sizeof(want),
+                 "vmsnap: %s: option '--db' needs a value -- see 'vmsnap %s --help'\n", c, c);
+        assert_int_equal(r.status, 2);
+        assert_string_equal(r.err, want);
+        tu_run_release(&r);
+        tu_vmsnap(&r, c, "--json=yes", NULL);
+        snprintf(want, sizeof(want),
+                 "vmsnap: %s: option '--json' takes no value -- see 'vmsnap %s --help'\n", c, c);
+        assert_string_equal(r.err, want);
+        tu_run_release(&r);
+        /* --help is made from the table that parses: every option it names is one. */
+        tu_vmsnap(&r, c, "--help", NULL);
+        assert_int_equal(r.status, 0);
+        snprintf(want, sizeof(want), "usage: vmsnap %s", c);
+        assert_memory_equal(r.out, want, strlen(want));
+        assert_non_null(strstr(r.out, "  -d, --db FILE "));
+        for (const char *o = strstr(r.out, "--"); o; o = strstr(o + 2, "--")) {
+            char name[40];
+            size_t len = strspn(o + 2, "abcdefghijklmnopqrstuvwxyz-");
+            if (len == 0 || len >= sizeof(name) - 8 || o[2 + len] == '-')
+                continue;
+            snprintf(name, sizeof(name), "--%.*s", (int)len, o + 2);
+            struct tu_run h;
+            tu_vmsnap(&h, c, name, "--help", NULL);
+            if (strstr(h.err, "unknown option"))
+                fail_msg("vmsnap %s --help names %s, which it does not take", c, name);
+            tu_run_release(&h);
+        }
+        tu_run_release(&r);
+    }
+    for (size_t i = 0; i < sizeof(with_target) / sizeof(with_target[0]); i++) {
+        const char *c = with_target[i];
+        tu_vmsnap(&r, c, "--target", "x", NULL);
+        snprintf(want, sizeof(want),
+                 "vmsnap: %s: invalid target id 'x': expected a target id (a positive whole "
+                 "number; see 'vmsnap list')\n",
+                 c);
+        assert_int_equal(r.status, 2);
+        assert_string_equal(r.err, want);
+        tu_run_release(&r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -634,6 +695,7 @@ int main(void)
         cmocka_unit_test(test_duration_and_sigterm_stop_cleanly),
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_errors_are_one_line_and_exit_2),
+        cmocka_unit_test(test_one_wording_for_every_command),
         cmocka_unit_test(test_foreign_and_newer_files_are_refused_untouched),
         cmocka_unit_test(test_unprivileged_user),
     };

@@ -299,7 +299,7 @@ static void test_query_limits(void **state)
     tu_assert_trouble(&r, "not authorized");
     tu_run_release(&r);
     tu_vmsnap(&r, "-d", f->db, "query", "--timeout", "x", "SELECT 1", NULL);
-    tu_assert_trouble(&r, "invalid --timeout");
+    tu_assert_trouble(&r, "invalid timeout");
     tu_run_release(&r);
     tu_vmsnap(&r, "-d", f->db, "query", "--timeout", "0", "--max-memory", "0", "--max-rows", "0",
               "SELECT count(*) FROM regions", NULL);

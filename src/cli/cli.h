@@ -56,12 +56,6 @@ const char *cli_human(uint64_t bytes, char out[16]);
 /* Formats a change in bytes as "+1.2M", "-64K" or "0B" into out. */
 const char *cli_human_signed(int64_t bytes, char out[24]);
 
-/* Handles -j/-d/-h given after a subcommand; returns 1 when opt was one of them. */
-int cli_common_opt(struct cli *cli, int opt, const char *arg);
-
-/* Usage text helpers: prints usage for cmd to f. */
-void cli_usage(FILE *f, const char *usage);
-
 int cmd_snap(struct cli *cli, int argc, char **argv);
 int cmd_record(struct cli *cli, int argc, char **argv);
 int cmd_list(struct cli *cli, int argc, char **argv);

@@ -259,22 +259,3 @@ const char *cli_human_signed(int64_t v, char out[24])
     snprintf(out, 24, "%s%s", v < 0 ? "-" : v > 0 ? "+" : "", h);
     return out;
 }
-
-int cli_common_opt(struct cli *cli, int opt, const char *arg)
-{
-    switch (opt) {
-    case 'j':
-        cli->json = 1;
-        return 1;
-    case 'd':
-        cli->db_path = arg;
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-void cli_usage(FILE *f, const char *usage)
-{
-    fputs(usage, f);
-}

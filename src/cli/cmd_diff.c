@@ -1,29 +1,27 @@
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "json/forms.h"
 #include "diff/diff.h"
 #include "platform/platform.h"
 #include "util/xalloc.h"
 
-static const char usage[] =
-    "usage: vmsnap diff SNAP_A SNAP_B [--min-size BYTES] [--category C] [--summary]\n"
-    "                   [--fail-on-growth BYTES] [--target ID]\n\n"
-    "Shows what changed in the address space from snapshot A to snapshot B: new, freed, grown,\n"
-    "shrunk, reprotected, remapped and resident (rss) changes, each once at its true range,\n"
-    "then the mapped, committed and rss deltas in total and by category.\n"
-    "SNAP is a snapshot id, first, last, last~N, or a label.\n\n"
-    "  -m, --min-size BYTES        hide changes smaller than this (units K, M, G)\n"
-    "  -c, --category C            only changes, deltas and growth of this category\n"
-    "  -s, --summary               only the summary\n"
-    "  -f, --fail-on-growth BYTES  exit 1 when committed bytes (mapped less no-access and\n"
-    "                              reserved ranges) or rss grew by more than BYTES, else 0\n"
-    "  -T, --target ID             first/last/last~N count within this target\n"
-    "  -d, --db FILE               database;  -j, --json  JSON output\n\n"
-    "Exit status, as diff(1): 0 no changes, 1 changes, 2 trouble.\n";
+static const struct cli_command diff_command = {
+    .name = "diff",
+    .max_args = -1,
+    .synopsis =
+        "usage: vmsnap diff SNAP_A SNAP_B [--min-size BYTES] [--category C] [--summary]\n"
+        "                   [--fail-on-growth BYTES] [--target ID]\n\n"
+        "Shows what changed in the address space from snapshot A to snapshot B: new, freed, "
+        "grown,\n"
+        "shrunk, reprotected, remapped and resident (rss) changes, each once at its true range,\n"
+        "then the mapped, committed and rss deltas in total and by category.\n"
+        "SNAP is a snapshot id, first, last, last~N, or a label.\n",
+    .epilog = "Exit status, as diff(1): 0 no changes, 1 changes, 2 trouble.\n",
+};
 
 /* The changes that pass the options, counted by kind. */
 struct counts {
@@ -183,64 +181,26 @@ static const char *split_db(const char *arg, char **db)
     return arg;
 }
 
-static int parse_opts(struct cli *cli, struct diff_opts *o, int argc, char **argv)
+static int parse_opts(struct cli *cli, struct diff_opts *o, int argc, char **argv,
+                      struct cli_args *args)
 {
-    static const struct option opts[] = {
-        {"min-size", required_argument, NULL, 'm'},
-        {"category", required_argument, NULL, 'c'},
-        {"summary", no_argument, NULL, 's'},
-        {"fail-on-growth", required_argument, NULL, 'f'},
-        {"target", required_argument, NULL, 'T'},
-        {"db", required_argument, NULL, 'd'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+    const struct cli_opt opts[] = {
+        {CLI_OPTION('m', "min-size", CLI_OPT_SIZE, &o->min_size, "BYTES",
+                    "hide changes smaller than this (units K, M, G)"),
+         .what = "size"},
+        CLI_OPT_CATEGORY_ROW(&o->category, "only changes, deltas and growth of this category"),
+        {CLI_OPTION('s', "summary", CLI_OPT_FLAG, &o->summary_only, NULL, "only the summary")},
+        {CLI_OPTION('f', "fail-on-growth", CLI_OPT_SIZE, &o->growth_limit, "BYTES",
+                    "exit 1 when committed bytes (mapped less no-access and\n"
+                    "reserved ranges) or rss grew by more than BYTES, else 0"),
+         .what = "size", .given = &o->fail_on_growth},
+        CLI_OPT_TARGET_ROW(&o->target, "first/last/last~N count within this target"),
+        CLI_OPT_TABLE_END,
     };
-    int opt;
-    optind = 0;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":m:c:sf:T:d:jh", opts, NULL)) != -1) {
-        if (cli_common_opt(cli, opt, optarg))
-            continue;
-        switch (opt) {
-        case 'm':
-            if (cli_parse_size(optarg, &o->min_size) < 0)
-                return cli_fail("diff: invalid size '%s': expected bytes with an optional unit "
-                                "K, M or G",
-                                optarg);
-            break;
-        case 'c':
-            o->category = region_category_parse(optarg);
-            if (o->category < 0)
-                return cli_fail("diff: unknown category '%s': expected heap, stack, image, file, "
-                                "anon, shm, guard or kernel",
-                                optarg);
-            break;
-        case 's':
-            o->summary_only = 1;
-            break;
-        case 'f':
-            if (cli_parse_size(optarg, &o->growth_limit) < 0)
-                return cli_fail("diff: invalid size '%s': expected bytes with an optional unit "
-                                "K, M or G",
-                                optarg);
-            o->fail_on_growth = 1;
-            break;
-        case 'T':
-            if (cli_parse_count(optarg, &o->target) < 0 || o->target == 0)
-                return cli_fail("diff: invalid target id '%s'", optarg);
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return -1;
-        case ':':
-            return cli_fail("diff: option '%s' needs a value", argv[optind - 1]);
-        default:
-            return cli_fail("diff: unknown option '%s' -- see 'vmsnap diff --help'",
-                            argv[optind - 1]);
-        }
-    }
-    if (argc - optind != 2)
+    int rc = cli_parse_options(cli, &diff_command, opts, argc, argv, args);
+    if (rc)
+        return rc;
+    if (args->n != 2)
         return cli_fail("diff: give two snapshots, e.g. 'vmsnap diff first last'");
     return 0;
 }
@@ -248,12 +208,13 @@ static int parse_opts(struct cli *cli, struct diff_opts *o, int argc, char **arg
 int cmd_diff(struct cli *cli, int argc, char **argv)
 {
     struct diff_opts o = {.category = -1};
-    int rc = parse_opts(cli, &o, argc, argv);
+    struct cli_args args;
+    int rc = parse_opts(cli, &o, argc, argv, &args);
     if (rc)
-        return rc < 0 ? EXIT_OK : EXIT_TROUBLE;
+        return cli_options_exit(rc);
     char *db_a = NULL, *db_b = NULL;
-    const char *sel_a = split_db(argv[optind], &db_a);
-    const char *sel_b = split_db(argv[optind + 1], &db_b);
+    const char *sel_a = split_db(args.v[0], &db_a);
+    const char *sel_b = split_db(args.v[1], &db_b);
     const char *db = db_a ? db_a : db_b ? db_b : cli->db_path;
     if ((db_a || db_b) && !plat_same_file(db_a ? db_a : cli->db_path, db_b ? db_b : cli->db_path)) {
         rc = cli_fail("diff: cannot diff snapshots from different databases ('%s' and '%s')",

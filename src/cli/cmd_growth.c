@@ -1,32 +1,29 @@
-#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "analyze/growth.h"
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "json/forms.h"
 
-static const char usage[] =
-    "usage: vmsnap growth [--target ID] [--from SNAP] [--to SNAP] [--category C] [--top N]\n"
-    "                     [--fail-on-rate BYTES_PER_S]\n\n"
-    "What keeps growing over a recording, how fast, and since when: committed and rss bytes of\n"
-    "the process and of each category (start, end, delta, least-squares rate, r2, onset), the\n"
-    "regions that grew most followed across snapshots (lineages), and the regions born during\n"
-    "the range and never freed (survivors).\n\n"
-    "  -T, --target ID              the target (default: that of the newest snapshot)\n"
-    "  -F, --from SNAP              first snapshot of the range (default: the target's first)\n"
-    "  -t, --to SNAP                last snapshot of the range (default: the target's last)\n"
-    "  -c, --category C             categories, lineages and survivors of this category only;\n"
-    "                               --fail-on-rate then judges its committed rate\n"
-    "  -n, --top N                  at most N lineages and survivor groups (default 10)\n"
-    "  -f, --fail-on-rate RATE      exit 1 when the committed rate exceeds RATE bytes per\n"
-    "                               second (units K, M, G; '/s' may follow), else 0\n"
-    "  -d, --db FILE                database;  -j, --json  JSON output\n\n"
-    "Committed bytes are mapped bytes less no-access ranges (guard pages, reservations such as\n"
-    "a malloc arena's PROT_NONE tail) and Windows reserve. The onset is the last snapshot at\n"
-    "which the value was at its minimum: where steady growth began.\n"
-    "Exit status: 0, or 2 for trouble; with --fail-on-rate, 1 when the rate is exceeded.\n";
+static const struct cli_command growth_command = {
+    .name = "growth",
+    .synopsis =
+        "usage: vmsnap growth [--target ID] [--from SNAP] [--to SNAP] [--category C] [--top N]\n"
+        "                     [--fail-on-rate BYTES_PER_S]\n\n"
+        "What keeps growing over a recording, how fast, and since when: committed and rss bytes "
+        "of\n"
+        "the process and of each category (start, end, delta, least-squares rate, r2, onset), the\n"
+        "regions that grew most followed across snapshots (lineages), and the regions born during\n"
+        "the range and never freed (survivors).\n",
+    .epilog =
+        "Committed bytes are mapped bytes less no-access ranges (guard pages, reservations such "
+        "as\n"
+        "a malloc arena's PROT_NONE tail) and Windows reserve. The onset is the last snapshot at\n"
+        "which the value was at its minimum: where steady growth began.\n"
+        "Exit status: 0, or 2 for trouble; with --fail-on-rate, 1 when the rate is exceeded.\n",
+};
 
 struct growth_args {
     int64_t target;
@@ -55,74 +52,40 @@ static const char *human_rate(double bps, char out[32])
     return out;
 }
 
+/* "64K", "1M/s": bytes per second. */
+static int parse_rate(const char *arg, void *rate)
+{
+    char buf[64];
+    size_t len = strlen(arg);
+    snprintf(buf, sizeof(buf), "%s", arg);
+    if (len > 2 && len < sizeof(buf) && strcmp(buf + len - 2, "/s") == 0)
+        buf[len - 2] = '\0';
+    return cli_parse_size(buf, rate);
+}
+
 static int parse_args(struct cli *cli, int argc, char **argv, struct growth_args *a)
 {
-    static const struct option opts[] = {
-        {"target", required_argument, NULL, 'T'}, {"from", required_argument, NULL, 'F'},
-        {"to", required_argument, NULL, 't'},     {"category", required_argument, NULL, 'c'},
-        {"top", required_argument, NULL, 'n'},    {"fail-on-rate", required_argument, NULL, 'f'},
-        {"db", required_argument, NULL, 'd'},     {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    const struct cli_opt opts[] = {
+        CLI_OPT_TARGET_ROW(&a->target, "the target (default: that of the newest snapshot)"),
+        {CLI_OPTION('F', "from", CLI_OPT_STRING, &a->from, "SNAP",
+                    "first snapshot of the range (default: the target's first)")},
+        {CLI_OPTION('t', "to", CLI_OPT_STRING, &a->to, "SNAP",
+                    "last snapshot of the range (default: the target's last)")},
+        CLI_OPT_CATEGORY_ROW(&a->category, "categories, lineages and survivors of this category "
+                                           "only;\n--fail-on-rate then judges its committed rate"),
+        {CLI_OPTION('n', "top", CLI_OPT_COUNT, &a->top, "N",
+                    "at most N lineages and survivor groups (default 10)"),
+         .min = 1},
+        {CLI_OPTION('f', "fail-on-rate", CLI_OPT_CALL, &a->rate_limit, "RATE",
+                    "exit 1 when the committed rate exceeds RATE bytes per\n"
+                    "second (units K, M, G; '/s' may follow), else 0"),
+         .what = "rate",
+         .expected = "bytes per second with an optional unit K, M or G, e.g. 64K or 1M/s",
+         .call = parse_rate, .given = &a->fail_on_rate},
+        CLI_OPT_TABLE_END,
     };
-    int opt;
-    optind = 0;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":T:F:t:c:n:f:d:jh", opts, NULL)) != -1) {
-        if (cli_common_opt(cli, opt, optarg))
-            continue;
-        switch (opt) {
-        case 'T':
-            if (cli_parse_count(optarg, &a->target) < 0 || a->target == 0)
-                return cli_fail("growth: invalid target '%s': expected a target id (see 'vmsnap "
-                                "list')",
-                                optarg);
-            break;
-        case 'F':
-            a->from = optarg;
-            break;
-        case 't':
-            a->to = optarg;
-            break;
-        case 'c':
-            a->category = region_category_parse(optarg);
-            if (a->category < 0)
-                return cli_fail("growth: unknown category '%s': expected heap, stack, image, "
-                                "file, anon, shm, guard or kernel",
-                                optarg);
-            break;
-        case 'n':
-            if (cli_parse_count(optarg, &a->top) < 0 || a->top == 0)
-                return cli_fail("growth: invalid --top '%s': expected a whole number above 0",
-                                optarg);
-            break;
-        case 'f': {
-            char buf[64];
-            size_t len = strlen(optarg);
-            snprintf(buf, sizeof(buf), "%s", optarg);
-            if (len > 2 && len < sizeof(buf) && strcmp(buf + len - 2, "/s") == 0)
-                buf[len - 2] = '\0';
-            if (cli_parse_size(buf, &a->rate_limit) < 0)
-                return cli_fail("growth: invalid rate '%s': expected bytes per second with an "
-                                "optional unit K, M or G, e.g. 64K or 1M/s",
-                                optarg);
-            a->fail_on_rate = 1;
-            break;
-        }
-        case 'h':
-            fputs(usage, stdout);
-            return -1;
-        case ':':
-            return cli_fail("growth: option '%s' needs a value -- see 'vmsnap growth --help'",
-                            argv[optind - 1]);
-        default:
-            return cli_fail("growth: unknown option '%s' -- see 'vmsnap growth --help'",
-                            argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_fail("growth: unexpected argument '%s' -- see 'vmsnap growth --help'",
-                        argv[optind]);
-    return 0;
+    struct cli_args args;
+    return cli_parse_options(cli, &growth_command, opts, argc, argv, &args);
 }
 
 static void print_stat_row(const char *name, const struct growth_stat *s,

@@ -1,30 +1,46 @@
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "import/import.h"
 #include "json/json.h"
 #include "util/xalloc.h"
 
-static const char usage[] =
-    "usage: vmsnap import FILE... [--format maps|smaps|pmap|core] [--label TEXT]\n"
-    "                    [--taken-at TIME] [--target-name NAME]\n\n"
-    "Turns saved memory maps into snapshots, one per FILE, as if recorded: /proc/PID/maps or\n"
-    "/proc/PID/smaps text kept from a process (a bug report's attachment, a ticket), or what\n"
-    "'pmap -XX -p PID' printed (-X has no Private_Dirty: it reads 0), or an ELF core file\n"
-    "(x86-64, aarch64: its segments, named by its NT_FILE note). They list, show, diff\n"
-    "(against recorded snapshots too) and query like any other. Prints each new snapshot's\n"
-    "id. The format is read from the content; every FILE is read before anything is written,\n"
-    "and a file that is not a memory map, or is damaged, writes nothing.\n\n"
-    "  -F, --format F        read FILE as maps, smaps, pmap or core instead of detecting it\n"
-    "  -l, --label TEXT      label the snapshot (with several files: TEXT, TEXT-2, ...)\n"
-    "  -T, --taken-at TIME   when the map was saved, ISO 8601 UTC (2026-11-23T07:00:00Z);\n"
-    "                        default: the file's modification time. One FILE only.\n"
-    "  -N, --target-name N   the target the snapshots belong to; default: the pid and\n"
-    "                        command pmap or the core names, else the file's name.\n"
-    "                        Files imported under one name are one target, in the order given.\n"
-    "  -d, --db FILE         database;  -j, --json  JSON on stdout\n";
+static const struct cli_command import_command = {
+    .name = "import",
+    .min_args = 1,
+    .missing = "which file? give one or more saved maps or smaps files",
+    .max_args = -1,
+    .synopsis =
+        "usage: vmsnap import FILE... [--format maps|smaps|pmap|core] [--label TEXT]\n"
+        "                    [--taken-at TIME] [--target-name NAME]\n\n"
+        "Turns saved memory maps into snapshots, one per FILE, as if recorded: /proc/PID/maps or\n"
+        "/proc/PID/smaps text kept from a process (a bug report's attachment, a ticket), or what\n"
+        "'pmap -XX -p PID' printed (-X has no Private_Dirty: it reads 0), or an ELF core file\n"
+        "(x86-64, aarch64: its segments, named by its NT_FILE note). They list, show, diff\n"
+        "(against recorded snapshots too) and query like any other. Prints each new snapshot's\n"
+        "id. The format is read from the content; every FILE is read before anything is written,\n"
+        "and a file that is not a memory map, or is damaged, writes nothing.\n",
+    .json = "JSON on stdout",
+};
+
+/* An ISO 8601 UTC time, as milliseconds since the epoch. */
+static int parse_time(const char *arg, void *ms)
+{
+    return import_parse_time(arg, ms);
+}
+
+/* A target's name: any text but none. */
+static int parse_name(const char *arg, void *name)
+{
+    if (!*arg) {
+        cli_fail("import: the target name is empty");
+        return 1;
+    }
+    *(const char **)name = arg;
+    return 0;
+}
 
 struct imported {
     const char *file;
@@ -107,62 +123,34 @@ static int write_one(struct store *st, struct imported *x, const char *name, con
 
 int cmd_import(struct cli *cli, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"format", required_argument, NULL, 'F'},   {"label", required_argument, NULL, 'l'},
-        {"taken-at", required_argument, NULL, 'T'}, {"target-name", required_argument, NULL, 'N'},
-        {"db", required_argument, NULL, 'd'},       {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
-    };
-    int format = IMPORT_AUTO, opt;
-    const char *label = NULL, *name = NULL, *taken_at = NULL;
+    int format = IMPORT_AUTO, taken_at = 0;
+    const char *label = NULL, *name = NULL;
     int64_t taken_at_ms = 0;
-    optind = 0;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":F:l:T:N:d:jh", opts, NULL)) != -1) {
-        if (cli_common_opt(cli, opt, optarg))
-            continue;
-        switch (opt) {
-        case 'F':
-            format = import_format_parse(optarg);
-            if (format < 0)
-                return cli_fail("import: invalid format '%s': expected maps, smaps, pmap or "
-                                "core",
-                                optarg);
-            break;
-        case 'l':
-            label = optarg;
-            break;
-        case 'T':
-            taken_at = optarg;
-            if (import_parse_time(optarg, &taken_at_ms) < 0)
-                return cli_fail("import: invalid time '%s': expected ISO 8601 UTC such as "
-                                "2026-11-23T07:00:00Z",
-                                optarg);
-            break;
-        case 'N':
-            name = optarg;
-            if (!*name)
-                return cli_fail("import: the target name is empty");
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return EXIT_OK;
-        case ':':
-            return cli_fail("import: option '%s' needs a value -- see 'vmsnap import --help'",
-                            argv[optind - 1]);
-        default:
-            return cli_fail("import: unknown option '%s' -- see 'vmsnap import --help'",
-                            argv[optind - 1]);
-        }
-    }
-    size_t n = optind < argc ? (size_t)(argc - optind) : 0;
-    if (!n)
-        return cli_fail("import: which file? give one or more saved maps or smaps files");
+    const struct cli_opt opts[] = {
+        {CLI_OPTION('F', "format", CLI_OPT_CHOICE, &format, "F",
+                    "read FILE as maps, smaps, pmap or core instead of detecting it"),
+         .expected = "maps, smaps, pmap or core", .choose = import_format_parse},
+        {CLI_OPTION('l', "label", CLI_OPT_LABEL, &label, "TEXT",
+                    "label the snapshot (with several files: TEXT, TEXT-2, ...)")},
+        {CLI_OPTION('T', "taken-at", CLI_OPT_CALL, &taken_at_ms, "TIME",
+                    "when the map was saved, ISO 8601 UTC (2026-11-23T07:00:00Z);\n"
+                    "default: the file's modification time. One FILE only."),
+         .what = "time", .expected = "ISO 8601 UTC such as 2026-11-23T07:00:00Z",
+         .call = parse_time, .given = &taken_at},
+        {CLI_OPTION('N', "target-name", CLI_OPT_CALL, &name, "N",
+                    "the target the snapshots belong to; default: the pid and\n"
+                    "command pmap or the core names, else the file's name.\n"
+                    "Files imported under one name are one target, in the order given."),
+         .call = parse_name},
+        CLI_OPT_TABLE_END,
+    };
+    struct cli_args args;
+    int rc = cli_parse_options(cli, &import_command, opts, argc, argv, &args);
+    if (rc)
+        return cli_options_exit(rc);
+    size_t n = (size_t)args.n;
     if (taken_at && n > 1)
         return cli_fail("import: --taken-at names one moment: give one FILE with it");
-    struct err le = {0};
-    if (label && store_label_check(label, &le) < 0)
-        return cli_fail("import: %s", le.msg);
 
     /* Every file is read before anything is written: a bad one among them writes nothing. */
     struct imported *v = xcalloc(n, sizeof(*v));
@@ -170,7 +158,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
     int status = EXIT_TROUBLE;
     struct store *st = NULL;
     for (size_t i = 0; i < n; i++) {
-        v[i].file = argv[optind + (int)i];
+        v[i].file = args.v[i];
         if (import_read(v[i].file, format, &v[i].map, &e) < 0) {
             cli_fail_err(&e);
             goto out;

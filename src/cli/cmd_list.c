@@ -1,16 +1,16 @@
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "json/forms.h"
 #include "util/xalloc.h"
 
-static const char usage[] = "usage: vmsnap list [--target ID]\n\n"
-                            "Lists the targets (process instances) in the database and their "
-                            "snapshots.\n\n"
-                            "  -T, --target ID   only this target\n"
-                            "  -d, --db FILE     database;  -j, --json  JSON output\n";
+static const struct cli_command list_command = {
+    .name = "list",
+    .synopsis = "usage: vmsnap list [--target ID]\n\n"
+                "Lists the targets (process instances) in the database and their snapshots.\n",
+};
 
 /* A target as the tree shows it. */
 struct node {
@@ -127,38 +127,15 @@ static int on_target_end(void *ctx, const struct store_target *t)
 
 int cmd_list(struct cli *cli, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"target", required_argument, NULL, 'T'},
-        {"db", required_argument, NULL, 'd'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     int64_t target = 0;
-    int opt;
-    optind = 0;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":T:d:jh", opts, NULL)) != -1) {
-        if (cli_common_opt(cli, opt, optarg))
-            continue;
-        switch (opt) {
-        case 'T':
-            if (cli_parse_count(optarg, &target) < 0 || target == 0)
-                return cli_fail("list: invalid target id '%s': expected a positive whole number",
-                                optarg);
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return EXIT_OK;
-        case ':':
-            return cli_fail("list: option '%s' needs a value", argv[optind - 1]);
-        default:
-            return cli_fail("list: unknown option '%s' -- see 'vmsnap list --help'",
-                            argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_fail("list: unexpected argument '%s' -- see 'vmsnap list --help'", argv[optind]);
+    const struct cli_opt opts[] = {
+        CLI_OPT_TARGET_ROW(&target, "only this target"),
+        CLI_OPT_TABLE_END,
+    };
+    struct cli_args args;
+    int rc = cli_parse_options(cli, &list_command, opts, argc, argv, &args);
+    if (rc)
+        return cli_options_exit(rc);
     struct store *st = NULL;
     if (cli_open_store(cli, STORE_READ, &st))
         return EXIT_TROUBLE;
@@ -182,7 +159,7 @@ int cmd_list(struct cli *cli, int argc, char **argv)
         json_key(&c.j, "targets");
         json_begin_array(&c.j);
     }
-    int rc = store_list(st, target, &cb, &e);
+    rc = store_list(st, target, &cb, &e);
     store_close(st);
     if (rc < 0) {
         if (c.json)

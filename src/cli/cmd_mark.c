@@ -1,21 +1,23 @@
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "json/forms.h"
 #include "record/taker.h"
 #include "platform/platform.h"
 
-static const char usage[] =
-    "usage: vmsnap mark [--label TEXT]\n\n"
-    "Makes every 'vmsnap record' running on this database take a snapshot now, labelled TEXT\n"
-    "(or mark-N, N being the mark's number), and prints the ids of the snapshots taken.\n\n"
-    "  -l, --label TEXT   the snapshots' label (a recording that has it already gets TEXT-2, ...)\n"
-    "  -d, --db FILE      database;  -j, --json  JSON output\n\n"
-    "Exit status: 0 when every recorder took the mark; 2 when none runs on the database, or\n"
-    "one did not take it within 30 s.\n";
+static const struct cli_command mark_command = {
+    .name = "mark",
+    .max_args = -1,
+    .synopsis =
+        "usage: vmsnap mark [--label TEXT]\n\n"
+        "Makes every 'vmsnap record' running on this database take a snapshot now, labelled TEXT\n"
+        "(or mark-N, N being the mark's number), and prints the ids of the snapshots taken.\n",
+    .epilog = "Exit status: 0 when every recorder took the mark; 2 when none runs on the database, "
+              "or\none did not take it within 30 s.\n",
+};
 
 /* How long mark waits for the recorders: a recorder waits out another writer's lock too. */
 #define MARK_WAIT_MS 30000
@@ -54,41 +56,17 @@ static int print_snapshot(void *ctx, const struct store_snapshot *s)
 
 static int parse_args(struct cli *cli, int argc, char **argv, const char **label)
 {
-    static const struct option opts[] = {
-        {"label", required_argument, NULL, 'l'},
-        {"db", required_argument, NULL, 'd'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+    const struct cli_opt opts[] = {
+        {CLI_OPTION('l', "label", CLI_OPT_LABEL, label, "TEXT",
+                    "the snapshots' label (a recording that has it already gets TEXT-2, ...)")},
+        CLI_OPT_TABLE_END,
     };
-    int opt;
-    optind = 0;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":l:d:jh", opts, NULL)) != -1) {
-        if (cli_common_opt(cli, opt, optarg))
-            continue;
-        switch (opt) {
-        case 'l': {
-            struct err e = {0};
-            if (store_label_check(optarg, &e) < 0)
-                return cli_fail("mark: %s", e.msg);
-            *label = optarg;
-            break;
-        }
-        case 'h':
-            fputs(usage, stdout);
-            return -1;
-        case ':':
-            return cli_fail("mark: option '%s' needs a value -- see 'vmsnap mark --help'",
-                            argv[optind - 1]);
-        default:
-            return cli_fail("mark: unknown option '%s' -- see 'vmsnap mark --help'",
-                            argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_fail("mark: unexpected argument '%s' -- give a label with --label",
-                        argv[optind]);
+    struct cli_args args;
+    int rc = cli_parse_options(cli, &mark_command, opts, argc, argv, &args);
+    if (rc)
+        return rc;
+    if (args.n)
+        return cli_fail("mark: unexpected argument '%s' -- give a label with --label", args.v[0]);
     return 0;
 }
 

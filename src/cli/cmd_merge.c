@@ -1,22 +1,28 @@
-#include <getopt.h>
 #include <stdlib.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "json/json.h"
 #include "platform/platform.h"
 #include "util/xalloc.h"
 
-static const char usage[] =
-    "usage: vmsnap merge OTHER.db...\n\n"
-    "Copies the targets and snapshots of other vmsnap databases into this one (-d), keeping\n"
-    "who they are (host, boot, pid, start time): a fleet records one file per host and\n"
-    "analyses them together here. Merging the same file again adds nothing; a file that\n"
-    "went on recording adds what it recorded since. The same process recorded apart into two\n"
-    "files becomes two targets. Each OTHER.db is merged whole in one transaction, or not at\n"
-    "all; every one is checked before any is merged. Older files are brought to this\n"
-    "vmsnap's schema first (as any command does); newer ones are refused.\n\n"
-    "  -d, --db FILE   the database merged into (created when missing)\n"
-    "  -j, --json      JSON on stdout\n";
+static const struct cli_command merge_command = {
+    .name = "merge",
+    .min_args = 1,
+    .missing = "which databases? give one or more vmsnap database files",
+    .max_args = -1,
+    .synopsis =
+        "usage: vmsnap merge OTHER.db...\n\n"
+        "Copies the targets and snapshots of other vmsnap databases into this one (-d), keeping\n"
+        "who they are (host, boot, pid, start time): a fleet records one file per host and\n"
+        "analyses them together here. Merging the same file again adds nothing; a file that\n"
+        "went on recording adds what it recorded since. The same process recorded apart into two\n"
+        "files becomes two targets. Each OTHER.db is merged whole in one transaction, or not at\n"
+        "all; every one is checked before any is merged. Older files are brought to this\n"
+        "vmsnap's schema first (as any command does); newer ones are refused.\n",
+    .db = "the database merged into (created when missing)",
+    .json = "JSON on stdout",
+};
 
 struct merged {
     const char *file;
@@ -73,42 +79,21 @@ static void print_json(const struct merged *v, size_t n)
 
 int cmd_merge(struct cli *cli, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int opt;
-    optind = 0;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":d:jh", opts, NULL)) != -1) {
-        if (cli_common_opt(cli, opt, optarg))
-            continue;
-        switch (opt) {
-        case 'h':
-            fputs(usage, stdout);
-            return EXIT_OK;
-        case ':':
-            return cli_fail("merge: option '%s' needs a value -- see 'vmsnap merge --help'",
-                            argv[optind - 1]);
-        default:
-            return cli_fail("merge: unknown option '%s' -- see 'vmsnap merge --help'",
-                            argv[optind - 1]);
-        }
-    }
-    size_t n = optind < argc ? (size_t)(argc - optind) : 0;
-    if (!n)
-        return cli_fail("merge: which databases? give one or more vmsnap database files");
+    const struct cli_opt opts[] = {CLI_OPT_TABLE_END};
+    struct cli_args args;
+    int rc = cli_parse_options(cli, &merge_command, opts, argc, argv, &args);
+    if (rc)
+        return cli_options_exit(rc);
+    size_t n = (size_t)args.n;
 
     /* A missing, foreign or newer file among them is found before anything is merged. */
     struct err e = {0};
     for (size_t i = 0; i < n; i++) {
         struct store *other = NULL;
-        int rc = store_open(&other, argv[optind + (int)i], STORE_READ, &e);
+        rc = store_open(&other, args.v[i], STORE_READ, &e);
         store_close(other);
         if (rc == ERR_NOTFOUND)
-            return cli_fail("merge: no database at '%s'", argv[optind + (int)i]);
+            return cli_fail("merge: no database at '%s'", args.v[i]);
         if (rc < 0)
             return cli_fail("merge: %s -- nothing was merged", e.msg);
     }
@@ -119,7 +104,7 @@ int cmd_merge(struct cli *cli, int argc, char **argv)
     int status = EXIT_OK;
     size_t done = 0;
     for (; done < n; done++) {
-        v[done].file = argv[optind + (int)done];
+        v[done].file = args.v[done];
         /* `merge *.db` names the database merged into too: it already holds itself. */
         if (plat_same_file(v[done].file, cli->db_path)) {
             fprintf(stderr, "vmsnap: note: '%s' is the database merged into: nothing to add\n",

@@ -1,26 +1,32 @@
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "json/forms.h"
 #include "util/xalloc.h"
 
-static const char usage[] =
-    "usage: vmsnap query [--timeout DURATION] [--max-memory SIZE] [--max-rows N] SQL\n\n"
-    "Runs one read-only SQL statement on the database and prints the rows as a table\n"
-    "(or, with -j, as a JSON array of objects, like sqlite3 -json).\n"
-    "Tables and views: targets, snapshots, regions. See the README for examples.\n\n"
-    "  --timeout DURATION  stop the statement after this long (default 5m; 0: never)\n"
-    "  --max-memory SIZE   memory SQLite may use, temporary results included, which stay\n"
-    "                      in memory rather than filling a disk (default 1G; 0: no limit,\n"
-    "                      and temporary files as sqlite3 uses them)\n"
-    "  --max-rows N        rows a table holds before it is printed (default 1000000; more\n"
-    "                      is refused: use -j, which streams, or LIMIT; 0: no limit)\n"
-    "  -d, --db FILE   database;  -j, --json  JSON output\n";
+static const struct cli_command query_command = {
+    .name = "query",
+    .min_args = 1,
+    .missing = "give the SQL to run, e.g. vmsnap query 'SELECT * FROM snapshots'",
+    .max_args = -1,
+    .synopsis =
+        "usage: vmsnap query [--timeout DURATION] [--max-memory SIZE] [--max-rows N] SQL\n\n"
+        "Runs one read-only SQL statement on the database and prints the rows as a table\n"
+        "(or, with -j, as a JSON array of objects, like sqlite3 -json).\n"
+        "Tables and views: targets, snapshots, regions. See the README for examples.\n",
+    /* SQL may start with a '-' comment. */
+    .stop_at_argument = 1,
+};
 
-enum { OPT_TIMEOUT = 256, OPT_MAX_MEMORY, OPT_MAX_ROWS };
+/* At least 16 MiB of memory, or 0 for no limit. */
+static int parse_memory(const char *arg, void *bytes)
+{
+    uint64_t *b = bytes;
+    return cli_parse_size(arg, b) == 0 && *b <= (1ull << 62) && (!*b || *b >= (16u << 20)) ? 0 : -1;
+}
 
 /* Table output needs every row to size its columns, so cells are kept as text. */
 struct table {
@@ -175,58 +181,28 @@ static void table_release(struct table *t)
 
 int cmd_query(struct cli *cli, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {"timeout", required_argument, NULL, OPT_TIMEOUT},
-        {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
-        {"max-rows", required_argument, NULL, OPT_MAX_ROWS},
-        {NULL, 0, NULL, 0},
-    };
     int64_t timeout_ms = 5 * 60 * 1000, max_rows = 1000000;
     uint64_t max_memory = 1ull << 30;
-    int opt;
-    optind = 0;
-    opterr = 0;
-    /* '+': SQL may start with a '-' comment; stop at the first argument. */
-    while ((opt = getopt_long(argc, argv, "+:d:jh", opts, NULL)) != -1) {
-        if (cli_common_opt(cli, opt, optarg))
-            continue;
-        if (opt == 'h') {
-            fputs(usage, stdout);
-            return EXIT_OK;
-        }
-        if (opt == OPT_TIMEOUT) {
-            if (cli_parse_duration_ms(optarg, &timeout_ms) < 0)
-                return cli_fail("query: invalid --timeout '%s': expected a duration such as 30s "
-                                "or 5m (0: never)",
-                                optarg);
-            continue;
-        }
-        if (opt == OPT_MAX_MEMORY) {
-            if (cli_parse_size(optarg, &max_memory) < 0 || max_memory > (1ull << 62) ||
-                (max_memory && max_memory < (16u << 20)))
-                return cli_fail("query: invalid --max-memory '%s': expected a size such as 512M "
-                                "or 4G, at least 16M (0: no limit)",
-                                optarg);
-            continue;
-        }
-        if (opt == OPT_MAX_ROWS) {
-            if (cli_parse_count(optarg, &max_rows) < 0)
-                return cli_fail("query: invalid --max-rows '%s': expected a whole number (0: no "
-                                "limit)",
-                                optarg);
-            continue;
-        }
-        if (opt == ':')
-            return cli_fail("query: option '%s' needs a value", argv[optind - 1]);
-        return cli_fail("query: unknown option '%s' -- see 'vmsnap query --help'",
-                        argv[optind - 1]);
-    }
-    if (optind >= argc)
-        return cli_fail("query: give the SQL to run, e.g. vmsnap query 'SELECT * FROM snapshots'");
-    if (optind + 1 < argc)
+    const struct cli_opt opts[] = {
+        {CLI_OPTION(0, "timeout", CLI_OPT_DURATION, &timeout_ms, "DURATION",
+                    "stop the statement after this long (default 5m; 0: never)"),
+         .expected = "a duration such as 30s or 5m (0: never)"},
+        {CLI_OPTION(0, "max-memory", CLI_OPT_CALL, &max_memory, "SIZE",
+                    "memory SQLite may use, temporary results included, which stay\n"
+                    "in memory rather than filling a disk (default 1G; 0: no limit,\n"
+                    "and temporary files as sqlite3 uses them)"),
+         .expected = "a size such as 512M or 4G, at least 16M (0: no limit)", .call = parse_memory},
+        {CLI_OPTION(0, "max-rows", CLI_OPT_COUNT, &max_rows, "N",
+                    "rows a table holds before it is printed (default 1000000; more\n"
+                    "is refused: use -j, which streams, or LIMIT; 0: no limit)"),
+         .expected = "a whole number (0: no limit)"},
+        CLI_OPT_TABLE_END,
+    };
+    struct cli_args args;
+    int rc = cli_parse_options(cli, &query_command, opts, argc, argv, &args);
+    if (rc)
+        return cli_options_exit(rc);
+    if (args.n > 1)
         return cli_fail("query: give the SQL as one argument (quote it)");
     struct store *st = NULL;
     if (max_memory)
@@ -241,7 +217,7 @@ int cmd_query(struct cli *cli, int argc, char **argv)
         json_init(&c.j, stdout, 0);
     struct store_query_cb cb = {on_columns, on_row, &c, timeout_ms, (int64_t)max_memory};
     struct err e = {0};
-    int rc = store_query(st, argv[optind], &cb, &e);
+    rc = store_query(st, args.v[0], &cb, &e);
     if (rc < 0 && !c.json && c.max_rows && c.t.nrows >= (size_t)c.max_rows)
         err_set(&e, ERR_USAGE,
                 "query: more than %lld rows, more than a table holds (--max-rows) -- add a "

@@ -1,47 +1,37 @@
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "json/forms.h"
 #include "platform/platform.h"
 #include "record/recorder.h"
 #include "util/xalloc.h"
 
-static const char usage[] =
-    "usage: vmsnap record (-p PID[,PID...] [--follow] | -- COMMAND [ARG...] [--no-follow])\n"
-    "                     [-i INTERVAL] [-n COUNT] [-t DURATION] [--detail maps|rollup|smaps]\n"
-    "                     [--label-prefix TEXT]\n\n"
-    "Records snapshots of processes at an interval. Only what changed is stored.\n\n"
-    "  -p, --pid PID[,PID...]  record running processes\n"
-    "  -- COMMAND [ARG...]     start COMMAND, record it and every process it forks until none\n"
-    "                          is left, exit with COMMAND's status; the first snapshot shows\n"
-    "                          the program loaded (its libraries mapped)\n"
-    "  -f, --follow            with -p: also record every process they fork\n"
-    "      --no-follow         with -- COMMAND: record COMMAND alone\n"
-    "  -i, --interval T        time between snapshots (default 1s; 0 = back to back)\n"
-    "  -n, --count N           stop after N snapshots (of each process)\n"
-    "  -t, --duration T        stop after this long\n"
-    "  -D, --detail LEVEL      maps: layout only (cheapest)\n"
-    "                          rollup: layout + process totals from smaps_rollup (default)\n"
-    "                          smaps: layout + per-region rss/pss/swap; reading smaps holds the\n"
-    "                          target's mmap lock and can slow a target that maps and unmaps\n"
-    "                          heavily: one with 60,000 regions doing nothing else ran 32%\n"
-    "                          slower under smaps at 1 s (7% under the default, 3% with maps)\n"
-    "  -L, --label-prefix P    label snapshots P-SEQ\n"
-    "  -d, --db FILE           database;  -j, --json  JSON summary on stdout\n\n"
-    "T is a number with an optional unit ms, s, m, h (plain number = seconds).\n"
-    "Each process is a target; one forked by another names it as its parent ('vmsnap list').\n"
-    "Stops at COUNT, at DURATION, when no recorded process is left, or on SIGINT/SIGTERM, after\n"
-    "committing the snapshot in progress; killed outright, it loses no committed snapshot and\n"
-    "COMMAND runs on. If the database is moved or deleted meanwhile, it says where the recording\n"
-    "is and stops (exit 2). 'vmsnap mark [--label TEXT]' from another terminal,\n"
-    "or SIGUSR1, takes one extra snapshot now, labelled TEXT or mark-N (P-mark-N with a label\n"
-    "prefix).\n"
-    "On Windows, Ctrl+C stops; the named events Local\\vmsnap-stop-PID and\n"
-    "Local\\vmsnap-mark-PID (PID: vmsnap's) stop or mark from another process.\n";
-
-enum { OPT_NO_FOLLOW = 1000 };
+static const struct cli_command record_command = {
+    .name = "record",
+    .max_args = -1,
+    .synopsis =
+        "usage: vmsnap record (-p PID[,PID...] [--follow] | -- COMMAND [ARG...] [--no-follow])\n"
+        "                     [-i INTERVAL] [-n COUNT] [-t DURATION] [--detail maps|rollup|smaps]\n"
+        "                     [--label-prefix TEXT]\n\n"
+        "Records snapshots of processes at an interval. Only what changed is stored.\n",
+    .json = "JSON summary on stdout",
+    .epilog =
+        "T is a number with an optional unit ms, s, m, h (plain number = seconds).\n"
+        "Each process is a target; one forked by another names it as its parent ('vmsnap list').\n"
+        "Stops at COUNT, at DURATION, when no recorded process is left, or on SIGINT/SIGTERM, "
+        "after\n"
+        "committing the snapshot in progress; killed outright, it loses no committed snapshot and\n"
+        "COMMAND runs on. If the database is moved or deleted meanwhile, it says where the "
+        "recording\n"
+        "is and stops (exit 2). 'vmsnap mark [--label TEXT]' from another terminal,\n"
+        "or SIGUSR1, takes one extra snapshot now, labelled TEXT or mark-N (P-mark-N with a label\n"
+        "prefix).\n"
+        "On Windows, Ctrl+C stops; the named events Local\\vmsnap-stop-PID and\n"
+        "Local\\vmsnap-mark-PID (PID: vmsnap's) stop or mark from another process.\n",
+    .stop_at_argument = 1,
+};
 
 struct rec {
     struct cli *cli;
@@ -143,8 +133,9 @@ static void on_event(void *ctx, int ev, const struct recorder_proc *p, int64_t s
 }
 
 /* "123" or "123,456": each a pid. */
-static int parse_pids(struct rec *c, const char *arg)
+static int parse_pids(const char *arg, void *rec)
 {
+    struct rec *c = rec;
     const char *p = arg;
     while (*p) {
         char buf[32];
@@ -165,96 +156,69 @@ static int parse_pids(struct rec *c, const char *arg)
     return c->npids ? 0 : -1;
 }
 
+/* Its labels are P-SEQ: the rule for labels holds for them. */
+static int check_prefix(const char *prefix, void *out)
+{
+    if (!*prefix) {
+        cli_fail("record: empty label prefix");
+        return 1;
+    }
+    char *first = xasprintf("%s-1", prefix);
+    struct err e = {0};
+    int bad = store_label_check(first, &e) < 0;
+    free(first);
+    if (bad) {
+        cli_fail("record: --label-prefix '%s' makes labels that would read as a snapshot "
+                 "selector (an id, first, last, last~N or FILE:SNAP) -- choose another",
+                 prefix);
+        return 1;
+    }
+    *(const char **)out = prefix;
+    return 0;
+}
+
 static int parse_args(struct rec *c, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"pid", required_argument, NULL, 'p'},
-        {"follow", no_argument, NULL, 'f'},
-        {"no-follow", no_argument, NULL, OPT_NO_FOLLOW},
-        {"interval", required_argument, NULL, 'i'},
-        {"count", required_argument, NULL, 'n'},
-        {"duration", required_argument, NULL, 't'},
-        {"detail", required_argument, NULL, 'D'},
-        {"label-prefix", required_argument, NULL, 'L'},
-        {"db", required_argument, NULL, 'd'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+    const struct cli_opt opts[] = {
+        {CLI_OPTION('p', "pid", CLI_OPT_CALL, c, "PID[,PID...]", "record running processes"),
+         .what = "pid", .expected = "a positive whole number, or several separated by commas",
+         .call = parse_pids},
+        {CLI_OPTION(0, NULL, CLI_OPT_TEXT, NULL, "-- COMMAND [ARG...]",
+                    "start COMMAND, record it and every process it forks until none\n"
+                    "is left, exit with COMMAND's status; the first snapshot shows\n"
+                    "the program loaded (its libraries mapped)")},
+        {CLI_OPTION('f', "follow", CLI_OPT_FLAG, &c->o.follow, NULL,
+                    "with -p: also record every process they fork")},
+        {CLI_OPTION(0, "no-follow", CLI_OPT_FLAG, &c->no_follow, NULL,
+                    "with -- COMMAND: record COMMAND alone")},
+        {CLI_OPTION('i', "interval", CLI_OPT_DURATION, &c->o.interval_ms, "T",
+                    "time between snapshots (default 1s; 0 = back to back)")},
+        {CLI_OPTION('n', "count", CLI_OPT_COUNT, &c->o.count, "N",
+                    "stop after N snapshots (of each process)"),
+         .min = 1},
+        {CLI_OPTION('t', "duration", CLI_OPT_DURATION, &c->o.duration_ms, "T",
+                    "stop after this long"),
+         .min = 1},
+        {CLI_OPTION('D', "detail", CLI_OPT_CHOICE, &c->o.detail, "LEVEL",
+                    "maps: layout only (cheapest)\n"
+                    "rollup: layout + process totals from smaps_rollup (default)\n"
+                    "smaps: layout + per-region rss/pss/swap; reading smaps holds the\n"
+                    "target's mmap lock and can slow a target that maps and unmaps\n"
+                    "heavily: one with 60,000 regions doing nothing else ran 32%\n"
+                    "slower under smaps at 1 s (7% under the default, 3% with maps)"),
+         .expected = "maps, rollup or smaps", .choose = capture_detail_parse},
+        {CLI_OPTION('L', "label-prefix", CLI_OPT_CALL, &c->o.prefix, "P", "label snapshots P-SEQ"),
+         .call = check_prefix},
+        CLI_OPT_TABLE_END,
     };
-    int opt;
-    optind = 0;
-    opterr = 0;
-    /* '+': stop at the first non-option, so COMMAND's own options are left alone. */
-    while ((opt = getopt_long(argc, argv, "+:p:fi:n:t:D:L:d:jh", opts, NULL)) != -1) {
-        if (cli_common_opt(c->cli, opt, optarg))
-            continue;
-        switch (opt) {
-        case 'p':
-            if (parse_pids(c, optarg) < 0)
-                return cli_fail("record: invalid pid '%s': expected a positive whole number, or "
-                                "several separated by commas",
-                                optarg);
-            break;
-        case 'f':
-            c->o.follow = 1;
-            break;
-        case OPT_NO_FOLLOW:
-            c->no_follow = 1;
-            break;
-        case 'i':
-            if (cli_parse_duration_ms(optarg, &c->o.interval_ms) < 0)
-                return cli_fail("record: invalid interval '%s': expected a number with an "
-                                "optional unit ms, s, m or h",
-                                optarg);
-            break;
-        case 't':
-            if (cli_parse_duration_ms(optarg, &c->o.duration_ms) < 0 || c->o.duration_ms == 0)
-                return cli_fail("record: invalid duration '%s': expected a number above 0 with "
-                                "an optional unit ms, s, m or h",
-                                optarg);
-            break;
-        case 'n':
-            if (cli_parse_count(optarg, &c->o.count) < 0 || c->o.count == 0)
-                return cli_fail("record: invalid count '%s': expected a whole number above 0",
-                                optarg);
-            break;
-        case 'D':
-            c->o.detail = capture_detail_parse(optarg);
-            if (c->o.detail < 0)
-                return cli_fail("record: invalid detail '%s': expected maps, rollup or smaps",
-                                optarg);
-            break;
-        case 'L': {
-            /* Its labels are P-SEQ: the rule for labels holds for them. */
-            if (!*optarg)
-                return cli_fail("record: empty label prefix");
-            char *first = xasprintf("%s-1", optarg);
-            struct err e = {0};
-            int bad = store_label_check(first, &e) < 0;
-            free(first);
-            if (bad)
-                return cli_fail("record: --label-prefix '%s' makes labels that would read as a "
-                                "snapshot selector (an id, first, last, last~N or FILE:SNAP) -- "
-                                "choose another",
-                                optarg);
-            c->o.prefix = optarg;
-            break;
-        }
-        case 'h':
-            fputs(usage, stdout);
-            return -1;
-        case ':':
-            return cli_fail("record: option '%s' needs a value -- see 'vmsnap record --help'",
-                            argv[optind - 1]);
-        default:
-            return cli_fail("record: unknown option '%s' -- see 'vmsnap record --help'",
-                            argv[optind - 1]);
-        }
-    }
-    c->command = optind < argc ? argv + optind : NULL;
-    if (c->command && strcmp(argv[optind - 1], "--") != 0)
+    struct cli_args args;
+    int rc = cli_parse_options(c->cli, &record_command, opts, argc, argv, &args);
+    if (rc)
+        return rc;
+    c->command = args.n ? args.v : NULL;
+    if (c->command && args.dashdash != 0)
         return cli_fail("record: unexpected argument '%s' -- put '--' before a command to run",
-                        argv[optind]);
+                        args.v[0]);
     if (c->npids && c->command)
         return cli_fail("record: give either -p PID or -- COMMAND, not both");
     if (!c->npids && !c->command)

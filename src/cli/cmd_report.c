@@ -1,82 +1,60 @@
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "json/json.h"
 #include "platform/platform.h"
 #include "report/report.h"
 #include "util/xalloc.h"
 
-static const char usage[] =
-    "usage: vmsnap report [-o FILE] [--target ID] [--from SNAP] [--to SNAP]\n\n"
-    "Writes one self-contained HTML file (nothing is fetched when it is opened): the target,\n"
-    "a timeline of committed and rss bytes per category with labels and marks, the growth\n"
-    "tables of 'vmsnap growth', the diff between --from and --to as a sortable, filterable\n"
-    "table, and an address-space strip of the --to snapshot coloured by category. The data it\n"
-    "draws is embedded as JSON in <script type=\"application/json\" id=\"vmsnap-data\">.\n\n"
-    "  -o, --output FILE   where to write it (default vmsnap-report.html; '-': stdout);\n"
-    "                      created for its owner only, like the database: it holds an\n"
-    "                      address map\n"
-    "  -T, --target ID     the target (default: that of the newest snapshot)\n"
-    "  -F, --from SNAP     first snapshot of the range (default: the target's first)\n"
-    "  -t, --to SNAP       last snapshot of the range (default: the target's last)\n"
-    "  -d, --db FILE       database;  -j, --json  say what was written as JSON on stdout\n";
+static const struct cli_command report_command = {
+    .name = "report",
+    .synopsis =
+        "usage: vmsnap report [-o FILE] [--target ID] [--from SNAP] [--to SNAP]\n\n"
+        "Writes one self-contained HTML file (nothing is fetched when it is opened): the target,\n"
+        "a timeline of committed and rss bytes per category with labels and marks, the growth\n"
+        "tables of 'vmsnap growth', the diff between --from and --to as a sortable, filterable\n"
+        "table, and an address-space strip of the --to snapshot coloured by category. The data it\n"
+        "draws is embedded as JSON in <script type=\"application/json\" id=\"vmsnap-data\">.\n",
+    .json = "say what was written as JSON on stdout",
+};
 
 struct report_args {
     const char *output;
     struct report_opts o;
 };
 
+/* A file name, not an empty one. */
+static int parse_output(const char *arg, void *out)
+{
+    if (!*arg) {
+        cli_fail("report: empty output file name");
+        return 1;
+    }
+    *(const char **)out = arg;
+    return 0;
+}
+
 static int parse_args(struct cli *cli, int argc, char **argv, struct report_args *a)
 {
-    static const struct option opts[] = {
-        {"output", required_argument, NULL, 'o'}, {"target", required_argument, NULL, 'T'},
-        {"from", required_argument, NULL, 'F'},   {"to", required_argument, NULL, 't'},
-        {"db", required_argument, NULL, 'd'},     {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    const struct cli_opt opts[] = {
+        {CLI_OPTION('o', "output", CLI_OPT_CALL, &a->output, "FILE",
+                    "where to write it (default vmsnap-report.html; '-': stdout);\n"
+                    "created for its owner only, like the database: it holds an\n"
+                    "address map"),
+         .call = parse_output},
+        CLI_OPT_TARGET_ROW(&a->o.target, "the target (default: that of the newest snapshot)"),
+        {CLI_OPTION('F', "from", CLI_OPT_STRING, &a->o.from, "SNAP",
+                    "first snapshot of the range (default: the target's first)")},
+        {CLI_OPTION('t', "to", CLI_OPT_STRING, &a->o.to, "SNAP",
+                    "last snapshot of the range (default: the target's last)")},
+        CLI_OPT_TABLE_END,
     };
-    int opt;
-    optind = 0;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":o:T:F:t:d:jh", opts, NULL)) != -1) {
-        if (cli_common_opt(cli, opt, optarg))
-            continue;
-        switch (opt) {
-        case 'o':
-            if (!*optarg)
-                return cli_fail("report: empty output file name");
-            a->output = optarg;
-            break;
-        case 'T':
-            if (cli_parse_count(optarg, &a->o.target) < 0 || a->o.target == 0)
-                return cli_fail("report: invalid target '%s': expected a target id (see 'vmsnap "
-                                "list')",
-                                optarg);
-            break;
-        case 'F':
-            a->o.from = optarg;
-            break;
-        case 't':
-            a->o.to = optarg;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return -1;
-        case ':':
-            return cli_fail("report: option '%s' needs a value -- see 'vmsnap report --help'",
-                            argv[optind - 1]);
-        default:
-            return cli_fail("report: unknown option '%s' -- see 'vmsnap report --help'",
-                            argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_fail("report: unexpected argument '%s' -- see 'vmsnap report --help'",
-                        argv[optind]);
-    return 0;
+    struct cli_args args;
+    return cli_parse_options(cli, &report_command, opts, argc, argv, &args);
 }
 
 static void say(const struct cli *cli, const char *path, const struct report_info *ri,

@@ -1,18 +1,19 @@
-#include <getopt.h>
 #include <inttypes.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "json/forms.h"
 
-static const char usage[] =
-    "usage: vmsnap show SNAP [--category C] [--target ID]\n\n"
-    "Shows the regions of one snapshot, like pmap, with totals by category.\n"
-    "SNAP is a snapshot id, first, last, last~N, or a label.\n\n"
-    "  -c, --category C   only regions of this category: heap, stack, image, file, anon,\n"
-    "                     shm, guard, kernel\n"
-    "  -T, --target ID    first/last/last~N count within this target\n"
-    "  -d, --db FILE      database;  -j, --json  JSON output\n";
+static const struct cli_command show_command = {
+    .name = "show",
+    .min_args = 1,
+    .missing = "which snapshot? give an id, first, last, last~N or a label",
+    .max_args = 1,
+    .synopsis = "usage: vmsnap show SNAP [--category C] [--target ID]\n\n"
+                "Shows the regions of one snapshot, like pmap, with totals by category.\n"
+                "SNAP is a snapshot id, first, last, last~N, or a label.\n",
+};
 
 struct cat_total {
     uint64_t count, mapped, rss;
@@ -164,44 +165,18 @@ static void print_json(const struct store_snapshot *s, const struct store_target
 
 int cmd_show(struct cli *cli, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"category", required_argument, NULL, 'c'}, {"target", required_argument, NULL, 'T'},
-        {"db", required_argument, NULL, 'd'},       {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
-    };
-    int category = -1, opt;
+    int category = -1;
     int64_t target = 0;
-    optind = 0;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":c:T:d:jh", opts, NULL)) != -1) {
-        if (cli_common_opt(cli, opt, optarg))
-            continue;
-        switch (opt) {
-        case 'c':
-            category = region_category_parse(optarg);
-            if (category < 0)
-                return cli_fail("show: unknown category '%s': expected heap, stack, image, file, "
-                                "anon, shm, guard or kernel",
-                                optarg);
-            break;
-        case 'T':
-            if (cli_parse_count(optarg, &target) < 0 || target == 0)
-                return cli_fail("show: invalid target id '%s'", optarg);
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return EXIT_OK;
-        case ':':
-            return cli_fail("show: option '%s' needs a value", argv[optind - 1]);
-        default:
-            return cli_fail("show: unknown option '%s' -- see 'vmsnap show --help'",
-                            argv[optind - 1]);
-        }
-    }
-    if (optind >= argc)
-        return cli_fail("show: which snapshot? give an id, first, last, last~N or a label");
-    if (optind + 1 < argc)
-        return cli_fail("show: unexpected argument '%s'", argv[optind + 1]);
+    const struct cli_opt opts[] = {
+        CLI_OPT_CATEGORY_ROW(&category, "only regions of this category: heap, stack, image, file, "
+                                        "anon,\nshm, guard, kernel"),
+        CLI_OPT_TARGET_ROW(&target, "first/last/last~N count within this target"),
+        CLI_OPT_TABLE_END,
+    };
+    struct cli_args args;
+    int rc = cli_parse_options(cli, &show_command, opts, argc, argv, &args);
+    if (rc)
+        return cli_options_exit(rc);
     struct store *st = NULL;
     if (cli_open_store(cli, STORE_READ, &st))
         return EXIT_TROUBLE;
@@ -212,7 +187,7 @@ int cmd_show(struct cli *cli, int argc, char **argv)
     region_list_init(&l);
     int64_t id;
     int status = EXIT_TROUBLE;
-    if (store_resolve(st, argv[optind], target, &id, &e) < 0 ||
+    if (store_resolve(st, args.v[0], target, &id, &e) < 0 ||
         store_snapshot_get(st, id, &s, &e) < 0 || store_target_get(st, s.target_id, &t, &e) < 0 ||
         store_read_regions(st, id, &l, &e) < 0) {
         cli_fail_err(&e);

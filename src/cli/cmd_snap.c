@@ -1,25 +1,18 @@
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "json/forms.h"
 #include "record/taker.h"
 #include "util/xalloc.h"
 
-static const char usage[] =
-    "usage: vmsnap snap -p PID [--follow] [--label TEXT] [--detail maps|rollup|smaps]\n\n"
-    "Takes one snapshot of process PID now and prints its id.\n\n"
-    "  -p, --pid PID       the process\n"
-    "  -f, --follow        and of every process it forked (each a target naming its\n"
-    "                      parent): one id per line, PID's first\n"
-    "  -l, --label TEXT    label the snapshot (select it later by this name)\n"
-    "  -D, --detail LEVEL  maps: layout only (cheapest)\n"
-    "                      rollup: layout + process totals from smaps_rollup\n"
-    "                      smaps: layout + per-region rss/pss/swap (default); reading smaps\n"
-    "                      holds the target's mmap lock and can slow a target that maps and\n"
-    "                      unmaps heavily (about 4 us per region: 0.25 s at 60,000)\n"
-    "  -d, --db FILE       database;  -j, --json  JSON output\n";
+static const struct cli_command snap_command = {
+    .name = "snap",
+    .synopsis =
+        "usage: vmsnap snap -p PID [--follow] [--label TEXT] [--detail maps|rollup|smaps]\n\n"
+        "Takes one snapshot of process PID now and prints its id.\n",
+};
 
 /* Attempts at writing one snapshot while other processes hold the database. */
 #define SNAP_LOCK_ATTEMPTS 6
@@ -140,55 +133,31 @@ static void print_taken(struct cli *cli, const struct taken *v, size_t n, int fo
 
 int cmd_snap(struct cli *cli, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"pid", required_argument, NULL, 'p'},   {"follow", no_argument, NULL, 'f'},
-        {"label", required_argument, NULL, 'l'}, {"detail", required_argument, NULL, 'D'},
-        {"db", required_argument, NULL, 'd'},    {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
-    };
     int64_t pid = 0;
     const char *label = NULL;
-    int detail = DETAIL_SMAPS, follow = 0, opt;
-    optind = 0;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":p:fl:D:d:jh", opts, NULL)) != -1) {
-        if (cli_common_opt(cli, opt, optarg))
-            continue;
-        switch (opt) {
-        case 'p':
-            if (cli_parse_pid(optarg, &pid) < 0)
-                return cli_fail("snap: invalid pid '%s': expected a positive whole number", optarg);
-            break;
-        case 'f':
-            follow = 1;
-            break;
-        case 'l':
-            label = optarg;
-            break;
-        case 'D':
-            detail = capture_detail_parse(optarg);
-            if (detail < 0)
-                return cli_fail("snap: invalid detail '%s': expected maps, rollup or smaps",
-                                optarg);
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return EXIT_OK;
-        case ':':
-            return cli_fail("snap: option '%s' needs a value -- see 'vmsnap snap --help'",
-                            argv[optind - 1]);
-        default:
-            return cli_fail("snap: unknown option '%s' -- see 'vmsnap snap --help'",
-                            argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_fail("snap: unexpected argument '%s' -- see 'vmsnap snap --help'", argv[optind]);
+    int detail = DETAIL_SMAPS, follow = 0;
+    const struct cli_opt opts[] = {
+        {CLI_OPTION('p', "pid", CLI_OPT_PID, &pid, "PID", "the process")},
+        {CLI_OPTION('f', "follow", CLI_OPT_FLAG, &follow, NULL,
+                    "and of every process it forked (each a target naming its\n"
+                    "parent): one id per line, PID's first")},
+        {CLI_OPTION('l', "label", CLI_OPT_LABEL, &label, "TEXT",
+                    "label the snapshot (select it later by this name)")},
+        {CLI_OPTION('D', "detail", CLI_OPT_CHOICE, &detail, "LEVEL",
+                    "maps: layout only (cheapest)\n"
+                    "rollup: layout + process totals from smaps_rollup\n"
+                    "smaps: layout + per-region rss/pss/swap (default); reading smaps\n"
+                    "holds the target's mmap lock and can slow a target that maps and\n"
+                    "unmaps heavily (about 4 us per region: 0.25 s at 60,000)"),
+         .expected = "maps, rollup or smaps", .choose = capture_detail_parse},
+        CLI_OPT_TABLE_END,
+    };
+    struct cli_args args;
+    int rc = cli_parse_options(cli, &snap_command, opts, argc, argv, &args);
+    if (rc)
+        return cli_options_exit(rc);
     if (!pid)
         return cli_fail("snap: which process? give -p PID");
-    struct err le = {0};
-    if (label && store_label_check(label, &le) < 0)
-        return cli_fail("snap: %s", le.msg);
 
     struct err e = {0};
     struct store *st = NULL;
