@@ -69,21 +69,6 @@ static size_t n_writers, cap_writers;
 static char *refused;
 static struct plat_file refused_file;
 
-/* Which companion of a writer's name is (an index into store_companion), or -1. */
-static int companion_of(const char *name)
-{
-    size_t n = strlen(name);
-    for (size_t w = 0; w < n_writers; w++) {
-        size_t k = strlen(writers[w]);
-        if (n <= k || strncmp(name, writers[w], k) != 0)
-            continue;
-        for (int i = 0; i < STORE_COMPANIONS; i++)
-            if (strcmp(name + k, store_companion[i]) == 0)
-                return i;
-    }
-    return -1;
-}
-
 void store_guard_writer(const char *name, int open)
 {
     if (!name || !*name)
@@ -117,6 +102,21 @@ int store_guard_refusal(struct err *e)
 }
 
 #ifndef _WIN32
+/* Which companion of a writer's name is (an index into store_companion), or -1. */
+static int companion_of(const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t w = 0; w < n_writers; w++) {
+        size_t k = strlen(writers[w]);
+        if (n <= k || strncmp(name, writers[w], k) != 0)
+            continue;
+        for (int i = 0; i < STORE_COMPANIONS; i++)
+            if (strcmp(name + k, store_companion[i]) == 0)
+                return i;
+    }
+    return -1;
+}
+
 static int (*real_open)(const char *, int, int);
 
 static int guarded_open(const char *name, int flags, int mode)
