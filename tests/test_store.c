@@ -961,6 +961,50 @@ static void test_reference_schema(void **state)
     free(text);
 }
 
+/* The selector parser, and the label rule that follows from it: every text is either a label
+ * (store_label_check takes it) or reads as another selector (and is refused as a label). */
+static void test_selector_parse_and_the_label_rule(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        int rc, kind;
+        int64_t n;
+    } cases[] = {
+        {"7", 0, STORE_SEL_ID, 7},
+        {"007", 0, STORE_SEL_ID, 7},
+        {"99999999999999999999", 0, STORE_SEL_ID, -1},
+        {"first", 0, STORE_SEL_FIRST, 0},
+        {"last", 0, STORE_SEL_LAST, 0},
+        {"last~0", 0, STORE_SEL_LAST, 0},
+        {"last~12", 0, STORE_SEL_LAST, 12},
+        {"last~", ERR_USAGE, 0, 0},
+        {"last~x", ERR_USAGE, 0, 0},
+        {"last~-1", ERR_USAGE, 0, 0},
+        {"last~99999999999999999999", ERR_USAGE, 0, 0},
+        {"", ERR_USAGE, 0, 0},
+        {"lastly", 0, STORE_SEL_LABEL, 0},
+        {"first-run", 0, STORE_SEL_LABEL, 0},
+        {"7a", 0, STORE_SEL_LABEL, 0},
+        {"-1", 0, STORE_SEL_LABEL, 0},
+        {"run:3", 0, STORE_SEL_LABEL, 0}, /* FILE:SNAP is split before parsing */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct store_selector sel;
+        struct err e = {0};
+        int rc = store_selector_parse(cases[i].text, &sel, &e);
+        if (rc != cases[i].rc)
+            fail_msg("'%s': %d (%s)", cases[i].text, rc, e.msg);
+        if (rc == 0 && (sel.kind != cases[i].kind || sel.n != cases[i].n))
+            fail_msg("'%s': kind %d n %lld", cases[i].text, sel.kind, (long long)sel.n);
+        /* A label is exactly what parses as one and names no other file. */
+        int label_ok = store_label_check(cases[i].text, &e) == 0;
+        int is_label = rc == 0 && sel.kind == STORE_SEL_LABEL && !strchr(cases[i].text, ':');
+        if (label_ok != is_label)
+            fail_msg("'%s': label rule %d, parser %d", cases[i].text, label_ok, is_label);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -977,6 +1021,7 @@ int main(void)
         cmocka_unit_test(test_new_file_is_private),
         cmocka_unit_test(test_migrates_from_version_1),
         cmocka_unit_test(test_selectors),
+        cmocka_unit_test(test_selector_parse_and_the_label_rule),
         cmocka_unit_test(test_query_is_read_only),
         cmocka_unit_test(test_interval_diff_equals_full_diff),
         cmocka_unit_test(test_figures_delta_diff_equals_full_diff),

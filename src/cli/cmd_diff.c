@@ -164,23 +164,6 @@ static void print_table(const struct diff_pair *p, const struct diff_opts *o,
     }
 }
 
-/* "FILE:SEL" names a snapshot in another database file when FILE exists. */
-static const char *split_db(const char *arg, char **db)
-{
-    const char *colon = strrchr(arg, ':');
-    *db = NULL;
-    if (!colon || colon == arg)
-        return arg;
-    char *path = xstrndup(arg, (size_t)(colon - arg));
-    struct plat_file pf;
-    if (plat_file_stat(path, &pf) == 0 && pf.kind == PLAT_FILE_REGULAR) {
-        *db = path;
-        return colon + 1;
-    }
-    free(path);
-    return arg;
-}
-
 static int parse_opts(struct cli *cli, struct diff_opts *o, int argc, char **argv,
                       struct cli_args *args)
 {
@@ -213,8 +196,8 @@ int cmd_diff(struct cli *cli, int argc, char **argv)
     if (rc)
         return cli_options_exit(rc);
     char *db_a = NULL, *db_b = NULL;
-    const char *sel_a = split_db(args.v[0], &db_a);
-    const char *sel_b = split_db(args.v[1], &db_b);
+    const char *sel_a = store_selector_split_file(args.v[0], &db_a);
+    const char *sel_b = store_selector_split_file(args.v[1], &db_b);
     const char *db = db_a ? db_a : db_b ? db_b : cli->db_path;
     if ((db_a || db_b) && !plat_same_file(db_a ? db_a : cli->db_path, db_b ? db_b : cli->db_path)) {
         rc = cli_fail("diff: cannot diff snapshots from different databases ('%s' and '%s')",

@@ -127,18 +127,33 @@ void store_snapshot_release(struct store_snapshot *s);
 int store_target_get(struct store *st, int64_t id, struct store_target *out, struct err *e);
 int store_snapshot_get(struct store *st, int64_t id, struct store_snapshot *out, struct err *e);
 
+/* A snapshot selector, parsed: which kind, and its number or label. */
+enum store_selector_kind { STORE_SEL_ID, STORE_SEL_FIRST, STORE_SEL_LAST, STORE_SEL_LABEL };
+struct store_selector {
+    int kind;          /* enum store_selector_kind */
+    int64_t n;         /* ID: the id (-1: past any id); LAST: N of last~N (0 for last) */
+    const char *label; /* LABEL: the text parsed (not a copy) */
+};
+/* Parses an id, first, last, last~N, or else a label: 0, or ERR_USAGE (empty, or last~ with
+ * no whole number after it). FILE:SNAP is split off first (store_selector_split_file). */
+int store_selector_parse(const char *text, struct store_selector *out, struct err *e);
+/* FILE:SNAP, where FILE is an existing regular file: *file set (caller frees) and SNAP
+ * returned; else *file NULL and arg itself. */
+const char *store_selector_split_file(const char *arg, char **file);
+
 /*
  * The one rule for labels, kept by every command that makes them (snap, record --label-prefix,
- * mark, import): not empty, at most STORE_LABEL_MAX bytes, and never what a selector could read
- * as -- all digits, first, last, last~..., or holding ':' (FILE:SNAP). 0, or ERR_USAGE with the
- * one wording all of them print.
+ * mark, import): not empty, at most STORE_LABEL_MAX bytes, and what store_selector_parse reads
+ * as a label -- not an id, first, last, last~..., nor holding ':' (FILE:SNAP). 0, or ERR_USAGE
+ * with the one wording all of them print.
  */
 #define STORE_LABEL_MAX 200
 int store_label_check(const char *label, struct err *e);
 
 /*
  * Resolves a snapshot selector: an id, "first", "last", "last~N", or a label. first/last are of
- * target_id when it is not 0, else of the target of the newest snapshot.
+ * target_id when it is not 0, else of the target of the newest snapshot. A label only another
+ * target has is named with that target.
  */
 int store_resolve(struct store *st, const char *selector, int64_t target_id, int64_t *snap_id,
                   struct err *e);

@@ -80,6 +80,11 @@ int store_prepare(struct store *st, const char *sql, sqlite3_stmt **stmt, struct
 /* Runs statements that return no rows. */
 int store_exec(struct store *st, const char *sql, struct err *e);
 
+/* Runs sql, binding a and b to its first two parameters if it has them, and returns the first
+ * column of its first row in *out: 0, 1 when there is no row (or it is NULL), or an error. */
+int store_query_i64(struct store *st, const char *sql, int64_t a, int64_t b, int64_t *out,
+                    struct err *e);
+
 /* Looks up t's row: 0 with *id set (0 when there is none yet), or an error. */
 int store_target_find(struct store *st, const struct capture_target *t, int64_t *id, struct err *e);
 

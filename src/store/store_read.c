@@ -153,9 +153,6 @@ size_t *store_sort_order(const struct region_list *l)
     return order;
 }
 
-static int query_i64(struct store *st, const char *sql, int64_t a, int64_t b, int64_t *out,
-                     struct err *e);
-
 /*
  * Runs sql with its integer parameters bound in order and fills out with the rows (laid out as
  * store_row_to_region wants), sorted by unsigned start: SQL orders addresses as signed numbers,
@@ -212,8 +209,8 @@ int store_read_regions(struct store *st, int64_t snap_id, struct region_list *ou
         "protect, alloc_base, alloc_protect, owner, rss, pss, private_dirty, anonymous, swap "
         "FROM regions WHERE snapshot_id = ?";
     int64_t count = 0;
-    int rc =
-        query_i64(st, "SELECT region_count FROM snapshots WHERE id = ?", snap_id, 0, &count, e);
+    int rc = store_query_i64(st, "SELECT region_count FROM snapshots WHERE id = ?", snap_id, 0,
+                             &count, e);
     if (rc < 0)
         return rc;
     return read_regions(st, sql, &snap_id, 1, store_size_hint(count),
@@ -402,8 +399,8 @@ int store_snapshot_get(struct store *st, int64_t id, struct store_snapshot *out,
 
 /* Runs sql (one int64 parameter per non-zero bind, in order) and returns the first column of
  * its first row in *out; 1 when there is no row. */
-static int query_i64(struct store *st, const char *sql, int64_t a, int64_t b, int64_t *out,
-                     struct err *e)
+int store_query_i64(struct store *st, const char *sql, int64_t a, int64_t b, int64_t *out,
+                    struct err *e)
 {
     sqlite3_stmt *s = NULL;
     int rc = store_prepare(st, sql, &s, e);
@@ -424,156 +421,6 @@ static int query_i64(struct store *st, const char *sql, int64_t a, int64_t b, in
     }
     sqlite3_finalize(s);
     return rc;
-}
-
-static int all_digits(const char *s)
-{
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (!isdigit((unsigned char)*s))
-            return 0;
-    return 1;
-}
-
-/* The first column of sql's first row, given text as ?1: 0 with *out set, 1 for no row. */
-static int query_text_i64(struct store *st, const char *sql, const char *text, int64_t *out)
-{
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
-        return -1;
-    sqlite3_bind_text(s, 1, text, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        *out = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : -1;
-}
-
-int store_resolve(struct store *st, const char *sel, int64_t target_id, int64_t *snap_id,
-                  struct err *e)
-{
-    int rc;
-    if (!sel || !*sel)
-        return err_set(e, ERR_USAGE,
-                       "empty snapshot selector: expected an id, first, last, "
-                       "last~N or a label");
-    if (target_id) {
-        int64_t found = 0;
-        rc = query_i64(st, "SELECT id FROM targets WHERE id = ?", target_id, 0, &found, e);
-        if (rc < 0)
-            return rc;
-        if (rc == 1)
-            return err_set(e, ERR_NOTFOUND, "no target with id %lld in '%s' -- see 'vmsnap list'",
-                           (long long)target_id, st->path);
-    }
-    if (all_digits(sel)) {
-        errno = 0;
-        long long id = strtoll(sel, NULL, 10);
-        int64_t found = 0;
-        rc = errno ? 1
-                   : query_i64(st,
-                               "SELECT id FROM snapshots WHERE id = ?1 AND (?2 = 0 OR "
-                               "target_id = ?2)",
-                               id, target_id, &found, e);
-        if (rc < 0)
-            return rc;
-        if (rc == 0) {
-            *snap_id = found;
-            return 0;
-        }
-        return err_set(e, ERR_NOTFOUND, "no snapshot with id %s in '%s'%s", sel, st->path,
-                       target_id ? " for that target" : "");
-    }
-    int is_first = strcmp(sel, "first") == 0, is_last = strcmp(sel, "last") == 0;
-    int is_back = strncmp(sel, "last~", 5) == 0;
-    if (is_first || is_last || is_back) {
-        long long back = 0;
-        if (is_back) {
-            if (!all_digits(sel + 5))
-                return err_set(e, ERR_USAGE,
-                               "malformed snapshot selector '%s': expected last~N with N a "
-                               "whole number",
-                               sel);
-            back = strtoll(sel + 5, NULL, 10);
-        }
-        int64_t target = target_id;
-        if (!target) {
-            rc = query_i64(st, "SELECT target_id FROM snapshots ORDER BY id DESC LIMIT 1", 0, 0,
-                           &target, e);
-            if (rc < 0)
-                return rc;
-            if (rc == 1)
-                return err_set(e, ERR_NOTFOUND, "database '%s' has no snapshots yet", st->path);
-        }
-        if (is_first)
-            rc = query_i64(st, "SELECT min(id) FROM snapshots WHERE target_id = ?", target, 0,
-                           snap_id, e);
-        else
-            rc = query_i64(st,
-                           "SELECT id FROM snapshots WHERE target_id = ?1 AND seq = "
-                           "(SELECT max(seq) FROM snapshots WHERE target_id = ?1) - ?2",
-                           target, back, snap_id, e);
-        if (rc < 0)
-            return rc;
-        if (rc == 1) {
-            int64_t count = 0;
-            query_i64(st, "SELECT count(*) FROM snapshots WHERE target_id = ?", target, 0, &count,
-                      NULL);
-            return err_set(e, ERR_NOTFOUND, "no snapshot '%s': target %lld has %lld snapshot%s",
-                           sel, (long long)target, (long long)count, count == 1 ? "" : "s");
-        }
-        return 0;
-    }
-    sqlite3_stmt *s = NULL;
-    static const char *sql = "SELECT id FROM snapshots WHERE label = ?1 AND (?2 = 0 OR "
-                             "target_id = ?2) ORDER BY id DESC LIMIT 1";
-    if ((rc = store_prepare(st, sql, &s, e)) < 0)
-        return rc;
-    sqlite3_bind_text(s, 1, sel, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, target_id);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        *snap_id = sqlite3_column_int64(s, 0);
-        rc = 0;
-    } else if (rc == SQLITE_DONE) {
-        /* A label of another target's: say whose. */
-        int64_t other = 0;
-        if (target_id &&
-            query_text_i64(st,
-                           "SELECT target_id FROM snapshots WHERE label = ?1 ORDER BY id DESC "
-                           "LIMIT 1",
-                           sel, &other) == 0 &&
-            other)
-            rc = err_set(e, ERR_NOTFOUND,
-                         "no snapshot labelled '%s' in target %lld: target %lld has one -- pick "
-                         "it with --target %lld",
-                         sel, (long long)target_id, (long long)other, (long long)other);
-        else
-            rc = err_set(e, ERR_NOTFOUND,
-                         "no snapshot matches '%s' (expected an id, first, last, last~N or a "
-                         "label)",
-                         sel);
-    } else {
-        rc = store_sql_err(st, rc, "cannot resolve the snapshot", sql, e);
-    }
-    sqlite3_finalize(s);
-    return rc;
-}
-
-int store_label_check(const char *label, struct err *e)
-{
-    if (!*label)
-        return err_set(e, ERR_USAGE, "empty label");
-    if (strlen(label) > STORE_LABEL_MAX)
-        return err_set(e, ERR_USAGE, "label is too long (at most %d bytes)", STORE_LABEL_MAX);
-    if (all_digits(label) || strcmp(label, "first") == 0 || strcmp(label, "last") == 0 ||
-        strncmp(label, "last~", 5) == 0 || strchr(label, ':'))
-        return err_set(e, ERR_USAGE,
-                       "label '%s' would read as a snapshot selector (an id, first, last, "
-                       "last~N or FILE:SNAP) -- choose another",
-                       label);
-    return 0;
 }
 
 int store_list(struct store *st, int64_t target_id, const struct store_list_cb *cb, struct err *e)
@@ -827,35 +674,4 @@ out:
     free(vals);
     sqlite3_finalize(s);
     return rc;
-}
-
-int store_resolve_range(struct store *st, int64_t target_id, const char *from_sel,
-                        const char *to_sel, int64_t *target, int64_t *from, int64_t *to,
-                        struct err *e)
-{
-    int rc;
-    *target = target_id;
-    if (!*target && (from_sel || to_sel)) {
-        int64_t id;
-        struct store_snapshot s;
-        if ((rc = store_resolve(st, from_sel ? from_sel : to_sel, 0, &id, e)) < 0 ||
-            (rc = store_snapshot_get(st, id, &s, e)) < 0)
-            return rc;
-        *target = s.target_id;
-        store_snapshot_release(&s);
-    }
-    if ((rc = store_resolve(st, from_sel ? from_sel : "first", *target, from, e)) < 0 ||
-        (rc = store_resolve(st, to_sel ? to_sel : "last", *target, to, e)) < 0)
-        return rc;
-    if (!*target) {
-        struct store_snapshot s;
-        if ((rc = store_snapshot_get(st, *to, &s, e)) < 0)
-            return rc;
-        *target = s.target_id;
-        store_snapshot_release(&s);
-    }
-    if (*from > *to)
-        return err_set(e, ERR_USAGE, "--from (snapshot %lld) comes after --to (snapshot %lld)",
-                       (long long)*from, (long long)*to);
-    return 0;
 }
