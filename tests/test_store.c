@@ -961,6 +961,66 @@ static void test_reference_schema(void **state)
     free(text);
 }
 
+/* Statements bound by name, and transactions that nest. */
+static void test_statements_and_transactions(void **state)
+{
+    (void)state;
+    struct fixture f;
+    struct err e = {0};
+    open_fixture(&f);
+    struct store_stmt q;
+    static const char *ins = "INSERT INTO paths (path) VALUES (:path)";
+    assert_int_equal(store_stmt_prepare(f.st, ins, "cannot add", &q, &e), 0);
+    store_bind_text(&q, ":path", "/one", -1);
+    assert_int_equal(store_stmt_run(&q, &e), 0);
+    /* A name the SQL does not have: the step fails, naming it and the SQL, and writes nothing. */
+    store_bind_text(&q, ":paht", "/two", -1);
+    assert_true(store_stmt_run(&q, &e) < 0);
+    assert_non_null(strstr(e.msg, "':paht'"));
+    assert_non_null(strstr(e.msg, ins));
+    store_stmt_finalize(&q);
+    static const char *count = "SELECT count(*) AS n FROM paths WHERE path LIKE :like";
+    assert_int_equal(store_stmt_prepare(f.st, count, "cannot count", &q, &e), 0);
+    int n = store_stmt_column(&q, "n");
+    assert_int_equal(n, 0);
+    store_bind_text(&q, ":like", "/%", -1);
+    assert_int_equal(store_stmt_step(&q, &e), 1);
+    assert_int_equal(sqlite3_column_int64(q.s, n), 1);
+    store_stmt_reset(&q);
+    assert_int_equal(store_stmt_column(&q, "m"), -1);
+    assert_true(store_stmt_step(&q, &e) < 0);
+    assert_non_null(strstr(e.msg, "'m'"));
+    store_stmt_finalize(&q);
+    /* A transaction inside another is a savepoint: it rolls back alone, or commits into it. */
+    assert_int_equal(store_begin(f.st, &e), 0);
+    assert_int_equal(store_exec(f.st, "INSERT INTO paths (path) VALUES ('/outer')", &e), 0);
+    assert_int_equal(store_begin(f.st, &e), 0);
+    assert_int_equal(store_exec(f.st, "INSERT INTO paths (path) VALUES ('/inner')", &e), 0);
+    store_rollback(f.st);
+    assert_int_equal(store_begin(f.st, &e), 0);
+    assert_int_equal(store_exec(f.st, "INSERT INTO paths (path) VALUES ('/kept')", &e), 0);
+    assert_int_equal(store_commit(f.st, &e), 0);
+    assert_false(sqlite3_get_autocommit(f.st->db));
+    assert_int_equal(store_commit(f.st, &e), 0);
+    assert_true(sqlite3_get_autocommit(f.st->db));
+    int64_t v = 0;
+    sqlite3_stmt *s;
+    assert_int_equal(
+        sqlite3_prepare_v2(f.st->db, "SELECT group_concat(path, ' ') FROM paths", -1, &s, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(s, 0), "/one /outer /kept");
+    sqlite3_finalize(s);
+    /* The outermost rolled back: none of it. */
+    assert_int_equal(store_begin(f.st, &e), 0);
+    assert_int_equal(store_exec(f.st, "INSERT INTO paths (path) VALUES ('/gone')", &e), 0);
+    store_rollback(f.st);
+    assert_int_equal(
+        store_query_i64(f.st, "SELECT count(*) FROM paths WHERE path = '/gone'", 0, 0, &v, &e), 0);
+    assert_int_equal(v, 0);
+    close_fixture(&f);
+}
+
 /* The selector parser, and the label rule that follows from it: every text is either a label
  * (store_label_check takes it) or reads as another selector (and is refused as a label). */
 static void test_selector_parse_and_the_label_rule(void **state)
@@ -1021,6 +1081,7 @@ int main(void)
         cmocka_unit_test(test_new_file_is_private),
         cmocka_unit_test(test_migrates_from_version_1),
         cmocka_unit_test(test_selectors),
+        cmocka_unit_test(test_statements_and_transactions),
         cmocka_unit_test(test_selector_parse_and_the_label_rule),
         cmocka_unit_test(test_query_is_read_only),
         cmocka_unit_test(test_interval_diff_equals_full_diff),

@@ -423,9 +423,9 @@ static int check_made(struct store *st, const struct ident *id, struct err *e)
 static int migrate(struct store *st, int max_version, struct err *e)
 {
     struct ident id;
-    int rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    if (rc != SQLITE_OK)
-        return store_sql_err(st, rc, "cannot migrate the database", NULL, e);
+    int rc = store_begin(st, e);
+    if (rc < 0)
+        return rc;
     if ((rc = read_ident(st, &id, e)) < 0 || (rc = check_ident(st, &id, e)) < 0 ||
         (rc = check_made(st, &id, e)) < 0)
         goto fail;
@@ -436,22 +436,18 @@ static int migrate(struct store *st, int max_version, struct err *e)
         char *sql = xasprintf("%s\nPRAGMA application_id = %d;\nPRAGMA user_version = %d;", m->sql,
                               STORE_APPLICATION_ID, m->version);
         rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
-        free(sql);
         if (rc != SQLITE_OK) {
             char what[128];
             snprintf(what, sizeof(what), "cannot apply migration %s", m->name);
-            rc = store_sql_err(st, rc, what, NULL, e);
-            goto fail;
+            rc = store_sql_err(st, rc, what, sql, e);
         }
+        free(sql);
+        if (rc < 0)
+            goto fail;
     }
-    rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
-        rc = store_sql_err(st, rc, "cannot migrate the database", NULL, e);
-        goto fail;
-    }
-    return 0;
+    return store_commit(st, e);
 fail:
-    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    store_rollback(st);
     return rc;
 }
 
@@ -871,28 +867,6 @@ int store_target_ensure(struct store *st, const struct capture_target *t, int64_
         return store_sql_err(st, rc, "cannot record the target", sql, e);
     *target_id = sqlite3_last_insert_rowid(st->db);
     return 0;
-}
-
-int store_begin(struct store *st, struct err *e)
-{
-    int rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    return rc == SQLITE_OK ? 0 : store_sql_err(st, rc, "cannot start writing", NULL, e);
-}
-
-int store_commit(struct store *st, struct err *e)
-{
-    int rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
-    if (rc == SQLITE_OK)
-        return 0;
-    rc = store_sql_err(st, rc, "cannot commit", NULL, e);
-    store_rollback(st);
-    return rc;
-}
-
-void store_rollback(struct store *st)
-{
-    if (!sqlite3_get_autocommit(st->db))
-        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 /* Whether this process has f open (then it is this connection's -wal or -shm). */

@@ -52,6 +52,7 @@ int store_check_place(struct store *st, struct err *e);
 /*
  * One transaction around several writes (an import of many files): every snapshot written
  * meanwhile is committed by store_commit, or none is (store_rollback, or the process dying).
+ * Transactions nest: one begun inside another is a savepoint of it.
  */
 int store_begin(struct store *st, struct err *e);
 int store_commit(struct store *st, struct err *e);

@@ -176,7 +176,7 @@ int store_read_history(struct store *st, int64_t target, int64_t from, int64_t t
     h->target_id = target;
     region_list_init(&h->regions);
     /* One read transaction: a recording that goes on meanwhile is seen as it was. */
-    int rc = store_exec(st, "BEGIN", e);
+    int rc = store_begin_read(st, e);
     if (rc < 0)
         return rc;
     if ((rc = read_snaps(st, target, from, to, h, e)) < 0 ||
@@ -185,7 +185,7 @@ int store_read_history(struct store *st, int64_t target, int64_t from, int64_t t
         store_history_release(h);
         h->target_id = target;
     }
-    sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+    store_rollback(st); /* nothing was written: it only ends the read */
     free(span_ids);
     return rc;
 }

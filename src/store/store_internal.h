@@ -14,6 +14,7 @@ struct store {
     char *path;
     int writable;
     int guarded;       /* a writer: the guard holds SQLite's opens of its companions */
+    int tx_depth;      /* transactions open (store_begin): the outermost, then savepoints */
     uint64_t dev, ino; /* the file opened (0, 0 where the OS does not say) */
 };
 
@@ -70,6 +71,34 @@ void store_guard_writer(const char *name, int open);
 /* When the guard refused a companion since last asked: ERR_PERM with the line that says which
  * and why; else 0. */
 int store_guard_refusal(struct err *e);
+
+/*
+ * A statement, prepared once and bound by name: store_bind_* with a name its SQL does not have
+ * makes the next step fail with that name and the SQL. Text is copied when bound.
+ */
+struct store_stmt {
+    struct store *st;
+    sqlite3_stmt *s;
+    const char *sql;
+    const char *what;    /* what a failure says first: "cannot write the snapshot" */
+    const char *unknown; /* the first name bound or asked for that the SQL does not have */
+};
+int store_stmt_prepare(struct store *st, const char *sql, const char *what, struct store_stmt *q,
+                       struct err *e);
+void store_bind_i64(struct store_stmt *q, const char *name, int64_t v);
+void store_bind_text(struct store_stmt *q, const char *name, const char *v, int len); /* NULL */
+void store_bind_null(struct store_stmt *q, const char *name);
+/* The index of the result column called name; -1 (and the next step fails) when there is none. */
+int store_stmt_column(struct store_stmt *q, const char *name);
+/* 1 with a row, 0 when done, or an error (the statement reset). */
+int store_stmt_step(struct store_stmt *q, struct err *e);
+/* Steps a statement that returns no rows, then resets it and clears its bindings: 0 or error. */
+int store_stmt_run(struct store_stmt *q, struct err *e);
+void store_stmt_reset(struct store_stmt *q); /* and clears the bindings */
+void store_stmt_finalize(struct store_stmt *q);
+
+/* A read transaction: everything read until store_commit is one moment of the file. */
+int store_begin_read(struct store *st, struct err *e);
 
 /* Maps a SQLite failure to an error code and a one-line message naming what failed. */
 int store_sql_err(struct store *st, int rc, const char *what, const char *sql, struct err *e);

@@ -139,9 +139,9 @@ int store_mark_add(struct store *st, const char *label, const struct store_proc 
     *n = 0;
     /* One write transaction: a recorder that registers after it does not take this mark, and
      * every one registered before it is among those woken. */
-    int rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    if (rc != SQLITE_OK)
-        return store_sql_err(st, rc, "cannot add the mark", NULL, e);
+    int rc = store_begin(st, e);
+    if (rc < 0)
+        return rc;
     if ((rc = read_recorders(st, here, &all, &nall, e)) < 0)
         goto rollback;
     size_t keep = 0;
@@ -179,16 +179,14 @@ int store_mark_add(struct store *st, const char *label, const struct store_proc 
         }
         *mark_id = sqlite3_last_insert_rowid(st->db);
     }
-    rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
-        rc = store_sql_err(st, rc, "cannot add the mark", NULL, e);
-        goto rollback;
-    }
+    if ((rc = store_commit(st, e)) < 0)
+        goto out;
     *v = all;
     *n = keep;
     return 0;
 rollback:
-    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    store_rollback(st);
+out:
     free(all);
     *mark_id = 0;
     return rc;

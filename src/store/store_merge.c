@@ -378,14 +378,14 @@ int store_merge(struct store *st, const char *path, struct store_merge_result *r
         return store_sql_err(st, rc, "cannot open the database to merge", NULL, e);
     /* The other file is read in the same transaction that writes here: what a recorder adds
      * to it meanwhile is left for the next merge, whole. */
-    if ((rc = exec(st, "BEGIN IMMEDIATE", e)) == 0) {
+    if ((rc = store_begin(st, e)) == 0) {
         rc = merge_attached(st, r, e);
         if (rc == 0)
-            rc = exec(st, "COMMIT", e);
-        if (rc < 0) {
-            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+            rc = store_commit(st, e);
+        else
+            store_rollback(st);
+        if (rc < 0)
             memset(r, 0, sizeof(*r));
-        }
     }
     sqlite3_exec(st->db, "DETACH src", NULL, NULL, NULL);
     return rc;

@@ -724,13 +724,11 @@ int store_writer_write(struct store_writer *w, const struct region_list *l,
     int64_t snap = 0;
     int changed = 0;
     char unique[600];
-    /* IMMEDIATE: the write lock is taken now, so what is read below is what we build on. Inside
-     * a caller's transaction (store_begin) the snapshot is a savepoint of it. */
-    int nested = !sqlite3_get_autocommit(w->st->db);
-    int rc = sqlite3_exec(w->st->db, nested ? "SAVEPOINT snapshot" : "BEGIN IMMEDIATE", NULL, NULL,
-                          NULL);
-    if (rc != SQLITE_OK)
-        return store_sql_err(w->st, rc, "cannot write the snapshot", NULL, e);
+    /* The write lock is taken now, so what is read below is what we build on. Inside a
+     * caller's transaction (an import of several files) the snapshot is a savepoint of it. */
+    int rc = store_begin(w->st, e);
+    if (rc < 0)
+        return rc;
     int new_target = w->target_id == 0;
     w->keep = !(o && o->last);
     if (new_target) {
@@ -760,11 +758,8 @@ int store_writer_write(struct store_writer *w, const struct region_list *l,
     struct cat_totals cats[CAT_COUNT];
     if (changed && (rc = write_categories(w, l, info, snap, cats, e)) < 0)
         goto rollback;
-    rc = sqlite3_exec(w->st->db, nested ? "RELEASE snapshot" : "COMMIT", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
-        rc = store_sql_err(w->st, rc, "cannot commit the snapshot", NULL, e);
-        goto rollback;
-    }
+    if ((rc = store_commit(w->st, e)) < 0)
+        goto rolled_back;
     w->last_snap = snap;
     w->last_seq++;
     if (changed && !w->keep) {
@@ -798,8 +793,8 @@ int store_writer_write(struct store_writer *w, const struct region_list *l,
     *snap_id = snap;
     return 0;
 rollback:
-    sqlite3_exec(w->st->db, nested ? "ROLLBACK TO snapshot; RELEASE snapshot" : "ROLLBACK", NULL,
-                 NULL, NULL);
+    store_rollback(w->st);
+rolled_back:
     /* What was learnt inside the transaction (a target row, span ids, path ids) may have been
      * rolled back with it: the next write starts again from what is committed. */
     w->stale = 1;
