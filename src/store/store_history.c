@@ -13,10 +13,9 @@
 
 /* The region columns as store_row_to_region wants them, then the span's id and interval. */
 #define HISTORY_COLS(table, last)                                                                  \
-    "SELECT p.start, p.\"end\", p.perms, p.offset, p.dev, p.inode, n.path, p.category, "           \
-    "p.deleted, p.state, p.type, p.protect, p.alloc_base, p.alloc_protect, p.owner, NULL, NULL, "  \
-    "NULL, NULL, NULL, p.id, p.first_snap, " last " FROM " table                                   \
-    " p LEFT JOIN paths n ON n.id = p.path_id "
+    "SELECT " STORE_REGION_COLUMNS_P("n.path") ", " STORE_REGION_NO_FIGURES                        \
+                                               ", p.id, p.first_snap, " last " FROM " table        \
+                                               " p LEFT JOIN paths n ON n.id = p.path_id "
 
 static int read_snaps(struct store *st, int64_t target, int64_t from, int64_t to,
                       struct store_history *h, struct err *e)

@@ -76,17 +76,24 @@ int store_guard_refusal(struct err *e);
  * A statement, prepared once and bound by name: store_bind_* with a name its SQL does not have
  * makes the next step fail with that name and the SQL. Text is copied when bound.
  */
+#define STORE_STMT_NAMES 24
 struct store_stmt {
     struct store *st;
     sqlite3_stmt *s;
     const char *sql;
     const char *what;    /* what a failure says first: "cannot write the snapshot" */
     const char *unknown; /* the first name bound or asked for that the SQL does not have */
+    /* Names looked up before, by address (they are literals): a bind in a loop costs no search. */
+    const char *names[STORE_STMT_NAMES];
+    int index[STORE_STMT_NAMES];
+    int nnames;
 };
 int store_stmt_prepare(struct store *st, const char *sql, const char *what, struct store_stmt *q,
                        struct err *e);
 void store_bind_i64(struct store_stmt *q, const char *name, int64_t v);
-void store_bind_text(struct store_stmt *q, const char *name, const char *v, int len); /* NULL */
+/* Text (NULL binds NULL; len -1: up to its NUL), copied; _static: v stays until the step. */
+void store_bind_text(struct store_stmt *q, const char *name, const char *v, int len);
+void store_bind_static(struct store_stmt *q, const char *name, const char *v, int len);
 void store_bind_null(struct store_stmt *q, const char *name);
 /* The index of the result column called name; -1 (and the next step fails) when there is none. */
 int store_stmt_column(struct store_stmt *q, const char *name);
@@ -121,17 +128,55 @@ int store_target_find(struct store *st, const struct capture_target *t, int64_t 
 char *store_col_text(sqlite3_stmt *stmt, int col);
 
 /*
- * Fills r from a row laid out as: start, end, perms, offset, dev, inode, path, category, deleted,
- * state, type, protect, alloc_base, alloc_protect, owner (from col), then rss, pss,
- * private_dirty, anonymous, swap (NULL when not captured). Strings are interned in l.
+ * A region's row, written once: the columns spans and spans_open store (before and after its
+ * path), as X(ID, "column") separated by S. Every statement that reads or writes region rows
+ * lists them through these, and store_row_to_region reads them by enum region_col.
  */
+#define STORE_REGION_COLS_A(X, S)                                                                  \
+    X(START, "start")                                                                              \
+    S X(END, "\"end\"") S X(PERMS, "perms") S X(OFFSET, "offset") S X(DEV, "dev") S X(INODE,       \
+                                                                                      "inode")
+#define STORE_REGION_COLS_B(X, S)                                                                  \
+    X(CATEGORY, "category")                                                                        \
+    S X(DELETED, "deleted") S X(STATE, "state") S X(TYPE, "type") S X(PROTECT, "protect") S X(     \
+        ALLOC_BASE, "alloc_base") S                                                                \
+    X(ALLOC_PROTECT, "alloc_protect") S                                                            \
+    X(OWNER, "owner")
+#define STORE_RC_NAME(id, c) c
+#define STORE_RC_P(id, c)    "p." c
+#define STORE_RC_ENUM(id, c) RCOL_##id,
+
+/* The columns of a region row, and its memory figures after them. */
+enum region_col {
+    STORE_REGION_COLS_A(STORE_RC_ENUM, ) RCOL_PATH,
+    STORE_REGION_COLS_B(STORE_RC_ENUM, ) RCOL_RSS,
+    RCOL_PSS,
+    RCOL_PRIVATE_DIRTY,
+    RCOL_ANONYMOUS,
+    RCOL_SWAP,
+    RCOL_COUNT
+};
+
+/* The region columns as stored, with path the expression for the path column ("path_id",
+ * "path" in the regions view). */
+#define STORE_REGION_COLUMNS(path)                                                                 \
+    STORE_REGION_COLS_A(STORE_RC_NAME, ", ") ", " path ", " STORE_REGION_COLS_B(STORE_RC_NAME, "," \
+                                                                                               " ")
+/* The same of a table aliased p. */
+#define STORE_REGION_COLUMNS_P(path)                                                               \
+    STORE_REGION_COLS_A(STORE_RC_P, ", ") ", " path ", " STORE_REGION_COLS_B(STORE_RC_P, ", ")
+#define STORE_REGION_FIGURES    "rss, pss, private_dirty, anonymous, swap"
+#define STORE_REGION_FIGURES_M  "m.rss, m.pss, m.private_dirty, m.anonymous, m.swap"
+#define STORE_REGION_NO_FIGURES "NULL, NULL, NULL, NULL, NULL"
+
+/* Fills r from a row of the region columns and figures (from col, in enum region_col order;
+ * figures NULL when not captured). Strings are interned in l. */
 void store_row_to_region(sqlite3_stmt *s, int col, struct region_list *l, struct region *r);
 
 /* The region columns as store_row_to_region wants them, from spans or spans_open as p. */
 #define SPAN_COLS(table)                                                                           \
-    "SELECT p.start, p.\"end\", p.perms, p.offset, p.dev, p.inode, n.path, p.category, "           \
-    "p.deleted, p.state, p.type, p.protect, p.alloc_base, p.alloc_protect, p.owner, NULL, NULL, "  \
-    "NULL, NULL, NULL FROM " table " p LEFT JOIN paths n ON n.id = p.path_id "
+    "SELECT " STORE_REGION_COLUMNS_P("n.path") ", " STORE_REGION_NO_FIGURES " FROM " table         \
+                                               " p LEFT JOIN paths n ON n.id = p.path_id "
 
 /* Returns the permutation (caller frees) that orders l by unsigned start; l is not moved. */
 size_t *store_sort_order(const struct region_list *l);

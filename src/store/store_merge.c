@@ -51,6 +51,9 @@ static int run(struct store *st, const char *what, const char *sql, const int64_
 }
 
 /* Runs statements that return no rows; a failure says the merge failed, not which SQL. */
+/* A merged region's path: the id its text has here. */
+#define MERGED_PATH "(SELECT new_id FROM temp.merge_path WHERE old_id = p.path_id)"
+
 static int exec(struct store *st, const char *sql, struct err *e)
 {
     int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
@@ -166,26 +169,17 @@ static int copy_target(struct store *st, int64_t from, int64_t to, int64_t here,
         {"cannot merge regions", "DELETE FROM main.category_spans WHERE target_id = ?2 AND ?3 > 0"},
         /* A snapshot id the other file does not have is NULL here, and refused as such. */
         {"cannot merge regions",
-         "INSERT INTO main.spans_open (id, target_id, first_snap, start, \"end\", perms, offset, "
-         "dev, inode, path_id, category, deleted, state, type, protect, alloc_base, "
-         "alloc_protect, owner) "
-         "SELECT p.id - ?4 + ?5, ?2, (SELECT new_id FROM temp.merge_snap WHERE old_id = "
-         "p.first_snap), "
-         "p.start, p.\"end\", p.perms, p.offset, p.dev, p.inode, "
-         "(SELECT new_id FROM temp.merge_path WHERE old_id = p.path_id), p.category, p.deleted, "
-         "p.state, p.type, p.protect, p.alloc_base, p.alloc_protect, p.owner "
-         "FROM src.spans_open p WHERE p.id BETWEEN ?4 AND ?4 + 4294967295"},
+         "INSERT INTO main.spans_open (id, target_id, first_snap, " STORE_REGION_COLUMNS(
+             "path_id") ") SELECT p.id - ?4 + ?5, ?2, (SELECT new_id FROM temp.merge_snap WHERE "
+                        "old_id = p.first_snap), " STORE_REGION_COLUMNS_P(
+                            MERGED_PATH) " FROM src.spans_open p WHERE p.id BETWEEN ?4 AND ?4 + "
+                                         "4294967295"},
         {"cannot merge regions",
-         "INSERT INTO main.spans (id, target_id, first_snap, last_snap, start, \"end\", perms, "
-         "offset, dev, inode, path_id, category, deleted, state, type, protect, alloc_base, "
-         "alloc_protect, owner) "
-         "SELECT p.id - ?4 + ?5, ?2, (SELECT new_id FROM temp.merge_snap WHERE old_id = "
-         "p.first_snap), "
-         "(SELECT new_id FROM temp.merge_snap WHERE old_id = p.last_snap), "
-         "p.start, p.\"end\", p.perms, p.offset, p.dev, p.inode, "
-         "(SELECT new_id FROM temp.merge_path WHERE old_id = p.path_id), p.category, p.deleted, "
-         "p.state, p.type, p.protect, p.alloc_base, p.alloc_protect, p.owner "
-         "FROM src.spans p WHERE p.target_id = ?1"},
+         "INSERT INTO main.spans (id, target_id, first_snap, last_snap, " STORE_REGION_COLUMNS(
+             "path_id") ") SELECT p.id - ?4 + ?5, ?2, (SELECT new_id FROM temp.merge_snap WHERE "
+                        "old_id = p.first_snap), (SELECT new_id FROM temp.merge_snap WHERE old_id "
+                        "= p.last_snap), " STORE_REGION_COLUMNS_P(
+                            MERGED_PATH) " FROM src.spans p WHERE p.target_id = ?1"},
         {"cannot merge memory figures",
          "INSERT INTO main.span_mem (span_id, first_snap, last_snap, rss, pss, private_dirty, "
          "anonymous, swap) "

@@ -80,42 +80,43 @@ static void parse_dev(const unsigned char *dev, struct region *r)
 
 void store_row_to_region(sqlite3_stmt *s, int col, struct region_list *l, struct region *r)
 {
-    r->start = (uint64_t)sqlite3_column_int64(s, col + 0);
-    r->end = (uint64_t)sqlite3_column_int64(s, col + 1);
-    const unsigned char *perms = sqlite3_column_text(s, col + 2);
+    r->start = (uint64_t)sqlite3_column_int64(s, col + RCOL_START);
+    r->end = (uint64_t)sqlite3_column_int64(s, col + RCOL_END);
+    const unsigned char *perms = sqlite3_column_text(s, col + RCOL_PERMS);
     size_t np = perms ? strnlen((const char *)perms, sizeof(r->perms) - 1) : 0;
     memcpy(r->perms, perms ? (const char *)perms : "----", perms ? np : 4);
     r->perms[perms ? np : 4] = '\0';
-    r->offset = (uint64_t)sqlite3_column_int64(s, col + 3);
-    parse_dev(sqlite3_column_text(s, col + 4), r);
-    r->inode = (uint64_t)sqlite3_column_int64(s, col + 5);
-    col_name_text(s, col + 6, l, &r->path, &r->path_len);
-    const unsigned char *owner = sqlite3_column_text(s, col + 14);
+    r->offset = (uint64_t)sqlite3_column_int64(s, col + RCOL_OFFSET);
+    parse_dev(sqlite3_column_text(s, col + RCOL_DEV), r);
+    r->inode = (uint64_t)sqlite3_column_int64(s, col + RCOL_INODE);
+    col_name_text(s, col + RCOL_PATH, l, &r->path, &r->path_len);
+    const unsigned char *owner = sqlite3_column_text(s, col + RCOL_OWNER);
     if (owner)
-        region_set_owner(l, r, (const char *)owner, (size_t)sqlite3_column_bytes(s, col + 14));
-    const unsigned char *cat = sqlite3_column_text(s, col + 7);
+        region_set_owner(l, r, (const char *)owner,
+                         (size_t)sqlite3_column_bytes(s, col + RCOL_OWNER));
+    const unsigned char *cat = sqlite3_column_text(s, col + RCOL_CATEGORY);
     int c = cat ? region_category_parse((const char *)cat) : -1;
     r->category = (uint8_t)(c < 0 ? CAT_ANON : c);
-    if (sqlite3_column_int(s, col + 8))
+    if (sqlite3_column_int(s, col + RCOL_DELETED))
         r->flags |= REGION_DELETED;
-    if (sqlite3_column_type(s, col + 9) != SQLITE_NULL ||
-        sqlite3_column_type(s, col + 10) != SQLITE_NULL) {
+    if (sqlite3_column_type(s, col + RCOL_STATE) != SQLITE_NULL ||
+        sqlite3_column_type(s, col + RCOL_TYPE) != SQLITE_NULL) {
         struct region_extra *x = region_extra_set(l, r);
         r->flags |= REGION_HAS_WIN;
-        x->state = (uint8_t)parse_win_state(sqlite3_column_text(s, col + 9));
-        x->type = (uint8_t)parse_win_type(sqlite3_column_text(s, col + 10));
-        x->protect = (uint32_t)sqlite3_column_int64(s, col + 11);
-        x->alloc_base = (uint64_t)sqlite3_column_int64(s, col + 12);
-        x->alloc_protect = (uint32_t)sqlite3_column_int64(s, col + 13);
+        x->state = (uint8_t)parse_win_state(sqlite3_column_text(s, col + RCOL_STATE));
+        x->type = (uint8_t)parse_win_type(sqlite3_column_text(s, col + RCOL_TYPE));
+        x->protect = (uint32_t)sqlite3_column_int64(s, col + RCOL_PROTECT);
+        x->alloc_base = (uint64_t)sqlite3_column_int64(s, col + RCOL_ALLOC_BASE);
+        x->alloc_protect = (uint32_t)sqlite3_column_int64(s, col + RCOL_ALLOC_PROTECT);
     }
-    if (sqlite3_column_type(s, col + 15) != SQLITE_NULL) {
+    if (sqlite3_column_type(s, col + RCOL_RSS) != SQLITE_NULL) {
         struct region_extra *x = region_extra_set(l, r);
         r->flags |= REGION_HAS_MEM;
-        x->rss = (uint64_t)sqlite3_column_int64(s, col + 15);
-        x->pss = (uint64_t)sqlite3_column_int64(s, col + 16);
-        x->private_dirty = (uint64_t)sqlite3_column_int64(s, col + 17);
-        x->anonymous = (uint64_t)sqlite3_column_int64(s, col + 18);
-        x->swap = (uint64_t)sqlite3_column_int64(s, col + 19);
+        x->rss = (uint64_t)sqlite3_column_int64(s, col + RCOL_RSS);
+        x->pss = (uint64_t)sqlite3_column_int64(s, col + RCOL_PSS);
+        x->private_dirty = (uint64_t)sqlite3_column_int64(s, col + RCOL_PRIVATE_DIRTY);
+        x->anonymous = (uint64_t)sqlite3_column_int64(s, col + RCOL_ANONYMOUS);
+        x->swap = (uint64_t)sqlite3_column_int64(s, col + RCOL_SWAP);
     }
 }
 
@@ -205,9 +206,8 @@ static int read_regions(struct store *st, const char *sql, const int64_t *params
 int store_read_regions(struct store *st, int64_t snap_id, struct region_list *out, struct err *e)
 {
     static const char *sql =
-        "SELECT start, \"end\", perms, offset, dev, inode, path, category, deleted, state, type, "
-        "protect, alloc_base, alloc_protect, owner, rss, pss, private_dirty, anonymous, swap "
-        "FROM regions WHERE snapshot_id = ?";
+        "SELECT " STORE_REGION_COLUMNS("path") ", " STORE_REGION_FIGURES
+                                               " FROM regions WHERE snapshot_id = ?";
     int64_t count = 0;
     int rc = store_query_i64(st, "SELECT region_count FROM snapshots WHERE id = ?", snap_id, 0,
                              &count, e);
@@ -242,11 +242,10 @@ int store_read_delta(struct store *st, int64_t target_id, int64_t a, int64_t b,
 /* The region columns with the memory figures the span had at snapshot `at` (an SQL
  * parameter), from spans or spans_open as p. */
 #define SPAN_MEM_COLS(table, at)                                                                   \
-    "SELECT p.start, p.\"end\", p.perms, p.offset, p.dev, p.inode, n.path, p.category, "           \
-    "p.deleted, p.state, p.type, p.protect, p.alloc_base, p.alloc_protect, p.owner, m.rss, "       \
-    "m.pss, m.private_dirty, m.anonymous, m.swap FROM " table " p LEFT JOIN paths n ON n.id = "    \
-    "p.path_id LEFT JOIN span_mem m ON m.span_id = p.id AND m.first_snap <= " at                   \
-    " AND m.last_snap >= " at " "
+    "SELECT " STORE_REGION_COLUMNS_P(                                                              \
+        "n.path") ", " STORE_REGION_FIGURES_M " FROM " table                                       \
+                  " p LEFT JOIN paths n ON n.id = p.path_id LEFT JOIN span_mem m ON m.span_id = "  \
+                  "p.id AND m.first_snap <= " at " AND m.last_snap >= " at " "
 
 /* The target's spans whose figures changed after ?2 up to ?3: a new span_mem interval began. */
 #define MEM_CHANGED                                                                                \

@@ -25,9 +25,16 @@ int store_stmt_prepare(struct store *st, const char *sql, const char *what, stru
 /* The index of name in q's SQL; 0 (and the name kept for the step to report) when it has none. */
 static int index_of(struct store_stmt *q, const char *name)
 {
+    for (int k = 0; k < q->nnames; k++)
+        if (q->names[k] == name)
+            return q->index[k];
     int i = sqlite3_bind_parameter_index(q->s, name);
     if (i == 0 && !q->unknown)
         q->unknown = name;
+    if (i && q->nnames < STORE_STMT_NAMES) {
+        q->names[q->nnames] = name;
+        q->index[q->nnames++] = i;
+    }
     return i;
 }
 
@@ -43,6 +50,15 @@ void store_bind_text(struct store_stmt *q, const char *name, const char *v, int 
     int i = index_of(q, name);
     if (i && v)
         sqlite3_bind_text(q->s, i, v, len, SQLITE_TRANSIENT);
+    else if (i)
+        sqlite3_bind_null(q->s, i);
+}
+
+void store_bind_static(struct store_stmt *q, const char *name, const char *v, int len)
+{
+    int i = index_of(q, name);
+    if (i && v)
+        sqlite3_bind_text(q->s, i, v, len, SQLITE_STATIC);
     else if (i)
         sqlite3_bind_null(q->s, i);
 }

@@ -33,8 +33,11 @@ enum {
  * thousands, and one row per statement costs a step, a reset and 16 binds' bookkeeping each. */
 #define SPAN_BATCH 32
 /* Bound per new region: ?1 is the target and ?2 the snapshot, once per statement; row k's
- * values are ?(3 + k * SPAN_VALUES) onwards, in this order. */
-#define SPAN_VALUES 16
+ * values are its id at SPAN_PARAM(k, -1) and its region columns at SPAN_PARAM(k, RCOL_...). */
+#define SPAN_VALUES        (1 + RCOL_RSS)
+#define SPAN_TARGET_PARAM  1
+#define SPAN_SNAP_PARAM    2
+#define SPAN_PARAM(k, col) (3 + (k)*SPAN_VALUES + 1 + (col))
 
 static const char *const writer_sql[S_COUNT] = {
     [S_SNAPSHOT] =
@@ -43,51 +46,49 @@ static const char *const writer_sql[S_COUNT] = {
         "retries, duration_us, mark) VALUES (:target, :seq, :taken_at, :label, :count, :mapped, "
         ":rss, :pss, :dirty, :anon, :swap, :detail, :method, :torn, :retries, :duration, :mark)",
     /* A region ends: it moves, same id, from spans_open to spans with its last snapshot. */
-    [S_SPAN_MOVE] =
-        "INSERT INTO spans (id, target_id, first_snap, last_snap, start, \"end\", perms, "
-        "offset, dev, inode, path_id, category, deleted, state, type, protect, "
-        "alloc_base, alloc_protect, owner) SELECT id, target_id, first_snap, ?1, start, "
-        "\"end\", perms, offset, dev, inode, path_id, category, deleted, state, type, "
-        "protect, alloc_base, alloc_protect, owner FROM spans_open WHERE id = ?2",
-    [S_SPAN_DROP] = "DELETE FROM spans_open WHERE id = ?1",
+    [S_SPAN_MOVE] = "INSERT INTO spans (id, target_id, first_snap, "
+                    "last_snap, " STORE_REGION_COLUMNS(
+                        "path_id") ") SELECT id, target_id, first_snap, "
+                                   ":last, " STORE_REGION_COLUMNS("path_id") " FROM spans_open "
+                                                                             "WHERE id = :id",
+    [S_SPAN_DROP] = "DELETE FROM spans_open WHERE id = :id",
     /* One new region; SPAN_COLUMNS and bind_span say how it is bound. */
     [S_SPAN_OPEN] = NULL,
     [S_MEM_CLOSE] = "UPDATE span_mem SET last_snap = :last WHERE span_id = :id AND first_snap = "
                     ":first",
-    [S_MEM_OPEN] = "INSERT INTO span_mem (span_id, first_snap, last_snap, rss, pss, "
-                   "private_dirty, anonymous, swap) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [S_MEM_OPEN] = "INSERT INTO span_mem (span_id, first_snap, last_snap, " STORE_REGION_FIGURES
+                   ") VALUES (:span, :first, :last, :rss, :pss, :dirty, :anon, :swap)",
     [S_PATH_FIND] = "SELECT id FROM paths WHERE path = :path",
     [S_PATH_ADD] = "INSERT INTO paths (path) VALUES (:path)",
     /* The target's newest committed snapshot, read inside the write transaction. */
-    [S_HEAD] = "SELECT id, seq FROM snapshots WHERE target_id = ?1 ORDER BY seq DESC LIMIT 1",
-    [S_LABEL] = "SELECT id FROM snapshots WHERE label = ?1 AND target_id = ?2",
-    [S_CAT_CLOSE] = "UPDATE category_spans SET last_snap = ?1 WHERE target_id = ?2 AND category = "
-                    "?3 AND first_snap = ?4",
+    [S_HEAD] = "SELECT id, seq FROM snapshots WHERE target_id = :target ORDER BY seq DESC LIMIT 1",
+    [S_LABEL] = "SELECT id FROM snapshots WHERE label = :label AND target_id = :target",
+    [S_CAT_CLOSE] = "UPDATE category_spans SET last_snap = :last WHERE target_id = :target AND "
+                    "category = :category AND first_snap = :first",
     [S_CAT_OPEN] = "INSERT INTO category_spans (target_id, category, first_snap, last_snap, "
-                   "regions, mapped, committed, rss) VALUES (?1, ?2, ?3, 9223372036854775807, ?4, "
-                   "?5, ?6, ?7)",
+                   "regions, mapped, committed, rss) VALUES (:target, :category, :first, "
+                   "9223372036854775807, :regions, :mapped, :committed, :rss)",
     [S_CAT_LOAD] = "SELECT category, first_snap, regions, mapped, committed, rss FROM "
-                   "category_spans WHERE target_id = ?1 AND last_snap = 9223372036854775807",
-    [S_MARK_TAKEN] = "UPDATE recorders SET marks_done = max(marks_done, ?1) WHERE id = ?2",
+                   "category_spans WHERE target_id = :target AND last_snap = 9223372036854775807",
+    [S_MARK_TAKEN] = "UPDATE recorders SET marks_done = max(marks_done, :mark) WHERE id = "
+                     ":recorder",
     [S_SPAN_BATCH] = NULL,
 };
 
 /* INSERT INTO spans_open for rows new regions, numbered as SPAN_VALUES says. */
 static char *span_insert_sql(int rows)
 {
-    static const char head[] =
-        "INSERT INTO spans_open (id, start, \"end\", perms, offset, dev, inode, path_id, "
-        "category, deleted, state, type, protect, alloc_base, alloc_protect, owner, target_id, "
-        "first_snap) VALUES ";
+    static const char head[] = "INSERT INTO spans_open (id, " STORE_REGION_COLUMNS(
+        "path_id") ", target_id, first_snap) VALUES ";
     size_t cap = sizeof(head) + (size_t)rows * SPAN_VALUES * 8 + (size_t)rows * 16;
     char *sql = xmalloc(cap), *p = sql;
     p += snprintf(p, cap, "%s", head);
     for (int k = 0; k < rows; k++) {
         *p++ = k ? ',' : ' ';
         *p++ = '(';
-        for (int c = 0; c < SPAN_VALUES; c++)
-            p += snprintf(p, cap - (size_t)(p - sql), "?%d,", 3 + k * SPAN_VALUES + c);
-        p += snprintf(p, cap - (size_t)(p - sql), "?1,?2)");
+        for (int c = -1; c < RCOL_RSS; c++) /* the id, then the region columns */
+            p += snprintf(p, cap - (size_t)(p - sql), "?%d,", SPAN_PARAM(k, c));
+        p += snprintf(p, cap - (size_t)(p - sql), "?%d,?%d)", SPAN_TARGET_PARAM, SPAN_SNAP_PARAM);
     }
     return sql;
 }
@@ -112,7 +113,8 @@ struct path_map {
 
 struct store_writer {
     struct store *st;
-    sqlite3_stmt *stmt[S_COUNT];
+    struct store_stmt stmt[S_COUNT];
+    char *span_sql[2]; /* the SQL of S_SPAN_OPEN and S_SPAN_BATCH */
     const struct capture_target *target;
     int64_t target_id; /* 0 until the target's row exists */
     int64_t parent_target_id;
@@ -198,27 +200,7 @@ static void path_map_release(struct path_map *m)
 
 static int step_done(struct store_writer *w, int k, struct err *e)
 {
-    sqlite3_stmt *s = w->stmt[k];
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    if (rc != SQLITE_DONE)
-        return store_sql_err(w->st, rc, "cannot write the snapshot", writer_sql[k], e);
-    return 0;
-}
-
-static void bind_i64(sqlite3_stmt *s, const char *name, int64_t v)
-{
-    sqlite3_bind_int64(s, sqlite3_bind_parameter_index(s, name), v);
-}
-
-static void bind_text(sqlite3_stmt *s, const char *name, const char *v, int len)
-{
-    int i = sqlite3_bind_parameter_index(s, name);
-    if (v)
-        sqlite3_bind_text(s, i, v, len, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(s, i);
+    return store_stmt_run(&w->stmt[k], e);
 }
 
 /* Finds or adds the path's row. New rows roll back with the snapshot, so they enter the map only
@@ -230,19 +212,19 @@ static int path_id(struct store_writer *w, const struct region *r, int64_t *id, 
         *id = slot->id;
         return 0;
     }
-    sqlite3_stmt *s = w->stmt[S_PATH_FIND];
-    bind_text(s, ":path", r->path, (int)r->path_len);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        *id = sqlite3_column_int64(s, 0);
-        sqlite3_reset(s);
+    struct store_stmt *q = &w->stmt[S_PATH_FIND];
+    store_bind_static(q, ":path", r->path, (int)r->path_len);
+    int rc = store_stmt_step(q, e);
+    if (rc == 1) {
+        *id = sqlite3_column_int64(q->s, 0);
+        store_stmt_reset(q);
         path_map_put(&w->paths, r->path, r->path_len, *id);
         return 0;
     }
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE)
-        return store_sql_err(w->st, rc, "cannot write the snapshot", writer_sql[S_PATH_FIND], e);
-    bind_text(w->stmt[S_PATH_ADD], ":path", r->path, (int)r->path_len);
+    store_stmt_reset(q);
+    if (rc < 0)
+        return rc;
+    store_bind_static(&w->stmt[S_PATH_ADD], ":path", r->path, (int)r->path_len);
     if ((rc = step_done(w, S_PATH_ADD, e)) < 0)
         return rc;
     *id = sqlite3_last_insert_rowid(w->st->db);
@@ -282,46 +264,48 @@ static void bind_opt_text(sqlite3_stmt *s, int i, const char *v)
         sqlite3_bind_null(s, i);
 }
 
-/* Binds new region r (row k of a statement, as SPAN_VALUES says); dev holds its device text. */
+/* Binds new region r (row k of a statement, as SPAN_PARAM says); dev holds its device text. */
 static void bind_span(sqlite3_stmt *s, int k, const struct region *r, int64_t id, int64_t path,
                       char dev[24])
 {
-    int i = 3 + k * SPAN_VALUES;
-    sqlite3_bind_int64(s, i, id);
-    sqlite3_bind_int64(s, i + 1, (int64_t)r->start);
-    sqlite3_bind_int64(s, i + 2, (int64_t)r->end);
-    sqlite3_bind_text(s, i + 3, r->perms, 4, SQLITE_STATIC);
-    sqlite3_bind_int64(s, i + 4, (int64_t)r->offset);
-    sqlite3_bind_text(s, i + 5, dev, dev_text(r, dev), SQLITE_STATIC);
-    sqlite3_bind_int64(s, i + 6, (int64_t)r->inode);
+#define AT(col) SPAN_PARAM(k, RCOL_##col)
+    sqlite3_bind_int64(s, SPAN_PARAM(k, -1), id);
+    sqlite3_bind_int64(s, AT(START), (int64_t)r->start);
+    sqlite3_bind_int64(s, AT(END), (int64_t)r->end);
+    sqlite3_bind_text(s, AT(PERMS), r->perms, 4, SQLITE_STATIC);
+    sqlite3_bind_int64(s, AT(OFFSET), (int64_t)r->offset);
+    sqlite3_bind_text(s, AT(DEV), dev, dev_text(r, dev), SQLITE_STATIC);
+    sqlite3_bind_int64(s, AT(INODE), (int64_t)r->inode);
     if (r->path)
-        sqlite3_bind_int64(s, i + 7, path);
+        sqlite3_bind_int64(s, AT(PATH), path);
     else
-        sqlite3_bind_null(s, i + 7);
-    sqlite3_bind_text(s, i + 8, region_category_name(r->category), -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, i + 9, (r->flags & REGION_DELETED) ? 1 : 0);
+        sqlite3_bind_null(s, AT(PATH));
+    sqlite3_bind_text(s, AT(CATEGORY), region_category_name(r->category), -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, AT(DELETED), (r->flags & REGION_DELETED) ? 1 : 0);
     if (r->flags & REGION_HAS_WIN) {
         const struct region_extra *x = region_extra(r);
-        bind_opt_text(s, i + 10, region_win_state_name(x->state));
-        bind_opt_text(s, i + 11, region_win_type_name(x->type));
-        sqlite3_bind_int64(s, i + 12, x->protect);
-        sqlite3_bind_int64(s, i + 13, (int64_t)x->alloc_base);
-        sqlite3_bind_int64(s, i + 14, x->alloc_protect);
+        bind_opt_text(s, AT(STATE), region_win_state_name(x->state));
+        bind_opt_text(s, AT(TYPE), region_win_type_name(x->type));
+        sqlite3_bind_int64(s, AT(PROTECT), x->protect);
+        sqlite3_bind_int64(s, AT(ALLOC_BASE), (int64_t)x->alloc_base);
+        sqlite3_bind_int64(s, AT(ALLOC_PROTECT), x->alloc_protect);
     } else {
-        for (int c = 10; c <= 14; c++)
-            sqlite3_bind_null(s, i + c);
+        for (int c = RCOL_STATE; c <= RCOL_ALLOC_PROTECT; c++)
+            sqlite3_bind_null(s, SPAN_PARAM(k, c));
     }
     if (r->owner)
-        sqlite3_bind_text(s, i + 15, r->owner, (int)r->owner_len, SQLITE_STATIC);
+        sqlite3_bind_text(s, AT(OWNER), r->owner, (int)r->owner_len, SQLITE_STATIC);
     else
-        sqlite3_bind_null(s, i + 15);
+        sqlite3_bind_null(s, AT(OWNER));
+#undef AT
 }
 
 /* Inserts the queued new regions: a full batch in one statement, a shorter one row by row. */
 static int flush_spans(struct store_writer *w, struct err *e)
 {
     int full = w->queued == SPAN_BATCH;
-    sqlite3_stmt *s = w->stmt[full ? S_SPAN_BATCH : S_SPAN_OPEN];
+    struct store_stmt *ins = &w->stmt[full ? S_SPAN_BATCH : S_SPAN_OPEN];
+    sqlite3_stmt *s = ins->s;
     for (int k = 0; k < w->queued; k++) {
         struct queued_span *q = &w->queue[k];
         bind_span(s, full ? k : 0, q->r, q->id, q->path, q->dev);
@@ -331,8 +315,7 @@ static int flush_spans(struct store_writer *w, struct err *e)
         sqlite3_reset(s);
         if (rc != SQLITE_DONE) {
             w->queued = 0;
-            return store_sql_err(w->st, rc, "cannot write the snapshot",
-                                 "INSERT INTO spans_open ...", e);
+            return store_sql_err(w->st, rc, ins->what, ins->sql, e);
         }
     }
     w->queued = 0;
@@ -358,12 +341,12 @@ static int open_span(struct store_writer *w, const struct region *r, int64_t *id
 /* Ends a region at the previous snapshot. */
 static int close_span(struct store_writer *w, int64_t id, struct err *e)
 {
-    sqlite3_bind_int64(w->stmt[S_SPAN_MOVE], 1, w->last_snap);
-    sqlite3_bind_int64(w->stmt[S_SPAN_MOVE], 2, id);
+    store_bind_i64(&w->stmt[S_SPAN_MOVE], ":last", w->last_snap);
+    store_bind_i64(&w->stmt[S_SPAN_MOVE], ":id", id);
     int rc = step_done(w, S_SPAN_MOVE, e);
     if (rc < 0)
         return rc;
-    sqlite3_bind_int64(w->stmt[S_SPAN_DROP], 1, id);
+    store_bind_i64(&w->stmt[S_SPAN_DROP], ":id", id);
     return step_done(w, S_SPAN_DROP, e);
 }
 
@@ -372,28 +355,24 @@ static int write_mem(struct store_writer *w, int64_t span, int64_t old_first,
 {
     int rc;
     if (old_first) {
-        sqlite3_stmt *s = w->stmt[S_MEM_CLOSE];
-        bind_i64(s, ":last", w->last_snap);
-        bind_i64(s, ":id", span);
-        bind_i64(s, ":first", old_first);
+        struct store_stmt *q = &w->stmt[S_MEM_CLOSE];
+        store_bind_i64(q, ":last", w->last_snap);
+        store_bind_i64(q, ":id", span);
+        store_bind_i64(q, ":first", old_first);
         if ((rc = step_done(w, S_MEM_CLOSE, e)) < 0)
             return rc;
     }
-    sqlite3_stmt *s = w->stmt[S_MEM_OPEN];
-    sqlite3_bind_int64(s, 1, span);
-    sqlite3_bind_int64(s, 2, snap);
-    sqlite3_bind_int64(s, 3, STORE_OPEN_SPAN);
+    struct store_stmt *q = &w->stmt[S_MEM_OPEN];
+    store_bind_i64(q, ":span", span);
+    store_bind_i64(q, ":first", snap);
+    store_bind_i64(q, ":last", STORE_OPEN_SPAN);
     const struct region_extra *x = region_extra(r);
-    sqlite3_bind_int64(s, 4, (int64_t)x->rss);
-    sqlite3_bind_int64(s, 5, (int64_t)x->pss);
-    sqlite3_bind_int64(s, 6, (int64_t)x->private_dirty);
-    sqlite3_bind_int64(s, 7, (int64_t)x->anonymous);
-    sqlite3_bind_int64(s, 8, (int64_t)x->swap);
-    rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE)
-        return store_sql_err(w->st, rc, "cannot write the snapshot", writer_sql[S_MEM_OPEN], e);
-    return 0;
+    store_bind_i64(q, ":rss", (int64_t)x->rss);
+    store_bind_i64(q, ":pss", (int64_t)x->pss);
+    store_bind_i64(q, ":dirty", (int64_t)x->private_dirty);
+    store_bind_i64(q, ":anon", (int64_t)x->anonymous);
+    store_bind_i64(q, ":swap", (int64_t)x->swap);
+    return step_done(w, S_MEM_OPEN, e);
 }
 
 static int load_alive(struct store_writer *w, int64_t head_id, int64_t head_seq, struct err *e);
@@ -405,17 +384,17 @@ static int load_alive(struct store_writer *w, int64_t head_id, int64_t head_seq,
  */
 static int sync_head(struct store_writer *w, struct err *e)
 {
-    sqlite3_stmt *s = w->stmt[S_HEAD];
+    struct store_stmt *q = &w->stmt[S_HEAD];
     int64_t id = 0, seq = 0;
-    sqlite3_bind_int64(s, 1, w->target_id);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        id = sqlite3_column_int64(s, 0);
-        seq = sqlite3_column_int64(s, 1);
+    store_bind_i64(q, ":target", w->target_id);
+    int rc = store_stmt_step(q, e);
+    if (rc == 1) {
+        id = sqlite3_column_int64(q->s, 0);
+        seq = sqlite3_column_int64(q->s, 1);
     }
-    sqlite3_reset(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return store_sql_err(w->st, rc, "cannot write the snapshot", writer_sql[S_HEAD], e);
+    store_stmt_reset(q);
+    if (rc < 0)
+        return rc;
     if (seq < 0 || seq >= INT64_MAX / 2)
         return err_set(e, ERR_CORRUPT,
                        "cannot write the snapshot: target %lld's last seq in '%s' is %lld, which "
@@ -435,16 +414,12 @@ static int sync_head(struct store_writer *w, struct err *e)
 /* Whether the target already has a snapshot labelled label: 1 yes, 0 no, or an error. */
 static int label_taken(struct store_writer *w, const char *label, struct err *e)
 {
-    sqlite3_stmt *s = w->stmt[S_LABEL];
-    sqlite3_bind_text(s, 1, label, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, w->target_id);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    if (rc == SQLITE_ROW)
-        return 1;
-    if (rc != SQLITE_DONE)
-        return store_sql_err(w->st, rc, "cannot write the snapshot", writer_sql[S_LABEL], e);
-    return 0;
+    struct store_stmt *q = &w->stmt[S_LABEL];
+    store_bind_static(q, ":label", label, -1);
+    store_bind_i64(q, ":target", w->target_id);
+    int rc = store_stmt_step(q, e);
+    store_stmt_reset(q);
+    return rc;
 }
 
 /*
@@ -479,29 +454,29 @@ static int insert_snapshot(struct store_writer *w, const struct region_list *l,
                            const struct capture_info *info, const char *label, int64_t mark,
                            int64_t duration_us, int64_t *snap, struct err *e)
 {
-    sqlite3_stmt *s = w->stmt[S_SNAPSHOT];
+    struct store_stmt *s = &w->stmt[S_SNAPSHOT];
     char taken[32];
     store_format_time(info->taken_at_ms, taken);
-    bind_i64(s, ":target", w->target_id);
-    bind_i64(s, ":seq", w->last_seq + 1);
-    bind_text(s, ":taken_at", taken, -1);
-    bind_text(s, ":label", label, -1);
-    bind_i64(s, ":count", (int64_t)l->n);
-    bind_i64(s, ":mapped", (int64_t)region_list_mapped(l));
+    store_bind_i64(s, ":target", w->target_id);
+    store_bind_i64(s, ":seq", w->last_seq + 1);
+    store_bind_text(s, ":taken_at", taken, -1);
+    store_bind_text(s, ":label", label, -1);
+    store_bind_i64(s, ":count", (int64_t)l->n);
+    store_bind_i64(s, ":mapped", (int64_t)region_list_mapped(l));
     if (info->have_totals) {
-        bind_i64(s, ":rss", (int64_t)info->totals.rss);
-        bind_i64(s, ":pss", (int64_t)info->totals.pss);
-        bind_i64(s, ":dirty", (int64_t)info->totals.private_dirty);
-        bind_i64(s, ":anon", (int64_t)info->totals.anonymous);
-        bind_i64(s, ":swap", (int64_t)info->totals.swap);
+        store_bind_i64(s, ":rss", (int64_t)info->totals.rss);
+        store_bind_i64(s, ":pss", (int64_t)info->totals.pss);
+        store_bind_i64(s, ":dirty", (int64_t)info->totals.private_dirty);
+        store_bind_i64(s, ":anon", (int64_t)info->totals.anonymous);
+        store_bind_i64(s, ":swap", (int64_t)info->totals.swap);
     }
-    bind_text(s, ":detail", capture_detail_name(info->detail), -1);
-    bind_text(s, ":method", info->method, -1);
-    bind_i64(s, ":torn", (info->flags & CAPTURE_TORN) ? 1 : 0);
-    bind_i64(s, ":retries", info->retries);
-    bind_i64(s, ":duration", duration_us);
+    store_bind_text(s, ":detail", capture_detail_name(info->detail), -1);
+    store_bind_text(s, ":method", info->method, -1);
+    store_bind_i64(s, ":torn", (info->flags & CAPTURE_TORN) ? 1 : 0);
+    store_bind_i64(s, ":retries", info->retries);
+    store_bind_i64(s, ":duration", duration_us);
     if (mark != STORE_NO_MARK)
-        bind_i64(s, ":mark", mark);
+        store_bind_i64(s, ":mark", mark);
     int rc = step_done(w, S_SNAPSHOT, e);
     if (rc < 0)
         return rc;
@@ -533,10 +508,10 @@ static int write_delta(struct store_writer *w, const struct region_list *l, int6
         w->next_mem_first = xreallocarray(w->next_mem_first, w->next_cap, sizeof(int64_t));
     }
     w->queued = 0;
-    sqlite3_bind_int64(w->stmt[S_SPAN_OPEN], 1, w->target_id);
-    sqlite3_bind_int64(w->stmt[S_SPAN_OPEN], 2, snap);
-    sqlite3_bind_int64(w->stmt[S_SPAN_BATCH], 1, w->target_id);
-    sqlite3_bind_int64(w->stmt[S_SPAN_BATCH], 2, snap);
+    for (int k = S_SPAN_OPEN; k <= S_SPAN_BATCH; k += S_SPAN_BATCH - S_SPAN_OPEN) {
+        sqlite3_bind_int64(w->stmt[k].s, SPAN_TARGET_PARAM, w->target_id);
+        sqlite3_bind_int64(w->stmt[k].s, SPAN_SNAP_PARAM, snap);
+    }
     while (i < a->n || j < l->n) {
         const struct region *old = i < a->n ? &a->v[i] : NULL;
         const struct region *cur = j < l->n ? &l->v[j] : NULL;
@@ -621,27 +596,27 @@ static int write_categories(struct store_writer *w, const struct region_list *l,
         const char *name = region_category_name(c);
         int rc;
         if (old->first) {
-            sqlite3_stmt *q = w->stmt[S_CAT_CLOSE];
-            sqlite3_bind_int64(q, 1, w->last_snap);
-            sqlite3_bind_int64(q, 2, w->target_id);
-            sqlite3_bind_text(q, 3, name, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(q, 4, old->first);
+            struct store_stmt *q = &w->stmt[S_CAT_CLOSE];
+            store_bind_i64(q, ":last", w->last_snap);
+            store_bind_i64(q, ":target", w->target_id);
+            store_bind_static(q, ":category", name, -1);
+            store_bind_i64(q, ":first", old->first);
             if ((rc = step_done(w, S_CAT_CLOSE, e)) < 0)
                 return rc;
         }
         if (!t->regions)
             continue;
-        sqlite3_stmt *q = w->stmt[S_CAT_OPEN];
-        sqlite3_bind_int64(q, 1, w->target_id);
-        sqlite3_bind_text(q, 2, name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 3, snap);
-        sqlite3_bind_int64(q, 4, t->regions);
-        sqlite3_bind_int64(q, 5, (int64_t)t->mapped);
-        sqlite3_bind_int64(q, 6, (int64_t)t->committed);
+        struct store_stmt *q = &w->stmt[S_CAT_OPEN];
+        store_bind_i64(q, ":target", w->target_id);
+        store_bind_static(q, ":category", name, -1);
+        store_bind_i64(q, ":first", snap);
+        store_bind_i64(q, ":regions", t->regions);
+        store_bind_i64(q, ":mapped", (int64_t)t->mapped);
+        store_bind_i64(q, ":committed", (int64_t)t->committed);
         if (t->has_rss)
-            sqlite3_bind_int64(q, 7, (int64_t)t->rss);
+            store_bind_i64(q, ":rss", (int64_t)t->rss);
         else
-            sqlite3_bind_null(q, 7);
+            store_bind_null(q, ":rss");
         if ((rc = step_done(w, S_CAT_OPEN, e)) < 0)
             return rc;
         t->first = snap;
@@ -652,11 +627,12 @@ static int write_categories(struct store_writer *w, const struct region_list *l,
 /* Loads the target's open category rows. */
 static int load_categories(struct store_writer *w, struct err *e)
 {
-    sqlite3_stmt *q = w->stmt[S_CAT_LOAD];
+    struct store_stmt *cq = &w->stmt[S_CAT_LOAD];
+    sqlite3_stmt *q = cq->s;
     int rc;
     memset(w->cats, 0, sizeof(w->cats));
-    sqlite3_bind_int64(q, 1, w->target_id);
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+    store_bind_i64(cq, ":target", w->target_id);
+    while ((rc = store_stmt_step(cq, e)) == 1) {
         const unsigned char *name = sqlite3_column_text(q, 0);
         int c = name ? region_category_parse((const char *)name) : -1;
         if (c < 0)
@@ -669,11 +645,8 @@ static int load_categories(struct store_writer *w, struct err *e)
         t->has_rss = sqlite3_column_type(q, 5) != SQLITE_NULL;
         t->rss = (uint64_t)sqlite3_column_int64(q, 5);
     }
-    sqlite3_reset(q);
-    if (rc != SQLITE_DONE)
-        return store_sql_err(w->st, rc, "cannot load the previous snapshot", writer_sql[S_CAT_LOAD],
-                             e);
-    return 0;
+    store_stmt_reset(cq);
+    return rc;
 }
 
 /* The span ids (and open span_mem rows) noted for the capture just written become the state;
@@ -747,8 +720,8 @@ int store_writer_write(struct store_writer *w, const struct region_list *l,
         goto rollback;
     if (mark > 0 && o->recorder) {
         /* The mark is taken exactly when its snapshot is: in the same transaction. */
-        sqlite3_bind_int64(w->stmt[S_MARK_TAKEN], 1, mark);
-        sqlite3_bind_int64(w->stmt[S_MARK_TAKEN], 2, o->recorder);
+        store_bind_i64(&w->stmt[S_MARK_TAKEN], ":mark", mark);
+        store_bind_i64(&w->stmt[S_MARK_TAKEN], ":recorder", o->recorder);
         if ((rc = step_done(w, S_MARK_TAKEN, e)) < 0)
             goto rollback;
     }
@@ -807,65 +780,63 @@ rolled_back:
 /* Loads the target's open spans: what its newest snapshot (head_id, head_seq) saw. */
 static int load_alive(struct store_writer *w, int64_t head_id, int64_t head_seq, struct err *e)
 {
-    static const char *sql =
-        "SELECT p.id, p.start, p.\"end\", p.perms, p.offset, p.dev, p.inode, n.path, p.category, "
-        "p.deleted, p.state, p.type, p.protect, p.alloc_base, p.alloc_protect, p.owner, "
-        "m.rss, m.pss, m.private_dirty, m.anonymous, m.swap, m.first_snap "
-        "FROM spans_open p LEFT JOIN paths n ON n.id = p.path_id "
-        "LEFT JOIN span_mem m ON m.span_id = p.id AND m.last_snap = :open "
-        "WHERE p.id BETWEEN :lo AND :hi";
+    static const char *sql = "SELECT p.id, " STORE_REGION_COLUMNS_P(
+        "n.path") ", " STORE_REGION_FIGURES_M
+                  ", m.first_snap FROM spans_open p LEFT JOIN paths n ON n.id = p.path_id "
+                  "LEFT JOIN span_mem m ON m.span_id = p.id AND m.last_snap = :open "
+                  "WHERE p.id BETWEEN :lo AND :hi";
     static const char *id_sql =
-        "SELECT max(coalesce((SELECT max(id) FROM spans_open WHERE id BETWEEN ?1 AND ?2), 0), "
-        "coalesce((SELECT max(id) FROM spans WHERE id BETWEEN ?1 AND ?2), 0))";
+        "SELECT max(coalesce((SELECT max(id) FROM spans_open WHERE id BETWEEN :lo AND :hi), 0), "
+        "coalesce((SELECT max(id) FROM spans WHERE id BETWEEN :lo AND :hi), 0))";
+    static const char *what = "cannot load the previous snapshot";
     int64_t lo = w->target_id << 32, hi = lo + 0xffffffffLL;
-    sqlite3_stmt *s = NULL;
+    struct store_stmt q;
     region_list_clear(&w->own);
     w->alive = &w->own;
     w->last_snap = head_id;
     w->last_seq = head_seq;
-    int rc = store_prepare(w->st, id_sql, &s, e);
+    int rc = store_stmt_prepare(w->st, id_sql, what, &q, e);
     if (rc < 0)
         return rc;
-    sqlite3_bind_int64(s, 1, lo);
-    sqlite3_bind_int64(s, 2, hi);
+    store_bind_i64(&q, ":lo", lo);
+    store_bind_i64(&q, ":hi", hi);
     w->next_id = lo;
-    if ((rc = sqlite3_step(s)) == SQLITE_ROW && sqlite3_column_int64(s, 0) >= lo)
-        w->next_id = sqlite3_column_int64(s, 0) + 1;
-    sqlite3_finalize(s);
-    if (rc != SQLITE_ROW)
-        return store_sql_err(w->st, rc, "cannot load the previous snapshot", id_sql, e);
-
-    if ((rc = store_prepare(w->st, sql, &s, e)) < 0)
+    if ((rc = store_stmt_step(&q, e)) == 1 && sqlite3_column_int64(q.s, 0) >= lo)
+        w->next_id = sqlite3_column_int64(q.s, 0) + 1;
+    store_stmt_finalize(&q);
+    if (rc < 0)
         return rc;
-    bind_i64(s, ":open", STORE_OPEN_SPAN);
-    bind_i64(s, ":lo", lo);
-    bind_i64(s, ":hi", hi);
+
+    if ((rc = store_stmt_prepare(w->st, sql, what, &q, e)) < 0)
+        return rc;
+    sqlite3_stmt *s = q.s;
+    store_bind_i64(&q, ":open", STORE_OPEN_SPAN);
+    store_bind_i64(&q, ":lo", lo);
+    store_bind_i64(&q, ":hi", hi);
     struct region_list *l = &w->own;
     /* As many regions as the head snapshot has: the array is sized once. */
-    sqlite3_stmt *c = NULL;
-    if (store_prepare(w->st, "SELECT region_count FROM snapshots WHERE id = ?1", &c, NULL) == 0) {
-        sqlite3_bind_int64(c, 1, head_id);
-        if (sqlite3_step(c) == SQLITE_ROW && sqlite3_column_int64(c, 0) > 0)
-            region_list_reserve(l, store_size_hint(sqlite3_column_int64(c, 0)));
-        sqlite3_finalize(c);
-    }
+    int64_t count = 0;
+    if (store_query_i64(w->st, "SELECT region_count FROM snapshots WHERE id = ?1", head_id, 0,
+                        &count, NULL) == 0 &&
+        count > 0)
+        region_list_reserve(l, store_size_hint(count));
     /* Rows come in rowid order; the ids are sorted along with the regions below. */
     struct pair {
         int64_t span, mem_first;
     } *ids = NULL;
     size_t nids = 0, cap = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = store_stmt_step(&q, e)) == 1) {
         struct region *r = region_list_push(l);
         store_row_to_region(s, 1, l, r);
         ids = xgrow(ids, &cap, nids + 1, sizeof(*ids));
         ids[nids].span = sqlite3_column_int64(s, 0);
-        ids[nids].mem_first = sqlite3_column_int64(s, 21);
+        ids[nids].mem_first = sqlite3_column_int64(s, 1 + RCOL_COUNT);
         nids++;
     }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
+    store_stmt_finalize(&q);
+    if (rc < 0) {
         free(ids);
-        return store_sql_err(w->st, rc, "cannot load the previous snapshot", sql, e);
+        return rc;
     }
     size_t *order = store_sort_order(l);
     w->span_id = xgrow(w->span_id, &w->id_cap, nids + 1, sizeof(int64_t));
@@ -920,10 +891,12 @@ int store_writer_open(struct store *st, const struct capture_target *t, struct s
     w->alive = &w->own;
     *out = NULL;
     for (int k = 0; k < S_COUNT; k++) {
-        char *sql = writer_sql[k] ? NULL : span_insert_sql(k == S_SPAN_BATCH ? SPAN_BATCH : 1);
-        rc = store_prepare(st, sql ? sql : writer_sql[k], &w->stmt[k], e);
-        free(sql);
-        if (rc < 0)
+        const char *sql = writer_sql[k];
+        if (!sql) {
+            char **own = &w->span_sql[k == S_SPAN_BATCH];
+            sql = *own = span_insert_sql(k == S_SPAN_BATCH ? SPAN_BATCH : 1);
+        }
+        if ((rc = store_stmt_prepare(st, sql, "cannot write the snapshot", &w->stmt[k], e)) < 0)
             goto fail;
     }
     if ((rc = store_target_find(st, t, &w->target_id, e)) < 0)
@@ -942,7 +915,9 @@ void store_writer_close(struct store_writer *w)
     if (!w)
         return;
     for (int k = 0; k < S_COUNT; k++)
-        sqlite3_finalize(w->stmt[k]);
+        store_stmt_finalize(&w->stmt[k]);
+    free(w->span_sql[0]);
+    free(w->span_sql[1]);
     region_list_release(&w->own);
     region_list_release(&w->next);
     free(w->span_id);
