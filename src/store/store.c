@@ -818,22 +818,20 @@ int64_t store_db_bytes(struct store *st)
 
 int store_target_find(struct store *st, const struct capture_target *t, int64_t *id, struct err *e)
 {
-    static const char *sql = "SELECT id FROM targets WHERE boot_id = ?1 AND pid = ?2 AND "
-                             "start_time = ?3 AND exec_key = ?4";
-    sqlite3_stmt *stmt = NULL;
-    int rc = store_prepare(st, sql, &stmt, e);
+    static const char *sql = "SELECT id FROM targets WHERE boot_id = :boot AND pid = :pid AND "
+                             "start_time = :start AND exec_key = :exec";
+    struct store_stmt q;
+    int rc = store_stmt_prepare(st, sql, "cannot look up the target", &q, e);
     if (rc < 0)
         return rc;
-    sqlite3_bind_text(stmt, 1, t->boot_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, 2, t->pid);
-    sqlite3_bind_int64(stmt, 3, (int64_t)t->start_time);
-    sqlite3_bind_text(stmt, 4, t->exec_key, -1, SQLITE_STATIC);
-    rc = sqlite3_step(stmt);
-    *id = rc == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return store_sql_err(st, rc, "cannot look up the target", sql, e);
-    return 0;
+    store_bind_static(&q, ":boot", t->boot_id, -1);
+    store_bind_i64(&q, ":pid", t->pid);
+    store_bind_i64(&q, ":start", (int64_t)t->start_time);
+    store_bind_static(&q, ":exec", t->exec_key, -1);
+    rc = store_stmt_step(&q, e);
+    *id = rc == 1 ? sqlite3_column_int64(q.s, 0) : 0;
+    store_stmt_finalize(&q);
+    return rc < 0 ? rc : 0;
 }
 
 int store_target_ensure(struct store *st, const struct capture_target *t, int64_t seen_ms,
@@ -841,30 +839,33 @@ int store_target_ensure(struct store *st, const struct capture_target *t, int64_
 {
     static const char *sql =
         "INSERT INTO targets (pid, start_time, exe, cmdline, host, os, boot_id, exec_key, "
-        "first_seen, parent_target_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+        "first_seen, parent_target_id) VALUES (:pid, :start, :exe, :cmdline, :host, :os, :boot, "
+        ":exec, :seen, :parent)";
     int rc = store_target_find(st, t, target_id, e);
     if (rc < 0 || *target_id)
         return rc;
     char seen[32];
     store_format_time(seen_ms, seen);
-    sqlite3_stmt *stmt = NULL;
-    if ((rc = store_prepare(st, sql, &stmt, e)) < 0)
+    struct store_stmt q;
+    if ((rc = store_stmt_prepare(st, sql, "cannot record the target", &q, e)) < 0)
         return rc;
-    sqlite3_bind_int64(stmt, 1, t->pid);
-    sqlite3_bind_int64(stmt, 2, (int64_t)t->start_time);
-    sqlite3_bind_text(stmt, 3, t->exe, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 4, t->cmdline, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 5, t->host, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 6, t->os, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 7, t->boot_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 8, t->exec_key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 9, seen, -1, SQLITE_STATIC);
+    store_bind_i64(&q, ":pid", t->pid);
+    store_bind_i64(&q, ":start", (int64_t)t->start_time);
+    store_bind_static(&q, ":exe", t->exe, -1);
+    store_bind_static(&q, ":cmdline", t->cmdline, -1);
+    store_bind_static(&q, ":host", t->host, -1);
+    store_bind_static(&q, ":os", t->os, -1);
+    store_bind_static(&q, ":boot", t->boot_id, -1);
+    store_bind_static(&q, ":exec", t->exec_key, -1);
+    store_bind_static(&q, ":seen", seen, -1);
     if (parent_target_id)
-        sqlite3_bind_int64(stmt, 10, parent_target_id);
-    rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_DONE)
-        return store_sql_err(st, rc, "cannot record the target", sql, e);
+        store_bind_i64(&q, ":parent", parent_target_id);
+    else
+        store_bind_null(&q, ":parent");
+    rc = store_stmt_run(&q, e);
+    store_stmt_finalize(&q);
+    if (rc < 0)
+        return rc;
     *target_id = sqlite3_last_insert_rowid(st->db);
     return 0;
 }

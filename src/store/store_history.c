@@ -22,18 +22,18 @@ static int read_snaps(struct store *st, int64_t target, int64_t from, int64_t to
 {
     static const char *sql =
         "SELECT id, seq, taken_at, CAST(round((julianday(taken_at) - 2440587.5) * 86400000) AS "
-        "INTEGER), label, rss_bytes, detail, mark FROM snapshots WHERE target_id = ?1 AND id "
-        "BETWEEN "
-        "?2 AND ?3 ORDER BY id";
-    sqlite3_stmt *s = NULL;
+        "INTEGER), label, rss_bytes, detail, mark FROM snapshots WHERE target_id = :target AND id "
+        "BETWEEN :from AND :to ORDER BY id";
+    struct store_stmt q;
     size_t cap = 0;
-    int rc = store_prepare(st, sql, &s, e);
+    int rc = store_stmt_prepare(st, sql, "cannot read the recording", &q, e);
     if (rc < 0)
         return rc;
-    sqlite3_bind_int64(s, 1, target);
-    sqlite3_bind_int64(s, 2, from);
-    sqlite3_bind_int64(s, 3, to);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    sqlite3_stmt *s = q.s;
+    store_bind_i64(&q, ":target", target);
+    store_bind_i64(&q, ":from", from);
+    store_bind_i64(&q, ":to", to);
+    while ((rc = store_stmt_step(&q, e)) == 1) {
         h->snaps = xgrow(h->snaps, &cap, h->nsnaps + 1, sizeof(*h->snaps));
         struct store_hsnap *x = &h->snaps[h->nsnaps++];
         memset(x, 0, sizeof(*x));
@@ -50,10 +50,8 @@ static int read_snaps(struct store *st, int64_t target, int64_t from, int64_t to
         x->mark =
             sqlite3_column_type(s, 7) == SQLITE_NULL ? STORE_NO_MARK : sqlite3_column_int64(s, 7);
     }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
-        return store_sql_err(st, rc, "cannot read the recording", sql, e);
-    return 0;
+    store_stmt_finalize(&q);
+    return rc < 0 ? rc : 0;
 }
 
 /* The index of the first snapshot whose id is >= id (nsnaps when none). */
@@ -76,28 +74,30 @@ static int read_spans(struct store *st, int64_t target, int64_t from, int64_t to
     /* Ended regions alive at some snapshot of the range (an index range), then the open
      * ones born by its end (the target's rowid range). */
     static const char *ended =
-        "WHERE p.target_id = ?1 AND p.last_snap >= ?2 AND p.first_snap <= ?3";
-    static const char *still_open = "WHERE p.id BETWEEN ?4 AND ?5 AND p.first_snap <= ?3";
+        "WHERE p.target_id = :target AND p.last_snap >= :from AND p.first_snap <= :to";
+    static const char *still_open = "WHERE p.id BETWEEN :lo AND :hi AND p.first_snap <= :to";
     char sql[2048];
     snprintf(sql, sizeof(sql), "%s%s UNION ALL %s%s", HISTORY_COLS("spans", "p.last_snap"), ended,
              HISTORY_COLS("spans_open", "9223372036854775807"), still_open);
-    sqlite3_stmt *s = NULL;
+    struct store_stmt q;
     size_t cap = 0, idcap = 0;
-    int rc = store_prepare(st, sql, &s, e);
+    int rc = store_stmt_prepare(st, sql, "cannot read the recording", &q, e);
     if (rc < 0)
         return rc;
-    sqlite3_bind_int64(s, 1, target);
-    sqlite3_bind_int64(s, 2, from);
-    sqlite3_bind_int64(s, 3, to);
-    sqlite3_bind_int64(s, 4, target << 32);
-    sqlite3_bind_int64(s, 5, (target << 32) + 0xffffffffLL);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    sqlite3_stmt *s = q.s;
+    store_bind_i64(&q, ":target", target);
+    store_bind_i64(&q, ":from", from);
+    store_bind_i64(&q, ":to", to);
+    store_bind_i64(&q, ":lo", target << 32);
+    store_bind_i64(&q, ":hi", (target << 32) + 0xffffffffLL);
+    while ((rc = store_stmt_step(&q, e)) == 1) {
         size_t i = h->regions.n;
         store_row_to_region(s, 0, &h->regions, region_list_push(&h->regions));
         h->alive = xgrow(h->alive, &cap, i + 1, sizeof(*h->alive));
         *span_ids = xgrow(*span_ids, &idcap, i + 1, sizeof(**span_ids));
-        (*span_ids)[i] = sqlite3_column_int64(s, 20);
-        int64_t first = sqlite3_column_int64(s, 21), last = sqlite3_column_int64(s, 22);
+        (*span_ids)[i] = sqlite3_column_int64(s, RCOL_COUNT);
+        int64_t first = sqlite3_column_int64(s, RCOL_COUNT + 1);
+        int64_t last = sqlite3_column_int64(s, RCOL_COUNT + 2);
         uint32_t lo = snap_index(h, first), hi = snap_index(h, last < to ? last + 1 : to + 1);
         if (lo >= hi) {
             /* Alive at none of the range's snapshots: only a crafted file says so. */
@@ -107,10 +107,8 @@ static int read_spans(struct store *st, int64_t target, int64_t from, int64_t to
         h->alive[i].first = lo;
         h->alive[i].last = hi - 1;
     }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
-        return store_sql_err(st, rc, "cannot read the recording", sql, e);
-    return 0;
+    store_stmt_finalize(&q);
+    return rc < 0 ? rc : 0;
 }
 
 struct id_index {
@@ -129,22 +127,26 @@ static int read_mem(struct store *st, int64_t target, int64_t from, int64_t to,
                     struct store_history *h, const int64_t *span_ids, struct err *e)
 {
     static const char *sql = "SELECT span_id, first_snap, last_snap, rss FROM span_mem WHERE "
-                             "span_id BETWEEN ?1 AND ?2 AND first_snap <= ?4 AND last_snap >= ?3";
+                             "span_id BETWEEN :lo AND :hi AND first_snap <= :to AND last_snap >= "
+                             ":from";
     size_t n = h->regions.n, cap = 0;
     struct id_index *idx = xmalloc((n ? n : 1) * sizeof(*idx));
     for (size_t i = 0; i < n; i++)
         idx[i] = (struct id_index){span_ids[i], (uint32_t)i};
     if (n > 1)
         qsort(idx, n, sizeof(*idx), cmp_id);
-    sqlite3_stmt *s = NULL;
-    int rc = store_prepare(st, sql, &s, e);
-    if (rc < 0)
-        goto out;
-    sqlite3_bind_int64(s, 1, target << 32);
-    sqlite3_bind_int64(s, 2, (target << 32) + 0xffffffffLL);
-    sqlite3_bind_int64(s, 3, from);
-    sqlite3_bind_int64(s, 4, to);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    struct store_stmt q;
+    int rc = store_stmt_prepare(st, sql, "cannot read the recording", &q, e);
+    if (rc < 0) {
+        free(idx);
+        return rc;
+    }
+    sqlite3_stmt *s = q.s;
+    store_bind_i64(&q, ":lo", target << 32);
+    store_bind_i64(&q, ":hi", (target << 32) + 0xffffffffLL);
+    store_bind_i64(&q, ":from", from);
+    store_bind_i64(&q, ":to", to);
+    while ((rc = store_stmt_step(&q, e)) == 1) {
         struct id_index key = {sqlite3_column_int64(s, 0), 0};
         const struct id_index *hit = n ? bsearch(&key, idx, n, sizeof(*idx), cmp_id) : NULL;
         if (!hit)
@@ -160,11 +162,9 @@ static int read_mem(struct store *st, int64_t target, int64_t from, int64_t to,
         m->last = hi - 1;
         m->rss = (uint64_t)sqlite3_column_int64(s, 3);
     }
-    rc = rc == SQLITE_DONE ? 0 : store_sql_err(st, rc, "cannot read the recording", sql, e);
-out:
-    sqlite3_finalize(s);
+    store_stmt_finalize(&q);
     free(idx);
-    return rc;
+    return rc < 0 ? rc : 0;
 }
 
 int store_read_history(struct store *st, int64_t target, int64_t from, int64_t to,

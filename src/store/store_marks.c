@@ -23,64 +23,67 @@ int store_recorder_register(struct store *st, const struct store_proc *self, int
     /* Marks already there were asked of the recorders that ran then, not of this one. */
     static const char *sql =
         "INSERT INTO recorders (host, boot_id, pid, start_time, target_pid, started_at, "
-        "marks_done) VALUES (?1, ?2, ?3, ?4, ?5, ?6, (SELECT coalesce(max(id), 0) FROM marks))";
-    sqlite3_stmt *s = NULL;
+        "marks_done) VALUES (:host, :boot, :pid, :start, :target_pid, :now, (SELECT "
+        "coalesce(max(id), 0) FROM marks))";
+    struct store_stmt q;
     char now[32];
-    int rc = store_prepare(st, sql, &s, e);
+    int rc = store_stmt_prepare(st, sql, "cannot register the recorder", &q, e);
     if (rc < 0)
         return rc;
     now_text(now);
-    sqlite3_bind_text(s, 1, self->host, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, self->boot_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, self->pid);
-    sqlite3_bind_int64(s, 4, (int64_t)self->start_time);
-    sqlite3_bind_int64(s, 5, target_pid);
-    sqlite3_bind_text(s, 6, now, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
-        return store_sql_err(st, rc, "cannot register the recorder", sql, e);
+    store_bind_static(&q, ":host", self->host, -1);
+    store_bind_static(&q, ":boot", self->boot_id, -1);
+    store_bind_i64(&q, ":pid", self->pid);
+    store_bind_i64(&q, ":start", (int64_t)self->start_time);
+    store_bind_i64(&q, ":target_pid", target_pid);
+    store_bind_static(&q, ":now", now, -1);
+    rc = store_stmt_run(&q, e);
+    store_stmt_finalize(&q);
+    if (rc < 0)
+        return rc;
     *id = sqlite3_last_insert_rowid(st->db);
     return 0;
 }
 
 void store_recorder_unregister(struct store *st, int64_t id)
 {
-    sqlite3_stmt *s = NULL;
+    struct store_stmt q;
     struct err e = {0};
-    if (store_prepare(st, "DELETE FROM recorders WHERE id = ?1", &s, &e) < 0)
+    if (store_stmt_prepare(st, "DELETE FROM recorders WHERE id = :id", "cannot unregister", &q,
+                           &e) < 0)
         return;
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_step(s);
-    sqlite3_finalize(s);
+    store_bind_i64(&q, ":id", id);
+    store_stmt_run(&q, &e);
+    store_stmt_finalize(&q);
 }
 
 int store_marks_pending(struct store *st, int64_t id, int64_t after, struct store_mark **v,
                         size_t *n, struct err *e)
 {
-    static const char *sql = "SELECT m.id, m.label FROM marks m, recorders r WHERE r.id = ?1 AND "
-                             "m.id > max(r.marks_done, ?2) ORDER BY m.id";
-    sqlite3_stmt *s = NULL;
+    static const char *sql = "SELECT m.id, m.label FROM marks m, recorders r WHERE r.id = :id AND "
+                             "m.id > max(r.marks_done, :after) ORDER BY m.id";
+    struct store_stmt q;
     size_t cap = 0;
     *v = NULL;
     *n = 0;
-    int rc = store_prepare(st, sql, &s, e);
+    int rc = store_stmt_prepare(st, sql, "cannot read the marks", &q, e);
     if (rc < 0)
         return rc;
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int64(s, 2, after);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    sqlite3_stmt *s = q.s;
+    store_bind_i64(&q, ":id", id);
+    store_bind_i64(&q, ":after", after);
+    while ((rc = store_stmt_step(&q, e)) == 1) {
         *v = xgrow(*v, &cap, *n + 1, sizeof(**v));
         (*v)[*n].id = sqlite3_column_int64(s, 0);
         (*v)[*n].label = store_col_text(s, 1);
         (*n)++;
     }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
+    store_stmt_finalize(&q);
+    if (rc < 0) {
         store_marks_free(*v, *n);
         *v = NULL;
         *n = 0;
-        return store_sql_err(st, rc, "cannot read the marks", sql, e);
+        return rc;
     }
     return 0;
 }
@@ -130,7 +133,6 @@ int store_mark_add(struct store *st, const char *label, const struct store_proc 
                    int (*alive)(void *ctx, const struct store_recorder *r), void *ctx,
                    int64_t *mark_id, struct store_recorder **v, size_t *n, struct err *e)
 {
-    sqlite3_stmt *s = NULL;
     struct store_recorder *all = NULL;
     size_t nall = 0;
     char now[32];
@@ -149,34 +151,31 @@ int store_mark_add(struct store *st, const char *label, const struct store_proc 
         if (all[i].local && (strcmp(all[i].boot_id, here->boot_id) != 0 || !alive(ctx, &all[i]))) {
             /* Left by a recorder that was killed (or ran before a reboot): it will never
              * take a mark. */
-            if ((rc = store_prepare(st, "DELETE FROM recorders WHERE id = ?1", &s, e)) < 0)
+            struct store_stmt q;
+            if ((rc = store_stmt_prepare(st, "DELETE FROM recorders WHERE id = :id",
+                                         "cannot add the mark", &q, e)) < 0)
                 goto rollback;
-            sqlite3_bind_int64(s, 1, all[i].id);
-            rc = sqlite3_step(s);
-            sqlite3_finalize(s);
-            s = NULL;
-            if (rc != SQLITE_DONE) {
-                rc = store_sql_err(st, rc, "cannot add the mark", NULL, e);
+            store_bind_i64(&q, ":id", all[i].id);
+            rc = store_stmt_run(&q, e);
+            store_stmt_finalize(&q);
+            if (rc < 0)
                 goto rollback;
-            }
             continue;
         }
         all[keep++] = all[i];
     }
     if (keep) {
-        static const char *sql = "INSERT INTO marks (label, requested_at) VALUES (?1, ?2)";
-        if ((rc = store_prepare(st, sql, &s, e)) < 0)
+        static const char *sql = "INSERT INTO marks (label, requested_at) VALUES (:label, :now)";
+        struct store_stmt q;
+        if ((rc = store_stmt_prepare(st, sql, "cannot add the mark", &q, e)) < 0)
             goto rollback;
         now_text(now);
-        if (label)
-            sqlite3_bind_text(s, 1, label, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, now, -1, SQLITE_STATIC);
-        rc = sqlite3_step(s);
-        sqlite3_finalize(s);
-        if (rc != SQLITE_DONE) {
-            rc = store_sql_err(st, rc, "cannot add the mark", sql, e);
+        store_bind_static(&q, ":label", label, -1);
+        store_bind_static(&q, ":now", now, -1);
+        rc = store_stmt_run(&q, e);
+        store_stmt_finalize(&q);
+        if (rc < 0)
             goto rollback;
-        }
         *mark_id = sqlite3_last_insert_rowid(st->db);
     }
     if ((rc = store_commit(st, e)) < 0)
@@ -194,21 +193,19 @@ out:
 
 int store_mark_taken(struct store *st, int64_t id, int64_t mark, struct err *e)
 {
-    static const char *sql = "SELECT marks_done >= ?2 FROM recorders WHERE id = ?1";
-    sqlite3_stmt *s = NULL;
-    int rc = store_prepare(st, sql, &s, e);
+    static const char *sql = "SELECT marks_done >= :mark FROM recorders WHERE id = :id";
+    struct store_stmt q;
+    int rc = store_stmt_prepare(st, sql, "cannot read the recorders", &q, e);
     if (rc < 0)
         return rc;
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int64(s, 2, mark);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        rc = sqlite3_column_int(s, 0);
-    else if (rc == SQLITE_DONE)
+    store_bind_i64(&q, ":id", id);
+    store_bind_i64(&q, ":mark", mark);
+    rc = store_stmt_step(&q, e);
+    if (rc == 1)
+        rc = sqlite3_column_int(q.s, 0);
+    else if (rc == 0)
         rc = ERR_NOTFOUND;
-    else
-        rc = store_sql_err(st, rc, "cannot read the recorders", sql, e);
-    sqlite3_finalize(s);
+    store_stmt_finalize(&q);
     return rc;
 }
 
@@ -216,28 +213,23 @@ int store_mark_snapshots(struct store *st, int64_t mark,
                          int (*cb)(void *ctx, const struct store_snapshot *s), void *ctx,
                          struct err *e)
 {
-    static const char *sql = "SELECT id FROM snapshots WHERE mark = ?1 ORDER BY id";
-    sqlite3_stmt *s = NULL;
-    int rc = store_prepare(st, sql, &s, e);
+    static const char *sql = "SELECT id FROM snapshots WHERE mark = :mark ORDER BY id";
+    struct store_stmt q;
+    int rc = store_stmt_prepare(st, sql, "cannot read the marked snapshots", &q, e);
     if (rc < 0)
         return rc;
-    sqlite3_bind_int64(s, 1, mark);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    store_bind_i64(&q, ":mark", mark);
+    while ((rc = store_stmt_step(&q, e)) == 1) {
         struct store_snapshot snap;
-        int r = store_snapshot_get(st, sqlite3_column_int64(s, 0), &snap, e);
-        if (r < 0) {
-            sqlite3_finalize(s);
-            return r;
-        }
-        r = cb(ctx, &snap);
+        if ((rc = store_snapshot_get(st, sqlite3_column_int64(q.s, 0), &snap, e)) < 0)
+            break;
+        int r = cb(ctx, &snap);
         store_snapshot_release(&snap);
         if (r) {
-            sqlite3_finalize(s);
-            return err_set(e, ERR_IO, "cannot write the output");
+            rc = err_set(e, ERR_IO, "cannot write the output");
+            break;
         }
     }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
-        return store_sql_err(st, rc, "cannot read the marked snapshots", sql, e);
-    return 0;
+    store_stmt_finalize(&q);
+    return rc < 0 ? rc : 0;
 }

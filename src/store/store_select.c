@@ -91,20 +91,6 @@ const char *store_selector_split_file(const char *arg, char **file)
     return arg;
 }
 
-/* The first column of sql's first row, given text as ?1: 0 with *out set, 1 for no row. */
-static int query_text_i64(struct store *st, const char *sql, const char *text, int64_t *out)
-{
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
-        return -1;
-    sqlite3_bind_text(s, 1, text, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        *out = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : -1;
-}
-
 static int resolve_id(struct store *st, const char *text, const struct store_selector *sel,
                       int64_t target_id, int64_t *snap_id, struct err *e)
 {
@@ -159,40 +145,38 @@ static int resolve_end(struct store *st, const char *text, const struct store_se
 static int resolve_label(struct store *st, const char *label, int64_t target_id, int64_t *snap_id,
                          struct err *e)
 {
-    sqlite3_stmt *s = NULL;
     static const char *sql = "SELECT id FROM snapshots WHERE label = :label AND (:target = 0 OR "
                              "target_id = :target) ORDER BY id DESC LIMIT 1";
-    int rc = store_prepare(st, sql, &s, e);
+    static const char *other_sql =
+        "SELECT target_id FROM snapshots WHERE label = :label ORDER BY id DESC LIMIT 1";
+    struct store_stmt q;
+    int rc = store_stmt_prepare(st, sql, "cannot resolve the snapshot", &q, e);
     if (rc < 0)
         return rc;
-    sqlite3_bind_text(s, sqlite3_bind_parameter_index(s, ":label"), label, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, sqlite3_bind_parameter_index(s, ":target"), target_id);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        *snap_id = sqlite3_column_int64(s, 0);
-        rc = 0;
-    } else if (rc == SQLITE_DONE) {
-        int64_t other = 0;
-        if (target_id &&
-            query_text_i64(st,
-                           "SELECT target_id FROM snapshots WHERE label = ?1 ORDER BY id DESC "
-                           "LIMIT 1",
-                           label, &other) == 0 &&
-            other)
-            rc = err_set(e, ERR_NOTFOUND,
-                         "no snapshot labelled '%s' in target %lld: target %lld has one -- pick "
-                         "it with --target %lld",
-                         label, (long long)target_id, (long long)other, (long long)other);
-        else
-            rc = err_set(e, ERR_NOTFOUND,
-                         "no snapshot matches '%s' (expected an id, first, last, last~N or a "
-                         "label)",
-                         label);
-    } else {
-        rc = store_sql_err(st, rc, "cannot resolve the snapshot", sql, e);
+    store_bind_static(&q, ":label", label, -1);
+    store_bind_i64(&q, ":target", target_id);
+    rc = store_stmt_step(&q, e);
+    if (rc == 1)
+        *snap_id = sqlite3_column_int64(q.s, 0);
+    store_stmt_finalize(&q);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
+    int64_t other = 0;
+    if (target_id &&
+        store_stmt_prepare(st, other_sql, "cannot resolve the snapshot", &q, NULL) == 0) {
+        store_bind_static(&q, ":label", label, -1);
+        if (store_stmt_step(&q, NULL) == 1)
+            other = sqlite3_column_int64(q.s, 0);
+        store_stmt_finalize(&q);
     }
-    sqlite3_finalize(s);
-    return rc;
+    if (other)
+        return err_set(e, ERR_NOTFOUND,
+                       "no snapshot labelled '%s' in target %lld: target %lld has one -- pick it "
+                       "with --target %lld",
+                       label, (long long)target_id, (long long)other, (long long)other);
+    return err_set(e, ERR_NOTFOUND,
+                   "no snapshot matches '%s' (expected an id, first, last, last~N or a label)",
+                   label);
 }
 
 int store_resolve(struct store *st, const char *text, int64_t target_id, int64_t *snap_id,
