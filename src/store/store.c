@@ -200,7 +200,7 @@ static int read_ident(struct store *st, struct ident *id, struct err *e)
     sqlite3_stmt *stmt = NULL;
     int rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
     if (rc != SQLITE_OK)
-        return store_sql_err(st, rc, "cannot open the database", NULL, e);
+        return store_sql_err(st, rc, "cannot open the database", sql, e);
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
         id->app = sqlite3_column_int64(stmt, 0);
@@ -208,7 +208,7 @@ static int read_ident(struct store *st, struct ident *id, struct err *e)
         id->objects = sqlite3_column_int64(stmt, 2);
         rc = 0;
     } else {
-        rc = store_sql_err(st, rc, "cannot open the database", NULL, e);
+        rc = store_sql_err(st, rc, "cannot open the database", sql, e);
     }
     sqlite3_finalize(stmt);
     return rc;
@@ -478,7 +478,8 @@ static int identify(struct store *st, int mode, int max_version, struct err *e)
                   sqlite3_stricmp((const char *)sqlite3_column_text(stmt, 0), "wal") == 0;
         sqlite3_finalize(stmt);
         if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-            return store_sql_err(st, rc, "cannot open the database", NULL, e);
+            return store_sql_err(st, rc, "cannot open the database", "PRAGMA journal_mode = WAL",
+                                 e);
         if (!wal)
             return err_set(e, ERR_IO,
                            "cannot open database '%s': SQLite cannot keep its write-ahead log "
@@ -510,10 +511,11 @@ static int identify(struct store *st, int mode, int max_version, struct err *e)
  */
 static int check_integrity(struct store *st, struct err *e)
 {
+    static const char *sql = "PRAGMA quick_check(1)";
     sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db, "PRAGMA quick_check(1)", -1, &stmt, NULL);
+    int rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
     if (rc != SQLITE_OK)
-        return store_sql_err(st, rc, "cannot check the database", NULL, e);
+        return store_sql_err(st, rc, "cannot check the database", sql, e);
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
         const char *res = (const char *)sqlite3_column_text(stmt, 0);
@@ -528,7 +530,7 @@ static int check_integrity(struct store *st, struct err *e)
         else
             rc = 0;
     } else {
-        rc = store_sql_err(st, rc, "cannot check the database", NULL, e);
+        rc = store_sql_err(st, rc, "cannot check the database", sql, e);
     }
     sqlite3_finalize(stmt);
     return rc;

@@ -57,7 +57,7 @@ static int run(struct store *st, const char *what, const char *sql, const int64_
 static int exec(struct store *st, const char *sql, struct err *e)
 {
     int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
-    return rc == SQLITE_OK ? 0 : store_sql_err(st, rc, "cannot merge", NULL, e);
+    return rc == SQLITE_OK ? 0 : store_sql_err(st, rc, "cannot merge", sql, e);
 }
 
 /* A target of the other file, as much of it as deciding where it goes needs. */
@@ -369,7 +369,7 @@ int store_merge(struct store *st, const char *path, struct store_merge_result *r
     rc = sqlite3_step(s);
     sqlite3_finalize(s);
     if (rc != SQLITE_DONE)
-        return store_sql_err(st, rc, "cannot open the database to merge", NULL, e);
+        return store_sql_err(st, rc, "cannot open the database to merge", "ATTACH ?1 AS src", e);
     /* The other file is read in the same transaction that writes here: what a recorder adds
      * to it meanwhile is left for the next merge, whole. */
     if ((rc = store_begin(st, e)) == 0) {
