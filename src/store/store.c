@@ -1,4 +1,4 @@
-/* Opening, identifying and migrating a vmsnap database; targets. */
+/* Opening, identifying and migrating a vmsnap database. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,103 +89,6 @@ char *store_col_text(sqlite3_stmt *stmt, int col)
     return xstrndup((const char *)s, (size_t)sqlite3_column_bytes(stmt, col));
 }
 
-static uint32_t be32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-/* The -wal and -shm files SQLite keeps beside the database must be as private as the file. */
-static int check_companions(const char *path, struct err *e)
-{
-    const char *const *suffix = store_companion;
-    for (size_t i = 0; i < STORE_COMPANIONS; i++) {
-        char *name = xasprintf("%s%s", path, suffix[i]);
-        struct plat_file f;
-        char what[32];
-        snprintf(what, sizeof(what), "%s file", suffix[i] + 1);
-        int rc = plat_file_stat(name, &f);
-        free(name);
-        if (rc == 0 && f.kind != PLAT_FILE_MISSING &&
-            (rc = store_check_companion(path, what, &f, e)) < 0)
-            return rc;
-    }
-    return 0;
-}
-
-/* Refuses another program's application id, or a schema newer than this build's. */
-static int refuse_identity(const char *path, int64_t app, int64_t version, struct err *e)
-{
-    if (app != 0 && app != STORE_APPLICATION_ID)
-        return err_set(e, ERR_NOTVMSNAP,
-                       "'%s' is not a vmsnap database (application_id 0x%08llx belongs to another "
-                       "program)",
-                       path, (unsigned long long)app);
-    if (app == STORE_APPLICATION_ID && version > store_schema_version())
-        return err_set(e, ERR_NEWER,
-                       "'%s' was written by a newer vmsnap (schema %lld; this one reads up to %d) "
-                       "-- upgrade vmsnap",
-                       path, (long long)version, store_schema_version());
-    return 0;
-}
-
-/*
- * Looks at what is at path, then at the raw file header, before SQLite touches the file, so a
- * FIFO or device is never opened and a foreign or newer file is refused without SQLite creating
- * a journal or changing anything.
- */
-static int check_header(const char *path, int mode, int *exists, struct plat_file *seen,
-                        struct err *e)
-{
-    unsigned char h[100];
-    struct plat_file f;
-    *exists = 0;
-    int rc = plat_file_stat(path, &f);
-    *seen = f;
-    if (rc < 0)
-        return err_set(e, rc == -EACCES ? ERR_PERM : ERR_IO, "cannot open database '%s': %s", path,
-                       strerror(-rc));
-    if (f.kind == PLAT_FILE_MISSING)
-        return 0;
-    *exists = 1;
-    if (f.kind == PLAT_FILE_DIR)
-        return err_set(e, ERR_NOTVMSNAP, "'%s' is a directory, not a vmsnap database", path);
-    if (f.kind != PLAT_FILE_REGULAR)
-        return err_set(e, ERR_NOTVMSNAP,
-                       "'%s' is not a regular file (a FIFO, device or socket), not a vmsnap "
-                       "database -- name a database file with -d",
-                       path);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        if (errno == EACCES)
-            return err_set(e, ERR_READONLY, "cannot open database '%s': permission denied", path);
-        return err_set(e, ERR_IO, "cannot open database '%s': %s", path, strerror(errno));
-    }
-    size_t n = fread(h, 1, sizeof(h), fp);
-    fclose(fp);
-    /* An empty file becomes a new database. */
-    if (n > 0 && (n < sizeof(h) || memcmp(h, "SQLite format 3", 16) != 0))
-        return err_set(e, ERR_NOTVMSNAP, "'%s' is not a vmsnap database (not an SQLite file)",
-                       path);
-    uint32_t app = n ? be32(h + 68) : 0, version = n ? be32(h + 60) : 0;
-    if ((rc = refuse_identity(path, app, version, e)) < 0)
-        return rc;
-    /* No application id but tables (a table needs a page of its own): another program's file.
-     * vmsnap sets its id in the transaction that creates its tables; in WAL mode (bytes 18 and
-     * 19 are 2) that transaction may still be in the -wal while a checkpoint has already grown
-     * the file, so such a file is left to SQLite, which reads the -wal too (check_ident). */
-    uint32_t page_size = n ? ((uint32_t)h[16] << 8 | h[17]) : 0;
-    if (page_size == 1)
-        page_size = 65536;
-    int wal = n && h[18] == 2 && h[19] == 2;
-    if (n && app == 0 && !wal && page_size && f.size > (int64_t)page_size)
-        return err_set(e, ERR_NOTVMSNAP,
-                       "'%s' is not a vmsnap database (an SQLite file of another program)", path);
-    if (mode == STORE_WRITE && ((rc = store_check_private(path, "file", &f, e)) < 0 ||
-                                (rc = check_companions(path, e)) < 0))
-        return rc;
-    return 0;
-}
-
 struct ident {
     int64_t app, version, objects;
 };
@@ -214,187 +117,6 @@ static int read_ident(struct store *st, struct ident *id, struct err *e)
     return rc;
 }
 
-/*
- * A file may have been crafted: nothing in it may run code or take vmsnap's time. Defensive mode
- * keeps SQL from corrupting the file (writable_schema and the like), an untrusted schema may
- * call only innocuous functions, the FTS3 tokenizer's pointer form and extensions stay off,
- * and no trigger fires (vmsnap creates none). One value may hold at most STORE_MAX_VALUE bytes,
- * so a 1 GB "path" is refused by SQLite rather than read.
- */
-static void distrust(sqlite3 *db)
-{
-    sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
-    sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
-    sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, 0, (int *)NULL);
-    sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, (int *)NULL);
-    sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, (int *)NULL);
-    sqlite3_limit(db, SQLITE_LIMIT_LENGTH, STORE_MAX_VALUE);
-}
-
-struct schema {
-    size_t n;
-    char **key, **sql; /* "type name" and its CREATE statement, sorted by key */
-};
-
-static void schema_release(struct schema *s)
-{
-    for (size_t i = 0; i < s->n; i++) {
-        free(s->key[i]);
-        free(s->sql[i]);
-    }
-    free(s->key);
-    free(s->sql);
-    memset(s, 0, sizeof(*s));
-}
-
-/* Reads db's schema into out: SQLITE_OK or SQLite's error. */
-static int schema_read(sqlite3 *db, const char *schema_name, struct schema *out)
-{
-    sqlite3_stmt *stmt = NULL;
-    char *sql = sqlite3_mprintf("SELECT type || ' ' || name, coalesce(sql, '') FROM "
-                                "\"%w\".sqlite_schema ORDER BY 1",
-                                schema_name);
-    int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
-    sqlite3_free(sql);
-    size_t cap = 0;
-    memset(out, 0, sizeof(*out));
-    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-        if ((rc = sqlite3_step(stmt)) != SQLITE_ROW)
-            break;
-        if (out->n == cap) {
-            cap = cap ? 2 * cap : 32;
-            out->key = xreallocarray(out->key, cap, sizeof(*out->key));
-            out->sql = xreallocarray(out->sql, cap, sizeof(*out->sql));
-        }
-        out->key[out->n] = store_col_text(stmt, 0);
-        out->sql[out->n] = store_col_text(stmt, 1);
-        if (!out->key[out->n])
-            out->key[out->n] = xstrdup("");
-        out->n++;
-    }
-    sqlite3_finalize(stmt);
-    if (rc == SQLITE_DONE)
-        return SQLITE_OK;
-    schema_release(out);
-    return rc;
-}
-
-/* Undoes the escapes of schema/reference.txt (backslash n, t, or itself) in the n bytes at s. */
-static char *unescape(const char *s, size_t n)
-{
-    char *out = xmalloc(n + 1), *o = out;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '\\' && i + 1 < n) {
-            *o++ = s[i + 1] == 'n' ? '\n' : s[i + 1] == 't' ? '\t' : s[i + 1];
-            i++;
-        } else {
-            *o++ = s[i];
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
-/*
- * The schema vmsnap's own migrations make at version, from schema/reference.txt (embedded at
- * build time; test_store checks it against the migrations), read once and kept. Building it
- * from the migrations at every open cost 3-5 ms.
- */
-static const struct schema *reference_schema(int version)
-{
-    static struct schema made[64];
-    static int done[64];
-    if (version <= 0 || version >= 64)
-        return NULL;
-    if (done[version])
-        return &made[version];
-    struct schema *sc = &made[version];
-    size_t cap = 0;
-    for (const char *p = store_schema_reference, *end = p + store_schema_reference_len; p < end;) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *line_end = nl ? nl : end;
-        const char *t1 = memchr(p, '\t', (size_t)(line_end - p));
-        const char *t2 = t1 ? memchr(t1 + 1, '\t', (size_t)(line_end - t1 - 1)) : NULL;
-        if (*p != '#' && t2 && atoi(p) == version) {
-            if (sc->n == cap) {
-                cap = cap ? 2 * cap : 32;
-                sc->key = xreallocarray(sc->key, cap, sizeof(*sc->key));
-                sc->sql = xreallocarray(sc->sql, cap, sizeof(*sc->sql));
-            }
-            sc->key[sc->n] = xstrndup(t1 + 1, (size_t)(t2 - t1 - 1));
-            sc->sql[sc->n] = unescape(t2 + 1, (size_t)(line_end - t2 - 1));
-            sc->n++;
-        }
-        p = line_end + 1;
-    }
-    if (!sc->n)
-        return NULL;
-    done[version] = 1;
-    return sc;
-}
-
-/* What a file may hold besides vmsnap's own objects: a user's table, index or view (they run
- * nothing when vmsnap reads or writes), and SQLite's statistics. Never a trigger or a virtual
- * table, whose code would run. */
-static int extra_allowed(const char *key, const char *sql)
-{
-    if (strncmp(key, "trigger ", 8) == 0)
-        return 0;
-    if (sqlite3_strnicmp(sql, "CREATE VIRTUAL", 14) == 0)
-        return 0;
-    return strncmp(key, "table ", 6) == 0 || strncmp(key, "index ", 6) == 0 ||
-           strncmp(key, "view ", 5) == 0;
-}
-
-int store_check_schema(sqlite3 *db, const char *schema_name, const char *path, int version,
-                       struct err *e)
-{
-    const struct schema *ref = reference_schema(version);
-    struct schema got;
-    if (!ref)
-        return err_set(e, ERR_DB, "cannot check '%s': vmsnap's own schema %d does not build", path,
-                       version);
-    int rc = schema_read(db, schema_name, &got);
-    if (rc != SQLITE_OK) {
-        if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
-            return err_set(e, ERR_LOCKED,
-                           "cannot open the database: database '%s' is locked by another "
-                           "process -- try again later",
-                           path);
-        return err_set(e, ERR_CORRUPT,
-                       "'%s' is damaged (%s) -- copy out what it holds with 'sqlite3 %s "
-                       ".recover'",
-                       path, sqlite3_errmsg(db), path);
-    }
-    /* Both lists are sorted by key: walk them side by side to the first difference. */
-    const char *what = NULL, *before = NULL, *after = NULL;
-    size_t i = 0, j = 0;
-    while (!what && (i < ref->n || j < got.n)) {
-        int c = i == ref->n ? 1 : j == got.n ? -1 : strcmp(ref->key[i], got.key[j]);
-        if (c < 0) {
-            what = ref->key[i], before = "it lacks vmsnap's ", after = "";
-        } else if (c > 0) {
-            if (!extra_allowed(got.key[j], got.sql[j]))
-                what = got.key[j], before = "it holds a ", after = ", which vmsnap never makes";
-            j++;
-        } else {
-            if (strcmp(ref->sql[i], got.sql[j]) != 0)
-                what = ref->key[i], before = "its ", after = " is not the one vmsnap makes";
-            i++, j++;
-        }
-    }
-    rc = 0;
-    if (what) {
-        const char *name = strchr(what, ' ');
-        rc = err_set(e, ERR_NOTVMSNAP,
-                     "refusing '%s': %s%.*s '%s'%s -- a crafted or hand-edited file; copy what "
-                     "you need out of it with sqlite3",
-                     path, before, (int)strcspn(what, " "), what, name ? name + 1 : "", after);
-    }
-    schema_release(&got);
-    return rc;
-}
-
 /* Whether the identity is a vmsnap database this build reads, or an empty file. */
 static int check_ident(struct store *st, const struct ident *id, struct err *e)
 {
@@ -404,7 +126,7 @@ static int check_ident(struct store *st, const struct ident *id, struct err *e)
         return err_set(e, ERR_NOTVMSNAP,
                        "'%s' is not a vmsnap database (an SQLite file of another program)",
                        st->path);
-    return refuse_identity(st->path, id->app, id->version, e);
+    return store_refuse_identity(st->path, id->app, id->version, e);
 }
 
 /* Whether a vmsnap file's schema is the one its version's migrations make. */
@@ -505,164 +227,6 @@ static int identify(struct store *st, int mode, int max_version, struct err *e)
     return migrate(st, max_version, e);
 }
 
-/*
- * A damaged file is noticed before anything is written into it: SQLite only sees damage in the
- * pages a statement reads, and a snapshot reads few. Costs about 7 ms per MiB of database.
- */
-static int check_integrity(struct store *st, struct err *e)
-{
-    static const char *sql = "PRAGMA quick_check(1)";
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
-    if (rc != SQLITE_OK)
-        return store_sql_err(st, rc, "cannot check the database", sql, e);
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        const char *res = (const char *)sqlite3_column_text(stmt, 0);
-        /* The first finding, on one line: "*** in database main ***\nPage 2: ...". */
-        if (res && strncmp(res, "***", 3) == 0 && strchr(res, '\n'))
-            res = strchr(res, '\n') + 1;
-        if (res && strcmp(res, "ok") != 0)
-            rc = err_set(e, ERR_CORRUPT,
-                         "database '%s' is damaged (%.*s) -- nothing was written; copy out what "
-                         "it holds with 'sqlite3 %s .recover'",
-                         st->path, (int)strcspn(res, "\n"), res, st->path);
-        else
-            rc = 0;
-    } else {
-        rc = store_sql_err(st, rc, "cannot check the database", sql, e);
-    }
-    sqlite3_finalize(stmt);
-    return rc;
-}
-
-/*
- * The files SQLite opened are the ones that were checked. The path was examined before SQLite
- * opened it by name: somebody who may write its directory could have put another file there in
- * between (6 of 13 tries as root against `nobody`), or planted a -wal beside it. The database
- * must be the file checked, and for a writer every file SQLite opened must be private and ours.
- */
-static int check_opened(struct store *st, int mode, const struct plat_file *seen,
-                        const struct plat_fds *before, int want_main, struct err *e)
-{
-    struct plat_file *v = NULL;
-    size_t n = plat_fds_opened(before, &v), main = 0;
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        if (v[i].dev == seen->dev && v[i].ino == seen->ino) {
-            if (++main > (size_t)want_main)
-                rc = err_set(e, ERR_PERM,
-                             "refusing '%s': a file beside it (-wal or -shm) is the database "
-                             "under another name -- remove it",
-                             st->path);
-            /* The same inode number, and yet another file: the one checked was replaced and
-             * its number given to somebody else's new file. */
-            else if (mode == STORE_WRITE)
-                rc = store_check_private(st->path, "file", &v[i], e);
-            continue;
-        }
-        if (mode == STORE_WRITE)
-            rc = store_check_companion(st->path, "wal or shm file", &v[i], e);
-    }
-    if (rc == 0 && want_main && n && !main)
-        rc = err_set(e, ERR_PERM,
-                     "refusing '%s': it was replaced while it was being opened -- nothing was "
-                     "%s; check who else may write its directory",
-                     st->path, mode == STORE_WRITE ? "written" : "read");
-    free(v);
-    return rc;
-}
-
-/*
- * Before SQLite opens the -wal and -shm files by name, a writer makes sure they are its own: in
- * a directory where others may rename files (not sticky) nothing can be trusted, and elsewhere a
- * file that is ours cannot be swapped, so the missing ones are created here, private, rather
- * than left for somebody else to plant first (in /tmp, say).
- */
-static int prepare_companions(const char *path, int *made, struct err *e)
-{
-    char *dir = NULL;
-    if (plat_dir_shared(path, &dir)) {
-        int rc = err_set(e, ERR_PERM,
-                         "refusing to write to '%s': other users may rename files in its "
-                         "directory '%s' -- use a directory of your own (or a sticky one such "
-                         "as /tmp) with -d",
-                         path, dir);
-        free(dir);
-        return rc;
-    }
-    free(dir);
-    *made = 0;
-    for (size_t i = 0; i < STORE_COMPANIONS_WAL; i++) {
-        char *name = xasprintf("%s%s", path, store_companion[i]);
-        if (plat_create_private(name) == 0)
-            *made |= 1 << i;
-        free(name);
-    }
-    return check_companions(path, e);
-}
-
-/*
- * Removes the -wal and -shm beside path that are regular files and that drop(ctx, i, f) says go
- * (i: which companion; f: what is there).
- */
-static void drop_companions(const char *path,
-                            int (*drop)(void *ctx, int i, const struct plat_file *f), void *ctx)
-{
-    for (size_t i = 0; i < STORE_COMPANIONS_WAL; i++) {
-        char *name = xasprintf("%s%s", path, store_companion[i]);
-        struct plat_file f;
-        if (plat_file_stat(name, &f) == 0 && f.kind == PLAT_FILE_REGULAR && drop(ctx, (int)i, &f))
-            remove(name);
-        free(name);
-    }
-}
-
-/* A file refused for what it is keeps nothing of ours beside it: the -wal and -shm made for it
- * go, when they are still empty. */
-static int still_made_empty(void *made, int i, const struct plat_file *f)
-{
-    return (*(int *)made & (1 << i)) && f->owned && f->size == 0;
-}
-
-static void drop_made_companions(const char *path, int made)
-{
-    drop_companions(path, still_made_empty, &made);
-}
-
-/*
- * A reader of a file in a directory it may not write (someone else's recording, a read-only
- * mount) cannot make the -shm that WAL mode reads through. When no -wal is there either, the
- * file was closed cleanly and no writer works on it (a writer needs that directory too): it is
- * read as immutable, without the -shm. Returns the URI to open (caller frees), or NULL to open
- * the path as usual.
- */
-static char *immutable_uri(const char *path)
-{
-    char *dir = plat_dirname(path);
-    char *wal = xasprintf("%s-wal", path), *shm = xasprintf("%s-shm", path);
-    struct plat_file w, m;
-    int cannot = !plat_writable(dir) && plat_file_stat(wal, &w) == 0 &&
-                 w.kind == PLAT_FILE_MISSING && plat_file_stat(shm, &m) == 0 &&
-                 m.kind == PLAT_FILE_MISSING;
-    free(dir);
-    free(wal);
-    free(shm);
-    if (!cannot)
-        return NULL;
-    /* "file:" and the path, its '%', '?', '#' and '\' escaped as URI filenames want. */
-    char *uri = xmalloc(strlen(path) * 3 + 32), *o = uri;
-    o += sprintf(o, "file:");
-    for (const char *p = path; *p; p++) {
-        if (*p == '%' || *p == '?' || *p == '#' || *p == '\\')
-            o += sprintf(o, "%%%02X", (unsigned char)*p);
-        else
-            *o++ = *p;
-    }
-    sprintf(o, "?immutable=1");
-    return uri;
-}
-
 /* Each writer's transaction is short; opening waits this long for the others before it fails. */
 #define STORE_OPEN_WAIT_MS 30000
 
@@ -698,7 +262,7 @@ int store_open_version(struct store **out, const char *path, int mode, int max_v
     int made = 0;
     *out = NULL;
     struct plat_file seen;
-    rc = check_header(path, mode, &exists, &seen, e);
+    rc = store_check_header(path, mode, &exists, &seen, e);
     if (rc < 0)
         return rc;
     if (!exists && mode == STORE_READ)
@@ -713,7 +277,7 @@ int store_open_version(struct store **out, const char *path, int mode, int max_v
         if (rc < 0)
             return err_set(e, rc == -EACCES || rc == -EROFS ? ERR_READONLY : ERR_IO,
                            "cannot create database '%s': %s", path, strerror(-rc));
-        if ((rc = check_header(path, mode, &exists, &seen, e)) < 0)
+        if ((rc = store_check_header(path, mode, &exists, &seen, e)) < 0)
             return rc;
     }
     configure_sqlite();
@@ -726,12 +290,12 @@ int store_open_version(struct store **out, const char *path, int mode, int max_v
         rc = err_set(e, ERR_READONLY, "cannot write to database '%s': permission denied", path);
         goto fail;
     }
-    char *uri = mode == STORE_READ ? immutable_uri(path) : NULL;
+    char *uri = mode == STORE_READ ? store_immutable_uri(path) : NULL;
     if (uri)
         st->writable = 0;
     int flags = (st->writable ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY) |
                 SQLITE_OPEN_NOMUTEX | (uri ? SQLITE_OPEN_URI : 0);
-    if (mode == STORE_WRITE && (rc = prepare_companions(path, &made, e)) < 0)
+    if (mode == STORE_WRITE && (rc = store_prepare_companions(path, &made, e)) < 0)
         goto fail;
     fds = plat_fds_now();
     rc = sqlite3_open_v2(uri ? uri : path, &st->db, flags, NULL);
@@ -746,11 +310,11 @@ int store_open_version(struct store **out, const char *path, int mode, int max_v
         store_guard_writer(sqlite3_db_filename(st->db, "main"), 1);
     }
     /* Before any statement reads or writes it: the file opened is the file checked. */
-    if ((rc = check_opened(st, mode, &seen, fds, 1, e)) < 0)
+    if ((rc = store_check_opened(st, mode, &seen, fds, 1, e)) < 0)
         goto fail;
     plat_fds_free(fds);
     fds = plat_fds_now();
-    distrust(st->db);
+    store_distrust(st->db);
     sqlite3_extended_result_codes(st->db, 1);
     sqlite3_busy_timeout(st->db, STORE_BUSY_MS);
     /* Some lock conflicts (a file turning into WAL, a WAL being recovered) are reported at
@@ -762,9 +326,9 @@ int store_open_version(struct store **out, const char *path, int mode, int max_v
     if (rc < 0)
         goto fail;
     /* The -wal and -shm files the first read opened. */
-    if ((rc = check_opened(st, mode, &seen, fds, 0, e)) < 0)
+    if ((rc = store_check_opened(st, mode, &seen, fds, 0, e)) < 0)
         goto fail;
-    if (mode == STORE_WRITE && exists && (rc = check_integrity(st, e)) < 0)
+    if (mode == STORE_WRITE && exists && (rc = store_check_integrity(st, e)) < 0)
         goto fail;
     plat_fds_free(fds);
     *out = st;
@@ -773,7 +337,7 @@ fail:
     plat_fds_free(fds);
     store_close(st);
     if (rc == ERR_NOTVMSNAP || rc == ERR_NEWER)
-        drop_made_companions(path, made);
+        store_drop_made_companions(path, made);
     return rc;
 }
 
@@ -816,152 +380,4 @@ int64_t store_db_bytes(struct store *st)
         bytes = sqlite3_column_int64(stmt, 0);
     sqlite3_finalize(stmt);
     return bytes;
-}
-
-int store_target_find(struct store *st, const struct capture_target *t, int64_t *id, struct err *e)
-{
-    static const char *sql = "SELECT id FROM targets WHERE boot_id = :boot AND pid = :pid AND "
-                             "start_time = :start AND exec_key = :exec";
-    struct store_stmt q;
-    int rc = store_stmt_prepare(st, sql, "cannot look up the target", &q, e);
-    if (rc < 0)
-        return rc;
-    store_bind_static(&q, ":boot", t->boot_id, -1);
-    store_bind_i64(&q, ":pid", t->pid);
-    store_bind_i64(&q, ":start", (int64_t)t->start_time);
-    store_bind_static(&q, ":exec", t->exec_key, -1);
-    rc = store_stmt_step(&q, e);
-    *id = rc == 1 ? sqlite3_column_int64(q.s, 0) : 0;
-    store_stmt_finalize(&q);
-    return rc < 0 ? rc : 0;
-}
-
-int store_target_ensure(struct store *st, const struct capture_target *t, int64_t seen_ms,
-                        int64_t parent_target_id, int64_t *target_id, struct err *e)
-{
-    static const char *sql =
-        "INSERT INTO targets (pid, start_time, exe, cmdline, host, os, boot_id, exec_key, "
-        "first_seen, parent_target_id) VALUES (:pid, :start, :exe, :cmdline, :host, :os, :boot, "
-        ":exec, :seen, :parent)";
-    int rc = store_target_find(st, t, target_id, e);
-    if (rc < 0 || *target_id)
-        return rc;
-    char seen[32];
-    store_format_time(seen_ms, seen);
-    struct store_stmt q;
-    if ((rc = store_stmt_prepare(st, sql, "cannot record the target", &q, e)) < 0)
-        return rc;
-    store_bind_i64(&q, ":pid", t->pid);
-    store_bind_i64(&q, ":start", (int64_t)t->start_time);
-    store_bind_static(&q, ":exe", t->exe, -1);
-    store_bind_static(&q, ":cmdline", t->cmdline, -1);
-    store_bind_static(&q, ":host", t->host, -1);
-    store_bind_static(&q, ":os", t->os, -1);
-    store_bind_static(&q, ":boot", t->boot_id, -1);
-    store_bind_static(&q, ":exec", t->exec_key, -1);
-    store_bind_static(&q, ":seen", seen, -1);
-    if (parent_target_id)
-        store_bind_i64(&q, ":parent", parent_target_id);
-    else
-        store_bind_null(&q, ":parent");
-    rc = store_stmt_run(&q, e);
-    store_stmt_finalize(&q);
-    if (rc < 0)
-        return rc;
-    *target_id = sqlite3_last_insert_rowid(st->db);
-    return 0;
-}
-
-/* Whether this process has f open (then it is this connection's -wal or -shm). */
-static int open_here(void *ctx, int i, const struct plat_file *f)
-{
-    (void)ctx;
-    (void)i;
-    char *open_as = NULL;
-    int yes = plat_open_file_path(f->dev, f->ino, &open_as);
-    free(open_as);
-    return yes;
-}
-
-/* Removes the -wal and -shm at the database's name when they are the ones this connection has
- * open (a file moved or deleted left them behind): a new database made at that name must never
- * take them for its own. */
-static void drop_own_companions(struct store *st)
-{
-    drop_companions(st->path, open_here, NULL);
-}
-
-/* Writes everything the connection reads into a new private file at path. */
-static int copy_whole(struct store *st, const char *path)
-{
-    if (plat_create_private(path) != 0)
-        return -1;
-    sqlite3_stmt *s = NULL;
-    int ok = sqlite3_prepare_v2(st->db, "VACUUM INTO ?1", -1, &s, NULL) == SQLITE_OK &&
-             sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC) == SQLITE_OK &&
-             sqlite3_step(s) == SQLITE_DONE;
-    sqlite3_finalize(s);
-    if (!ok)
-        remove(path);
-    return ok ? 0 : -1;
-}
-
-int store_check_place(struct store *st, struct err *e)
-{
-    struct plat_file f;
-    if (!st->dev && !st->ino)
-        return 0; /* the OS does not say which file it is */
-    if (plat_file_stat(st->path, &f) == 0 && f.kind == PLAT_FILE_REGULAR && f.dev == st->dev &&
-        f.ino == st->ino)
-        return 0;
-    /* What was committed may still be in the -wal at the old name, which SQLite no longer
-     * checkpoints into a moved file: the connection reads it all, and it is written whole. */
-    char *now = NULL;
-    int rc;
-    if (plat_open_file_path(st->dev, st->ino, &now)) {
-        char *tmp = xasprintf("%s.whole-%lld", now, (long long)plat_getpid());
-        int ok = copy_whole(st, tmp) == 0 && plat_replace(tmp, now) == 0;
-        if (!ok)
-            remove(tmp);
-        free(tmp);
-        if (ok)
-            drop_own_companions(st);
-        rc = ok ? err_set(e, ERR_IO,
-                          "'%s' was moved to '%s' while recording: what was recorded is there, "
-                          "whole -- stopping; record on with -d '%s'",
-                          st->path, now, now)
-                : err_set(e, ERR_IO,
-                          "'%s' was moved to '%s' while recording -- stopping; what was "
-                          "recorded is in '%s' and '%s-wal' (open it with sqlite3 there)",
-                          st->path, now, now, st->path);
-    } else {
-        /* Deleted: what it holds is still readable through the open file. Written again at its
-         * name, privately, when its directory is still there. */
-        drop_own_companions(st);
-        rc = copy_whole(st, st->path) == 0
-                 ? err_set(e, ERR_IO,
-                           "'%s' was deleted while recording: what was recorded is written "
-                           "again at that name -- stopping",
-                           st->path)
-                 : err_set(e, ERR_IO,
-                           "'%s' was deleted while recording (its directory too): what was "
-                           "recorded is lost -- stopping",
-                           st->path);
-    }
-    free(now);
-    return rc;
-}
-
-int store_names_its_file(const char *db, const char *path)
-{
-    if (plat_same_file(path, db))
-        return 1;
-    for (size_t i = 0; i < STORE_COMPANIONS; i++) {
-        char *side = xasprintf("%s%s", db, store_companion[i]);
-        int same = plat_same_file(path, side);
-        free(side);
-        if (same)
-            return 2;
-    }
-    return 0;
 }

@@ -107,6 +107,37 @@ void store_stmt_finalize(struct store_stmt *q);
 /* A read transaction: everything read until store_commit is one moment of the file. */
 int store_begin_read(struct store *st, struct err *e);
 
+/*
+ * Opening a file safely (store_guard.c): what is at path before SQLite touches it, the files
+ * SQLite opened afterwards, and the companions a writer makes first. Each returns 0 or an error
+ * with the line to print.
+ */
+struct plat_fds;
+/* Refuses another program's application id, or a schema newer than this build's. */
+int store_refuse_identity(const char *path, int64_t app, int64_t version, struct err *e);
+/* What is at path, and its raw header: *exists, and what was seen (to compare with the file
+ * SQLite opens). A FIFO or device is never opened; a writer's file must be private. */
+int store_check_header(const char *path, int mode, int *exists, struct plat_file *seen,
+                       struct err *e);
+/* Nothing in the file may run code or take vmsnap's time (defensive mode and the like). */
+void store_distrust(sqlite3 *db);
+/* A damaged file is noticed before anything is written into it. */
+int store_check_integrity(struct store *st, struct err *e);
+/* The files opened since before: the database must be the file seen (want_main: it is among
+ * them), and for a writer every other one private and ours. */
+int store_check_opened(struct store *st, int mode, const struct plat_file *seen,
+                       const struct plat_fds *before, int want_main, struct err *e);
+/* A writer's -wal and -shm, made private before SQLite opens them by name; *made says which
+ * were made here (bits by store_companion index). */
+int store_prepare_companions(const char *path, int *made, struct err *e);
+/* Removes the -wal and -shm beside path that are regular files and that drop() says go. */
+void store_drop_companions(const char *path,
+                           int (*drop)(void *ctx, int i, const struct plat_file *f), void *ctx);
+/* Removes the companions made for a file that was then refused, while still empty. */
+void store_drop_made_companions(const char *path, int made);
+/* The URI to read a file without a -shm (a directory the reader may not write), or NULL. */
+char *store_immutable_uri(const char *path);
+
 /* Maps a SQLite failure to an error code and a one-line message naming what failed. */
 int store_sql_err(struct store *st, int rc, const char *what, const char *sql, struct err *e);
 
@@ -160,8 +191,9 @@ enum region_col {
 /* The region columns as stored, with path the expression for the path column ("path_id",
  * "path" in the regions view). */
 #define STORE_REGION_COLUMNS(path)                                                                 \
-    STORE_REGION_COLS_A(STORE_RC_NAME, ", ") ", " path ", " STORE_REGION_COLS_B(STORE_RC_NAME, "," \
-                                                                                               " ")
+    STORE_REGION_COLS_A(STORE_RC_NAME, ", ")                                                       \
+    ", " path ", " STORE_REGION_COLS_B(STORE_RC_NAME, ","                                          \
+                                                      " ")
 /* The same of a table aliased p. */
 #define STORE_REGION_COLUMNS_P(path)                                                               \
     STORE_REGION_COLS_A(STORE_RC_P, ", ") ", " path ", " STORE_REGION_COLS_B(STORE_RC_P, ", ")
