@@ -14,150 +14,10 @@
 
 #include "capture/capture.h"
 #include "capture/linux_procmap.h"
+#include "capture/linux_capture.h"
 #include "capture/maps_parse.h"
 #include "platform/platform.h"
 #include "util/xalloc.h"
-
-#define PF_KTHREAD   0x00200000
-#define TORN_RETRIES 4
-
-struct proc_stat {
-    char state;
-    int64_t ppid;
-    uint64_t flags;
-    uint64_t start_time; /* clock ticks after boot */
-    char exec_key[96];
-};
-
-struct capture {
-    char *root; /* "/proc" */
-    int64_t pid;
-    int maps_fd;
-    int have_query; /* PROCMAP_QUERY works on this kernel */
-    struct capture_target target;
-    struct region_list lists[2];
-    int cur;         /* index of the list returned by the last walk, or -1 */
-    int last_detail; /* detail of the last successful walk */
-    /* The maps text of the last walk, to spot an unchanged target: valid while text_of is the
-     * list parsed from it (else -1). */
-    char *text;
-    size_t text_len, text_cap;
-    int text_of;
-    char *piece; /* smaps, a piece at a time */
-    size_t piece_cap;
-    char *buf; /* scratch for small files */
-    size_t buf_len, buf_cap;
-    int has_vsyscall;
-    uint32_t last_flags; /* capture flags of the last walk */
-};
-
-static char *proc_path(const struct capture *c, const char *leaf)
-{
-    return xasprintf("%s/%lld/%s", c->root, (long long)c->pid, leaf);
-}
-
-/* Reads fd from offset 0 (rewinding it when asked) to EOF into *buf. Returns 0 or -errno. */
-static int read_all_fd(int fd, int rewind, char **buf, size_t *len, size_t *cap)
-{
-    if (rewind && lseek(fd, 0, SEEK_SET) < 0)
-        return -errno;
-    *len = 0;
-    for (;;) {
-        if (*cap - *len < 64 * 1024)
-            *buf = xgrow(*buf, cap, *len + 256 * 1024, 1);
-        ssize_t n = read(fd, *buf + *len, *cap - *len - 1);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (n == 0)
-            break;
-        *len += (size_t)n;
-    }
-    (*buf)[*len] = '\0';
-    return 0;
-}
-
-static int read_all_path(const char *path, char **buf, size_t *len, size_t *cap)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = read_all_fd(fd, 0, buf, len, cap);
-    close(fd);
-    return rc;
-}
-
-/* Parses /proc/PID/stat. Fields are counted after the last ')' since comm may hold anything. */
-static int stat_parse(const char *text, struct proc_stat *st)
-{
-    const char *p = strrchr(text, ')');
-    if (!p || p[1] != ' ')
-        return -1;
-    p += 2;
-    memset(st, 0, sizeof(*st));
-    st->state = *p;
-    unsigned long long f[52] = {0};
-    int field = 3;
-    while (*p && field < 52) {
-        while (*p == ' ')
-            p++;
-        if (field > 3)
-            f[field] = strtoull(p, NULL, 10);
-        while (*p && *p != ' ')
-            p++;
-        field++;
-    }
-    if (field <= 22)
-        return -1;
-    st->ppid = (int64_t)f[4];
-    st->flags = f[9];
-    st->start_time = f[22];
-    /* startcode, endcode, startstack and arg_start move on every exec (ASLR). */
-    snprintf(st->exec_key, sizeof(st->exec_key), "%llx:%llx:%llx:%llx", f[26], f[27], f[28], f[48]);
-    return 0;
-}
-
-/* Reads the target's stat. Returns 0, ERR_NOPROC when it is gone, or another error. */
-static int read_stat(struct capture *c, struct proc_stat *st, struct err *e)
-{
-    char path[128];
-    snprintf(path, sizeof(path), "%s/%lld/stat", c->root, (long long)c->pid);
-    int rc = read_all_path(path, &c->buf, &c->buf_len, &c->buf_cap);
-    if (rc == -ENOENT || rc == -ESRCH)
-        return err_set(e, ERR_NOPROC, "no such process '%lld'", (long long)c->pid);
-    if (rc < 0)
-        return err_set(e, ERR_IO, "cannot read '%s': %s", path, strerror(-rc));
-    if (stat_parse(c->buf, st) < 0)
-        return err_set(e, ERR_PARSE, "cannot parse '%s'", path);
-    return 0;
-}
-
-static char *read_text_file(struct capture *c, const char *leaf)
-{
-    char *path = proc_path(c, leaf);
-    int rc = read_all_path(path, &c->buf, &c->buf_len, &c->buf_cap);
-    free(path);
-    if (rc < 0 || c->buf_len == 0)
-        return NULL;
-    return xstrndup(c->buf, c->buf_len);
-}
-
-/* The boot's id, or "unknown". */
-static void read_boot_id(struct capture *c, char *out, size_t n)
-{
-    char *boot = xasprintf("%s/sys/kernel/random/boot_id", c->root);
-    int rc = read_all_path(boot, &c->buf, &c->buf_len, &c->buf_cap);
-    free(boot);
-    if (rc < 0) {
-        snprintf(out, n, "unknown");
-        return;
-    }
-    while (c->buf_len && (c->buf[c->buf_len - 1] == '\n'))
-        c->buf_len--;
-    snprintf(out, n, "%.*s", (int)c->buf_len, c->buf);
-}
 
 static void fill_target(struct capture *c, const struct proc_stat *st)
 {
@@ -168,16 +28,16 @@ static void fill_target(struct capture *c, const struct proc_stat *st)
     t->os = "linux";
 
     char boot[64];
-    read_boot_id(c, boot, sizeof(boot));
+    linux_read_boot_id(c, boot, sizeof(boot));
     t->boot_id = xstrdup(boot);
 
-    char *exe = proc_path(c, "exe");
+    char *exe = linux_proc_path(c, "exe");
     char link[4096];
     ssize_t n = readlink(exe, link, sizeof(link) - 1);
     free(exe);
     t->exe = n > 0 ? xstrndup(link, (size_t)n) : NULL;
 
-    t->cmdline = read_text_file(c, "cmdline");
+    t->cmdline = linux_read_text_file(c, "cmdline");
     if (t->cmdline) {
         size_t len = c->buf_len;
         while (len > 0 && t->cmdline[len - 1] == '\0')
@@ -205,7 +65,7 @@ static int check_alive(struct capture *c, const struct proc_stat *st, struct err
 
 static int open_maps(struct capture *c, struct err *e)
 {
-    char *path = proc_path(c, "maps");
+    char *path = linux_proc_path(c, "maps");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     int saved = errno;
     free(path);
@@ -241,7 +101,7 @@ int capture_open(struct capture **out, const char *proc_root, int64_t pid, struc
         rc = err_set(e, ERR_NOPROC, "no such process '%lld'", (long long)pid);
         goto fail;
     }
-    rc = read_stat(c, &st, e);
+    rc = linux_read_stat(c, &st, e);
     if (rc < 0)
         goto fail;
     rc = check_alive(c, &st, e);
@@ -314,7 +174,7 @@ static int check_same_target(struct capture *c, const struct proc_stat *st, int 
 static int stat_now(struct capture *c, int during, struct err *e)
 {
     struct proc_stat st;
-    int rc = read_stat(c, &st, e);
+    int rc = linux_read_stat(c, &st, e);
     if (rc == ERR_NOPROC)
         return err_set(e, ERR_EXITED, "process %lld exited%s", (long long)c->pid,
                        during ? " during the walk" : "");
@@ -331,14 +191,14 @@ int capture_identify(const char *proc_root, int64_t pid, struct capture_proc *ou
     c.root = (char *)(proc_root ? proc_root : "/proc");
     c.pid = pid;
     memset(out, 0, sizeof(*out));
-    int rc = pid > 0 ? read_stat(&c, &st, e)
+    int rc = pid > 0 ? linux_read_stat(&c, &st, e)
                      : err_set(e, ERR_NOPROC, "no such process '%lld'", (long long)pid);
     if (rc == 0 && (st.state == 'Z' || st.state == 'X'))
         rc = err_set(e, ERR_NOPROC, "process %lld has exited", (long long)pid);
     if (rc == 0) {
         out->pid = pid;
         out->start_time = st.start_time;
-        read_boot_id(&c, out->boot_id, sizeof(out->boot_id));
+        linux_read_boot_id(&c, out->boot_id, sizeof(out->boot_id));
         plat_hostname(out->host, sizeof(out->host));
     }
     free(c.buf);
@@ -395,8 +255,8 @@ static void resolve_names(struct capture *c, struct region_list *l)
 
 static int read_rollup(struct capture *c, struct capture_info *info, struct err *e)
 {
-    char *path = proc_path(c, "smaps_rollup");
-    int rc = read_all_path(path, &c->buf, &c->buf_len, &c->buf_cap);
+    char *path = linux_proc_path(c, "smaps_rollup");
+    int rc = linux_read_all_path(path, &c->buf, &c->buf_len, &c->buf_cap);
     free(path);
     if (rc == -ENOENT || rc == -ESRCH)
         return err_set(e, ERR_EXITED, "process %lld exited during the walk", (long long)c->pid);
@@ -491,7 +351,7 @@ static int read_maps_text(struct capture *c, int compare, int *same, struct err 
  */
 static int read_smaps(struct capture *c, struct region_list *l, size_t *got, struct err *e)
 {
-    char *path = proc_path(c, "smaps");
+    char *path = linux_proc_path(c, "smaps");
     *got = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     free(path);
@@ -598,92 +458,6 @@ static int walk_text(struct capture *c, int detail, int k, struct capture_info *
     return 0;
 }
 
-/* The region of l (sorted) holding address a, or NULL. */
-static struct region *region_at(struct region_list *l, uint64_t a)
-{
-    size_t lo = 0, hi = l->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (l->v[mid].end <= a)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < l->n && l->v[lo].start <= a ? &l->v[lo] : NULL;
-}
-
-/* A thread's stack pointer from task/TID/syscall ("NR ARGS... SP PC" while it waits in a
- * system call, "-1 SP PC" while blocked otherwise, "running" while it runs): 0 when unknown. */
-static uint64_t thread_sp(struct capture *c, const char *tid)
-{
-    char *path = xasprintf("%s/%lld/task/%s/syscall", c->root, (long long)c->pid, tid);
-    int rc = read_all_path(path, &c->buf, &c->buf_len, &c->buf_cap);
-    free(path);
-    if (rc < 0 || c->buf_len == 0 || strncmp(c->buf, "running", 7) == 0)
-        return 0;
-    /* The second to last word. */
-    char *words[9];
-    int n = 0;
-    for (char *w = strtok(c->buf, " \n"); w && n < 9; w = strtok(NULL, " \n"))
-        words[n++] = w;
-    return n >= 3 ? strtoull(words[n - 2], NULL, 16) : 0;
-}
-
-/*
- * Names thread stacks after their threads, "thread TID (NAME)": the main thread's [stack], and
- * each other thread's anonymous stack, found by its stack pointer. A thread that is running
- * has no stack pointer to read: its stack keeps the owner the previous walk gave it.
- */
-static void find_thread_stacks(struct capture *c, struct region_list *l, struct region_list *prev)
-{
-    char *dir = xasprintf("%s/%lld/task", c->root, (long long)c->pid);
-    DIR *d = opendir(dir);
-    free(dir);
-    if (!d)
-        return;
-    struct dirent *de;
-    char owner[512];
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] < '0' || de->d_name[0] > '9')
-            continue;
-        char *path = xasprintf("%s/%lld/task/%s/comm", c->root, (long long)c->pid, de->d_name);
-        int rc = read_all_path(path, &c->buf, &c->buf_len, &c->buf_cap);
-        free(path);
-        if (rc < 0)
-            continue;
-        int len = (int)strcspn(c->buf, "\n");
-        snprintf(owner, sizeof(owner), "thread %s (%.*s)", de->d_name, len, c->buf);
-        struct region *r = NULL;
-        if (strtoll(de->d_name, NULL, 10) == c->pid) {
-            for (size_t i = 0; i < l->n && !r; i++)
-                if (l->v[i].path && strcmp(l->v[i].path, "[stack]") == 0)
-                    r = &l->v[i];
-        } else {
-            uint64_t sp = thread_sp(c, de->d_name);
-            r = sp ? region_at(l, sp) : NULL;
-            if (r && (r->path || r->perms[1] != 'w'))
-                r = NULL; /* a thread's stack is anonymous and writable */
-            if (!sp && prev) {
-                /* Running: the stack the last walk named after it, if it is still there. */
-                size_t olen = strlen(owner);
-                for (size_t i = 0; i < prev->n && !r; i++) {
-                    const struct region *o = &prev->v[i];
-                    if (o->owner && o->owner_len == olen && memcmp(o->owner, owner, olen) == 0) {
-                        struct region *same = region_at(l, o->start);
-                        if (same && same->start == o->start && same->end == o->end)
-                            r = same;
-                    }
-                }
-            }
-        }
-        if (r) {
-            r->category = CAT_STACK;
-            region_set_owner(l, r, owner, strlen(owner));
-        }
-    }
-    closedir(d);
-}
-
 int capture_walk(struct capture *c, int detail, const struct region_list **list,
                  struct capture_info *info, struct err *e)
 {
@@ -716,7 +490,7 @@ int capture_walk(struct capture *c, int detail, const struct region_list **list,
             c->has_vsyscall = 1;
         resolve_names(c, l);
         region_list_classify(l);
-        find_thread_stacks(c, l, c->cur >= 0 ? &c->lists[c->cur] : NULL);
+        linux_find_thread_stacks(c, l, c->cur >= 0 ? &c->lists[c->cur] : NULL);
     }
     if (detail == DETAIL_ROLLUP) {
         rc = read_rollup(c, info, e);
@@ -731,66 +505,4 @@ int capture_walk(struct capture *c, int detail, const struct region_list **list,
     c->last_flags = info->flags;
     *list = l;
     return 0;
-}
-
-struct capture_scan {
-    struct capture probe; /* root, buffers and pid for read_stat */
-    struct capture_pidset known;
-};
-
-int capture_scan_open(struct capture_scan **out, const char *proc_root, struct err *e)
-{
-    (void)e;
-    struct capture_scan *s = xcalloc(1, sizeof(*s));
-    s->probe.root = xstrdup(proc_root ? proc_root : "/proc");
-    s->probe.maps_fd = -1;
-    *out = s;
-    return 0;
-}
-
-int capture_scan_new(struct capture_scan *s, struct capture_seen **v, size_t *n, struct err *e)
-{
-    *v = NULL;
-    *n = 0;
-    DIR *d = opendir(s->probe.root);
-    if (!d)
-        return err_set(e, ERR_IO, "cannot list '%s': %s", s->probe.root, strerror(errno));
-    int64_t *cur = NULL;
-    size_t ncur = 0, cap = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        char *end;
-        long long pid = strtoll(de->d_name, &end, 10);
-        if (*end || pid <= 0)
-            continue;
-        cur = xgrow(cur, &cap, ncur + 1, sizeof(*cur));
-        cur[ncur++] = pid;
-    }
-    closedir(d);
-    size_t fresh = capture_pidset_update(&s->known, cur, ncur);
-    if (fresh)
-        *v = xmalloc(fresh * sizeof(**v));
-    for (size_t i = 0; i < fresh; i++) {
-        struct proc_stat st;
-        s->probe.pid = cur[i];
-        /* Gone since the listing: nothing to follow. */
-        if (read_stat(&s->probe, &st, NULL) < 0)
-            continue;
-        (*v)[*n].pid = cur[i];
-        (*v)[*n].ppid = st.ppid;
-        (*v)[*n].start_time = st.start_time;
-        (*n)++;
-    }
-    free(cur);
-    return 0;
-}
-
-void capture_scan_close(struct capture_scan *s)
-{
-    if (!s)
-        return;
-    free(s->probe.buf);
-    free(s->probe.root);
-    free(s->known.v);
-    free(s);
 }

@@ -1,0 +1,58 @@
+/* The Linux capture backend's state, shared by linux_capture.c and linux_proc.c; not part of
+ * the capture interface. */
+#ifndef VMSNAP_LINUX_CAPTURE_H
+#define VMSNAP_LINUX_CAPTURE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "capture/capture.h"
+
+#define PF_KTHREAD 0x00200000
+
+#define TORN_RETRIES 4
+
+struct proc_stat {
+    char state;
+    int64_t ppid;
+    uint64_t flags;
+    uint64_t start_time; /* clock ticks after boot */
+    char exec_key[96];
+};
+
+struct capture {
+    char *root; /* "/proc" */
+    int64_t pid;
+    int maps_fd;
+    int have_query; /* PROCMAP_QUERY works on this kernel */
+    struct capture_target target;
+    struct region_list lists[2];
+    int cur;         /* index of the list returned by the last walk, or -1 */
+    int last_detail; /* detail of the last successful walk */
+    /* The maps text of the last walk, to spot an unchanged target: valid while text_of is the
+     * list parsed from it (else -1). */
+    char *text;
+    size_t text_len, text_cap;
+    int text_of;
+    char *piece; /* smaps, a piece at a time */
+    size_t piece_cap;
+    char *buf; /* scratch for small files */
+    size_t buf_len, buf_cap;
+    int has_vsyscall;
+    uint32_t last_flags; /* capture flags of the last walk */
+};
+
+/* root/PID/leaf (caller frees). */
+char *linux_proc_path(const struct capture *c, const char *leaf);
+/* Reads all of fd (from its start when rewind) into *buf: 0 or -errno. */
+int linux_read_all_fd(int fd, int rewind, char **buf, size_t *len, size_t *cap);
+int linux_read_all_path(const char *path, char **buf, size_t *len, size_t *cap);
+/* The target's /proc/PID/stat: 0, or an error naming the process. */
+int linux_read_stat(struct capture *c, struct proc_stat *st, struct err *e);
+/* A small text file of the target's, NUL-terminated (caller frees), or NULL. */
+char *linux_read_text_file(struct capture *c, const char *leaf);
+void linux_read_boot_id(struct capture *c, char *out, size_t n);
+/* Names the regions of l that hold a thread's stack pointer (prev: the last walk's list). */
+void linux_find_thread_stacks(struct capture *c, struct region_list *l, struct region_list *prev);
+
+#endif
