@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "capture/capture.h"
+#include "capture/linux_capture.h"
 
 static const struct region *find(const struct region_list *l, uint64_t start)
 {
@@ -40,7 +41,7 @@ static void test_walk_matches_proc_maps(void **state)
     struct err e = {0};
     const struct region_list *l;
     struct capture_info info;
-    assert_int_equal(capture_open(&cap, "/proc", c.pid, &e), 0);
+    assert_int_equal(capture_open(&cap, c.pid, &e), 0);
     const struct capture_target *t = capture_get_target(cap);
     assert_int_equal(t->pid, c.pid);
     assert_non_null(strstr(t->exe, "vm_child"));
@@ -111,7 +112,7 @@ static void assert_walk_fresh(const struct region_list *l, int64_t pid)
     struct err e = {0};
     const struct region_list *f;
     struct capture_info info;
-    assert_int_equal(capture_open(&cap, "/proc", pid, &e), 0);
+    assert_int_equal(capture_open(&cap, pid, &e), 0);
     assert_int_equal(capture_walk(cap, DETAIL_MAPS, &f, &info, &e), 0);
     assert_int_equal(l->n, f->n);
     for (size_t i = 0; i < f->n; i++)
@@ -135,7 +136,7 @@ static void test_long_text_compared_in_pieces(void **state)
     struct err e = {0};
     const struct region_list *l;
     struct capture_info info;
-    assert_int_equal(capture_open(&cap, "/proc", c.pid, &e), 0);
+    assert_int_equal(capture_open(&cap, c.pid, &e), 0);
     assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l, &info, &e), 0);
     size_t n = l->n;
     assert_true(n > 20000);
@@ -183,7 +184,7 @@ static void test_smaps_counts_touched_pages(void **state)
     struct err e = {0};
     const struct region_list *l;
     struct capture_info info;
-    assert_int_equal(capture_open(&cap, "/proc", c.pid, &e), 0);
+    assert_int_equal(capture_open(&cap, c.pid, &e), 0);
     assert_int_equal(capture_walk(cap, DETAIL_SMAPS, &l, &info, &e), 0);
     assert_string_equal(info.method, "smaps");
     const struct region *r = find(l, a);
@@ -212,7 +213,7 @@ static void test_dead_targets(void **state)
     const struct region_list *l;
     struct capture_info info;
     tu_child_start(&c);
-    assert_int_equal(capture_open(&cap, "/proc", c.pid, &e), 0);
+    assert_int_equal(capture_open(&cap, c.pid, &e), 0);
     /* Exits but is not reaped: a zombie, whose maps read as empty. Never an empty snapshot. */
     ssize_t w = write(c.in, "exit 3\n", 7);
     assert_int_equal(w, 7);
@@ -230,7 +231,7 @@ static void test_dead_targets(void **state)
     assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l, &info, &e), ERR_EXITED);
     assert_non_null(strstr(e.msg, "exited"));
     struct capture *z = NULL;
-    assert_int_equal(capture_open(&z, "/proc", c.pid, &e), ERR_ZOMBIE);
+    assert_int_equal(capture_open(&z, c.pid, &e), ERR_ZOMBIE);
     assert_non_null(strstr(e.msg, "zombie"));
     assert_null(z);
     int status;
@@ -240,9 +241,9 @@ static void test_dead_targets(void **state)
     close(c.in);
     close(c.out);
 
-    assert_int_equal(capture_open(&z, "/proc", 0x7ffffff0, &e), ERR_NOPROC);
+    assert_int_equal(capture_open(&z, 0x7ffffff0, &e), ERR_NOPROC);
     assert_non_null(strstr(e.msg, "no such process"));
-    assert_int_equal(capture_open(&z, "/proc", 2, &e), ERR_KTHREAD); /* kthreadd */
+    assert_int_equal(capture_open(&z, 2, &e), ERR_KTHREAD); /* kthreadd */
     assert_non_null(strstr(e.msg, "kernel thread"));
 }
 
@@ -255,7 +256,7 @@ static void test_exec_is_a_new_target(void **state)
     const struct region_list *l;
     struct capture_info info;
     tu_child_start(&c);
-    assert_int_equal(capture_open(&cap, "/proc", c.pid, &e), 0);
+    assert_int_equal(capture_open(&cap, c.pid, &e), 0);
     assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l, &info, &e), 0);
     assert_int_equal(write(c.in, "exec\n", 5), 5);
     tu_child_ok(&c, "pid"); /* the new program answers */
@@ -263,7 +264,7 @@ static void test_exec_is_a_new_target(void **state)
     capture_close(cap);
     /* Reopened, it is the same pid with a different identity. */
     struct capture *again = NULL;
-    assert_int_equal(capture_open(&again, "/proc", c.pid, &e), 0);
+    assert_int_equal(capture_open(&again, c.pid, &e), 0);
     assert_int_equal(capture_walk(again, DETAIL_MAPS, &l, &info, &e), 0);
     capture_close(again);
     tu_child_stop(&c);
@@ -280,7 +281,7 @@ static void test_churning_target_gives_consistent_walks(void **state)
     tu_child_start(&c);
     tu_child_ok(&c, "many 20000");
     tu_child_ok(&c, "churn on");
-    assert_int_equal(capture_open(&cap, "/proc", c.pid, &e), 0);
+    assert_int_equal(capture_open(&cap, c.pid, &e), 0);
     unsigned retried = 0;
     for (int i = 0; i < 30; i++) {
         if (capture_walk(cap, DETAIL_MAPS, &l, &info, &e) != 0)
@@ -368,7 +369,7 @@ static void test_exit_mid_walk_is_not_a_snapshot(void **state)
     struct err e = {0};
     const struct region_list *l;
     struct capture_info info;
-    assert_int_equal(capture_open(&cap, f.root, 4242, &e), 0);
+    assert_int_equal(capture_open_at(&cap, f.root, 4242, &e), 0);
     assert_int_equal(capture_get_target(cap)->start_time, 5555);
     assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l, &info, &e), ERR_EXITED);
     if (!strstr(e.msg, "exited during the walk"))
@@ -390,7 +391,7 @@ static void test_empty_read_is_not_a_snapshot(void **state)
     struct err e = {0};
     const struct region_list *l;
     struct capture_info info;
-    assert_int_equal(capture_open(&cap, f.root, 4242, &e), 0);
+    assert_int_equal(capture_open_at(&cap, f.root, 4242, &e), 0);
     assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l, &info, &e), 0);
     assert_int_equal(l->n, 1);
     write_text(maps, "00400000-00402000 r--p 00000000 fe:00 12 /bin/fake\n");
@@ -414,7 +415,7 @@ static void test_reused_pid_is_not_the_target(void **state)
     struct err e = {0};
     const struct region_list *l;
     struct capture_info info;
-    assert_int_equal(capture_open(&cap, f.root, 4242, &e), 0);
+    assert_int_equal(capture_open_at(&cap, f.root, 4242, &e), 0);
     assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l, &info, &e), ERR_EXITED);
     assert_non_null(strstr(e.msg, "reused"));
     capture_close(cap);
@@ -450,7 +451,7 @@ static void test_owners(void **state)
     struct err e = {0};
     const struct region_list *l;
     struct capture_info info;
-    assert_int_equal(capture_open(&cap, "/proc", c.pid, &e), 0);
+    assert_int_equal(capture_open(&cap, c.pid, &e), 0);
     if (capture_walk(cap, DETAIL_MAPS, &l, &info, &e) != 0)
         fail_msg("walk: %s", e.msg);
 
@@ -526,7 +527,7 @@ static void test_permission_denied(void **state)
             _exit(10);
         struct capture *cap = NULL;
         struct err e = {0};
-        int rc = capture_open(&cap, "/proc", 1, &e);
+        int rc = capture_open(&cap, 1, &e);
         if (rc != ERR_PERM)
             _exit(11);
         if (!strstr(e.msg, "CAP_SYS_PTRACE") || !strstr(e.msg, "permission denied"))

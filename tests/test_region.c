@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "capture/maps_parse.h"
-#include "capture/region.h"
+#include "model/region.h"
 
 static void add(struct region_list *l, uint64_t start, uint64_t end, const char *perms,
                 const char *path)

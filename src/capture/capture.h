@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#include "capture/region.h"
+#include "model/region.h"
 #include "util/err.h"
 
 enum capture_detail {
@@ -47,8 +47,8 @@ struct capture_info {
 
 struct capture;
 
-/* Opens pid for walking; proc_root is "/proc" except in tests. *out is freed by capture_close. */
-int capture_open(struct capture **out, const char *proc_root, int64_t pid, struct err *e);
+/* Opens pid for walking. *out is freed by capture_close. */
+int capture_open(struct capture **out, int64_t pid, struct err *e);
 
 const struct capture_target *capture_get_target(const struct capture *c);
 
@@ -81,7 +81,7 @@ struct capture_seen {
     uint64_t start_time; /* as capture_target's */
 };
 struct capture_scan;
-int capture_scan_open(struct capture_scan **out, const char *proc_root, struct err *e);
+int capture_scan_open(struct capture_scan **out, struct err *e);
 /* *v (caller frees) holds the new processes, in pid order. */
 int capture_scan_new(struct capture_scan *s, struct capture_seen **v, size_t *n, struct err *e);
 void capture_scan_close(struct capture_scan *s);
@@ -103,7 +103,7 @@ struct capture_proc {
     char host[256];
 };
 /* Fills out for pid: 0, or ERR_NOPROC when no live process has that pid (a zombie is gone). */
-int capture_identify(const char *proc_root, int64_t pid, struct capture_proc *out, struct err *e);
+int capture_identify(int64_t pid, struct capture_proc *out, struct err *e);
 
 const char *capture_detail_name(int detail);
 /* Returns the detail for "maps", "rollup" or "smaps", or -1. */

@@ -84,7 +84,12 @@ static int open_maps(struct capture *c, struct err *e)
     return 0;
 }
 
-int capture_open(struct capture **out, const char *proc_root, int64_t pid, struct err *e)
+int capture_open(struct capture **out, int64_t pid, struct err *e)
+{
+    return capture_open_at(out, "/proc", pid, e);
+}
+
+int capture_open_at(struct capture **out, const char *proc_root, int64_t pid, struct err *e)
 {
     struct capture *c = xcalloc(1, sizeof(*c));
     struct proc_stat st;
@@ -183,7 +188,12 @@ static int stat_now(struct capture *c, int during, struct err *e)
     return check_same_target(c, &st, during, e);
 }
 
-int capture_identify(const char *proc_root, int64_t pid, struct capture_proc *out, struct err *e)
+int capture_identify(int64_t pid, struct capture_proc *out, struct err *e)
+{
+    return capture_identify_at("/proc", pid, out, e);
+}
+
+int capture_identify_at(const char *proc_root, int64_t pid, struct capture_proc *out, struct err *e)
 {
     struct capture c;
     struct proc_stat st;

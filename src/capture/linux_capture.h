@@ -42,6 +42,13 @@ struct capture {
     uint32_t last_flags; /* capture flags of the last walk */
 };
 
+/* capture_open, capture_identify and capture_scan_open against another /proc tree (a test's
+ * fixture); the others read /proc. */
+int capture_open_at(struct capture **out, const char *proc_root, int64_t pid, struct err *e);
+int capture_identify_at(const char *proc_root, int64_t pid, struct capture_proc *out,
+                        struct err *e);
+int capture_scan_open_at(struct capture_scan **out, const char *proc_root, struct err *e);
+
 /* root/PID/leaf (caller frees). */
 char *linux_proc_path(const struct capture *c, const char *leaf);
 /* Reads all of fd (from its start when rewind) into *buf: 0 or -errno. */

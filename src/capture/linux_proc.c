@@ -215,7 +215,12 @@ struct capture_scan {
     struct capture_pidset known;
 };
 
-int capture_scan_open(struct capture_scan **out, const char *proc_root, struct err *e)
+int capture_scan_open(struct capture_scan **out, struct err *e)
+{
+    return capture_scan_open_at(out, "/proc", e);
+}
+
+int capture_scan_open_at(struct capture_scan **out, const char *proc_root, struct err *e)
 {
     (void)e;
     struct capture_scan *s = xcalloc(1, sizeof(*s));

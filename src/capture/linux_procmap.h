@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#include "capture/region.h"
+#include "model/region.h"
 #include "util/err.h"
 
 /* Returns 1 when the ioctl works on maps_fd, 0 when the kernel lacks it (ENOTTY and friends). */

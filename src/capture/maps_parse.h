@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "capture/region.h"
+#include "model/region.h"
 #include "util/err.h"
 
 /*

@@ -3,9 +3,8 @@
 
 #include "capture/capture.h"
 
-int capture_open(struct capture **out, const char *proc_root, int64_t pid, struct err *e)
+int capture_open(struct capture **out, int64_t pid, struct err *e)
 {
-    (void)proc_root;
     (void)pid;
     *out = NULL;
     return err_set(e, ERR_UNSUPPORTED, "capturing processes is not supported on this system");
@@ -43,17 +42,15 @@ void capture_close(struct capture *c)
     (void)c;
 }
 
-int capture_identify(const char *proc_root, int64_t pid, struct capture_proc *out, struct err *e)
+int capture_identify(int64_t pid, struct capture_proc *out, struct err *e)
 {
-    (void)proc_root;
     (void)pid;
     (void)out;
     return err_set(e, ERR_UNSUPPORTED, "capturing processes is not supported on this system");
 }
 
-int capture_scan_open(struct capture_scan **out, const char *proc_root, struct err *e)
+int capture_scan_open(struct capture_scan **out, struct err *e)
 {
-    (void)proc_root;
     *out = NULL;
     return err_set(e, ERR_UNSUPPORTED, "listing processes is not supported on this system");
 }

@@ -155,9 +155,8 @@ static void fill_target(struct capture *c, FILETIME created)
     t->host = xstrdup(host);
 }
 
-int capture_open(struct capture **out, const char *proc_root, int64_t pid, struct err *e)
+int capture_open(struct capture **out, int64_t pid, struct err *e)
 {
-    (void)proc_root;
     *out = NULL;
     if (pid <= 0 || pid > 0xffffffffLL)
         return err_set(e, ERR_NOPROC, "no such process '%lld'", (long long)pid);
@@ -182,9 +181,8 @@ int capture_open(struct capture **out, const char *proc_root, int64_t pid, struc
     return 0;
 }
 
-int capture_identify(const char *proc_root, int64_t pid, struct capture_proc *out, struct err *e)
+int capture_identify(int64_t pid, struct capture_proc *out, struct err *e)
 {
-    (void)proc_root;
     memset(out, 0, sizeof(*out));
     HANDLE h = pid > 0 && pid <= 0xffffffffLL
                    ? OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION | SYNCHRONIZE, FALSE, (DWORD)pid)
@@ -460,9 +458,8 @@ struct capture_scan {
     struct capture_pidset known;
 };
 
-int capture_scan_open(struct capture_scan **out, const char *proc_root, struct err *e)
+int capture_scan_open(struct capture_scan **out, struct err *e)
 {
-    (void)proc_root;
     (void)e;
     *out = xcalloc(1, sizeof(**out));
     return 0;

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "capture/region.h"
+#include "model/region.h"
 
 enum {
     WPAGE_NOACCESS = 0x01,

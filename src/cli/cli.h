@@ -7,7 +7,7 @@
 
 #include "util/compiler.h"
 
-#include "capture/region.h"
+#include "model/region.h"
 #include "store/store.h"
 #include "util/err.h"
 

@@ -5,6 +5,7 @@
 #include "cli/options.h"
 #include "import/import.h"
 #include "json/json.h"
+#include "platform/platform.h"
 #include "util/xalloc.h"
 
 static const struct cli_command import_command = {
@@ -79,24 +80,12 @@ static void print_imported(const struct cli *cli, const struct imported *v, size
     json_finish(&j);
 }
 
-/* The file's name without its directories: the default target name. */
-static const char *base_name(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-#ifdef _WIN32
-    const char *back = strrchr(path, '\\');
-    if (back && (!slash || back > slash))
-        slash = back;
-#endif
-    return slash && slash[1] ? slash + 1 : path;
-}
-
 /* Writes one imported map as a snapshot of its target. */
 static int write_one(struct store *st, struct imported *x, const char *name, const char *label,
                      int label_mode, int64_t taken_at_ms, struct err *e)
 {
     struct capture_target t;
-    import_target(&x->map, name, base_name(x->file), &t);
+    import_target(&x->map, name, plat_basename(x->file), &t);
     struct store_writer *w = NULL;
     int rc = store_writer_open(st, &t, &w, e);
     if (rc == 0) {

@@ -34,7 +34,7 @@ static int recorder_alive(void *ctx, const struct store_recorder *r)
     (void)ctx;
     struct capture_proc p;
     struct err e = {0};
-    return capture_identify("/proc", r->pid, &p, &e) == 0 && p.start_time == r->start_time &&
+    return capture_identify(r->pid, &p, &e) == 0 && p.start_time == r->start_time &&
            plat_runs_vmsnap(r->pid);
 }
 
@@ -113,7 +113,7 @@ int cmd_mark(struct cli *cli, int argc, char **argv)
     struct capture_proc here;
     if (cli_open_store(cli, STORE_READ, &st))
         return EXIT_TROUBLE;
-    if (capture_identify("/proc", plat_getpid(), &here, &e) < 0) {
+    if (capture_identify(plat_getpid(), &here, &e) < 0) {
         cli_fail_err(&e);
         goto out;
     }

@@ -321,7 +321,7 @@ int cmd_record(struct cli *cli, int argc, char **argv)
     /* Open the processes first, so a typo'd pid does not create an empty database. */
     struct capture **caps = xcalloc(c.npids ? c.npids : 1, sizeof(*caps));
     for (size_t i = 0; i < c.npids; i++)
-        if (capture_open(&caps[i], "/proc", c.pids[i], &e) < 0) {
+        if (capture_open(&caps[i], c.pids[i], &e) < 0) {
             status = cli_fail_err(&e);
             goto out_caps;
         }

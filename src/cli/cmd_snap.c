@@ -74,7 +74,7 @@ static size_t descendants(int64_t pid, struct kin **out, struct err *e)
     size_t n = 0, nk = 1, cap = 1;
     *out = xmalloc(sizeof(**out));
     (*out)[0] = (struct kin){pid, 0};
-    if (capture_scan_open(&scan, "/proc", e) < 0 || capture_scan_new(scan, &v, &n, e) < 0) {
+    if (capture_scan_open(&scan, e) < 0 || capture_scan_new(scan, &v, &n, e) < 0) {
         capture_scan_close(scan);
         return 1;
     }
@@ -164,7 +164,7 @@ int cmd_snap(struct cli *cli, int argc, char **argv)
     int status = EXIT_TROUBLE;
     /* Open the process first, so a typo'd pid does not create an empty database. */
     struct capture *cap = NULL;
-    if (capture_open(&cap, "/proc", pid, &e) < 0)
+    if (capture_open(&cap, pid, &e) < 0)
         return cli_fail_err(&e);
     struct kin *kin = NULL;
     size_t nkin = follow ? descendants(pid, &kin, &e) : 1;
@@ -180,7 +180,7 @@ int cmd_snap(struct cli *cli, int argc, char **argv)
     }
     for (size_t i = 1; i < nkin; i++) {
         /* A descendant that exited since the scan, or whose parent was not taken, is left. */
-        if (!v[kin[i].parent].snap || capture_open(&cap, "/proc", kin[i].pid, &e) < 0)
+        if (!v[kin[i].parent].snap || capture_open(&cap, kin[i].pid, &e) < 0)
             continue;
         if (snap_one(cli, st, cap, v[kin[i].parent].target, label, detail, &v[i], &e) < 0 &&
             e.code != ERR_EXITED && e.code != ERR_NOPROC && e.code != ERR_ZOMBIE) {

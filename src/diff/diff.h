@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "capture/region.h"
+#include "model/region.h"
 #include "store/store.h"
 #include "util/err.h"
 

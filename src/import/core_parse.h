@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "capture/region.h"
+#include "model/region.h"
 #include "util/err.h"
 
 /* Reads n bytes at offset off into dst; returns 0, or -1 when the file is shorter. */

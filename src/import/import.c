@@ -87,13 +87,8 @@ static int mem_read_at(void *ctx, uint64_t off, void *dst, size_t n)
 static int file_read_at(void *ctx, uint64_t off, void *dst, size_t n)
 {
     FILE *f = ctx;
-#ifdef _WIN32
-    if (_fseeki64(f, (long long)off, SEEK_SET) != 0)
+    if (plat_seek(f, off) < 0)
         return -1;
-#else
-    if (off > (uint64_t)INT64_MAX || fseeko(f, (off_t)off, SEEK_SET) != 0)
-        return -1;
-#endif
     return fread(dst, 1, n, f) == n ? 0 : -1;
 }
 

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "capture/capture.h"
-#include "capture/region.h"
+#include "model/region.h"
 #include "util/err.h"
 
 enum import_format { IMPORT_AUTO = 0, IMPORT_MAPS, IMPORT_SMAPS, IMPORT_PMAP, IMPORT_CORE };

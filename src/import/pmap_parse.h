@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "capture/region.h"
+#include "model/region.h"
 #include "util/err.h"
 
 struct pmap_info {

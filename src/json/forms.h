@@ -6,7 +6,7 @@
 #define VMSNAP_JSON_FORMS_H
 
 #include "analyze/growth.h"
-#include "capture/region.h"
+#include "model/region.h"
 #include "diff/diff.h"
 #include "json/json.h"
 #include "store/store.h"

@@ -23,6 +23,12 @@ void plat_gmtime(int64_t unix_s, struct tm *out);
 int plat_create_private(const char *path);
 /* The directory that holds path ("." for a bare name), as a new string the caller frees. */
 char *plat_dirname(const char *path);
+/* The last part of path (not a copy): after its last directory separator ('/', and '\\' on
+ * Windows), or path itself when that leaves nothing. */
+const char *plat_basename(const char *path);
+/* Moves f to byte off from its start: 0, or -1. */
+int plat_seek(FILE *f, uint64_t off);
+
 /*
  * Whether users other than the directory's owner may rename or remove others' files in the
  * directory that holds path: it is writable by its group or others and not sticky. *dir gets
@@ -45,6 +51,9 @@ struct plat_file {
 };
 /* Fills out; 0, or -errno when path cannot be examined (ENOENT is not an error: MISSING). */
 int plat_file_stat(const char *path, struct plat_file *out);
+/* What the open descriptor fd is (as plat_file_stat says of a name): 0, or -errno. */
+int plat_fd_file(int fd, struct plat_file *out);
+void plat_close_fd(int fd);
 /*
  * The descriptors this process has open, to learn which files a library (SQLite) opened by name
  * meanwhile: those are the files it reads and writes, whatever the names point to by then.

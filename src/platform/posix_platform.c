@@ -60,6 +60,34 @@ char *plat_dirname(const char *path)
     return slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path)) : xstrdup(".");
 }
 
+static void file_of(const struct stat *sb, struct plat_file *out);
+
+const char *plat_basename(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash && slash[1] ? slash + 1 : path;
+}
+
+int plat_seek(FILE *f, uint64_t off)
+{
+    return off > (uint64_t)INT64_MAX || fseeko(f, (off_t)off, SEEK_SET) != 0 ? -1 : 0;
+}
+
+int plat_fd_file(int fd, struct plat_file *out)
+{
+    struct stat sb;
+    memset(out, 0, sizeof(*out));
+    if (fstat(fd, &sb) < 0)
+        return -errno;
+    file_of(&sb, out);
+    return 0;
+}
+
+void plat_close_fd(int fd)
+{
+    close(fd);
+}
+
 int plat_dir_shared(const char *path, char **dir)
 {
     *dir = plat_dirname(path);

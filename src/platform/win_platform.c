@@ -125,6 +125,32 @@ char *plat_dirname(const char *path)
     return slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path)) : xstrdup(".");
 }
 
+const char *plat_basename(const char *path)
+{
+    const char *slash = strrchr(path, '/'), *back = strrchr(path, '\\');
+    if (back && (!slash || back > slash))
+        slash = back;
+    return slash && slash[1] ? slash + 1 : path;
+}
+
+int plat_seek(FILE *f, uint64_t off)
+{
+    return off > (uint64_t)INT64_MAX || _fseeki64(f, (long long)off, SEEK_SET) != 0 ? -1 : 0;
+}
+
+/* SQLite's unix VFS, the only caller, is not on Windows. */
+int plat_fd_file(int fd, struct plat_file *out)
+{
+    (void)fd;
+    memset(out, 0, sizeof(*out));
+    return -ENOSYS;
+}
+
+void plat_close_fd(int fd)
+{
+    _close(fd);
+}
+
 int plat_dir_shared(const char *path, char **dir)
 {
     /* NEEDSWORK: the directory's DACL. */

@@ -334,7 +334,7 @@ static void register_recorder(struct recorder *r)
 {
     struct capture_proc self;
     struct err e = {0};
-    int rc = capture_identify("/proc", plat_getpid(), &self, &e);
+    int rc = capture_identify(plat_getpid(), &self, &e);
     if (rc == 0) {
         const struct store_proc sp = {self.pid, self.start_time, self.host, self.boot_id};
         rc = store_recorder_register(r->st, &sp, r->procs[0]->pub.pid, &r->recorder_id, &e);
@@ -360,7 +360,7 @@ int recorder_open(struct recorder **out, struct store *st, const struct recorder
     *out = r;
     /* The first tick's scan sees every process: the descendants the given ones have already
      * are followed from the start. */
-    if (o->follow && capture_scan_open(&r->scan, "/proc", e) < 0)
+    if (o->follow && capture_scan_open(&r->scan, e) < 0)
         r->scan = NULL;
     if (argv) {
         char why[256];

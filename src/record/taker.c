@@ -7,7 +7,7 @@
 
 static int attach(struct taker *t, struct err *e)
 {
-    int rc = t->cap ? 0 : capture_open(&t->cap, t->proc_root, t->pid, e);
+    int rc = t->cap ? 0 : capture_open(&t->cap, t->pid, e);
     if (rc < 0)
         return rc;
     rc = store_writer_open(t->st, capture_get_target(t->cap), &t->w, e);
@@ -32,7 +32,6 @@ int taker_open(struct taker *t, struct store *st, struct capture *cap, int64_t p
     t->st = st;
     t->pid = pid;
     t->detail = detail;
-    t->proc_root = "/proc";
     int rc = attach(t, e);
     if (rc < 0)
         detach(t);

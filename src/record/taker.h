@@ -9,7 +9,6 @@ struct taker {
     struct store *st;
     struct capture *cap;
     struct store_writer *w;
-    const char *proc_root;
     int64_t pid;
     int64_t target_id;
     int64_t parent_target_id; /* the target that forked this process (0: none) */

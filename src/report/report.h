@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "capture/region.h"
+#include "model/region.h"
 #include "store/store.h"
 #include "util/err.h"
 

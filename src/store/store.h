@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "capture/capture.h"
-#include "capture/region.h"
+#include "model/region.h"
 #include "util/err.h"
 
 #define STORE_APPLICATION_ID 0x766d736e /* "vmsn" */

@@ -16,12 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef _WIN32
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#endif
-
 #include "platform/platform.h"
 #include "store/store_internal.h"
 #include "util/xalloc.h"
@@ -101,7 +95,6 @@ int store_guard_refusal(struct err *e)
     return rc;
 }
 
-#ifndef _WIN32
 /* Which companion of a writer's name is (an index into store_companion), or -1. */
 static int companion_of(const char *name)
 {
@@ -124,19 +117,11 @@ static int guarded_open(const char *name, int flags, int mode)
     int fd = real_open(name, flags, mode);
     if (fd < 0 || companion_of(name) < 0)
         return fd;
-    struct stat sb;
-    if (fstat(fd, &sb) != 0)
-        return fd;
-    struct plat_file f = {
-        .kind = S_ISREG(sb.st_mode) ? PLAT_FILE_REGULAR : PLAT_FILE_OTHER,
-        .owned = sb.st_uid == geteuid(),
-        .shared = (sb.st_mode & (S_IRWXG | S_IRWXO)) != 0,
-        .links = (uint64_t)sb.st_nlink,
-    };
+    struct plat_file f;
     struct err scratch;
-    if (store_check_companion(name, "file", &f, &scratch) == 0)
+    if (plat_fd_file(fd, &f) != 0 || store_check_companion(name, "file", &f, &scratch) == 0)
         return fd;
-    close(fd);
+    plat_close_fd(fd);
     free(refused);
     refused = xstrdup(name);
     refused_file = f;
@@ -153,11 +138,10 @@ static int keep_owner(int fd, unsigned uid, unsigned gid)
     (void)gid;
     return 0;
 }
-#endif
 
+/* Only the unix VFS lets its system calls be replaced; elsewhere (Windows) there is none. */
 void store_guard_install(void)
 {
-#ifndef _WIN32
     sqlite3_vfs *unix_vfs = sqlite3_vfs_find("unix");
     if (!unix_vfs || unix_vfs->iVersion < 3 || !unix_vfs->xSetSystemCall)
         return;
@@ -168,7 +152,6 @@ void store_guard_install(void)
     real_open = (int (*)(const char *, int, int))unix_vfs->xGetSystemCall(unix_vfs, "open");
     if (real_open)
         unix_vfs->xSetSystemCall(unix_vfs, "open", (sqlite3_syscall_ptr)guarded_open);
-#endif
 }
 
 static uint32_t be32(const unsigned char *p)

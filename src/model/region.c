@@ -1,4 +1,4 @@
-#include "capture/region.h"
+#include "model/region.h"
 #include "platform/platform.h"
 
 #include <stdlib.h>
