@@ -540,6 +540,68 @@ static void test_permission_denied(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* Whether a and b hold the same regions, names and figures. */
+static int same_regions(const struct region_list *a, const struct region_list *b)
+{
+    if (a->n != b->n)
+        return 0;
+    for (size_t i = 0; i < a->n; i++) {
+        const struct region *x = &a->v[i], *y = &b->v[i];
+        if (x->start != y->start || x->end != y->end || strcmp(x->perms, y->perms) != 0 ||
+            x->offset != y->offset || x->inode != y->inode || x->category != y->category ||
+            x->flags != y->flags || (!x->path != !y->path) ||
+            (x->path && strcmp(x->path, y->path) != 0))
+            return 0;
+        if ((x->flags & REGION_HAS_MEM) && region_extra(x)->rss != region_extra(y)->rss)
+            return 0;
+    }
+    return 1;
+}
+
+/*
+ * The lending contract (capture.h): the list a walk returns stays as it was through the next
+ * walk, so the store writer can hold it as its state and compare it with the next one; a list a
+ * backend fills again has a new generation. A backend that refilled the list it returned last
+ * would break the writer silently: this fails instead.
+ */
+static void test_walk_lends_its_list_until_the_walk_after(void **state)
+{
+    (void)state;
+    struct tu_child c;
+    tu_child_start(&c);
+    struct capture *cap = NULL;
+    struct err e = {0};
+    struct capture_info info;
+    const struct region_list *l1, *l2, *l3;
+    assert_int_equal(capture_open(&cap, c.pid, &e), 0);
+    assert_int_equal(capture_walk(cap, DETAIL_SMAPS, &l1, &info, &e), 0);
+    struct region_list kept;
+    region_list_init(&kept);
+    region_list_copy(&kept, l1);
+    uint64_t gen1 = l1->gen;
+    for (int round = 0; round < 3; round++) {
+        /* The target changes: the next walk is a new list, and l1 is still what it was. */
+        tu_child_ok(&c, "mapat 0x%llx 65536 rw-",
+                    0x300000000ULL + (unsigned long long)round * 0x10000000ULL);
+        assert_int_equal(capture_walk(cap, DETAIL_SMAPS, &l2, &info, &e), 0);
+        assert_true(l2 != l1);
+        assert_int_equal(l1->gen, gen1);
+        assert_true(same_regions(l1, &kept));
+        assert_int_equal(l2->n, kept.n + 1);
+        /* And again, unchanged: whichever list it returns, one it refilled has a new
+         * generation, and one it did not is as it was. */
+        assert_int_equal(capture_walk(cap, DETAIL_SMAPS, &l3, &info, &e), 0);
+        if (l3 == l1)
+            assert_true(l1->gen != gen1);
+        region_list_copy(&kept, l3);
+        l1 = l3;
+        gen1 = l3->gen;
+    }
+    region_list_release(&kept);
+    capture_close(cap);
+    tu_child_stop(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -554,6 +616,7 @@ int main(void)
         cmocka_unit_test(test_reused_pid_is_not_the_target),
         cmocka_unit_test(test_permission_denied),
         cmocka_unit_test(test_owners),
+        cmocka_unit_test(test_walk_lends_its_list_until_the_walk_after),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

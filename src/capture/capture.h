@@ -53,7 +53,12 @@ int capture_open(struct capture **out, int64_t pid, struct err *e);
 const struct capture_target *capture_get_target(const struct capture *c);
 
 /*
- * Walks the target once. *list points at memory owned by c, valid until the next walk or close.
+ * Walks the target once. *list points at memory owned by c and is lent, not given: it stays as
+ * it is through the next walk too (a backend alternates two lists), so a caller may hold the
+ * previous walk's list while it looks at the new one -- the store writer keeps it as its state
+ * (store_snap_opts.lend) -- and it is gone at the walk after that, or at close. A backend that
+ * fills a list again clears it first (region_list_clear), which changes its gen: a holder tells
+ * from gen that the list it holds was refilled. (test_capture test_walk_lends_its_list...)
  * Returns 0; ERR_EXITED if the target exited (before or during the walk: a partial or empty read
  * is never returned as a snapshot); ERR_EXECED if it exec'd (reopen it as a new target);
  * ERR_PERM, ERR_ZOMBIE, ERR_KTHREAD, ERR_IO or ERR_PARSE otherwise.
