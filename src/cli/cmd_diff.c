@@ -232,7 +232,7 @@ int cmd_diff(struct cli *cli, int argc, char **argv)
 
     if (cli->json) {
         struct json j;
-        json_init(&j, stdout, 0);
+        json_init(&j, stdout);
         json_begin_object(&j);
         json_key(&j, "from");
         json_diff_side(&j, &p.snap[0], &p.target[0]);

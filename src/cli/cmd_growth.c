@@ -197,7 +197,7 @@ int cmd_growth(struct cli *cli, int argc, char **argv)
     }
     if (cli->json) {
         struct json j;
-        json_init(&j, stdout, 0);
+        json_init(&j, stdout);
         json_begin_object(&j);
         json_growth_fields(&j, &t, &h, &g);
         json_end_object(&j);

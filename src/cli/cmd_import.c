@@ -57,7 +57,7 @@ static void print_imported(const struct cli *cli, const struct imported *v, size
         return;
     }
     struct json j;
-    json_init(&j, stdout, 0);
+    json_init(&j, stdout);
     json_begin_object(&j);
     json_key(&j, "snapshots");
     json_begin_array(&j);

@@ -154,7 +154,7 @@ int cmd_list(struct cli *cli, int argc, char **argv)
     c.json = cli->json;
     struct store_list_cb cb = {on_target, on_snapshot, on_target_end, &c};
     if (c.json) {
-        json_init(&c.j, stdout, 0);
+        json_init(&c.j, stdout);
         json_begin_object(&c.j);
         json_key(&c.j, "targets");
         json_begin_array(&c.j);

@@ -182,7 +182,7 @@ int cmd_mark(struct cli *cli, int argc, char **argv)
 
     struct mark_ctx m = {cli, {0}, 0};
     if (cli->json) {
-        json_init(&m.j, stdout, 0);
+        json_init(&m.j, stdout);
         json_begin_object(&m.j);
         json_key(&m.j, "mark");
         json_int(&m.j, mark);

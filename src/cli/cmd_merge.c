@@ -51,7 +51,7 @@ static void print_line(const struct merged *m)
 static void print_json(const struct merged *v, size_t n)
 {
     struct json j;
-    json_init(&j, stdout, 0);
+    json_init(&j, stdout);
     json_begin_object(&j);
     json_key(&j, "merged");
     json_begin_array(&j);

@@ -214,7 +214,7 @@ int cmd_query(struct cli *cli, int argc, char **argv)
     c.json = cli->json;
     c.max_rows = max_rows;
     if (c.json)
-        json_init(&c.j, stdout, 0);
+        json_init(&c.j, stdout);
     struct store_query_cb cb = {on_columns, on_row, &c, timeout_ms, (int64_t)max_memory};
     struct err e = {0};
     rc = store_query(st, args.v[0], &cb, &e);

@@ -251,7 +251,7 @@ static void summary(struct rec *c, const char *why)
     if (!c->cli->json)
         return;
     struct json j;
-    json_init(&j, stdout, 0);
+    json_init(&j, stdout);
     json_begin_object(&j);
     json_key(&j, "pid");
     json_int(&j, pid);

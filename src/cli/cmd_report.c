@@ -70,7 +70,7 @@ static void say(const struct cli *cli, const char *path, const struct report_inf
     if (!cli->json)
         return;
     struct json j;
-    json_init(&j, stdout, 0);
+    json_init(&j, stdout);
     json_begin_object(&j);
     json_key(&j, "file");
     json_string(&j, path);

@@ -118,7 +118,7 @@ static void print_json(const struct store_snapshot *s, const struct store_target
     struct json j;
     struct cat_total tot[CAT_COUNT];
     memset(tot, 0, sizeof(tot));
-    json_init(&j, stdout, 0);
+    json_init(&j, stdout);
     json_begin_object(&j);
     json_key(&j, "snapshot");
     json_begin_object(&j);

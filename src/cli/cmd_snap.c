@@ -97,7 +97,7 @@ static void print_taken(struct cli *cli, const struct taken *v, size_t n, int fo
         return;
     }
     struct json j;
-    json_init(&j, stdout, 0);
+    json_init(&j, stdout);
     if (follow) {
         json_begin_object(&j);
         json_key(&j, "snapshots");

@@ -3,21 +3,11 @@
 #include <inttypes.h>
 #include <string.h>
 
-void json_init(struct json *j, FILE *out, int pretty)
+void json_init(struct json *j, FILE *out)
 {
     memset(j, 0, sizeof(*j));
     j->out = out;
-    j->pretty = pretty;
     j->first[0] = 1;
-}
-
-static void newline(struct json *j)
-{
-    if (!j->pretty)
-        return;
-    fputc('\n', j->out);
-    for (int i = 0; i < j->depth; i++)
-        fputs("  ", j->out);
 }
 
 /* Before a value or a key: a comma when the container already has members. */
@@ -28,7 +18,6 @@ static void separate(struct json *j)
     if (!j->first[j->depth])
         fputc(',', j->out);
     j->first[j->depth] = 0;
-    newline(j);
 }
 
 static void before_value(struct json *j)
@@ -51,11 +40,8 @@ static void open_container(struct json *j, char c)
 
 static void close_container(struct json *j, char c)
 {
-    int empty = j->first[j->depth];
     if (j->depth > 0)
         j->depth--;
-    if (!empty)
-        newline(j);
     fputc(c, j->out);
 }
 
@@ -171,7 +157,7 @@ void json_key(struct json *j, const char *key)
 {
     separate(j);
     write_escaped(j->out, key, strlen(key), j->script_safe);
-    fputs(j->pretty ? ": " : ":", j->out);
+    fputc(':', j->out);
     j->pending_key = 1;
 }
 

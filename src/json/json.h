@@ -10,14 +10,13 @@ struct json {
     FILE *out;
     int depth;
     int first[64]; /* whether the container at each depth has no member yet */
-    int pretty;
     int pending_key; /* a key was just written: its value follows without a comma */
     /* Strings write <, > and & as \u escapes, so the document can sit inside an HTML
      * <script> element whatever text it carries (a file named "</script>"). */
     int script_safe;
 };
 
-void json_init(struct json *j, FILE *out, int pretty);
+void json_init(struct json *j, FILE *out);
 void json_begin_object(struct json *j);
 void json_end_object(struct json *j);
 void json_begin_array(struct json *j);

@@ -329,14 +329,6 @@ uint64_t region_committed(const struct region *r)
     return r->end - r->start;
 }
 
-uint64_t region_list_committed(const struct region_list *l)
-{
-    uint64_t sum = 0;
-    for (size_t i = 0; i < l->n; i++)
-        sum += region_committed(&l->v[i]);
-    return sum;
-}
-
 uint64_t region_list_mapped(const struct region_list *l)
 {
     uint64_t sum = 0;

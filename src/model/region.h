@@ -144,7 +144,6 @@ uint64_t region_list_mapped(const struct region_list *l);
  * reserved but not committed. Growth is judged on this, not on mapped size.
  */
 uint64_t region_committed(const struct region *r);
-uint64_t region_list_committed(const struct region_list *l);
 /* Sum of per-region memory figures (only regions with REGION_HAS_MEM). */
 void region_list_mem_totals(const struct region_list *l, struct mem_totals *t);
 

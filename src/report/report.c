@@ -302,7 +302,7 @@ int report_write(struct store *st, const struct report_opts *o, FILE *out, struc
     }
     fwrite(report_template, 1, (size_t)(marker - report_template), out);
     struct json j;
-    json_init(&j, out, 0);
+    json_init(&j, out);
     j.script_safe = 1;
     json_begin_object(&j);
     json_key(&j, "vmsnap_report");

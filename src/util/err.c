@@ -38,11 +38,3 @@ int err_wrap(struct err *e, const char *fmt, ...)
     e->msg[plen + old] = '\0';
     return e->code;
 }
-
-void err_clear(struct err *e)
-{
-    if (e) {
-        e->code = 0;
-        e->msg[0] = '\0';
-    }
-}

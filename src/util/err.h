@@ -8,7 +8,6 @@
 
 enum err_code {
     ERR_OK = 0,
-    ERR_NOMEM = -1,
     ERR_IO = -2,         /* a read or write failed; message says which */
     ERR_NOPROC = -3,     /* no such process */
     ERR_PERM = -4,       /* permission denied */
@@ -25,8 +24,7 @@ enum err_code {
     ERR_READONLY = -15,  /* database not writable */
     ERR_FULL = -16,      /* disk or database full */
     ERR_UNSUPPORTED = -17,
-    ERR_EXECED = -18, /* target replaced its program (exec): it is a new target now */
-    ERR_INTERRUPTED = -19,
+    ERR_EXECED = -18,  /* target replaced its program (exec): it is a new target now */
     ERR_CORRUPT = -20, /* the database file is damaged */
 };
 
@@ -41,7 +39,5 @@ int err_set(struct err *e, int code, const char *fmt, ...) VMSNAP_PRINTF(3, 4);
 
 /* Prefixes the existing message with more context: "context: old message". Returns e->code. */
 int err_wrap(struct err *e, const char *fmt, ...) VMSNAP_PRINTF(2, 3);
-
-void err_clear(struct err *e);
 
 #endif
