@@ -131,7 +131,7 @@ static void test_rate_and_onset(void **state)
     assert_int_equal(g.cat[CAT_ANON].committed.delta, (int64_t)(14 * M));
     /* One lineage, the growing region, followed from the first snapshot. */
     assert_int_equal(g.nlineages, 1);
-    assert_true(g.lineages[0].now->start == X);
+    assert_true(g.lineages[0].now.start == X);
     assert_int_equal(g.lineages[0].first, 0);
     assert_int_equal(g.lineages[0].size_first, M);
     assert_int_equal(g.lineages[0].delta, (int64_t)(14 * M));
@@ -169,11 +169,11 @@ static void test_lineages_follow_either_end(void **state)
     struct growth_result g;
     hist_growth(&h, -1, &sh, &g);
     assert_int_equal(g.nlineages, 2);
-    assert_true(g.lineages[0].now->start == U);
+    assert_true(g.lineages[0].now.start == U);
     assert_int_equal(g.lineages[0].delta, (int64_t)(9 * 128 * K));
     assert_true(fabs(g.lineages[0].rate - 128.0 * K) < 1e-6);
-    assert_true(g.lineages[1].now->start == D - 9 * 64 * K);
-    assert_true(g.lineages[1].now->end == D + 64 * K);
+    assert_true(g.lineages[1].now.start == D - 9 * 64 * K);
+    assert_true(g.lineages[1].now.end == D + 64 * K);
     assert_int_equal(g.lineages[1].first, 0);
     assert_int_equal(g.lineages[1].delta, (int64_t)(9 * 64 * K));
     assert_int_equal(g.nsurvivors, 0); /* splits and merges are not births */
@@ -203,7 +203,7 @@ static void test_survivors(void **state)
     struct growth_result g;
     hist_growth(&h, -1, &sh, &g);
     assert_int_equal(g.nsurvivors, 2);
-    assert_int_equal(g.survivors[0].like->end - g.survivors[0].like->start, 256 * K);
+    assert_int_equal(g.survivors[0].like.end - g.survivors[0].like.start, 256 * K);
     assert_int_equal(g.survivors[0].count, 11);
     assert_int_equal(g.survivors[0].bytes, 11 * 256 * K);
     assert_int_equal(g.survivors[0].first_born, 1);

@@ -218,7 +218,7 @@ static int cmp_lineage(const void *x, const void *y)
     const struct growth_lineage *a = x, *b = y;
     if (a->delta != b->delta)
         return a->delta > b->delta ? -1 : 1;
-    return a->now->start < b->now->start ? -1 : a->now->start > b->now->start;
+    return a->now.start < b->now.start ? -1 : a->now.start > b->now.start;
 }
 
 static int survivor_key_cmp(const struct region *a, const struct region *b)
@@ -257,7 +257,7 @@ static int cmp_survivor(const void *x, const void *y)
     const struct growth_survivor *a = x, *b = y;
     if (a->bytes != b->bytes)
         return a->bytes > b->bytes ? -1 : 1;
-    return survivor_key_cmp(a->like, b->like);
+    return survivor_key_cmp(&a->like, &b->like);
 }
 
 /* Committed bytes by category per snapshot, and per-region rss where every snapshot has it. */
@@ -360,7 +360,7 @@ static void follow(const struct store_history *h, const struct times *tm,
             continue;
         struct growth_lineage *g = &out->lineages[out->nlineages++];
         double r2;
-        g->now = r;
+        g->now = *r;
         g->first = l->first;
         g->size_first = l->size_first;
         g->size_last = l->size;
@@ -380,7 +380,7 @@ static void follow(const struct store_history *h, const struct times *tm,
         size_t j = i;
         struct growth_survivor *g = &out->survivors[out->nsurvivors++];
         memset(g, 0, sizeof(*g));
-        g->like = born[i].r;
+        g->like = *born[i].r;
         g->first_born = born[i].at;
         for (; j < nborn && survivor_key_cmp(born[j].r, born[i].r) == 0; j++) {
             g->count++;
@@ -393,6 +393,11 @@ static void follow(const struct store_history *h, const struct times *tm,
         qsort(out->survivors, out->nsurvivors, sizeof(*out->survivors), cmp_survivor);
     if (o->top && out->nsurvivors > o->top)
         out->nsurvivors = o->top;
+    /* What is kept of the history's regions is copied: the result stands alone. */
+    for (size_t i = 0; i < out->nlineages; i++)
+        region_rehome(&out->names, &out->lineages[i].now);
+    for (size_t i = 0; i < out->nsurvivors; i++)
+        region_rehome(&out->names, &out->survivors[i].like);
     free(born);
     free(begins);
     free(ends);
@@ -408,6 +413,17 @@ int growth_compute(const struct store_history *h, const struct growth_opts *o,
     if (n == 0)
         return err_set(e, ERR_NOTFOUND, "no snapshots in the range");
     out->nsnaps = n;
+    region_list_init(&out->names);
+    out->snaps = xmalloc(n * sizeof(*out->snaps));
+    for (size_t k = 0; k < n; k++) {
+        struct growth_snap *g = &out->snaps[k];
+        const struct store_hsnap *x = &h->snaps[k];
+        g->id = x->id;
+        g->seq = x->seq;
+        g->taken_ms = x->taken_ms;
+        memcpy(g->taken_at, x->taken_at, sizeof(g->taken_at));
+        g->label = x->label ? region_list_intern(&out->names, x->label, strlen(x->label)) : NULL;
+    }
     out->duration_s = (double)(h->snaps[n - 1].taken_ms - h->snaps[0].taken_ms) / 1000.0;
     struct times tm = {xmalloc(n * sizeof(double)), xcalloc(n + 1, sizeof(double)),
                        xcalloc(n + 1, sizeof(double))};
@@ -456,5 +472,27 @@ void growth_result_release(struct growth_result *r)
     free(r->cat_rss);
     free(r->lineages);
     free(r->survivors);
+    free(r->snaps);
+    region_list_release(&r->names);
     memset(r, 0, sizeof(*r));
+}
+
+int growth_load(struct store *st, int64_t target_id, const char *from, const char *to,
+                const struct growth_opts *o, struct growth_load *out, struct err *e)
+{
+    int rc;
+    memset(out, 0, sizeof(*out));
+    if ((rc = store_resolve_range(st, target_id, from, to, &out->target, &out->from, &out->to, e)) <
+            0 ||
+        (rc = store_target_get(st, out->target, &out->t, e)) < 0 ||
+        (rc = store_read_history(st, out->target, out->from, out->to, &out->h, e)) < 0)
+        return rc;
+    return growth_compute(&out->h, o, &out->g, e);
+}
+
+void growth_load_release(struct growth_load *l)
+{
+    growth_result_release(&l->g);
+    store_history_release(&l->h);
+    store_target_release(&l->t);
 }

@@ -29,7 +29,7 @@ struct growth_category {
 
 /* A region followed from snapshot to snapshot. */
 struct growth_lineage {
-    const struct region *now;       /* the region at the last snapshot (in the history's list) */
+    struct region now;              /* the region at the last snapshot (names in the result) */
     size_t first;                   /* snapshot index where the lineage begins */
     uint64_t size_first, size_last; /* bytes */
     int64_t delta;                  /* bytes */
@@ -39,7 +39,7 @@ struct growth_lineage {
 
 /* Regions born during the range and alive at its end, grouped by what they look like. */
 struct growth_survivor {
-    const struct region *like; /* one of them: category, perms, path and size */
+    struct region like; /* one of them: category, perms, path and size (names in the result) */
     int64_t count;
     uint64_t bytes;
     size_t first_born, last_born; /* snapshot indexes */
@@ -50,8 +50,18 @@ struct growth_opts {
     size_t top;   /* at most this many lineages and survivor groups */
 };
 
+/* A snapshot of the range, as the printers name it. */
+struct growth_snap {
+    int64_t id, seq;
+    int64_t taken_ms; /* Unix milliseconds */
+    char taken_at[32];
+    const char *label; /* NULL when none; held in the result's names */
+};
+
+/* What growth found: self-contained (it needs nothing of the history it was computed from). */
 struct growth_result {
     size_t nsnaps;
+    struct growth_snap *snaps; /* the range's snapshots; onsets and births index them */
     double duration_s;
     struct growth_stat committed, rss; /* the whole process */
     int have_rss;                      /* every snapshot has the process's rss */
@@ -65,11 +75,29 @@ struct growth_result {
     size_t nlineages;
     struct growth_survivor *survivors;
     size_t nsurvivors;
+    struct region_list names; /* owns the lineages' and survivors' paths, owners and figures */
 };
 
-/* Computes growth over h (which must outlive out); 0, or an error when h has no snapshot. */
+/* How many lineages and survivor groups growth and report show unless told. */
+#define GROWTH_TOP_DEFAULT 10
+
+/* Computes growth over h; 0, or an error when h has no snapshot. */
 int growth_compute(const struct store_history *h, const struct growth_opts *o,
                    struct growth_result *out, struct err *e);
 void growth_result_release(struct growth_result *r);
+
+/* One range's growth as growth and report load it: the target, what was read, what was found. */
+struct growth_load {
+    int64_t target, from, to; /* the range resolved: its target and first and last snapshots */
+    struct store_target t;
+    struct store_history h;
+    struct growth_result g;
+};
+/* Resolves the range (store_resolve_range: target_id 0 and NULL selectors for the defaults),
+ * reads its history and computes growth: 0, or an error. out is released by
+ * growth_load_release either way. */
+int growth_load(struct store *st, int64_t target_id, const char *from, const char *to,
+                const struct growth_opts *o, struct growth_load *out, struct err *e);
+void growth_load_release(struct growth_load *l);
 
 #endif

@@ -89,20 +89,19 @@ static int parse_args(struct cli *cli, int argc, char **argv, struct growth_args
 }
 
 static void print_stat_row(const char *name, const struct growth_stat *s,
-                           const struct store_history *h)
+                           const struct growth_result *g)
 {
     char a[16], b[16], d[24], r[32];
-    const struct store_hsnap *on = &h->snaps[s->onset];
+    const struct growth_snap *on = &g->snaps[s->onset];
     cli_printf("  %-9s %8s %8s %9s %13s  %4.2f  seq %lld (%s)\n", name,
                cli_human(s->start < 0 ? 0 : (uint64_t)s->start, a),
                cli_human(s->end < 0 ? 0 : (uint64_t)s->end, b), cli_human_signed(s->delta, d),
                human_rate(s->rate, r), s->r2, (long long)on->seq, on->taken_at);
 }
 
-static void print_table(const struct store_target *t, const struct store_history *h,
-                        const struct growth_result *g)
+static void print_table(const struct store_target *t, const struct growth_result *g)
 {
-    const struct store_hsnap *first = &h->snaps[0], *last = &h->snaps[h->nsnaps - 1];
+    const struct growth_snap *first = &g->snaps[0], *last = &g->snaps[g->nsnaps - 1];
     cli_printf("target %lld  pid %lld  ", (long long)t->id, (long long)t->pid);
     const char *cmd = t->cmdline && *t->cmdline ? t->cmdline : t->exe ? t->exe : "?";
     cli_print_escaped(stdout, cmd, strlen(cmd));
@@ -113,18 +112,18 @@ static void print_table(const struct store_target *t, const struct store_history
                g->nsnaps == 1 ? "" : "s");
     cli_printf("  %-9s %8s %8s %9s %13s  %4s  %s\n", "", "START", "END", "DELTA", "RATE", "R2",
                "ONSET");
-    print_stat_row("committed", &g->committed, h);
+    print_stat_row("committed", &g->committed, g);
     if (g->have_rss)
-        print_stat_row("rss", &g->rss, h);
+        print_stat_row("rss", &g->rss, g);
     cli_printf("\ncommitted by category:\n");
     for (int c = 0; c < CAT_COUNT; c++)
         if (g->cat[c].present)
-            print_stat_row(region_category_name(c), &g->cat[c].committed, h);
+            print_stat_row(region_category_name(c), &g->cat[c].committed, g);
     if (g->have_cat_rss) {
         cli_printf("\nrss by category:\n");
         for (int c = 0; c < CAT_COUNT; c++)
             if (g->cat[c].present)
-                print_stat_row(region_category_name(c), &g->cat[c].rss, h);
+                print_stat_row(region_category_name(c), &g->cat[c].rss, g);
     }
     cli_printf("\nregions that grew most (followed across snapshots):\n");
     if (!g->nlineages)
@@ -136,13 +135,13 @@ static void print_table(const struct store_target *t, const struct store_history
         const struct growth_lineage *l = &g->lineages[i];
         char a[16], b[16], d[24], r[32];
         cli_printf("  %016llx-%016llx %-6s %-4s %7lld %8s %8s %9s %13s %4.0f%%  ",
-                   (unsigned long long)l->now->start, (unsigned long long)l->now->end,
-                   region_category_name(l->now->category), l->now->perms,
-                   (long long)h->snaps[l->first].seq, cli_human(l->size_first, a),
+                   (unsigned long long)l->now.start, (unsigned long long)l->now.end,
+                   region_category_name(l->now.category), l->now.perms,
+                   (long long)g->snaps[l->first].seq, cli_human(l->size_first, a),
                    cli_human(l->size_last, b), cli_human_signed(l->delta, d),
                    human_rate(l->rate, r), l->grew_share * 100);
-        if (l->now->path)
-            cli_print_escaped(stdout, l->now->path, l->now->path_len);
+        if (l->now.path)
+            cli_print_escaped(stdout, l->now.path, l->now.path_len);
         fputc('\n', stdout);
     }
     cli_printf("\nsurvivors (born in the range, alive at its end):\n");
@@ -155,18 +154,18 @@ static void print_table(const struct store_target *t, const struct store_history
         const struct growth_survivor *s = &g->survivors[i];
         char a[16], b[16];
         cli_printf("  %6lld %8s %8s %-6s %-4s %10lld %10lld  ", (long long)s->count,
-                   cli_human(s->bytes, a), cli_human(s->like->end - s->like->start, b),
-                   region_category_name(s->like->category), s->like->perms,
-                   (long long)h->snaps[s->first_born].seq, (long long)h->snaps[s->last_born].seq);
-        if (s->like->path)
-            cli_print_escaped(stdout, s->like->path, s->like->path_len);
+                   cli_human(s->bytes, a), cli_human(s->like.end - s->like.start, b),
+                   region_category_name(s->like.category), s->like.perms,
+                   (long long)g->snaps[s->first_born].seq, (long long)g->snaps[s->last_born].seq);
+        if (s->like.path)
+            cli_print_escaped(stdout, s->like.path, s->like.path_len);
         fputc('\n', stdout);
     }
 }
 
 int cmd_growth(struct cli *cli, int argc, char **argv)
 {
-    struct growth_args a = {0, NULL, NULL, -1, 10, 0, 0};
+    struct growth_args a = {0, NULL, NULL, -1, GROWTH_TOP_DEFAULT, 0, 0};
     int rc = parse_args(cli, argc, argv, &a);
     if (rc)
         return rc < 0 ? EXIT_OK : rc;
@@ -174,51 +173,38 @@ int cmd_growth(struct cli *cli, int argc, char **argv)
     if (cli_open_store(cli, STORE_READ, &st))
         return EXIT_TROUBLE;
     struct err e = {0};
-    struct store_history h;
-    struct store_target t;
-    struct growth_result g;
-    int64_t target = 0, from = 0, to = 0;
+    struct growth_load l;
     int status = EXIT_TROUBLE;
-    memset(&h, 0, sizeof(h));
-    memset(&t, 0, sizeof(t));
-    memset(&g, 0, sizeof(g));
-    if (store_resolve_range(st, a.target, a.from, a.to, &target, &from, &to, &e) < 0 ||
-        store_target_get(st, target, &t, &e) < 0 ||
-        store_read_history(st, target, from, to, &h, &e) < 0) {
+    const struct growth_opts o = {a.category, (size_t)a.top};
+    if (growth_load(st, a.target, a.from, a.to, &o, &l, &e) < 0) {
         if (e.code == ERR_USAGE)
             err_wrap(&e, "growth");
         cli_fail_err(&e);
         goto out;
     }
-    struct growth_opts o = {a.category, (size_t)a.top};
-    if (growth_compute(&h, &o, &g, &e) < 0) {
-        cli_fail_err(&e);
-        goto out;
-    }
+    const struct growth_result *g = &l.g;
     if (cli->json) {
         struct json j;
         json_init(&j, stdout);
         json_begin_object(&j);
-        json_growth_fields(&j, &t, &h, &g);
+        json_growth_fields(&j, &l.t, g);
         json_end_object(&j);
         json_finish(&j);
     } else
-        print_table(&t, &h, &g);
+        print_table(&l.t, g);
     if (fflush(stdout) != 0) {
         cli_fail("growth: cannot write the output");
         goto out;
     }
     status = EXIT_OK;
     if (a.fail_on_rate) {
-        double rate = a.category >= 0 ? g.cat[a.category].committed.rate : g.committed.rate;
-        if (a.category >= 0 && !g.cat[a.category].present)
+        double rate = a.category >= 0 ? g->cat[a.category].committed.rate : g->committed.rate;
+        if (a.category >= 0 && !g->cat[a.category].present)
             rate = 0;
         status = rate > (double)a.rate_limit ? 1 : 0;
     }
 out:
-    growth_result_release(&g);
-    store_history_release(&h);
-    store_target_release(&t);
+    growth_load_release(&l);
     store_close(st);
     return status;
 }

@@ -303,7 +303,7 @@ void json_diff_summary(struct json *j, const struct diff_pair *p, int category,
     json_end_object(j);
 }
 
-static void json_stat(struct json *j, const struct growth_stat *s, const struct store_history *h)
+static void json_stat(struct json *j, const struct growth_stat *s, const struct growth_result *g)
 {
     json_begin_object(j);
     json_key(j, "start");
@@ -319,9 +319,9 @@ static void json_stat(struct json *j, const struct growth_stat *s, const struct 
     json_key(j, "onset");
     json_begin_object(j);
     json_key(j, "snapshot");
-    json_int(j, h->snaps[s->onset].id);
+    json_int(j, g->snaps[s->onset].id);
     json_key(j, "taken_at");
-    json_string(j, h->snaps[s->onset].taken_at);
+    json_string(j, g->snaps[s->onset].taken_at);
     json_end_object(j);
     json_end_object(j);
 }
@@ -338,22 +338,28 @@ void json_hsnap_fields(struct json *j, const struct store_hsnap *s)
     json_string(j, s->label);
 }
 
-static void json_snap_ref(struct json *j, const struct store_hsnap *s)
+static void json_snap_ref(struct json *j, const struct growth_snap *s)
 {
     json_begin_object(j);
-    json_hsnap_fields(j, s);
+    json_key(j, "snapshot");
+    json_int(j, s->id);
+    json_key(j, "seq");
+    json_int(j, s->seq);
+    json_key(j, "taken_at");
+    json_string(j, s->taken_at);
+    json_key(j, "label");
+    json_string(j, s->label);
     json_end_object(j);
 }
 
-void json_growth_fields(struct json *j, const struct store_target *t, const struct store_history *h,
-                        const struct growth_result *g)
+void json_growth_fields(struct json *j, const struct store_target *t, const struct growth_result *g)
 {
     json_key(j, "target");
     json_target(j, t);
     json_key(j, "from");
-    json_snap_ref(j, &h->snaps[0]);
+    json_snap_ref(j, &g->snaps[0]);
     json_key(j, "to");
-    json_snap_ref(j, &h->snaps[h->nsnaps - 1]);
+    json_snap_ref(j, &g->snaps[g->nsnaps - 1]);
     json_key(j, "duration_s");
     json_double(j, g->duration_s);
     json_key(j, "snapshots");
@@ -361,10 +367,10 @@ void json_growth_fields(struct json *j, const struct store_target *t, const stru
     json_key(j, "totals");
     json_begin_object(j);
     json_key(j, "committed");
-    json_stat(j, &g->committed, h);
+    json_stat(j, &g->committed, g);
     json_key(j, "rss");
     if (g->have_rss)
-        json_stat(j, &g->rss, h);
+        json_stat(j, &g->rss, g);
     else
         json_null(j);
     json_end_object(j);
@@ -377,10 +383,10 @@ void json_growth_fields(struct json *j, const struct store_target *t, const stru
         json_key(j, "category");
         json_string(j, region_category_name(c));
         json_key(j, "committed");
-        json_stat(j, &g->cat[c].committed, h);
+        json_stat(j, &g->cat[c].committed, g);
         json_key(j, "rss");
         if (g->have_cat_rss)
-            json_stat(j, &g->cat[c].rss, h);
+            json_stat(j, &g->cat[c].rss, g);
         else
             json_null(j);
         json_end_object(j);
@@ -392,16 +398,16 @@ void json_growth_fields(struct json *j, const struct store_target *t, const stru
         const struct growth_lineage *l = &g->lineages[i];
         json_begin_object(j);
         json_key(j, "start");
-        json_hex(j, l->now->start);
+        json_hex(j, l->now.start);
         json_key(j, "end");
-        json_hex(j, l->now->end);
+        json_hex(j, l->now.end);
         json_key(j, "category");
-        json_string(j, region_category_name(l->now->category));
+        json_string(j, region_category_name(l->now.category));
         json_key(j, "perms");
-        json_string(j, l->now->perms);
-        json_text(j, "path", l->now->path, l->now->path_len);
+        json_string(j, l->now.perms);
+        json_text(j, "path", l->now.path, l->now.path_len);
         json_key(j, "first_snapshot");
-        json_int(j, h->snaps[l->first].id);
+        json_int(j, g->snaps[l->first].id);
         json_key(j, "size_first");
         json_uint(j, l->size_first);
         json_key(j, "size_last");
@@ -421,12 +427,12 @@ void json_growth_fields(struct json *j, const struct store_target *t, const stru
         const struct growth_survivor *s = &g->survivors[i];
         json_begin_object(j);
         json_key(j, "category");
-        json_string(j, region_category_name(s->like->category));
+        json_string(j, region_category_name(s->like.category));
         json_key(j, "perms");
-        json_string(j, s->like->perms);
-        json_text(j, "path", s->like->path, s->like->path_len);
+        json_string(j, s->like.perms);
+        json_text(j, "path", s->like.path, s->like.path_len);
         json_key(j, "size");
-        json_uint(j, s->like->end - s->like->start);
+        json_uint(j, s->like.end - s->like.start);
         json_key(j, "count");
         json_int(j, s->count);
         json_key(j, "bytes");
@@ -437,9 +443,9 @@ void json_growth_fields(struct json *j, const struct store_target *t, const stru
             json_key(j, names[k]);
             json_begin_object(j);
             json_key(j, "snapshot");
-            json_int(j, h->snaps[born[k]].id);
+            json_int(j, g->snaps[born[k]].id);
             json_key(j, "taken_at");
-            json_string(j, h->snaps[born[k]].taken_at);
+            json_string(j, g->snaps[born[k]].taken_at);
             json_end_object(j);
         }
         json_end_object(j);

@@ -34,7 +34,7 @@ void json_diff_summary(struct json *j, const struct diff_pair *p, int category,
 /* The members naming one snapshot of a history: snapshot (id), seq, taken_at, label. */
 void json_hsnap_fields(struct json *j, const struct store_hsnap *s);
 /* The members of `vmsnap growth -j`, into an open object. */
-void json_growth_fields(struct json *j, const struct store_target *t, const struct store_history *h,
+void json_growth_fields(struct json *j, const struct store_target *t,
                         const struct growth_result *g);
 
 #endif

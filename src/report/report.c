@@ -21,35 +21,25 @@ extern const size_t report_template_len;
 
 /* Everything read from the store for one report. */
 struct input {
-    int64_t target, from, to;
-    struct store_target t;
-    struct store_history h;
-    struct growth_result g;
+    struct growth_load l; /* as `vmsnap growth` loads it */
     struct diff_pair pair;
     struct region_list last; /* the regions of snapshot `to`, for the strip */
 };
 
 static int load(struct store *st, const struct report_opts *o, struct input *in, struct err *e)
 {
-    int rc;
-    if ((rc = store_resolve_range(st, o->target, o->from, o->to, &in->target, &in->from, &in->to,
-                                  e)) < 0 ||
-        (rc = store_target_get(st, in->target, &in->t, e)) < 0 ||
-        (rc = store_read_history(st, in->target, in->from, in->to, &in->h, e)) < 0)
-        return rc;
     /* The same lineages and survivors as `vmsnap growth` shows by default. */
-    const struct growth_opts go = {-1, 10};
-    if ((rc = growth_compute(&in->h, &go, &in->g, e)) < 0 ||
-        (rc = diff_pair_load(&in->pair, st, in->from, in->to, -1, e)) < 0)
+    const struct growth_opts go = {-1, GROWTH_TOP_DEFAULT};
+    int rc;
+    if ((rc = growth_load(st, o->target, o->from, o->to, &go, &in->l, e)) < 0 ||
+        (rc = diff_pair_load(&in->pair, st, in->l.from, in->l.to, -1, e)) < 0)
         return rc;
-    return store_read_regions(st, in->to, &in->last, e);
+    return store_read_regions(st, in->l.to, &in->last, e);
 }
 
 static void release(struct input *in)
 {
-    store_target_release(&in->t);
-    store_history_release(&in->h);
-    growth_result_release(&in->g);
+    growth_load_release(&in->l);
     diff_pair_release(&in->pair);
     region_list_release(&in->last);
 }
@@ -94,8 +84,8 @@ static void series_group(struct json *j, const struct growth_result *g, const in
 
 static void write_series(struct json *j, const struct input *in)
 {
-    const struct store_history *h = &in->h;
-    const struct growth_result *g = &in->g;
+    const struct store_history *h = &in->l.h;
+    const struct growth_result *g = &in->l.g;
     int64_t *t = xmalloc(h->nsnaps * sizeof(*t));
     for (size_t k = 0; k < h->nsnaps; k++)
         t[k] = h->snaps[k].taken_ms;
@@ -250,7 +240,7 @@ static void write_strip(struct json *j, const struct input *in)
     json_key(j, "strip");
     json_begin_object(j);
     json_key(j, "snapshot");
-    json_int(j, in->to);
+    json_int(j, in->l.to);
     json_key(j, "regions");
     json_uint(j, in->last.n);
     json_key(j, "mapped");
@@ -290,10 +280,10 @@ int report_write(struct store *st, const struct report_opts *o, FILE *out, struc
     int rc = load(st, o, &in, e);
     if (rc < 0)
         goto out;
-    info->target = in.target;
-    info->from = in.from;
-    info->to = in.to;
-    info->snapshots = in.h.nsnaps;
+    info->target = in.l.target;
+    info->from = in.l.from;
+    info->to = in.l.to;
+    info->snapshots = in.l.h.nsnaps;
 
     const char *marker = strstr(report_template, DATA_MARKER);
     if (!marker) {
@@ -307,9 +297,9 @@ int report_write(struct store *st, const struct report_opts *o, FILE *out, struc
     json_begin_object(&j);
     json_key(&j, "vmsnap_report");
     json_int(&j, 1);
-    json_growth_fields(&j, &in.t, &in.h, &in.g);
+    json_growth_fields(&j, &in.l.t, &in.l.g);
     write_series(&j, &in);
-    write_labels(&j, &in.h);
+    write_labels(&j, &in.l.h);
     write_diff(&j, &in.pair, info);
     write_strip(&j, &in);
     json_end_object(&j);
