@@ -16,6 +16,26 @@ median_us() {
 # median_ms N CMD...: the same in milliseconds.
 median_ms() { echo $(($(median_us "$@") / 1000)); }
 
+# time_us CMD...: one run of CMD (its output discarded), in microseconds.
+time_us() {
+  local t0; t0=$(ns); "$@" >/dev/null 2>&1 || true; local t1; t1=$(ns)
+  echo $(((t1 - t0) / 1000))
+}
+
+# stats V...: "min median max" of the values.
+stats() {
+  local sorted; sorted=$(printf '%s\n' "$@" | sort -n)
+  local n=$#
+  echo "$(echo "$sorted" | head -1) $(echo "$sorted" | sed -n "$(((n + 1) / 2))p") $(echo "$sorted" | tail -1)"
+}
+# med "min median max": the median.
+med() { echo "$1" | cut -d' ' -f2; }
+# mmm "min median max": as "min/median/max" in milliseconds with one decimal.
+mmm() { echo "$1" | awk '{ printf "%.1f/%.1f/%.1f ms", $1 / 1000, $2 / 1000, $3 / 1000 }'; }
+
+# build_floor: $OUT/floor, which reads the files named and nothing else (bench/floor.c).
+build_floor() { cc -O2 -o "$OUT/floor" bench/floor.c; }
+
 # ratio A B [DIGITS]: A / B.
 ratio() { awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN { printf "%.*f", d, a / b }'; }
 
