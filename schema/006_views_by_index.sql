@@ -3,7 +3,9 @@
 -- view: the old `regions` scanned every snapshot when the newest was named by a subquery (43 s
 -- at 2,000 snapshots). `regions` is now one SELECT: each snapshot is joined to a two-row `part`
 -- (0: the regions still open, 1: those that ended), and each part's LEFT JOIN is keyed so that
--- the other part's index range is empty (target 0 owns no span). `category_totals` is driven from
+-- the other part's index range is empty (target 0 owns no span). The ended spans are joined
+-- first: a snapshot has fewer of them than open ones, and each row of one part pays a seek of
+-- the other's empty range. `category_totals` is driven from
 -- its intervals, linear in snapshots x categories (it was quadratic). Names and columns are as
 -- before.
 
@@ -33,11 +35,11 @@ SELECT s.id AS snapshot_id,
        CASE WHEN o.id IS NOT NULL THEN o.owner ELSE c.owner END AS owner
 FROM snapshots s
 CROSS JOIN (SELECT 0 AS part UNION ALL SELECT 1) k
+LEFT JOIN spans c ON c.target_id = s.target_id * k.part AND c.last_snap >= s.id
+                 AND c.first_snap <= s.id
 LEFT JOIN spans_open o ON o.id BETWEEN s.target_id * (1 - k.part) * 4294967296
                                    AND s.target_id * (1 - k.part) * 4294967296 + 4294967295
                       AND o.first_snap <= s.id
-LEFT JOIN spans c ON c.target_id = s.target_id * k.part AND c.last_snap >= s.id
-                 AND c.first_snap <= s.id
 LEFT JOIN paths n ON n.id = CASE WHEN o.id IS NOT NULL THEN o.path_id ELSE c.path_id END
 LEFT JOIN span_mem m ON s.detail = 'smaps' AND m.span_id = coalesce(o.id, c.id)
                     AND m.first_snap <= s.id AND m.last_snap >= s.id

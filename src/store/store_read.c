@@ -58,9 +58,23 @@ static int read_regions(struct store *st, const char *sql, const int64_t *params
 
 int store_read_regions(struct store *st, int64_t snap_id, struct region_list *out, struct err *e)
 {
-    static const char *sql =
-        "SELECT " STORE_REGION_COLUMNS("path") ", " STORE_REGION_FIGURES
-                                               " FROM regions WHERE snapshot_id = ?";
+    /* The regions view's rows for one snapshot, read straight from its two tables: the view
+     * is one SELECT so that any way of naming a snapshot finds it by index, which costs a
+     * whole read ~20% more than the two indexed arms with the id bound. */
+#define ONE_SNAPSHOT(table, alive)                                                                 \
+    "SELECT " STORE_REGION_COLUMNS_P("n.path") ", " STORE_REGION_FIGURES_M " FROM snapshots s "    \
+                                               "CROSS JOIN " table " p ON " alive                  \
+                                               " AND p.first_snap <= s.id "                        \
+                                               "LEFT JOIN paths n ON n.id = p.path_id LEFT JOIN "  \
+                                               "span_mem m ON s.detail = 'smaps' AND "             \
+                                               "m.span_id = p.id AND m.first_snap <= s.id AND "    \
+                                               "m.last_snap >= s.id WHERE s.id = ?1"
+    static const char *sql = ONE_SNAPSHOT(
+        "spans_open",
+        "p.id BETWEEN s.target_id * 4294967296 AND s.target_id * "
+        "4294967296 + 4294967295") " UNION ALL " ONE_SNAPSHOT("spans", "p.target_id = s.target_id "
+                                                                       "AND p.last_snap >= s.id");
+#undef ONE_SNAPSHOT
     int64_t count = 0;
     int rc = store_query_i64(st, "SELECT region_count FROM snapshots WHERE id = ?", snap_id, 0,
                              &count, e);
