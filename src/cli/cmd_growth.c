@@ -168,7 +168,7 @@ int cmd_growth(struct cli *cli, int argc, char **argv)
     struct growth_args a = {0, NULL, NULL, -1, GROWTH_TOP_DEFAULT, 0, 0};
     int rc = parse_args(cli, argc, argv, &a);
     if (rc)
-        return rc < 0 ? EXIT_OK : rc;
+        return cli_options_exit(rc);
     struct store *st = NULL;
     if (cli_open_store(cli, STORE_READ, &st))
         return EXIT_TROUBLE;

@@ -102,7 +102,7 @@ int cmd_mark(struct cli *cli, int argc, char **argv)
     const char *label = NULL;
     int rc = parse_args(cli, argc, argv, &label);
     if (rc)
-        return rc < 0 ? EXIT_OK : rc;
+        return cli_options_exit(rc);
     struct store *st = NULL;
     struct store_recorder *v = NULL;
     int *waiting = NULL;

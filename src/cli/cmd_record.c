@@ -314,7 +314,7 @@ int cmd_record(struct cli *cli, int argc, char **argv)
     int rc = parse_args(&c, argc, argv);
     if (rc) {
         free(c.pids);
-        return rc < 0 ? EXIT_OK : rc;
+        return cli_options_exit(rc);
     }
     struct err e = {0};
     int status = EXIT_TROUBLE;

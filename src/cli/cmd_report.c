@@ -97,7 +97,7 @@ int cmd_report(struct cli *cli, int argc, char **argv)
     struct report_args a = {"vmsnap-report.html", {0, NULL, NULL}};
     int rc = parse_args(cli, argc, argv, &a);
     if (rc)
-        return rc < 0 ? EXIT_OK : rc;
+        return cli_options_exit(rc);
     int to_stdout = strcmp(a.output, "-") == 0;
     if (to_stdout && cli->json)
         return cli_fail("report: -j describes the file written: it cannot go with '-o -'");

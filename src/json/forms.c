@@ -326,29 +326,29 @@ static void json_stat(struct json *j, const struct growth_stat *s, const struct 
     json_end_object(j);
 }
 
-void json_hsnap_fields(struct json *j, const struct store_hsnap *s)
+/* The members naming one snapshot, as a history and a growth result hold it. */
+static void snap_fields(struct json *j, int64_t id, int64_t seq, const char *taken_at,
+                        const char *label)
 {
     json_key(j, "snapshot");
-    json_int(j, s->id);
+    json_int(j, id);
     json_key(j, "seq");
-    json_int(j, s->seq);
+    json_int(j, seq);
     json_key(j, "taken_at");
-    json_string(j, s->taken_at);
+    json_string(j, taken_at);
     json_key(j, "label");
-    json_string(j, s->label);
+    json_string(j, label);
+}
+
+void json_hsnap_fields(struct json *j, const struct store_hsnap *s)
+{
+    snap_fields(j, s->id, s->seq, s->taken_at, s->label);
 }
 
 static void json_snap_ref(struct json *j, const struct growth_snap *s)
 {
     json_begin_object(j);
-    json_key(j, "snapshot");
-    json_int(j, s->id);
-    json_key(j, "seq");
-    json_int(j, s->seq);
-    json_key(j, "taken_at");
-    json_string(j, s->taken_at);
-    json_key(j, "label");
-    json_string(j, s->label);
+    snap_fields(j, s->id, s->seq, s->taken_at, s->label);
     json_end_object(j);
 }
 

@@ -68,6 +68,10 @@ void store_guard_writer(const char *name, int open)
     if (!name || !*name)
         return;
     if (open) {
+        /* A refusal nobody asked about belongs to an open long over: it must not name this
+         * writer's failures. */
+        free(refused);
+        refused = NULL;
         writers = xgrow(writers, &cap_writers, n_writers + 1, sizeof(*writers));
         writers[n_writers++] = xstrdup(name);
         return;
