@@ -1012,17 +1012,113 @@ static void test_views_reach_one_snapshot_by_index(void **state)
             char *sql = xasprintf("SELECT count(*) FROM %s %s", views[v], named[i]);
             char *plan = query_plan(f.st->db, sql);
             int by_rowid = strstr(plan, "|SEARCH s USING INTEGER PRIMARY KEY (rowid=?)") != NULL;
-            /* regions: the snapshot, then its spans by index; category_totals reads its few
-             * intervals (one per change of a category's totals) and each snapshot by rowid. */
+            /* The snapshot, then each length class's short range of the intervals (the class
+             * and the end both bound); nothing scanned but the few classes. */
+            int by_class =
+                strstr(plan, v == 0 ? "INDEX spans_by_length (target_id=? AND "
+                                      "<expr>=? AND last_snap>? AND last_snap<?)"
+                                    : "INDEX category_spans_by_length (target_id=? "
+                                      "AND <expr>=? AND last_snap>? AND last_snap<?)") != NULL;
             int scans = strstr(plan, "|SCAN s") || strstr(plan, "|SCAN o") ||
-                        (v == 0 && strstr(plan, "|SCAN c")) || strstr(plan, "|SCAN n") ||
-                        strstr(plan, "|SCAN m") || strstr(plan, "|SCAN spans");
-            if (!by_rowid || scans)
+                        strstr(plan, "|SCAN c") || strstr(plan, "|SCAN n") ||
+                        strstr(plan, "|SCAN m") || strstr(plan, "|SCAN spans") ||
+                        strstr(plan, "|SCAN category_spans");
+            if (!by_rowid || !by_class || scans)
                 fail_msg("%s scans instead of looking the snapshot up: %s", sql, plan);
             free(plan);
             free(sql);
         }
     region_list_release(&l);
+    close_fixture(&f);
+}
+
+/* Tick t of a recording: 16 regions alive throughout (the first's rss changes every tick), and
+ * two short-lived ones, born at t - 1 and t, each alive for two ticks. */
+static void churn_tick(int t, struct region_list *l)
+{
+    size_t cap = 64 * 1024, len = 0;
+    char *text = xmalloc(cap);
+    for (int i = 0; i < 18; i++) {
+        uint64_t start = i < 16 ? 0x10000000ull + (uint64_t)i * 0x10000
+                                : 0x40000000ull + (uint64_t)(t - (i - 16)) * 0x10000;
+        if (i >= 16 && t - (i - 16) < 1)
+            continue;
+        unsigned rss = i == 0 ? 4u * (1 + (unsigned)(t % 2)) : 4u;
+        len += (size_t)snprintf(text + len, cap - len,
+                                "%llx-%llx rw-p 00000000 00:00 0 \nSize: 8 kB\nRss: %u kB\n"
+                                "Pss: %u kB\nPrivate_Dirty: %u kB\nAnonymous: %u kB\n"
+                                "Swap: 0 kB\n",
+                                (unsigned long long)start, (unsigned long long)(start + 0x2000),
+                                rss, rss, rss, rss);
+    }
+    struct err e = {0};
+    region_list_init(l);
+    if (smaps_parse(text, len, l, &e) != 0)
+        fail_msg("churn text: %s", e.msg);
+    region_list_classify(l);
+    free(text);
+}
+
+/* The SQLite VM steps one run of sql takes, and the integer in its first column. */
+static long long steps_of(sqlite3 *db, const char *sql, long long *value)
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    *value = sqlite3_column_int64(s, 0);
+    while (sqlite3_step(s) == SQLITE_ROW)
+        ;
+    long long steps = sqlite3_stmt_status(s, SQLITE_STMTSTATUS_VM_STEP, 0);
+    sqlite3_finalize(s);
+    return steps;
+}
+
+/*
+ * The work of reading one snapshot does not grow with the recording: the first snapshot of a
+ * recording four times as long costs what it did (an index by the end of an interval alone
+ * finds it among every interval that ended after it), and so does the newest snapshot's figures
+ * of a region whose figures changed at every tick (its span_mem rows). Counted in SQLite's VM
+ * steps, which do not depend on how busy the machine is.
+ */
+static void test_one_snapshot_costs_the_same_however_long_the_recording(void **state)
+{
+    (void)state;
+    struct fixture f;
+    open_fixture(&f);
+    static const char *const sql[] = {
+        "SELECT count(*) FROM regions WHERE snapshot_id = (SELECT min(id) FROM snapshots)",
+        "SELECT sum(rss) FROM regions WHERE snapshot_id = (SELECT max(id) FROM snapshots)",
+        "SELECT sum(mapped) FROM category_totals WHERE snapshot_id = (SELECT min(id) FROM "
+        "snapshots)",
+        "SELECT sum(mapped) FROM category_totals WHERE snapshot_id = (SELECT max(id) FROM "
+        "snapshots)",
+    };
+    /* What each query answers: 17 regions at first, the newest region's rss (tick 800 even:
+     * 4 kB), 17 and 18 regions of 8 kB. */
+    static const long long want[] = {17, (4 + 17 * 4) * 1024LL, 17 * 8192LL, 18 * 8192LL};
+    long long short_steps[4], value;
+    int t = 1;
+    for (int len = 200; len <= 800; len *= 4) {
+        for (; t <= len; t++) {
+            struct region_list l;
+            churn_tick(t, &l);
+            write_snap(&f, &l, DETAIL_SMAPS, NULL);
+            region_list_release(&l);
+        }
+        for (int q = 0; q < 4; q++) {
+            long long steps = steps_of(f.st->db, sql[q], &value);
+            if (len == 200) {
+                short_steps[q] = steps;
+                continue;
+            }
+            assert_int_equal(value, want[q]);
+            /* A little more: one more length class to look in. */
+            if (steps > short_steps[q] + short_steps[q] / 4 + 100)
+                fail_msg("%s: %lld VM steps at 800 snapshots, %lld at 200", sql[q], steps,
+                         short_steps[q]);
+        }
+    }
     close_fixture(&f);
 }
 
@@ -1148,6 +1244,7 @@ int main(void)
         cmocka_unit_test(test_selectors),
         cmocka_unit_test(test_statements_and_transactions),
         cmocka_unit_test(test_views_reach_one_snapshot_by_index),
+        cmocka_unit_test(test_one_snapshot_costs_the_same_however_long_the_recording),
         cmocka_unit_test(test_selector_parse_and_the_label_rule),
         cmocka_unit_test(test_query_is_read_only),
         cmocka_unit_test(test_interval_diff_equals_full_diff),

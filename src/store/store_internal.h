@@ -205,6 +205,29 @@ enum region_col {
  * figures NULL when not captured). Strings are interned in l. */
 void store_row_to_region(sqlite3_stmt *s, int col, struct region_list *l, struct region *r);
 
+/*
+ * Intervals of snapshots by length class (schema/007): the class of p's [first_snap,
+ * last_snap], written as spans_by_length and category_spans_by_length index it.
+ */
+#define STORE_SPAN_CLASS(p)                                                                        \
+    "2 * length(printf('%x', " p ".last_snap - " p ".first_snap)) - (substr(printf('%x', " p       \
+    ".last_snap - " p ".first_snap), 1, 1) < '4') - (" p ".last_snap = " p ".first_snap)"
+/* FROM: the length classes k, then the ended spans as p, one short range of spans_by_length
+ * per class; STORE_ENDED_IN in the WHERE says which. */
+#define STORE_SPANS_BY_CLASS "interval_classes k CROSS JOIN spans"
+/* WHERE: p is of class k and ended in [lo, hi]; hi may use k.w, the class's width (an interval
+ * of it that holds snapshot S ended by S + k.w - 1). Classes longer than the recording are
+ * skipped. */
+#define STORE_ENDED_IN(lo, hi)                                                                     \
+    "k.n >= 0 AND k.w / 4 <= (SELECT max(id) FROM snapshots) AND " STORE_SPAN_CLASS(               \
+        "p") " = +k.n AND p.last_snap BETWEEN " lo " AND " hi " "
+/* ON: m is the span_mem row of span p at snapshot `at`: the newest that began by then (one
+ * seek, whatever the span's history). */
+#define STORE_MEM_AT(at)                                                                           \
+    "m.span_id = p.id AND m.first_snap = (SELECT x.first_snap FROM span_mem x WHERE x.span_id = "  \
+    "p.id AND x.first_snap <= " at " ORDER BY x.first_snap DESC LIMIT 1) AND m.last_snap >= " at   \
+    " "
+
 /* The region columns as store_row_to_region wants them, from spans or spans_open as p. */
 #define SPAN_COLS(table)                                                                           \
     "SELECT " STORE_REGION_COLUMNS_P("n.path") ", " STORE_REGION_NO_FIGURES " FROM " table         \

@@ -61,19 +61,22 @@ int store_read_regions(struct store *st, int64_t snap_id, struct region_list *ou
     /* The regions view's rows for one snapshot, read straight from its two tables: the view
      * is one SELECT so that any way of naming a snapshot finds it by index, which costs a
      * whole read ~20% more than the two indexed arms with the id bound. */
-#define ONE_SNAPSHOT(table, alive)                                                                 \
-    "SELECT " STORE_REGION_COLUMNS_P("n.path") ", " STORE_REGION_FIGURES_M " FROM snapshots s "    \
-                                               "CROSS JOIN " table " p ON " alive                  \
-                                               " AND p.first_snap <= s.id "                        \
-                                               "LEFT JOIN paths n ON n.id = p.path_id LEFT JOIN "  \
-                                               "span_mem m ON s.detail = 'smaps' AND "             \
-                                               "m.span_id = p.id AND m.first_snap <= s.id AND "    \
-                                               "m.last_snap >= s.id WHERE s.id = ?1"
+#define ONE_SNAPSHOT(from, where)                                                                  \
+    "SELECT " STORE_REGION_COLUMNS_P(                                                              \
+        "n.path") ", " STORE_REGION_FIGURES_M " FROM snapshots s CROSS JOIN " from                 \
+                  " LEFT JOIN paths n ON n.id = p.path_id LEFT JOIN "                              \
+                  "span_mem m ON s.detail = 'smaps' AND " STORE_MEM_AT(                            \
+                      "s.id") "WHERE s.id = ?1 AND " where
     static const char *sql = ONE_SNAPSHOT(
-        "spans_open",
-        "p.id BETWEEN s.target_id * 4294967296 AND s.target_id * "
-        "4294967296 + 4294967295") " UNION ALL " ONE_SNAPSHOT("spans", "p.target_id = s.target_id "
-                                                                       "AND p.last_snap >= s.id");
+        "spans_open p",
+        "p.id BETWEEN s.target_id * 4294967296 AND s.target_id * 4294967296 + "
+        "4294967295 AND p.first_snap <= s.id") " UNION ALL " ONE_SNAPSHOT(STORE_SPANS_BY_CLASS " p",
+                                                                          "p.target_id = "
+                                                                          "s.target_id AND "
+                                                                          "p.first_snap <= s.id "
+                                                                          "AND " STORE_ENDED_IN(
+                                                                              "s.id",
+                                                                              "s.id + k.w - 1"));
 #undef ONE_SNAPSHOT
     int64_t count = 0;
     int rc = store_query_i64(st, "SELECT region_count FROM snapshots WHERE id = ?", snap_id, 0,
@@ -87,17 +90,20 @@ int store_read_regions(struct store *st, int64_t snap_id, struct region_list *ou
 int store_read_delta(struct store *st, int64_t target_id, int64_t a, int64_t b,
                      struct region_list *gone, struct region_list *came, struct err *e)
 {
-    /* Alive at a, ended before b: one range of the spans_alive index. */
-    static const char *gone_sql = SPAN_COLS("spans") "WHERE p.target_id = ?1 AND p.last_snap >= ?2 "
-                                                     "AND p.last_snap < ?3 AND p.first_snap <= ?2";
+    /* Alive at a, ended before b: for each length class, those that ended from a to the sooner
+     * of b - 1 and the class's reach. */
+    static const char *gone_sql =
+        SPAN_COLS(STORE_SPANS_BY_CLASS) "WHERE p.target_id = ?1 AND "
+                                        "p.first_snap <= ?2 AND " STORE_ENDED_IN(
+                                            "?2", "min(?3 - 1, ?2 + k.w - 1)");
     /* Born after a, alive at b: still open (the target's rowid range of spans_open), or ended
-     * after b (a range of the index). */
-    static const char *came_sql =
-        SPAN_COLS("spans_open") "WHERE p.id BETWEEN ?4 AND ?5 AND p.first_snap > ?2 AND "
-                                "p.first_snap <= ?3 UNION ALL " SPAN_COLS(
-                                    "spans") "WHERE p.target_id = ?1 AND p.last_snap >= ?3 AND "
-                                             "p.first_snap > ?2 AND "
-                                             "p.first_snap <= ?3";
+     * and alive at b (one range per length class). */
+    static const char *came_sql = SPAN_COLS(
+        "spans_open") "WHERE p.id BETWEEN ?4 AND ?5 AND p.first_snap > ?2 AND "
+                      "p.first_snap <= ?3 UNION ALL " SPAN_COLS(
+                          STORE_SPANS_BY_CLASS) "WHERE p.target_id = ?1 AND "
+                                                "p.first_snap > ?2 AND p.first_snap <= ?3 "
+                                                "AND " STORE_ENDED_IN("?3", "?3 + k.w - 1");
     const int64_t params[] = {target_id, a, b, target_id << 32, (target_id << 32) + 0xffffffffLL};
     const char *what = "cannot read the snapshots' differences";
     int rc = read_regions(st, gone_sql, params, 3, 0, what, gone, e);
@@ -109,10 +115,9 @@ int store_read_delta(struct store *st, int64_t target_id, int64_t a, int64_t b,
 /* The region columns with the memory figures the span had at snapshot `at` (an SQL
  * parameter), from spans or spans_open as p. */
 #define SPAN_MEM_COLS(table, at)                                                                   \
-    "SELECT " STORE_REGION_COLUMNS_P(                                                              \
-        "n.path") ", " STORE_REGION_FIGURES_M " FROM " table                                       \
-                  " p LEFT JOIN paths n ON n.id = p.path_id LEFT JOIN span_mem m ON m.span_id = "  \
-                  "p.id AND m.first_snap <= " at " AND m.last_snap >= " at " "
+    "SELECT " STORE_REGION_COLUMNS_P("n.path") ", " STORE_REGION_FIGURES_M " FROM " table          \
+                                               " p LEFT JOIN paths n ON n.id = p.path_id LEFT "    \
+                                               "JOIN span_mem m ON " STORE_MEM_AT(at)
 
 /* The target's spans whose figures changed after ?2 up to ?3: a new span_mem interval began. */
 #define MEM_CHANGED                                                                                \
@@ -123,29 +128,47 @@ int store_read_delta_mem(struct store *st, int64_t target_id, int64_t a, int64_t
                          struct region_list *ra, struct region_list *rb, struct err *e)
 {
     /* At a: the regions gone by b, and those alive at both whose figures changed. */
-    static const char *a_sql = SPAN_MEM_COLS(
-        "spans", "?2") "WHERE p.target_id = ?1 AND p.last_snap >= ?2 AND "
-                       "p.last_snap < ?3 AND p.first_snap <= ?2 "
-                       "UNION ALL " SPAN_MEM_COLS(
-                           "spans_open", "?2") "WHERE p.id BETWEEN ?4 AND ?5 AND " MEM_CHANGED
-                                               "UNION ALL " SPAN_MEM_COLS(
-                                                   "spans",
-                                                   "?2") "WHERE p.target_id = ?1 AND "
-                                                         "p.last_snap >= ?3 AND " MEM_CHANGED;
+    static const char *
+        a_sql = SPAN_MEM_COLS(STORE_SPANS_BY_CLASS, "?2") "WHERE p.target_id = ?1 AND p.first_snap "
+                                                          "<= ?2 AND " STORE_ENDED_IN("?2", "min(?"
+                                                                                            "3 - "
+                                                                                            "1, ?2 "
+                                                                                            "+ k.w "
+                                                                                            "- 1)") "UNION ALL " SPAN_MEM_COLS(
+                                                              "spans_open",
+                                                              "?2") "WHERE p.id BETWEEN ?4 AND ?5 "
+                                                                    "AND " MEM_CHANGED
+                                                                    "UNION ALL " SPAN_MEM_COLS(
+                                                                        "spans",
+                                                                        "?2") "WHERE p.target_id = "
+                                                                              "?1 AND "
+                                                                              "p.last_snap >= ?3 "
+                                                                              "AND " MEM_CHANGED;
     /* At b: the regions born after a, and the same changed ones. */
     static const char *b_sql = SPAN_MEM_COLS(
         "spans_open",
         "?3") "WHERE p.id BETWEEN ?4 AND ?5 AND p.first_snap > ?2 AND "
               "p.first_snap <= ?3 "
               "UNION ALL " SPAN_MEM_COLS(
-                  "spans", "?3") "WHERE p.target_id = ?1 AND p.last_snap >= ?3 "
-                                 "AND p.first_snap > ?2 AND p.first_snap <= ?3 "
-                                 "UNION ALL " SPAN_MEM_COLS(
-                                     "spans_open",
-                                     "?3") "WHERE p.id BETWEEN ?4 AND ?5 AND " MEM_CHANGED
-                                           "UNION ALL " SPAN_MEM_COLS(
-                                               "spans", "?3") "WHERE p.target_id = ?1 AND "
-                                                              "p.last_snap >= ?3 AND " MEM_CHANGED;
+                  STORE_SPANS_BY_CLASS,
+                  "?3") "WHERE p.target_id = ?1 AND p.first_snap > ?2 AND "
+                        "p.first_snap <= ?3 AND " STORE_ENDED_IN(
+                            "?3",
+                            "?3 + k.w - 1") "UNION ALL " SPAN_MEM_COLS("spans_open",
+                                                                       "?3") "WHERE p.id BETWEEN "
+                                                                             "?4 AND ?5 "
+                                                                             "AND " MEM_CHANGED
+                                                                             "UNION "
+                                                                             "ALL " SPAN_MEM_COLS(
+                                                                                 "spans",
+                                                                                 "?3") "WHERE "
+                                                                                       "p.target_"
+                                                                                       "id = ?1 "
+                                                                                       "AND "
+                                                                                       "p.last_"
+                                                                                       "snap >= ?3 "
+                                                                                       "AND"
+                                                                                       " " MEM_CHANGED;
     const int64_t params[] = {target_id, a, b, target_id << 32, (target_id << 32) + 0xffffffffLL};
     const char *what = "cannot read the snapshots' differences";
     int rc = read_regions(st, a_sql, params, 5, 0, what, ra, e);
