@@ -1032,16 +1032,16 @@ static void test_views_reach_one_snapshot_by_index(void **state)
     close_fixture(&f);
 }
 
-/* Tick t of a recording: 16 regions alive throughout (the first's rss changes every tick), and
- * two short-lived ones, born at t - 1 and t, each alive for two ticks. */
+/* Tick t of a recording, in address order: 16 regions alive throughout (the first's rss changes
+ * every tick), and two short-lived ones, born at t - 1 and t, each alive for two ticks. */
 static void churn_tick(int t, struct region_list *l)
 {
     size_t cap = 64 * 1024, len = 0;
     char *text = xmalloc(cap);
     for (int i = 0; i < 18; i++) {
         uint64_t start = i < 16 ? 0x10000000ull + (uint64_t)i * 0x10000
-                                : 0x40000000ull + (uint64_t)(t - (i - 16)) * 0x10000;
-        if (i >= 16 && t - (i - 16) < 1)
+                                : 0x40000000ull + (uint64_t)(t - 17 + i) * 0x10000;
+        if (i >= 16 && t - 17 + i < 1)
             continue;
         unsigned rss = i == 0 ? 4u * (1 + (unsigned)(t % 2)) : 4u;
         len += (size_t)snprintf(text + len, cap - len,
@@ -1119,6 +1119,16 @@ static void test_one_snapshot_costs_the_same_however_long_the_recording(void **s
                          short_steps[q]);
         }
     }
+    /* The history of snapshots 300 to 600 (ids as seqs here) holds the 16 regions alive
+     * throughout and each short-lived one alive at one of them: born at 299 to 600. */
+    struct store_history h;
+    struct err e = {0};
+    memset(&h, 0, sizeof(h));
+    if (store_read_history(f.st, store_writer_target(f.w), 300, 600, &h, &e) != 0)
+        fail_msg("history: %s", e.msg);
+    assert_int_equal(h.nsnaps, 301);
+    assert_int_equal(h.regions.n, 16 + 302);
+    store_history_release(&h);
     close_fixture(&f);
 }
 

@@ -73,17 +73,14 @@ static int read_spans(struct store *st, int64_t target, int64_t from, int64_t to
 {
     /* Ended regions alive at some snapshot of the range (an index range), then the open
      * ones born by its end (the target's rowid range). */
-    static const char *sql = HISTORY_COLS(
-        STORE_SPANS_BY_CLASS,
-        "p.last_snap") "WHERE p.target_id = :target AND "
-                       "p.first_snap <= :to AND " STORE_ENDED_IN(
-                           ":from", ":to + k.w - 1") "UNION ALL " HISTORY_COLS("spans_open",
-                                                                               "922337203685477580"
-                                                                               "7") "WHERE p.id "
-                                                                                    "BETWEEN :lo "
-                                                                                    "AND :hi AND "
-                                                                                    "p.first_snap "
-                                                                                    "<= :to";
+#define ENDED_IN_RANGE                                                                             \
+    "WHERE p.target_id = :target AND p.first_snap <= :to AND " STORE_ENDED_IN(":from",             \
+                                                                              ":to + k.w - 1")
+#define OPEN_IN_RANGE "WHERE p.id BETWEEN :lo AND :hi AND p.first_snap <= :to"
+    static const char *sql = HISTORY_COLS(STORE_SPANS_BY_CLASS, "p.last_snap") ENDED_IN_RANGE
+        "UNION ALL " HISTORY_COLS("spans_open", "9223372036854775807") OPEN_IN_RANGE;
+#undef ENDED_IN_RANGE
+#undef OPEN_IN_RANGE
     struct store_stmt q;
     size_t cap = 0, idcap = 0;
     int rc = store_stmt_prepare(st, sql, "cannot read the recording", &q, e);

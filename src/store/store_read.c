@@ -64,19 +64,19 @@ int store_read_regions(struct store *st, int64_t snap_id, struct region_list *ou
 #define ONE_SNAPSHOT(from, where)                                                                  \
     "SELECT " STORE_REGION_COLUMNS_P(                                                              \
         "n.path") ", " STORE_REGION_FIGURES_M " FROM snapshots s CROSS JOIN " from                 \
-                  " LEFT JOIN paths n ON n.id = p.path_id LEFT JOIN "                              \
-                  "span_mem m ON s.detail = 'smaps' AND " STORE_MEM_AT(                            \
+                  " LEFT JOIN paths n ON n.id = p.path_id "                                        \
+                  "LEFT JOIN span_mem m ON s.detail = 'smaps' AND " STORE_MEM_AT(                  \
                       "s.id") "WHERE s.id = ?1 AND " where
-    static const char *sql = ONE_SNAPSHOT(
-        "spans_open p",
-        "p.id BETWEEN s.target_id * 4294967296 AND s.target_id * 4294967296 + "
-        "4294967295 AND p.first_snap <= s.id") " UNION ALL " ONE_SNAPSHOT(STORE_SPANS_BY_CLASS " p",
-                                                                          "p.target_id = "
-                                                                          "s.target_id AND "
-                                                                          "p.first_snap <= s.id "
-                                                                          "AND " STORE_ENDED_IN(
-                                                                              "s.id",
-                                                                              "s.id + k.w - 1"));
+#define OPEN_AT_S                                                                                  \
+    "p.id BETWEEN s.target_id * 4294967296 AND s.target_id * 4294967296 + 4294967295 AND "         \
+    "p.first_snap <= s.id "
+#define ENDED_AT_S                                                                                 \
+    "p.target_id = s.target_id AND p.first_snap <= s.id AND " STORE_ENDED_IN("s.id",               \
+                                                                             "s.id + k.w - 1")
+    static const char *sql = ONE_SNAPSHOT("spans_open p", OPEN_AT_S) "UNION ALL " ONE_SNAPSHOT(
+        STORE_SPANS_BY_CLASS " p", ENDED_AT_S);
+#undef OPEN_AT_S
+#undef ENDED_AT_S
 #undef ONE_SNAPSHOT
     int64_t count = 0;
     int rc = store_query_i64(st, "SELECT region_count FROM snapshots WHERE id = ?", snap_id, 0,
@@ -87,23 +87,32 @@ int store_read_regions(struct store *st, int64_t snap_id, struct region_list *ou
                         "cannot read the snapshot's regions", out, e);
 }
 
+/*
+ * The parts of a delta between snapshots a (?2) and b (?3) of target ?1, whose open spans are
+ * the rowids ?4..?5. Gone: alive at a, ended before b (for each length class, those that ended
+ * from a to the sooner of b - 1 and the class's reach). Came: born after a and alive at b,
+ * still open or ended (one range per class). Changed: alive at both, with a span_mem interval
+ * that began after a.
+ */
+#define WHERE_GONE                                                                                 \
+    "WHERE p.target_id = ?1 AND p.first_snap <= ?2 AND " STORE_ENDED_IN(                           \
+        "?2", "min(?3 - 1, ?2 + k.w - 1)")
+#define WHERE_CAME_OPEN "WHERE p.id BETWEEN ?4 AND ?5 AND p.first_snap > ?2 AND p.first_snap <= ?3 "
+#define WHERE_CAME_ENDED                                                                           \
+    "WHERE p.target_id = ?1 AND p.first_snap > ?2 AND p.first_snap <= ?3 AND " STORE_ENDED_IN(     \
+        "?3", "?3 + k.w - 1")
+#define MEM_CHANGED                                                                                \
+    "p.id IN (SELECT span_id FROM span_mem WHERE span_id BETWEEN ?4 AND ?5 AND first_snap > ?2 "   \
+    "AND first_snap <= ?3) AND p.first_snap <= ?2 "
+#define WHERE_CHANGED_OPEN  "WHERE p.id BETWEEN ?4 AND ?5 AND " MEM_CHANGED
+#define WHERE_CHANGED_ENDED "WHERE p.target_id = ?1 AND p.last_snap >= ?3 AND " MEM_CHANGED
+
 int store_read_delta(struct store *st, int64_t target_id, int64_t a, int64_t b,
                      struct region_list *gone, struct region_list *came, struct err *e)
 {
-    /* Alive at a, ended before b: for each length class, those that ended from a to the sooner
-     * of b - 1 and the class's reach. */
-    static const char *gone_sql =
-        SPAN_COLS(STORE_SPANS_BY_CLASS) "WHERE p.target_id = ?1 AND "
-                                        "p.first_snap <= ?2 AND " STORE_ENDED_IN(
-                                            "?2", "min(?3 - 1, ?2 + k.w - 1)");
-    /* Born after a, alive at b: still open (the target's rowid range of spans_open), or ended
-     * and alive at b (one range per length class). */
-    static const char *came_sql = SPAN_COLS(
-        "spans_open") "WHERE p.id BETWEEN ?4 AND ?5 AND p.first_snap > ?2 AND "
-                      "p.first_snap <= ?3 UNION ALL " SPAN_COLS(
-                          STORE_SPANS_BY_CLASS) "WHERE p.target_id = ?1 AND "
-                                                "p.first_snap > ?2 AND p.first_snap <= ?3 "
-                                                "AND " STORE_ENDED_IN("?3", "?3 + k.w - 1");
+    static const char *gone_sql = SPAN_COLS(STORE_SPANS_BY_CLASS) WHERE_GONE;
+    static const char *came_sql = SPAN_COLS("spans_open") WHERE_CAME_OPEN
+        "UNION ALL " SPAN_COLS(STORE_SPANS_BY_CLASS) WHERE_CAME_ENDED;
     const int64_t params[] = {target_id, a, b, target_id << 32, (target_id << 32) + 0xffffffffLL};
     const char *what = "cannot read the snapshots' differences";
     int rc = read_regions(st, gone_sql, params, 3, 0, what, gone, e);
@@ -119,56 +128,18 @@ int store_read_delta(struct store *st, int64_t target_id, int64_t a, int64_t b,
                                                " p LEFT JOIN paths n ON n.id = p.path_id LEFT "    \
                                                "JOIN span_mem m ON " STORE_MEM_AT(at)
 
-/* The target's spans whose figures changed after ?2 up to ?3: a new span_mem interval began. */
-#define MEM_CHANGED                                                                                \
-    "p.id IN (SELECT span_id FROM span_mem WHERE span_id BETWEEN ?4 AND ?5 AND first_snap > ?2 "   \
-    "AND first_snap <= ?3) AND p.first_snap <= ?2 "
-
 int store_read_delta_mem(struct store *st, int64_t target_id, int64_t a, int64_t b,
                          struct region_list *ra, struct region_list *rb, struct err *e)
 {
     /* At a: the regions gone by b, and those alive at both whose figures changed. */
-    static const char *
-        a_sql = SPAN_MEM_COLS(STORE_SPANS_BY_CLASS, "?2") "WHERE p.target_id = ?1 AND p.first_snap "
-                                                          "<= ?2 AND " STORE_ENDED_IN("?2", "min(?"
-                                                                                            "3 - "
-                                                                                            "1, ?2 "
-                                                                                            "+ k.w "
-                                                                                            "- 1)") "UNION ALL " SPAN_MEM_COLS(
-                                                              "spans_open",
-                                                              "?2") "WHERE p.id BETWEEN ?4 AND ?5 "
-                                                                    "AND " MEM_CHANGED
-                                                                    "UNION ALL " SPAN_MEM_COLS(
-                                                                        "spans",
-                                                                        "?2") "WHERE p.target_id = "
-                                                                              "?1 AND "
-                                                                              "p.last_snap >= ?3 "
-                                                                              "AND " MEM_CHANGED;
+    static const char *a_sql = SPAN_MEM_COLS(STORE_SPANS_BY_CLASS, "?2") WHERE_GONE
+        "UNION ALL " SPAN_MEM_COLS("spans_open", "?2") WHERE_CHANGED_OPEN
+        "UNION ALL " SPAN_MEM_COLS("spans", "?2") WHERE_CHANGED_ENDED;
     /* At b: the regions born after a, and the same changed ones. */
-    static const char *b_sql = SPAN_MEM_COLS(
-        "spans_open",
-        "?3") "WHERE p.id BETWEEN ?4 AND ?5 AND p.first_snap > ?2 AND "
-              "p.first_snap <= ?3 "
-              "UNION ALL " SPAN_MEM_COLS(
-                  STORE_SPANS_BY_CLASS,
-                  "?3") "WHERE p.target_id = ?1 AND p.first_snap > ?2 AND "
-                        "p.first_snap <= ?3 AND " STORE_ENDED_IN(
-                            "?3",
-                            "?3 + k.w - 1") "UNION ALL " SPAN_MEM_COLS("spans_open",
-                                                                       "?3") "WHERE p.id BETWEEN "
-                                                                             "?4 AND ?5 "
-                                                                             "AND " MEM_CHANGED
-                                                                             "UNION "
-                                                                             "ALL " SPAN_MEM_COLS(
-                                                                                 "spans",
-                                                                                 "?3") "WHERE "
-                                                                                       "p.target_"
-                                                                                       "id = ?1 "
-                                                                                       "AND "
-                                                                                       "p.last_"
-                                                                                       "snap >= ?3 "
-                                                                                       "AND"
-                                                                                       " " MEM_CHANGED;
+    static const char *b_sql = SPAN_MEM_COLS("spans_open", "?3") WHERE_CAME_OPEN
+        "UNION ALL " SPAN_MEM_COLS(STORE_SPANS_BY_CLASS, "?3") WHERE_CAME_ENDED
+        "UNION ALL " SPAN_MEM_COLS("spans_open", "?3") WHERE_CHANGED_OPEN
+        "UNION ALL " SPAN_MEM_COLS("spans", "?3") WHERE_CHANGED_ENDED;
     const int64_t params[] = {target_id, a, b, target_id << 32, (target_id << 32) + 0xffffffffLL};
     const char *what = "cannot read the snapshots' differences";
     int rc = read_regions(st, a_sql, params, 5, 0, what, ra, e);
