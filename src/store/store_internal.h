@@ -212,6 +212,20 @@ void store_row_to_region(sqlite3_stmt *s, int col, struct region_list *l, struct
 #define STORE_SPAN_CLASS(p)                                                                        \
     "2 * length(printf('%x', " p ".last_snap - " p ".first_snap)) - (substr(printf('%x', " p       \
     ".last_snap - " p ".first_snap), 1, 1) < '4') - (" p ".last_snap = " p ".first_snap)"
+/* The same class in C, of an interval of d = last_snap - first_snap >= 0 snapshots: 0 for
+ * d = 0, n for 4^(n-1) <= d < 4^n, which is half its bit length rounded up (32 when open). */
+static inline int store_span_class(int64_t d)
+{
+    int bits = 0;
+    for (uint64_t v = (uint64_t)d; v; v >>= 1)
+        bits++;
+    return (bits + 1) / 2;
+}
+/* Notes that the target's category_spans hold an interval of class n (schema/008): the
+ * category_totals view visits only the classes noted. */
+#define STORE_CATEGORY_CLASS_ADD                                                                   \
+    "INSERT OR IGNORE INTO category_classes (target_id, n, w) SELECT :target, n, w FROM "          \
+    "interval_classes WHERE n = :class"
 /* FROM: the length classes k, then the ended spans as p, one short range of spans_by_length
  * per class; STORE_ENDED_IN in the WHERE says which. */
 #define STORE_SPANS_BY_CLASS "interval_classes k CROSS JOIN spans"

@@ -197,6 +197,11 @@ static int copy_target(struct store *st, int64_t from, int64_t to, int64_t here,
          "(SELECT new_id FROM temp.merge_snap WHERE old_id = c.last_snap) END, "
          "c.regions, c.mapped, c.committed, c.rss FROM src.category_spans c "
          "WHERE c.target_id = ?1"},
+        /* Renumbered, the intervals have lengths of their own here. */
+        {"cannot merge category totals",
+         "INSERT OR IGNORE INTO main.category_classes (target_id, n, w) SELECT DISTINCT ?2, k.n, "
+         "k.w FROM main.category_spans c JOIN main.interval_classes k ON k.n = " STORE_SPAN_CLASS(
+             "c") " WHERE c.target_id = ?2"},
         {"cannot merge", "DELETE FROM temp.merge_snap"},
     };
     const int64_t p[] = {from, to, here, from << 32, to << 32, STORE_OPEN_SPAN};

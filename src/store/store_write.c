@@ -42,6 +42,7 @@ static const char *const writer_sql[S_COUNT] = {
     [S_CAT_LOAD] = "SELECT category, first_snap, regions, mapped, committed, rss FROM "
                    "category_spans c WHERE target_id = :target AND last_snap = 9223372036854775807 "
                    "AND " STORE_SPAN_CLASS("c") " = 32",
+    [S_CAT_CLASS] = STORE_CATEGORY_CLASS_ADD,
     [S_MARK_TAKEN] = "UPDATE recorders SET marks_done = max(marks_done, :mark) WHERE id = "
                      ":recorder",
     [S_SPAN_BATCH] = NULL,

@@ -302,6 +302,16 @@ int store_writer_delta(struct store_writer *w, const struct region_list *l, int6
     return flush_spans(w, e);
 }
 
+/* Notes the class of a category interval just opened or closed (every time: a mask of the
+ * classes noted would outlive a rolled-back transaction; the row costs one seek when known). */
+static int note_category_class(struct store_writer *w, int n, struct err *e)
+{
+    struct store_stmt *q = &w->stmt[S_CAT_CLASS];
+    store_bind_i64(q, ":target", w->target_id);
+    store_bind_i64(q, ":class", n);
+    return store_writer_run(w, S_CAT_CLASS, e);
+}
+
 /*
  * The category totals of l, written where they changed since the last snapshot: the open row
  * ends at the last snapshot and a new one opens at snap. Per-region rss is summed only when the
@@ -350,7 +360,8 @@ int store_writer_categories(struct store_writer *w, const struct region_list *l,
             store_bind_i64(q, ":target", w->target_id);
             store_bind_static(q, ":category", name, -1);
             store_bind_i64(q, ":first", old->first);
-            if ((rc = store_writer_run(w, S_CAT_CLOSE, e)) < 0)
+            if ((rc = store_writer_run(w, S_CAT_CLOSE, e)) < 0 ||
+                (rc = note_category_class(w, store_span_class(w->last_snap - old->first), e)) < 0)
                 return rc;
         }
         if (!t->regions)
@@ -366,7 +377,8 @@ int store_writer_categories(struct store_writer *w, const struct region_list *l,
             store_bind_i64(q, ":rss", (int64_t)t->rss);
         else
             store_bind_null(q, ":rss");
-        if ((rc = store_writer_run(w, S_CAT_OPEN, e)) < 0)
+        if ((rc = store_writer_run(w, S_CAT_OPEN, e)) < 0 ||
+            (rc = note_category_class(w, store_span_class(STORE_OPEN_SPAN - snap), e)) < 0)
             return rc;
         t->first = snap;
     }

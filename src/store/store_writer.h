@@ -19,6 +19,7 @@ enum {
     S_CAT_CLOSE,
     S_CAT_OPEN,
     S_CAT_LOAD,
+    S_CAT_CLASS,
     S_MARK_TAKEN,
     S_SPAN_BATCH, /* SPAN_BATCH new regions at once */
     S_COUNT
