@@ -580,6 +580,98 @@ static void test_migrates_from_version_1(void **state)
     free(path);
 }
 
+/* The slow-migration notice, in a child: where its migration is, then held there. */
+static int held_fd = -1;
+static void hold_migration(const char *path, int from, int to)
+{
+    (void)path;
+    int v[2] = {from, to};
+    if (write(held_fd, v, sizeof(v)) != (ssize_t)sizeof(v))
+        _exit(4);
+    for (;;)
+        pause();
+}
+
+/*
+ * A process killed while it migrates a long recording loses nothing: the file stays at its
+ * schema with every row, and the next open migrates it whole. The child is killed while its
+ * slow-migration notice holds it inside the migration (said at once here, after a second in
+ * the CLI).
+ */
+static void test_migration_killed_loses_nothing(void **state)
+{
+    (void)state;
+    char *path = tu_tmppath("killed.db", NULL);
+    struct store *st = NULL;
+    struct err e = {0};
+    assert_int_equal(store_open_version(&st, path, STORE_WRITE, 1, &e), 0);
+    assert_int_equal(store_exec(st, tu_schema1_rows, &e), 0);
+    store_close(st);
+    /* Schema 6, with 50,000 more intervals (of a second target) for its indexes to build. */
+    assert_int_equal(store_open_version(&st, path, STORE_WRITE, 6, &e), 0);
+    assert_int_equal(
+        store_exec(
+            st,
+            "INSERT INTO targets VALUES (2, 4343, 778, '/y', 'y', 'h', 'linux', 'boot-1', "
+            "'1:2:3:5', '2025-11-22T00:00:00.000Z', NULL);"
+            "WITH RECURSIVE i(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM i WHERE x < 50000) "
+            "INSERT INTO spans (id, target_id, first_snap, last_snap, start, \"end\", perms, "
+            "offset, dev, inode, category) SELECT 8589934592 + x, 2, x, x + x % 97, x * "
+            "8192, x * 8192 + 4096, 'rw-p', 0, '00:00', 0, 'anon' FROM i",
+            &e),
+        0);
+    int64_t spans = count(st, "SELECT count(*) FROM spans");
+    store_close(st);
+
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        held_fd = fds[1];
+        store_on_slow_migration(hold_migration, 0);
+        _exit(store_open(&st, path, STORE_WRITE, &e) == 0 ? 3 : 5);
+    }
+    close(fds[1]);
+    int said[2] = {0, 0};
+    ssize_t got = read(fds[0], said, sizeof(said));
+    close(fds[0]);
+    kill(pid, SIGKILL);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (got != (ssize_t)sizeof(said))
+        fail_msg("the migrating child said nothing (exit status %d)",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    assert_int_equal(said[0], 6);
+    assert_int_equal(said[1], store_schema_version());
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+    /* As it was: schema 6, every row. */
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(h,
+                                        "SELECT (SELECT user_version FROM pragma_user_version), "
+                                        "(SELECT count(*) FROM spans)",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int64(q, 0), 6);
+    assert_int_equal(sqlite3_column_int64(q, 1), spans);
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+
+    /* The next open migrates it whole. */
+    assert_int_equal(store_open(&st, path, STORE_WRITE, &e), 0);
+    assert_int_equal(count(st, "PRAGMA user_version"), store_schema_version());
+    assert_int_equal(count(st, "SELECT count(*) FROM spans"), spans);
+    assert_int_equal(count(st, "SELECT count(*) FROM regions WHERE snapshot_id = 2"), 2);
+    assert_category_totals_match(st);
+    store_close(st);
+    free(path);
+}
+
 static void test_selectors(void **state)
 {
     (void)state;
@@ -1255,6 +1347,7 @@ int main(void)
         cmocka_unit_test(test_refuses_newer_schema),
         cmocka_unit_test(test_new_file_is_private),
         cmocka_unit_test(test_migrates_from_version_1),
+        cmocka_unit_test(test_migration_killed_loses_nothing),
         cmocka_unit_test(test_selectors),
         cmocka_unit_test(test_statements_and_transactions),
         cmocka_unit_test(test_views_reach_one_snapshot_by_index),

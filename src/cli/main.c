@@ -1,4 +1,5 @@
 /* vmsnap's entry point: global options, then a table of subcommands (git's builtin/ style). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,9 +41,21 @@ static void usage(FILE *f)
                "Snapshots are selected by id, 'first', 'last', 'last~N', or label.\n");
 }
 
+/* A migration that takes long is said, once, so the wait is not taken for a hang. */
+static void slow_migration(const char *path, int from, int to)
+{
+    fputs("vmsnap: migrating '", stderr);
+    cli_print_escaped(stderr, path, strlen(path));
+    fprintf(stderr,
+            "' from schema %d to %d, once: building its indexes takes a while for a long "
+            "recording (about 30 s for a day at 1 s)\n",
+            from, to);
+}
+
 int main(int argc, char **argv)
 {
     struct cli cli = {0};
+    store_on_slow_migration(slow_migration, 1000000);
     const char *env = getenv("VMSNAP_DB");
     cli.db_path = env && *env ? env : "vmsnap.db";
     int i = 1;

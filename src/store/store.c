@@ -137,6 +137,33 @@ static int check_made(struct store *st, const struct ident *id, struct err *e)
     return store_check_schema(st->db, "main", st->path, (int)id->version, e);
 }
 
+static void (*slow_migration)(const char *path, int from, int to);
+static int64_t slow_migration_us;
+
+void store_on_slow_migration(void (*notice)(const char *path, int from, int to), int64_t after_us)
+{
+    slow_migration = notice;
+    slow_migration_us = after_us;
+}
+
+/* A migration under way: when it began, and whether it has been said to be slow. */
+struct migration_watch {
+    const char *path;
+    int from, to;
+    int64_t began_us;
+    int said;
+};
+
+static int watch_migration(void *arg)
+{
+    struct migration_watch *m = arg;
+    if (!m->said && plat_monotonic_us() - m->began_us >= slow_migration_us) {
+        m->said = 1;
+        slow_migration(m->path, m->from, m->to);
+    }
+    return 0;
+}
+
 /*
  * Brings the file to max_version in one write transaction. The identity is read again inside
  * it: another process may have created or migrated the file since we first looked, and then
@@ -151,6 +178,9 @@ static int migrate(struct store *st, int max_version, struct err *e)
     if ((rc = read_ident(st, &id, e)) < 0 || (rc = check_ident(st, &id, e)) < 0 ||
         (rc = check_made(st, &id, e)) < 0)
         goto fail;
+    struct migration_watch watch = {st->path, (int)id.version, max_version, plat_monotonic_us(), 0};
+    if (slow_migration && id.version > 0 && id.version < max_version)
+        sqlite3_progress_handler(st->db, 100000, watch_migration, &watch);
     for (int i = 0; i < store_migrations_count; i++) {
         const struct store_migration *m = &store_migrations[i];
         if (m->version <= id.version || m->version > max_version)
@@ -167,8 +197,10 @@ static int migrate(struct store *st, int max_version, struct err *e)
         if (rc < 0)
             goto fail;
     }
+    sqlite3_progress_handler(st->db, 0, NULL, NULL);
     return store_commit(st, e);
 fail:
+    sqlite3_progress_handler(st->db, 0, NULL, NULL);
     store_rollback(st);
     return rc;
 }

@@ -27,6 +27,10 @@ int store_open(struct store **out, const char *path, int mode, struct err *e);
 int store_open_version(struct store **out, const char *path, int mode, int max_version,
                        struct err *e);
 void store_close(struct store *st);
+/* Called once when migrating the file at path from schema `from` to `to` has taken after_us
+ * microseconds (a long recording's indexes are being built, once): the CLI says so after a
+ * second, so a user does not take the wait for a hang. NULL (the default) says nothing. */
+void store_on_slow_migration(void (*notice)(const char *path, int from, int to), int64_t after_us);
 int store_schema_version(void);
 const char *store_path(const struct store *st);
 
