@@ -104,8 +104,9 @@ int store_read_regions(struct store *st, int64_t snap_id, struct region_list *ou
 #define MEM_CHANGED                                                                                \
     "p.id IN (SELECT span_id FROM span_mem WHERE span_id BETWEEN ?4 AND ?5 AND first_snap > ?2 "   \
     "AND first_snap <= ?3) AND p.first_snap <= ?2 "
-#define WHERE_CHANGED_OPEN  "WHERE p.id BETWEEN ?4 AND ?5 AND " MEM_CHANGED
-#define WHERE_CHANGED_ENDED "WHERE p.target_id = ?1 AND p.last_snap >= ?3 AND " MEM_CHANGED
+#define WHERE_CHANGED_OPEN "WHERE p.id BETWEEN ?4 AND ?5 AND " MEM_CHANGED
+#define WHERE_CHANGED_ENDED                                                                        \
+    "WHERE p.target_id = ?1 AND " STORE_ENDED_IN("?3", "?3 + k.w - 1") "AND " MEM_CHANGED
 
 int store_read_delta(struct store *st, int64_t target_id, int64_t a, int64_t b,
                      struct region_list *gone, struct region_list *came, struct err *e)
@@ -134,12 +135,12 @@ int store_read_delta_mem(struct store *st, int64_t target_id, int64_t a, int64_t
     /* At a: the regions gone by b, and those alive at both whose figures changed. */
     static const char *a_sql = SPAN_MEM_COLS(STORE_SPANS_BY_CLASS, "?2") WHERE_GONE
         "UNION ALL " SPAN_MEM_COLS("spans_open", "?2") WHERE_CHANGED_OPEN
-        "UNION ALL " SPAN_MEM_COLS("spans", "?2") WHERE_CHANGED_ENDED;
+        "UNION ALL " SPAN_MEM_COLS(STORE_SPANS_BY_CLASS, "?2") WHERE_CHANGED_ENDED;
     /* At b: the regions born after a, and the same changed ones. */
     static const char *b_sql = SPAN_MEM_COLS("spans_open", "?3") WHERE_CAME_OPEN
         "UNION ALL " SPAN_MEM_COLS(STORE_SPANS_BY_CLASS, "?3") WHERE_CAME_ENDED
         "UNION ALL " SPAN_MEM_COLS("spans_open", "?3") WHERE_CHANGED_OPEN
-        "UNION ALL " SPAN_MEM_COLS("spans", "?3") WHERE_CHANGED_ENDED;
+        "UNION ALL " SPAN_MEM_COLS(STORE_SPANS_BY_CLASS, "?3") WHERE_CHANGED_ENDED;
     const int64_t params[] = {target_id, a, b, target_id << 32, (target_id << 32) + 0xffffffffLL};
     const char *what = "cannot read the snapshots' differences";
     int rc = read_regions(st, a_sql, params, 5, 0, what, ra, e);
