@@ -56,23 +56,42 @@ static void fit_result(const struct fit *f, double *rate, double *r2)
         *r2 = 1;
 }
 
-/* The statistics of one series of n values. */
+/* The statistics of one series of n values: its ends, peak, phases and held growth. */
 static void series_stat(const int64_t *v, size_t stride, size_t n, const struct times *tm,
-                        struct growth_stat *out)
+                        const struct series_context *ctx, struct growth_stat *out)
 {
-    struct fit f = {0};
-    size_t onset = 0;
-    for (size_t k = 0; k < n; k++) {
-        int64_t x = v[k * stride];
-        fit_run(&f, tm, k, k + 1, (double)x);
-        if (x <= v[onset * stride])
-            onset = k;
-    }
+    struct series_phases p;
+    series_phases_find(v, stride, n, tm->t, ctx, &p);
+    memset(out, 0, sizeof(*out));
     out->start = v[0];
     out->end = v[(n - 1) * stride];
     out->delta = out->end - out->start;
-    out->onset = onset;
-    fit_result(&f, &out->rate, &out->r2);
+    out->peak = p.peak;
+    out->peak_bytes = v[p.peak * stride];
+    out->slope = p.slope;
+    out->band = p.band;
+    out->onset = out->stopped = GROWTH_NONE;
+    if (p.held < p.n) {
+        const struct phase *h = &p.v[p.held];
+        out->onset = h->from;
+        out->stopped = h->to;
+        out->rate = h->rate;
+        out->r2 = h->r2;
+        /* It goes on when no move follows it and the quiet after it is shorter than a pause
+         * that would have cut it. */
+        int moved_after = 0;
+        size_t last = n - 1; /* the last snapshot before shutdown */
+        for (size_t i = p.held + 1; i < p.n; i++) {
+            if (p.v[i].kind == PHASE_SHUTDOWN)
+                last = p.v[i].from;
+            else
+                moved_after |= p.v[i].kind != PHASE_FLAT;
+        }
+        double quiet = tm->t[last] - tm->t[h->to], length = tm->t[h->to] - tm->t[h->from];
+        out->growing = !moved_after && quiet < length / 4;
+    }
+    out->phases = p.v;
+    out->nphases = p.n;
 }
 
 /* Same file, or both anonymous: what lets a region continue another. */
@@ -445,17 +464,17 @@ int growth_compute(const struct store_history *h, const struct growth_opts *o,
     out->cat_rss = cat_rss;
     for (size_t k = 0; k < n; k++)
         out->rss_series[k] = (int64_t)h->snaps[k].rss_bytes;
-    series_stat(out->committed_series, 1, n, &tm, &out->committed);
+    series_stat(out->committed_series, 1, n, &tm, &o->ctx, &out->committed);
     if (out->have_rss)
-        series_stat(out->rss_series, 1, n, &tm, &out->rss);
+        series_stat(out->rss_series, 1, n, &tm, &o->ctx, &out->rss);
     for (int c = 0; c < CAT_COUNT; c++) {
         if (!out->cat[c].present || (o->category >= 0 && c != o->category)) {
             out->cat[c].present = 0;
             continue;
         }
-        series_stat(out->cat_committed + c, CAT_COUNT, n, &tm, &out->cat[c].committed);
+        series_stat(out->cat_committed + c, CAT_COUNT, n, &tm, &o->ctx, &out->cat[c].committed);
         if (cat_rss)
-            series_stat(cat_rss + c, CAT_COUNT, n, &tm, &out->cat[c].rss);
+            series_stat(cat_rss + c, CAT_COUNT, n, &tm, &o->ctx, &out->cat[c].rss);
     }
     follow(h, &tm, o, out);
     free(tm.t);
@@ -466,6 +485,12 @@ int growth_compute(const struct store_history *h, const struct growth_opts *o,
 
 void growth_result_release(struct growth_result *r)
 {
+    free(r->committed.phases);
+    free(r->rss.phases);
+    for (int c = 0; c < CAT_COUNT; c++) {
+        free(r->cat[c].committed.phases);
+        free(r->cat[c].rss.phases);
+    }
     free(r->committed_series);
     free(r->rss_series);
     free(r->cat_committed);

@@ -12,15 +12,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "analyze/phases.h"
 #include "store/store.h"
 
-/* A value over the range's snapshots. */
+/* A value over the range's snapshots, and its phases (analyze/phases.h). */
 struct growth_stat {
     int64_t start, end, delta; /* bytes */
-    double rate;               /* bytes per second: the least-squares slope over every snapshot */
-    double r2;                 /* how well a line fits (0 when the value never changes) */
-    size_t onset;              /* snapshot index: the last at which the value was at its minimum */
+    /* The last held growth (not start-up): its own least-squares rate (bytes per second) and
+     * fit, from its onset to where it stopped; 0 and onset GROWTH_NONE when nothing is held. */
+    double rate, r2;
+    size_t onset;   /* snapshot index where it began */
+    size_t stopped; /* snapshot index where it stopped */
+    int growing;    /* it goes on to the end of the range */
+    size_t peak;    /* snapshot index of the highest value */
+    int64_t peak_bytes;
+    double slope; /* the least-squares slope over every snapshot (bytes per second) */
+    int64_t band; /* the noise band the phases were cut with (bytes) */
+    struct phase *phases;
+    size_t nphases;
 };
+
+#define GROWTH_NONE SIZE_MAX
 
 struct growth_category {
     int present; /* the category has regions at some snapshot of the range */
@@ -46,8 +58,9 @@ struct growth_survivor {
 };
 
 struct growth_opts {
-    int category; /* lineages, survivors and categories of this one only; -1: all */
-    size_t top;   /* at most this many lineages and survivor groups */
+    int category;              /* lineages, survivors and categories of this one only; -1: all */
+    size_t top;                /* at most this many lineages and survivor groups */
+    struct series_context ctx; /* how the range was recorded: start-up and shutdown */
 };
 
 /* A snapshot of the range, as the printers name it. */

@@ -14,15 +14,20 @@ static const struct cli_command growth_command = {
         "                     [--fail-on-rate BYTES_PER_S]\n\n"
         "What keeps growing over a recording, how fast, and since when: committed and rss bytes "
         "of\n"
-        "the process and of each category (start, end, delta, least-squares rate, r2, onset), the\n"
-        "regions that grew most followed across snapshots (lineages), and the regions born during\n"
-        "the range and never freed (survivors).\n",
+        "the process and of each category cut into phases (growth, flat, release; start-up and\n"
+        "shutdown), each said in one plain line: the last growth still held, with its own rate\n"
+        "and onset, or the peak and where it was given back. Then the regions that grew most,\n"
+        "followed across snapshots (lineages), and those born during the range and never freed\n"
+        "(survivors).\n",
     .epilog =
         "Committed bytes are mapped bytes less no-access ranges (guard pages, reservations such "
         "as\n"
-        "a malloc arena's PROT_NONE tail) and Windows reserve. The onset is the last snapshot at\n"
-        "which the value was at its minimum: where steady growth began.\n"
-        "Exit status: 0, or 2 for trouble; with --fail-on-rate, 1 when the rate is exceeded.\n",
+        "a malloc arena's PROT_NONE tail) and Windows reserve. A growth is held when the value\n"
+        "never falls back to where it began; RATE and ONSET are the last held growth's (PEAK is\n"
+        "the highest value less the first). Moves within the noise band (1% of the largest value,\n"
+        "at least 256K) are not phases.\n"
+        "Exit status: 0, or 2 for trouble; with --fail-on-rate, 1 when the held growth's rate\n"
+        "exceeds RATE (start-up, shutdown and growth that was given back never do).\n",
 };
 
 struct growth_args {
@@ -77,8 +82,9 @@ static int parse_args(struct cli *cli, int argc, char **argv, struct growth_args
                     "at most N lineages and survivor groups (default 10)"),
          .min = 1},
         {CLI_OPTION('f', "fail-on-rate", CLI_OPT_CALL, &a->rate_limit, "RATE",
-                    "exit 1 when the committed rate exceeds RATE bytes per\n"
-                    "second (units K, M, G; '/s' may follow), else 0"),
+                    "exit 1 when the held growth of committed bytes grows\n"
+                    "faster than RATE bytes per second (units K, M, G; '/s' may\n"
+                    "follow), else 0"),
          .what = "rate",
          .expected = "bytes per second with an optional unit K, M or G, e.g. 64K or 1M/s",
          .call = parse_rate, .given = &a->fail_on_rate},
@@ -88,15 +94,73 @@ static int parse_args(struct cli *cli, int argc, char **argv, struct growth_args
     return cli_parse_options(cli, &growth_command, opts, argc, argv, &args);
 }
 
+/* The plain line of one series: what a person would repeat of its phases. 0 when it says
+ * nothing grew beyond the noise band. */
+static int say(const struct growth_stat *s, const struct growth_result *g, char *out, size_t cap)
+{
+    char d[24], r[32];
+    if (s->onset != GROWTH_NONE) {
+        const struct growth_snap *on = &g->snaps[s->onset], *to = &g->snaps[s->stopped];
+        if (s->growing)
+            snprintf(out, cap, "growing since seq %lld (%s) at %s", (long long)on->seq,
+                     on->taken_at, human_rate(s->rate, r));
+        else {
+            int64_t grew = 0;
+            for (size_t i = 0; i < s->nphases; i++)
+                if (s->phases[i].kind == PHASE_GROWTH && s->phases[i].from == s->onset)
+                    grew = s->phases[i].delta;
+            snprintf(out, cap, "grew %s from seq %lld to seq %lld at %s, held since",
+                     cli_human_signed(grew, d), (long long)on->seq, (long long)to->seq,
+                     human_rate(s->rate, r));
+        }
+        return 1;
+    }
+    const struct phase *startup = NULL, *back = NULL;
+    for (size_t i = 0; i < s->nphases; i++) {
+        const struct phase *p = &s->phases[i];
+        if (p->kind == PHASE_STARTUP)
+            startup = p;
+        if (!back && p->from >= s->peak && (p->kind == PHASE_RELEASE || p->kind == PHASE_SHUTDOWN))
+            back = p;
+    }
+    int64_t rise = s->peak_bytes - s->start;
+    if (back && rise > s->band) {
+        snprintf(out, cap, "nothing held; peak %s at seq %lld, given back by seq %lld",
+                 cli_human_signed(rise, d), (long long)g->snaps[s->peak].seq,
+                 (long long)g->snaps[back->to].seq);
+        return 1;
+    }
+    if (startup) {
+        snprintf(out, cap, "nothing held after start-up (%s by seq %lld)",
+                 cli_human_signed(startup->delta, d), (long long)g->snaps[startup->to].seq);
+        return 1;
+    }
+    snprintf(out, cap, "nothing grew (changes within %s)", cli_human((uint64_t)s->band, d));
+    return 0;
+}
+
 static void print_stat_row(const char *name, const struct growth_stat *s,
                            const struct growth_result *g)
 {
-    char a[16], b[16], d[24], r[32];
-    const struct growth_snap *on = &g->snaps[s->onset];
-    cli_printf("  %-9s %8s %8s %9s %13s  %4.2f  seq %lld (%s)\n", name,
+    char a[16], b[16], d[24], p[24], r[32], on[64];
+    if (s->onset == GROWTH_NONE)
+        snprintf(on, sizeof(on), "-");
+    else
+        snprintf(on, sizeof(on), "seq %lld (%s)", (long long)g->snaps[s->onset].seq,
+                 g->snaps[s->onset].taken_at);
+    cli_printf("  %-9s %8s %8s %9s %9s %13s  %4.2f  %s\n", name,
                cli_human(s->start < 0 ? 0 : (uint64_t)s->start, a),
                cli_human(s->end < 0 ? 0 : (uint64_t)s->end, b), cli_human_signed(s->delta, d),
-               human_rate(s->rate, r), s->r2, (long long)on->seq, on->taken_at);
+               cli_human_signed(s->peak_bytes - s->start, p), human_rate(s->rate, r), s->r2, on);
+}
+
+/* One series' plain line, when it says more than "nothing grew" (or always, when asked). */
+static void print_said(const char *name, const struct growth_stat *s, const struct growth_result *g,
+                       int always)
+{
+    char line[256];
+    if (say(s, g, line, sizeof(line)) || always)
+        cli_printf("  %-13s %s\n", name, line);
 }
 
 static void print_table(const struct store_target *t, const struct growth_result *g)
@@ -110,8 +174,17 @@ static void print_table(const struct store_target *t, const struct growth_result
                (long long)first->id, (long long)first->seq, first->taken_at, (long long)last->id,
                (long long)last->seq, last->taken_at, g->duration_s, g->nsnaps,
                g->nsnaps == 1 ? "" : "s");
-    cli_printf("  %-9s %8s %8s %9s %13s  %4s  %s\n", "", "START", "END", "DELTA", "RATE", "R2",
-               "ONSET");
+    print_said("committed", &g->committed, g, 1);
+    if (g->have_rss)
+        print_said("rss", &g->rss, g, 1);
+    for (int c = 0; c < CAT_COUNT; c++)
+        if (g->cat[c].present) {
+            char name[32];
+            snprintf(name, sizeof(name), "%s", region_category_name(c));
+            print_said(name, &g->cat[c].committed, g, 0);
+        }
+    cli_printf("\n  %-9s %8s %8s %9s %9s %13s  %4s  %s\n", "", "START", "END", "DELTA", "PEAK",
+               "RATE", "R2", "ONSET");
     print_stat_row("committed", &g->committed, g);
     if (g->have_rss)
         print_stat_row("rss", &g->rss, g);
@@ -175,7 +248,7 @@ int cmd_growth(struct cli *cli, int argc, char **argv)
     struct err e = {0};
     struct growth_load l;
     int status = EXIT_TROUBLE;
-    const struct growth_opts o = {a.category, (size_t)a.top};
+    const struct growth_opts o = {.category = a.category, .top = (size_t)a.top};
     if (growth_load(st, a.target, a.from, a.to, &o, &l, &e) < 0) {
         if (e.code == ERR_USAGE)
             err_wrap(&e, "growth");

@@ -303,6 +303,24 @@ void json_diff_summary(struct json *j, const struct diff_pair *p, int category,
     json_end_object(j);
 }
 
+/* {"snapshot", "seq", "taken_at"} of snapshot index k, the members of a point in a series. */
+static void json_point_fields(struct json *j, const struct growth_result *g, size_t k)
+{
+    json_key(j, "snapshot");
+    json_int(j, g->snaps[k].id);
+    json_key(j, "seq");
+    json_int(j, g->snaps[k].seq);
+    json_key(j, "taken_at");
+    json_string(j, g->snaps[k].taken_at);
+}
+
+static void json_point(struct json *j, const struct growth_result *g, size_t k)
+{
+    json_begin_object(j);
+    json_point_fields(j, g, k);
+    json_end_object(j);
+}
+
 static void json_stat(struct json *j, const struct growth_stat *s, const struct growth_result *g)
 {
     json_begin_object(j);
@@ -317,12 +335,44 @@ static void json_stat(struct json *j, const struct growth_stat *s, const struct 
     json_key(j, "r2");
     json_double(j, s->r2);
     json_key(j, "onset");
+    if (s->onset == GROWTH_NONE)
+        json_null(j);
+    else
+        json_point(j, g, s->onset);
+    json_key(j, "growing");
+    json_bool(j, s->growing);
+    json_key(j, "peak");
     json_begin_object(j);
-    json_key(j, "snapshot");
-    json_int(j, g->snaps[s->onset].id);
-    json_key(j, "taken_at");
-    json_string(j, g->snaps[s->onset].taken_at);
+    json_key(j, "bytes");
+    json_int(j, s->peak_bytes);
+    json_point_fields(j, g, s->peak);
     json_end_object(j);
+    json_key(j, "slope");
+    json_double(j, s->slope);
+    json_key(j, "band");
+    json_int(j, s->band);
+    json_key(j, "phases");
+    json_begin_array(j);
+    for (size_t i = 0; i < s->nphases; i++) {
+        const struct phase *p = &s->phases[i];
+        json_begin_object(j);
+        json_key(j, "kind");
+        json_string(j, phase_kind_name(p->kind));
+        json_key(j, "from");
+        json_point(j, g, p->from);
+        json_key(j, "to");
+        json_point(j, g, p->to);
+        json_key(j, "delta");
+        json_int(j, p->delta);
+        json_key(j, "rate");
+        json_double(j, p->rate);
+        if (p->kind == PHASE_GROWTH || p->kind == PHASE_STARTUP) {
+            json_key(j, "held");
+            json_bool(j, p->held);
+        }
+        json_end_object(j);
+    }
+    json_end_array(j);
     json_end_object(j);
 }
 

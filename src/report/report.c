@@ -29,7 +29,7 @@ struct input {
 static int load(struct store *st, const struct report_opts *o, struct input *in, struct err *e)
 {
     /* The same lineages and survivors as `vmsnap growth` shows by default. */
-    const struct growth_opts go = {-1, GROWTH_TOP_DEFAULT};
+    const struct growth_opts go = {.category = -1, .top = GROWTH_TOP_DEFAULT};
     int rc;
     if ((rc = growth_load(st, o->target, o->from, o->to, &go, &in->l, e)) < 0 ||
         (rc = diff_pair_load(&in->pair, st, in->l.from, in->l.to, -1, e)) < 0)
