@@ -609,6 +609,120 @@ static void test_live_threads_reserve_not_commit(void **state)
     free(db);
 }
 
+/* The phases of the live target's committed bytes, as "kind[from-to]" by seq, held marked. */
+static void phases_said(const char *json, char *out, size_t cap)
+{
+    const char *p = strstr(json, "\"totals\":{\"committed\":");
+    assert_non_null(p);
+    const char *end = strstr(p, "\"rss\":");
+    size_t len = 0;
+    out[0] = '\0';
+    for (p = strstr(p, "{\"kind\":\""); p && (!end || p < end); p = strstr(p + 1, "{\"kind\":\"")) {
+        const char *k = p + 9, *q = strchr(k, '"');
+        long from = (long)json_num(p, "\"from\":{\"snapshot\":"), to = 0;
+        const char *fs = strstr(p, "\"from\":{"), *ts = strstr(p, "\"to\":{");
+        from = (long)json_num(fs, "\"seq\":");
+        to = (long)json_num(ts, "\"seq\":");
+        const char *close = strchr(ts + 6, '}');
+        const char *next = strstr(close, "{\"kind\":\"");
+        const char *held = strstr(close, "\"held\":true");
+        len += (size_t)snprintf(out + len, cap - len, "%s%.*s[%ld-%ld]%s", len ? " " : "",
+                                (int)(q - k), k, from, to,
+                                held && (!next || held < next) ? "held" : "");
+    }
+}
+
+/*
+ * A launched program (`record -- CMD`) that starts up to 40 MiB, holds still, takes and gives
+ * back a 30 MiB hump, leaks 20 MiB at ~20 MiB/s, pauses, gives it all back and exits: start-up,
+ * the hump and the shutdown are named and not judged, the leak is the answer, and the gate
+ * trips on it alone.
+ */
+static void test_live_launched_phases(void **state)
+{
+    (void)state;
+    char *dir = NULL;
+    char *db = tu_tmppath("launched.db", &dir);
+    char script[4300], cmd[9000];
+    snprintf(script, sizeof(script), "%s/script", dir);
+    FILE *f = fopen(script, "w");
+    assert_non_null(f);
+    const unsigned long long A = 0x500000000000ULL, B = 0x510000000000ULL, C = 0x520000000000ULL;
+    for (int i = 0; i < 4; i++) /* start-up: 40 MiB in four steps */
+        fprintf(f, "mapat %#llx %llu rw-\nsleep 150\n", A + (unsigned long long)i * 10 * M, 10 * M);
+    fprintf(f, "sleep 1500\nmapat %#llx %llu rw-\nsleep 1000\nunmap %#llx %llu\nsleep 1500\n", B,
+            30 * M, B, 30 * M);
+    for (int i = 0; i < 10; i++) /* the leak: 2 MiB every 100 ms */
+        fprintf(f, "mapat %#llx %llu rw-\nsleep 100\n", C + (unsigned long long)i * 2 * M, 2 * M);
+    fprintf(f, "sleep 1500\nunmap %#llx %llu\nunmap %#llx %llu\nsleep 600\nexit 0\n", A, 40 * M, C,
+            20 * M);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "exec %s < %s > /dev/null", VM_CHILD_BIN, script);
+    struct tu_run rec;
+    tu_vmsnap(&rec, "-d", db, "record", "-i", "100ms", "--", "/bin/sh", "-c", cmd, NULL);
+    assert_int_equal(rec.status, 0);
+    tu_run_release(&rec);
+    /* The shell exec'd the child: the child's target is the newest, recorded from its exec;
+     * both are noted as ended. */
+    char *lives = run_ok(db, "query",
+                         "SELECT group_concat(origin || ':' || (exited_at IS NOT NULL), ' ') AS o "
+                         "FROM (SELECT * FROM targets ORDER BY id)",
+                         NULL, NULL, NULL, NULL);
+    assert_non_null(strstr(lives, "launched:1 exec:1"));
+    free(lives);
+    char *out = run_ok(db, "-j", "growth", NULL, NULL, NULL, NULL);
+    char said[2048];
+    phases_said(out, said, sizeof(said));
+    print_message("launched: %s\n", said);
+    if (!strstr(said, "startup[") || !strstr(said, "shutdown[") ||
+        (strncmp(said, "startup", 7) != 0 && strncmp(said, "flat", 4) != 0))
+        fail_msg("start-up and shutdown not named: %s", said);
+    /* Two growths after start-up: the hump, given back, and the leak, held. */
+    const char *hump = strstr(said, " growth[");
+    assert_non_null(hump);
+    assert_true(strncmp(strstr(hump, "]") + 1, "held", 4) != 0);
+    const char *leak = strstr(hump + 1, " growth[");
+    if (!leak || strncmp(strstr(leak, "]") + 1, "held", 4) != 0)
+        fail_msg("the leak is not the held growth: %s", said);
+    const char *tot = strstr(out, "\"totals\":{\"committed\":");
+    double rate = json_num(tot, "\"rate\":");
+    print_message("launched: held growth at %.1f MiB/s (~20 expected)\n", rate / M);
+    assert_true(rate > 12.0 * M && rate < 30.0 * M);
+    assert_non_null(strstr(tot, "\"growing\":false"));
+    assert_true(json_num(strstr(tot, "\"peak\":"), "\"bytes\":") >= 70.0 * M);
+    /* The gate judges the leak: over its rate it fails, under it passes. */
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "growth", "--fail-on-rate", "5M", NULL);
+    assert_int_equal(r.status, 1);
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "growth", "--fail-on-rate", "100M", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "held since"));
+    tu_run_release(&r);
+    /* Up to the leak's start, nothing is held: start-up and the hump never trip the gate. */
+    char to[64];
+    long leak_from = strtol(leak + 8, NULL, 10);
+    snprintf(to, sizeof(to), "%ld", leak_from);
+    char sel[256];
+    snprintf(sel, sizeof(sel),
+             "SELECT id FROM snapshots WHERE seq = %s AND target_id = "
+             "(SELECT max(id) FROM targets)",
+             to);
+    char *ids = run_ok(db, "query", sel, NULL, NULL, NULL, NULL);
+    char *idline = strchr(ids, '\n');
+    assert_non_null(idline);
+    snprintf(to, sizeof(to), "%lld", strtoll(idline + 1, NULL, 10));
+    tu_vmsnap(&r, "-d", db, "growth", "--to", to, "--fail-on-rate", "1K", NULL);
+    if (r.status != 0)
+        fail_msg("the gate tripped before the leak (to %s): %s", to, r.out);
+    assert_non_null(strstr(r.out, "nothing held"));
+    tu_run_release(&r);
+    free(ids);
+    free(out);
+    free(db);
+    free(dir);
+}
+
 /* A target that holds still: no rate, no lineage, and the gate passes. */
 static void test_live_steady(void **state)
 {
@@ -667,6 +781,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_live_grow_down_and_up),
         cmocka_unit_test(test_live_threads_reserve_not_commit),
         cmocka_unit_test(test_live_steady),
+        cmocka_unit_test(test_live_launched_phases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
  * seq (never by id: ids are the file's own). */
 static const char *const contents[] = {
     "SELECT t.boot_id, t.pid, t.start_time, t.exe, t.cmdline, t.host, t.os, t.first_seen, "
+    "t.origin, t.exited_at, "
     "(SELECT p.pid FROM targets p WHERE p.id = t.parent_target_id), s.seq, s.taken_at, s.label, "
     "s.region_count, s.mapped_bytes, s.rss_bytes, s.pss_bytes, s.private_dirty_bytes, "
     "s.anon_bytes, s.swap_bytes, s.detail, s.method, s.torn, s.retries, s.duration_us, s.mark "

@@ -512,7 +512,18 @@ int growth_load(struct store *st, int64_t target_id, const char *from, const cha
         (rc = store_target_get(st, out->target, &out->t, e)) < 0 ||
         (rc = store_read_history(st, out->target, out->from, out->to, &out->h, e)) < 0)
         return rc;
-    return growth_compute(&out->h, o, &out->g, e);
+    /* Start-up is the first growth of a target recorded from its start, when the range begins
+     * there; shutdown the last release of one that exited, when the range ends there. */
+    int64_t t, first, last;
+    if ((rc = store_resolve_range(st, out->target, NULL, NULL, &t, &first, &last, e)) < 0)
+        return rc;
+    const char *origin = out->t.origin ? out->t.origin : "";
+    struct growth_opts with = *o;
+    with.ctx.from_start = out->from == first && (strcmp(origin, STORE_ORIGIN_LAUNCHED) == 0 ||
+                                                 strcmp(origin, STORE_ORIGIN_FORKED) == 0 ||
+                                                 strcmp(origin, STORE_ORIGIN_EXEC) == 0);
+    with.ctx.exited = out->to == last && out->t.exited_at != NULL;
+    return growth_compute(&out->h, &with, &out->g, e);
 }
 
 void growth_load_release(struct growth_load *l)

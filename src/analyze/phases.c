@@ -203,8 +203,11 @@ void series_phases_find(const int64_t *v, size_t stride, size_t n, const double 
             series_fit(v, stride, t, p->from, p->to, &p->rate, &p->r2);
     }
     if (ctx && ctx->exited && c.n > 1) {
-        /* The last move, when it is a release and at most a short flat follows it. */
-        size_t i = c.p[c.n - 1].kind == PHASE_FLAT && c.p[c.n - 1].to - c.p[c.n - 1].from <= 2
+        /* The last move, when it is a release and at most a short flat follows it (two
+         * snapshots, or a second: the program idling on its way out). */
+        const struct phase *tail = &c.p[c.n - 1];
+        size_t i = tail->kind == PHASE_FLAT &&
+                           (tail->to - tail->from <= 2 || t[tail->to] - t[tail->from] <= 1.0)
                        ? c.n - 2
                        : c.n - 1;
         if (i > 0 && c.p[i].kind == PHASE_RELEASE)

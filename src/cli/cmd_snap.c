@@ -31,7 +31,7 @@ static int snap_one(struct cli *cli, struct store *st, struct capture *cap, int6
 {
     struct taker t;
     int64_t pid = capture_get_target(cap)->pid;
-    int rc = taker_open(&t, st, cap, pid, detail, e);
+    int rc = taker_open(&t, st, cap, pid, detail, NULL, e);
     if (rc < 0)
         return rc;
     t.parent_target_id = parent_target;

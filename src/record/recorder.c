@@ -68,14 +68,15 @@ static void say(struct recorder *r, int ev, const struct proc *p, int64_t snap, 
         r->h.event(r->h.ctx, ev, p ? &p->pub : NULL, snap, waited, why);
 }
 
-/* Starts following pid (with cap already open, or NULL); forked by parent, or given. */
+/* Starts following pid (with cap already open, or NULL); forked by parent, or given; come to as
+ * origin says (STORE_ORIGIN_...). */
 static int follow(struct recorder *r, int64_t pid, struct capture *cap, struct proc *parent,
-                  struct err *e)
+                  const char *origin, struct err *e)
 {
     struct proc *p = xcalloc(1, sizeof(*p));
     p->pub.pid = pid;
     p->parent = parent;
-    int rc = taker_open(&p->taker, r->st, cap, pid, r->o.detail, e);
+    int rc = taker_open(&p->taker, r->st, cap, pid, r->o.detail, origin, e);
     if (rc < 0) {
         free(p);
         return rc;
@@ -144,7 +145,12 @@ static void find_children(struct recorder *r)
                     say(r, REC_EV_UNFOLLOWED, NULL, 0, 0, why);
                 }
                 r->fd_limit_said = 1;
-            } else if (follow(r, v[k].pid, NULL, parent, &e) == 0) {
+            } else if (follow(r, v[k].pid, NULL, parent,
+                              /* The first look at a process given finds what it had forked
+                               * before; a launched command's children are all seen new. */
+                              r->rounds == 0 && !r->child ? STORE_ORIGIN_FOUND
+                                                          : STORE_ORIGIN_FORKED,
+                              &e) == 0) {
                 more = 1;
                 if (left > 0)
                     left -= FILES_PER_PROCESS;
@@ -252,6 +258,12 @@ static void gone(struct recorder *r, struct proc *p)
         return;
     p->pub.gone = 1;
     p->pending = 0;
+    /* Its end is noted if it can be: growth calls its last release shutdown. Failing here
+     * loses nothing recorded, and the next write says what is wrong with the database. */
+    if (p->pub.target_id) {
+        struct err ignored = {0};
+        (void)store_target_exited(r->st, p->pub.target_id, plat_realtime_ms(), &ignored);
+    }
     p->list = NULL;
     if (p->open)
         taker_close(&p->taker);
@@ -369,7 +381,7 @@ int recorder_open(struct recorder **out, struct store *st, const struct recorder
         if (pid < 0)
             return err_set(e, ERR_USAGE, "record: cannot run '%s': %s", argv[0], why);
         r->child = 1;
-        if ((rc = follow(r, pid, NULL, NULL, e)) < 0) {
+        if ((rc = follow(r, pid, NULL, NULL, STORE_ORIGIN_LAUNCHED, e)) < 0) {
             if (plat_recorder_child_exited(r->events, 0, NULL) || rc == ERR_EXITED ||
                 rc == ERR_ZOMBIE || rc == ERR_NOPROC) {
                 /* It ran and ended before it could be looked at: nothing to record. */
@@ -381,7 +393,7 @@ int recorder_open(struct recorder **out, struct store *st, const struct recorder
     for (size_t i = 0; i < n; i++) {
         struct capture *cap = caps[i];
         caps[i] = NULL;
-        if ((rc = follow(r, capture_get_target(cap)->pid, cap, NULL, e)) < 0) {
+        if ((rc = follow(r, capture_get_target(cap)->pid, cap, NULL, STORE_ORIGIN_FOUND, e)) < 0) {
             for (size_t k = i + 1; k < n; k++) {
                 capture_close(caps[k]);
                 caps[k] = NULL;

@@ -11,8 +11,10 @@ static int attach(struct taker *t, struct err *e)
     if (rc < 0)
         return rc;
     rc = store_writer_open(t->st, capture_get_target(t->cap), &t->w, e);
-    if (rc == 0)
+    if (rc == 0) {
         store_writer_set_parent(t->w, t->parent_target_id);
+        store_writer_set_origin(t->w, t->origin);
+    }
     return rc;
 }
 
@@ -25,9 +27,10 @@ static void detach(struct taker *t)
 }
 
 int taker_open(struct taker *t, struct store *st, struct capture *cap, int64_t pid, int detail,
-               struct err *e)
+               const char *origin, struct err *e)
 {
     memset(t, 0, sizeof(*t));
+    t->origin = origin;
     t->cap = cap;
     t->st = st;
     t->pid = pid;
@@ -54,8 +57,16 @@ int taker_walk(struct taker *t, struct err *e)
         t->list = NULL;
         int rc = capture_walk(t->cap, t->detail, &t->list, &t->info, e);
         if (rc == ERR_EXECED && attempt < 3) {
-            /* The same pid now runs another program: that is a new target. */
+            /* The same pid now runs another program: that is a new target, recorded from its
+             * start, and the old program's has ended (noted if it can be: its snapshots are
+             * what matter, and the next write says what is wrong with the database). */
             t->execs++;
+            if (t->target_id) {
+                struct err ignored = {0};
+                (void)store_target_exited(t->st, t->target_id, plat_realtime_ms(), &ignored);
+            }
+            t->target_id = 0;
+            t->origin = STORE_ORIGIN_EXEC;
             detach(t);
             continue;
         }

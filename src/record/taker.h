@@ -12,6 +12,7 @@ struct taker {
     int64_t pid;
     int64_t target_id;
     int64_t parent_target_id; /* the target that forked this process (0: none) */
+    const char *origin;       /* how the recording came to it (STORE_ORIGIN_...) */
     int detail;
     int execs; /* times the process exec'd while we watched it */
     /* The last walk, until the next one: what taker_commit writes. */
@@ -25,7 +26,7 @@ struct taker {
  * on failure), or NULL. On failure nothing is written.
  */
 int taker_open(struct taker *t, struct store *st, struct capture *cap, int64_t pid, int detail,
-               struct err *e);
+               const char *origin, struct err *e);
 
 /*
  * Walks the process: t->list and t->info hold what it saw until the next walk. An exec makes a

@@ -35,9 +35,18 @@ int store_schema_version(void);
 const char *store_path(const struct store *st);
 
 /* Finds or adds the target row for t, first seen at seen_ms (Unix milliseconds), forked by
- * target parent_target_id (0: none known). */
+ * target parent_target_id (0: none known), come to as origin says (STORE_ORIGIN_..., or NULL
+ * when not known). */
 int store_target_ensure(struct store *st, const struct capture_target *t, int64_t seen_ms,
-                        int64_t parent_target_id, int64_t *target_id, struct err *e);
+                        int64_t parent_target_id, const char *origin, int64_t *target_id,
+                        struct err *e);
+/* How a recording came to a target (targets.origin). */
+#define STORE_ORIGIN_LAUNCHED "launched" /* record -- CMD */
+#define STORE_ORIGIN_FORKED   "forked"   /* seen at its fork */
+#define STORE_ORIGIN_FOUND    "found"    /* already running */
+#define STORE_ORIGIN_EXEC     "exec"     /* a followed process's new program, from its exec */
+/* Notes that the target was seen to exit at at_ms (Unix milliseconds). */
+int store_target_exited(struct store *st, int64_t target_id, int64_t at_ms, struct err *e);
 
 /*
  * Whether path is the database at db (1) or a file SQLite keeps beside it (2: -wal, -shm,
@@ -74,6 +83,8 @@ int store_writer_open(struct store *st, const struct capture_target *t, struct s
 int64_t store_writer_target(const struct store_writer *w);
 /* The target that forked this one, recorded with its row when its first snapshot is written. */
 void store_writer_set_parent(struct store_writer *w, int64_t parent_target_id);
+/* How the recording came to the target (STORE_ORIGIN_...), written with its row. */
+void store_writer_set_origin(struct store_writer *w, const char *origin);
 /*
  * How a label that the target already uses is handled: an exact label is refused (ERR_USAGE);
  * a generated one is made unique with a "-2", "-3", ... suffix.
@@ -112,6 +123,7 @@ struct store_target {
     int64_t parent_target_id; /* 0: none */
     uint64_t start_time;
     char *exe, *cmdline, *host, *os, *boot_id, *first_seen; /* owned; NULL when absent */
+    char *origin, *exited_at;                               /* owned; NULL when not known */
 };
 
 struct store_snapshot {

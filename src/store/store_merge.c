@@ -202,6 +202,12 @@ static int copy_target(struct store *st, int64_t from, int64_t to, int64_t here,
          "INSERT OR IGNORE INTO main.category_classes (target_id, n, w) SELECT DISTINCT ?2, k.n, "
          "k.w FROM main.category_spans c JOIN main.interval_classes k ON k.n = " STORE_SPAN_CLASS(
              "c") " WHERE c.target_id = ?2"},
+        /* What the other file knew of the target's life: its origin, unless this one knew it,
+         * and whether it exited, as the later of the two recordings saw it. */
+        {"cannot merge a target",
+         "UPDATE main.targets SET origin = coalesce(origin, (SELECT origin FROM src.targets WHERE "
+         "id = ?1)), exited_at = coalesce((SELECT exited_at FROM src.targets WHERE id = ?1), "
+         "exited_at) WHERE id = ?2"},
         {"cannot merge", "DELETE FROM temp.merge_snap"},
     };
     const int64_t p[] = {from, to, here, from << 32, to << 32, STORE_OPEN_SPAN};

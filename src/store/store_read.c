@@ -157,6 +157,8 @@ void store_target_release(struct store_target *t)
     free(t->os);
     free(t->boot_id);
     free(t->first_seen);
+    free(t->origin);
+    free(t->exited_at);
     memset(t, 0, sizeof(*t));
 }
 
@@ -170,7 +172,8 @@ void store_snapshot_release(struct store_snapshot *s)
 }
 
 #define TARGET_COLS                                                                                \
-    "id, pid, start_time, exe, cmdline, host, os, boot_id, first_seen, parent_target_id"
+    "id, pid, start_time, exe, cmdline, host, os, boot_id, first_seen, parent_target_id, origin, " \
+    "exited_at"
 #define SNAPSHOT_COLS                                                                              \
     "id, target_id, seq, taken_at, label, region_count, mapped_bytes, rss_bytes, pss_bytes, "      \
     "private_dirty_bytes, anon_bytes, swap_bytes, detail, method, torn, retries, mark"
@@ -188,6 +191,8 @@ static void row_to_target(sqlite3_stmt *s, struct store_target *t)
     t->boot_id = store_col_text(s, 7);
     t->first_seen = store_col_text(s, 8);
     t->parent_target_id = sqlite3_column_int64(s, 9);
+    t->origin = store_col_text(s, 10);
+    t->exited_at = store_col_text(s, 11);
 }
 
 static void row_to_snapshot(sqlite3_stmt *s, struct store_snapshot *o)

@@ -20,12 +20,13 @@ int store_target_find(struct store *st, const struct capture_target *t, int64_t 
 }
 
 int store_target_ensure(struct store *st, const struct capture_target *t, int64_t seen_ms,
-                        int64_t parent_target_id, int64_t *target_id, struct err *e)
+                        int64_t parent_target_id, const char *origin, int64_t *target_id,
+                        struct err *e)
 {
     static const char *sql =
         "INSERT INTO targets (pid, start_time, exe, cmdline, host, os, boot_id, exec_key, "
-        "first_seen, parent_target_id) VALUES (:pid, :start, :exe, :cmdline, :host, :os, :boot, "
-        ":exec, :seen, :parent)";
+        "first_seen, parent_target_id, origin) VALUES (:pid, :start, :exe, :cmdline, :host, :os, "
+        ":boot, :exec, :seen, :parent, :origin)";
     int rc = store_target_find(st, t, target_id, e);
     if (rc < 0 || *target_id)
         return rc;
@@ -47,10 +48,30 @@ int store_target_ensure(struct store *st, const struct capture_target *t, int64_
         store_bind_i64(&q, ":parent", parent_target_id);
     else
         store_bind_null(&q, ":parent");
+    if (origin)
+        store_bind_static(&q, ":origin", origin, -1);
+    else
+        store_bind_null(&q, ":origin");
     rc = store_stmt_run(&q, e);
     store_stmt_finalize(&q);
     if (rc < 0)
         return rc;
     *target_id = sqlite3_last_insert_rowid(st->db);
     return 0;
+}
+
+int store_target_exited(struct store *st, int64_t target_id, int64_t at_ms, struct err *e)
+{
+    static const char *sql = "UPDATE targets SET exited_at = :at WHERE id = :id";
+    char at[32];
+    store_format_time(at_ms, at);
+    struct store_stmt q;
+    int rc = store_stmt_prepare(st, sql, "cannot note that the target exited", &q, e);
+    if (rc < 0)
+        return rc;
+    store_bind_static(&q, ":at", at, -1);
+    store_bind_i64(&q, ":id", target_id);
+    rc = store_stmt_run(&q, e);
+    store_stmt_finalize(&q);
+    return rc < 0 ? rc : 0;
 }

@@ -258,7 +258,7 @@ int store_writer_write(struct store_writer *w, const struct region_list *l,
     if (new_target) {
         /* Found, when another process created the target meanwhile: sync_head loads it. */
         if ((rc = store_target_ensure(w->st, w->target, info->taken_at_ms, w->parent_target_id,
-                                      &w->target_id, e)) < 0)
+                                      w->origin, &w->target_id, e)) < 0)
             goto rollback;
     }
     if ((rc = sync_head(w, e)) < 0)
@@ -428,6 +428,11 @@ int64_t store_writer_target(const struct store_writer *w)
 void store_writer_set_parent(struct store_writer *w, int64_t parent_target_id)
 {
     w->parent_target_id = parent_target_id;
+}
+
+void store_writer_set_origin(struct store_writer *w, const char *origin)
+{
+    w->origin = origin;
 }
 
 int store_writer_open(struct store *st, const struct capture_target *t, struct store_writer **out,

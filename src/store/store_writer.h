@@ -64,7 +64,8 @@ struct store_writer {
     const struct capture_target *target;
     int64_t target_id; /* 0 until the target's row exists */
     int64_t parent_target_id;
-    int64_t last_snap; /* id of the target's newest snapshot, 0 if none */
+    const char *origin; /* STORE_ORIGIN_..., static; NULL when not known */
+    int64_t last_snap;  /* id of the target's newest snapshot, 0 if none */
     int64_t last_seq;
     int stale;       /* the state below must be loaded again from what is committed */
     int64_t next_id; /* id for the next new region: (target_id << 32) + n */

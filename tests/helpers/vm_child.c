@@ -31,6 +31,7 @@
  *                                                arena each, up to its limit) and then wait in a
  *                                                system call
  *   exec                         -> (re-executes itself; answers nothing until the next command)
+ *   sleep MS                     -> ok           waits MS milliseconds (a script read from a file)
  *   exit CODE                    -> (exits)
  */
 #define _GNU_SOURCE
@@ -250,6 +251,11 @@ int main(void)
         } else if (strcmp(cmd, "mapat") == 0) {
             reply_addr(mmap((void *)x, y, prot_of(c),
                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0));
+        } else if (strcmp(cmd, "sleep") == 0) {
+            struct timespec ts = {(time_t)(x / 1000), (long)(x % 1000) * 1000000L};
+            while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+            }
+            printf("ok\n");
         } else if (strcmp(cmd, "unmap") == 0) {
             reply_rc(munmap((void *)x, y));
         } else if (strcmp(cmd, "protect") == 0) {
