@@ -410,6 +410,49 @@ static void test_survivors(void **state)
     hist_close(&h);
 }
 
+/* Four 64 MiB no-access reservations and a 32 MiB leak, born together: the leak ranks first
+ * among survivors and in diff's largest-first listing, because it commits memory. */
+static void test_reservations_rank_after_leaks(void **state)
+{
+    (void)state;
+    struct hist h;
+    hist_open(&h);
+    const uint64_t R = 0x7e0000000000ULL, L = 0x7f0000000000ULL;
+    for (int k = 0; k < 3; k++) {
+        add(&h, 0x400000, 0x401000, "r-xp");
+        if (k > 0) {
+            for (uint64_t i = 0; i < 4; i++)
+                add(&h, R + i * 128 * M, R + i * 128 * M + 64 * M, "---p");
+            add(&h, L, L + 32 * M, "rw-p");
+        }
+        hist_snap(&h);
+    }
+    struct store_history sh;
+    struct growth_result g;
+    hist_growth(&h, -1, &sh, &g);
+    assert_int_equal(g.nsurvivors, 2);
+    assert_int_equal(g.survivors[0].committed, 32 * M);
+    assert_int_equal(g.survivors[0].bytes, 32 * M);
+    assert_int_equal(g.survivors[1].committed, 0);
+    assert_int_equal(g.survivors[1].bytes, 256 * M);
+    growth_result_release(&g);
+    store_history_release(&sh);
+    store_writer_close(h.w);
+    h.w = NULL;
+    store_close(h.st);
+    h.st = NULL;
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", h.path, "diff", "first", "last", "--min-size", "1M", NULL);
+    assert_int_equal(r.status, 1);
+    const char *leak = strstr(r.out, "00007f0000000000-"),
+               *res = strstr(r.out, "00007e0000000000-");
+    if (!leak || !res || leak > res)
+        fail_msg("the leak is not listed before the reservations:\n%s", r.out);
+    tu_run_release(&r);
+    region_list_release(&h.l);
+    free(h.path);
+}
+
 /* The number that follows key in s, or fails. */
 static double json_num(const char *s, const char *key)
 {
@@ -777,6 +820,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_phases_step_and_ramp),
         cmocka_unit_test(test_lineages_follow_either_end),
         cmocka_unit_test(test_survivors),
+        cmocka_unit_test(test_reservations_rank_after_leaks),
         cmocka_unit_test(test_live_leak),
         cmocka_unit_test(test_live_grow_down_and_up),
         cmocka_unit_test(test_live_threads_reserve_not_commit),

@@ -274,6 +274,9 @@ static int cmp_born(const void *x, const void *y)
 static int cmp_survivor(const void *x, const void *y)
 {
     const struct growth_survivor *a = x, *b = y;
+    /* A reservation that commits nothing never outranks a leak. */
+    if (a->committed != b->committed)
+        return a->committed > b->committed ? -1 : 1;
     if (a->bytes != b->bytes)
         return a->bytes > b->bytes ? -1 : 1;
     return survivor_key_cmp(&a->like, &b->like);
@@ -404,6 +407,7 @@ static void follow(const struct store_history *h, const struct times *tm,
         for (; j < nborn && survivor_key_cmp(born[j].r, born[i].r) == 0; j++) {
             g->count++;
             g->bytes += born[j].r->end - born[j].r->start;
+            g->committed += region_committed(born[j].r);
             g->last_born = born[j].at;
         }
         i = j;

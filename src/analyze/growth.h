@@ -53,7 +53,7 @@ struct growth_lineage {
 struct growth_survivor {
     struct region like; /* one of them: category, perms, path and size (names in the result) */
     int64_t count;
-    uint64_t bytes;
+    uint64_t bytes, committed; /* mapped and committed (no-access holds nothing) */
     size_t first_born, last_born; /* snapshot indexes */
 };
 

@@ -55,11 +55,28 @@ struct colors {
     const char *add, *del, *mod, *off;
 };
 
+/* The committed bytes a change is about: its range's, or for a region that grew or shrank (or
+ * grew resident) the bytes it moved by, when the region can hold anything. */
+static uint64_t change_committed(const struct diff_change *c)
+{
+    const struct region *r = c->now ? c->now : c->before;
+    if (!r || region_committed(r) == 0)
+        return 0;
+    if (c->kind == DIFF_NEW || c->kind == DIFF_FREED)
+        return region_committed(r);
+    return diff_change_bytes(c);
+}
+
 static int cmp_group(const void *x, const void *y)
 {
     const struct diff_change *const *a = x, *const *b = y;
     if ((*a)->kind != (*b)->kind)
         return (*a)->kind - (*b)->kind;
+    /* Largest first by the memory they commit: a reservation that holds nothing comes after
+     * every change that holds something, whatever its size. */
+    uint64_t ca = change_committed(*a), cb = change_committed(*b);
+    if (ca != cb)
+        return ca > cb ? -1 : 1;
     uint64_t sa = diff_change_bytes(*a), sb = diff_change_bytes(*b);
     if (sa != sb)
         return sa > sb ? -1 : 1;

@@ -221,13 +221,14 @@ static void print_table(const struct store_target *t, const struct growth_result
     if (!g->nsurvivors)
         cli_printf("  none\n");
     else
-        cli_printf("  %6s %8s %8s %-6s %-4s %10s %10s  %s\n", "COUNT", "BYTES", "SIZE", "CAT",
-                   "PERM", "FIRST_BORN", "LAST_BORN", "PATH");
+        cli_printf("  %6s %8s %9s %8s %-6s %-4s %10s %10s  %s\n", "COUNT", "BYTES", "COMMITTED",
+                   "SIZE", "CAT", "PERM", "FIRST_BORN", "LAST_BORN", "PATH");
     for (size_t i = 0; i < g->nsurvivors; i++) {
         const struct growth_survivor *s = &g->survivors[i];
-        char a[16], b[16];
-        cli_printf("  %6lld %8s %8s %-6s %-4s %10lld %10lld  ", (long long)s->count,
-                   cli_human(s->bytes, a), cli_human(s->like.end - s->like.start, b),
+        char a[16], b[16], c[16];
+        cli_printf("  %6lld %8s %9s %8s %-6s %-4s %10lld %10lld  ", (long long)s->count,
+                   cli_human(s->bytes, a), cli_human(s->committed, c),
+                   cli_human(s->like.end - s->like.start, b),
                    region_category_name(s->like.category), s->like.perms,
                    (long long)g->snaps[s->first_born].seq, (long long)g->snaps[s->last_born].seq);
         if (s->like.path)

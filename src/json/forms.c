@@ -487,16 +487,13 @@ void json_growth_fields(struct json *j, const struct store_target *t, const stru
         json_int(j, s->count);
         json_key(j, "bytes");
         json_uint(j, s->bytes);
+        json_key(j, "committed");
+        json_uint(j, s->committed);
         const size_t born[2] = {s->first_born, s->last_born};
         const char *names[2] = {"first_born", "last_born"};
         for (int k = 0; k < 2; k++) {
             json_key(j, names[k]);
-            json_begin_object(j);
-            json_key(j, "snapshot");
-            json_int(j, g->snaps[born[k]].id);
-            json_key(j, "taken_at");
-            json_string(j, g->snaps[born[k]].taken_at);
-            json_end_object(j);
+            json_point(j, g, born[k]);
         }
         json_end_object(j);
     }
