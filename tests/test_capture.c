@@ -30,7 +30,10 @@ static void test_walk_matches_proc_maps(void **state)
     tu_child_start(&c);
     /* Fixed addresses far from other mappings, so the kernel merges them with nothing. */
     uint64_t anon = tu_child_ok(&c, "mapat 0x200000000 1048576 rw-");
-    uint64_t guard = tu_child_ok(&c, "mapat 0x210000000 65536 ---");
+    /* A fence beside accessible memory, and a reservation beside nothing. */
+    tu_child_ok(&c, "mapat 0x210000000 65536 r--");
+    uint64_t guard = tu_child_ok(&c, "mapat 0x210010000 65536 ---");
+    uint64_t reserve = tu_child_ok(&c, "mapat 0x220000000 65536 ---");
     uint64_t nl = tu_child_ok(&c, "mapfile %s/new\\nline.bin 4096 rw- s", dir);
     uint64_t lit = tu_child_ok(&c, "mapfile %s/literal\\s(deleted) 4096 r-- p", dir);
     uint64_t gone = tu_child_ok(&c, "mapfile %s/gone.bin 8192 rw- s", dir);
@@ -66,6 +69,8 @@ static void test_walk_matches_proc_maps(void **state)
     assert_int_equal(r->category, CAT_ANON);
     assert_non_null(r = find(l, guard));
     assert_int_equal(r->category, CAT_GUARD);
+    assert_non_null(r = find(l, reserve));
+    assert_int_equal(r->category, CAT_RESERVE);
     char want[4200];
     /* The true name, newline and all (PROCMAP_QUERY gives it raw). */
     snprintf(want, sizeof(want), "%s/new\nline.bin", dir);
@@ -496,7 +501,8 @@ static void test_owners(void **state)
             main_stack = 1;
         }
         if (r->owner && strncmp(r->owner, "malloc arena", r->owner_len) == 0) {
-            assert_int_equal(r->category, CAT_HEAP);
+            /* The arena's no-access tail is its reserve. */
+            assert_int_equal(r->category, r->perms[0] == '-' ? CAT_RESERVE : CAT_HEAP);
             if (r->perms[0] == '-')
                 assert_int_equal(region_committed(r), 0);
             else

@@ -249,19 +249,19 @@ static void test_growth_gate_judges_committed(void **state)
     snap(db, c.pid, "two", "maps");
     assert_int_equal(diff_status(db, NULL, "--fail-on-growth", "2M", NULL, NULL), 0);
     assert_int_equal(diff_status(db, NULL, "--fail-on-growth", "512K", NULL, NULL), 1);
-    assert_int_equal(diff_status(db, NULL, "--fail-on-growth", "1K", "--category", "guard"), 0);
+    assert_int_equal(diff_status(db, NULL, "--fail-on-growth", "1K", "--category", "reserve"), 0);
     assert_int_equal(diff_status(db, NULL, "--fail-on-growth", "512K", "--category", "anon"), 1);
     assert_int_equal(diff_status(db, NULL, "--fail-on-growth", "1", "--category", "heap"), 0);
     char *out = NULL;
     assert_int_equal(diff_status(db, &out, "--category", "anon", "--summary", NULL), 1);
     if (!strstr(out, "\"summary\":{\"mapped_delta\":1048576,\"committed_delta\":1048576,"))
         fail_msg("anon summary: %s", out);
-    assert_null(strstr(out, "\"guard\":"));
+    assert_null(strstr(out, "\"reserve\":"));
     free(out);
     assert_int_equal(diff_status(db, &out, "--summary", NULL, NULL, NULL), 1);
     if (!strstr(out, "\"summary\":{\"mapped_delta\":68157440,\"committed_delta\":1048576,"))
         fail_msg("summary: %s", out);
-    assert_non_null(strstr(out, "\"guard\":{\"mapped_delta\":67108864,\"committed_delta\":0,"));
+    assert_non_null(strstr(out, "\"reserve\":{\"mapped_delta\":67108864,\"committed_delta\":0,"));
     free(out);
     tu_child_stop(&c);
     free(db);

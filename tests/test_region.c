@@ -124,6 +124,35 @@ static void assert_owner(const struct region *r, const char *owner, int category
     assert_int_equal(r->category, category);
 }
 
+/* No-access memory is a guard when it is a fence of at most 1 MiB directly beside accessible
+ * memory, and a reservation otherwise (a JVM's heap reserve, a stack guard's far side). */
+static void test_fences_and_reservations(void **state)
+{
+    (void)state;
+    struct region_list l;
+    region_list_init(&l);
+    add(&l, 0x10000000, 0x10001000, "---p", NULL); /* 0: a stack guard, below its stack */
+    add(&l, 0x10001000, 0x10081000, "rw-p", NULL);
+    add(&l, 0x10081000, 0x10181000, "---p", NULL); /* 2: 1 MiB above it: still a fence */
+    add(&l, 0x30000000, 0x30001000, "rw-p", NULL);
+    add(&l, 0x30001000, 0x30201000, "---p", NULL); /* 4: 2 MiB beside: a reservation */
+    add(&l, 0x40000000, 0x40001000, "---p", NULL); /* 5: one page beside nothing */
+    add(&l, 0x40002000, 0x40003000, "r--p", NULL);
+    add(&l, 0x50000000, 0x50001000, "---p", NULL); /* 7: beside no-access only */
+    add(&l, 0x50001000, 0x50002000, "---p", NULL);
+    add(&l, 0x60000000, 0x60001000, "rw-p", NULL);
+    add(&l, 0x60001000, 0x60002000, "---p", NULL); /* 10: above accessible memory */
+    region_list_classify(&l);
+    static const int want[] = {CAT_GUARD,   CAT_ANON,    CAT_GUARD, CAT_ANON,
+                               CAT_RESERVE, CAT_RESERVE, CAT_ANON,  CAT_RESERVE,
+                               CAT_RESERVE, CAT_ANON,    CAT_GUARD};
+    for (size_t i = 0; i < l.n; i++)
+        if (l.v[i].category != want[i])
+            fail_msg("region %zu: %s, not %s", i, region_category_name(l.v[i].category),
+                     region_category_name(want[i]));
+    region_list_release(&l);
+}
+
 /* Owners the list itself shows: glibc arenas (split or whole), named anonymous memory. */
 static void test_owners_from_the_list(void **state)
 {
@@ -143,14 +172,14 @@ static void test_owners_from_the_list(void **state)
     add(&l, 0x7f0060000000, 0x7f0060010000, "rw-p", "[anon:]");
     region_list_classify(&l);
     assert_owner(&l.v[0], "malloc arena", CAT_HEAP);
-    assert_owner(&l.v[1], "malloc arena", CAT_HEAP);
-    assert_int_equal(region_committed(&l.v[1]), 0); /* heap reserve: never committed */
+    assert_owner(&l.v[1], "malloc arena", CAT_RESERVE);
+    assert_int_equal(region_committed(&l.v[1]), 0); /* the arena's reserve: never committed */
     assert_owner(&l.v[2], "malloc arena", CAT_HEAP);
     assert_owner(&l.v[3], NULL, CAT_ANON);
     assert_owner(&l.v[4], NULL, CAT_ANON);
-    assert_owner(&l.v[5], NULL, CAT_GUARD);
+    assert_owner(&l.v[5], NULL, CAT_RESERVE); /* no-access beyond a fence's size */
     assert_owner(&l.v[6], NULL, CAT_ANON);
-    assert_owner(&l.v[7], NULL, CAT_GUARD);
+    assert_owner(&l.v[7], NULL, CAT_RESERVE);
     assert_owner(&l.v[8], "jit cache", CAT_ANON);
     assert_owner(&l.v[9], NULL, CAT_ANON);
     /* The owner is part of what a region is; a copy keeps it. */
@@ -183,6 +212,7 @@ int main(void)
         cmocka_unit_test(test_arena_survives_many_names),
         cmocka_unit_test(test_category_names_round_trip),
         cmocka_unit_test(test_owners_from_the_list),
+        cmocka_unit_test(test_fences_and_reservations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -42,7 +42,7 @@ static void test_categories(void **state)
     assert_int_equal(win_category(WMEM_COMMIT, WMEM_PRIVATE, WPAGE_READWRITE, 0, 1, 0), CAT_HEAP);
     assert_int_equal(win_category(WMEM_RESERVE, WMEM_PRIVATE, 0, 0, 0, 1), CAT_STACK);
     assert_int_equal(win_category(WMEM_COMMIT, WMEM_PRIVATE, WPAGE_READWRITE, 0, 0, 0), CAT_ANON);
-    assert_int_equal(win_category(WMEM_RESERVE, WMEM_PRIVATE, 0, 0, 0, 0), CAT_ANON);
+    assert_int_equal(win_category(WMEM_RESERVE, WMEM_PRIVATE, 0, 0, 0, 0), CAT_RESERVE);
     assert_int_equal(win_category(WMEM_COMMIT, WMEM_PRIVATE, WPAGE_NOACCESS, 0, 0, 0), CAT_GUARD);
 }
 

@@ -53,6 +53,9 @@ int win_category(uint32_t state, uint32_t type, uint32_t protect, int has_name, 
         return has_name ? CAT_FILE : CAT_SHM;
     if (state == WMEM_COMMIT && ((protect & 0xff) == WPAGE_NOACCESS || (protect & WPAGE_GUARD)))
         return CAT_GUARD;
+    /* Private address space reserved and not committed: VMMap's Reserved. */
+    if (state == WMEM_RESERVE)
+        return CAT_RESERVE;
     return CAT_ANON;
 }
 

@@ -9,8 +9,9 @@
 #define ARENA_CHUNK (64 * 1024)
 
 static const char *const category_names[CAT_COUNT] = {
-    [CAT_ANON] = "anon", [CAT_HEAP] = "heap", [CAT_STACK] = "stack", [CAT_IMAGE] = "image",
-    [CAT_FILE] = "file", [CAT_SHM] = "shm",   [CAT_GUARD] = "guard", [CAT_KERNEL] = "kernel",
+    [CAT_ANON] = "anon",   [CAT_HEAP] = "heap",       [CAT_STACK] = "stack",
+    [CAT_IMAGE] = "image", [CAT_FILE] = "file",       [CAT_SHM] = "shm",
+    [CAT_GUARD] = "guard", [CAT_RESERVE] = "reserve", [CAT_KERNEL] = "kernel",
 };
 
 void region_list_init(struct region_list *l)
@@ -282,10 +283,34 @@ static void find_owners(struct region_list *l)
         r->category = CAT_HEAP;
         region_set_owner(l, r, arena, sizeof(arena) - 1);
         if (split) {
-            tail->category = CAT_HEAP; /* heap reserve: not guard, and never committed */
+            tail->category = CAT_RESERVE; /* the arena's reserve: never committed */
             region_set_owner(l, tail, arena, sizeof(arena) - 1);
             i++;
         }
+    }
+}
+
+/* The largest no-access range that is a fence rather than a reservation. */
+#define FENCE_MAX (1ULL << 20)
+
+/*
+ * No-access memory is a guard when it is a small fence directly beside accessible memory (a
+ * thread stack's guard page, a fence between allocations), and a reservation otherwise:
+ * address space set aside and not yet usable (a JVM's heap and class space, Go's and V8's
+ * arenas). l is in address order.
+ */
+static void fence_or_reserve(struct region_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        struct region *r = &l->v[i];
+        if (r->category != CAT_GUARD || (r->flags & REGION_HAS_WIN))
+            continue;
+        const struct region *prev = i > 0 ? &l->v[i - 1] : NULL;
+        const struct region *next = i + 1 < l->n ? &l->v[i + 1] : NULL;
+        int beside = (prev && prev->end == r->start && !no_access(prev)) ||
+                     (next && next->start == r->end && !no_access(next));
+        if (r->end - r->start > FENCE_MAX || !beside)
+            r->category = CAT_RESERVE;
     }
 }
 
@@ -317,6 +342,7 @@ void region_list_classify(struct region_list *l)
             l->v[i].category = (uint8_t)classify_one(&l->v[i], &x);
     free(x.keys);
     free(x.names);
+    fence_or_reserve(l);
     find_owners(l);
 }
 

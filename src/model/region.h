@@ -15,7 +15,8 @@ enum region_category {
     CAT_IMAGE,
     CAT_FILE,
     CAT_SHM,
-    CAT_GUARD,
+    CAT_GUARD,   /* a small no-access fence beside accessible memory (a stack's guard page) */
+    CAT_RESERVE, /* other no-access memory: address space set aside, never committed */
     CAT_KERNEL,
     CAT_COUNT
 };
