@@ -408,6 +408,26 @@ static void test_report_renders_in_chromium(void **state)
                  r.status, strstr(r.out, "data-rendered=\"1\"") != NULL,
                  strstr(r.out, "data-errors=\"") != NULL, console ? console : "");
     }
+    /* The headline says what growth's plain line says: its first word and its first seq. */
+    struct tu_run g;
+    tu_vmsnap(&g, "-d", s.db, "growth", NULL);
+    assert_int_equal(g.status, 0);
+    const char *line = strstr(g.out, "\n  committed     ");
+    assert_non_null(line);
+    line += strlen("\n  committed     ");
+    char word[32] = "", seq[32] = "";
+    sscanf(line, "%31s", word);
+    const char *sq = strstr(line, "seq ");
+    if (sq && sq < strchr(line, '\n'))
+        snprintf(seq, sizeof(seq), "seq %ld", strtol(sq + 4, NULL, 10));
+    const char *card = strstr(r.out, "class=\"big");
+    if (!card || !strstr(card, word) || (seq[0] && !strstr(card, seq)))
+        fail_msg("the headline does not say '%s ... %s': %.200s", word, seq, card ? card : "");
+    print_message("report: the headline says '%s ... %s' as growth does\n", word, seq);
+    /* A series that moved has its phases drawn behind the timeline. */
+    if (strcmp(word, "nothing") != 0)
+        assert_non_null(strstr(r.out, "class=\"phase\""));
+    tu_run_release(&g);
     /* The hostile name is shown as text, in the diff table. */
     assert_non_null(strstr(r.out, "x&lt;/script&gt;&lt;b&gt;bold.bin"));
     assert_null(strstr(r.out, "<b>"));
