@@ -11,17 +11,18 @@
  * 3. Adjacent flats join; each phase gets its own least-squares rate; growths are held when
  *    the series never falls back near where they began; startup and shutdown are named.
  *
- * The noise band is 1% of the series' largest value, at least 256 KiB: rss moves by pages and
+ * The noise band is 1% of the series' largest value, at least 1 MiB: rss moves by pages and
  * by allocator caches, committed by one-page mappings; neither is a phase.
  */
 #include "analyze/phases.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/xalloc.h"
 
-#define BAND_MIN (256 * 1024)
+#define BAND_MIN (1024 * 1024)
 
 const char *phase_kind_name(int kind)
 {
@@ -132,14 +133,26 @@ static void leg(struct cut *c, size_t a, size_t b)
         return;
     }
     int up = d > 0;
-    /* The last snapshot still near the start, the first near the end. */
+    /* The last snapshot still near the start, the first near the end. What lies outside is
+     * flat only when it lasts longer than the move would take to cross the near band twice at
+     * its own pace: a steady ramp is near its ends only briefly, and stays one growth. */
     size_t s = a, e = b;
     for (size_t k = a; k <= b; k++)
         if (up ? V(k) < V(a) + c->trim : V(k) > V(a) - c->trim)
             s = k;
+    if (s > a && c->t[b] > c->t[s]) {
+        double pace = fabs((double)(V(b) - V(s))) / (c->t[b] - c->t[s]);
+        if (c->t[s] - c->t[a] <= 2 * (double)c->trim / pace)
+            s = a;
+    }
     for (size_t k = b + 1; k-- > s;)
         if (up ? V(k) > V(b) - c->trim : V(k) < V(b) + c->trim)
             e = k;
+    if (e < b && c->t[e] > c->t[s]) {
+        double pace = fabs((double)(V(e) - V(s))) / (c->t[e] - c->t[s]);
+        if (c->t[b] - c->t[e] <= 2 * (double)c->trim / pace)
+            e = b;
+    }
     push(c, PHASE_FLAT, a, s);
     move(c, up ? PHASE_GROWTH : PHASE_RELEASE, s, e);
     push(c, PHASE_FLAT, e, b);
@@ -220,8 +233,9 @@ void series_phases_find(const int64_t *v, size_t stride, size_t n, const double 
         if (i + 1 < c.n && c.p[i].kind == PHASE_GROWTH)
             c.p[i].kind = PHASE_STARTUP;
     }
-    /* Held: from the growth's end to the last snapshot before shutdown, the series stays
-     * above where the growth began (by more than the trim band). */
+    /* Held: from the growth's end to the last snapshot before shutdown, the series keeps more
+     * than half of what the growth gained (and more than the trim band): a cache that kept a
+     * fifth of a request's memory gave the request back. */
     size_t end = n - 1;
     for (size_t i = 0; i < c.n; i++)
         if (c.p[i].kind == PHASE_SHUTDOWN)
@@ -235,7 +249,8 @@ void series_phases_find(const int64_t *v, size_t stride, size_t n, const double 
         struct phase *p = &c.p[i];
         if (p->kind != PHASE_GROWTH && p->kind != PHASE_STARTUP)
             continue;
-        p->held = p->to <= end && after[p->to] > V(p->from) + c.trim;
+        int64_t gained = V(p->to) - V(p->from), kept = after[p->to] - V(p->from);
+        p->held = p->to <= end && kept > c.trim && kept > gained / 2;
         if (p->held && p->kind == PHASE_GROWTH)
             out->held = i;
     }

@@ -22,10 +22,10 @@ static const struct cli_command growth_command = {
     .epilog =
         "Committed bytes are mapped bytes less no-access ranges (guard pages, reservations such "
         "as\n"
-        "a malloc arena's PROT_NONE tail) and Windows reserve. A growth is held when the value\n"
-        "never falls back to where it began; RATE and ONSET are the last held growth's (PEAK is\n"
+        "a malloc arena's PROT_NONE tail) and Windows reserve. A growth is held while more than\n"
+        "half of what it gained stays; RATE and ONSET are the last held growth's (PEAK is\n"
         "the highest value less the first). Moves within the noise band (1% of the largest value,\n"
-        "at least 256K) are not phases.\n"
+        "at least 1M) are not phases.\n"
         "Exit status: 0, or 2 for trouble; with --fail-on-rate, 1 when the held growth's rate\n"
         "exceeds RATE (start-up, shutdown and growth that was given back never do).\n",
 };
