@@ -299,6 +299,37 @@ static void test_phases_noise(void **state)
     shape_done(&g, &sh, &h);
 }
 
+/* A 50 MiB hump of which a cache keeps 8 MiB was given back; one that keeps 35 MiB is held. */
+static void test_phases_partly_given_back(void **state)
+{
+    (void)state;
+    uint64_t sizes[30];
+    static const struct want_phase want[] = {{PHASE_FLAT, 0, 9, -1},
+                                             {PHASE_GROWTH, 9, 10, 0},
+                                             {PHASE_FLAT, 10, 19, -1},
+                                             {PHASE_RELEASE, 19, 20, -1},
+                                             {PHASE_FLAT, 20, 29, -1}};
+    struct hist h;
+    struct store_history sh;
+    struct growth_result g;
+    for (size_t k = 0; k < 30; k++)
+        sizes[k] = (k < 10 ? 10 : k < 20 ? 60 : 18) * M;
+    shape(sizes, 30, (struct series_context){0}, want, 5, &g, &sh, &h);
+    assert_int_equal(g.committed.onset, GROWTH_NONE);
+    assert_int_equal(g.committed.peak, 10);
+    shape_done(&g, &sh, &h);
+    for (size_t k = 20; k < 30; k++)
+        sizes[k] = 45 * M;
+    static const struct want_phase kept[] = {{PHASE_FLAT, 0, 9, -1},
+                                             {PHASE_GROWTH, 9, 10, 1},
+                                             {PHASE_FLAT, 10, 19, -1},
+                                             {PHASE_RELEASE, 19, 20, -1},
+                                             {PHASE_FLAT, 20, 29, -1}};
+    shape(sizes, 30, (struct series_context){0}, kept, 5, &g, &sh, &h);
+    assert_int_equal(g.committed.onset, 9);
+    shape_done(&g, &sh, &h);
+}
+
 /* One step of 50 MiB, held: a growth of one second. A slow ramp of 64 KiB/s, each step inside
  * the noise band: one growth from the first snapshot, still going. */
 static void test_phases_step_and_ramp(void **state)
@@ -817,6 +848,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_phases_of_a_server),
         cmocka_unit_test(test_phases_leak_then_shutdown),
         cmocka_unit_test(test_phases_noise),
+        cmocka_unit_test(test_phases_partly_given_back),
         cmocka_unit_test(test_phases_step_and_ramp),
         cmocka_unit_test(test_lineages_follow_either_end),
         cmocka_unit_test(test_survivors),
