@@ -317,6 +317,12 @@ static void test_phases_partly_given_back(void **state)
     shape(sizes, 30, (struct series_context){0}, want, 5, &g, &sh, &h);
     assert_int_equal(g.committed.onset, GROWTH_NONE);
     assert_int_equal(g.committed.peak, 10);
+    /* The region that grew and shrank is listed as having given back 42 MiB. */
+    assert_int_equal(g.nreleased, 1);
+    assert_int_equal(g.released[0].peak, 60 * M);
+    assert_int_equal(g.released[0].size_last, 18 * M);
+    assert_int_equal(g.released[0].peak_at, 10);
+    assert_false(g.released[0].freed);
     shape_done(&g, &sh, &h);
     for (size_t k = 20; k < 30; k++)
         sizes[k] = 45 * M;
@@ -426,6 +432,12 @@ static void test_survivors(void **state)
     assert_int_equal(g.survivors[0].last_born, 11);
     assert_int_equal(g.survivors[1].count, 10);
     assert_int_equal(g.nlineages, 0); /* none of them grew */
+    /* The one freed region gave back its 4 KiB: born at 3, last seen at 7. */
+    assert_int_equal(g.nreleased, 1);
+    assert_true(g.released[0].freed);
+    assert_int_equal(g.released[0].peak, 4 * K);
+    assert_int_equal(g.released[0].first, 3);
+    assert_int_equal(g.released[0].last, 7);
     /* From a later snapshot, only what was born after it counts. */
     growth_result_release(&g);
     store_history_release(&sh);

@@ -110,7 +110,10 @@ struct lineage {
     uint32_t grew;      /* steps in which it grew */
     uint32_t born_at;   /* snapshot index of its birth, when born */
     int born;
-    uint64_t size_first, size;
+    int ended;         /* its region ended at ended_at and nothing continued it */
+    uint32_t ended_at; /* snapshot index of the last snapshot it was alive at */
+    uint32_t peak_at;  /* snapshot index where it was largest (the first time) */
+    uint64_t size_first, size, peak;
     struct fit fit;
 };
 
@@ -132,7 +135,8 @@ static uint32_t lineage_new(struct state *s, uint32_t region, uint32_t k, int bo
     l->first = l->run_start = k;
     l->born = born;
     l->born_at = k;
-    l->size_first = l->size = r->end - r->start;
+    l->size_first = l->size = l->peak = r->end - r->start;
+    l->peak_at = k;
     s->lin_of[region] = (uint32_t)s->nlin;
     return (uint32_t)s->nlin++;
 }
@@ -212,13 +216,20 @@ static void step(struct state *s, uint32_t k, const struct event *gone, size_t n
     for (size_t i = 0; i < ng; i++) {
         struct lineage *l = &s->lin[s->lin_of[gone[i].region]];
         lineage_run(s, l, k);
-        if (succ[i] == SIZE_MAX || pred[succ[i]] != i)
-            continue; /* it ends here */
+        if (succ[i] == SIZE_MAX || pred[succ[i]] != i) {
+            l->ended = 1; /* it ends here */
+            l->ended_at = k - 1;
+            continue;
+        }
         const struct region *c = &v[came[succ[i]].region];
         uint64_t size = c->end - c->start;
         if (size > l->size)
             l->grew++;
         l->size = size;
+        if (size > l->peak) {
+            l->peak = size;
+            l->peak_at = k;
+        }
         l->region = came[succ[i]].region;
         s->lin_of[l->region] = s->lin_of[gone[i].region];
     }
@@ -237,6 +248,16 @@ static int cmp_lineage(const void *x, const void *y)
     const struct growth_lineage *a = x, *b = y;
     if (a->delta != b->delta)
         return a->delta > b->delta ? -1 : 1;
+    return a->now.start < b->now.start ? -1 : a->now.start > b->now.start;
+}
+
+/* Largest given back first. */
+static int cmp_release(const void *x, const void *y)
+{
+    const struct growth_release *a = x, *b = y;
+    uint64_t ga = a->peak - a->size_last, gb = b->peak - b->size_last;
+    if (ga != gb)
+        return ga > gb ? -1 : 1;
     return a->now.start < b->now.start ? -1 : a->now.start > b->now.start;
 }
 
@@ -395,6 +416,30 @@ static void follow(const struct store_history *h, const struct times *tm,
     if (o->top && out->nlineages > o->top)
         out->nlineages = o->top;
 
+    /* Those that gave back: freed, or smaller at the end than at their peak. */
+    out->released = xmalloc((s.nlin ? s.nlin : 1) * sizeof(*out->released));
+    for (size_t i = 0; i < s.nlin; i++) {
+        const struct lineage *l = &s.lin[i];
+        const struct region *r = &h->regions.v[l->region];
+        uint64_t last = l->ended ? 0 : l->size;
+        if (l->peak <= last || region_committed(r) == 0 ||
+            (o->category >= 0 && r->category != o->category))
+            continue;
+        struct growth_release *g = &out->released[out->nreleased++];
+        g->now = *r;
+        g->first = l->first;
+        g->peak_at = l->peak_at;
+        g->last = l->ended ? l->ended_at : n - 1;
+        g->size_first = l->size_first;
+        g->peak = l->peak;
+        g->size_last = last;
+        g->freed = l->ended;
+    }
+    if (out->nreleased > 1)
+        qsort(out->released, out->nreleased, sizeof(*out->released), cmp_release);
+    if (o->top && out->nreleased > o->top)
+        out->nreleased = o->top;
+
     if (nborn > 1)
         qsort(born, nborn, sizeof(*born), cmp_born);
     out->survivors = xmalloc((nborn ? nborn : 1) * sizeof(*out->survivors));
@@ -421,6 +466,8 @@ static void follow(const struct store_history *h, const struct times *tm,
         region_rehome(&out->names, &out->lineages[i].now);
     for (size_t i = 0; i < out->nsurvivors; i++)
         region_rehome(&out->names, &out->survivors[i].like);
+    for (size_t i = 0; i < out->nreleased; i++)
+        region_rehome(&out->names, &out->released[i].now);
     free(born);
     free(begins);
     free(ends);
@@ -500,6 +547,7 @@ void growth_result_release(struct growth_result *r)
     free(r->cat_committed);
     free(r->cat_rss);
     free(r->lineages);
+    free(r->released);
     free(r->survivors);
     free(r->snaps);
     region_list_release(&r->names);

@@ -49,11 +49,20 @@ struct growth_lineage {
     double grew_share;              /* share of its steps in which it grew */
 };
 
+/* A region followed across snapshots that gave memory back: freed, or shrunk from its peak. */
+struct growth_release {
+    struct region now;           /* the region when last seen (names in the result) */
+    size_t first, peak_at, last; /* snapshot indexes: where it began, peaked, was last seen */
+    uint64_t size_first, peak;   /* bytes */
+    uint64_t size_last;          /* bytes at the end; 0 when freed */
+    int freed;                   /* it ended before the range did */
+};
+
 /* Regions born during the range and alive at its end, grouped by what they look like. */
 struct growth_survivor {
     struct region like; /* one of them: category, perms, path and size (names in the result) */
     int64_t count;
-    uint64_t bytes, committed; /* mapped and committed (no-access holds nothing) */
+    uint64_t bytes, committed;    /* mapped and committed (no-access holds nothing) */
     size_t first_born, last_born; /* snapshot indexes */
 };
 
@@ -86,6 +95,8 @@ struct growth_result {
     int64_t *committed_series, *rss_series, *cat_committed, *cat_rss;
     struct growth_lineage *lineages;
     size_t nlineages;
+    struct growth_release *released; /* largest given back first */
+    size_t nreleased;
     struct growth_survivor *survivors;
     size_t nsurvivors;
     struct region_list names; /* owns the lineages' and survivors' paths, owners and figures */

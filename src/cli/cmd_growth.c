@@ -217,6 +217,29 @@ static void print_table(const struct store_target *t, const struct growth_result
             cli_print_escaped(stdout, l->now.path, l->now.path_len);
         fputc('\n', stdout);
     }
+    cli_printf("\nregions that gave back most (freed, or shrunk from their peak):\n");
+    if (!g->nreleased)
+        cli_printf("  none gave back\n");
+    else
+        cli_printf("  %-33s %-6s %-4s %7s %8s %8s %9s %8s  %s\n", "RANGE (last seen)", "CAT",
+                   "PERM", "SINCE", "PEAK", "AT", "GAVE", "BY", "PATH");
+    for (size_t i = 0; i < g->nreleased; i++) {
+        const struct growth_release *l = &g->released[i];
+        char a[16], d[24];
+        cli_printf("  %016llx-%016llx %-6s %-4s %7lld %8s %8lld %9s %8lld  ",
+                   (unsigned long long)l->now.start, (unsigned long long)l->now.end,
+                   region_category_name(l->now.category), l->now.perms,
+                   (long long)g->snaps[l->first].seq, cli_human(l->peak, a),
+                   (long long)g->snaps[l->peak_at].seq,
+                   cli_human_signed(-(int64_t)(l->peak - l->size_last), d),
+                   (long long)g
+                       ->snaps[l->freed ? (l->last + 1 < g->nsnaps ? l->last + 1 : l->last)
+                                        : g->nsnaps - 1]
+                       .seq);
+        if (l->now.path)
+            cli_print_escaped(stdout, l->now.path, l->now.path_len);
+        fputc('\n', stdout);
+    }
     cli_printf("\nsurvivors (born in the range, alive at its end):\n");
     if (!g->nsurvivors)
         cli_printf("  none\n");

@@ -471,6 +471,41 @@ void json_growth_fields(struct json *j, const struct store_target *t, const stru
         json_end_object(j);
     }
     json_end_array(j);
+    json_key(j, "released");
+    json_begin_array(j);
+    for (size_t i = 0; i < g->nreleased; i++) {
+        const struct growth_release *l = &g->released[i];
+        json_begin_object(j);
+        json_key(j, "start");
+        json_hex(j, l->now.start);
+        json_key(j, "end");
+        json_hex(j, l->now.end);
+        json_key(j, "category");
+        json_string(j, region_category_name(l->now.category));
+        json_key(j, "perms");
+        json_string(j, l->now.perms);
+        json_text(j, "path", l->now.path, l->now.path_len);
+        json_key(j, "first");
+        json_point(j, g, l->first);
+        json_key(j, "size_first");
+        json_uint(j, l->size_first);
+        json_key(j, "peak");
+        json_begin_object(j);
+        json_key(j, "bytes");
+        json_uint(j, l->peak);
+        json_point_fields(j, g, l->peak_at);
+        json_end_object(j);
+        json_key(j, "size_last");
+        json_uint(j, l->size_last);
+        json_key(j, "gave_back");
+        json_uint(j, l->peak - l->size_last);
+        json_key(j, "freed");
+        json_bool(j, l->freed);
+        json_key(j, "last_seen");
+        json_point(j, g, l->last);
+        json_end_object(j);
+    }
+    json_end_array(j);
     json_key(j, "survivors");
     json_begin_array(j);
     for (size_t i = 0; i < g->nsurvivors; i++) {
