@@ -299,6 +299,27 @@ static void test_phases_noise(void **state)
     shape_done(&g, &sh, &h);
 }
 
+/* A program that loads (2 MiB), settles for nine seconds, then leaks 512 KiB/s without a pause:
+ * start-up ends where it first holds still, and the leak is a growth of its own. */
+static void test_phases_startup_settles(void **state)
+{
+    (void)state;
+    uint64_t sizes[51];
+    for (size_t k = 0; k < 51; k++)
+        sizes[k] = k == 0 ? 10 * M : 12 * M + (k > 10 ? (k < 38 ? k - 10 : 28) * 512 * K : 0);
+    static const struct want_phase want[] = {{PHASE_STARTUP, 0, 1, 1},
+                                             {PHASE_FLAT, 1, 10, -1},
+                                             {PHASE_GROWTH, 10, 38, 1},
+                                             {PHASE_FLAT, 38, 50, -1}};
+    struct hist h;
+    struct store_history sh;
+    struct growth_result g;
+    shape(sizes, 51, (struct series_context){.from_start = 1}, want, 4, &g, &sh, &h);
+    assert_int_equal(g.committed.onset, 10);
+    assert_true(fabs(g.committed.rate - 512.0 * K) < 1e-6 * K);
+    shape_done(&g, &sh, &h);
+}
+
 /* A 50 MiB hump of which a cache keeps 8 MiB was given back; one that keeps 35 MiB is held. */
 static void test_phases_partly_given_back(void **state)
 {
@@ -860,6 +881,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_phases_of_a_server),
         cmocka_unit_test(test_phases_leak_then_shutdown),
         cmocka_unit_test(test_phases_noise),
+        cmocka_unit_test(test_phases_startup_settles),
         cmocka_unit_test(test_phases_partly_given_back),
         cmocka_unit_test(test_phases_step_and_ramp),
         cmocka_unit_test(test_lineages_follow_either_end),

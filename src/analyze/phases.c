@@ -158,6 +158,53 @@ static void leg(struct cut *c, size_t a, size_t b)
     push(c, PHASE_FLAT, e, b);
 }
 
+/* The phase a program recorded from its start grows in first: index into c->p, or c->n. */
+static size_t first_growth(const struct cut *c)
+{
+    size_t i = c->n && c->p[0].kind == PHASE_FLAT && c->p[0].to - c->p[0].from <= 2 ? 1 : 0;
+    return i < c->n && c->p[i].kind == PHASE_GROWTH ? i : c->n;
+}
+
+/*
+ * A program recorded from its start starts up until it first holds still: three snapshots
+ * within the trim band after it has grown by more than the noise band. What grows after that
+ * is growth of its own, however soon it comes (a program that loads, settles for a second and
+ * then leaks).
+ */
+static void cut_startup(struct cut *c)
+{
+    size_t i = first_growth(c);
+    if (i == c->n)
+        return;
+    const int64_t *v = c->v;
+    size_t stride = c->stride, a = c->p[i].from, b = c->p[i].to, s = a;
+    int64_t lo = V(a), hi = V(a);
+    for (size_t k = a + 1; k < b; k++) {
+        int64_t x = V(k), nlo = x < lo ? x : lo, nhi = x > hi ? x : hi;
+        if (nhi - nlo > c->trim) {
+            s = k;
+            lo = hi = x;
+            continue;
+        }
+        lo = nlo;
+        hi = nhi;
+        if (k - s < 2 || s == a || V(s) - V(a) <= c->band)
+            continue;
+        size_t q = k;
+        while (q + 1 < b && V(q + 1) - lo <= c->trim && hi - V(q + 1) <= c->trim)
+            q++;
+        if (V(b) - V(q) <= c->band)
+            return; /* nothing grows after it settles: it is all start-up */
+        c->p = xgrow(c->p, &c->cap, c->n + 2, sizeof(*c->p));
+        memmove(&c->p[i + 3], &c->p[i + 1], (c->n - i - 1) * sizeof(*c->p));
+        c->p[i] = (struct phase){.kind = PHASE_GROWTH, .from = a, .to = s};
+        c->p[i + 1] = (struct phase){.kind = PHASE_FLAT, .from = s, .to = q};
+        c->p[i + 2] = (struct phase){.kind = PHASE_GROWTH, .from = q, .to = b};
+        c->n += 2;
+        return;
+    }
+}
+
 void series_phases_find(const int64_t *v, size_t stride, size_t n, const double *t,
                         const struct series_context *ctx, struct series_phases *out)
 {
@@ -208,6 +255,9 @@ void series_phases_find(const int64_t *v, size_t stride, size_t n, const double 
         c.p[c.n++] = (struct phase){.kind = PHASE_FLAT};
     }
 
+    if (ctx && ctx->from_start)
+        cut_startup(&c);
+
     /* 2. Rates, held growth, startup and shutdown. */
     for (size_t i = 0; i < c.n; i++) {
         struct phase *p = &c.p[i];
@@ -229,8 +279,8 @@ void series_phases_find(const int64_t *v, size_t stride, size_t n, const double 
     if (ctx && ctx->from_start) {
         /* The first growth, when at most a short flat comes before it (the first snapshot
          * can catch a program before its libraries are in), and something follows it. */
-        size_t i = c.n && c.p[0].kind == PHASE_FLAT && c.p[0].to - c.p[0].from <= 2 ? 1 : 0;
-        if (i + 1 < c.n && c.p[i].kind == PHASE_GROWTH)
+        size_t i = first_growth(&c);
+        if (i + 1 < c.n)
             c.p[i].kind = PHASE_STARTUP;
     }
     /* Held: from the growth's end to the last snapshot before shutdown, the series keeps more
