@@ -113,7 +113,14 @@ static void move(struct cut *c, int kind, size_t a, size_t b)
     size_t pa, pb;
     longest_plateau(c, a, b, &pa, &pb);
     double whole = c->t[b] - c->t[a];
-    if (pb > pa + 2 && pa > a && pb < b && c->t[pb] - c->t[pa] >= whole / 4) {
+    const int64_t *v = c->v;
+    size_t stride = c->stride;
+    /* Each side of the pause must move by more than the noise band to be a move of its own. */
+    int64_t before = V(pa) - V(a), after = V(b) - V(pb);
+    before = before < 0 ? -before : before;
+    after = after < 0 ? -after : after;
+    if (pb > pa + 2 && pa > a && pb < b && c->t[pb] - c->t[pa] >= whole / 4 && before > c->band &&
+        after > c->band) {
         move(c, kind, a, pa);
         push(c, PHASE_FLAT, pa, pb);
         move(c, kind, pb, b);
