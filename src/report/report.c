@@ -95,10 +95,10 @@ static void write_series(struct json *j, const struct input *in)
     json_begin_object(j);
     json_key(j, "buckets");
     json_uint(j, nb);
-    /* Per bucket: its first and last snapshot (ids), how many, and their times in ms after
-     * the range's first snapshot. */
-    const char *names[] = {"first", "last", "count", "t_first", "t_last"};
-    for (int f = 0; f < 5; f++) {
+    /* Per bucket: its first and last snapshot (ids, then seqs), how many, and their times in
+     * ms after the range's first snapshot. */
+    const char *names[] = {"first", "last", "count", "t_first", "t_last", "seq_first", "seq_last"};
+    for (int f = 0; f < 7; f++) {
         json_key(j, names[f]);
         json_begin_array(j);
         for (size_t i = 0; i < nb; i++) {
@@ -115,8 +115,14 @@ static void write_series(struct json *j, const struct input *in)
             case 3:
                 json_int(j, t[b[i].first] - t[0]);
                 break;
-            default:
+            case 4:
                 json_int(j, t[b[i].last] - t[0]);
+                break;
+            case 5:
+                json_int(j, h->snaps[b[i].first].seq);
+                break;
+            default:
+                json_int(j, h->snaps[b[i].last].seq);
                 break;
             }
         }
