@@ -458,8 +458,6 @@ void json_growth_fields(struct json *j, const struct store_target *t, const stru
         json_text(j, "path", l->now.path, l->now.path_len);
         json_key(j, "first_snapshot");
         json_int(j, g->snaps[l->first].id);
-        json_key(j, "first");
-        json_point(j, g, l->first);
         json_key(j, "size_first");
         json_uint(j, l->size_first);
         json_key(j, "size_last");
@@ -470,6 +468,8 @@ void json_growth_fields(struct json *j, const struct store_target *t, const stru
         json_double(j, l->rate);
         json_key(j, "grew_share");
         json_double(j, l->grew_share);
+        json_key(j, "first");
+        json_point(j, g, l->first);
         json_end_object(j);
     }
     json_end_array(j);
