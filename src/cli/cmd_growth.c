@@ -115,15 +115,19 @@ static int say(const struct growth_stat *s, const struct growth_result *g, char 
         }
         return 1;
     }
+    /* Given back: by the end of the first release after the peak that brings the value below
+     * half of its rise. */
     const struct phase *startup = NULL, *back = NULL;
+    int64_t rise = s->peak_bytes - s->start, value = s->start;
     for (size_t i = 0; i < s->nphases; i++) {
         const struct phase *p = &s->phases[i];
+        value += p->delta;
         if (p->kind == PHASE_STARTUP)
             startup = p;
-        if (!back && p->from >= s->peak && (p->kind == PHASE_RELEASE || p->kind == PHASE_SHUTDOWN))
+        if (!back && p->from >= s->peak &&
+            (p->kind == PHASE_RELEASE || p->kind == PHASE_SHUTDOWN) && value - s->start <= rise / 2)
             back = p;
     }
-    int64_t rise = s->peak_bytes - s->start;
     if (back && rise > s->band) {
         snprintf(out, cap, "nothing held; peak %s at seq %lld, given back by seq %lld",
                  cli_human_signed(rise, d), (long long)g->snaps[s->peak].seq,
