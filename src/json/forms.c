@@ -402,6 +402,20 @@ static void json_snap_ref(struct json *j, const struct growth_snap *s)
     json_end_object(j);
 }
 
+/* The members naming a region that growth followed: its range, category, perms and path. */
+static void json_followed_region(struct json *j, const struct region *r)
+{
+    json_key(j, "start");
+    json_hex(j, r->start);
+    json_key(j, "end");
+    json_hex(j, r->end);
+    json_key(j, "category");
+    json_string(j, region_category_name(r->category));
+    json_key(j, "perms");
+    json_string(j, r->perms);
+    json_text(j, "path", r->path, r->path_len);
+}
+
 void json_growth_fields(struct json *j, const struct store_target *t, const struct growth_result *g)
 {
     json_key(j, "target");
@@ -447,15 +461,7 @@ void json_growth_fields(struct json *j, const struct store_target *t, const stru
     for (size_t i = 0; i < g->nlineages; i++) {
         const struct growth_lineage *l = &g->lineages[i];
         json_begin_object(j);
-        json_key(j, "start");
-        json_hex(j, l->now.start);
-        json_key(j, "end");
-        json_hex(j, l->now.end);
-        json_key(j, "category");
-        json_string(j, region_category_name(l->now.category));
-        json_key(j, "perms");
-        json_string(j, l->now.perms);
-        json_text(j, "path", l->now.path, l->now.path_len);
+        json_followed_region(j, &l->now);
         json_key(j, "first_snapshot");
         json_int(j, g->snaps[l->first].id);
         json_key(j, "size_first");
@@ -478,15 +484,7 @@ void json_growth_fields(struct json *j, const struct store_target *t, const stru
     for (size_t i = 0; i < g->nreleased; i++) {
         const struct growth_release *l = &g->released[i];
         json_begin_object(j);
-        json_key(j, "start");
-        json_hex(j, l->now.start);
-        json_key(j, "end");
-        json_hex(j, l->now.end);
-        json_key(j, "category");
-        json_string(j, region_category_name(l->now.category));
-        json_key(j, "perms");
-        json_string(j, l->now.perms);
-        json_text(j, "path", l->now.path, l->now.path_len);
+        json_followed_region(j, &l->now);
         json_key(j, "first");
         json_point(j, g, l->first);
         json_key(j, "size_first");
