@@ -17,8 +17,8 @@ static const struct cli_command growth_command = {
         "the process and of each category cut into phases (growth, flat, release; start-up and\n"
         "shutdown), each said in one plain line: the last growth still held, with its own rate\n"
         "and onset, or the peak and where it was given back. Then the regions that grew most,\n"
-        "followed across snapshots (lineages), and those born during the range and never freed\n"
-        "(survivors).\n",
+        "followed across snapshots (lineages), those that gave memory back (released), and those\n"
+        "born during the range and never freed (survivors).\n",
     .epilog =
         "Committed bytes are mapped bytes less no-access ranges (guard pages, reservations such "
         "as\n"
