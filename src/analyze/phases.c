@@ -32,8 +32,9 @@ const char *phase_kind_name(int kind)
 
 #define V(k) (v[(size_t)(k)*stride])
 
-void series_fit(const int64_t *v, size_t stride, const double *t, size_t a, size_t b, double *rate,
-                double *r2)
+/* The least-squares slope (bytes per second) and fit of v against t over [a, b]. */
+static void series_fit(const int64_t *v, size_t stride, const double *t, size_t a, size_t b,
+                       double *rate, double *r2)
 {
     double n = (double)(b - a + 1), st = 0, sv = 0;
     int64_t lo = V(a), hi = V(a);

@@ -53,8 +53,4 @@ void series_phases_find(const int64_t *v, size_t stride, size_t n, const double 
                         const struct series_context *c, struct series_phases *out);
 void series_phases_release(struct series_phases *p);
 
-/* The least-squares slope (bytes per second) and fit of v against t over [a, b]. */
-void series_fit(const int64_t *v, size_t stride, const double *t, size_t a, size_t b, double *rate,
-                double *r2);
-
 #endif

@@ -303,21 +303,41 @@ void json_diff_summary(struct json *j, const struct diff_pair *p, int category,
     json_end_object(j);
 }
 
-/* {"snapshot", "seq", "taken_at"} of snapshot index k, the members of a point in a series. */
-static void json_point_fields(struct json *j, const struct growth_result *g, size_t k)
+/* {"snapshot", "seq", "taken_at"}: the members naming one snapshot. */
+static void when_fields(struct json *j, int64_t id, int64_t seq, const char *taken_at)
 {
     json_key(j, "snapshot");
-    json_int(j, g->snaps[k].id);
+    json_int(j, id);
     json_key(j, "seq");
-    json_int(j, g->snaps[k].seq);
+    json_int(j, seq);
     json_key(j, "taken_at");
-    json_string(j, g->snaps[k].taken_at);
+    json_string(j, taken_at);
 }
 
+/* The same and its label, as a history and a growth result hold a snapshot. */
+static void snap_fields(struct json *j, int64_t id, int64_t seq, const char *taken_at,
+                        const char *label)
+{
+    when_fields(j, id, seq, taken_at);
+    json_key(j, "label");
+    json_string(j, label);
+}
+
+/* Snapshot index k of a growth result, as a point in a series. */
 static void json_point(struct json *j, const struct growth_result *g, size_t k)
 {
     json_begin_object(j);
-    json_point_fields(j, g, k);
+    when_fields(j, g->snaps[k].id, g->snaps[k].seq, g->snaps[k].taken_at);
+    json_end_object(j);
+}
+
+/* {"bytes", "snapshot", "seq", "taken_at"}: a peak of bytes at snapshot index k. */
+static void json_peak(struct json *j, const struct growth_result *g, int64_t bytes, size_t k)
+{
+    json_begin_object(j);
+    json_key(j, "bytes");
+    json_int(j, bytes);
+    when_fields(j, g->snaps[k].id, g->snaps[k].seq, g->snaps[k].taken_at);
     json_end_object(j);
 }
 
@@ -342,11 +362,7 @@ static void json_stat(struct json *j, const struct growth_stat *s, const struct 
     json_key(j, "growing");
     json_bool(j, s->growing);
     json_key(j, "peak");
-    json_begin_object(j);
-    json_key(j, "bytes");
-    json_int(j, s->peak_bytes);
-    json_point_fields(j, g, s->peak);
-    json_end_object(j);
+    json_peak(j, g, s->peak_bytes, s->peak);
     json_key(j, "slope");
     json_double(j, s->slope);
     json_key(j, "band");
@@ -374,20 +390,6 @@ static void json_stat(struct json *j, const struct growth_stat *s, const struct 
     }
     json_end_array(j);
     json_end_object(j);
-}
-
-/* The members naming one snapshot, as a history and a growth result hold it. */
-static void snap_fields(struct json *j, int64_t id, int64_t seq, const char *taken_at,
-                        const char *label)
-{
-    json_key(j, "snapshot");
-    json_int(j, id);
-    json_key(j, "seq");
-    json_int(j, seq);
-    json_key(j, "taken_at");
-    json_string(j, taken_at);
-    json_key(j, "label");
-    json_string(j, label);
 }
 
 void json_hsnap_fields(struct json *j, const struct store_hsnap *s)
@@ -490,11 +492,7 @@ void json_growth_fields(struct json *j, const struct store_target *t, const stru
         json_key(j, "size_first");
         json_uint(j, l->size_first);
         json_key(j, "peak");
-        json_begin_object(j);
-        json_key(j, "bytes");
-        json_uint(j, l->peak);
-        json_point_fields(j, g, l->peak_at);
-        json_end_object(j);
+        json_peak(j, g, (int64_t)l->peak, l->peak_at);
         json_key(j, "size_last");
         json_uint(j, l->size_last);
         json_key(j, "gave_back");
