@@ -226,7 +226,8 @@ void series_phases_find(const int64_t *v, size_t stride, size_t n, const double 
     }
     struct cut c = {v, stride, t, top / 100 > BAND_MIN ? top / 100 : BAND_MIN, 0, NULL, 0, 0};
     c.trim = c.band / 4;
-    series_fit(v, stride, t, 0, n - 1, &out->slope, &out->slope_r2);
+    double slope_r2;
+    series_fit(v, stride, t, 0, n - 1, &out->slope, &slope_r2);
 
     /* 1. Turning points. */
     size_t last = 0, lo = 0, hi = 0, ext = 0;

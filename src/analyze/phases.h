@@ -32,11 +32,10 @@ struct phase {
 struct series_phases {
     struct phase *v;
     size_t n;
-    size_t held;     /* index into v of the last held growth that is not startup; n when none */
-    size_t peak;     /* snapshot index of the highest value (the first, when it repeats) */
-    int64_t band;    /* the noise band: moves within it are not phases */
-    double slope;    /* least-squares over every snapshot, bytes per second */
-    double slope_r2; /* and its fit */
+    size_t held;  /* index into v of the last held growth that is not startup; n when none */
+    size_t peak;  /* snapshot index of the highest value (the first, when it repeats) */
+    int64_t band; /* the noise band: moves within it are not phases */
+    double slope; /* least-squares over every snapshot, bytes per second */
 };
 
 /* The series' context: how it was recorded. */
