@@ -161,6 +161,11 @@ static const struct variant variants[] = {
      "'2020-01-01T00:00:00.000Z', 50); UPDATE snapshots SET target_id = 50 WHERE id = (SELECT "
      "max(id) FROM snapshots)",
      NULL, 0},
+    {"regions out of birth order",
+     "UPDATE spans SET first_snap = (SELECT min(id) + 1 FROM snapshots) WHERE id = (SELECT "
+     "max(id) FROM spans); UPDATE spans_open SET first_snap = (SELECT min(id) + 1 FROM "
+     "snapshots) WHERE id = (SELECT max(id) FROM spans_open)",
+     NULL, 0},
     {"span ids of another target",
      "UPDATE spans_open SET id = id + 4294967296 * 7 WHERE id % 2 = 0", NULL, 0},
     {"a huge command line", "UPDATE targets SET cmdline = hex(zeroblob(17000000)) WHERE id = 1",

@@ -1215,16 +1215,30 @@ static void test_one_snapshot_costs_the_same_however_long_the_recording(void **s
                          short_steps[q]);
         }
     }
-    /* The history of snapshots 300 to 600 (ids as seqs here) holds the 16 regions alive
-     * throughout and each short-lived one alive at one of them: born at 299 to 600. */
-    struct store_history h;
+    /* The walk over snapshots 300 to 600 (ids as seqs here) begins the 16 regions alive
+     * throughout and each short-lived one alive at one of them (born at 299 to 600, each alive
+     * for two ticks) once, and ends those last seen at 300 to 599 once; it holds little more
+     * than the 18 alive at a time. */
+    struct store_walk *w;
+    struct store_step step;
     struct err e = {0};
-    memset(&h, 0, sizeof(h));
-    if (store_read_history(f.st, store_writer_target(f.w), 300, 600, &h, &e) != 0)
-        fail_msg("history: %s", e.msg);
-    assert_int_equal(h.nsnaps, 301);
-    assert_int_equal(h.regions.n, 16 + 302);
-    store_history_release(&h);
+    if (store_walk_open(f.st, store_writer_target(f.w), 300, 600, &w, &e) != 0)
+        fail_msg("walk: %s", e.msg);
+    size_t nsnaps, began = 0, ended = 0, steps = 0;
+    store_walk_snaps(w, &nsnaps);
+    assert_int_equal(nsnaps, 301);
+    int rc;
+    while ((rc = store_walk_next(w, &step, &e)) == 1) {
+        assert_true(step.k >= steps);
+        steps = step.k + 1;
+        began += step.nbegan;
+        ended += step.nended;
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(began, 16 + 302);
+    assert_int_equal(ended, 300);
+    assert_true(store_walk_slots(w) <= 19);
+    store_walk_close(w);
     close_fixture(&f);
 }
 

@@ -94,51 +94,64 @@ static void series_stat(const int64_t *v, size_t stride, size_t n, const struct 
     out->nphases = p.n;
 }
 
-/* Same file, or both anonymous: what lets a region continue another. */
-static int same_backing(const struct region *a, const struct region *b)
-{
-    if ((a->path == NULL) != (b->path == NULL) || a->inode != b->inode ||
-        a->dev_major != b->dev_major || a->dev_minor != b->dev_minor)
-        return 0;
-    return !a->path || (a->path_len == b->path_len && memcmp(a->path, b->path, a->path_len) == 0);
-}
-
 struct lineage {
-    uint32_t region;    /* its region now */
+    uint32_t slot;      /* its region now: a slot of the walk */
     uint32_t first;     /* snapshot index where it began */
     uint32_t run_start; /* snapshot index where its current size began */
     uint32_t grew;      /* steps in which it grew */
-    uint32_t born_at;   /* snapshot index of its birth, when born */
-    int born;
-    int ended;         /* its region ended at ended_at and nothing continued it */
-    uint32_t ended_at; /* snapshot index of the last snapshot it was alive at */
-    uint32_t peak_at;  /* snapshot index where it was largest (the first time) */
+    int born;           /* it began after the range's first snapshot, from nothing */
+    uint32_t peak_at;   /* snapshot index where it was largest (the first time) */
     uint64_t size_first, size, peak;
     struct fit fit;
 };
 
-struct state {
-    const struct store_history *h;
-    const struct times *tm;
-    struct lineage *lin;
-    size_t nlin, cap;
-    uint32_t *lin_of; /* per region: its lineage */
+/* The regions that gave back most, as many as are shown: a heap with the one that would be
+ * listed last on top, each region held alone until the result takes it. */
+struct released {
+    struct growth_release *v;
+    void **hold;
+    size_t n, cap, top;
 };
 
-static uint32_t lineage_new(struct state *s, uint32_t region, uint32_t k, int born)
+struct state {
+    struct store_walk *w;
+    const struct times *tm;
+    const struct growth_opts *o;
+    size_t nsnaps;
+    struct lineage *lin;
+    size_t nlin, cap;
+    uint32_t *spare; /* lineages free for reuse */
+    size_t nspare, spare_cap;
+    uint32_t *lin_of; /* per slot: the lineage of its region */
+    size_t lin_of_cap;
+    struct released rel;
+    struct pair *pairs;
+    size_t pcap;
+};
+
+static const struct region *slot_region(const struct state *s, uint32_t slot)
 {
-    s->lin = xgrow(s->lin, &s->cap, s->nlin + 1, sizeof(*s->lin));
-    struct lineage *l = &s->lin[s->nlin];
-    const struct region *r = &s->h->regions.v[region];
+    return store_walk_region(s->w, slot);
+}
+
+static void lineage_new(struct state *s, uint32_t slot, uint32_t k, int born)
+{
+    uint32_t i;
+    if (s->nspare) {
+        i = s->spare[--s->nspare];
+    } else {
+        s->lin = xgrow(s->lin, &s->cap, s->nlin + 1, sizeof(*s->lin));
+        i = (uint32_t)s->nlin++;
+    }
+    struct lineage *l = &s->lin[i];
+    const struct region *r = slot_region(s, slot);
     memset(l, 0, sizeof(*l));
-    l->region = region;
+    l->slot = slot;
     l->first = l->run_start = k;
     l->born = born;
-    l->born_at = k;
     l->size_first = l->size = l->peak = r->end - r->start;
     l->peak_at = k;
-    s->lin_of[region] = (uint32_t)s->nlin;
-    return (uint32_t)s->nlin++;
+    s->lin_of[slot] = i;
 }
 
 /* Closes the lineage's current run of one size at snapshot k (exclusive). */
@@ -148,41 +161,119 @@ static void lineage_run(struct state *s, struct lineage *l, uint32_t k)
     l->run_start = k;
 }
 
-/* Orders regions by (key snapshot, start): the ones that begin, or end, at each step. */
-struct event {
-    uint32_t k, region;
-    uint64_t start;
-};
-
-static int cmp_event(const void *x, const void *y)
-{
-    const struct event *a = x, *b = y;
-    if (a->k != b->k)
-        return a->k < b->k ? -1 : 1;
-    return a->start < b->start ? -1 : a->start > b->start;
-}
-
 struct pair {
     uint32_t gone, came;
     uint64_t overlap;
 };
 
-/*
- * One step, k-1 -> k: gone[0..ng) ended at k-1, came[0..nc) began at k, both sorted by start
- * and each disjoint. Continues, ends and begins lineages.
- */
-static void step(struct state *s, uint32_t k, const struct event *gone, size_t ng,
-                 const struct event *came, size_t nc, struct pair **pairs, size_t *pcap)
+/* Largest given back first; then by address, then the earliest. */
+static int cmp_release(const void *x, const void *y)
 {
-    const struct region *v = s->h->regions.v;
+    const struct growth_release *a = x, *b = y;
+    uint64_t ga = a->peak - a->size_last, gb = b->peak - b->size_last;
+    if (ga != gb)
+        return ga > gb ? -1 : 1;
+    if (a->now.start != b->now.start)
+        return a->now.start < b->now.start ? -1 : 1;
+    if (a->first != b->first)
+        return a->first < b->first ? -1 : 1;
+    return a->last < b->last ? -1 : a->last > b->last;
+}
+
+static void released_swap(struct released *r, size_t i, size_t j)
+{
+    struct growth_release t = r->v[i];
+    void *h = r->hold[i];
+    r->v[i] = r->v[j];
+    r->hold[i] = r->hold[j];
+    r->v[j] = t;
+    r->hold[j] = h;
+}
+
+/* Restores the heap below i: a parent is listed after its children. */
+static void released_down(struct released *r, size_t i)
+{
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= r->n)
+            return;
+        if (c + 1 < r->n && cmp_release(&r->v[c + 1], &r->v[c]) > 0)
+            c++;
+        if (cmp_release(&r->v[c], &r->v[i]) <= 0)
+            return;
+        released_swap(r, i, c);
+        i = c;
+    }
+}
+
+/* Offers g (its region as the walk holds it) to the list. */
+static void released_offer(struct released *r, const struct growth_release *g)
+{
+    size_t i;
+    if (r->top && r->n == r->top) {
+        if (cmp_release(g, &r->v[0]) >= 0)
+            return; /* it would be listed after all of them */
+        free(r->hold[0]);
+        r->v[0] = *g;
+        r->hold[0] = region_hold(&r->v[0].now);
+        released_down(r, 0);
+        return;
+    }
+    r->v = xgrow(r->v, &r->cap, r->n + 1, sizeof(*r->v));
+    r->hold = xreallocarray(r->hold, r->cap, sizeof(*r->hold));
+    i = r->n++;
+    r->v[i] = *g;
+    r->hold[i] = region_hold(&r->v[i].now);
+    for (; i > 0 && cmp_release(&r->v[i], &r->v[(i - 1) / 2]) > 0; i = (i - 1) / 2)
+        released_swap(r, i, (i - 1) / 2);
+}
+
+/* The lineage, whose region r is as last seen at snapshot last, gave memory back: freed when
+ * it ended there, or smaller than at its peak. */
+static void lineage_released(struct state *s, const struct lineage *l, const struct region *r,
+                             int freed, uint32_t last)
+{
+    uint64_t size_last = freed ? 0 : l->size;
+    if (l->peak <= size_last || region_committed(r) == 0 ||
+        (s->o->category >= 0 && r->category != s->o->category))
+        return;
+    struct growth_release g = {
+        .now = *r,
+        .first = l->first,
+        .peak_at = l->peak_at,
+        .last = last,
+        .size_first = l->size_first,
+        .peak = l->peak,
+        .size_last = size_last,
+        .freed = freed,
+    };
+    released_offer(&s->rel, &g);
+}
+
+/* Same file, or both anonymous: what lets a region continue another. */
+static int same_backing(const struct region *a, const struct region *b)
+{
+    if ((a->path == NULL) != (b->path == NULL) || a->inode != b->inode ||
+        a->dev_major != b->dev_major || a->dev_minor != b->dev_minor)
+        return 0;
+    return !a->path || (a->path_len == b->path_len && memcmp(a->path, b->path, a->path_len) == 0);
+}
+
+/*
+ * One step, k-1 -> k: the slots gone[0..ng) ended at k-1, came[0..nc) began at k, both sorted
+ * by start and each disjoint. Continues, ends and begins lineages.
+ */
+static void step(struct state *s, uint32_t k, const uint32_t *gone, size_t ng, const uint32_t *came,
+                 size_t nc)
+{
     size_t np = 0;
     for (size_t i = 0, j = 0; i < ng && j < nc;) {
-        const struct region *g = &v[gone[i].region], *c = &v[came[j].region];
+        const struct region *g = slot_region(s, gone[i]), *c = slot_region(s, came[j]);
         uint64_t lo = g->start > c->start ? g->start : c->start;
         uint64_t hi = g->end < c->end ? g->end : c->end;
         if (lo < hi && same_backing(g, c)) {
-            *pairs = xgrow(*pairs, pcap, np + 1, sizeof(**pairs));
-            (*pairs)[np++] = (struct pair){(uint32_t)i, (uint32_t)j, hi - lo};
+            s->pairs = xgrow(s->pairs, &s->pcap, np + 1, sizeof(*s->pairs));
+            s->pairs[np++] = (struct pair){(uint32_t)i, (uint32_t)j, hi - lo};
         }
         if (g->end <= c->end)
             i++;
@@ -201,7 +292,7 @@ static void step(struct state *s, uint32_t k, const struct event *gone, size_t n
     for (size_t j = 0; j < nc; j++)
         pred[j] = SIZE_MAX;
     for (size_t p = 0; p < np; p++) {
-        const struct pair *x = &(*pairs)[p];
+        const struct pair *x = &s->pairs[p];
         touched[x->came] = 1;
         if (x->overlap > succ_ov[x->gone]) {
             succ_ov[x->gone] = x->overlap;
@@ -214,14 +305,17 @@ static void step(struct state *s, uint32_t k, const struct event *gone, size_t n
             pred[succ[i]] = i;
         }
     for (size_t i = 0; i < ng; i++) {
-        struct lineage *l = &s->lin[s->lin_of[gone[i].region]];
+        uint32_t li = s->lin_of[gone[i]];
+        struct lineage *l = &s->lin[li];
         lineage_run(s, l, k);
         if (succ[i] == SIZE_MAX || pred[succ[i]] != i) {
-            l->ended = 1; /* it ends here */
-            l->ended_at = k - 1;
+            /* It ends here: what it held is given back. */
+            lineage_released(s, l, slot_region(s, gone[i]), 1, k - 1);
+            s->spare = xgrow(s->spare, &s->spare_cap, s->nspare + 1, sizeof(*s->spare));
+            s->spare[s->nspare++] = li;
             continue;
         }
-        const struct region *c = &v[came[succ[i]].region];
+        const struct region *c = slot_region(s, came[succ[i]]);
         uint64_t size = c->end - c->start;
         if (size > l->size)
             l->grew++;
@@ -230,12 +324,12 @@ static void step(struct state *s, uint32_t k, const struct event *gone, size_t n
             l->peak = size;
             l->peak_at = k;
         }
-        l->region = came[succ[i]].region;
-        s->lin_of[l->region] = s->lin_of[gone[i].region];
+        l->slot = came[succ[i]];
+        s->lin_of[l->slot] = li;
     }
     for (size_t j = 0; j < nc; j++)
         if (pred[j] == SIZE_MAX)
-            lineage_new(s, came[j].region, k, !touched[j]);
+            lineage_new(s, came[j], k, !touched[j]);
     free(succ);
     free(succ_ov);
     free(pred);
@@ -248,16 +342,6 @@ static int cmp_lineage(const void *x, const void *y)
     const struct growth_lineage *a = x, *b = y;
     if (a->delta != b->delta)
         return a->delta > b->delta ? -1 : 1;
-    return a->now.start < b->now.start ? -1 : a->now.start > b->now.start;
-}
-
-/* Largest given back first. */
-static int cmp_release(const void *x, const void *y)
-{
-    const struct growth_release *a = x, *b = y;
-    uint64_t ga = a->peak - a->size_last, gb = b->peak - b->size_last;
-    if (ga != gb)
-        return ga > gb ? -1 : 1;
     return a->now.start < b->now.start ? -1 : a->now.start > b->now.start;
 }
 
@@ -303,101 +387,74 @@ static int cmp_survivor(const void *x, const void *y)
     return survivor_key_cmp(&a->like, &b->like);
 }
 
-/* Committed bytes by category per snapshot, and per-region rss where every snapshot has it. */
-static void build_series(const struct store_history *h, struct growth_result *out, int64_t *cat_rss)
+/* Committed bytes by category: the running totals hold from snapshot index *filled to k. */
+static void fill_series(struct growth_result *out, const int64_t *run, size_t *filled, size_t k)
 {
-    size_t n = h->nsnaps;
-    int64_t *dc = xcalloc((n + 1) * CAT_COUNT, sizeof(*dc));
-    for (size_t i = 0; i < h->regions.n; i++) {
-        const struct region *r = &h->regions.v[i];
-        int64_t c = (int64_t)region_committed(r);
-        dc[(size_t)h->alive[i].first * CAT_COUNT + r->category] += c;
-        dc[((size_t)h->alive[i].last + 1) * CAT_COUNT + r->category] -= c;
-        out->cat[r->category].present = 1;
-    }
-    int64_t run[CAT_COUNT] = {0};
-    for (size_t k = 0; k < n; k++) {
-        out->committed_series[k] = 0;
+    for (; *filled < k; (*filled)++) {
+        int64_t *row = out->cat_committed + *filled * CAT_COUNT, sum = 0;
         for (int c = 0; c < CAT_COUNT; c++) {
-            run[c] += dc[k * CAT_COUNT + (size_t)c];
-            out->cat_committed[k * CAT_COUNT + (size_t)c] = run[c];
-            out->committed_series[k] += run[c];
+            row[c] = run[c];
+            sum += run[c];
         }
+        out->committed_series[*filled] = sum;
     }
-    if (cat_rss) {
-        memset(dc, 0, (n + 1) * CAT_COUNT * sizeof(*dc));
-        for (size_t m = 0; m < h->nmem; m++) {
-            const struct store_hmem *x = &h->mem[m];
-            const struct store_halive *a = &h->alive[x->region];
-            /* An interval of figures ends with its region at the latest. */
-            uint32_t lo = x->first > a->first ? x->first : a->first;
-            uint32_t hi = x->last < a->last ? x->last : a->last;
-            if (lo > hi)
-                continue;
-            int c = h->regions.v[x->region].category;
-            dc[(size_t)lo * CAT_COUNT + (size_t)c] += (int64_t)x->rss;
-            dc[((size_t)hi + 1) * CAT_COUNT + (size_t)c] -= (int64_t)x->rss;
-        }
-        memset(run, 0, sizeof(run));
-        for (size_t k = 0; k < n; k++)
-            for (int c = 0; c < CAT_COUNT; c++) {
-                run[c] += dc[k * CAT_COUNT + (size_t)c];
-                cat_rss[k * CAT_COUNT + (size_t)c] = run[c];
-            }
-    }
-    free(dc);
 }
 
-static void follow(const struct store_history *h, const struct times *tm,
-                   const struct growth_opts *o, struct growth_result *out)
+/* Walks the range: the committed series and the lineages step by step. */
+static int walk(struct state *s, struct growth_result *out, struct err *e)
 {
-    size_t n = h->nsnaps, nr = h->regions.n;
-    struct state s = {h, tm, NULL, 0, 0, xcalloc(nr ? nr : 1, sizeof(uint32_t))};
-    struct event *begins = xmalloc((nr ? nr : 1) * sizeof(*begins));
-    struct event *ends = xmalloc((nr ? nr : 1) * sizeof(*ends));
-    size_t nb = 0, ne = 0;
-    for (size_t i = 0; i < nr; i++) {
-        const struct store_halive *a = &h->alive[i];
-        uint64_t start = h->regions.v[i].start;
-        if (a->first == 0)
-            lineage_new(&s, (uint32_t)i, 0, 0); /* there at the start: not born in the range */
-        else
-            begins[nb++] = (struct event){a->first, (uint32_t)i, start};
-        if (a->last + 1 < n)
-            ends[ne++] = (struct event){a->last + 1, (uint32_t)i, start};
+    int64_t run[CAT_COUNT] = {0};
+    size_t filled = 0;
+    struct store_step st;
+    int rc;
+    while ((rc = store_walk_next(s->w, &st, e)) == 1) {
+        fill_series(out, run, &filled, st.k);
+        uint32_t slots = store_walk_slots(s->w);
+        if (slots > s->lin_of_cap)
+            s->lin_of = xgrow(s->lin_of, &s->lin_of_cap, slots, sizeof(*s->lin_of));
+        for (size_t i = 0; i < st.nended; i++) {
+            const struct region *r = slot_region(s, st.ended[i]);
+            run[r->category] -= (int64_t)region_committed(r);
+        }
+        for (size_t i = 0; i < st.nbegan; i++) {
+            const struct region *r = slot_region(s, st.began[i]);
+            run[r->category] += (int64_t)region_committed(r);
+            out->cat[r->category].present = 1;
+        }
+        if (st.k == 0) {
+            /* There at the start: not born in the range. */
+            for (size_t i = 0; i < st.nbegan; i++)
+                lineage_new(s, st.began[i], 0, 0);
+        } else {
+            step(s, st.k, st.ended, st.nended, st.began, st.nbegan);
+        }
     }
-    if (nb > 1)
-        qsort(begins, nb, sizeof(*begins), cmp_event);
-    if (ne > 1)
-        qsort(ends, ne, sizeof(*ends), cmp_event);
-    struct pair *pairs = NULL;
-    size_t pcap = 0;
-    for (size_t bi = 0, ei = 0; bi < nb || ei < ne;) {
-        uint32_t k =
-            bi < nb && (ei >= ne || begins[bi].k <= ends[ei].k) ? begins[bi].k : ends[ei].k;
-        size_t b0 = bi, e0 = ei;
-        while (bi < nb && begins[bi].k == k)
-            bi++;
-        while (ei < ne && ends[ei].k == k)
-            ei++;
-        step(&s, k, ends + e0, ei - e0, begins + b0, bi - b0, &pairs, &pcap);
-    }
-    free(pairs);
+    fill_series(out, run, &filled, s->nsnaps);
+    return rc;
+}
 
-    /* The lineages alive at the end: those whose region lives to the last snapshot. */
-    struct born *born = xmalloc((s.nlin ? s.nlin : 1) * sizeof(*born));
+/* What the walk left: the lineages alive at the end, those that gave back, the survivors. */
+static void conclude(struct state *s, struct growth_result *out)
+{
+    const struct growth_opts *o = s->o;
+    size_t n = s->nsnaps;
+    char *spare = xcalloc(s->nlin ? s->nlin : 1, 1);
+    for (size_t i = 0; i < s->nspare; i++)
+        spare[s->spare[i]] = 1;
+    struct born *born = xmalloc((s->nlin ? s->nlin : 1) * sizeof(*born));
     size_t nborn = 0;
-    out->lineages = xmalloc((s.nlin ? s.nlin : 1) * sizeof(*out->lineages));
-    for (size_t i = 0; i < s.nlin; i++) {
-        struct lineage *l = &s.lin[i];
-        const struct region *r = &h->regions.v[l->region];
-        if (h->alive[l->region].last + 1 != n)
-            continue;
+    out->lineages = xmalloc((s->nlin ? s->nlin : 1) * sizeof(*out->lineages));
+    for (size_t i = 0; i < s->nlin; i++) {
+        struct lineage *l = &s->lin[i];
+        if (spare[i])
+            continue; /* it ended */
+        const struct region *r = slot_region(s, l->slot);
         if (o->category >= 0 && r->category != o->category)
             continue;
-        lineage_run(&s, l, (uint32_t)n);
+        lineage_run(s, l, (uint32_t)n);
+        lineage_released(s, l, r, 0, (uint32_t)(n - 1));
         if (l->born)
-            born[nborn++] = (struct born){r, l->born_at};
+            born[nborn++] = (struct born){r, l->first};
         /* Growth of memory that holds nothing (a reservation) is not growth. */
         if (l->size <= l->size_first || region_committed(r) == 0)
             continue;
@@ -411,34 +468,11 @@ static void follow(const struct store_history *h, const struct times *tm,
         fit_result(&l->fit, &g->rate, &r2);
         g->grew_share = n - 1 > l->first ? (double)l->grew / (double)(n - 1 - l->first) : 0;
     }
+    free(spare);
     if (out->nlineages > 1)
         qsort(out->lineages, out->nlineages, sizeof(*out->lineages), cmp_lineage);
     if (o->top && out->nlineages > o->top)
         out->nlineages = o->top;
-
-    /* Those that gave back: freed, or smaller at the end than at their peak. */
-    out->released = xmalloc((s.nlin ? s.nlin : 1) * sizeof(*out->released));
-    for (size_t i = 0; i < s.nlin; i++) {
-        const struct lineage *l = &s.lin[i];
-        const struct region *r = &h->regions.v[l->region];
-        uint64_t last = l->ended ? 0 : l->size;
-        if (l->peak <= last || region_committed(r) == 0 ||
-            (o->category >= 0 && r->category != o->category))
-            continue;
-        struct growth_release *g = &out->released[out->nreleased++];
-        g->now = *r;
-        g->first = l->first;
-        g->peak_at = l->peak_at;
-        g->last = l->ended ? l->ended_at : n - 1;
-        g->size_first = l->size_first;
-        g->peak = l->peak;
-        g->size_last = last;
-        g->freed = l->ended;
-    }
-    if (out->nreleased > 1)
-        qsort(out->released, out->nreleased, sizeof(*out->released), cmp_release);
-    if (o->top && out->nreleased > o->top)
-        out->nreleased = o->top;
 
     if (nborn > 1)
         qsort(born, nborn, sizeof(*born), cmp_born);
@@ -461,7 +495,14 @@ static void follow(const struct store_history *h, const struct times *tm,
         qsort(out->survivors, out->nsurvivors, sizeof(*out->survivors), cmp_survivor);
     if (o->top && out->nsurvivors > o->top)
         out->nsurvivors = o->top;
-    /* What is kept of the history's regions is copied: the result stands alone. */
+
+    struct released *rel = &s->rel;
+    if (rel->n > 1)
+        qsort(rel->v, rel->n, sizeof(*rel->v), cmp_release); /* their holds go below */
+    out->released = rel->v;
+    out->nreleased = rel->n;
+    rel->v = NULL;
+    /* What is kept of the walk's regions is copied: the result stands alone. */
     for (size_t i = 0; i < out->nlineages; i++)
         region_rehome(&out->names, &out->lineages[i].now);
     for (size_t i = 0; i < out->nsurvivors; i++)
@@ -469,69 +510,93 @@ static void follow(const struct store_history *h, const struct times *tm,
     for (size_t i = 0; i < out->nreleased; i++)
         region_rehome(&out->names, &out->released[i].now);
     free(born);
-    free(begins);
-    free(ends);
-    free(s.lin);
-    free(s.lin_of);
 }
 
-int growth_compute(const struct store_history *h, const struct growth_opts *o,
-                   struct growth_result *out, struct err *e)
+static void state_release(struct state *s)
 {
-    size_t n = h->nsnaps;
+    for (size_t i = 0; i < s->rel.n; i++)
+        free(s->rel.hold[i]);
+    free(s->rel.hold);
+    free(s->rel.v);
+    free(s->lin);
+    free(s->spare);
+    free(s->lin_of);
+    free(s->pairs);
+}
+
+int growth_compute(struct store *st, int64_t target, int64_t from, int64_t to,
+                   const struct growth_opts *o, struct growth_result *out, struct err *e)
+{
+    struct store_walk *w;
     memset(out, 0, sizeof(*out));
-    if (n == 0)
-        return err_set(e, ERR_NOTFOUND, "no snapshots in the range");
-    out->nsnaps = n;
     region_list_init(&out->names);
+    int rc = store_walk_open(st, target, from, to, &w, e);
+    if (rc < 0) {
+        store_walk_close(w);
+        return rc;
+    }
+    size_t n;
+    const struct store_hsnap *h = store_walk_snaps(w, &n);
+    out->nsnaps = n;
     out->snaps = xmalloc(n * sizeof(*out->snaps));
     for (size_t k = 0; k < n; k++) {
         struct growth_snap *g = &out->snaps[k];
-        const struct store_hsnap *x = &h->snaps[k];
+        const struct store_hsnap *x = &h[k];
         g->id = x->id;
         g->seq = x->seq;
         g->taken_ms = x->taken_ms;
+        g->mark = x->mark;
         memcpy(g->taken_at, x->taken_at, sizeof(g->taken_at));
         g->label = x->label ? region_list_intern(&out->names, x->label, strlen(x->label)) : NULL;
     }
-    out->duration_s = (double)(h->snaps[n - 1].taken_ms - h->snaps[0].taken_ms) / 1000.0;
+    out->duration_s = (double)(h[n - 1].taken_ms - h[0].taken_ms) / 1000.0;
     struct times tm = {xmalloc(n * sizeof(double)), xcalloc(n + 1, sizeof(double)),
                        xcalloc(n + 1, sizeof(double))};
     for (size_t k = 0; k < n; k++) {
-        tm.t[k] = (double)(h->snaps[k].taken_ms - h->snaps[0].taken_ms) / 1000.0;
+        tm.t[k] = (double)(h[k].taken_ms - h[0].taken_ms) / 1000.0;
         tm.t1[k + 1] = tm.t1[k] + tm.t[k];
         tm.t2[k + 1] = tm.t2[k] + tm.t[k] * tm.t[k];
     }
     out->have_rss = out->have_cat_rss = 1;
     for (size_t k = 0; k < n; k++) {
-        out->have_rss &= h->snaps[k].have_rss;
-        out->have_cat_rss &= h->snaps[k].smaps;
+        out->have_rss &= h[k].have_rss;
+        out->have_cat_rss &= h[k].smaps;
     }
     out->committed_series = xmalloc(n * sizeof(int64_t));
     out->rss_series = xmalloc(n * sizeof(int64_t));
     out->cat_committed = xmalloc(n * CAT_COUNT * sizeof(int64_t));
-    int64_t *cat_rss = out->have_cat_rss ? xmalloc(n * CAT_COUNT * sizeof(int64_t)) : NULL;
-    build_series(h, out, cat_rss);
-    out->cat_rss = cat_rss;
     for (size_t k = 0; k < n; k++)
-        out->rss_series[k] = (int64_t)h->snaps[k].rss_bytes;
-    series_stat(out->committed_series, 1, n, &tm, &o->ctx, &out->committed);
-    if (out->have_rss)
-        series_stat(out->rss_series, 1, n, &tm, &o->ctx, &out->rss);
-    for (int c = 0; c < CAT_COUNT; c++) {
-        if (!out->cat[c].present || (o->category >= 0 && c != o->category)) {
-            out->cat[c].present = 0;
-            continue;
-        }
-        series_stat(out->cat_committed + c, CAT_COUNT, n, &tm, &o->ctx, &out->cat[c].committed);
-        if (cat_rss)
-            series_stat(cat_rss + c, CAT_COUNT, n, &tm, &o->ctx, &out->cat[c].rss);
+        out->rss_series[k] = (int64_t)h[k].rss_bytes;
+    if (out->have_cat_rss) {
+        out->cat_rss = xmalloc(n * CAT_COUNT * sizeof(int64_t));
+        rc = store_walk_category_rss(w, target, out->cat_rss, e);
     }
-    follow(h, &tm, o, out);
+    struct state s = {.w = w, .tm = &tm, .o = o, .nsnaps = n, .rel.top = o->top};
+    if (rc == 0)
+        rc = walk(&s, out, e);
+    if (rc == 0) {
+        conclude(&s, out);
+        series_stat(out->committed_series, 1, n, &tm, &o->ctx, &out->committed);
+        if (out->have_rss)
+            series_stat(out->rss_series, 1, n, &tm, &o->ctx, &out->rss);
+        for (int c = 0; c < CAT_COUNT; c++) {
+            if (!out->cat[c].present || (o->category >= 0 && c != o->category)) {
+                out->cat[c].present = 0;
+                continue;
+            }
+            series_stat(out->cat_committed + c, CAT_COUNT, n, &tm, &o->ctx, &out->cat[c].committed);
+            if (out->cat_rss)
+                series_stat(out->cat_rss + c, CAT_COUNT, n, &tm, &o->ctx, &out->cat[c].rss);
+        }
+    }
+    state_release(&s);
+    store_walk_close(w);
     free(tm.t);
     free(tm.t1);
     free(tm.t2);
-    return 0;
+    if (rc < 0)
+        growth_result_release(out);
+    return rc;
 }
 
 void growth_result_release(struct growth_result *r)
@@ -561,8 +626,7 @@ int growth_load(struct store *st, int64_t target_id, const char *from, const cha
     memset(out, 0, sizeof(*out));
     if ((rc = store_resolve_range(st, target_id, from, to, &out->target, &out->from, &out->to, e)) <
             0 ||
-        (rc = store_target_get(st, out->target, &out->t, e)) < 0 ||
-        (rc = store_read_history(st, out->target, out->from, out->to, &out->h, e)) < 0)
+        (rc = store_target_get(st, out->target, &out->t, e)) < 0)
         return rc;
     /* Start-up is the first growth of a target recorded from its start, when the range begins
      * there; shutdown the last release of one that exited, when the range ends there. */
@@ -575,12 +639,11 @@ int growth_load(struct store *st, int64_t target_id, const char *from, const cha
                                                  strcmp(origin, STORE_ORIGIN_FORKED) == 0 ||
                                                  strcmp(origin, STORE_ORIGIN_EXEC) == 0);
     with.ctx.exited = out->to == last && out->t.exited_at != NULL;
-    return growth_compute(&out->h, &with, &out->g, e);
+    return growth_compute(st, out->target, out->from, out->to, &with, &out->g, e);
 }
 
 void growth_load_release(struct growth_load *l)
 {
     growth_result_release(&l->g);
-    store_history_release(&l->h);
     store_target_release(&l->t);
 }

@@ -1,10 +1,12 @@
 /*
- * Growth over a recording: what keeps growing, how fast, since when. Takes a target's history
- * from the store (the regions alive at the first snapshot and the changes after it) and returns
+ * Growth over a recording: what keeps growing, how fast, since when. Walks a target's history
+ * in the store in snapshot order (the regions alive at the first snapshot, then the changes
+ * after it), holding only what is alive at each step and per-snapshot totals, and returns
  * totals and per-category series with their least-squares rates and onsets, the regions followed
  * across snapshots (lineages) that grew most, and the regions born during the range and never
  * freed (survivors). Never prints. Its cost grows with the changes in the recording, not with
- * snapshots x regions.
+ * snapshots x regions, and its memory with the address space and the snapshot count, not
+ * with the changes.
  */
 #ifndef VMSNAP_GROWTH_H
 #define VMSNAP_GROWTH_H
@@ -78,6 +80,7 @@ struct growth_snap {
     int64_t taken_ms; /* Unix milliseconds */
     char taken_at[32];
     const char *label; /* NULL when none; held in the result's names */
+    int64_t mark;      /* as store_snapshot's */
 };
 
 /* What growth found: self-contained (it needs nothing of the history it was computed from). */
@@ -105,21 +108,21 @@ struct growth_result {
 /* How many lineages and survivor groups growth and report show unless told. */
 #define GROWTH_TOP_DEFAULT 10
 
-/* Computes growth over h; 0, or an error when h has no snapshot. */
-int growth_compute(const struct store_history *h, const struct growth_opts *o,
-                   struct growth_result *out, struct err *e);
+/* Computes growth over the target's snapshots from..to (ids): 0, or an error (ERR_NOTFOUND when
+ * the range has no snapshot). out is released by growth_result_release either way. */
+int growth_compute(struct store *st, int64_t target_id, int64_t from, int64_t to,
+                   const struct growth_opts *o, struct growth_result *out, struct err *e);
 void growth_result_release(struct growth_result *r);
 
-/* One range's growth as growth and report load it: the target, what was read, what was found. */
+/* One range's growth as growth and report load it: the target and what was found. */
 struct growth_load {
     int64_t target, from, to; /* the range resolved: its target and first and last snapshots */
     struct store_target t;
-    struct store_history h;
     struct growth_result g;
 };
-/* Resolves the range (store_resolve_range: target_id 0 and NULL selectors for the defaults),
- * reads its history and computes growth: 0, or an error. out is released by
- * growth_load_release either way. */
+/* Resolves the range (store_resolve_range: target_id 0 and NULL selectors for the defaults)
+ * and computes growth over it: 0, or an error. out is released by growth_load_release either
+ * way. */
 int growth_load(struct store *st, int64_t target_id, const char *from, const char *to,
                 const struct growth_opts *o, struct growth_load *out, struct err *e);
 void growth_load_release(struct growth_load *l);

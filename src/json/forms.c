@@ -392,7 +392,7 @@ static void json_stat(struct json *j, const struct growth_stat *s, const struct 
     json_end_object(j);
 }
 
-void json_hsnap_fields(struct json *j, const struct store_hsnap *s)
+void json_growth_snap_fields(struct json *j, const struct growth_snap *s)
 {
     snap_fields(j, s->id, s->seq, s->taken_at, s->label);
 }

@@ -31,8 +31,8 @@ void json_change(struct json *j, const struct diff_change *c);
 void json_diff_summary(struct json *j, const struct diff_pair *p, int category,
                        const size_t counts[DIFF_KIND_COUNT], size_t total);
 
-/* The members naming one snapshot of a history: snapshot (id), seq, taken_at, label. */
-void json_hsnap_fields(struct json *j, const struct store_hsnap *s);
+/* The members naming one snapshot of a growth range: snapshot (id), seq, taken_at, label. */
+void json_growth_snap_fields(struct json *j, const struct growth_snap *s);
 /* The members of `vmsnap growth -j`, into an open object. */
 void json_growth_fields(struct json *j, const struct store_target *t,
                         const struct growth_result *g);

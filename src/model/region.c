@@ -129,6 +129,31 @@ void region_rehome(struct region_list *l, struct region *r)
     }
 }
 
+void *region_hold(struct region *r)
+{
+    size_t xn = r->x ? sizeof(*r->x) : 0, pn = r->path ? r->path_len + 1u : 0;
+    size_t on = r->owner ? r->owner_len + 1u : 0;
+    if (!xn && !pn && !on)
+        return NULL;
+    /* The extra first: the block is aligned for it. */
+    char *b = xmalloc(xn + pn + on);
+    if (r->x) {
+        memcpy(b, r->x, xn);
+        r->x = (const struct region_extra *)b;
+    }
+    if (r->path) {
+        memcpy(b + xn, r->path, r->path_len);
+        b[xn + r->path_len] = '\0';
+        r->path = b + xn;
+    }
+    if (r->owner) {
+        memcpy(b + xn + pn, r->owner, r->owner_len);
+        b[xn + pn + r->owner_len] = '\0';
+        r->owner = b + xn + pn;
+    }
+    return b;
+}
+
 void region_set_owner(struct region_list *l, struct region *r, const char *owner, size_t len)
 {
     if (len > UINT16_MAX)

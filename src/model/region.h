@@ -114,6 +114,9 @@ const char *region_list_intern(struct region_list *l, const char *s, size_t len)
 void region_list_copy(struct region_list *dst, const struct region_list *src);
 /* Copies what r points to (path, owner, extra; another list's) into l's arena. */
 void region_rehome(struct region_list *l, struct region *r);
+/* Copies what r points to into one block of its own and returns it (NULL when r points to
+ * nothing): r stays valid until the block is freed. For a region kept alone, whose list goes. */
+void *region_hold(struct region *r);
 
 /*
  * Returns the index of the first region that overlaps its predecessor, goes backwards or is

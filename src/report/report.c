@@ -84,13 +84,12 @@ static void series_group(struct json *j, const struct growth_result *g, const in
 
 static void write_series(struct json *j, const struct input *in)
 {
-    const struct store_history *h = &in->l.h;
     const struct growth_result *g = &in->l.g;
-    int64_t *t = xmalloc(h->nsnaps * sizeof(*t));
-    for (size_t k = 0; k < h->nsnaps; k++)
-        t[k] = h->snaps[k].taken_ms;
+    int64_t *t = xmalloc(g->nsnaps * sizeof(*t));
+    for (size_t k = 0; k < g->nsnaps; k++)
+        t[k] = g->snaps[k].taken_ms;
     struct report_bucket *b = NULL;
-    size_t nb = report_buckets(t, h->nsnaps, REPORT_WIDTH, &b);
+    size_t nb = report_buckets(t, g->nsnaps, REPORT_WIDTH, &b);
     json_key(j, "series");
     json_begin_object(j);
     json_key(j, "buckets");
@@ -104,10 +103,10 @@ static void write_series(struct json *j, const struct input *in)
         for (size_t i = 0; i < nb; i++) {
             switch (f) {
             case 0:
-                json_int(j, h->snaps[b[i].first].id);
+                json_int(j, g->snaps[b[i].first].id);
                 break;
             case 1:
-                json_int(j, h->snaps[b[i].last].id);
+                json_int(j, g->snaps[b[i].last].id);
                 break;
             case 2:
                 json_uint(j, b[i].last - b[i].first + 1);
@@ -119,10 +118,10 @@ static void write_series(struct json *j, const struct input *in)
                 json_int(j, t[b[i].last] - t[0]);
                 break;
             case 5:
-                json_int(j, h->snaps[b[i].first].seq);
+                json_int(j, g->snaps[b[i].first].seq);
                 break;
             default:
-                json_int(j, h->snaps[b[i].last].seq);
+                json_int(j, g->snaps[b[i].last].seq);
                 break;
             }
         }
@@ -148,13 +147,13 @@ static void write_series(struct json *j, const struct input *in)
 }
 
 /* Labelled snapshots and marks; with more than fit, every mark first, then labels spread. */
-static void write_labels(struct json *j, const struct store_history *h)
+static void write_labels(struct json *j, const struct growth_result *g)
 {
     size_t marks = 0, labels = 0;
-    for (size_t k = 0; k < h->nsnaps; k++) {
-        if (h->snaps[k].mark != STORE_NO_MARK)
+    for (size_t k = 0; k < g->nsnaps; k++) {
+        if (g->snaps[k].mark != STORE_NO_MARK)
             marks++;
-        else if (h->snaps[k].label)
+        else if (g->snaps[k].label)
             labels++;
     }
     size_t room = marks < REPORT_MAX_LABELS ? REPORT_MAX_LABELS - marks : 0;
@@ -162,17 +161,17 @@ static void write_labels(struct json *j, const struct store_history *h)
     size_t shown = 0, seen_labels = 0, seen_marks = 0;
     json_key(j, "labels");
     json_begin_array(j);
-    for (size_t k = 0; k < h->nsnaps; k++) {
-        const struct store_hsnap *s = &h->snaps[k];
+    for (size_t k = 0; k < g->nsnaps; k++) {
+        const struct growth_snap *s = &g->snaps[k];
         int is_mark = s->mark != STORE_NO_MARK;
         if (!is_mark && !s->label)
             continue;
         if (is_mark ? seen_marks++ >= REPORT_MAX_LABELS : !stride || seen_labels++ % stride != 0)
             continue;
         json_begin_object(j);
-        json_hsnap_fields(j, s);
+        json_growth_snap_fields(j, s);
         json_key(j, "t");
-        json_int(j, s->taken_ms - h->snaps[0].taken_ms);
+        json_int(j, s->taken_ms - g->snaps[0].taken_ms);
         json_key(j, "mark");
         if (is_mark)
             json_int(j, s->mark);
@@ -289,7 +288,7 @@ int report_write(struct store *st, const struct report_opts *o, FILE *out, struc
     info->target = in.l.target;
     info->from = in.l.from;
     info->to = in.l.to;
-    info->snapshots = in.l.h.nsnaps;
+    info->snapshots = in.l.g.nsnaps;
 
     const char *marker = strstr(report_template, DATA_MARKER);
     if (!marker) {
@@ -305,7 +304,7 @@ int report_write(struct store *st, const struct report_opts *o, FILE *out, struc
     json_int(&j, 1);
     json_growth_fields(&j, &in.l.t, &in.l.g);
     write_series(&j, &in);
-    write_labels(&j, &in.l.h);
+    write_labels(&j, &in.l.g);
     write_diff(&j, &in.pair, info);
     write_strip(&j, &in);
     json_end_object(&j);

@@ -217,36 +217,38 @@ struct store_hsnap {
     int smaps;          /* per-region figures were read */
 };
 
-/* The snapshots, by index into store_history.snaps, at which a region was alive. */
-struct store_halive {
-    uint32_t first, last; /* inclusive; first is 0 for a region alive when the range began */
-};
-
-/* Per-region rss over a run of snapshots (indexes into snaps, inclusive), in bytes. */
-struct store_hmem {
-    uint32_t region, first, last;
-    uint64_t rss;
-};
-
 /*
- * A target's recording from snapshot from to snapshot to (ids of its snapshots): the snapshots
- * in seq order, and every region alive at one of them, each once, with the snapshots it was
- * alive at. Regions are in no particular order.
+ * A target's recording from snapshot from to snapshot to (ids of its snapshots), read in
+ * snapshot order in one read transaction: its snapshots, then one step per snapshot at which
+ * regions end or begin. It holds only the regions alive at the current step, each in a slot.
  */
-struct store_history {
-    int64_t target_id;
-    struct store_hsnap *snaps;
-    size_t nsnaps;
-    struct region_list regions;
-    struct store_halive *alive; /* one per region */
-    struct store_hmem *mem;
-    size_t nmem;
+struct store_walk;
+
+struct store_step {
+    uint32_t k; /* the snapshot index (0: the regions alive at the first snapshot began) */
+    const uint32_t *ended; /* slots of the regions alive at k - 1 and not at k, by start */
+    size_t nended;
+    const uint32_t *began; /* slots of the regions alive at k and not at k - 1, by start */
+    size_t nbegan;
 };
 
-/* Reads a history in one read transaction; its cost grows with the changes in the range. */
-int store_read_history(struct store *st, int64_t target_id, int64_t from, int64_t to,
-                       struct store_history *out, struct err *e);
-void store_history_release(struct store_history *h);
+/* Opens the walk: 0, or an error (ERR_NOTFOUND when the range has no snapshot). *out is
+ * closed by store_walk_close either way. */
+int store_walk_open(struct store *st, int64_t target_id, int64_t from, int64_t to,
+                    struct store_walk **out, struct err *e);
+/* The range's snapshots in seq order, held by the walk. */
+const struct store_hsnap *store_walk_snaps(const struct store_walk *w, size_t *n);
+/* The next step: 1, 0 after the last, or an error. Step 0 comes first, whatever it holds. */
+int store_walk_next(struct store_walk *w, struct store_step *step, struct err *e);
+/* The region in a slot: valid from the step that began it to the step after the one that
+ * ended it; a slot is reused after that. */
+const struct region *store_walk_region(const struct store_walk *w, uint32_t slot);
+/* Every slot number so far is below this. */
+uint32_t store_walk_slots(const struct store_walk *w);
+/* rss by category at every snapshot of the range (out: nsnaps * CAT_COUNT, category fastest),
+ * from the category totals: 0, or an error. */
+int store_walk_category_rss(struct store_walk *w, int64_t target_id, int64_t *out, struct err *e);
+void store_walk_close(struct store_walk *w);
 
 /* Calls target_cb for each target (all, or only target_id) and snap_cb for each of its snapshots.
  */
