@@ -428,6 +428,19 @@ static void test_report_renders_in_chromium(void **state)
     if (strcmp(word, "nothing") != 0)
         assert_non_null(strstr(r.out, "class=\"phase\""));
     tu_run_release(&g);
+    /* The changes are titled as the CLI names their snapshots: id, seq and time. */
+    tu_vmsnap(&g, "-d", s.db, "diff", "first", "last", NULL);
+    char from[96] = "";
+    const char *fa = strstr(g.out, "from snapshot ");
+    assert_non_null(fa);
+    long fid = strtol(fa + strlen("from snapshot "), NULL, 10);
+    const char *fs = strstr(fa, " seq "), *ft = strstr(fa, ", ");
+    assert_true(fs && ft);
+    snprintf(from, sizeof(from), "Changes from snapshot %ld (seq %ld, %.24s)", fid,
+             strtol(fs + 5, NULL, 10), ft + 2);
+    if (!strstr(r.out, from))
+        fail_msg("the changes are not titled '%s'", from);
+    tu_run_release(&g);
     /* The hostile name is shown as text, in the diff table. */
     assert_non_null(strstr(r.out, "x&lt;/script&gt;&lt;b&gt;bold.bin"));
     assert_null(strstr(r.out, "<b>"));
