@@ -163,16 +163,34 @@ static void shape(const uint64_t *sizes, size_t n, struct series_context ctx,
 {
     const uint64_t X = 0x7f0000000000ULL;
     hist_open(h);
+    /* Recorded as the context says, so that the CLI sees the same. */
+    if (ctx.from_start)
+        store_writer_set_origin(h->w, STORE_ORIGIN_LAUNCHED);
     for (size_t k = 0; k < n; k++) {
         add(h, 0x400000, 0x401000, "r-xp");
         add(h, X, X + sizes[k], "rw-p");
         hist_snap(h);
     }
     struct err e = {0};
+    if (ctx.exited && store_target_exited(h->st, store_writer_target(h->w),
+                                          1800000000000LL + (int64_t)n * 1000, &e) < 0)
+        fail_msg("exited: %s", e.msg);
     struct growth_opts o = {.category = -1, .top = 10, .ctx = ctx};
     if (growth_compute(h->st, store_writer_target(h->w), h->ids[0], h->ids[n - 1], &o, g, &e) < 0)
         fail_msg("growth: %s", e.msg);
     const struct growth_stat *s = &g->committed;
+    /* The gate judges what is held: it trips under the held rate, and never when nothing is. */
+    for (int over = 0; over < 2; over++) {
+        char limit[32];
+        snprintf(limit, sizeof(limit), "%.0f",
+                 s->onset == GROWTH_NONE ? 1.0 : s->rate * (over ? 2 : 0.5));
+        struct tu_run r;
+        tu_vmsnap(&r, "-d", h->path, "growth", "--fail-on-rate", limit, NULL);
+        int trips = s->onset != GROWTH_NONE && !over;
+        if (r.status != trips)
+            fail_msg("--fail-on-rate %s: status %d, not %d: %s", limit, r.status, trips, r.out);
+        tu_run_release(&r);
+    }
     int same = s->nphases == nwant;
     for (size_t i = 0; same && i < nwant; i++)
         same = s->phases[i].kind == want[i].kind && s->phases[i].from == want[i].from &&
