@@ -105,6 +105,49 @@ static void test_command_tree(void **state)
     assert_non_null(strstr(r.out, want));
     tu_run_release(&r);
 
+    /* A label in every process (as a mark makes): alone it is refused, naming the processes;
+     * --target picks one; a selector that counts within a target counts within the other
+     * side's; and the default target is the tree's root. */
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h,
+                                  "UPDATE snapshots SET label = 'm' WHERE id IN (SELECT min(id) "
+                                  "FROM snapshots GROUP BY target_id)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(h);
+    tu_vmsnap(&r, "-d", db, "diff", "m", "last", NULL);
+    tu_assert_trouble(&r, "label 'm' names snapshots of 3 processes: targets ");
+    assert_non_null(strstr(r.err, "--target"));
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "growth", "--from", "m", NULL);
+    tu_assert_trouble(&r, "names snapshots of 3 processes");
+    tu_run_release(&r);
+    char c1s[24], first1[24];
+    snprintf(c1s, sizeof(c1s), "%lld", (long long)c1);
+    snprintf(
+        first1, sizeof(first1), "%lld",
+        (long long)q(db, "SELECT min(id) FROM snapshots WHERE target_id = %lld", (long long)c1));
+    int64_t last1 = q(db, "SELECT max(id) FROM snapshots WHERE target_id = %lld", (long long)c1);
+    char want_to[64];
+    snprintf(want_to, sizeof(want_to), "\"to\":{\"snapshot\":%lld,", (long long)last1);
+    const char *pairs[][5] = {{"diff", "m", "last", "--target", c1s}, {"diff", first1, "last"}};
+    for (int i = 0; i < 2; i++) {
+        tu_vmsnap(&r, "-d", db, "-j", pairs[i][0], pairs[i][1], pairs[i][2], pairs[i][3],
+                  pairs[i][4], NULL);
+        if (r.status != 1 || !strstr(r.out, want_to))
+            fail_msg("diff %s %s: status %d, not to snapshot %lld: %.300s %s", pairs[i][1],
+                     pairs[i][2], r.status, (long long)last1, r.out, r.err);
+        tu_run_release(&r);
+    }
+    char want_root[64];
+    snprintf(want_root, sizeof(want_root), "\"target\":{\"id\":%lld,", (long long)parent);
+    tu_vmsnap(&r, "-d", db, "-j", "show", "last", NULL);
+    assert_int_equal(r.status, 0);
+    if (!strstr(r.out, want_root))
+        fail_msg("'show last' is not of the root (target %lld): %.200s", (long long)parent, r.out);
+    tu_run_release(&r);
+
     /* --no-follow: the command alone. */
     char *db2 = tu_tmppath("alone.db", NULL);
     tu_vmsnap(&r, "-d", db2, "record", "-i", "50ms", "--no-follow", "--", FORKER_BIN, "tree", NULL);
@@ -185,6 +228,12 @@ static void test_follow_pids(void **state)
     char *db2 = tu_tmppath("two.db", NULL);
     tu_vmsnap(&r, "-d", db2, "record", "-p", both, "-n", "3", "-i", "20ms", NULL);
     assert_int_equal(r.status, 0);
+    /* The summary counts them as given, not as forked. */
+    char said[80];
+    snprintf(said, sizeof(said), "recorded 6 snapshots of pids %d and %d into", (int)a.pid,
+             (int)b.pid);
+    if (!strstr(r.err, said))
+        fail_msg("the summary does not say '%s': %s", said, r.err);
     tu_run_release(&r);
     assert_int_equal(q(db2, "SELECT count(*) FROM targets WHERE parent_target_id IS NULL"), 2);
     assert_int_equal(q(db2, "SELECT count(*) FROM snapshots"), 6);

@@ -235,8 +235,7 @@ int cmd_diff(struct cli *cli, int argc, char **argv)
     memset(&n, 0, sizeof(n));
     if (cli_open_store(&local, STORE_READ, &st))
         goto out;
-    if (store_resolve(st, sel_a, o.target, &a, &e) < 0 ||
-        store_resolve(st, sel_b, o.target, &b, &e) < 0 ||
+    if (store_resolve_pair(st, o.target, sel_a, sel_b, &a, &b, &e) < 0 ||
         diff_pair_load(&p, st, a, b, o.category, &e) < 0) {
         cli_fail_err(&e);
         goto out;

@@ -240,14 +240,23 @@ static void summary(struct rec *c, const char *why)
     size_t n = recorder_nprocs(c->r);
     end_line(c);
     int64_t pid = n ? recorder_proc(c->r, 0)->pid : (c->npids ? c->pids[0] : 0);
-    if (n > 1)
-        fprintf(stderr,
-                "vmsnap: recorded %lld snapshots of pid %lld and %zu processes it forked "
-                "into '%s' (%s)\n",
-                (long long)taken, (long long)pid, n - 1, c->cli->db_path, why);
-    else
-        fprintf(stderr, "vmsnap: recorded %lld snapshot%s of pid %lld into '%s' (%s)\n",
-                (long long)taken, taken == 1 ? "" : "s", (long long)pid, c->cli->db_path, why);
+    /* The processes given come first: the command, or each -p PID; the rest were forked. */
+    size_t given = c->command ? 1 : c->npids;
+    if (given > n)
+        given = n ? n : 1;
+    char whom[200];
+    size_t len =
+        (size_t)snprintf(whom, sizeof(whom), "pid%s %lld", given > 1 ? "s" : "", (long long)pid);
+    for (size_t i = 1; i < given && len < sizeof(whom); i++)
+        len += (size_t)snprintf(whom + len, sizeof(whom) - len, "%s%lld",
+                                i + 1 == given ? " and " : ", ",
+                                (long long)recorder_proc(c->r, i)->pid);
+    if (n > given && len < sizeof(whom))
+        snprintf(whom + len, sizeof(whom) - len, "%s %zu process%s %s forked",
+                 given > 1 ? "," : " and", n - given, n - given == 1 ? "" : "es",
+                 given > 1 ? "they" : "it");
+    fprintf(stderr, "vmsnap: recorded %lld snapshot%s of %s into '%s' (%s)\n", (long long)taken,
+            taken == 1 ? "" : "s", whom, c->cli->db_path, why);
     if (!c->cli->json)
         return;
     struct json j;

@@ -169,16 +169,27 @@ int store_label_check(const char *label, struct err *e);
 
 /*
  * Resolves a snapshot selector: an id, "first", "last", "last~N", or a label. first/last are of
- * target_id when it is not 0, else of the target of the newest snapshot. A label only another
- * target has is named with that target.
+ * target_id when it is not 0, else of the default target: the newest recording's root (the
+ * target of the newest snapshot, climbed through the processes that forked it). A label only
+ * another target has is named with that target; one that several targets have, asked without
+ * target_id, is refused (ERR_USAGE) with them named.
  */
 int store_resolve(struct store *st, const char *selector, int64_t target_id, int64_t *snap_id,
                   struct err *e);
 
 /*
+ * Resolves two selectors that must name snapshots of one process or be compared as such (diff
+ * A B): with target_id, both within it; else a selector that counts within a target (first,
+ * last, last~N) counts within the target the other one names, or, when both count, within the
+ * default target (the newest recording's root).
+ */
+int store_resolve_pair(struct store *st, int64_t target_id, const char *sel_a, const char *sel_b,
+                       int64_t *a, int64_t *b, struct err *e);
+
+/*
  * Resolves a range of one target's snapshots (--target, --from, --to; NULL selectors mean first
- * and last). Without target_id the target is the one a given selector names, else that of the
- * newest snapshot. ERR_USAGE when from comes after to.
+ * and last), as store_resolve_pair does. ERR_USAGE when from comes after to, or when the two
+ * are of different targets.
  */
 int store_resolve_range(struct store *st, int64_t target_id, const char *from_sel,
                         const char *to_sel, int64_t *target, int64_t *from, int64_t *to,

@@ -107,15 +107,43 @@ static int resolve_id(struct store *st, const char *text, const struct store_sel
                    target_id ? " for that target" : "");
 }
 
-/* first, last and last~N: of target_id, or of the target of the newest snapshot. */
+/*
+ * The default target: the newest recording's root -- the target of the newest snapshot, climbed
+ * through the processes that forked it to the first one recorded (a chain no longer than the
+ * targets: a crafted cycle ends there). 1 when the database has no snapshot.
+ */
+static int default_target(struct store *st, int64_t *target, struct err *e)
+{
+    int rc = store_query_i64(st, "SELECT target_id FROM snapshots ORDER BY id DESC LIMIT 1", 0, 0,
+                             target, e);
+    if (rc != 0)
+        return rc;
+    int64_t targets = 0, parent;
+    if ((rc = store_query_i64(st, "SELECT count(*) FROM targets", 0, 0, &targets, e)) < 0)
+        return rc;
+    for (int64_t hops = 0; hops < targets; hops++) {
+        rc = store_query_i64(st,
+                             "SELECT t.parent_target_id FROM targets t WHERE t.id = ?1 AND "
+                             "EXISTS (SELECT 1 FROM snapshots s WHERE s.target_id = "
+                             "t.parent_target_id)",
+                             *target, 0, &parent, e);
+        if (rc < 0)
+            return rc;
+        if (rc == 1 || parent == 0)
+            break;
+        *target = parent;
+    }
+    return 0;
+}
+
+/* first, last and last~N: of target_id, or of the default target. */
 static int resolve_end(struct store *st, const char *text, const struct store_selector *sel,
                        int64_t target_id, int64_t *snap_id, struct err *e)
 {
     int64_t target = target_id;
     int rc;
     if (!target) {
-        rc = store_query_i64(st, "SELECT target_id FROM snapshots ORDER BY id DESC LIMIT 1", 0, 0,
-                             &target, e);
+        rc = default_target(st, &target, e);
         if (rc < 0)
             return rc;
         if (rc == 1)
@@ -140,6 +168,43 @@ static int resolve_end(struct store *st, const char *text, const struct store_se
                    (long long)target, (long long)count, count == 1 ? "" : "s");
 }
 
+/* A label that names snapshots of more than one target, asked without one: refused, with the
+ * targets named (a mark labels every process a recording follows). 0 when it is not so. */
+static int refuse_ambiguous(struct store *st, const char *label, struct err *e)
+{
+    static const char *sql =
+        "SELECT t.id, t.pid, count(*) OVER () FROM (SELECT DISTINCT target_id FROM snapshots "
+        "WHERE label = :label) s JOIN targets t ON t.id = s.target_id ORDER BY t.id";
+    struct store_stmt q;
+    int rc = store_stmt_prepare(st, sql, "cannot resolve the snapshot", &q, e);
+    if (rc < 0)
+        return rc;
+    store_bind_static(&q, ":label", label, -1);
+    char list[400] = "";
+    size_t len = 0;
+    int64_t n = 0, first = 0;
+    for (int i = 0; (rc = store_stmt_step(&q, e)) == 1; i++) {
+        n = sqlite3_column_int64(q.s, 2);
+        if (i == 0)
+            first = sqlite3_column_int64(q.s, 0);
+        if (i < 6 && len < sizeof(list))
+            len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%lld (pid %lld)",
+                                    i ? ", " : "", (long long)sqlite3_column_int64(q.s, 0),
+                                    (long long)sqlite3_column_int64(q.s, 1));
+        else if (i == 6 && len < sizeof(list))
+            len += (size_t)snprintf(list + len, sizeof(list) - len, ", ...");
+    }
+    store_stmt_finalize(&q);
+    if (rc < 0)
+        return rc;
+    if (n < 2)
+        return 0;
+    return err_set(e, ERR_USAGE,
+                   "label '%s' names snapshots of %lld processes: targets %s -- pick one with "
+                   "--target ID (e.g. --target %lld)",
+                   label, (long long)n, list, (long long)first);
+}
+
 /* The newest snapshot labelled so (of target_id when not 0); a label of another target's says
  * whose. */
 static int resolve_label(struct store *st, const char *label, int64_t target_id, int64_t *snap_id,
@@ -150,7 +215,10 @@ static int resolve_label(struct store *st, const char *label, int64_t target_id,
     static const char *other_sql =
         "SELECT target_id FROM snapshots WHERE label = :label ORDER BY id DESC LIMIT 1";
     struct store_stmt q;
-    int rc = store_stmt_prepare(st, sql, "cannot resolve the snapshot", &q, e);
+    int rc = target_id ? 0 : refuse_ambiguous(st, label, e);
+    if (rc < 0)
+        return rc;
+    rc = store_stmt_prepare(st, sql, "cannot resolve the snapshot", &q, e);
     if (rc < 0)
         return rc;
     store_bind_static(&q, ":label", label, -1);
@@ -206,31 +274,64 @@ int store_resolve(struct store *st, const char *text, int64_t target_id, int64_t
     }
 }
 
+/* Whether a selector counts within a target (first, last, last~N) rather than naming one. */
+static int relative(const char *text)
+{
+    struct store_selector sel;
+    struct err scratch;
+    return store_selector_parse(text, &sel, &scratch) == 0 &&
+           (sel.kind == STORE_SEL_FIRST || sel.kind == STORE_SEL_LAST);
+}
+
+int store_resolve_pair(struct store *st, int64_t target_id, const char *sel_a, const char *sel_b,
+                       int64_t *a, int64_t *b, struct err *e)
+{
+    int rc;
+    if (target_id || (relative(sel_a) && relative(sel_b)))
+        return (rc = store_resolve(st, sel_a, target_id, a, e)) < 0
+                   ? rc
+                   : store_resolve(st, sel_b, target_id, b, e);
+    /* One names a snapshot: the other, if it counts within a target, counts within its target. */
+    int a_first = !relative(sel_a);
+    const char *anchor = a_first ? sel_a : sel_b, *other = a_first ? sel_b : sel_a;
+    int64_t *at = a_first ? a : b, *ot = a_first ? b : a;
+    struct store_snapshot s;
+    if ((rc = store_resolve(st, anchor, 0, at, e)) < 0)
+        return rc;
+    if (!relative(other))
+        return store_resolve(st, other, 0, ot, e);
+    if ((rc = store_snapshot_get(st, *at, &s, e)) < 0)
+        return rc;
+    int64_t t = s.target_id;
+    store_snapshot_release(&s);
+    return store_resolve(st, other, t, ot, e);
+}
+
 int store_resolve_range(struct store *st, int64_t target_id, const char *from_sel,
                         const char *to_sel, int64_t *target, int64_t *from, int64_t *to,
                         struct err *e)
 {
     int rc;
-    *target = target_id;
-    if (!*target && (from_sel || to_sel)) {
-        int64_t id;
-        struct store_snapshot s;
-        if ((rc = store_resolve(st, from_sel ? from_sel : to_sel, 0, &id, e)) < 0 ||
-            (rc = store_snapshot_get(st, id, &s, e)) < 0)
-            return rc;
-        *target = s.target_id;
-        store_snapshot_release(&s);
-    }
-    if ((rc = store_resolve(st, from_sel ? from_sel : "first", *target, from, e)) < 0 ||
-        (rc = store_resolve(st, to_sel ? to_sel : "last", *target, to, e)) < 0)
+    struct store_snapshot s;
+    if ((rc = store_resolve_pair(st, target_id, from_sel ? from_sel : "first",
+                                 to_sel ? to_sel : "last", from, to, e)) < 0)
         return rc;
-    if (!*target) {
-        struct store_snapshot s;
-        if ((rc = store_snapshot_get(st, *to, &s, e)) < 0)
-            return rc;
-        *target = s.target_id;
-        store_snapshot_release(&s);
-    }
+    int64_t tf, tt;
+    if ((rc = store_snapshot_get(st, *from, &s, e)) < 0)
+        return rc;
+    tf = s.target_id;
+    store_snapshot_release(&s);
+    if ((rc = store_snapshot_get(st, *to, &s, e)) < 0)
+        return rc;
+    tt = s.target_id;
+    store_snapshot_release(&s);
+    if (tf != tt)
+        return err_set(e, ERR_USAGE,
+                       "--from (snapshot %lld) and --to (snapshot %lld) are of two processes "
+                       "(targets %lld and %lld): a range is one process's -- pick it with "
+                       "--target ID",
+                       (long long)*from, (long long)*to, (long long)tf, (long long)tt);
+    *target = tt;
     if (*from > *to)
         return err_set(e, ERR_USAGE, "--from (snapshot %lld) comes after --to (snapshot %lld)",
                        (long long)*from, (long long)*to);
