@@ -868,6 +868,111 @@ static void test_live_steady(void **state)
     free(db);
 }
 
+/* The n-th row of a growth JSON's "tree" (0 first), up to the next row; NULL past the last. */
+static const char *tree_row(const char *json, int n, char *row, size_t cap)
+{
+    const char *p = strstr(json, "\"tree\":[");
+    if (!p)
+        fail_msg("no tree in %.200s", json);
+    for (int i = 0; i <= n; i++) {
+        p = strstr(p + 1, "{\"target\":{");
+        if (!p)
+            return NULL;
+    }
+    const char *end = strstr(p + 1, "{\"target\":{");
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    snprintf(row, cap, "%.*s", (int)(len < cap ? len : cap - 1), p);
+    return row;
+}
+
+/*
+ * A recorded tree of workers that differ (tests/helpers/forker.c "workers"): one leaks 24 MiB,
+ * one humps 40 MiB and gives it back 1.2 s before it exits, one idles, and so does the
+ * parent. growth answers for the tree: the leaker first, then the hump by its peak, and the
+ * detail is the leaker's; the gate trips on the leaker's rate; --target alone is one process and
+ * --tree forces the tree from it.
+ */
+static void test_live_tree_of_workers(void **state)
+{
+    (void)state;
+    char *dir = NULL, *db = tu_tmppath("tree.db", &dir);
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "record", "-i", "50ms", "--", FORKER_BIN, "workers", NULL);
+    if (r.status != 0)
+        fail_msg("record: %d %s", r.status, r.err);
+    tu_run_release(&r);
+    char *out = run_ok(db, "-j", "growth", NULL, NULL, NULL, NULL);
+    char rows[4][4096];
+    for (int i = 0; i < 4; i++)
+        if (!tree_row(out, i, rows[i], sizeof(rows[i])))
+            fail_msg("tree row %d missing: %.400s", i, out);
+    char extra[64];
+    if (tree_row(out, 4, extra, sizeof(extra)))
+        fail_msg("more than 4 rows: %.400s", out);
+    /* The leaker: 24 MiB held at about 20 MiB/s. */
+    const char *c0 = strstr(rows[0], "\"committed\":");
+    assert_true(json_num(c0, "\"delta\":") == 24.0 * M);
+    assert_non_null(strstr(c0, "\"onset\":{\"snapshot\":"));
+    double rate = json_num(c0, "\"rate\":");
+    if (rate < 12.0 * M || rate > 30.0 * M)
+        fail_msg("the leaker's rate is %.0f B/s, not about 20 MiB/s", rate);
+    /* The hump: nothing held, peak 40 MiB above its start. */
+    const char *c1 = strstr(rows[1], "\"committed\":");
+    assert_non_null(strstr(c1, "\"onset\":null"));
+    double peak = json_num(c1, "\"peak\":{\"bytes\":") - json_num(c1, "\"start\":");
+    if (peak < 40.0 * M || peak > 41.0 * M)
+        fail_msg("the hump's peak is %.0f bytes above its start", peak);
+    for (int i = 2; i < 4; i++) {
+        const char *c = strstr(rows[i], "\"committed\":");
+        assert_true(json_num(c, "\"delta\":") == 0);
+        assert_non_null(strstr(c, "\"onset\":null"));
+        assert_non_null(strstr(rows[i], "\"alive\":false"));
+    }
+    /* The detail is the leaker's. */
+    long leaker = (long)json_num(rows[0], "{\"target\":{\"id\":");
+    char want[64];
+    snprintf(want, sizeof(want), "{\"target\":{\"id\":%ld,", leaker);
+    if (strncmp(out, want, strlen(want)) != 0)
+        fail_msg("the detail is not target %ld's: %.100s", leaker, out);
+    free(out);
+    struct tu_run t;
+    tu_vmsnap(&t, "-d", db, "growth", NULL);
+    snprintf(want, sizeof(want), "the detail below is target %ld's", leaker);
+    assert_non_null(strstr(t.out, "process tree of target "));
+    if (!strstr(t.out, want))
+        fail_msg("the table does not say '%s': %.600s", want, t.out);
+    tu_run_release(&t);
+    /* The gate judges the tree: the leaker's 20 MiB/s, not the hump. */
+    tu_vmsnap(&t, "-d", db, "growth", "--fail-on-rate", "8M", NULL);
+    assert_int_equal(t.status, 1);
+    tu_run_release(&t);
+    tu_vmsnap(&t, "-d", db, "growth", "--fail-on-rate", "100M", NULL);
+    assert_int_equal(t.status, 0);
+    tu_run_release(&t);
+    /* --target alone: that process; with --tree, the tree from it. */
+    char *root_json = run_ok(db, "-j", "growth", "--target", "1", NULL, NULL);
+    assert_non_null(strstr(root_json, "\"tree\":[]"));
+    assert_int_equal(strncmp(root_json, "{\"target\":{\"id\":1,", 18), 0);
+    free(root_json);
+    char *tree_json = run_ok(db, "-j", "growth", "--target", "1", "--tree", NULL);
+    assert_non_null(tree_row(tree_json, 3, extra, sizeof(extra)));
+    free(tree_json);
+    /* The report is of the tree too: its rows and the leaker in detail. */
+    char html[4200];
+    snprintf(html, sizeof(html), "%s/r.html", dir);
+    tu_vmsnap(&t, "-d", db, "report", "-o", html, NULL);
+    assert_int_equal(t.status, 0);
+    tu_run_release(&t);
+    size_t len;
+    char *page = tu_read_file(html, &len);
+    snprintf(want, sizeof(want), "{\"target\":{\"id\":%ld,", leaker);
+    assert_non_null(strstr(page, want));
+    assert_non_null(strstr(page, "\"tree\":[{\"target\":"));
+    free(page);
+    free(db);
+    free(dir);
+}
+
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define UNDER_ASAN 1
@@ -966,6 +1071,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_live_threads_reserve_not_commit),
         cmocka_unit_test(test_live_steady),
         cmocka_unit_test(test_live_launched_phases),
+        cmocka_unit_test(test_live_tree_of_workers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -564,9 +564,12 @@ int growth_compute(struct store *st, int64_t target, int64_t from, int64_t to,
     }
     out->committed_series = xmalloc(n * sizeof(int64_t));
     out->rss_series = xmalloc(n * sizeof(int64_t));
+    out->pss_series = xmalloc(n * sizeof(int64_t));
     out->cat_committed = xmalloc(n * CAT_COUNT * sizeof(int64_t));
-    for (size_t k = 0; k < n; k++)
+    for (size_t k = 0; k < n; k++) {
         out->rss_series[k] = (int64_t)h[k].rss_bytes;
+        out->pss_series[k] = (int64_t)h[k].pss_bytes;
+    }
     if (out->have_cat_rss) {
         out->cat_rss = xmalloc(n * CAT_COUNT * sizeof(int64_t));
         rc = store_walk_category_rss(w, target, out->cat_rss, e);
@@ -577,8 +580,10 @@ int growth_compute(struct store *st, int64_t target, int64_t from, int64_t to,
     if (rc == 0) {
         conclude(&s, out);
         series_stat(out->committed_series, 1, n, &tm, &o->ctx, &out->committed);
-        if (out->have_rss)
+        if (out->have_rss) {
             series_stat(out->rss_series, 1, n, &tm, &o->ctx, &out->rss);
+            series_stat(out->pss_series, 1, n, &tm, &o->ctx, &out->pss);
+        }
         for (int c = 0; c < CAT_COUNT; c++) {
             if (!out->cat[c].present || (o->category >= 0 && c != o->category)) {
                 out->cat[c].present = 0;
@@ -603,12 +608,14 @@ void growth_result_release(struct growth_result *r)
 {
     free(r->committed.phases);
     free(r->rss.phases);
+    free(r->pss.phases);
     for (int c = 0; c < CAT_COUNT; c++) {
         free(r->cat[c].committed.phases);
         free(r->cat[c].rss.phases);
     }
     free(r->committed_series);
     free(r->rss_series);
+    free(r->pss_series);
     free(r->cat_committed);
     free(r->cat_rss);
     free(r->lineages);
@@ -619,26 +626,150 @@ void growth_result_release(struct growth_result *r)
     memset(r, 0, sizeof(*r));
 }
 
+/* How target's range from..to was recorded: start-up is the first growth of a target
+ * recorded from its start, when the range begins there; shutdown the last release of one that
+ * exited, when the range ends there. */
+static int context_of(struct store *st, const struct store_target *t, int64_t from, int64_t to,
+                      struct series_context *ctx, struct err *e)
+{
+    int64_t target, first, last;
+    int rc = store_resolve_range(st, t->id, NULL, NULL, &target, &first, &last, e);
+    if (rc < 0)
+        return rc;
+    const char *origin = t->origin ? t->origin : "";
+    ctx->from_start = from == first && (strcmp(origin, STORE_ORIGIN_LAUNCHED) == 0 ||
+                                        strcmp(origin, STORE_ORIGIN_FORKED) == 0 ||
+                                        strcmp(origin, STORE_ORIGIN_EXEC) == 0);
+    ctx->exited = to == last && t->exited_at != NULL;
+    return 0;
+}
+
+static void brief(const struct growth_stat *s, const struct growth_result *g,
+                  struct growth_brief *b)
+{
+    memset(b, 0, sizeof(*b));
+    b->start = s->start;
+    b->end = s->end;
+    b->delta = s->delta;
+    b->peak_bytes = s->peak_bytes;
+    b->peak = g->snaps[s->peak];
+    b->peak.label = NULL;
+    b->held = s->onset != GROWTH_NONE;
+    if (b->held) {
+        b->rate = s->rate;
+        b->growing = s->growing;
+        b->onset = g->snaps[s->onset];
+        b->onset.label = NULL;
+    }
+}
+
+/* Held growth first, fastest first; then the highest peak above start; then by id. */
+static int cmp_proc(const void *x, const void *y)
+{
+    const struct growth_proc *a = x, *b = y;
+    if (a->committed.held != b->committed.held)
+        return a->committed.held ? -1 : 1;
+    if (a->committed.rate != b->committed.rate)
+        return a->committed.rate > b->committed.rate ? -1 : 1;
+    int64_t pa = a->committed.peak_bytes - a->committed.start;
+    int64_t pb = b->committed.peak_bytes - b->committed.start;
+    if (pa != pb)
+        return pa > pb ? -1 : 1;
+    return a->t.id < b->t.id ? -1 : a->t.id > b->t.id;
+}
+
+int growth_tree(struct store *st, const int64_t *ids, size_t n, int64_t win_from, int64_t win_to,
+                struct growth_proc **out, size_t *nout, struct err *e)
+{
+    int rc = 0;
+    *out = xcalloc(n ? n : 1, sizeof(**out));
+    *nout = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int64_t target, from, to;
+        if (win_from) {
+            rc = store_window(st, ids[i], win_from, win_to, &from, &to, e);
+            if (rc == 1) {
+                rc = 0;
+                continue; /* not alive then */
+            }
+        } else {
+            rc = store_resolve_range(st, ids[i], NULL, NULL, &target, &from, &to, e);
+        }
+        if (rc < 0)
+            break;
+        struct growth_proc *p = &(*out)[*nout];
+        struct growth_opts o = {.category = -1, .top = 1};
+        struct growth_result g;
+        if ((rc = store_target_get(st, ids[i], &p->t, e)) < 0)
+            break;
+        (*nout)++;
+        if ((rc = context_of(st, &p->t, from, to, &o.ctx, e)) < 0 ||
+            (rc = growth_compute(st, ids[i], from, to, &o, &g, e)) < 0)
+            break;
+        p->alive = p->t.exited_at == NULL;
+        p->nsnaps = g.nsnaps;
+        p->have_rss = g.have_rss;
+        brief(&g.committed, &g, &p->committed);
+        if (g.have_rss) {
+            brief(&g.rss, &g, &p->rss);
+            brief(&g.pss, &g, &p->pss);
+        }
+        growth_result_release(&g);
+    }
+    if (rc < 0) {
+        growth_tree_release(*out, *nout);
+        *out = NULL;
+        *nout = 0;
+        return rc;
+    }
+    if (*nout > 1)
+        qsort(*out, *nout, sizeof(**out), cmp_proc);
+    return 0;
+}
+
+void growth_tree_release(struct growth_proc *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        store_target_release(&v[i].t);
+    free(v);
+}
+
 int growth_load(struct store *st, int64_t target_id, const char *from, const char *to,
-                const struct growth_opts *o, struct growth_load *out, struct err *e)
+                const struct growth_opts *o, int mode, struct growth_load *out, struct err *e)
 {
     int rc;
     memset(out, 0, sizeof(*out));
     if ((rc = store_resolve_range(st, target_id, from, to, &out->target, &out->from, &out->to, e)) <
-            0 ||
-        (rc = store_target_get(st, out->target, &out->t, e)) < 0)
+        0)
         return rc;
-    /* Start-up is the first growth of a target recorded from its start, when the range begins
-     * there; shutdown the last release of one that exited, when the range ends there. */
-    int64_t t, first, last;
-    if ((rc = store_resolve_range(st, out->target, NULL, NULL, &t, &first, &last, e)) < 0)
-        return rc;
-    const char *origin = out->t.origin ? out->t.origin : "";
+    if (mode != GROWTH_TREE_OFF) {
+        int64_t *ids = NULL;
+        size_t n = 0;
+        out->root = out->target;
+        if (!(mode == GROWTH_TREE_ON && target_id))
+            rc = store_root_of(st, out->target, &out->root, e);
+        if (rc == 0)
+            rc = store_tree(st, out->root, &ids, &n, e);
+        int ranged = from || to;
+        if (rc == 0 && (n > 1 || mode == GROWTH_TREE_ON))
+            rc = growth_tree(st, ids, n, ranged ? out->from : 0, out->to, &out->tree, &out->ntree,
+                             e);
+        free(ids);
+        if (rc < 0)
+            return rc;
+        if (out->ntree && !ranged && out->tree[0].t.id != out->target) {
+            /* The detail is the top process's whole recording. */
+            out->target = out->tree[0].t.id;
+            if ((rc = store_resolve_range(st, out->target, NULL, NULL, &out->target, &out->from,
+                                          &out->to, e)) < 0)
+                return rc;
+        }
+        out->chosen = out->ntree && !ranged;
+    }
     struct growth_opts with = *o;
-    with.ctx.from_start = out->from == first && (strcmp(origin, STORE_ORIGIN_LAUNCHED) == 0 ||
-                                                 strcmp(origin, STORE_ORIGIN_FORKED) == 0 ||
-                                                 strcmp(origin, STORE_ORIGIN_EXEC) == 0);
-    with.ctx.exited = out->to == last && out->t.exited_at != NULL;
+    if ((rc = store_target_get(st, out->target, &out->t, e)) < 0 ||
+        (rc = context_of(st, &out->t, out->from, out->to, &with.ctx, e)) < 0)
+        return rc;
     return growth_compute(st, out->target, out->from, out->to, &with, &out->g, e);
 }
 
@@ -646,4 +777,7 @@ void growth_load_release(struct growth_load *l)
 {
     growth_result_release(&l->g);
     store_target_release(&l->t);
+    growth_tree_release(l->tree, l->ntree);
+    l->tree = NULL;
+    l->ntree = 0;
 }

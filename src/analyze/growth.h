@@ -88,14 +88,14 @@ struct growth_result {
     size_t nsnaps;
     struct growth_snap *snaps; /* the range's snapshots; onsets and births index them */
     double duration_s;
-    struct growth_stat committed, rss; /* the whole process */
-    int have_rss;                      /* every snapshot has the process's rss */
+    struct growth_stat committed, rss, pss; /* the whole process */
+    int have_rss;                           /* every snapshot has the process's rss (and pss) */
     struct growth_category cat[CAT_COUNT];
     int have_cat_rss; /* every snapshot has per-region rss */
     /* Series, one value per snapshot, in bytes: committed and rss of the process, committed by
      * category (cat_committed[k * CAT_COUNT + c]), and rss by category when have_cat_rss
      * (cat_rss, laid out alike; NULL otherwise). */
-    int64_t *committed_series, *rss_series, *cat_committed, *cat_rss;
+    int64_t *committed_series, *rss_series, *pss_series, *cat_committed, *cat_rss;
     struct growth_lineage *lineages;
     size_t nlineages;
     struct growth_release *released; /* largest given back first */
@@ -114,17 +114,58 @@ int growth_compute(struct store *st, int64_t target_id, int64_t from, int64_t to
                    const struct growth_opts *o, struct growth_result *out, struct err *e);
 void growth_result_release(struct growth_result *r);
 
-/* One range's growth as growth and report load it: the target and what was found. */
+/* A series of one process of a tree, as its row says it. */
+struct growth_brief {
+    int64_t start, end, delta, peak_bytes;
+    double rate;                    /* of its last held growth; 0 when nothing is held */
+    int held;                       /* something is held: onset is set */
+    int growing;                    /* that growth goes on to the end */
+    struct growth_snap peak, onset; /* label NULL */
+};
+
+/* One process of a recorded tree, over its snapshots in the window asked for. */
+struct growth_proc {
+    struct store_target t;
+    int alive; /* not known to have exited */
+    size_t nsnaps;
+    int have_rss;
+    struct growth_brief committed, rss, pss;
+};
+
+/*
+ * Growth of each of the n targets (a tree: store_tree), over their snapshots taken within the
+ * times of snapshots win_from..win_to, or over each one's whole recording when win_from is 0.
+ * A target with no snapshot in the window is left out. *out (ranked: held growth of committed
+ * first, fastest first; then by peak above start) is freed by growth_tree_release.
+ */
+int growth_tree(struct store *st, const int64_t *ids, size_t n, int64_t win_from, int64_t win_to,
+                struct growth_proc **out, size_t *nout, struct err *e);
+void growth_tree_release(struct growth_proc *v, size_t n);
+
+/* Whether growth and report answer for the process tree (DESIGN "The tree is the unit"). */
+enum growth_tree_mode {
+    GROWTH_TREE_AUTO, /* no --target: the tree of the range's process, when it has one */
+    GROWTH_TREE_OFF,  /* --target alone: that process only */
+    GROWTH_TREE_ON,   /* --tree: the tree from --target (or from the range's root) */
+};
+
+/* One range's growth as growth and report load it: the target, what was found, and the tree. */
 struct growth_load {
     int64_t target, from, to; /* the range resolved: its target and first and last snapshots */
     struct store_target t;
     struct growth_result g;
+    /* The processes of the tree, ranked (ntree 0 when not a tree), and its root. */
+    struct growth_proc *tree;
+    size_t ntree;
+    int64_t root;
+    int chosen; /* target is the tree's top row, chosen for it (no range was asked for) */
 };
-/* Resolves the range (store_resolve_range: target_id 0 and NULL selectors for the defaults)
- * and computes growth over it: 0, or an error. out is released by growth_load_release either
- * way. */
+/* Resolves the range (store_resolve_range: target_id 0 and NULL selectors for the defaults),
+ * the tree as mode says, and computes growth over the range -- the tree's top process's whole
+ * recording when no range was asked for: 0, or an error. out is released by
+ * growth_load_release either way. */
 int growth_load(struct store *st, int64_t target_id, const char *from, const char *to,
-                const struct growth_opts *o, struct growth_load *out, struct err *e);
+                const struct growth_opts *o, int mode, struct growth_load *out, struct err *e);
 void growth_load_release(struct growth_load *l);
 
 #endif

@@ -276,10 +276,11 @@ void series_phases_find(const int64_t *v, size_t stride, size_t n, const double 
     }
     if (ctx && ctx->exited && c.n > 1) {
         /* The last move, when it is a release and at most a short flat follows it (two
-         * snapshots, or a second: the program idling on its way out). */
+         * snapshots, or three quarters of a second: the teardown). A release a second or more
+         * before the exit is memory given back, as at any other time. */
         const struct phase *tail = &c.p[c.n - 1];
         size_t i = tail->kind == PHASE_FLAT &&
-                           (tail->to - tail->from <= 2 || t[tail->to] - t[tail->from] <= 1.0)
+                           (tail->to - tail->from <= 2 || t[tail->to] - t[tail->from] <= 0.75)
                        ? c.n - 2
                        : c.n - 1;
         if (i > 0 && c.p[i].kind == PHASE_RELEASE)

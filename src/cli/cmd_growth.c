@@ -10,15 +10,16 @@
 static const struct cli_command growth_command = {
     .name = "growth",
     .synopsis =
-        "usage: vmsnap growth [--target ID] [--from SNAP] [--to SNAP] [--category C] [--top N]\n"
-        "                     [--fail-on-rate BYTES_PER_S]\n\n"
+        "usage: vmsnap growth [--target ID] [--tree] [--from SNAP] [--to SNAP] [--category C]\n"
+        "                     [--top N] [--fail-on-rate BYTES_PER_S]\n\n"
         "What keeps growing over a recording, how fast, and since when: committed and rss bytes "
         "of\n"
         "the process and of each category cut into phases (growth, flat, release; start-up and\n"
         "shutdown), each said in one plain line: the last growth still held, with its own rate\n"
         "and onset, or the peak and where it was given back. Then the regions that grew most,\n"
         "followed across snapshots (lineages), those that gave memory back (released), and those\n"
-        "born during the range and never freed (survivors).\n",
+        "born during the range and never freed (survivors). A recorded process tree is answered\n"
+        "for as one: a row per process, ranked by held growth, then the detail of the top one.\n",
     .epilog =
         "Committed bytes are mapped bytes less no-access ranges (guard pages, reservations such "
         "as\n"
@@ -27,11 +28,13 @@ static const struct cli_command growth_command = {
         "the highest value less the first). Moves within the noise band (1% of the largest value,\n"
         "at least 1M) are not phases.\n"
         "Exit status: 0, or 2 for trouble; with --fail-on-rate, 1 when the held growth's rate\n"
-        "exceeds RATE (start-up, shutdown and growth that was given back never do).\n",
+        "exceeds RATE (start-up, shutdown and growth that was given back never do); over a\n"
+        "tree, when any process's does (with --category, the detailed process's category).\n",
 };
 
 struct growth_args {
     int64_t target;
+    int tree;
     const char *from, *to;
     int category;
     int64_t top;
@@ -71,7 +74,10 @@ static int parse_rate(const char *arg, void *rate)
 static int parse_args(struct cli *cli, int argc, char **argv, struct growth_args *a)
 {
     const struct cli_opt opts[] = {
-        CLI_OPT_TARGET_ROW(&a->target, "the target (default: that of the newest snapshot)"),
+        CLI_OPT_TARGET_ROW(&a->target, "that process alone (default: the newest recording's "
+                                       "tree,\nin detail its top grower)"),
+        {CLI_OPTION('T', "tree", CLI_OPT_FLAG, &a->tree, NULL,
+                    "the tree from --target: a row per process, then the\ntop one in detail")},
         {CLI_OPTION('F', "from", CLI_OPT_STRING, &a->from, "SNAP",
                     "first snapshot of the range (default: the target's first)")},
         {CLI_OPTION('t', "to", CLI_OPT_STRING, &a->to, "SNAP",
@@ -264,9 +270,50 @@ static void print_table(const struct store_target *t, const struct growth_result
     }
 }
 
+/* The tree's rows, and which process the detail below is of. */
+static void print_tree(const struct growth_load *l)
+{
+    const struct growth_proc *root = NULL;
+    for (size_t i = 0; i < l->ntree; i++)
+        if (l->tree[i].t.id == l->root)
+            root = &l->tree[i];
+    cli_printf("process tree of target %lld", (long long)l->root);
+    if (root)
+        cli_printf(" (pid %lld)", (long long)root->t.pid);
+    cli_printf(": %zu processes, ranked by held growth of committed, then by peak\n", l->ntree);
+    cli_printf("  %6s %7s %-5s %8s %8s %9s %9s %13s %-8s  %s\n", "TARGET", "PID", "ALIVE", "START",
+               "END", "DELTA", "PEAK", "HELD RATE", "SINCE", "COMMAND");
+    for (size_t i = 0; i < l->ntree; i++) {
+        const struct growth_proc *p = &l->tree[i];
+        const struct growth_brief *b = &p->committed;
+        char a[16], c[16], d[24], k[24], r[32], since[24];
+        if (b->held)
+            snprintf(since, sizeof(since), "seq %lld", (long long)b->onset.seq);
+        else
+            snprintf(since, sizeof(since), "-");
+        cli_printf("  %6lld %7lld %-5s %8s %8s %9s %9s %13s %-8s  ", (long long)p->t.id,
+                   (long long)p->t.pid, p->alive ? "yes" : "no",
+                   cli_human(b->start < 0 ? 0 : (uint64_t)b->start, a),
+                   cli_human(b->end < 0 ? 0 : (uint64_t)b->end, c), cli_human_signed(b->delta, d),
+                   cli_human_signed(b->peak_bytes - b->start, k),
+                   b->held ? human_rate(b->rate, r) : "-", since);
+        const char *cmd = p->t.cmdline && *p->t.cmdline ? p->t.cmdline : p->t.exe ? p->t.exe : "?";
+        cli_print_escaped(stdout, cmd, strlen(cmd));
+        fputc('\n', stdout);
+    }
+    if (l->chosen)
+        cli_printf("the detail below is target %lld's (pid %lld), the first row -- another with "
+                   "--target ID\n\n",
+                   (long long)l->t.id, (long long)l->t.pid);
+    else
+        cli_printf("the detail below is target %lld's (pid %lld), the range asked for -- another "
+                   "with --target ID\n\n",
+                   (long long)l->t.id, (long long)l->t.pid);
+}
+
 int cmd_growth(struct cli *cli, int argc, char **argv)
 {
-    struct growth_args a = {0, NULL, NULL, -1, GROWTH_TOP_DEFAULT, 0, 0};
+    struct growth_args a = {0, 0, NULL, NULL, -1, GROWTH_TOP_DEFAULT, 0, 0};
     int rc = parse_args(cli, argc, argv, &a);
     if (rc)
         return cli_options_exit(rc);
@@ -277,7 +324,8 @@ int cmd_growth(struct cli *cli, int argc, char **argv)
     struct growth_load l;
     int status = EXIT_TROUBLE;
     const struct growth_opts o = {.category = a.category, .top = (size_t)a.top};
-    if (growth_load(st, a.target, a.from, a.to, &o, &l, &e) < 0) {
+    int mode = a.tree ? GROWTH_TREE_ON : a.target ? GROWTH_TREE_OFF : GROWTH_TREE_AUTO;
+    if (growth_load(st, a.target, a.from, a.to, &o, mode, &l, &e) < 0) {
         if (e.code == ERR_USAGE)
             err_wrap(&e, "growth");
         cli_fail_err(&e);
@@ -289,10 +337,14 @@ int cmd_growth(struct cli *cli, int argc, char **argv)
         json_init(&j, stdout);
         json_begin_object(&j);
         json_growth_fields(&j, &l.t, g);
+        json_growth_tree(&j, &l);
         json_end_object(&j);
         json_finish(&j);
-    } else
+    } else {
+        if (l.ntree)
+            print_tree(&l);
         print_table(&l.t, g);
+    }
     if (fflush(stdout) != 0) {
         cli_fail("growth: cannot write the output");
         goto out;
@@ -302,6 +354,10 @@ int cmd_growth(struct cli *cli, int argc, char **argv)
         double rate = a.category >= 0 ? g->cat[a.category].committed.rate : g->committed.rate;
         if (a.category >= 0 && !g->cat[a.category].present)
             rate = 0;
+        /* Over a tree, a leak in any process trips it. */
+        for (size_t i = 0; a.category < 0 && i < l.ntree; i++)
+            if (l.tree[i].committed.rate > rate)
+                rate = l.tree[i].committed.rate;
         status = rate > (double)a.rate_limit ? 1 : 0;
     }
 out:

@@ -532,3 +532,64 @@ void json_growth_fields(struct json *j, const struct store_target *t, const stru
     }
     json_end_array(j);
 }
+
+/* One process's series in a tree row: {start, end, delta, peak, onset, rate, growing}. */
+static void json_brief(struct json *j, const struct growth_brief *b)
+{
+    json_begin_object(j);
+    json_key(j, "start");
+    json_int(j, b->start);
+    json_key(j, "end");
+    json_int(j, b->end);
+    json_key(j, "delta");
+    json_int(j, b->delta);
+    json_key(j, "peak");
+    json_begin_object(j);
+    json_key(j, "bytes");
+    json_int(j, b->peak_bytes);
+    when_fields(j, b->peak.id, b->peak.seq, b->peak.taken_at);
+    json_end_object(j);
+    json_key(j, "onset");
+    if (b->held) {
+        json_begin_object(j);
+        when_fields(j, b->onset.id, b->onset.seq, b->onset.taken_at);
+        json_end_object(j);
+    } else {
+        json_null(j);
+    }
+    json_key(j, "rate");
+    json_double(j, b->rate);
+    json_key(j, "growing");
+    json_bool(j, b->growing);
+    json_end_object(j);
+}
+
+void json_growth_tree(struct json *j, const struct growth_load *l)
+{
+    json_key(j, "tree");
+    json_begin_array(j);
+    for (size_t i = 0; i < l->ntree; i++) {
+        const struct growth_proc *p = &l->tree[i];
+        json_begin_object(j);
+        json_key(j, "target");
+        json_target(j, &p->t);
+        json_key(j, "alive");
+        json_bool(j, p->alive);
+        json_key(j, "snapshots");
+        json_uint(j, p->nsnaps);
+        json_key(j, "committed");
+        json_brief(j, &p->committed);
+        json_key(j, "rss");
+        if (p->have_rss)
+            json_brief(j, &p->rss);
+        else
+            json_null(j);
+        json_key(j, "pss");
+        if (p->have_rss)
+            json_brief(j, &p->pss);
+        else
+            json_null(j);
+        json_end_object(j);
+    }
+    json_end_array(j);
+}

@@ -34,6 +34,8 @@ void json_diff_summary(struct json *j, const struct diff_pair *p, int category,
 /* The members naming one snapshot of a growth range: snapshot (id), seq, taken_at, label. */
 void json_growth_snap_fields(struct json *j, const struct growth_snap *s);
 /* The members of `vmsnap growth -j`, into an open object. */
+/* "tree": the rows of a tree's processes, ranked ([] when the answer is one process's). */
+void json_growth_tree(struct json *j, const struct growth_load *l);
 void json_growth_fields(struct json *j, const struct store_target *t,
                         const struct growth_result *g);
 

@@ -31,7 +31,8 @@ static int load(struct store *st, const struct report_opts *o, struct input *in,
     /* The same lineages and survivors as `vmsnap growth` shows by default. */
     const struct growth_opts go = {.category = -1, .top = GROWTH_TOP_DEFAULT};
     int rc;
-    if ((rc = growth_load(st, o->target, o->from, o->to, &go, &in->l, e)) < 0 ||
+    if ((rc = growth_load(st, o->target, o->from, o->to, &go,
+                          o->target ? GROWTH_TREE_OFF : GROWTH_TREE_AUTO, &in->l, e)) < 0 ||
         (rc = diff_pair_load(&in->pair, st, in->l.from, in->l.to, -1, e)) < 0)
         return rc;
     return store_read_regions(st, in->l.to, &in->last, e);
@@ -303,6 +304,7 @@ int report_write(struct store *st, const struct report_opts *o, FILE *out, struc
     json_key(&j, "vmsnap_report");
     json_int(&j, 1);
     json_growth_fields(&j, &in.l.t, &in.l.g);
+    json_growth_tree(&j, &in.l);
     write_series(&j, &in);
     write_labels(&j, &in.l.g);
     write_diff(&j, &in.pair, info);

@@ -177,6 +177,17 @@ int store_label_check(const char *label, struct err *e);
 int store_resolve(struct store *st, const char *selector, int64_t target_id, int64_t *snap_id,
                   struct err *e);
 
+/* The root of target's recorded tree: the target, climbed through the recorded processes that
+ * forked it. */
+int store_root_of(struct store *st, int64_t target, int64_t *root, struct err *e);
+/* The targets of root's tree with snapshots (root and every process it forked, as recorded), by
+ * id; *ids is the caller's to free. */
+int store_tree(struct store *st, int64_t root, int64_t **ids, size_t *n, struct err *e);
+/* The first and last snapshots of target taken within the times of snapshots from and to
+ * (ids): 0, or 1 when it has none then. */
+int store_window(struct store *st, int64_t target, int64_t from, int64_t to, int64_t *first,
+                 int64_t *last, struct err *e);
+
 /*
  * Resolves two selectors that must name snapshots of one process or be compared as such (diff
  * A B): with target_id, both within it; else a selector that counts within a target (first,
@@ -225,6 +236,7 @@ struct store_hsnap {
     int64_t mark; /* as store_snapshot's */
     int have_rss;
     uint64_t rss_bytes; /* the process's, from smaps_rollup or smaps */
+    uint64_t pss_bytes; /* likewise, with have_rss */
     int smaps;          /* per-region figures were read */
 };
 

@@ -61,7 +61,9 @@ static int read_snaps(struct store_walk *w, int64_t target, int64_t from, int64_
 {
     static const char *sql =
         "SELECT id, seq, taken_at, CAST(round((julianday(taken_at) - 2440587.5) * 86400000) AS "
-        "INTEGER), label, rss_bytes, detail, mark FROM snapshots WHERE target_id = :target AND id "
+        "INTEGER), label, rss_bytes, detail, mark, pss_bytes FROM snapshots WHERE target_id = "
+        ":target "
+        "AND id "
         "BETWEEN :from AND :to ORDER BY id";
     struct store_stmt q;
     size_t cap = 0;
@@ -84,6 +86,7 @@ static int read_snaps(struct store_walk *w, int64_t target, int64_t from, int64_
         x->label = store_col_text(s, 4);
         x->have_rss = sqlite3_column_type(s, 5) != SQLITE_NULL;
         x->rss_bytes = (uint64_t)sqlite3_column_int64(s, 5);
+        x->pss_bytes = (uint64_t)sqlite3_column_int64(s, 8);
         const unsigned char *detail = sqlite3_column_text(s, 6);
         x->smaps = detail && strcmp((const char *)detail, "smaps") == 0;
         x->mark =

@@ -107,33 +107,83 @@ static int resolve_id(struct store *st, const char *text, const struct store_sel
                    target_id ? " for that target" : "");
 }
 
-/*
- * The default target: the newest recording's root -- the target of the newest snapshot, climbed
- * through the processes that forked it to the first one recorded (a chain no longer than the
- * targets: a crafted cycle ends there). 1 when the database has no snapshot.
- */
-static int default_target(struct store *st, int64_t *target, struct err *e)
+int store_root_of(struct store *st, int64_t target, int64_t *root, struct err *e)
 {
-    int rc = store_query_i64(st, "SELECT target_id FROM snapshots ORDER BY id DESC LIMIT 1", 0, 0,
-                             target, e);
-    if (rc != 0)
-        return rc;
     int64_t targets = 0, parent;
+    int rc;
+    *root = target;
     if ((rc = store_query_i64(st, "SELECT count(*) FROM targets", 0, 0, &targets, e)) < 0)
         return rc;
+    /* A chain no longer than the targets: a crafted cycle ends there. */
     for (int64_t hops = 0; hops < targets; hops++) {
         rc = store_query_i64(st,
                              "SELECT t.parent_target_id FROM targets t WHERE t.id = ?1 AND "
                              "EXISTS (SELECT 1 FROM snapshots s WHERE s.target_id = "
                              "t.parent_target_id)",
-                             *target, 0, &parent, e);
+                             *root, 0, &parent, e);
         if (rc < 0)
             return rc;
-        if (rc == 1 || parent == 0)
+        if (rc == 1 || parent == 0 || parent == target)
             break;
-        *target = parent;
+        *root = parent;
     }
     return 0;
+}
+
+/* The default target: the newest recording's root. 1 when the database has no snapshot. */
+static int default_target(struct store *st, int64_t *target, struct err *e)
+{
+    int64_t newest;
+    int rc = store_query_i64(st, "SELECT target_id FROM snapshots ORDER BY id DESC LIMIT 1", 0, 0,
+                             &newest, e);
+    return rc != 0 ? rc : store_root_of(st, newest, target, e);
+}
+
+int store_tree(struct store *st, int64_t root, int64_t **ids, size_t *n, struct err *e)
+{
+    /* UNION, not UNION ALL: a crafted cycle is visited once. */
+    static const char *sql =
+        "WITH RECURSIVE tree(id) AS (SELECT :root UNION SELECT t.id FROM targets t JOIN tree ON "
+        "t.parent_target_id = tree.id) SELECT id FROM tree WHERE EXISTS (SELECT 1 FROM "
+        "snapshots s WHERE s.target_id = tree.id) ORDER BY id";
+    struct store_stmt q;
+    size_t cap = 0;
+    *ids = NULL;
+    *n = 0;
+    int rc = store_stmt_prepare(st, sql, "cannot read the process tree", &q, e);
+    if (rc < 0)
+        return rc;
+    store_bind_i64(&q, ":root", root);
+    while ((rc = store_stmt_step(&q, e)) == 1) {
+        *ids = xgrow(*ids, &cap, *n + 1, sizeof(**ids));
+        (*ids)[(*n)++] = sqlite3_column_int64(q.s, 0);
+    }
+    store_stmt_finalize(&q);
+    return rc < 0 ? rc : 0;
+}
+
+int store_window(struct store *st, int64_t target, int64_t from, int64_t to, int64_t *first,
+                 int64_t *last, struct err *e)
+{
+    static const char *sql =
+        "SELECT min(s.id), max(s.id) FROM snapshots s WHERE s.target_id = :target AND s.taken_at "
+        ">= (SELECT taken_at FROM snapshots WHERE id = :from) AND s.taken_at <= (SELECT taken_at "
+        "FROM snapshots WHERE id = :to)";
+    struct store_stmt q;
+    int rc = store_stmt_prepare(st, sql, "cannot read the recording", &q, e);
+    if (rc < 0)
+        return rc;
+    store_bind_i64(&q, ":target", target);
+    store_bind_i64(&q, ":from", from);
+    store_bind_i64(&q, ":to", to);
+    rc = store_stmt_step(&q, e);
+    int none = rc == 1 && sqlite3_column_type(q.s, 0) == SQLITE_NULL;
+    if (rc == 1 && !none) {
+        *first = sqlite3_column_int64(q.s, 0);
+        *last = sqlite3_column_int64(q.s, 1);
+    }
+    store_stmt_finalize(&q);
+    return rc < 0 ? rc : rc == 1 && !none ? 0 : 1;
 }
 
 /* first, last and last~N: of target_id, or of the default target. */

@@ -9,6 +9,10 @@
  *                  300 ms and exits at 1,200 ms.
  *   forker later   at 600 ms forks a child that maps 4 MiB and exits at 800 ms after its birth;
  *                  the parent waits, then exits 0 300 ms later.
+ *   forker workers three workers that differ, each exiting at 2,400 ms: the first leaks 2 MiB
+ *                  every 100 ms from 800 to 1,900 ms (24 MiB, held); the second maps 40 MiB
+ *                  at 800 ms and unmaps it at 1,200 ms (a hump given back); the third idles.
+ *                  The parent waits for them and exits 0.
  * Every mapping is anonymous, read-write and touched, so it is committed and resident.
  */
 #define _GNU_SOURCE
@@ -95,6 +99,36 @@ int main(int argc, char **argv)
         until_ms(1700);
         return 0;
     }
-    fprintf(stderr, "usage: forker tree|daemon|later\n");
+    if (strcmp(mode, "workers") == 0) {
+        if (fork() == 0) {
+            for (int k = 0; k < 12; k++) {
+                until_ms(800 + k * 100);
+                leak(2 * MiB);
+            }
+            until_ms(2400);
+            _exit(0);
+        }
+        if (fork() == 0) {
+            until_ms(800);
+            char *p =
+                mmap(NULL, 40 * MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (p == MAP_FAILED)
+                _exit(90);
+            for (size_t i = 0; i < 40 * MiB; i += 4096)
+                p[i] = 1;
+            until_ms(1200);
+            munmap(p, 40 * MiB);
+            until_ms(2400);
+            _exit(0);
+        }
+        if (fork() == 0) {
+            until_ms(2400);
+            _exit(0);
+        }
+        while (wait(NULL) > 0)
+            ;
+        return 0;
+    }
+    fprintf(stderr, "usage: forker tree|daemon|later|workers\n");
     return 2;
 }
