@@ -973,14 +973,6 @@ static void test_live_tree_of_workers(void **state)
     free(dir);
 }
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#endif
 
 /*
  * growth and report stream the history: on a recording of 2,000 snapshots with 200 regions

@@ -250,14 +250,6 @@ static void test_bad_files_write_nothing(void **state)
 }
 
 /* Out of memory (a 16 MB maps text under `ulimit -v 40000`): one line and exit 2, not abort(). */
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#endif
 
 static void test_out_of_memory(void **state)
 {

@@ -110,4 +110,14 @@ int64_t tu_check_whole(const char *path);
 /* Counts the lines of s. */
 int tu_count_lines(const char *s);
 
+/* UNDER_ASAN: built with AddressSanitizer, whose shadow memory cannot live under ulimit -v. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#endif
+
 #endif
