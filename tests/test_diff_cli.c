@@ -328,6 +328,68 @@ static void test_diff_trouble(void **state)
     free(dir);
 }
 
+/* The value after key in s (a number), failing when it is not there. */
+static long long num_after(const char *s, const char *key)
+{
+    const char *p = s ? strstr(s, key) : NULL;
+    if (!p)
+        fail_msg("no %s in %.300s", key, s ? s : "(nothing)");
+    return strtoll(p + strlen(key), NULL, 10);
+}
+
+/*
+ * Two processes of one program, laid out apart (ASLR): by address nearly everything is new and
+ * freed; --by path compares like with like -- the program's libraries are the same on both
+ * sides, and the 4 MiB one of them mapped and touched shows as anonymous memory that grew.
+ */
+static void test_by_path_across_processes(void **state)
+{
+    (void)state;
+    struct tu_child a, b;
+    tu_child_start(&a);
+    tu_child_start(&b);
+    uint64_t m = tu_child_ok(&b, "map %llu rw-", 4096 * K);
+    tu_child_ok(&b, "touch %llu %llu", (unsigned long long)m, 4096 * K);
+    char *db = tu_tmppath("by.db", NULL);
+    snap(db, a.pid, "a", "smaps");
+    snap(db, b.pid, "b", "smaps");
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "-j", "diff", "a", "b", "--summary", NULL);
+    assert_int_equal(r.status, 1);
+    long long changes = num_after(r.out, "\"changes\":");
+    if (changes < 10)
+        fail_msg("by address, only %lld changes between two processes", changes);
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "-j", "diff", "a", "b", "--by", "path", NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.out, "\"by\":\"path\""));
+    /* The anonymous row: 4 MiB more mapped, committed and resident. */
+    const char *anon = strstr(r.out, "\"path\":null,\"category\":\"anon\"");
+    assert_non_null(anon);
+    const char *d = strstr(anon, "\"delta\":");
+    assert_true(num_after(d, "\"mapped\":") >= (long long)(4096 * K));
+    assert_true(num_after(d, "\"committed\":") >= (long long)(4096 * K));
+    assert_true(num_after(d, "\"rss\":") >= (long long)(4000 * K));
+    /* The program itself: the same on both sides, so not listed as differing. */
+    assert_null(strstr(r.out, "vm_child\",\"category\":\"image\""));
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "diff", "a", "b", "--by", "category", NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.out, "by category: "));
+    assert_non_null(strstr(r.out, "[anon]"));
+    tu_run_release(&r);
+    /* A snapshot against itself differs nowhere. */
+    tu_vmsnap(&r, "-d", db, "diff", "a", "a", "--by", "path", NULL);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "diff", "a", "b", "--by", "inode", NULL);
+    tu_assert_trouble(&r, "invalid --by 'inode': expected path or category");
+    tu_run_release(&r);
+    tu_child_stop(&a);
+    tu_child_stop(&b);
+    free(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -335,6 +397,7 @@ int main(void)
         cmocka_unit_test(test_resident_changes_with_smaps),
         cmocka_unit_test(test_growth_gate_judges_committed),
         cmocka_unit_test(test_diff_trouble),
+        cmocka_unit_test(test_by_path_across_processes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

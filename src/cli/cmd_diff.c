@@ -14,11 +14,14 @@ static const struct cli_command diff_command = {
     .max_args = -1,
     .synopsis =
         "usage: vmsnap diff SNAP_A SNAP_B [--min-size BYTES] [--category C] [--summary]\n"
-        "                   [--fail-on-growth BYTES] [--target ID]\n\n"
+        "                   [--fail-on-growth BYTES] [--target ID] [--by path|category]\n\n"
         "Shows what changed in the address space from snapshot A to snapshot B: new, freed, "
         "grown,\n"
         "shrunk, reprotected, remapped and resident (rss) changes, each once at its true range,\n"
         "then the mapped, committed and rss deltas in total and by category.\n"
+        "With --by, by backing instead of by address: per path (anonymous memory by its\n"
+        "category) or per category, both sides' regions, mapped, committed and rss -- the diff\n"
+        "that means something between two processes, or two runs, whose layouts differ.\n"
         "SNAP is a snapshot id, first, last, last~N, or a label.\n",
     .epilog = "Exit status, as diff(1): 0 no changes, 1 changes, 2 trouble.\n",
 };
@@ -36,6 +39,8 @@ struct diff_opts {
     int fail_on_growth;
     uint64_t growth_limit;
     int64_t target;
+    const char *by_name;
+    int by; /* enum diff_by_key */
 };
 
 static int change_category(const struct diff_change *c)
@@ -195,6 +200,8 @@ static int parse_opts(struct cli *cli, struct diff_opts *o, int argc, char **arg
                     "reserved ranges) or rss grew by more than BYTES, else 0"),
          .what = "size", .given = &o->fail_on_growth},
         CLI_OPT_TARGET_ROW(&o->target, "first/last/last~N count within this target"),
+        {CLI_OPTION('b', "by", CLI_OPT_STRING, &o->by_name, "KEY",
+                    "compare by path or by category instead of by address")},
         CLI_OPT_TABLE_END,
     };
     int rc = cli_parse_options(cli, &diff_command, opts, argc, argv, args);
@@ -202,7 +209,160 @@ static int parse_opts(struct cli *cli, struct diff_opts *o, int argc, char **arg
         return rc;
     if (args->n != 2)
         return cli_fail("diff: give two snapshots, e.g. 'vmsnap diff first last'");
+    if (o->by_name && (o->by = diff_by_parse(o->by_name)) < 0)
+        return cli_fail("diff: invalid --by '%s': expected path or category", o->by_name);
     return 0;
+}
+
+/* Whether a row passes --min-size: it changed by at least that much mapped or committed. */
+static int keep_row(const struct diff_opts *o, const struct diff_by_row *r)
+{
+    int64_t m = diff_by_delta(r, mapped), c = diff_by_delta(r, committed);
+    uint64_t big = (uint64_t)(m < 0 ? -m : m) > (uint64_t)(c < 0 ? -c : c)
+                       ? (uint64_t)(m < 0 ? -m : m)
+                       : (uint64_t)(c < 0 ? -c : c);
+    return big >= o->min_size && (m || c || diff_by_delta(r, rss) || diff_by_delta(r, regions));
+}
+
+static void print_by(const struct diff_pair *p, const struct diff_opts *o,
+                     const struct diff_by_result *by, size_t shown)
+{
+    cli_printf("from snapshot %lld (target %lld seq %lld, %s)\n", (long long)p->snap[0].id,
+               (long long)p->snap[0].target_id, (long long)p->snap[0].seq, p->snap[0].taken_at);
+    cli_printf("  to snapshot %lld (target %lld seq %lld, %s)\n", (long long)p->snap[1].id,
+               (long long)p->snap[1].target_id, (long long)p->snap[1].seq, p->snap[1].taken_at);
+    cli_printf("by %s: %zu of %zu differ%s\n", o->by == DIFF_BY_PATH ? "path" : "category", shown,
+               by->n, p->have_cat_rss ? "" : " (rss needs --detail smaps on both sides)");
+    if (!shown)
+        return;
+    cli_printf("  %6s %6s %8s %8s %9s %9s %9s %9s", "REGS_A", "REGS_B", "MAPPED_A", "MAPPED_B",
+               "DELTA", "COMMIT_A", "COMMIT_B", "DELTA");
+    if (p->have_cat_rss)
+        cli_printf(" %8s %8s %9s", "RSS_A", "RSS_B", "DELTA");
+    cli_printf("  %s\n", o->by == DIFF_BY_PATH ? "PATH" : "CATEGORY");
+    for (size_t i = 0; i < by->n; i++) {
+        const struct diff_by_row *r = &by->v[i];
+        if (!keep_row(o, r))
+            continue;
+        char a[16], b[16], d[24], e[16], f[16], g[24];
+        cli_printf("  %6lld %6lld %8s %8s %9s %9s %9s %9s", (long long)r->side[0].regions,
+                   (long long)r->side[1].regions, cli_human(r->side[0].mapped, a),
+                   cli_human(r->side[1].mapped, b), cli_human_signed(diff_by_delta(r, mapped), d),
+                   cli_human(r->side[0].committed, e), cli_human(r->side[1].committed, f),
+                   cli_human_signed(diff_by_delta(r, committed), g));
+        if (p->have_cat_rss)
+            cli_printf(" %8s %8s %9s", cli_human(r->side[0].rss, a), cli_human(r->side[1].rss, b),
+                       cli_human_signed(diff_by_delta(r, rss), d));
+        cli_printf("  ");
+        if (r->like.path)
+            cli_print_escaped(stdout, r->like.path, r->like.path_len);
+        else
+            cli_printf("[%s]", region_category_name(r->like.category));
+        fputc('\n', stdout);
+    }
+}
+
+static void json_by(struct json *j, const struct diff_pair *p, const struct diff_opts *o,
+                    const struct diff_by_result *by)
+{
+    json_begin_object(j);
+    json_key(j, "from");
+    json_diff_side(j, &p->snap[0], &p->target[0]);
+    json_key(j, "to");
+    json_diff_side(j, &p->snap[1], &p->target[1]);
+    json_key(j, "by");
+    json_string(j, o->by == DIFF_BY_PATH ? "path" : "category");
+    json_key(j, "rows");
+    json_begin_array(j);
+    for (size_t i = 0; i < by->n; i++) {
+        const struct diff_by_row *r = &by->v[i];
+        if (!keep_row(o, r))
+            continue;
+        json_begin_object(j);
+        if (o->by == DIFF_BY_PATH)
+            json_text(j, "path", r->like.path, r->like.path_len);
+        json_key(j, "category");
+        json_string(j, region_category_name(r->like.category));
+        const char *sides[] = {"a", "b"};
+        for (int k = 0; k < 2; k++) {
+            json_key(j, sides[k]);
+            json_begin_object(j);
+            json_key(j, "regions");
+            json_int(j, r->side[k].regions);
+            json_key(j, "mapped");
+            json_uint(j, r->side[k].mapped);
+            json_key(j, "committed");
+            json_uint(j, r->side[k].committed);
+            json_key(j, "rss");
+            if (p->have_cat_rss)
+                json_uint(j, r->side[k].rss);
+            else
+                json_null(j);
+            json_end_object(j);
+        }
+        json_key(j, "delta");
+        json_begin_object(j);
+        json_key(j, "mapped");
+        json_int(j, diff_by_delta(r, mapped));
+        json_key(j, "committed");
+        json_int(j, diff_by_delta(r, committed));
+        json_key(j, "rss");
+        if (p->have_cat_rss)
+            json_int(j, diff_by_delta(r, rss));
+        else
+            json_null(j);
+        json_end_object(j);
+        json_end_object(j);
+    }
+    json_end_array(j);
+    json_end_object(j);
+    json_finish(j);
+}
+
+/* diff --by: 0 when no row differs, 1 when one does; with --fail-on-growth, whether committed
+ * (or rss) in all grew by more than the limit. */
+static int diff_by_command(struct store *st, const struct diff_opts *o, int json, int64_t a,
+                           int64_t b)
+{
+    struct diff_pair p;
+    struct diff_by_result by;
+    struct err e = {0};
+    memset(&by, 0, sizeof(by));
+    int status = EXIT_TROUBLE;
+    if (diff_pair_load_whole(&p, st, a, b, &e) < 0) {
+        cli_fail_err(&e);
+        goto out;
+    }
+    diff_by(&p.regions[0], &p.regions[1], o->by, o->category, &by);
+    size_t shown = 0;
+    int64_t committed = 0, rss = 0;
+    for (size_t i = 0; i < by.n; i++) {
+        shown += keep_row(o, &by.v[i]);
+        committed += diff_by_delta(&by.v[i], committed);
+        rss += diff_by_delta(&by.v[i], rss);
+    }
+    if (json) {
+        struct json j;
+        json_init(&j, stdout);
+        json_by(&j, &p, o, &by);
+    } else {
+        print_by(&p, o, &by, shown);
+    }
+    if (fflush(stdout) != 0) {
+        cli_fail("diff: cannot write the output");
+        goto out;
+    }
+    if (o->fail_on_growth) {
+        int64_t r = o->category >= 0 ? rss : p.rss_delta;
+        int have = o->category >= 0 ? p.have_cat_rss : p.have_rss;
+        status = committed > (int64_t)o->growth_limit || (have && r > (int64_t)o->growth_limit);
+    } else {
+        status = shown ? 1 : 0;
+    }
+out:
+    diff_by_release(&by);
+    diff_pair_release(&p);
+    return status;
 }
 
 int cmd_diff(struct cli *cli, int argc, char **argv)
@@ -235,8 +395,15 @@ int cmd_diff(struct cli *cli, int argc, char **argv)
     memset(&n, 0, sizeof(n));
     if (cli_open_store(&local, STORE_READ, &st))
         goto out;
-    if (store_resolve_pair(st, o.target, sel_a, sel_b, &a, &b, &e) < 0 ||
-        diff_pair_load(&p, st, a, b, o.category, &e) < 0) {
+    if (store_resolve_pair(st, o.target, sel_a, sel_b, &a, &b, &e) < 0) {
+        cli_fail_err(&e);
+        goto out;
+    }
+    if (o.by) {
+        status = diff_by_command(st, &o, cli->json, a, b);
+        goto out;
+    }
+    if (diff_pair_load(&p, st, a, b, o.category, &e) < 0) {
         cli_fail_err(&e);
         goto out;
     }

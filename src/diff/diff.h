@@ -108,4 +108,31 @@ uint64_t diff_change_bytes(const struct diff_change *c);
 /* Whether a change adds mapped bytes (positive), removes them (negative), or neither (0). */
 int64_t diff_mapped_delta(const struct diff_change *c);
 
+/* diff --by: two snapshots compared by backing (diff_by.c). */
+enum diff_by_key { DIFF_BY_NONE, DIFF_BY_PATH, DIFF_BY_CATEGORY };
+struct diff_by_side {
+    int64_t regions;
+    uint64_t mapped, committed, rss; /* bytes; rss from per-region figures */
+};
+struct diff_by_row {
+    struct region like; /* its key: path, or category (path NULL); pointing into the lists */
+    struct diff_by_side side[2];
+};
+#define diff_by_delta(row, field) ((int64_t)((row)->side[1].field - (row)->side[0].field))
+struct diff_by_result {
+    struct diff_by_row *v; /* largest committed change first */
+    size_t n;
+};
+/* Groups a's and b's regions (of category, when >= 0) by path or category; the rows point into
+ * a and b, which must outlive them. */
+void diff_by(const struct region_list *a, const struct region_list *b, int by, int category,
+             struct diff_by_result *out);
+void diff_by_release(struct diff_by_result *r);
+/* "path" or "category": its DIFF_BY_ value, else -1. */
+int diff_by_parse(const char *s);
+/* Loads snapshots a and b (ids) and every region of each, for diff_by; no diff is made.
+ * Release p even on failure. */
+int diff_pair_load_whole(struct diff_pair *p, struct store *st, int64_t a, int64_t b,
+                         struct err *e);
+
 #endif

@@ -54,6 +54,24 @@ int diff_pair_load(struct diff_pair *p, struct store *st, int64_t a, int64_t b, 
     return 0;
 }
 
+int diff_pair_load_whole(struct diff_pair *p, struct store *st, int64_t a, int64_t b, struct err *e)
+{
+    memset(p, 0, sizeof(*p));
+    region_list_init(&p->regions[0]);
+    region_list_init(&p->regions[1]);
+    diff_result_init(&p->d);
+    int rc;
+    if ((rc = load_side(p, 0, st, a, e)) < 0 || (rc = load_side(p, 1, st, b, e)) < 0 ||
+        (rc = store_read_regions(st, a, &p->regions[0], e)) < 0 ||
+        (rc = store_read_regions(st, b, &p->regions[1], e)) < 0)
+        return rc;
+    p->have_cat_rss =
+        strcmp(p->snap[0].detail, "smaps") == 0 && strcmp(p->snap[1].detail, "smaps") == 0;
+    p->have_rss = p->snap[0].have_mem && p->snap[1].have_mem;
+    p->rss_delta = (int64_t)(p->snap[1].rss_bytes - p->snap[0].rss_bytes);
+    return 0;
+}
+
 void diff_pair_release(struct diff_pair *p)
 {
     diff_result_release(&p->d);
