@@ -366,10 +366,82 @@ static void test_many_children_few_files(void **state)
     }
 }
 
+/* A process that retitles itself while recorded (as nginx's workers and postgres's backends
+ * do): the target says what ps says now, in the table and in list and growth. */
+static void test_retitled_process(void **state)
+{
+    (void)state;
+    struct tu_child c;
+    tu_child_start(&c);
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", (int)c.pid);
+    char *db = tu_tmppath("title.db", NULL);
+    struct tu_proc rec;
+    tu_spawn_vmsnap(&rec, "-d", db, "record", "-p", pid, "-i", "20ms", "-n", "25", "--detail",
+                    "maps", NULL);
+    usleep(150 * 1000);
+    tu_child_ok(&c, "title worker-1"); /* argv holds "vm_child": 8 bytes */
+    struct tu_run r;
+    tu_wait(&rec, &r);
+    if (r.status != 0)
+        fail_msg("record: %d %s", r.status, r.err);
+    tu_run_release(&r);
+    sqlite3 *h = tu_db_open(db);
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(h, "SELECT cmdline FROM targets", -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    const char *title = (const char *)sqlite3_column_text(s, 0);
+    if (!title || strcmp(title, "worker-1") != 0)
+        fail_msg("targets.cmdline is '%s'", title ? title : "(null)");
+    sqlite3_finalize(s);
+    sqlite3_close(h);
+    tu_vmsnap(&r, "-d", db, "list", NULL);
+    assert_non_null(strstr(r.out, "worker-1"));
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "growth", NULL);
+    assert_non_null(strstr(r.out, "worker-1"));
+    tu_run_release(&r);
+    /* A later snap of the same process keeps the title too. */
+    tu_child_ok(&c, "title idle");
+    tu_vmsnap(&r, "-d", db, "snap", "-p", pid, NULL);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    assert_int_equal(q(db, "SELECT count(*) FROM targets WHERE cmdline = 'idle'"), 1);
+    tu_child_stop(&c);
+    free(db);
+}
+
+/* On a terminal, a tree's progress line shows the tree: processes alive, their committed and
+ * pss totals, and the process that grew most (the leaking worker, +24 MiB). */
+static void test_tree_progress(void **state)
+{
+    (void)state;
+    if (access("/usr/bin/script", X_OK) != 0)
+        skip(); /* util-linux's script gives vmsnap a terminal */
+    char *db = tu_tmppath("progress.db", NULL);
+    char cmd[9000];
+    snprintf(cmd, sizeof(cmd), "'%s' -d '%s' record -i 50ms --detail rollup -- '%s' workers",
+             VMSNAP_BIN, db, FORKER_BIN);
+    char *argv[] = {"/usr/bin/script", "-qec", cmd, "/dev/null", NULL};
+    struct tu_run r;
+    tu_run(&r, argv);
+    assert_int_equal(r.status, 0);
+    const char *line = strstr(r.out, "tree: 4 alive, committed ");
+    if (!line)
+        fail_msg("no tree progress: %.400s", r.out);
+    assert_non_null(strstr(r.out, ", pss "));
+    if (!strstr(r.out, ", top pid ") || !strstr(r.out, " +24M"))
+        fail_msg("the leaker is never the top grower: %.600s", strstr(r.out, ", top pid "));
+    tu_run_release(&r);
+    free(db);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_command_tree),
+        cmocka_unit_test(test_retitled_process),
+        cmocka_unit_test(test_tree_progress),
         cmocka_unit_test(test_daemon),
         cmocka_unit_test(test_follow_pids),
         cmocka_unit_test(test_snap_follow),

@@ -51,6 +51,10 @@ struct capture;
 int capture_open(struct capture **out, int64_t pid, struct err *e);
 
 const struct capture_target *capture_get_target(const struct capture *c);
+/* Reads the command line again, as ps shows it now (processes retitle themselves: nginx's
+ * "worker process"): 1 when capture_get_target's cmdline changed, else 0. A command line that
+ * cannot be read (a child whose parameters are not set up yet) keeps the last one. */
+int capture_retitle(struct capture *c);
 
 /*
  * Walks the target once. *list points at memory owned by c and is lent, not given: it stays as

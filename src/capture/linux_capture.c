@@ -19,6 +19,25 @@
 #include "platform/platform.h"
 #include "util/xalloc.h"
 
+/* The arguments joined by spaces; NULL when there are none (a kernel thread, a zombie). */
+static char *read_cmdline(struct capture *c)
+{
+    char *s = linux_read_text_file(c, "cmdline");
+    if (!s)
+        return NULL;
+    size_t len = c->buf_len;
+    while (len > 0 && s[len - 1] == '\0')
+        len--;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] == '\0')
+            s[i] = ' ';
+    if (!len) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
 static void fill_target(struct capture *c, const struct proc_stat *st)
 {
     struct capture_target *t = &c->target;
@@ -37,15 +56,7 @@ static void fill_target(struct capture *c, const struct proc_stat *st)
     free(exe);
     t->exe = n > 0 ? xstrndup(link, (size_t)n) : NULL;
 
-    t->cmdline = linux_read_text_file(c, "cmdline");
-    if (t->cmdline) {
-        size_t len = c->buf_len;
-        while (len > 0 && t->cmdline[len - 1] == '\0')
-            len--;
-        for (size_t i = 0; i < len; i++)
-            if (t->cmdline[i] == '\0')
-                t->cmdline[i] = ' ';
-    }
+    t->cmdline = read_cmdline(c);
     char host[256];
     plat_hostname(host, sizeof(host));
     t->host = xstrdup(host);
@@ -127,6 +138,20 @@ fail:
 const struct capture_target *capture_get_target(const struct capture *c)
 {
     return &c->target;
+}
+
+int capture_retitle(struct capture *c)
+{
+    char *now = read_cmdline(c);
+    if (!now)
+        return 0;
+    if (c->target.cmdline && strcmp(now, c->target.cmdline) == 0) {
+        free(now);
+        return 0;
+    }
+    free(c->target.cmdline);
+    c->target.cmdline = now;
+    return 1;
 }
 
 void capture_forget(struct capture *c)

@@ -16,6 +16,12 @@ const struct capture_target *capture_get_target(const struct capture *c)
     return NULL;
 }
 
+int capture_retitle(struct capture *c)
+{
+    (void)c;
+    return 0;
+}
+
 int capture_walk(struct capture *c, int detail, const struct region_list **list,
                  struct capture_info *info, struct err *e)
 {

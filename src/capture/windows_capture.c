@@ -208,6 +208,24 @@ const struct capture_target *capture_get_target(const struct capture *c)
     return &c->target;
 }
 
+int capture_retitle(struct capture *c)
+{
+    /* A child seen before its loader filled the PEB has no command line yet: it keeps the
+     * image's path until it does. */
+    char *now = read_cmdline(c);
+    if (!now || !*now) {
+        free(now);
+        return 0;
+    }
+    if (c->target.cmdline && strcmp(now, c->target.cmdline) == 0) {
+        free(now);
+        return 0;
+    }
+    free(c->target.cmdline);
+    c->target.cmdline = now;
+    return 1;
+}
+
 void capture_forget(struct capture *c)
 {
     (void)c; /* nothing is kept between walks but the list */

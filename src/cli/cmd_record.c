@@ -71,8 +71,33 @@ static void show_progress(struct rec *c)
             cli_human(list ? region_list_mapped(list) : 0, mapped),
             info && info->have_totals ? cli_human(info->totals.rss, rss) : "-",
             bytes >= 0 ? cli_human((uint64_t)bytes, db) : "?");
-    if (n > 1)
-        fprintf(stderr, "  processes %zu", alive);
+    if (n > 1) {
+        /* A tree: its processes alive, their totals (pss where read: shared memory counted
+         * once), and the one that grew most since its first snapshot. */
+        uint64_t committed = 0, pss = 0;
+        int have_pss = 1;
+        const struct recorder_proc *top = NULL;
+        int64_t top_grew = 0;
+        for (size_t i = 0; i < n; i++) {
+            const struct recorder_proc *p = recorder_proc(c->r, i);
+            if (p->gone || !p->taken)
+                continue;
+            committed += p->committed;
+            pss += p->pss;
+            have_pss &= p->have_mem;
+            int64_t grew = (int64_t)(p->committed - p->committed_first);
+            if (!top || grew > top_grew) {
+                top = p;
+                top_grew = grew;
+            }
+        }
+        char com[16], ps[16], grew[24];
+        fprintf(stderr, "  tree: %zu alive, committed %s, pss %s", alive, cli_human(committed, com),
+                have_pss ? cli_human(pss, ps) : "-");
+        if (top && top_grew > 0)
+            fprintf(stderr, ", top pid %lld %s", (long long)top->pid,
+                    cli_human_signed(top_grew, grew));
+    }
     fputs("   ", stderr);
     c->line_open = 1;
 }

@@ -219,6 +219,16 @@ static int commit(struct recorder *r, struct err *e)
         p->pub.target_id = p->taker.target_id;
         p->list = p->taker.list;
         p->info = p->taker.info;
+        /* What the progress line sums over a tree. */
+        uint64_t committed = 0;
+        for (size_t k = 0; p->list && k < p->list->n; k++)
+            committed += region_committed(&p->list->v[k]);
+        p->pub.committed = committed;
+        if (p->pub.taken == 1)
+            p->pub.committed_first = committed;
+        p->pub.have_mem = p->info.have_totals;
+        p->pub.rss = p->info.totals.rss;
+        p->pub.pss = p->info.totals.pss;
         if (!r->first)
             r->first = snap;
         r->last = snap;

@@ -29,6 +29,10 @@ struct recorder_proc {
     int64_t parent_target_id; /* the target that forked it; 0 for a process given */
     int64_t taken;            /* snapshots written */
     int gone;                 /* it exited (or could not be opened) */
+    /* Its last snapshot's committed bytes and its first's; rss and pss when read. */
+    uint64_t committed, committed_first;
+    int have_mem;
+    uint64_t rss, pss;
 };
 
 /* What the recorder says while it runs; every hook may be NULL. */

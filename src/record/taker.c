@@ -82,6 +82,15 @@ int taker_walk(struct taker *t, struct err *e)
 int taker_commit(struct taker *t, const struct store_snap_opts *o, int64_t *snap_id, struct err *e)
 {
     store_writer_set_parent(t->w, t->parent_target_id);
+    /* A process retitles itself (nginx's workers, postgres's backends): the target's row says
+     * what ps says now. A new target's row is written with it. */
+    t->retitled |= capture_retitle(t->cap);
+    if (t->retitled && t->target_id) {
+        int rc = store_target_retitle(t->st, t->target_id, capture_get_target(t->cap)->cmdline, e);
+        if (rc < 0)
+            return rc; /* kept for the next commit: a locked database loses no title */
+    }
+    t->retitled = 0;
     if (o && o->last)
         capture_forget(t->cap); /* its text is not needed again: a snap's peak memory is less */
     int rc = store_writer_write(t->w, t->list, &t->info, o, t->walk_us, snap_id, e);

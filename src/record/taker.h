@@ -14,7 +14,8 @@ struct taker {
     int64_t parent_target_id; /* the target that forked this process (0: none) */
     const char *origin;       /* how the recording came to it (STORE_ORIGIN_...) */
     int detail;
-    int execs; /* times the process exec'd while we watched it */
+    int execs;    /* times the process exec'd while we watched it */
+    int retitled; /* its command line changed and the target's row does not say so yet */
     /* The last walk, until the next one: what taker_commit writes. */
     const struct region_list *list;
     struct capture_info info;

@@ -45,6 +45,8 @@ int store_target_ensure(struct store *st, const struct capture_target *t, int64_
 #define STORE_ORIGIN_FORKED   "forked"   /* seen at its fork */
 #define STORE_ORIGIN_FOUND    "found"    /* already running */
 #define STORE_ORIGIN_EXEC     "exec"     /* a followed process's new program, from its exec */
+/* The target's command line as it reads now (targets.cmdline holds the latest). */
+int store_target_retitle(struct store *st, int64_t target_id, const char *cmdline, struct err *e);
 /* Notes that the target was seen to exit at at_ms (Unix milliseconds). */
 int store_target_exited(struct store *st, int64_t target_id, int64_t at_ms, struct err *e);
 

@@ -28,8 +28,10 @@ int store_target_ensure(struct store *st, const struct capture_target *t, int64_
         "first_seen, parent_target_id, origin) VALUES (:pid, :start, :exe, :cmdline, :host, :os, "
         ":boot, :exec, :seen, :parent, :origin)";
     int rc = store_target_find(st, t, target_id, e);
-    if (rc < 0 || *target_id)
+    if (rc < 0)
         return rc;
+    if (*target_id)
+        return t->cmdline ? store_target_retitle(st, *target_id, t->cmdline, e) : 0;
     char seen[32];
     store_format_time(seen_ms, seen);
     struct store_stmt q;
@@ -74,4 +76,19 @@ int store_target_exited(struct store *st, int64_t target_id, int64_t at_ms, stru
     rc = store_stmt_run(&q, e);
     store_stmt_finalize(&q);
     return rc < 0 ? rc : 0;
+}
+
+int store_target_retitle(struct store *st, int64_t target_id, const char *cmdline, struct err *e)
+{
+    static const char *sql =
+        "UPDATE targets SET cmdline = :cmdline WHERE id = :id AND cmdline IS NOT :cmdline";
+    struct store_stmt q;
+    int rc = store_stmt_prepare(st, sql, "cannot record the target's command line", &q, e);
+    if (rc < 0)
+        return rc;
+    store_bind_static(&q, ":cmdline", cmdline, -1);
+    store_bind_i64(&q, ":id", target_id);
+    rc = store_stmt_run(&q, e);
+    store_stmt_finalize(&q);
+    return rc;
 }

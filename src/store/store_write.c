@@ -260,7 +260,11 @@ int store_writer_write(struct store_writer *w, const struct region_list *l,
         if ((rc = store_target_ensure(w->st, w->target, info->taken_at_ms, w->parent_target_id,
                                       w->origin, &w->target_id, e)) < 0)
             goto rollback;
+    } else if (!w->titled && w->target->cmdline &&
+               (rc = store_target_retitle(w->st, w->target_id, w->target->cmdline, e)) < 0) {
+        goto rollback; /* a target recorded before: its row says what ps says now */
     }
+    w->titled = 1;
     if ((rc = sync_head(w, e)) < 0)
         goto rollback;
     if ((rc = pick_label(w, label, o ? o->label_mode : STORE_LABEL_EXACT, unique, sizeof(unique),

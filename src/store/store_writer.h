@@ -69,6 +69,7 @@ struct store_writer {
     int64_t last_seq;
     int stale;       /* the state below must be loaded again from what is committed */
     int64_t next_id; /* id for the next new region: (target_id << 32) + n */
+    int titled;      /* the target's command line is written as this writer saw it */
     /* The alive regions as of last_snap, sorted by start, with their span ids: own (loaded or
      * copied) or a list lent by the caller (store_snap_opts.lend), unchanged since its write
      * while its generation is alive_gen. */

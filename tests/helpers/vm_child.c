@@ -32,6 +32,8 @@
  *                                                system call
  *   exec                         -> (re-executes itself; answers nothing until the next command)
  *   sleep MS                     -> ok           waits MS milliseconds (a script read from a file)
+ *   title TEXT                   -> ok           retitles itself as a server does: its command
+ *                                                line (argv, rewritten in place) reads TEXT
  *   exit CODE                    -> (exits)
  */
 #define _GNU_SOURCE
@@ -232,7 +234,20 @@ static void decode(char *s)
     *o = '\0';
 }
 
-int main(void)
+/* Rewrites the arguments in place, so /proc/PID/cmdline reads text (cut to the room argv has). */
+static int retitle(int argc, char **argv, const char *text)
+{
+    char *end = argv[argc - 1] + strlen(argv[argc - 1]);
+    size_t room = (size_t)(end - argv[0]);
+    size_t n = strlen(text);
+    if (n > room)
+        return -1;
+    memcpy(argv[0], text, n);
+    memset(argv[0] + n, 0, room - n + 1);
+    return 0;
+}
+
+int main(int argc, char **argv)
 {
     char line[8192];
     long page = sysconf(_SC_PAGESIZE);
@@ -251,6 +266,13 @@ int main(void)
         } else if (strcmp(cmd, "mapat") == 0) {
             reply_addr(mmap((void *)x, y, prot_of(c),
                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0));
+        } else if (strcmp(cmd, "title") == 0) {
+            const char *text = line + strspn(line, " ") + strlen("title");
+            text += strspn(text, " ");
+            if (retitle(argc, argv, text) == 0)
+                printf("ok\n");
+            else
+                printf("err title too long\n");
         } else if (strcmp(cmd, "sleep") == 0) {
             struct timespec ts = {(time_t)(x / 1000), (long)(x % 1000) * 1000000L};
             while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
