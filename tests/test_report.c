@@ -529,6 +529,47 @@ static void test_report_failures(void **state)
     scripted_stop(&s);
 }
 
+/* A recorded tree (forker's workers): the report shows its processes, ranked, the leaker first
+ * and marked as the one the report is of, drawn by Chromium without an error. */
+static void test_report_of_a_tree(void **state)
+{
+    (void)state;
+    if (!chromium_path()) {
+        print_message("chromium is not installed (scripts/test.sh installs it): skipped\n");
+        skip();
+    }
+    char *dir = NULL, *db = tu_tmppath("tree.db", &dir);
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "record", "-i", "50ms", "--", FORKER_BIN, "workers", NULL);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/t.html", dir);
+    tu_vmsnap(&r, "-d", db, "report", "-o", path, NULL);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    chromium(path, NULL, &r);
+    if (!drew_cleanly(&r))
+        fail_msg("the tree report did not draw cleanly: %.300s", r.err);
+    const char *table = strstr(r.out, "id=\"tree-table\"");
+    assert_non_null(table);
+    /* Four rows after the header; the first is the one the report is of, and it leaked. */
+    const char *row = strstr(table, "<tr>");
+    int rows = 0;
+    for (const char *p = row; p && (p = strstr(p + 1, "<tr>")) && p < strstr(table, "</table>");)
+        rows++;
+    assert_int_equal(rows, 4);
+    const char *first = strstr(row + 1, "<tr>");
+    assert_non_null(first);
+    assert_non_null(strstr(first, "\u25c0"));
+    assert_true(strstr(first, "\u25c0") < strstr(first + 1, "<tr>"));
+    assert_non_null(strstr(first, "+24.0 MiB"));
+    assert_null(strstr(r.out, "id=\"tree-section\" style=\"display: none\""));
+    tu_run_release(&r);
+    free(db);
+    free(dir);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -536,6 +577,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_strip),
         cmocka_unit_test(test_report_embeds_the_recording),
         cmocka_unit_test(test_report_renders_in_chromium),
+        cmocka_unit_test(test_report_of_a_tree),
         cmocka_unit_test(test_report_failures),
     };
     if (argc > 1)
