@@ -420,7 +420,7 @@ static void test_known_changes(const char *vmsnap, const char *child_exe, const 
         snprintf(rcmd, sizeof(rcmd), "\"%s\" -d \"%s\" record -i 100ms -- \"%s\" tree", vmsnap, tdb,
                  child_exe);
         int trc = run(rcmd, &text);
-        check(trc == 5 && strstr(text, "and 1 processes it forked"),
+        check(trc == 5 && strstr(text, "and 1 process it forked"),
               "record -- COMMAND follows the process it starts (%d: %s)", trc, text);
         free(text);
         check_query(vmsnap, tdb,
