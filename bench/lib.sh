@@ -52,3 +52,21 @@ build_release() {
 
 # build_rusage: $OUT/rusage, which prints a command's peak RSS and CPU time.
 build_rusage() { cc -O2 -o "$OUT/rusage" bench/rusage.c; }
+
+# Headless Chromium on a page (the report scripts).
+chrome() { chromium --headless --no-sandbox --disable-gpu --dump-dom "file://$1"; }
+# page_ms FILE: the page's own measure of its drawing (data-render-ms), median of 7.
+page_ms() {
+  for ((i = 0; i < 7; i++)); do
+    chrome "$1" 2>/dev/null | grep -o 'data-render-ms="[0-9]*"' | grep -o '[0-9]*'
+  done | sort -n | sed -n 4p
+}
+# empty_page FILE: the peer of a report, a page that holds nothing and measures itself alike.
+empty_page() {
+  cat >"$1" <<'PAGE'
+<!DOCTYPE html><html><head><meta charset="utf-8"><title>empty</title></head><body>
+<script>void document.body.offsetHeight;
+document.documentElement.setAttribute("data-render-ms", String(Math.round(performance.now())));</script>
+</body></html>
+PAGE
+}

@@ -42,24 +42,12 @@ fi
 
 HTML="$PWD/$OUT/report.html"
 EMPTY="$PWD/$OUT/empty.html"
-cat >"$EMPTY" <<'PAGE'
-<!DOCTYPE html><html><head><meta charset="utf-8"><title>empty</title></head><body>
-<script>void document.body.offsetHeight;
-document.documentElement.setAttribute("data-render-ms", String(Math.round(performance.now())));</script>
-</body></html>
-PAGE
+empty_page "$EMPTY"
 SNAPS=$("$V" -d "$DB" query "SELECT count(*) FROM snapshots" | tail -1 | tr -d ' ')
 REGS=$("$V" -d "$DB" query "SELECT region_count FROM snapshots ORDER BY id DESC LIMIT 1" | tail -1 | tr -d ' ')
 WRITE_MS=$(median_ms 3 "$V" -d "$DB" report -o "$HTML")
 SIZE=$(stat -c %s "$HTML")
-chrome() { chromium --headless --no-sandbox --disable-gpu --dump-dom "file://$1"; }
 chrome "$HTML" >/dev/null 2>&1 # warm the disk cache and Chromium's own files
-# The page's own measure, median of 7.
-page_ms() {
-  for ((i = 0; i < 7; i++)); do
-    chrome "$1" 2>/dev/null | grep -o 'data-render-ms="[0-9]*"' | grep -o '[0-9]*'
-  done | sort -n | sed -n 4p
-}
 PAGE_MS=$(page_ms "$HTML")
 PAGE_EMPTY_MS=$(page_ms "$EMPTY")
 if chrome "$HTML" 2>&1 | grep -q 'data-errors="\|:CONSOLE'; then

@@ -556,15 +556,36 @@ static void test_report_of_a_tree(void **state)
     /* Four rows after the header; the first is the one the report is of, and it leaked. */
     const char *row = strstr(table, "<tr>");
     int rows = 0;
-    for (const char *p = row; p && (p = strstr(p + 1, "<tr>")) && p < strstr(table, "</table>");)
+    for (const char *p = row; p && (p = strstr(p + 1, "<tr")) && p < strstr(table, "</table>");)
         rows++;
     assert_int_equal(rows, 4);
-    const char *first = strstr(row + 1, "<tr>");
+    const char *first = strstr(row + 1, "<tr");
     assert_non_null(first);
     assert_non_null(strstr(first, "\u25c0"));
-    assert_true(strstr(first, "\u25c0") < strstr(first + 1, "<tr>"));
+    assert_true(strstr(first, "\u25c0") < strstr(first + 1, "<tr"));
     assert_non_null(strstr(first, "+24.0 MiB"));
     assert_null(strstr(r.out, "id=\"tree-section\" style=\"display: none\""));
+    assert_non_null(strstr(r.out, "<tr class=\"pick\""));
+    tu_run_release(&r);
+    /* Every other process's page is in the file too: #target=N shows it, the tree kept. */
+    size_t len;
+    char *html = tu_read_file(path, &len);
+    const char *other = strstr(html, "\"processes\":[{\"target\":{\"id\":");
+    assert_non_null(other);
+    long id = strtol(other + strlen("\"processes\":[{\"target\":{\"id\":"), NULL, 10);
+    const char *pp = strstr(other, "\"pid\":");
+    assert_non_null(pp);
+    long pid = strtol(pp + 6, NULL, 10);
+    free(html);
+    char frag[4300], want[96];
+    snprintf(frag, sizeof(frag), "%s#target=%ld", path, id);
+    chromium(frag, NULL, &r);
+    if (!drew_cleanly(&r))
+        fail_msg("target %ld's page did not draw cleanly: %.300s", id, r.err);
+    snprintf(want, sizeof(want), "<h1 id=\"title\">vmsnap report: forker (pid %ld)</h1>", pid);
+    if (!strstr(r.out, want))
+        fail_msg("#target=%ld does not show pid %ld", id, pid);
+    assert_non_null(strstr(r.out, "id=\"tree-table\""));
     tu_run_release(&r);
     free(db);
     free(dir);

@@ -707,6 +707,8 @@ int growth_tree(struct store *st, const int64_t *ids, size_t n, int64_t win_from
             (rc = growth_compute(st, ids[i], from, to, &o, &g, e)) < 0)
             break;
         p->alive = p->t.exited_at == NULL;
+        p->from = from;
+        p->to = to;
         p->nsnaps = g.nsnaps;
         p->have_rss = g.have_rss;
         brief(&g.committed, &g, &p->committed);

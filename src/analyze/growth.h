@@ -126,7 +126,8 @@ struct growth_brief {
 /* One process of a recorded tree, over its snapshots in the window asked for. */
 struct growth_proc {
     struct store_target t;
-    int alive; /* not known to have exited */
+    int64_t from, to; /* its first and last snapshot in the window */
+    int alive;        /* not known to have exited */
     size_t nsnaps;
     int have_rss;
     struct growth_brief committed, rss, pss;

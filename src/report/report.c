@@ -83,14 +83,15 @@ static void series_group(struct json *j, const struct growth_result *g, const in
     json_end_object(j);
 }
 
-static void write_series(struct json *j, const struct input *in)
+/* The series over width buckets; by category too when asked (the page's own process). */
+static void write_series(struct json *j, const struct growth_result *g, size_t width,
+                         int by_category)
 {
-    const struct growth_result *g = &in->l.g;
     int64_t *t = xmalloc(g->nsnaps * sizeof(*t));
     for (size_t k = 0; k < g->nsnaps; k++)
         t[k] = g->snaps[k].taken_ms;
     struct report_bucket *b = NULL;
-    size_t nb = report_buckets(t, g->nsnaps, REPORT_WIDTH, &b);
+    size_t nb = report_buckets(t, g->nsnaps, width, &b);
     json_key(j, "series");
     json_begin_object(j);
     json_key(j, "buckets");
@@ -129,11 +130,18 @@ static void write_series(struct json *j, const struct input *in)
         json_end_array(j);
     }
     json_key(j, "committed");
-    series_group(j, g, g->committed_series, g->cat_committed, b, nb);
+    if (by_category) {
+        series_group(j, g, g->committed_series, g->cat_committed, b, nb);
+    } else {
+        json_begin_object(j);
+        json_key(j, "total");
+        series_minmax(j, g->committed_series, 1, b, nb);
+        json_end_object(j);
+    }
     json_key(j, "rss");
     if (!g->have_rss) {
         json_null(j);
-    } else if (g->cat_rss) {
+    } else if (g->cat_rss && by_category) {
         series_group(j, g, g->rss_series, g->cat_rss, b, nb);
     } else {
         /* rss of the process only: no per-region figures to split it by category. */
@@ -203,7 +211,8 @@ static int cmp_address(const void *x, const void *y)
 
 /* The diff as `vmsnap diff -j` prints it, with at most REPORT_MAX_CHANGES changes: the
  * largest, in address order. */
-static void write_diff(struct json *j, const struct diff_pair *p, struct report_info *info)
+static void write_diff(struct json *j, const struct diff_pair *p, size_t max_changes,
+                       struct report_info *info)
 {
     const struct diff_result *d = &p->d;
     size_t counts[DIFF_KIND_COUNT] = {0};
@@ -213,9 +222,9 @@ static void write_diff(struct json *j, const struct diff_pair *p, struct report_
         counts[d->v[i].kind]++;
     }
     size_t shown = d->n;
-    if (shown > REPORT_MAX_CHANGES) {
+    if (shown > max_changes) {
         qsort(v, d->n, sizeof(*v), cmp_bytes_desc);
-        shown = REPORT_MAX_CHANGES;
+        shown = max_changes;
         qsort(v, shown, sizeof(*v), cmp_address);
     }
     json_key(j, "diff");
@@ -234,23 +243,26 @@ static void write_diff(struct json *j, const struct diff_pair *p, struct report_
     json_key(j, "changes_shown");
     json_uint(j, shown);
     json_end_object(j);
-    info->changes = d->n;
-    info->changes_shown = shown;
+    if (info) {
+        info->changes = d->n;
+        info->changes_shown = shown;
+    }
     free(v);
 }
 
-static void write_strip(struct json *j, const struct input *in)
+/* The address-space strip of snapshot `to` (its regions in last) over width pixels. */
+static void write_strip(struct json *j, const struct region_list *last, int64_t to, size_t width)
 {
     struct report_pixel *px = NULL;
-    size_t n = report_strip(&in->last, REPORT_WIDTH, &px);
+    size_t n = report_strip(last, width, &px);
     json_key(j, "strip");
     json_begin_object(j);
     json_key(j, "snapshot");
-    json_int(j, in->l.to);
+    json_int(j, to);
     json_key(j, "regions");
-    json_uint(j, in->last.n);
+    json_uint(j, last->n);
     json_key(j, "mapped");
-    json_uint(j, region_list_mapped(&in->last));
+    json_uint(j, region_list_mapped(last));
     json_key(j, "category_names");
     json_begin_array(j);
     for (int c = 0; c < CAT_COUNT; c++)
@@ -274,6 +286,48 @@ static void write_strip(struct json *j, const struct input *in)
     }
     json_end_object(j);
     free(px);
+}
+
+/*
+ * "processes": the other processes of a tree, each with what the page shows of one -- its
+ * growth, series, labels, changes and strip -- smaller than the page's own (the totals' series
+ * only, fewer buckets, changes and pixels), so that a tree of 100 stays within the size.
+ */
+static int write_processes(struct json *j, struct store *st, const struct input *in, struct err *e)
+{
+    json_key(j, "processes");
+    json_begin_array(j);
+    int rc = 0;
+    for (size_t i = 0; i < in->l.ntree && i < REPORT_MAX_PROCESSES && rc == 0; i++) {
+        const struct growth_proc *p = &in->l.tree[i];
+        if (p->t.id == in->l.target)
+            continue;
+        char from[24], to[24];
+        snprintf(from, sizeof(from), "%lld", (long long)p->from);
+        snprintf(to, sizeof(to), "%lld", (long long)p->to);
+        const struct growth_opts go = {.category = -1, .top = REPORT_PROCESS_TOP};
+        struct growth_load l;
+        struct diff_pair pair;
+        struct region_list last;
+        memset(&pair, 0, sizeof(pair));
+        region_list_init(&last);
+        if ((rc = growth_load(st, p->t.id, from, to, &go, GROWTH_TREE_OFF, &l, e)) == 0 &&
+            (rc = diff_pair_load(&pair, st, p->from, p->to, -1, e)) == 0 &&
+            (rc = store_read_regions(st, p->to, &last, e)) == 0) {
+            json_begin_object(j);
+            json_growth_fields(j, &l.t, &l.g);
+            write_series(j, &l.g, REPORT_PROCESS_WIDTH, 0);
+            write_labels(j, &l.g);
+            write_diff(j, &pair, REPORT_PROCESS_CHANGES, NULL);
+            write_strip(j, &last, p->to, REPORT_PROCESS_WIDTH);
+            json_end_object(j);
+        }
+        growth_load_release(&l);
+        diff_pair_release(&pair);
+        region_list_release(&last);
+    }
+    json_end_array(j);
+    return rc;
 }
 
 int report_write(struct store *st, const struct report_opts *o, FILE *out, struct report_info *info,
@@ -305,10 +359,12 @@ int report_write(struct store *st, const struct report_opts *o, FILE *out, struc
     json_int(&j, 1);
     json_growth_fields(&j, &in.l.t, &in.l.g);
     json_growth_tree(&j, &in.l);
-    write_series(&j, &in);
+    write_series(&j, &in.l.g, REPORT_WIDTH, 1);
     write_labels(&j, &in.l.g);
-    write_diff(&j, &in.pair, info);
-    write_strip(&j, &in);
+    write_diff(&j, &in.pair, REPORT_MAX_CHANGES, info);
+    write_strip(&j, &in.last, in.l.to, REPORT_WIDTH);
+    if ((rc = write_processes(&j, st, &in, e)) < 0)
+        goto out;
     json_end_object(&j);
     const char *rest = marker + strlen(DATA_MARKER);
     fwrite(rest, 1, report_template_len - (size_t)(rest - report_template), out);

@@ -2,7 +2,8 @@
  * The self-contained HTML report: the template (src/report/report.html, embedded at build
  * time) with what it draws embedded as JSON in <script type="application/json"
  * id="vmsnap-data">: the growth JSON (as `vmsnap growth -j` prints it) plus the series, the
- * labels and marks, the diff between --from and --to, and the address-space strip. Whatever
+ * labels and marks, the diff between --from and --to, and the address-space strip; for a
+ * recorded tree, its rows and each other process's own smaller set of the same. Whatever
  * the recording's size, the data stays small: series are downsampled to a screen's width
  * keeping each bucket's min and max, the strip has one entry per pixel, and the diff lists the
  * largest changes. Writes only to the FILE it is given.
@@ -24,6 +25,12 @@
 #define REPORT_MAX_CHANGES 2000
 /* At most this many labelled snapshots and marks are drawn. */
 #define REPORT_MAX_LABELS 500
+/* A tree's other processes: at most this many (the top ones), each with this many buckets and
+ * pixels, changes, and lineages, released and survivor groups. */
+#define REPORT_MAX_PROCESSES   100
+#define REPORT_PROCESS_WIDTH   120
+#define REPORT_PROCESS_CHANGES 20
+#define REPORT_PROCESS_TOP     3
 
 struct report_opts {
     int64_t target;        /* 0: the target of the newest snapshot (or of --from/--to) */
