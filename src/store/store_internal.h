@@ -16,6 +16,7 @@ struct store {
     int guarded;       /* a writer: the guard holds SQLite's opens of its companions */
     int tx_depth;      /* transactions open (store_begin): the outermost, then savepoints */
     uint64_t dev, ino; /* the file opened (0, 0 where the OS does not say) */
+    struct store_writer_stmts *writer_stmts; /* while a writer is open (store_writer.h) */
 };
 
 /* The most bytes one value read from a database may hold (a crafted file's 1 GB path is

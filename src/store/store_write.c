@@ -439,6 +439,44 @@ void store_writer_set_origin(struct store_writer *w, const char *origin)
     w->origin = origin;
 }
 
+static void writer_stmts_drop(struct store *st)
+{
+    struct store_writer_stmts *x = st->writer_stmts;
+    if (!x || --x->refs > 0)
+        return;
+    for (int k = 0; k < S_COUNT; k++)
+        store_stmt_finalize(&x->stmt[k]);
+    free(x->span_sql[0]);
+    free(x->span_sql[1]);
+    free(x);
+    st->writer_stmts = NULL;
+}
+
+/* The store's writer statements, prepared by the first writer: 0, or an error. */
+static int writer_stmts_take(struct store *st, struct err *e)
+{
+    if (st->writer_stmts) {
+        st->writer_stmts->refs++;
+        return 0;
+    }
+    struct store_writer_stmts *x = xcalloc(1, sizeof(*x));
+    st->writer_stmts = x;
+    x->refs = 1;
+    for (int k = 0; k < S_COUNT; k++) {
+        const char *sql = writer_sql[k];
+        if (!sql) {
+            char **own = &x->span_sql[k == S_SPAN_BATCH];
+            sql = *own = span_insert_sql(k == S_SPAN_BATCH ? SPAN_BATCH : 1);
+        }
+        int rc = store_stmt_prepare(st, sql, "cannot write the snapshot", &x->stmt[k], e);
+        if (rc < 0) {
+            writer_stmts_drop(st);
+            return rc;
+        }
+    }
+    return 0;
+}
+
 int store_writer_open(struct store *st, const struct capture_target *t, struct store_writer **out,
                       struct err *e)
 {
@@ -450,15 +488,11 @@ int store_writer_open(struct store *st, const struct capture_target *t, struct s
     region_list_init(&w->next);
     w->alive = &w->own;
     *out = NULL;
-    for (int k = 0; k < S_COUNT; k++) {
-        const char *sql = writer_sql[k];
-        if (!sql) {
-            char **own = &w->span_sql[k == S_SPAN_BATCH];
-            sql = *own = span_insert_sql(k == S_SPAN_BATCH ? SPAN_BATCH : 1);
-        }
-        if ((rc = store_stmt_prepare(st, sql, "cannot write the snapshot", &w->stmt[k], e)) < 0)
-            goto fail;
+    if ((rc = writer_stmts_take(st, e)) < 0) {
+        free(w);
+        return rc;
     }
+    w->stmt = st->writer_stmts->stmt;
     if ((rc = store_target_find(st, t, &w->target_id, e)) < 0)
         goto fail;
     /* The alive regions are loaded by the first write, inside its transaction. */
@@ -474,10 +508,7 @@ void store_writer_close(struct store_writer *w)
 {
     if (!w)
         return;
-    for (int k = 0; k < S_COUNT; k++)
-        store_stmt_finalize(&w->stmt[k]);
-    free(w->span_sql[0]);
-    free(w->span_sql[1]);
+    writer_stmts_drop(w->st);
     region_list_release(&w->own);
     region_list_release(&w->next);
     free(w->span_id);

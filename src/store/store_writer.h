@@ -57,10 +57,17 @@ struct path_map {
     size_t cap, n; /* cap is a power of two */
 };
 
-struct store_writer {
-    struct store *st;
+/* The writers' statements, prepared once per open store and shared by every writer on it
+ * (a recording of a tree has one writer per process): each use binds all it needs and resets. */
+struct store_writer_stmts {
+    int refs; /* writers open */
     struct store_stmt stmt[S_COUNT];
     char *span_sql[2]; /* the SQL of S_SPAN_OPEN and S_SPAN_BATCH */
+};
+
+struct store_writer {
+    struct store *st;
+    struct store_stmt *stmt; /* st's shared writer statements, S_COUNT of them */
     const struct capture_target *target;
     int64_t target_id; /* 0 until the target's row exists */
     int64_t parent_target_id;
