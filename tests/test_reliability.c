@@ -321,6 +321,51 @@ static void test_disk_full(void **state)
     tu_child_stop(&c);
 }
 
+/*
+ * A tree's round is one transaction: when the disk fills halfway through it (the first
+ * process's snapshot fits, the second's 3,000 regions do not), none of the round is written;
+ * with space again, recording goes on from what was committed, each process's seqs unbroken.
+ */
+static void test_tree_round_is_whole(void **state)
+{
+    char *dir = tu_small_fs("2m");
+    if (!dir)
+        skip();
+    *state = dir;
+    struct tu_child a, b;
+    tu_child_start(&a);
+    tu_child_start(&b);
+    char both[40], db[4096], filler[4200];
+    snprintf(both, sizeof(both), "%d,%d", (int)a.pid, (int)b.pid);
+    snprintf(db, sizeof(db), "%s/v.db", dir);
+    snprintf(filler, sizeof(filler), "%s/filler", dir);
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "record", "-p", both, "-n", "2", "-i", "0", NULL);
+    expect_ok(&r, "a round of two before the disk fills");
+    tu_run_release(&r);
+    assert_int_equal(tu_check_whole(db), 4);
+    tu_fill_fs(dir, 16 * 4096);
+    tu_child_ok(&a, "map 65536 rw-");
+    tu_child_ok(&b, "many 3000");
+    tu_vmsnap(&r, "-d", db, "record", "-p", both, "-n", "1", "-i", "0", NULL);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "full"));
+    tu_run_release(&r);
+    assert_int_equal(tu_check_whole(db), 4); /* not the first process's either */
+    unlink(filler);
+    tu_vmsnap(&r, "-d", db, "record", "-p", both, "-n", "1", "-i", "0", NULL);
+    expect_ok(&r, "a round once there is space again");
+    tu_run_release(&r);
+    assert_int_equal(tu_check_whole(db), 6);
+    sqlite3 *h = tu_db_open(db);
+    assert_int_equal(tu_q64(h, "SELECT count(*) FROM (SELECT target_id FROM snapshots GROUP BY "
+                               "target_id HAVING max(seq) = 3 AND count(*) = 3)"),
+                     2);
+    sqlite3_close(h);
+    tu_child_stop(&a);
+    tu_child_stop(&b);
+}
+
 static int umount_full(void **state)
 {
     if (*state) {
@@ -342,6 +387,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_stop_while_locked),
         cmocka_unit_test(test_recorder_killed_at_random),
         cmocka_unit_test_teardown(test_disk_full, umount_full),
+        cmocka_unit_test_teardown(test_tree_round_is_whole, umount_full),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -183,6 +183,51 @@ static void next_label(struct recorder *r, struct proc *p, const struct store_ma
  * Writes every pending walk. Returns 0 when all are written or the database is still locked
  * (they stay pending), or an error.
  */
+/* What a round wrote of one process, once it is committed. */
+static void written(struct recorder *r, struct proc *p, int64_t snap)
+{
+    p->pending = 0;
+    p->pub.taken++;
+    p->pub.target_id = p->taker.target_id;
+    p->list = p->taker.list;
+    p->info = p->taker.info;
+    /* What the progress line sums over a tree. */
+    uint64_t committed = 0;
+    for (size_t k = 0; p->list && k < p->list->n; k++)
+        committed += region_committed(&p->list->v[k]);
+    p->pub.committed = committed;
+    if (p->pub.taken == 1)
+        p->pub.committed_first = committed;
+    p->pub.have_mem = p->info.have_totals;
+    p->pub.rss = p->info.totals.rss;
+    p->pub.pss = p->info.totals.pss;
+    if (!r->first)
+        r->first = snap;
+    r->last = snap;
+    r->taken++;
+    if (r->lock_reported) {
+        say(r, REC_EV_UNLOCKED, p, snap, mono_ms() - r->pending_since_ms, NULL);
+        r->lock_reported = 0;
+    }
+    if (p->parent && p->pub.taken == 1)
+        say(r, REC_EV_FOLLOWED, p, snap, 0, NULL);
+    if (p->info.flags & CAPTURE_TORN)
+        say(r, REC_EV_TORN, p, snap, 0, NULL);
+    say(r, REC_EV_SNAPSHOT, p, snap, 0, NULL);
+}
+
+static void report_locked(struct recorder *r, const struct proc *p)
+{
+    if (!r->lock_reported)
+        say(r, REC_EV_LOCKED, p, 0, 0, NULL);
+    r->lock_reported = 1;
+}
+
+/*
+ * Writes the round's pending walks. A tree's round is one transaction (one commit, not one per
+ * process): all of it is written, or none of it and every walk is kept for the next attempt.
+ * ERR_LOCKED keeps them too, and returns 0.
+ */
 static int commit(struct recorder *r, struct err *e)
 {
     /* Moved or deleted since the last round: the recording stops rather than go on where
@@ -190,60 +235,62 @@ static int commit(struct recorder *r, struct err *e)
     int moved = store_check_place(r->st, e);
     if (moved < 0)
         return err_wrap(e, "record");
-    for (size_t i = 0; i < r->nprocs; i++) {
+    size_t npending = 0;
+    for (size_t i = 0; i < r->nprocs; i++)
+        npending += r->procs[i]->pending != 0;
+    if (!npending)
+        return 0;
+    int whole = npending > 1, rc = 0;
+    if (whole && (rc = store_begin(r->st, e)) < 0) {
+        if (rc != ERR_LOCKED)
+            return rc;
+        report_locked(r, NULL);
+        return 0;
+    }
+    struct proc **done = xmalloc(npending * sizeof(*done));
+    int64_t *snaps = xmalloc(npending * sizeof(*snaps));
+    size_t nd = 0;
+    for (size_t i = 0; i < r->nprocs && rc == 0; i++) {
         struct proc *p = r->procs[i];
         if (!p->pending)
             continue;
         /* The nearest ancestor that was recorded: a parent that exited before its first
-         * snapshot has no target to name. */
+         * snapshot has no target to name (one recorded in this round names it already). */
         for (const struct proc *a = p->parent; a && !p->taker.parent_target_id; a = a->parent)
-            p->taker.parent_target_id = a->pub.target_id;
+            p->taker.parent_target_id = a->taker.target_id;
         const struct store_snap_opts so = {p->label[0] ? p->label : NULL,
                                            STORE_LABEL_UNIQUE,
                                            p->mark,
                                            p->carries ? r->recorder_id : 0,
                                            0,
                                            1};
-        int64_t snap;
-        int rc = taker_commit(&p->taker, &so, &snap, e);
-        if (rc == ERR_LOCKED) {
-            if (!r->lock_reported)
-                say(r, REC_EV_LOCKED, p, 0, 0, NULL);
-            r->lock_reported = 1;
-            return 0;
-        }
-        if (rc < 0)
-            return rc;
-        p->pending = 0;
-        p->pub.taken++;
-        p->pub.target_id = p->taker.target_id;
-        p->list = p->taker.list;
-        p->info = p->taker.info;
-        /* What the progress line sums over a tree. */
-        uint64_t committed = 0;
-        for (size_t k = 0; p->list && k < p->list->n; k++)
-            committed += region_committed(&p->list->v[k]);
-        p->pub.committed = committed;
-        if (p->pub.taken == 1)
-            p->pub.committed_first = committed;
-        p->pub.have_mem = p->info.have_totals;
-        p->pub.rss = p->info.totals.rss;
-        p->pub.pss = p->info.totals.pss;
-        if (!r->first)
-            r->first = snap;
-        r->last = snap;
-        r->taken++;
-        if (r->lock_reported) {
-            say(r, REC_EV_UNLOCKED, p, snap, mono_ms() - r->pending_since_ms, NULL);
-            r->lock_reported = 0;
-        }
-        if (p->parent && p->pub.taken == 1)
-            say(r, REC_EV_FOLLOWED, p, snap, 0, NULL);
-        if (p->info.flags & CAPTURE_TORN)
-            say(r, REC_EV_TORN, p, snap, 0, NULL);
-        say(r, REC_EV_SNAPSHOT, p, snap, 0, NULL);
+        rc = taker_commit(&p->taker, &so, &snaps[nd], e);
+        if (rc == 0)
+            done[nd++] = p;
+        else if (rc == ERR_LOCKED)
+            report_locked(r, p);
     }
-    return 0;
+    if (whole && rc == 0)
+        rc = store_commit(r->st, e); /* rolls back when it fails */
+    else if (whole)
+        store_rollback(r->st);
+    if (whole && rc < 0) {
+        /* Nothing of the round is written: each walk is kept, built again on what is. */
+        for (size_t i = 0; i < nd; i++) {
+            struct err ignored = {0};
+            (void)taker_rolled_back(&done[i]->taker, &ignored);
+        }
+        /* A parent's target made in the round is gone too: the children look again. */
+        for (size_t i = 0; i < r->nprocs; i++)
+            if (r->procs[i]->pending && r->procs[i]->parent && !r->procs[i]->pub.target_id)
+                r->procs[i]->taker.parent_target_id = 0;
+        nd = 0;
+    }
+    for (size_t i = 0; i < nd; i++)
+        written(r, done[i], snaps[i]);
+    free(done);
+    free(snaps);
+    return rc == ERR_LOCKED ? 0 : rc;
 }
 
 static int any_pending(const struct recorder *r)

@@ -98,6 +98,14 @@ int taker_commit(struct taker *t, const struct store_snap_opts *o, int64_t *snap
     return rc;
 }
 
+int taker_rolled_back(struct taker *t, struct err *e)
+{
+    int rc = store_writer_rolled_back(t->w, e);
+    t->target_id = store_writer_target(t->w);
+    t->retitled = 1;
+    return rc;
+}
+
 int taker_take(struct taker *t, const struct store_snap_opts *o, int64_t *snap_id, struct err *e)
 {
     int rc = taker_walk(t, e);

@@ -41,6 +41,10 @@ int taker_walk(struct taker *t, struct err *e);
  */
 int taker_commit(struct taker *t, const struct store_snap_opts *o, int64_t *snap_id, struct err *e);
 
+/* The caller's transaction that held t's last commit was rolled back: the walk is written again
+ * by the next taker_commit, built on what is committed. */
+int taker_rolled_back(struct taker *t, struct err *e);
+
 /* Walks, then writes: one snapshot now. */
 int taker_take(struct taker *t, const struct store_snap_opts *o, int64_t *snap_id, struct err *e);
 

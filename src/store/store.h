@@ -118,6 +118,9 @@ struct store_snap_opts {
 int store_writer_write(struct store_writer *w, const struct region_list *list,
                        const struct capture_info *info, const struct store_snap_opts *o,
                        int64_t duration_us, int64_t *snap_id, struct err *e);
+/* A caller's transaction that held writes of w was rolled back: what w knows of the target is
+ * read again from what is committed at its next write (a target created in it is gone). */
+int store_writer_rolled_back(struct store_writer *w, struct err *e);
 void store_writer_close(struct store_writer *w);
 
 struct store_target {

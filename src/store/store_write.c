@@ -504,6 +504,19 @@ fail:
     return rc;
 }
 
+int store_writer_rolled_back(struct store_writer *w, struct err *e)
+{
+    w->stale = 1;
+    w->titled = 0;
+    if (!w->target_id)
+        return 0;
+    int64_t id = 0;
+    int rc = store_query_i64(w->st, "SELECT id FROM targets WHERE id = ?", w->target_id, 0, &id, e);
+    if (rc == 1)
+        w->target_id = 0; /* created in the transaction rolled back */
+    return rc < 0 ? rc : 0;
+}
+
 void store_writer_close(struct store_writer *w)
 {
     if (!w)
