@@ -566,6 +566,13 @@ static void test_report_of_a_tree(void **state)
     assert_non_null(strstr(first, "+24.0 MiB"));
     assert_null(strstr(r.out, "id=\"tree-section\" style=\"display: none\""));
     assert_non_null(strstr(r.out, "<tr class=\"pick\""));
+    /* The timeline of the processes: a line for each of the four. */
+    const char *chart = strstr(r.out, "id=\"svg-tree\"");
+    assert_non_null(chart);
+    int lines = 0;
+    for (const char *p = chart; (p = strstr(p + 1, "<path")) && p < strstr(chart, "</svg>");)
+        lines++;
+    assert_int_equal(lines, 4);
     tu_run_release(&r);
     /* Every other process's page is in the file too: #target=N shows it, the tree kept. */
     size_t len;
