@@ -55,6 +55,9 @@ const struct capture_target *capture_get_target(const struct capture *c);
  * "worker process"): 1 when capture_get_target's cmdline changed, else 0. A command line that
  * cannot be read (a child whose parameters are not set up yet) keeps the last one. */
 int capture_retitle(struct capture *c);
+/* For the backends: takes now (owned, or NULL when unread) as t's command line when it is one
+ * and differs; 1 when it did. */
+int capture_target_retitle(struct capture_target *t, char *now);
 
 /*
  * Walks the target once. *list points at memory owned by c and is lent, not given: it stays as

@@ -50,3 +50,14 @@ size_t capture_pidset_update(struct capture_pidset *known, int64_t *cur, size_t 
     known->n = n;
     return fresh;
 }
+
+int capture_target_retitle(struct capture_target *t, char *now)
+{
+    if (!now || !*now || (t->cmdline && strcmp(now, t->cmdline) == 0)) {
+        free(now);
+        return 0;
+    }
+    free(t->cmdline);
+    t->cmdline = now;
+    return 1;
+}

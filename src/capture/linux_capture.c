@@ -142,16 +142,7 @@ const struct capture_target *capture_get_target(const struct capture *c)
 
 int capture_retitle(struct capture *c)
 {
-    char *now = read_cmdline(c);
-    if (!now)
-        return 0;
-    if (c->target.cmdline && strcmp(now, c->target.cmdline) == 0) {
-        free(now);
-        return 0;
-    }
-    free(c->target.cmdline);
-    c->target.cmdline = now;
-    return 1;
+    return capture_target_retitle(&c->target, read_cmdline(c));
 }
 
 void capture_forget(struct capture *c)

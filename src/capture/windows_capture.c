@@ -212,18 +212,7 @@ int capture_retitle(struct capture *c)
 {
     /* A child seen before its loader filled the PEB has no command line yet: it keeps the
      * image's path until it does. */
-    char *now = read_cmdline(c);
-    if (!now || !*now) {
-        free(now);
-        return 0;
-    }
-    if (c->target.cmdline && strcmp(now, c->target.cmdline) == 0) {
-        free(now);
-        return 0;
-    }
-    free(c->target.cmdline);
-    c->target.cmdline = now;
-    return 1;
+    return capture_target_retitle(&c->target, read_cmdline(c));
 }
 
 void capture_forget(struct capture *c)
