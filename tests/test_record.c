@@ -123,6 +123,17 @@ static void test_command_tree(void **state)
     tu_vmsnap(&r, "-d", db, "growth", "--from", "m", NULL);
     tu_assert_trouble(&r, "names snapshots of 3 processes");
     tu_run_release(&r);
+    /* A range is one process's: ends in two are refused. */
+    char f1[24], f2[24];
+    snprintf(
+        f1, sizeof(f1), "%lld",
+        (long long)q(db, "SELECT min(id) FROM snapshots WHERE target_id = %lld", (long long)c1));
+    snprintf(
+        f2, sizeof(f2), "%lld",
+        (long long)q(db, "SELECT max(id) FROM snapshots WHERE target_id = %lld", (long long)c2));
+    tu_vmsnap(&r, "-d", db, "growth", "--from", f1, "--to", f2, NULL);
+    tu_assert_trouble(&r, "are of two processes");
+    tu_run_release(&r);
     char c1s[24], first1[24];
     snprintf(c1s, sizeof(c1s), "%lld", (long long)c1);
     snprintf(

@@ -39,7 +39,6 @@ struct diff_opts {
     int fail_on_growth;
     uint64_t growth_limit;
     int64_t target;
-    const char *by_name;
     int by; /* enum diff_by_key */
 };
 
@@ -88,6 +87,15 @@ static int cmp_group(const void *x, const void *y)
     return (*a)->start < (*b)->start ? -1 : (*a)->start > (*b)->start;
 }
 
+/* The two snapshots compared, as every diff table begins. */
+static void print_sides(const struct diff_pair *p)
+{
+    cli_printf("from snapshot %lld (target %lld seq %lld, %s)\n", (long long)p->snap[0].id,
+               (long long)p->snap[0].target_id, (long long)p->snap[0].seq, p->snap[0].taken_at);
+    cli_printf("  to snapshot %lld (target %lld seq %lld, %s)\n", (long long)p->snap[1].id,
+               (long long)p->snap[1].target_id, (long long)p->snap[1].seq, p->snap[1].taken_at);
+}
+
 static void print_table(const struct diff_pair *p, const struct diff_opts *o,
                         const struct counts *s)
 {
@@ -95,10 +103,7 @@ static void print_table(const struct diff_pair *p, const struct diff_opts *o,
     struct colors col = tty ? (struct colors){"\033[32m", "\033[31m", "\033[33m", "\033[0m"}
                             : (struct colors){"", "", "", ""};
     char h1[24], h2[24];
-    cli_printf("from snapshot %lld (target %lld seq %lld, %s)\n", (long long)p->snap[0].id,
-               (long long)p->snap[0].target_id, (long long)p->snap[0].seq, p->snap[0].taken_at);
-    cli_printf("  to snapshot %lld (target %lld seq %lld, %s)\n", (long long)p->snap[1].id,
-               (long long)p->snap[1].target_id, (long long)p->snap[1].seq, p->snap[1].taken_at);
+    print_sides(p);
     if (!o->summary_only && s->total) {
         const struct diff_change **v = xmalloc(p->d.n * sizeof(*v));
         size_t n = 0;
@@ -200,8 +205,9 @@ static int parse_opts(struct cli *cli, struct diff_opts *o, int argc, char **arg
                     "reserved ranges) or rss grew by more than BYTES, else 0"),
          .what = "size", .given = &o->fail_on_growth},
         CLI_OPT_TARGET_ROW(&o->target, "first/last/last~N count within this target"),
-        {CLI_OPTION('b', "by", CLI_OPT_STRING, &o->by_name, "KEY",
-                    "compare by path or by category instead of by address")},
+        {CLI_OPTION('b', "by", CLI_OPT_CHOICE, &o->by, "KEY",
+                    "compare by path or by category instead of by address"),
+         .what = "--by", .expected = "path or category", .choose = diff_by_parse},
         CLI_OPT_TABLE_END,
     };
     int rc = cli_parse_options(cli, &diff_command, opts, argc, argv, args);
@@ -209,8 +215,6 @@ static int parse_opts(struct cli *cli, struct diff_opts *o, int argc, char **arg
         return rc;
     if (args->n != 2)
         return cli_fail("diff: give two snapshots, e.g. 'vmsnap diff first last'");
-    if (o->by_name && (o->by = diff_by_parse(o->by_name)) < 0)
-        return cli_fail("diff: invalid --by '%s': expected path or category", o->by_name);
     return 0;
 }
 
@@ -218,19 +222,15 @@ static int parse_opts(struct cli *cli, struct diff_opts *o, int argc, char **arg
 static int keep_row(const struct diff_opts *o, const struct diff_by_row *r)
 {
     int64_t m = diff_by_delta(r, mapped), c = diff_by_delta(r, committed);
-    uint64_t big = (uint64_t)(m < 0 ? -m : m) > (uint64_t)(c < 0 ? -c : c)
-                       ? (uint64_t)(m < 0 ? -m : m)
-                       : (uint64_t)(c < 0 ? -c : c);
-    return big >= o->min_size && (m || c || diff_by_delta(r, rss) || diff_by_delta(r, regions));
+    uint64_t am = m < 0 ? -(uint64_t)m : (uint64_t)m, ac = c < 0 ? -(uint64_t)c : (uint64_t)c;
+    return (am > ac ? am : ac) >= o->min_size &&
+           (m || c || diff_by_delta(r, rss) || diff_by_delta(r, regions));
 }
 
 static void print_by(const struct diff_pair *p, const struct diff_opts *o,
                      const struct diff_by_result *by, size_t shown)
 {
-    cli_printf("from snapshot %lld (target %lld seq %lld, %s)\n", (long long)p->snap[0].id,
-               (long long)p->snap[0].target_id, (long long)p->snap[0].seq, p->snap[0].taken_at);
-    cli_printf("  to snapshot %lld (target %lld seq %lld, %s)\n", (long long)p->snap[1].id,
-               (long long)p->snap[1].target_id, (long long)p->snap[1].seq, p->snap[1].taken_at);
+    print_sides(p);
     cli_printf("by %s: %zu of %zu differ%s\n", o->by == DIFF_BY_PATH ? "path" : "category", shown,
                by->n, p->have_cat_rss ? "" : " (rss needs --detail smaps on both sides)");
     if (!shown)

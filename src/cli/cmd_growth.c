@@ -76,7 +76,7 @@ static int parse_args(struct cli *cli, int argc, char **argv, struct growth_args
     const struct cli_opt opts[] = {
         CLI_OPT_TARGET_ROW(&a->target, "that process alone (default: the newest recording's "
                                        "tree,\nin detail its top grower)"),
-        {CLI_OPTION('T', "tree", CLI_OPT_FLAG, &a->tree, NULL,
+        {CLI_OPTION(0, "tree", CLI_OPT_FLAG, &a->tree, NULL,
                     "the tree from --target: a row per process, then the\ntop one in detail")},
         {CLI_OPTION('F', "from", CLI_OPT_STRING, &a->from, "SNAP",
                     "first snapshot of the range (default: the target's first)")},

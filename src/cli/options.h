@@ -63,7 +63,7 @@ int cli_category_parse(const char *name);
 #define CLI_OPT_CATEGORY_ROW(dest, helptext)                                                       \
     {                                                                                              \
         CLI_OPTION('c', "category", CLI_OPT_CHOICE, dest, "C", helptext),                          \
-            .expected = "heap, stack, image, file, anon, shm, guard or kernel",                    \
+            .expected = "heap, stack, image, file, anon, shm, guard, reserve or kernel",           \
             .choose = cli_category_parse                                                           \
     }
 

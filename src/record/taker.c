@@ -79,12 +79,22 @@ int taker_walk(struct taker *t, struct err *e)
     }
 }
 
+#define TITLE_EVERY      8
+#define TITLE_MAX_AGE_US (5 * 1000 * 1000)
+
 int taker_commit(struct taker *t, const struct store_snap_opts *o, int64_t *snap_id, struct err *e)
 {
     store_writer_set_parent(t->w, t->parent_target_id);
     /* A process retitles itself (nginx's workers, postgres's backends): the target's row says
-     * what ps says now. A new target's row is written with it. */
-    t->retitled |= capture_retitle(t->cap);
+     * what ps says now. A new target's row is written with it. Reading the command line costs
+     * a twentieth of a small process's maps, so it is read every 8th snapshot, and at least
+     * every 5 s. */
+    int64_t now = plat_monotonic_us();
+    if (++t->title_age >= TITLE_EVERY || now - t->title_read_us >= TITLE_MAX_AGE_US) {
+        t->retitled |= capture_retitle(t->cap);
+        t->title_age = 0;
+        t->title_read_us = now;
+    }
     if (t->retitled && t->target_id) {
         int rc = store_target_retitle(t->st, t->target_id, capture_get_target(t->cap)->cmdline, e);
         if (rc < 0)

@@ -16,6 +16,9 @@ struct taker {
     int detail;
     int execs;    /* times the process exec'd while we watched it */
     int retitled; /* its command line changed and the target's row does not say so yet */
+    /* Snapshots, and the time, since its command line was last read. */
+    int64_t title_age;
+    int64_t title_read_us;
     /* The last walk, until the next one: what taker_commit writes. */
     const struct region_list *list;
     struct capture_info info;

@@ -67,14 +67,15 @@ static void series_minmax(struct json *j, const int64_t *v, size_t stride,
     json_end_object(j);
 }
 
-/* {"total": ..., "heap": ..., ...}: the process's series and each present category's. */
+/* {"total": ..., "heap": ..., ...}: the process's series and each present category's (by_cat;
+ * NULL: the total alone). */
 static void series_group(struct json *j, const struct growth_result *g, const int64_t *total,
                          const int64_t *by_cat, const struct report_bucket *b, size_t nb)
 {
     json_begin_object(j);
     json_key(j, "total");
     series_minmax(j, total, 1, b, nb);
-    for (int c = 0; c < CAT_COUNT; c++) {
+    for (int c = 0; by_cat && c < CAT_COUNT; c++) {
         if (!g->cat[c].present)
             continue;
         json_key(j, region_category_name(c));
@@ -130,26 +131,12 @@ static void write_series(struct json *j, const struct growth_result *g, size_t w
         json_end_array(j);
     }
     json_key(j, "committed");
-    if (by_category) {
-        series_group(j, g, g->committed_series, g->cat_committed, b, nb);
-    } else {
-        json_begin_object(j);
-        json_key(j, "total");
-        series_minmax(j, g->committed_series, 1, b, nb);
-        json_end_object(j);
-    }
+    series_group(j, g, g->committed_series, by_category ? g->cat_committed : NULL, b, nb);
     json_key(j, "rss");
-    if (!g->have_rss) {
+    if (!g->have_rss)
         json_null(j);
-    } else if (g->cat_rss && by_category) {
-        series_group(j, g, g->rss_series, g->cat_rss, b, nb);
-    } else {
-        /* rss of the process only: no per-region figures to split it by category. */
-        json_begin_object(j);
-        json_key(j, "total");
-        series_minmax(j, g->rss_series, 1, b, nb);
-        json_end_object(j);
-    }
+    else /* by category only with per-region figures (cat_rss) */
+        series_group(j, g, g->rss_series, by_category ? g->cat_rss : NULL, b, nb);
     json_end_object(j);
     free(b);
     free(t);
@@ -295,6 +282,8 @@ static void write_strip(struct json *j, const struct region_list *last, int64_t 
  */
 static int write_processes(struct json *j, struct store *st, const struct input *in, struct err *e)
 {
+    /* Each process's growth is computed again here, with its lineages: the tree's ranking kept
+     * only its rows, so that a tree of hundreds holds one process's history at a time. */
     json_key(j, "processes");
     json_begin_array(j);
     int rc = 0;
