@@ -179,10 +179,6 @@ static void next_label(struct recorder *r, struct proc *p, const struct store_ma
     }
 }
 
-/*
- * Writes every pending walk. Returns 0 when all are written or the database is still locked
- * (they stay pending), or an error.
- */
 /* What a round wrote of one process, once it is committed. */
 static void written(struct recorder *r, struct proc *p, int64_t snap)
 {

@@ -28,10 +28,8 @@ int store_target_ensure(struct store *st, const struct capture_target *t, int64_
         "first_seen, parent_target_id, origin) VALUES (:pid, :start, :exe, :cmdline, :host, :os, "
         ":boot, :exec, :seen, :parent, :origin)";
     int rc = store_target_find(st, t, target_id, e);
-    if (rc < 0)
+    if (rc < 0 || *target_id)
         return rc;
-    if (*target_id)
-        return t->cmdline ? store_target_retitle(st, *target_id, t->cmdline, e) : 0;
     char seen[32];
     store_format_time(seen_ms, seen);
     struct store_stmt q;

@@ -260,10 +260,12 @@ int store_writer_write(struct store_writer *w, const struct region_list *l,
         if ((rc = store_target_ensure(w->st, w->target, info->taken_at_ms, w->parent_target_id,
                                       w->origin, &w->target_id, e)) < 0)
             goto rollback;
-    } else if (!w->titled && w->target->cmdline &&
-               (rc = store_target_retitle(w->st, w->target_id, w->target->cmdline, e)) < 0) {
-        goto rollback; /* a target recorded before: its row says what ps says now */
     }
+    /* A target recorded before (or by another process meanwhile): its row says what ps says
+     * now. */
+    if (!w->titled && w->target->cmdline &&
+        (rc = store_target_retitle(w->st, w->target_id, w->target->cmdline, e)) < 0)
+        goto rollback;
     w->titled = 1;
     if ((rc = sync_head(w, e)) < 0)
         goto rollback;
