@@ -95,6 +95,15 @@ static int open_maps(struct capture *c, struct err *e)
     return 0;
 }
 
+/*
+ * What a walk reads into and is done with when it returns (the maps text it compares, smaps a
+ * piece at a time): one buffer for all the captures open, as the recorder walks one process at a
+ * time, so a tree of followed processes holds one and not one each. Freed with the last capture.
+ */
+static char *scratch;
+static size_t scratch_cap;
+static size_t captures_open;
+
 int capture_open(struct capture **out, int64_t pid, struct err *e)
 {
     return capture_open_at(out, "/proc", pid, e);
@@ -105,6 +114,7 @@ int capture_open_at(struct capture **out, const char *proc_root, int64_t pid, st
     struct capture *c = xcalloc(1, sizeof(*c));
     struct proc_stat st;
     int rc;
+    captures_open++;
     c->root = xstrdup(proc_root ? proc_root : "/proc");
     c->pid = pid;
     c->maps_fd = -1;
@@ -151,9 +161,6 @@ void capture_forget(struct capture *c)
     c->text = NULL;
     c->text_len = c->text_cap = 0;
     c->text_of = -1;
-    free(c->piece);
-    c->piece = NULL;
-    c->piece_cap = 0;
 }
 
 void capture_close(struct capture *c)
@@ -165,7 +172,6 @@ void capture_close(struct capture *c)
     region_list_release(&c->lists[0]);
     region_list_release(&c->lists[1]);
     free(c->text);
-    free(c->piece);
     free(c->buf);
     free(c->root);
     free(c->target.boot_id);
@@ -174,6 +180,11 @@ void capture_close(struct capture *c)
     free(c->target.exec_key);
     free(c->target.host);
     free(c);
+    if (--captures_open == 0) {
+        free(scratch);
+        scratch = NULL;
+        scratch_cap = 0;
+    }
 }
 
 /* Compares the target's identity now with what it was at open. */
@@ -335,9 +346,9 @@ static int read_maps_text(struct capture *c, int compare, int *same, struct err 
         char *into = c->text + pos;
         size_t room = c->text_cap - pos - 1;
         if (*same) {
-            if (!c->piece || c->piece_cap < MAPS_PIECE)
-                c->piece = xgrow(c->piece, &c->piece_cap, MAPS_PIECE, 1);
-            into = c->piece;
+            if (!scratch || scratch_cap < MAPS_PIECE)
+                scratch = xgrow(scratch, &scratch_cap, MAPS_PIECE, 1);
+            into = scratch;
             room = MAPS_PIECE;
         }
         ssize_t n = read(c->maps_fd, into, room);
@@ -391,9 +402,9 @@ static int read_smaps(struct capture *c, struct region_list *l, size_t *got, str
     size_t have = 0;
     int rc = 0;
     for (;;) {
-        if (c->piece_cap - have < SMAPS_PIECE / 4)
-            c->piece = xgrow(c->piece, &c->piece_cap, have + SMAPS_PIECE, 1);
-        ssize_t n = read(fd, c->piece + have, c->piece_cap - have);
+        if (scratch_cap - have < SMAPS_PIECE / 4)
+            scratch = xgrow(scratch, &scratch_cap, have + SMAPS_PIECE, 1);
+        ssize_t n = read(fd, scratch + have, scratch_cap - have);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
@@ -403,9 +414,9 @@ static int read_smaps(struct capture *c, struct region_list *l, size_t *got, str
         have += (size_t)n;
         *got += (size_t)n;
         size_t used = 0;
-        if ((rc = smaps_parse_lines(&sp, c->piece, have, n == 0, &used, e)) < 0 || n == 0)
+        if ((rc = smaps_parse_lines(&sp, scratch, have, n == 0, &used, e)) < 0 || n == 0)
             break;
-        memmove(c->piece, c->piece + used, have - used);
+        memmove(scratch, scratch + used, have - used);
         have -= used;
     }
     close(fd);
@@ -491,20 +502,24 @@ int capture_walk(struct capture *c, int detail, const struct region_list **list,
     info->detail = detail;
     info->method = detail == DETAIL_SMAPS ? "smaps" : "maps";
     info->taken_at_ms = plat_realtime_ms();
-    int rc = stat_now(c, 0, e);
-    if (rc < 0)
-        return rc;
-
+    /*
+     * The maps file stays open, and an open maps file reads the address space it was opened on:
+     * once the process has exited or replaced its program, or its pid is another's, it reads as
+     * empty. So /proc/PID/stat is read once, after everything else: it says whether an empty
+     * read was an exit or an exec, whether a process dying mid-read was cut short, and that the
+     * files opened by name (smaps, smaps_rollup) were the target's.
+     */
     int k = c->cur < 0 ? 0 : 1 - c->cur;
     int empty = walk_text(c, detail, k, info, e);
     if (empty < 0)
         return empty;
-    /* A dead target's maps read as empty, and one dying mid-read can be cut short: confirm it. */
-    rc = stat_now(c, 1, e);
-    if (rc < 0)
-        return rc;
-    if (empty) /* every live process has mappings; this one is on its way out */
+    int rc;
+    if (empty) {
+        if ((rc = stat_now(c, 0, e)) < 0)
+            return rc;
+        /* every live process has mappings; this one is on its way out */
         return err_set(e, ERR_EXITED, "process %lld exited during the walk", (long long)c->pid);
+    }
 
     struct region_list *l = &c->lists[k];
     if (info->unchanged) {
@@ -526,6 +541,8 @@ int capture_walk(struct capture *c, int detail, const struct region_list **list,
         region_list_mem_totals(l, &info->totals);
         info->have_totals = 1;
     }
+    if ((rc = stat_now(c, 1, e)) < 0)
+        return rc;
     c->cur = k;
     c->last_detail = detail;
     c->last_flags = info->flags;

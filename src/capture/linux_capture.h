@@ -34,8 +34,6 @@ struct capture {
     char *text;
     size_t text_len, text_cap;
     int text_of;
-    char *piece; /* smaps, a piece at a time */
-    size_t piece_cap;
     char *buf; /* scratch for small files */
     size_t buf_len, buf_cap;
     int has_vsyscall;

@@ -25,6 +25,7 @@ struct proc {
     char label[512]; /* its label; empty for none */
     int64_t mark;    /* the mark it answers, or STORE_NO_MARK */
     int carries;     /* its write notes the mark as taken by this recorder */
+    int64_t seen_ms; /* when it was last looked at (a walk or a check), mono_ms */
     /* The last snapshot written. */
     const struct region_list *list;
     struct capture_info info;
@@ -351,6 +352,7 @@ static int tick(struct recorder *r, struct err *e)
         next_label(r, p, marked ? &m : NULL, r->own_marks);
         p->carries = 0;
         int rc = taker_walk(&p->taker, e);
+        p->seen_ms = mono_ms();
         if (rc == ERR_EXITED || rc == ERR_ZOMBIE || rc == ERR_NOPROC) {
             gone(r, p);
             continue;
@@ -459,6 +461,9 @@ int recorder_open(struct recorder **out, struct store *st, const struct recorder
     return 0;
 }
 
+/* How long a followed process may go unlooked at between ticks. */
+#define SEEN_MAX_AGE_MS 1000
+
 /* Waits for the next tick (or the deadline), taking marks as they come. Returns 0 to tick, 1 to
  * stop (with *why), or an error. */
 static int wait_next(struct recorder *r, int64_t next, int64_t deadline, const char **why,
@@ -500,9 +505,17 @@ static int wait_next(struct recorder *r, int64_t next, int64_t deadline, const c
         default:
             break;
         }
-        for (size_t i = 0; i < r->nprocs; i++)
-            if (!r->procs[i]->pub.gone && taker_check(&r->procs[i]->taker) < 0)
-                gone(r, r->procs[i]);
+        /* A process that exits between ticks is noticed within a second: one not looked at
+         * for that long is checked, unless the tick that looks at it is due. */
+        int64_t now = mono_ms();
+        for (size_t i = 0; i < r->nprocs && now < next; i++) {
+            struct proc *p = r->procs[i];
+            if (p->pub.gone || now - p->seen_ms < SEEN_MAX_AGE_MS)
+                continue;
+            p->seen_ms = now;
+            if (taker_check(&p->taker) < 0)
+                gone(r, p);
+        }
         /* The last followed process is gone: one more look for what it left behind (a
          * daemon's grandchild, handed to vmsnap). */
         if (!alive_count(r) && r->o.follow)
@@ -511,7 +524,7 @@ static int wait_next(struct recorder *r, int64_t next, int64_t deadline, const c
             *why = "target exited";
             return 1;
         }
-        int64_t now = mono_ms();
+        now = mono_ms();
         if (deadline >= 0 && now >= deadline) {
             *why = "duration reached";
             return 1;
