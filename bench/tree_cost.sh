@@ -9,12 +9,14 @@
 #   - its peak RSS (VmHWM), and the KB per followed process between two sizes of tree;
 #   - the bytes it wrote (/proc/PID/io: wchar, what it handed write(2); write_bytes, what
 #     reached the disk), against what the database grew (its pages in use, read through SQLite).
-# Prints one line per size of tree.
-#   bench/tree_cost.sh [SECONDS] [CHILDREN...]     default 20 s over 50, 200 and 500 children
+# Prints one line per size of tree. WARM=S waits S seconds, not 5, before the window: the
+# writes of a long recording show only after minutes (each process's index leaf of snapshots).
+#   [WARM=S] bench/tree_cost.sh [SECONDS] [CHILDREN...]   default 20 s over 50, 200 and 500
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 W=${1:-20}
+WARM=${WARM:-5}
 shift || true
 if [ $# -gt 0 ]; then SIZES=("$@"); else SIZES=(50 200 500); fi
 build_release
@@ -38,18 +40,18 @@ mb() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.2f", b / s / 1e6 }'; }
 base_hwm=
 for n in "${SIZES[@]}"; do
   rm -f "$DB" "$DB"-wal "$DB"-shm
-  coproc TREE { exec "$OUT/tree_target" "$n" 200 $((2 * W + 60)); }
+  coproc TREE { exec "$OUT/tree_target" "$n" 200 $((2 * W + WARM + 60)); }
   tree=$TREE_PID
   read -r _ <&"${TREE[0]}" # "ready": every child holds its regions
   "$V" -d "$DB" record -p "$tree" --follow -i 1s >/dev/null 2>"$OUT/tree-cost.err" &
   rec=$!
-  # Steady: every process followed has a snapshot, and five more ticks have gone by.
+  # Steady: every process followed has a snapshot, and WARM more ticks have gone by.
   for ((i = 0; i < 120; i++)); do
     sleep 0.5
     got=$(sqlite3 "file:$DB?mode=ro" "SELECT count(DISTINCT target_id) FROM snapshots" 2>/dev/null || echo 0)
     [ "${got:-0}" -ge $((n + 1)) ] && break
   done
-  sleep 5
+  sleep "$WARM"
   c0=$(run_ns "$rec"); w0=$(io "$rec" wchar); b0=$(io "$rec" write_bytes); u0=$(used "$DB")
   s0=$(sqlite3 "file:$DB?mode=ro" "SELECT count(*) FROM snapshots")
   sleep "$W"

@@ -126,13 +126,42 @@ static void assert_walk_fresh(const struct region_list *l, int64_t pid)
     capture_close(cap);
 }
 
-static void test_long_text_compared_in_pieces(void **state)
+static void test_siphash_reference_vectors(void **state)
 {
     (void)state;
-    /* A steady tick compares the new maps text with the last one piece by piece as it is read,
-     * overwriting the old only from where they part: changes deep in a long text (20,000
-     * regions, ~1.4 MB, past the first pieces), ones that shorten it, and going back to an
-     * earlier layout must all be seen, and an unchanged text must be known as unchanged. */
+    /* The reference's 128-bit tags (key 00..0f, message 00..len-1): empty, a tail alone, one
+     * block, a block and a 7-byte tail, eight blocks less one byte. */
+    static const struct {
+        size_t len;
+        const char *tag; /* its 16 bytes in hex, as the reference prints them */
+    } want[] = {
+        {0, "a3817f04ba25a8e66df67214c7550293"},  {1, "da87c1d86b99af44347659119b22fc45"},
+        {8, "3b62a9ba6258f5610f83e264f31497b4"},  {15, "5493e99933b0a8117e08ec0f97cfc3d9"},
+        {63, "5150d1772f50834a503e069a973fbd7c"},
+    };
+    unsigned char key[16], msg[64];
+    for (int i = 0; i < 16; i++)
+        key[i] = (unsigned char)i;
+    for (int i = 0; i < 64; i++)
+        msg[i] = (unsigned char)i;
+    for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
+        struct siphash_tag t = siphash128(key, msg, want[k].len);
+        char got[33];
+        for (int b = 0; b < 16; b++)
+            snprintf(got + 2 * b, 3, "%02x",
+                     (unsigned)((b < 8 ? t.lo : t.hi) >> (8 * (b % 8))) & 0xff);
+        if (strcmp(got, want[k].tag) != 0)
+            fail_msg("the tag of %zu bytes is not the reference's", want[k].len);
+    }
+}
+
+static void test_long_text_compared_by_hash(void **state)
+{
+    (void)state;
+    /* A steady tick knows the new maps text for the last one by its length and keyed hash:
+     * changes deep in a long text (20,000 regions, ~1.4 MB), one that keeps its length, ones
+     * that shorten it, and going back to an earlier layout must all be seen, and an unchanged
+     * text must be known as unchanged. */
     struct tu_child c;
     tu_child_start(&c);
     uint64_t base = tu_child_ok(&c, "many 20000");
@@ -161,6 +190,13 @@ static void test_long_text_compared_in_pieces(void **state)
     assert_true(info.unchanged);
     /* Back to the first layout: a text the capture read two walks ago. */
     tu_child_ok(&c, "protect 0x%llx %ld r--", at, page);
+    assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l, &info, &e), 0);
+    assert_false(info.unchanged);
+    assert_int_equal(l->n, n);
+    assert_walk_fresh(l, c.pid);
+    /* Same length, other bytes: page 10000 goes from r-- to ---. */
+    at = base + 10000ULL * (unsigned long long)page;
+    tu_child_ok(&c, "protect 0x%llx %ld ---", at, page);
     assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l, &info, &e), 0);
     assert_false(info.unchanged);
     assert_int_equal(l->n, n);
@@ -609,11 +645,52 @@ static void test_walk_lends_its_list_until_the_walk_after(void **state)
     tu_child_stop(&c);
 }
 
+static void test_release_previous_keeps_the_last(void **state)
+{
+    (void)state;
+    /* Once the walk before the last is released, the last walk's list is as it was, an
+     * unchanged target is still known as unchanged, and a change is still seen. */
+    struct tu_child c;
+    tu_child_start(&c);
+    struct capture *cap = NULL;
+    struct err e = {0};
+    struct capture_info info;
+    const struct region_list *l1, *l2;
+    assert_int_equal(capture_open(&cap, c.pid, &e), 0);
+    capture_release_previous(cap); /* before any walk: nothing to release */
+    assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l1, &info, &e), 0);
+    uint64_t a = tu_child_ok(&c, "mapat 0x340000000 65536 rw-");
+    assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l2, &info, &e), 0);
+    assert_true(l2 != l1);
+    struct region_list kept;
+    region_list_init(&kept);
+    region_list_copy(&kept, l2);
+    uint64_t gen2 = l2->gen, gen1 = l1->gen;
+    capture_release_previous(cap);
+    assert_int_equal(l1->n, 0);
+    assert_true(l1->gen != gen1);
+    assert_int_equal(l2->gen, gen2);
+    assert_true(same_regions(l2, &kept));
+    assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l1, &info, &e), 0);
+    assert_true(info.unchanged);
+    assert_true(same_regions(l1, &kept));
+    capture_release_previous(cap);
+    tu_child_ok(&c, "unmap 0x%llx 65536", (unsigned long long)a);
+    assert_int_equal(capture_walk(cap, DETAIL_MAPS, &l1, &info, &e), 0);
+    assert_false(info.unchanged);
+    assert_int_equal(l1->n, kept.n - 1);
+    assert_null(find(l1, a));
+    region_list_release(&kept);
+    capture_close(cap);
+    tu_child_stop(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_walk_matches_proc_maps),
-        cmocka_unit_test(test_long_text_compared_in_pieces),
+        cmocka_unit_test(test_siphash_reference_vectors),
+        cmocka_unit_test(test_long_text_compared_by_hash),
         cmocka_unit_test(test_smaps_counts_touched_pages),
         cmocka_unit_test(test_dead_targets),
         cmocka_unit_test(test_exec_is_a_new_target),
@@ -624,6 +701,7 @@ int main(void)
         cmocka_unit_test(test_permission_denied),
         cmocka_unit_test(test_owners),
         cmocka_unit_test(test_walk_lends_its_list_until_the_walk_after),
+        cmocka_unit_test(test_release_previous_keeps_the_last),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

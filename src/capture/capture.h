@@ -73,13 +73,14 @@ int capture_target_retitle(struct capture_target *t, char *now);
 int capture_walk(struct capture *c, int detail, const struct region_list **list,
                  struct capture_info *info, struct err *e);
 
+/* The caller is done with the list of the walk before the last (the store writer has written
+ * the last walk's and keeps that one): its memory goes now, not at the next walk, so that a
+ * followed tree holds one list a process between walks, not two. */
+void capture_release_previous(struct capture *c);
+
 /* Checks, cheaply, that the target is still the same live process: 0, ERR_EXITED or ERR_EXECED. */
 int capture_check(struct capture *c, struct err *e);
 
-/* Frees what the capture keeps only to spot an unchanged target at its next walk (the maps
- * text, ~2.4 MB at 60,000 regions): for a capture that walks no more. The list of the last
- * walk stays. */
-void capture_forget(struct capture *c);
 void capture_close(struct capture *c);
 
 /*

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,7 +26,7 @@ static char *read_cmdline(struct capture *c)
     char *s = linux_read_text_file(c, "cmdline");
     if (!s)
         return NULL;
-    size_t len = c->buf_len;
+    size_t len = c->small->len;
     while (len > 0 && s[len - 1] == '\0')
         len--;
     for (size_t i = 0; i < len; i++)
@@ -96,13 +97,20 @@ static int open_maps(struct capture *c, struct err *e)
 }
 
 /*
- * What a walk reads into and is done with when it returns (the maps text it compares, smaps a
- * piece at a time): one buffer for all the captures open, as the recorder walks one process at a
- * time, so a tree of followed processes holds one and not one each. Freed with the last capture.
+ * What a walk reads into and is done with when it returns (the maps text, smaps a piece at a
+ * time, the small files): buffers for all the captures open, as the recorder walks one process
+ * at a time, so a tree of followed processes holds one of each and not one each. Freed with the
+ * last capture.
  */
 static char *scratch;
 static size_t scratch_cap;
+static struct linux_buf small;
 static size_t captures_open;
+
+/* The key of the maps text's hash: random, so that no process can choose a text that hashes
+ * like its last one and hide a change. Without one, every walk parses. */
+static unsigned char text_key[16];
+static int have_text_key;
 
 int capture_open(struct capture **out, int64_t pid, struct err *e)
 {
@@ -120,6 +128,9 @@ int capture_open_at(struct capture **out, const char *proc_root, int64_t pid, st
     c->maps_fd = -1;
     c->cur = -1;
     c->text_of = -1;
+    c->small = &small;
+    if (!have_text_key)
+        have_text_key = getrandom(text_key, sizeof(text_key), 0) == (ssize_t)sizeof(text_key);
     region_list_init(&c->lists[0]);
     region_list_init(&c->lists[1]);
     *out = NULL;
@@ -155,12 +166,15 @@ int capture_retitle(struct capture *c)
     return capture_target_retitle(&c->target, read_cmdline(c));
 }
 
-void capture_forget(struct capture *c)
+void capture_release_previous(struct capture *c)
 {
-    free(c->text);
-    c->text = NULL;
-    c->text_len = c->text_cap = 0;
-    c->text_of = -1;
+    if (c->cur < 0)
+        return;
+    /* The next walk that fills it finds it empty; its gen still only goes up. */
+    struct region_list *l = &c->lists[1 - c->cur];
+    uint64_t gen = l->gen;
+    region_list_release(l);
+    l->gen = gen + 1;
 }
 
 void capture_close(struct capture *c)
@@ -171,8 +185,6 @@ void capture_close(struct capture *c)
         close(c->maps_fd);
     region_list_release(&c->lists[0]);
     region_list_release(&c->lists[1]);
-    free(c->text);
-    free(c->buf);
     free(c->root);
     free(c->target.boot_id);
     free(c->target.exe);
@@ -184,6 +196,8 @@ void capture_close(struct capture *c)
         free(scratch);
         scratch = NULL;
         scratch_cap = 0;
+        free(small.p);
+        memset(&small, 0, sizeof(small));
     }
 }
 
@@ -223,8 +237,10 @@ int capture_identify(int64_t pid, struct capture_proc *out, struct err *e)
 int capture_identify_at(const char *proc_root, int64_t pid, struct capture_proc *out, struct err *e)
 {
     struct capture c;
+    struct linux_buf buf = {0};
     struct proc_stat st;
     memset(&c, 0, sizeof(c));
+    c.small = &buf;
     c.root = (char *)(proc_root ? proc_root : "/proc");
     c.pid = pid;
     memset(out, 0, sizeof(*out));
@@ -238,7 +254,7 @@ int capture_identify_at(const char *proc_root, int64_t pid, struct capture_proc 
         linux_read_boot_id(&c, out->boot_id, sizeof(out->boot_id));
         plat_hostname(out->host, sizeof(out->host));
     }
-    free(c.buf);
+    free(buf.p);
     return rc;
 }
 
@@ -293,16 +309,16 @@ static void resolve_names(struct capture *c, struct region_list *l)
 static int read_rollup(struct capture *c, struct capture_info *info, struct err *e)
 {
     char *path = linux_proc_path(c, "smaps_rollup");
-    int rc = linux_read_all_path(path, &c->buf, &c->buf_len, &c->buf_cap);
+    int rc = linux_read_small(c, path);
     free(path);
     if (rc == -ENOENT || rc == -ESRCH)
         return err_set(e, ERR_EXITED, "process %lld exited during the walk", (long long)c->pid);
     if (rc < 0)
         return err_set(e, ERR_IO, "cannot read smaps_rollup of process %lld: %s", (long long)c->pid,
                        strerror(-rc));
-    if (c->buf_len == 0)
+    if (c->small->len == 0)
         return err_set(e, ERR_EXITED, "process %lld exited during the walk", (long long)c->pid);
-    rc = rollup_parse(c->buf, c->buf_len, &info->totals, e);
+    rc = rollup_parse(c->small->p, c->small->len, &info->totals, e);
     if (rc < 0)
         return err_wrap(e, "smaps_rollup of process %lld", (long long)c->pid);
     info->have_totals = 1;
@@ -323,59 +339,29 @@ static int read_error(struct capture *c, int rc, struct err *e)
                    strerror(-rc));
 }
 
-/* The maps text is read, and compared, this much at a time. */
+/* The maps text is read this much at a time. */
 #define MAPS_PIECE (256 * 1024)
 
-/*
- * Reads the maps text into c->text. When compare is set, c->text holds the text the current
- * list was parsed from: the new text is compared with it as it comes, piece by piece, and *same
- * says whether it is byte for byte the same. One buffer serves both: the new text overwrites the
- * old only from where they differ, and until there they are equal.
- */
-static int read_maps_text(struct capture *c, int compare, int *same, struct err *e)
+/* Reads the maps text into scratch[0..*len), NUL-terminated. */
+static int read_maps_text(struct capture *c, size_t *len, struct err *e)
 {
     size_t pos = 0;
     if (lseek(c->maps_fd, 0, SEEK_SET) < 0)
         return read_error(c, -errno, e);
-    *same = compare;
-    if (!compare)
-        c->text_of = -1;
     for (;;) {
-        if (c->text_cap - pos < MAPS_PIECE / 4 + 1)
-            c->text = xgrow(c->text, &c->text_cap, pos + MAPS_PIECE + 1, 1);
-        char *into = c->text + pos;
-        size_t room = c->text_cap - pos - 1;
-        if (*same) {
-            if (!scratch || scratch_cap < MAPS_PIECE)
-                scratch = xgrow(scratch, &scratch_cap, MAPS_PIECE, 1);
-            into = scratch;
-            room = MAPS_PIECE;
-        }
-        ssize_t n = read(c->maps_fd, into, room);
+        if (scratch_cap - pos < MAPS_PIECE / 4 + 1)
+            scratch = xgrow(scratch, &scratch_cap, pos + MAPS_PIECE + 1, 1);
+        ssize_t n = read(c->maps_fd, scratch + pos, scratch_cap - pos - 1);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0) {
-            c->text_of = -1;
+        if (n < 0)
             return read_error(c, -errno, e);
-        }
         if (n == 0)
             break;
-        if (*same && (pos + (size_t)n > c->text_len || memcmp(c->text + pos, into, (size_t)n))) {
-            /* They part here: from now on the buffer holds the new text. */
-            *same = 0;
-            c->text_of = -1;
-            if (c->text_cap - pos < (size_t)n + 1)
-                c->text = xgrow(c->text, &c->text_cap, pos + (size_t)n + 1, 1);
-            memcpy(c->text + pos, into, (size_t)n);
-        }
         pos += (size_t)n;
     }
-    if (*same && pos != c->text_len) {
-        *same = 0; /* the new text is the old one cut short */
-        c->text_of = -1;
-    }
-    c->text_len = pos;
-    c->text[pos] = '\0';
+    scratch[pos] = '\0';
+    *len = pos;
     return 0;
 }
 
@@ -442,21 +428,26 @@ static int walk_text(struct capture *c, int detail, int k, struct capture_info *
             if (!got)
                 return 1;
         } else {
-            int same = 0;
-            int compare =
-                c->cur >= 0 && c->cur != k && c->text_of == c->cur && c->last_detail == detail;
-            if ((rc = read_maps_text(c, compare, &same, e)) < 0)
+            size_t len = 0;
+            if ((rc = read_maps_text(c, &len, e)) < 0)
                 return rc;
-            if (c->text_len == 0)
+            if (len == 0)
                 return 1;
-            if (same) {
-                /* The common steady tick: byte for byte what the last walk read and parsed. */
+            /* The common steady tick is byte for byte what the last walk read and parsed: its
+             * length and 128-bit keyed hash say so (keeping each process's text would cost
+             * ~75 bytes a region in a followed tree). */
+            struct siphash_tag tag = siphash128(text_key, scratch, len);
+            if (have_text_key && c->cur >= 0 && c->cur != k && c->text_of == c->cur &&
+                c->last_detail == detail && len == c->text_len && tag.lo == c->text_tag.lo &&
+                tag.hi == c->text_tag.hi) {
                 info->unchanged = 1;
                 info->flags |= c->last_flags & CAPTURE_TORN;
                 return 0;
             }
             region_list_clear(l);
-            rc = maps_parse(c->text, c->text_len, l, e);
+            rc = maps_parse(scratch, len, l, e);
+            c->text_len = len;
+            c->text_tag = tag;
             c->text_of = rc < 0 ? -1 : k;
         }
         if (rc < 0)

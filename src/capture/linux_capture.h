@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "capture/capture.h"
+#include "util/siphash.h"
 
 #define PF_KTHREAD 0x00200000
 
@@ -20,6 +21,12 @@ struct proc_stat {
     char exec_key[96];
 };
 
+/* What a read fills, for its reader to be done with before the next read. */
+struct linux_buf {
+    char *p;
+    size_t len, cap;
+};
+
 struct capture {
     char *root; /* "/proc" */
     int64_t pid;
@@ -29,13 +36,12 @@ struct capture {
     struct region_list lists[2];
     int cur;         /* index of the list returned by the last walk, or -1 */
     int last_detail; /* detail of the last successful walk */
-    /* The maps text of the last walk, to spot an unchanged target: valid while text_of is the
-     * list parsed from it (else -1). */
-    char *text;
-    size_t text_len, text_cap;
+    /* The length and keyed hash of the last walk's maps text, to spot an unchanged target
+     * without keeping its text: valid while text_of is the list parsed from it (else -1). */
+    size_t text_len;
+    struct siphash_tag text_tag;
     int text_of;
-    char *buf; /* scratch for small files */
-    size_t buf_len, buf_cap;
+    struct linux_buf *small; /* the small files read (stat, smaps_rollup, ...): every capture's */
     int has_vsyscall;
     uint32_t last_flags; /* capture flags of the last walk */
 };
@@ -52,6 +58,8 @@ char *linux_proc_path(const struct capture *c, const char *leaf);
 /* Reads all of fd (from its start when rewind) into *buf: 0 or -errno. */
 int linux_read_all_fd(int fd, int rewind, char **buf, size_t *len, size_t *cap);
 int linux_read_all_path(const char *path, char **buf, size_t *len, size_t *cap);
+/* Reads path into c->small: 0 or -errno. */
+int linux_read_small(struct capture *c, const char *path);
 /* The target's /proc/PID/stat: 0, or an error naming the process. */
 int linux_read_stat(struct capture *c, struct proc_stat *st, struct err *e);
 /* A small text file of the target's, NUL-terminated (caller frees), or NULL. */

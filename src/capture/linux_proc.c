@@ -54,6 +54,11 @@ int linux_read_all_path(const char *path, char **buf, size_t *len, size_t *cap)
     return rc;
 }
 
+int linux_read_small(struct capture *c, const char *path)
+{
+    return linux_read_all_path(path, &c->small->p, &c->small->len, &c->small->cap);
+}
+
 /* Parses /proc/PID/stat. Fields are counted after the last ')' since comm may hold anything. */
 static int stat_parse(const char *text, struct proc_stat *st)
 {
@@ -89,12 +94,12 @@ int linux_read_stat(struct capture *c, struct proc_stat *st, struct err *e)
 {
     char path[128];
     snprintf(path, sizeof(path), "%s/%lld/stat", c->root, (long long)c->pid);
-    int rc = linux_read_all_path(path, &c->buf, &c->buf_len, &c->buf_cap);
+    int rc = linux_read_small(c, path);
     if (rc == -ENOENT || rc == -ESRCH)
         return err_set(e, ERR_NOPROC, "no such process '%lld'", (long long)c->pid);
     if (rc < 0)
         return err_set(e, ERR_IO, "cannot read '%s': %s", path, strerror(-rc));
-    if (stat_parse(c->buf, st) < 0)
+    if (stat_parse(c->small->p, st) < 0)
         return err_set(e, ERR_PARSE, "cannot parse '%s'", path);
     return 0;
 }
@@ -102,26 +107,26 @@ int linux_read_stat(struct capture *c, struct proc_stat *st, struct err *e)
 char *linux_read_text_file(struct capture *c, const char *leaf)
 {
     char *path = linux_proc_path(c, leaf);
-    int rc = linux_read_all_path(path, &c->buf, &c->buf_len, &c->buf_cap);
+    int rc = linux_read_small(c, path);
     free(path);
-    if (rc < 0 || c->buf_len == 0)
+    if (rc < 0 || c->small->len == 0)
         return NULL;
-    return xstrndup(c->buf, c->buf_len);
+    return xstrndup(c->small->p, c->small->len);
 }
 
 /* The boot's id, or "unknown". */
 void linux_read_boot_id(struct capture *c, char *out, size_t n)
 {
     char *boot = xasprintf("%s/sys/kernel/random/boot_id", c->root);
-    int rc = linux_read_all_path(boot, &c->buf, &c->buf_len, &c->buf_cap);
+    int rc = linux_read_small(c, boot);
     free(boot);
     if (rc < 0) {
         snprintf(out, n, "unknown");
         return;
     }
-    while (c->buf_len && (c->buf[c->buf_len - 1] == '\n'))
-        c->buf_len--;
-    snprintf(out, n, "%.*s", (int)c->buf_len, c->buf);
+    while (c->small->len && (c->small->p[c->small->len - 1] == '\n'))
+        c->small->len--;
+    snprintf(out, n, "%.*s", (int)c->small->len, c->small->p);
 }
 
 /* The region of l (sorted) holding address a, or NULL. */
@@ -143,14 +148,14 @@ static struct region *region_at(struct region_list *l, uint64_t a)
 static uint64_t thread_sp(struct capture *c, const char *tid)
 {
     char *path = xasprintf("%s/%lld/task/%s/syscall", c->root, (long long)c->pid, tid);
-    int rc = linux_read_all_path(path, &c->buf, &c->buf_len, &c->buf_cap);
+    int rc = linux_read_small(c, path);
     free(path);
-    if (rc < 0 || c->buf_len == 0 || strncmp(c->buf, "running", 7) == 0)
+    if (rc < 0 || c->small->len == 0 || strncmp(c->small->p, "running", 7) == 0)
         return 0;
     /* The second to last word. */
     char *words[9];
     int n = 0;
-    for (char *w = strtok(c->buf, " \n"); w && n < 9; w = strtok(NULL, " \n"))
+    for (char *w = strtok(c->small->p, " \n"); w && n < 9; w = strtok(NULL, " \n"))
         words[n++] = w;
     return n >= 3 ? strtoull(words[n - 2], NULL, 16) : 0;
 }
@@ -173,12 +178,12 @@ void linux_find_thread_stacks(struct capture *c, struct region_list *l, struct r
         if (de->d_name[0] < '0' || de->d_name[0] > '9')
             continue;
         char *path = xasprintf("%s/%lld/task/%s/comm", c->root, (long long)c->pid, de->d_name);
-        int rc = linux_read_all_path(path, &c->buf, &c->buf_len, &c->buf_cap);
+        int rc = linux_read_small(c, path);
         free(path);
         if (rc < 0)
             continue;
-        int len = (int)strcspn(c->buf, "\n");
-        snprintf(owner, sizeof(owner), "thread %s (%.*s)", de->d_name, len, c->buf);
+        int len = (int)strcspn(c->small->p, "\n");
+        snprintf(owner, sizeof(owner), "thread %s (%.*s)", de->d_name, len, c->small->p);
         struct region *r = NULL;
         if (strtoll(de->d_name, NULL, 10) == c->pid) {
             for (size_t i = 0; i < l->n && !r; i++)
@@ -211,7 +216,8 @@ void linux_find_thread_stacks(struct capture *c, struct region_list *l, struct r
 }
 
 struct capture_scan {
-    struct capture probe; /* root, buffers and pid for read_stat */
+    struct capture probe; /* root, buffer and pid for read_stat */
+    struct linux_buf buf;
     struct capture_pidset known;
 };
 
@@ -226,6 +232,7 @@ int capture_scan_open_at(struct capture_scan **out, const char *proc_root, struc
     struct capture_scan *s = xcalloc(1, sizeof(*s));
     s->probe.root = xstrdup(proc_root ? proc_root : "/proc");
     s->probe.maps_fd = -1;
+    s->probe.small = &s->buf;
     *out = s;
     return 0;
 }
@@ -271,7 +278,7 @@ void capture_scan_close(struct capture_scan *s)
 {
     if (!s)
         return;
-    free(s->probe.buf);
+    free(s->buf.p);
     free(s->probe.root);
     free(s->known.v);
     free(s);

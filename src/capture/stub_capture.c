@@ -38,7 +38,7 @@ int capture_check(struct capture *c, struct err *e)
     return err_set(e, ERR_UNSUPPORTED, "capturing processes is not supported on this system");
 }
 
-void capture_forget(struct capture *c)
+void capture_release_previous(struct capture *c)
 {
     (void)c;
 }

@@ -215,9 +215,11 @@ int capture_retitle(struct capture *c)
     return capture_target_retitle(&c->target, read_cmdline(c));
 }
 
-void capture_forget(struct capture *c)
+void capture_release_previous(struct capture *c)
 {
-    (void)c; /* nothing is kept between walks but the list */
+    /* Every walk fills a list anew: releasing one would only make the next walk allocate it
+     * again. */
+    (void)c;
 }
 
 void capture_close(struct capture *c)

@@ -6,6 +6,9 @@
 
 #include "util/xalloc.h"
 
+/* Arena chunks start small and double up to ARENA_CHUNK: a list of a few hundred regions (each
+ * process of a followed tree has one or two) holds what it uses, not 64 KiB. */
+#define ARENA_FIRST 1024
 #define ARENA_CHUNK (64 * 1024)
 
 static const char *const category_names[CAT_COUNT] = {
@@ -30,11 +33,13 @@ void region_list_release(struct region_list *l)
 
 void region_list_clear(struct region_list *l)
 {
-    /* Keep the first chunk for reuse; large fills re-grow on demand. */
-    for (size_t i = 1; i < l->nchunks; i++)
-        free(l->chunks[i]);
-    if (l->nchunks > 1)
+    /* Keep the last chunk, the largest, for reuse; large fills re-grow on demand. */
+    if (l->nchunks > 1) {
+        for (size_t i = 0; i + 1 < l->nchunks; i++)
+            free(l->chunks[i]);
+        l->chunks[0] = l->chunks[l->nchunks - 1];
         l->nchunks = 1;
+    }
     l->used = 0;
     l->n = 0;
     l->gen++;
@@ -68,12 +73,16 @@ struct region *region_list_push(struct region_list *l)
 static char *arena_alloc(struct region_list *l, size_t n)
 {
     size_t at = (l->used + 7) & ~(size_t)7;
-    if (l->nchunks == 0 || at + n > ARENA_CHUNK) {
-        size_t size = n > ARENA_CHUNK ? n : ARENA_CHUNK;
+    if (l->nchunks == 0 || at + n > l->chunk_size) {
+        size_t size = l->nchunks == 0 ? ARENA_FIRST : l->chunk_size * 2;
+        if (size > ARENA_CHUNK)
+            size = ARENA_CHUNK;
+        if (size < n)
+            size = n; /* an oversized piece gets a chunk of its own */
         l->chunks = xgrow(l->chunks, &l->chunk_cap, l->nchunks + 1, sizeof(*l->chunks));
         l->chunks[l->nchunks++] = xmalloc(size);
-        /* An oversized piece gets a chunk of its own, marked full. */
-        l->used = n > ARENA_CHUNK ? ARENA_CHUNK : n;
+        l->chunk_size = size;
+        l->used = n;
         return l->chunks[l->nchunks - 1];
     }
     l->used = at + n;

@@ -96,8 +96,9 @@ struct region_list {
     size_t n, cap;
     char **chunks; /* arena chunks; path pointers stay valid until clear/release */
     size_t nchunks, chunk_cap;
-    size_t used;  /* bytes used in the last chunk */
-    uint64_t gen; /* counts clears: a holder of the list can tell it was refilled */
+    size_t used;       /* bytes used in the last chunk */
+    size_t chunk_size; /* the last chunk's bytes */
+    uint64_t gen;      /* counts clears: a holder of the list can tell it was refilled */
 };
 
 void region_list_init(struct region_list *l);

@@ -184,6 +184,7 @@ static void next_label(struct recorder *r, struct proc *p, const struct store_ma
 static void written(struct recorder *r, struct proc *p, int64_t snap)
 {
     p->pending = 0;
+    taker_committed(&p->taker);
     p->pub.taken++;
     p->pub.target_id = p->taker.target_id;
     p->list = p->taker.list;

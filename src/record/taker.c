@@ -101,8 +101,6 @@ int taker_commit(struct taker *t, const struct store_snap_opts *o, int64_t *snap
             return rc; /* kept for the next commit: a locked database loses no title */
     }
     t->retitled = 0;
-    if (o && o->last)
-        capture_forget(t->cap); /* its text is not needed again: a snap's peak memory is less */
     int rc = store_writer_write(t->w, t->list, &t->info, o, t->walk_us, snap_id, e);
     t->target_id = store_writer_target(t->w);
     return rc;
@@ -114,6 +112,12 @@ int taker_rolled_back(struct taker *t, struct err *e)
     t->target_id = store_writer_target(t->w);
     t->retitled = 1;
     return rc;
+}
+
+void taker_committed(struct taker *t)
+{
+    if (t->cap)
+        capture_release_previous(t->cap);
 }
 
 int taker_take(struct taker *t, const struct store_snap_opts *o, int64_t *snap_id, struct err *e)

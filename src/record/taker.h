@@ -48,6 +48,10 @@ int taker_commit(struct taker *t, const struct store_snap_opts *o, int64_t *snap
  * by the next taker_commit, built on what is committed. */
 int taker_rolled_back(struct taker *t, struct err *e);
 
+/* The last commit is committed for good (the caller's transaction too): the walk before it is
+ * not needed again. */
+void taker_committed(struct taker *t);
+
 /* Walks, then writes: one snapshot now. */
 int taker_take(struct taker *t, const struct store_snap_opts *o, int64_t *snap_id, struct err *e);
 
