@@ -1,0 +1,327 @@
+/*
+ * The Linux tracer of trace.h: fork, PTRACE_TRACEME, a seccomp filter that returns
+ * SECCOMP_RET_TRACE (its data: the call) for the memory calls, exec. Each traced call stops
+ * the thread twice: at the seccomp stop (its arguments) and, resumed with PTRACE_SYSCALL, at
+ * its exit (its result); then it runs on with PTRACE_CONT, so other calls never stop it.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "trace/trace.h"
+#include "util/xalloc.h"
+
+static const int call_nr[] = {
+    [TRACE_MMAP] = __NR_mmap,         [TRACE_MUNMAP] = __NR_munmap, [TRACE_MREMAP] = __NR_mremap,
+    [TRACE_MPROTECT] = __NR_mprotect, [TRACE_BRK] = __NR_brk,       [TRACE_SHMAT] = __NR_shmat,
+    [TRACE_SHMDT] = __NR_shmdt,
+};
+#define NCALLS ((int)(sizeof(call_nr) / sizeof(call_nr[0])))
+
+static const char *const call_names[] = {
+    [TRACE_MMAP] = "mmap",         [TRACE_MUNMAP] = "munmap", [TRACE_MREMAP] = "mremap",
+    [TRACE_MPROTECT] = "mprotect", [TRACE_BRK] = "brk",       [TRACE_SHMAT] = "shmat",
+    [TRACE_SHMDT] = "shmdt",
+};
+
+const char *trace_call_name(int call)
+{
+    return call >= 0 && call < NCALLS ? call_names[call] : "?";
+}
+
+/* A traced thread. */
+struct thread {
+    pid_t tid, tgid;
+    int started; /* its first stop (the SIGSTOP of an attached new tracee) has been seen */
+    int in_call; /* between its seccomp stop and its exit stop */
+    struct trace_event ev; /* the call in progress */
+};
+
+struct tracer {
+    pid_t root;
+    int exec_pipe; /* read end: the child's errno when its exec failed, else EOF */
+    char *argv0;
+    struct thread *v;
+    size_t n, cap;
+};
+
+int64_t trace_pid(const struct tracer *t)
+{
+    return t->root;
+}
+
+static struct thread *find(struct tracer *t, pid_t tid)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (t->v[i].tid == tid)
+            return &t->v[i];
+    return NULL;
+}
+
+static struct thread *add(struct tracer *t, pid_t tid, pid_t tgid)
+{
+    t->v = xgrow(t->v, &t->cap, t->n + 1, sizeof(*t->v));
+    struct thread *th = &t->v[t->n++];
+    memset(th, 0, sizeof(*th));
+    th->tid = tid;
+    th->tgid = tgid;
+    return th;
+}
+
+static void drop(struct tracer *t, struct thread *th)
+{
+    *th = t->v[--t->n];
+}
+
+/* The thread group of tid, from /proc (a new tracee's may not be known from its event). */
+static pid_t tgid_of(pid_t tid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+    FILE *f = fopen(path, "re");
+    pid_t tgid = tid;
+    if (!f)
+        return tid;
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, "Tgid:", 5) == 0) {
+            tgid = (pid_t)strtol(line + 5, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return tgid;
+}
+
+/* In the child, before exec: the filter. Every memory call of the program and of everything it
+ * starts stops in the tracer; the others never do. Another architecture's calls (a 32-bit
+ * program) run untraced. */
+static int install_filter(void)
+{
+    struct sock_filter f[4 + 2 * NCALLS];
+    int k = 0;
+    f[k++] =
+        (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+    f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
+    f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    f[k++] =
+        (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+    for (int c = 0; c < NCALLS; c++) {
+        f[k++] =
+            (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)call_nr[c], 0, 1);
+        f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE | (unsigned)c);
+    }
+    struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    struct sock_filter *all = xmalloc(((size_t)k + 1) * sizeof(*all));
+    memcpy(all, f, (size_t)k * sizeof(*all));
+    all[k++] = allow;
+    struct sock_fprog prog = {(unsigned short)k, all};
+    /* Without CAP_SYS_ADMIN a filter needs no_new_privs: a set-user-ID program then runs
+     * without its privileges. */
+    if (geteuid() != 0 && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        return -1;
+    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}
+
+int trace_launch(struct tracer **out, char *const argv[], struct err *e)
+{
+    *out = NULL;
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return err_set(e, ERR_IO, "cannot start '%s': %s", argv[0], strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0) {
+        int saved = errno;
+        close(fds[0]);
+        close(fds[1]);
+        return err_set(e, ERR_IO, "cannot start '%s': %s", argv[0], strerror(saved));
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        /* The filter comes after the tracer is attached: a filtered call with no tracer fails
+         * with ENOSYS. */
+        int err = 0;
+        if (ptrace(PTRACE_TRACEME, 0, 0, 0) < 0)
+            err = errno;
+        else if (raise(SIGSTOP) != 0 || install_filter() < 0)
+            err = errno;
+        else {
+            execvp(argv[0], argv);
+            err = errno;
+        }
+        ssize_t w = write(fds[1], &err, sizeof(err));
+        (void)w;
+        _exit(127);
+    }
+    close(fds[1]);
+    struct tracer *t = xcalloc(1, sizeof(*t));
+    t->root = pid;
+    t->exec_pipe = fds[0];
+    t->argv0 = xstrdup(argv[0]);
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    long opts = PTRACE_O_TRACESECCOMP | PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE |
+                PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL;
+    if (!WIFSTOPPED(st) || ptrace(PTRACE_SETOPTIONS, pid, 0, (void *)opts) < 0) {
+        int saved = WIFSTOPPED(st) ? errno : EPERM;
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+        trace_close(t);
+        return err_set(e, ERR_PERM, "cannot trace '%s': %s", argv[0], strerror(saved));
+    }
+    struct thread *th = add(t, pid, pid);
+    th->started = 1;
+    *out = t;
+    return 0;
+}
+
+/* Resumes tid, delivering sig; a tracee that died meanwhile is reported by waitpid. */
+static void resume(int req, pid_t tid, int sig)
+{
+    (void)ptrace(req, tid, 0, (void *)(long)sig);
+}
+
+/* The child's errno when its exec failed, else 0. */
+static int exec_errno(struct tracer *t)
+{
+    int err = 0;
+    if (t->exec_pipe >= 0) {
+        if (read(t->exec_pipe, &err, sizeof(err)) != (ssize_t)sizeof(err))
+            err = 0;
+        close(t->exec_pipe);
+        t->exec_pipe = -1;
+    }
+    return err;
+}
+
+int trace_run(struct tracer *t, const struct trace_hooks *h, int *status, struct err *e)
+{
+    *status = 0;
+    if (h->process)
+        h->process(h->ctx, t->root, 0);
+    resume(PTRACE_CONT, t->root, 0);
+    for (;;) {
+        int st;
+        pid_t tid = waitpid(-1, &st, __WALL);
+        if (tid < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == ECHILD)
+                break;
+            return err_set(e, ERR_IO, "tracing '%s': %s", t->argv0, strerror(errno));
+        }
+        struct thread *th = find(t, tid);
+        if (WIFEXITED(st) || WIFSIGNALED(st)) {
+            if (tid == t->root) {
+                *status = st;
+                int err = exec_errno(t);
+                if (err)
+                    return err_set(e, ERR_NOPROC, "cannot run '%s': %s", t->argv0, strerror(err));
+            }
+            if (th && th->tid == th->tgid && h->exited)
+                h->exited(h->ctx, th->tgid, st);
+            if (th)
+                drop(t, th);
+            continue;
+        }
+        if (!WIFSTOPPED(st))
+            continue;
+        if (!th) {
+            /* A new tracee whose first stop came before its parent's event. */
+            th = add(t, tid, tgid_of(tid));
+        }
+        int sig = WSTOPSIG(st), event = st >> 16;
+        if (event == PTRACE_EVENT_SECCOMP) {
+            unsigned long call = 0;
+            struct user_regs_struct r;
+            if (ptrace(PTRACE_GETEVENTMSG, tid, 0, &call) < 0 ||
+                ptrace(PTRACE_GETREGS, tid, 0, &r) < 0) {
+                resume(PTRACE_CONT, tid, 0);
+                continue;
+            }
+            th->in_call = 1;
+            th->ev = (struct trace_event){
+                th->tgid, tid, (int)call, {r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9}, 0};
+            resume(PTRACE_SYSCALL, tid, 0);
+        } else if (sig == (SIGTRAP | 0x80)) {
+            struct user_regs_struct r;
+            if (th->in_call && ptrace(PTRACE_GETREGS, tid, 0, &r) == 0) {
+                th->ev.result = (int64_t)r.rax;
+                if (h->event)
+                    h->event(h->ctx, &th->ev);
+            }
+            th->in_call = 0;
+            resume(PTRACE_CONT, tid, 0);
+        } else if (event == PTRACE_EVENT_FORK || event == PTRACE_EVENT_VFORK ||
+                   event == PTRACE_EVENT_CLONE) {
+            unsigned long child = 0;
+            if (ptrace(PTRACE_GETEVENTMSG, tid, 0, &child) == 0 && child) {
+                struct thread *c = find(t, (pid_t)child);
+                pid_t tgid = event == PTRACE_EVENT_CLONE ? tgid_of((pid_t)child) : (pid_t)child;
+                if (!c)
+                    c = add(t, (pid_t)child, tgid);
+                else
+                    c->tgid = tgid;
+                th = find(t, tid); /* add may have moved it */
+                if (tgid == (pid_t)child && h->process)
+                    h->process(h->ctx, tgid, th->tgid);
+            }
+            resume(PTRACE_CONT, tid, 0);
+        } else if (event == PTRACE_EVENT_EXEC) {
+            /* A thread other than the leader exec'd: it has the leader's tid now, and its own
+             * is gone. */
+            unsigned long former = 0;
+            if (ptrace(PTRACE_GETEVENTMSG, tid, 0, &former) == 0 && (pid_t)former != tid) {
+                struct thread *old = find(t, (pid_t)former);
+                if (old)
+                    drop(t, old);
+            }
+            if (tid == t->root && t->exec_pipe >= 0) {
+                close(t->exec_pipe); /* the exec worked */
+                t->exec_pipe = -1;
+            }
+            resume(PTRACE_CONT, tid, 0);
+        } else if (event) {
+            resume(PTRACE_CONT, tid, 0);
+        } else if (sig == SIGSTOP && !th->started) {
+            th->started = 1; /* the stop a new tracee starts with */
+            resume(PTRACE_CONT, tid, 0);
+        } else {
+            /* A signal for the program: it gets it. A group-stop (no siginfo) is resumed at
+             * once: job control of a traced program does not stop it. */
+            siginfo_t si;
+            int deliver = ptrace(PTRACE_GETSIGINFO, tid, 0, &si) == 0 ? sig : 0;
+            th->started = 1;
+            resume(PTRACE_CONT, tid, deliver);
+        }
+    }
+    int err = exec_errno(t);
+    if (err)
+        return err_set(e, ERR_NOPROC, "cannot run '%s': %s", t->argv0, strerror(err));
+    return 0;
+}
+
+void trace_close(struct tracer *t)
+{
+    if (!t)
+        return;
+    if (t->exec_pipe >= 0)
+        close(t->exec_pipe);
+    free(t->argv0);
+    free(t->v);
+    free(t);
+}

@@ -1,0 +1,56 @@
+/*
+ * A program whose memory calls are known, for test_trace: in its main thread, a thread, and a
+ * forked child, each maps, protects and unmaps pages at its own fixed address; then it exits 0.
+ * Each step that fails exits non-zero, so a traced run that broke a call (ENOSYS) shows.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int cycle(uintptr_t at, size_t pages)
+{
+    size_t len = pages * (size_t)sysconf(_SC_PAGESIZE);
+    void *p = mmap((void *)at, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p != (void *)at)
+        return 1;
+    if (mprotect(p, len, PROT_READ) != 0)
+        return 2;
+    if (munmap(p, len) != 0)
+        return 3;
+    return 0;
+}
+
+static void *thread_main(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)cycle(0x5b0000000, 2);
+}
+
+int main(void)
+{
+    if (cycle(0x5a0000000, 3))
+        return 10;
+    pthread_t th;
+    void *rc;
+    if (pthread_create(&th, NULL, thread_main, NULL) != 0 || pthread_join(th, &rc) != 0 || rc)
+        return 11;
+    pid_t pid = fork();
+    if (pid < 0)
+        return 12;
+    if (pid == 0)
+        _exit(cycle(0x5c0000000, 4));
+    int st;
+    if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return 13;
+    /* Memory from malloc's own calls, which no LD_PRELOAD shim sees. */
+    void *big = malloc(64 << 20);
+    if (!big)
+        return 14;
+    free(big);
+    return 0;
+}

@@ -1,0 +1,150 @@
+/* The Linux tracer (src/trace): a launched program's memory calls, in every thread and child,
+ * with their arguments and results; its other calls untouched; failures named. */
+#include "testutil.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "trace/trace.h"
+
+struct seen {
+    struct trace_event *v;
+    size_t n, cap;
+    int64_t procs[8], parents[8];
+    size_t nprocs;
+    int64_t exited[8];
+    size_t nexited;
+};
+
+static void on_event(void *ctx, const struct trace_event *ev)
+{
+    struct seen *s = ctx;
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 64;
+        s->v = realloc(s->v, s->cap * sizeof(*s->v));
+        assert_non_null(s->v);
+    }
+    s->v[s->n++] = *ev;
+}
+
+static void on_process(void *ctx, int64_t pid, int64_t parent)
+{
+    struct seen *s = ctx;
+    if (s->nprocs < 8) {
+        s->procs[s->nprocs] = pid;
+        s->parents[s->nprocs++] = parent;
+    }
+}
+
+static void on_exited(void *ctx, int64_t pid, int status)
+{
+    struct seen *s = ctx;
+    (void)status;
+    if (s->nexited < 8)
+        s->exited[s->nexited++] = pid;
+}
+
+/* The traced call of that kind whose first argument is at, or NULL. */
+static const struct trace_event *find_call(const struct seen *s, int call, uint64_t at)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i].call == call && s->v[i].args[0] == at)
+            return &s->v[i];
+    return NULL;
+}
+
+static void test_calls_of_threads_and_children(void **state)
+{
+    (void)state;
+    char *argv[] = {TRACE_CHILD_BIN, NULL};
+    struct tracer *t = NULL;
+    struct err e = {0};
+    assert_int_equal(trace_launch(&t, argv, &e), 0);
+    int64_t root = trace_pid(t);
+    struct seen s = {0};
+    const struct trace_hooks h = {&s, on_event, on_process, on_exited};
+    int status = -1;
+    assert_int_equal(trace_run(t, &h, &status, &e), 0);
+    trace_close(t);
+    /* Every call the program made worked: none failed for want of a tracer. */
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    long page = sysconf(_SC_PAGESIZE);
+    /* main thread 3 pages at 0x5a0000000, a thread 2 at 0x5b0000000, a child 4 at 0x5c0000000 */
+    static const struct {
+        uint64_t at;
+        uint64_t pages;
+    } cycles[] = {{0x5a0000000, 3}, {0x5b0000000, 2}, {0x5c0000000, 4}};
+    int64_t tids[3], pids[3];
+    for (int k = 0; k < 3; k++) {
+        uint64_t len = cycles[k].pages * (uint64_t)page;
+        const struct trace_event *m = find_call(&s, TRACE_MMAP, cycles[k].at);
+        const struct trace_event *p = find_call(&s, TRACE_MPROTECT, cycles[k].at);
+        const struct trace_event *u = find_call(&s, TRACE_MUNMAP, cycles[k].at);
+        assert_non_null(m);
+        assert_non_null(p);
+        assert_non_null(u);
+        assert_true(m->args[1] == len);
+        assert_true(m->args[2] == (PROT_READ | PROT_WRITE));
+        assert_true((uint64_t)m->result == cycles[k].at);
+        assert_true(p->args[1] == len && p->args[2] == PROT_READ && p->result == 0);
+        assert_true(u->args[1] == len && u->result == 0);
+        assert_true(m < p && p < u); /* in the order made */
+        assert_int_equal(m->tid, u->tid);
+        tids[k] = m->tid;
+        pids[k] = m->pid;
+    }
+    /* The thread is another thread of the program; the child is a process of its own. */
+    assert_int_equal(pids[0], root);
+    assert_int_equal(tids[0], root);
+    assert_int_equal(pids[1], root);
+    assert_true(tids[1] != root);
+    assert_true(pids[2] != root);
+    assert_int_equal(tids[2], pids[2]);
+    /* The processes: the program, then its child, named with its parent; both exited. */
+    assert_int_equal(s.nprocs, 2);
+    assert_int_equal(s.procs[0], root);
+    assert_int_equal(s.parents[0], 0);
+    assert_int_equal(s.procs[1], pids[2]);
+    assert_int_equal(s.parents[1], root);
+    assert_int_equal(s.nexited, 2);
+    /* malloc's own 64 MiB mapping, made through glibc's internal mmap. */
+    int big = 0;
+    for (size_t i = 0; i < s.n; i++)
+        big |= s.v[i].call == TRACE_MMAP && s.v[i].args[1] >= (64u << 20) && s.v[i].pid == root;
+    assert_true(big);
+    /* The loader's calls are there too, and only memory calls are. */
+    assert_true(s.n > 12);
+    for (size_t i = 0; i < s.n; i++)
+        assert_true(s.v[i].call >= TRACE_MMAP && s.v[i].call <= TRACE_SHMDT);
+    free(s.v);
+}
+
+static void test_a_missing_program_is_named(void **state)
+{
+    (void)state;
+    char *argv[] = {"/nonexistent/vmsnap-no-such-program", NULL};
+    struct tracer *t = NULL;
+    struct err e = {0};
+    assert_int_equal(trace_launch(&t, argv, &e), 0);
+    struct seen s = {0};
+    const struct trace_hooks h = {&s, on_event, on_process, on_exited};
+    int status;
+    assert_int_equal(trace_run(t, &h, &status, &e), ERR_NOPROC);
+    assert_non_null(strstr(e.msg, "cannot run '/nonexistent/vmsnap-no-such-program'"));
+    assert_non_null(strstr(e.msg, "No such file"));
+    trace_close(t);
+    free(s.v);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_calls_of_threads_and_children),
+        cmocka_unit_test(test_a_missing_program_is_named),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
