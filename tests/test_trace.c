@@ -2,6 +2,7 @@
  * with their arguments and results; its other calls untouched; failures named. */
 #include "testutil.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -123,6 +124,107 @@ static void test_calls_of_threads_and_children(void **state)
     free(s.v);
 }
 
+/* Whether s ends with suffix. */
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* The function that frame f of ev is in, named from its module's file (the caller frees). */
+static char *function_of(const struct trace_frame *f, char **file, int *line)
+{
+    char *fn = NULL;
+    struct err e = {0};
+    assert_int_equal(trace_name(f->module, f->offset, &fn, file, line, &e), 0);
+    return fn;
+}
+
+struct stacks_seen {
+    int events, unwound;
+    /* For each of the three cycles' mmaps: the functions of its first frames in trace_child. */
+    char *caller[3], *outer[3], *file[3];
+    int line[3];
+    char build_id[41];
+};
+
+static void on_stack_event(void *ctx, const struct trace_event *ev)
+{
+    struct stacks_seen *s = ctx;
+    static const uint64_t at[3] = {0x5a0000000, 0x5b0000000, 0x5c0000000};
+    s->events++;
+    s->unwound += ev->nframes > 0;
+    for (int k = 0; k < 3; k++) {
+        if (ev->call != TRACE_MMAP || ev->args[0] != at[k])
+            continue;
+        /* Innermost first: the C library's mmap, then the program's frames. */
+        for (int i = 0; i < ev->nframes; i++) {
+            const struct trace_frame *f = &ev->frames[i];
+            if (!ends_with(f->module, "/trace_child"))
+                continue;
+            char *file = NULL;
+            int line = 0;
+            char *fn = function_of(f, &file, &line);
+            if (!s->caller[k]) {
+                s->caller[k] = fn;
+                s->file[k] = file;
+                s->line[k] = line;
+                snprintf(s->build_id, sizeof(s->build_id), "%s", f->build_id);
+            } else {
+                s->outer[k] = fn;
+                free(file);
+                break;
+            }
+        }
+    }
+}
+
+static void test_stacks_name_the_call_sites(void **state)
+{
+    (void)state;
+    char *argv[] = {TRACE_CHILD_BIN, NULL};
+    struct tracer *t = NULL;
+    struct err e = {0};
+    assert_int_equal(trace_launch(&t, argv, &e), 0);
+    int rc = trace_stacks(t, &e);
+    if (rc == ERR_UNSUPPORTED) {
+        /* A build without libdw: it says so, and the program runs on untraced by stacks. */
+        assert_non_null(strstr(e.msg, "built without it"));
+        int status;
+        assert_int_equal(trace_run(t, &(struct trace_hooks){0}, &status, &e), 0);
+        trace_close(t);
+        skip();
+    }
+    assert_int_equal(rc, 0);
+    struct stacks_seen s = {0};
+    const struct trace_hooks h = {&s, on_stack_event, NULL, NULL};
+    int status = -1;
+    assert_int_equal(trace_run(t, &h, &status, &e), 0);
+    trace_close(t);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* Every call's stack was taken, the loader's first ones too. */
+    assert_true(s.events > 12);
+    assert_int_equal(s.unwound, s.events);
+    /* Each cycle's mmap: made in cycle(), at the same line of trace_child.c, called by main,
+     * by the thread's function, and by main in the forked child. */
+    static const char *const outer[3] = {"main", "thread_main", "main"};
+    for (int k = 0; k < 3; k++) {
+        assert_non_null(s.caller[k]);
+        assert_string_equal(s.caller[k], "cycle");
+        assert_non_null(s.file[k]);
+        assert_true(ends_with(s.file[k], "helpers/trace_child.c"));
+        assert_true(s.line[k] > 0);
+        assert_int_equal(s.line[k], s.line[0]);
+        assert_non_null(s.outer[k]);
+        assert_string_equal(s.outer[k], outer[k]);
+        free(s.caller[k]);
+        free(s.outer[k]);
+        free(s.file[k]);
+    }
+    /* The module's GNU build id, 20 bytes in hex. */
+    assert_int_equal(strlen(s.build_id), 40);
+}
+
 static void test_a_missing_program_is_named(void **state)
 {
     (void)state;
@@ -144,6 +246,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_calls_of_threads_and_children),
+        cmocka_unit_test(test_stacks_name_the_call_sites),
         cmocka_unit_test(test_a_missing_program_is_named),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -52,13 +52,102 @@ struct thread {
     struct trace_event ev; /* the call in progress */
 };
 
+/* A traced process, with its unwinder when stacks are taken. */
+struct process {
+    pid_t tgid;
+    struct trace_unwinder *unwinder;
+};
+
 struct tracer {
     pid_t root;
+    int stacks;
+    struct process *procs;
+    size_t nprocs, procs_cap;
+    struct trace_frame frames[TRACE_MAX_FRAMES];
     int exec_pipe; /* read end: the child's errno when its exec failed, else EOF */
     char *argv0;
     struct thread *v;
     size_t n, cap;
 };
+
+int trace_stacks(struct tracer *t, struct err *e)
+{
+    /* libdw would fetch missing debug information over the network mid-trace, with the
+     * program stopped. The program's own environment was set at its launch. */
+    unsetenv("DEBUGINFOD_URLS");
+    struct trace_unwinder *u;
+    int rc = trace_unwinder_open(&u, t->root, e);
+    if (rc < 0)
+        return rc;
+    trace_unwinder_close(u);
+    t->stacks = 1;
+    return 0;
+}
+
+static struct process *process_of(struct tracer *t, pid_t tgid)
+{
+    for (size_t i = 0; i < t->nprocs; i++)
+        if (t->procs[i].tgid == tgid)
+            return &t->procs[i];
+    t->procs = xgrow(t->procs, &t->procs_cap, t->nprocs + 1, sizeof(*t->procs));
+    struct process *p = &t->procs[t->nprocs++];
+    p->tgid = tgid;
+    p->unwinder = NULL;
+    return p;
+}
+
+static void process_gone(struct tracer *t, pid_t tgid)
+{
+    for (size_t i = 0; i < t->nprocs; i++)
+        if (t->procs[i].tgid == tgid) {
+            trace_unwinder_close(t->procs[i].unwinder);
+            t->procs[i] = t->procs[--t->nprocs];
+            return;
+        }
+}
+
+/* Code may have come or gone in tgid: its modules are read again at the next stack. */
+static void code_changed(struct tracer *t, pid_t tgid)
+{
+    for (size_t i = 0; i < t->nprocs; i++)
+        if (t->procs[i].tgid == tgid && t->procs[i].unwinder)
+            trace_unwinder_stale(t->procs[i].unwinder);
+}
+
+/* The stack of the event's thread, stopped at the call's exit. */
+static void take_stack(struct tracer *t, struct trace_event *ev, struct err *e)
+{
+    struct process *p = process_of(t, (pid_t)ev->pid);
+    if (!p->unwinder && trace_unwinder_open(&p->unwinder, ev->pid, e) < 0) {
+        ev->stack_error = e->msg;
+        return;
+    }
+    int n = trace_unwind(p->unwinder, ev->tid, t->frames, TRACE_MAX_FRAMES, e);
+    if (n < 0) {
+        ev->stack_error = e->msg;
+        return;
+    }
+    ev->frames = t->frames;
+    ev->nframes = n;
+}
+
+/* Whether a call that returned maps or unmaps code (or may: an unmap, a move). */
+static int changes_code(const struct trace_event *ev)
+{
+    if (ev->result < 0 && ev->result > -4096)
+        return 0; /* it failed: nothing changed */
+    switch (ev->call) {
+    case TRACE_MMAP:
+    case TRACE_MPROTECT:
+        return (ev->args[2] & 4) != 0; /* PROT_EXEC */
+    case TRACE_MUNMAP:
+    case TRACE_MREMAP:
+    case TRACE_SHMDT:
+        return 1;
+    default:
+        return 0;
+    }
+}
 
 int64_t trace_pid(const struct tracer *t)
 {
@@ -232,8 +321,11 @@ int trace_run(struct tracer *t, const struct trace_hooks *h, int *status, struct
                 if (err)
                     return err_set(e, ERR_NOPROC, "cannot run '%s': %s", t->argv0, strerror(err));
             }
-            if (th && th->tid == th->tgid && h->exited)
-                h->exited(h->ctx, th->tgid, st);
+            if (th && th->tid == th->tgid) {
+                process_gone(t, th->tgid);
+                if (h->exited)
+                    h->exited(h->ctx, th->tgid, st);
+            }
             if (th)
                 drop(t, th);
             continue;
@@ -254,15 +346,22 @@ int trace_run(struct tracer *t, const struct trace_hooks *h, int *status, struct
                 continue;
             }
             th->in_call = 1;
-            th->ev = (struct trace_event){
-                th->tgid, tid, (int)call, {r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9}, 0};
+            th->ev = (struct trace_event){.pid = th->tgid,
+                                          .tid = tid,
+                                          .call = (int)call,
+                                          .args = {r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9}};
             resume(PTRACE_SYSCALL, tid, 0);
         } else if (sig == (SIGTRAP | 0x80)) {
             struct user_regs_struct r;
             if (th->in_call && ptrace(PTRACE_GETREGS, tid, 0, &r) == 0) {
                 th->ev.result = (int64_t)r.rax;
+                struct err se = {0};
+                if (t->stacks)
+                    take_stack(t, &th->ev, &se);
                 if (h->event)
                     h->event(h->ctx, &th->ev);
+                if (t->stacks && changes_code(&th->ev))
+                    code_changed(t, th->tgid);
             }
             th->in_call = 0;
             resume(PTRACE_CONT, tid, 0);
@@ -290,6 +389,7 @@ int trace_run(struct tracer *t, const struct trace_hooks *h, int *status, struct
                 if (old)
                     drop(t, old);
             }
+            code_changed(t, th->tgid); /* a new program: all its modules are new */
             if (tid == t->root && t->exec_pipe >= 0) {
                 close(t->exec_pipe); /* the exec worked */
                 t->exec_pipe = -1;
@@ -323,5 +423,8 @@ void trace_close(struct tracer *t)
         close(t->exec_pipe);
     free(t->argv0);
     free(t->v);
+    for (size_t i = 0; i < t->nprocs; i++)
+        trace_unwinder_close(t->procs[i].unwinder);
+    free(t->procs);
     free(t);
 }

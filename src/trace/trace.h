@@ -28,6 +28,8 @@ enum trace_call {
 /* "mmap", "munmap", ... */
 const char *trace_call_name(int call);
 
+struct trace_frame;
+
 /* One call, seen at its return. */
 struct trace_event {
     int64_t pid; /* the process (thread group) */
@@ -35,6 +37,12 @@ struct trace_event {
     int call;    /* enum trace_call */
     uint64_t args[6];
     int64_t result; /* what the call returned: an address, 0, or -errno */
+    /* The calling thread's stack, innermost first, when stacks are taken (trace_stacks): valid
+     * during the event hook. nframes is 0 when it could not be unwound (stack_error says
+     * why). */
+    const struct trace_frame *frames;
+    int nframes;
+    const char *stack_error;
 };
 
 struct trace_hooks {
@@ -50,6 +58,9 @@ struct tracer;
 
 /* Starts argv[0] (searched in PATH) traced, held before its exec runs: 0, or an error. */
 int trace_launch(struct tracer **out, char *const argv[], struct err *e);
+/* Takes the calling thread's stack at each call: 0, or ERR_UNSUPPORTED in a build without
+ * libdw. */
+int trace_stacks(struct tracer *t, struct err *e);
 /* The launched process. */
 int64_t trace_pid(const struct tracer *t);
 /* Runs the program, calling the hooks, until every traced process has exited: 0, or an error
@@ -57,5 +68,40 @@ int64_t trace_pid(const struct tracer *t);
  * process's wait status. */
 int trace_run(struct tracer *t, const struct trace_hooks *h, int *status, struct err *e);
 void trace_close(struct tracer *t);
+
+/*
+ * Call stacks (elfutils' libdw): the stack of a thread stopped in the tracer, as recorded: raw
+ * frames, named when read (trace_name). A build without libdw has none: trace_unwinder_open says
+ * so (ERR_UNSUPPORTED).
+ */
+#define TRACE_MAX_FRAMES 64
+
+struct trace_frame {
+    /* The module's file (as the process maps it) and its GNU build id in hex ("" when it has
+     * none): valid until the unwinder's next unwind or close. */
+    const char *module;
+    const char *build_id;
+    /* Where in the module, as an address of its ELF file: the pc of the innermost frame, and
+     * the call's last byte (return address - 1) of each caller, so it names the call's line. */
+    uint64_t offset;
+    uint64_t pc; /* the address in the process */
+};
+
+struct trace_unwinder;
+/* An unwinder for process pid, whose threads the calling thread traces. */
+int trace_unwinder_open(struct trace_unwinder **out, int64_t pid, struct err *e);
+/* Code may have been mapped or unmapped (an executable mapping came or went, an exec): the
+ * next unwind reads the process's modules again. */
+void trace_unwinder_stale(struct trace_unwinder *u);
+/* The stack of thread tid (stopped by the tracer), innermost first: how many frames (at most
+ * max), or an error. */
+int trace_unwind(struct trace_unwinder *u, int64_t tid, struct trace_frame *frames, int max,
+                 struct err *e);
+void trace_unwinder_close(struct trace_unwinder *u);
+
+/* Names offset in module: its function (NULL when unknown), source file and line (NULL, 0);
+ * the strings are the caller's to free. 0, or an error when the module cannot be read. */
+int trace_name(const char *module, uint64_t offset, char **function, char **file, int *line,
+               struct err *e);
 
 #endif

@@ -1,0 +1,178 @@
+/*
+ * Call stacks by elfutils' libdw, as strace and systemd-coredump take them: a Dwfl per
+ * process, its modules read from /proc/PID/maps, attached to the tracer's own stops
+ * (dwfl_linux_proc_attach with the threads already stopped), each stack walked by
+ * dwfl_getthread_frames. The modules are read again only when code may have been mapped
+ * (trace_unwinder_stale): re-reading the maps at every call is what makes `strace -k` slow.
+ */
+#define _GNU_SOURCE
+#include <elfutils/libdwfl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trace/trace.h"
+#include "util/xalloc.h"
+
+struct trace_unwinder {
+    int64_t pid;
+    Dwfl *dwfl;                     /* NULL: to be made at the next unwind */
+    char ids[TRACE_MAX_FRAMES][41]; /* the frames' build ids, hex */
+    /* The walk in progress. */
+    struct trace_frame *frames;
+    int n, max;
+};
+
+static const Dwfl_Callbacks proc_callbacks = {
+    .find_elf = dwfl_linux_proc_find_elf,
+    .find_debuginfo = dwfl_standard_find_debuginfo,
+};
+
+static const Dwfl_Callbacks offline_callbacks = {
+    .find_elf = dwfl_build_id_find_elf,
+    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .section_address = dwfl_offline_section_address,
+};
+
+int trace_unwinder_open(struct trace_unwinder **out, int64_t pid, struct err *e)
+{
+    (void)e;
+    struct trace_unwinder *u = xcalloc(1, sizeof(*u));
+    u->pid = pid;
+    *out = u;
+    return 0;
+}
+
+void trace_unwinder_stale(struct trace_unwinder *u)
+{
+    if (u->dwfl)
+        dwfl_end(u->dwfl);
+    u->dwfl = NULL;
+}
+
+static int make(struct trace_unwinder *u, struct err *e)
+{
+    u->dwfl = dwfl_begin(&proc_callbacks);
+    if (!u->dwfl)
+        return err_set(e, ERR_IO, "cannot unwind process %lld: %s", (long long)u->pid,
+                       dwfl_errmsg(-1));
+    int rc = dwfl_linux_proc_report(u->dwfl, (pid_t)u->pid);
+    if (rc == 0 && dwfl_report_end(u->dwfl, NULL, NULL) != 0)
+        rc = -1;
+    if (rc == 0 && dwfl_linux_proc_attach(u->dwfl, (pid_t)u->pid, true) != 0)
+        rc = -1;
+    if (rc != 0) {
+        int saved = dwfl_errno();
+        dwfl_end(u->dwfl);
+        u->dwfl = NULL;
+        return err_set(e, ERR_IO, "cannot unwind process %lld: %s", (long long)u->pid,
+                       rc > 0 ? strerror(rc) : dwfl_errmsg(saved));
+    }
+    return 0;
+}
+
+static void hex(char *out, const unsigned char *id, int len)
+{
+    static const char digits[] = "0123456789abcdef";
+    if (len > 20)
+        len = 20;
+    for (int i = 0; i < len; i++) {
+        out[2 * i] = digits[id[i] >> 4];
+        out[2 * i + 1] = digits[id[i] & 15];
+    }
+    out[2 * (len > 0 ? len : 0)] = '\0';
+}
+
+static int frame(Dwfl_Frame *state, void *arg)
+{
+    struct trace_unwinder *u = arg;
+    Dwarf_Addr pc;
+    bool activation;
+    if (!dwfl_frame_pc(state, &pc, &activation))
+        return DWARF_CB_ABORT;
+    Dwarf_Addr at = activation ? pc : pc - 1;
+    struct trace_frame *f = &u->frames[u->n];
+    memset(f, 0, sizeof(*f));
+    f->pc = at;
+    f->module = "";
+    f->build_id = u->ids[u->n];
+    u->ids[u->n][0] = '\0';
+    f->offset = at;
+    Dwfl_Module *m = dwfl_addrmodule(u->dwfl, at);
+    if (m) {
+        const char *name = dwfl_module_info(m, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+        Dwarf_Addr bias = 0;
+        if (dwfl_module_getelf(m, &bias))
+            f->offset = at - bias;
+        const unsigned char *id;
+        GElf_Addr id_at;
+        int len = dwfl_module_build_id(m, &id, &id_at);
+        if (len > 0)
+            hex(u->ids[u->n], id, len);
+        f->module = name ? name : "";
+    }
+    return ++u->n >= u->max ? DWARF_CB_ABORT : DWARF_CB_OK;
+}
+
+int trace_unwind(struct trace_unwinder *u, int64_t tid, struct trace_frame *frames, int max,
+                 struct err *e)
+{
+    if (max > TRACE_MAX_FRAMES)
+        max = TRACE_MAX_FRAMES;
+    int rc;
+    if (!u->dwfl && (rc = make(u, e)) < 0)
+        return rc;
+    u->frames = frames;
+    u->n = 0;
+    u->max = max;
+    if (max <= 0)
+        return 0;
+    /* -1 also when a frame cannot be unwound further (no CFI): what was walked holds. */
+    if (dwfl_getthread_frames(u->dwfl, (pid_t)tid, frame, u) != 0 && u->n == 0)
+        return err_set(e, ERR_IO, "cannot unwind thread %lld: %s", (long long)tid, dwfl_errmsg(-1));
+    return u->n;
+}
+
+void trace_unwinder_close(struct trace_unwinder *u)
+{
+    if (!u)
+        return;
+    if (u->dwfl)
+        dwfl_end(u->dwfl);
+    free(u);
+}
+
+int trace_name(const char *module, uint64_t offset, char **function, char **file, int *line,
+               struct err *e)
+{
+    *function = *file = NULL;
+    *line = 0;
+    Dwfl *d = dwfl_begin(&offline_callbacks);
+    if (!d)
+        return err_set(e, ERR_IO, "cannot read '%s': %s", module, dwfl_errmsg(-1));
+    Dwfl_Module *m = dwfl_report_offline(d, module, module, -1);
+    if (!m || dwfl_report_end(d, NULL, NULL) != 0) {
+        int rc = err_set(e, ERR_IO, "cannot read '%s': %s", module, dwfl_errmsg(-1));
+        dwfl_end(d);
+        return rc;
+    }
+    Dwarf_Addr bias = 0;
+    dwfl_module_getelf(m, &bias);
+    Dwarf_Addr at = offset + bias;
+    GElf_Off off;
+    GElf_Sym sym;
+    const char *name = dwfl_module_addrinfo(m, at, &off, &sym, NULL, NULL, NULL);
+    if (name)
+        *function = xstrdup(name);
+    Dwfl_Line *l = dwfl_module_getsrc(m, at);
+    if (l) {
+        int ln = 0;
+        const char *src = dwfl_lineinfo(l, NULL, &ln, NULL, NULL, NULL);
+        if (src) {
+            *file = xstrdup(src);
+            *line = ln;
+        }
+    }
+    dwfl_end(d);
+    return 0;
+}
