@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -106,7 +107,50 @@ static void process_gone(struct tracer *t, pid_t tgid)
         }
 }
 
-/* Code may have come or gone in tgid: its modules are read again at the next stack. */
+/*
+ * After a call returned: when code may have come or gone in its process -- an executable
+ * mapping made, or a call on a range that holds a module the unwinder knows (an unmap, a move,
+ * a mapping over it, its protection changed) -- the modules are read again at its next stack.
+ * A call on data, the common case (malloc's), costs nothing more.
+ */
+static void after_call(struct tracer *t, const struct trace_event *ev)
+{
+    if (ev->result < 0 && ev->result > -4096)
+        return; /* it failed: nothing changed */
+    struct process *p = NULL;
+    for (size_t i = 0; i < t->nprocs && !p; i++)
+        if (t->procs[i].tgid == (pid_t)ev->pid)
+            p = &t->procs[i];
+    if (!p || !p->unwinder)
+        return;
+    int stale = 0;
+    switch (ev->call) {
+    case TRACE_MMAP:
+        stale = (ev->args[2] & PROT_EXEC) ||
+                trace_unwinder_knows(p->unwinder, (uint64_t)ev->result, ev->args[1]);
+        break;
+    case TRACE_MPROTECT:
+        stale = (ev->args[2] & PROT_EXEC) ||
+                trace_unwinder_knows(p->unwinder, ev->args[0], ev->args[1]);
+        break;
+    case TRACE_MUNMAP:
+    case TRACE_MREMAP:
+        stale = trace_unwinder_knows(p->unwinder, ev->args[0], ev->args[1]) ||
+                (ev->call == TRACE_MREMAP &&
+                 trace_unwinder_knows(p->unwinder, (uint64_t)ev->result, ev->args[2]));
+        break;
+    case TRACE_SHMAT:
+    case TRACE_SHMDT:
+        stale = 1; /* the segment's size is not in the call */
+        break;
+    default:
+        break;
+    }
+    if (stale)
+        trace_unwinder_stale(p->unwinder);
+}
+
+/* A new program in tgid: all its modules are new. */
 static void code_changed(struct tracer *t, pid_t tgid)
 {
     for (size_t i = 0; i < t->nprocs; i++)
@@ -129,24 +173,6 @@ static void take_stack(struct tracer *t, struct trace_event *ev, struct err *e)
     }
     ev->frames = t->frames;
     ev->nframes = n;
-}
-
-/* Whether a call that returned maps or unmaps code (or may: an unmap, a move). */
-static int changes_code(const struct trace_event *ev)
-{
-    if (ev->result < 0 && ev->result > -4096)
-        return 0; /* it failed: nothing changed */
-    switch (ev->call) {
-    case TRACE_MMAP:
-    case TRACE_MPROTECT:
-        return (ev->args[2] & 4) != 0; /* PROT_EXEC */
-    case TRACE_MUNMAP:
-    case TRACE_MREMAP:
-    case TRACE_SHMDT:
-        return 1;
-    default:
-        return 0;
-    }
 }
 
 int64_t trace_pid(const struct tracer *t)
@@ -360,8 +386,8 @@ int trace_run(struct tracer *t, const struct trace_hooks *h, int *status, struct
                     take_stack(t, &th->ev, &se);
                 if (h->event)
                     h->event(h->ctx, &th->ev);
-                if (t->stacks && changes_code(&th->ev))
-                    code_changed(t, th->tgid);
+                if (t->stacks)
+                    after_call(t, &th->ev);
             }
             th->in_call = 0;
             resume(PTRACE_CONT, tid, 0);

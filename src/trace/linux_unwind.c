@@ -50,6 +50,35 @@ void trace_unwinder_stale(struct trace_unwinder *u)
     u->dwfl = NULL;
 }
 
+struct overlap {
+    uint64_t start, end;
+    int found;
+};
+
+static int module_overlaps(Dwfl_Module *m, void **user, const char *name, Dwarf_Addr low, void *arg)
+{
+    (void)m, (void)user, (void)name;
+    struct overlap *o = arg;
+    Dwarf_Addr end = 0;
+    dwfl_module_info(m, NULL, NULL, &end, NULL, NULL, NULL, NULL);
+    if (low < o->end && end > o->start) {
+        o->found = 1;
+        return DWARF_CB_ABORT;
+    }
+    return DWARF_CB_OK;
+}
+
+int trace_unwinder_knows(struct trace_unwinder *u, uint64_t start, uint64_t len)
+{
+    if (!u->dwfl)
+        return 0;
+    struct overlap o = {start, start + len, 0};
+    if (o.end < o.start)
+        o.end = UINT64_MAX;
+    dwfl_getmodules(u->dwfl, module_overlaps, &o, 0);
+    return o.found;
+}
+
 static int make(struct trace_unwinder *u, struct err *e)
 {
     u->dwfl = dwfl_begin(&proc_callbacks);

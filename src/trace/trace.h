@@ -93,6 +93,8 @@ int trace_unwinder_open(struct trace_unwinder **out, int64_t pid, struct err *e)
 /* Code may have been mapped or unmapped (an executable mapping came or went, an exec): the
  * next unwind reads the process's modules again. */
 void trace_unwinder_stale(struct trace_unwinder *u);
+/* Whether [start, start + len) holds any of the modules the unwinder knows. */
+int trace_unwinder_knows(struct trace_unwinder *u, uint64_t start, uint64_t len);
 /* The stack of thread tid (stopped by the tracer), innermost first: how many frames (at most
  * max), or an error. */
 int trace_unwind(struct trace_unwinder *u, int64_t tid, struct trace_frame *frames, int max,
