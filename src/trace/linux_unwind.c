@@ -1,21 +1,37 @@
 /*
  * Call stacks by elfutils' libdw, as strace and systemd-coredump take them: a Dwfl per
- * process, its modules read from /proc/PID/maps, attached to the tracer's own stops
- * (dwfl_linux_proc_attach with the threads already stopped), each stack walked by
+ * process, its modules read from /proc/PID/maps, attached to the tracer's own stops (our
+ * thread callbacks: the stopped thread's registers by PTRACE_GETREGS, its stack by
+ * process_vm_readv a page at a time, not a ptrace peek a word), each stack walked by
  * dwfl_getthread_frames. The modules are read again only when code may have been mapped
  * (trace_unwinder_stale): re-reading the maps at every call is what makes `strace -k` slow.
  */
 #define _GNU_SOURCE
 #include <elfutils/libdwfl.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ptrace.h>
+#include <sys/uio.h>
+#include <sys/user.h>
 
 #include "trace/trace.h"
 #include "util/xalloc.h"
 
+/* Stack memory is read a page at a time: a walk reads a few words of a page or two, and one
+ * read of a page costs what one ptrace peek of a word does. Cleared at each walk. */
+#define CACHE_LINES 4
+#define CACHE_PAGE  4096
+
 struct trace_unwinder {
     int64_t pid;
+    pid_t tid; /* the thread being walked */
+    struct cache_line {
+        uint64_t page;
+        int valid;
+        unsigned char b[CACHE_PAGE];
+    } cache[CACHE_LINES];
     Dwfl *dwfl;                     /* NULL: to be made at the next unwind */
     char ids[TRACE_MAX_FRAMES][41]; /* the frames' build ids, hex */
     /* The walk in progress. */
@@ -26,6 +42,85 @@ struct trace_unwinder {
 static const Dwfl_Callbacks proc_callbacks = {
     .find_elf = dwfl_linux_proc_find_elf,
     .find_debuginfo = dwfl_standard_find_debuginfo,
+};
+
+static pid_t next_thread(Dwfl *dwfl, void *arg, void **thread_arg)
+{
+    (void)dwfl;
+    struct trace_unwinder *u = arg;
+    if (*thread_arg)
+        return 0; /* one thread a walk: the one asked for */
+    *thread_arg = u;
+    return u->tid;
+}
+
+static bool get_thread(Dwfl *dwfl, pid_t tid, void *arg, void **thread_arg)
+{
+    (void)dwfl;
+    struct trace_unwinder *u = arg;
+    *thread_arg = u;
+    return tid == u->tid;
+}
+
+static int read_word(struct trace_unwinder *u, uint64_t addr, uint64_t *out)
+{
+    uint64_t page = addr & ~(uint64_t)(CACHE_PAGE - 1);
+    struct cache_line *l = &u->cache[(page / CACHE_PAGE) % CACHE_LINES];
+    if (!l->valid || l->page != page) {
+        struct iovec local = {l->b, CACHE_PAGE}, remote = {(void *)(uintptr_t)page, CACHE_PAGE};
+        l->valid = process_vm_readv((pid_t)u->pid, &local, 1, &remote, 1, 0) == CACHE_PAGE;
+        l->page = page;
+        if (!l->valid) {
+            errno = 0;
+            long w = ptrace(PTRACE_PEEKDATA, u->tid, (void *)(uintptr_t)addr, 0);
+            if (errno)
+                return -1;
+            memcpy(out, &w, sizeof(*out));
+            return 0;
+        }
+    }
+    memcpy(out, l->b + (addr - page), sizeof(*out));
+    return 0;
+}
+
+static bool memory_read(Dwfl *dwfl, Dwarf_Addr addr, Dwarf_Word *result, void *arg)
+{
+    (void)dwfl;
+    struct trace_unwinder *u = arg;
+    uint64_t w;
+    if ((addr & (CACHE_PAGE - 1)) > CACHE_PAGE - sizeof(w)) {
+        /* Across two pages: byte by byte from both. */
+        uint64_t lo, hi;
+        uint64_t a = addr & ~(uint64_t)7;
+        if (read_word(u, a, &lo) < 0 || read_word(u, a + 8, &hi) < 0)
+            return false;
+        unsigned shift = (unsigned)(addr - a) * 8;
+        w = (lo >> shift) | (hi << (64 - shift));
+    } else if (read_word(u, addr, &w) < 0) {
+        return false;
+    }
+    *result = w;
+    return true;
+}
+
+/* The thread's registers, stopped at the call's exit, in DWARF's order for x86-64: rax, rdx,
+ * rcx, rbx, rsi, rdi, rbp, rsp, r8-r15, then the return address (rip). */
+static bool set_initial_registers(Dwfl_Thread *thread, void *thread_arg)
+{
+    struct trace_unwinder *u = thread_arg;
+    struct user_regs_struct r;
+    if (ptrace(PTRACE_GETREGS, u->tid, 0, &r) < 0)
+        return false;
+    const Dwarf_Word regs[17] = {r.rax, r.rdx, r.rcx, r.rbx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8,
+                                 r.r9,  r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rip};
+    return dwfl_thread_state_registers(thread, 0, 17, regs);
+}
+
+static const Dwfl_Thread_Callbacks thread_callbacks = {
+    .next_thread = next_thread,
+    .get_thread = get_thread,
+    .memory_read = memory_read,
+    .set_initial_registers = set_initial_registers,
 };
 
 static const Dwfl_Callbacks offline_callbacks = {
@@ -88,7 +183,7 @@ static int make(struct trace_unwinder *u, struct err *e)
     int rc = dwfl_linux_proc_report(u->dwfl, (pid_t)u->pid);
     if (rc == 0 && dwfl_report_end(u->dwfl, NULL, NULL) != 0)
         rc = -1;
-    if (rc == 0 && dwfl_linux_proc_attach(u->dwfl, (pid_t)u->pid, true) != 0)
+    if (rc == 0 && !dwfl_attach_state(u->dwfl, NULL, (pid_t)u->pid, &thread_callbacks, u))
         rc = -1;
     if (rc != 0) {
         int saved = dwfl_errno();
@@ -154,6 +249,9 @@ int trace_unwind(struct trace_unwinder *u, int64_t tid, struct trace_frame *fram
     u->frames = frames;
     u->n = 0;
     u->max = max;
+    u->tid = (pid_t)tid;
+    for (int i = 0; i < CACHE_LINES; i++)
+        u->cache[i].valid = 0; /* the thread ran since the last walk */
     if (max <= 0)
         return 0;
     /* -1 also when a frame cannot be unwound further (no CFI): what was walked holds. */
