@@ -105,13 +105,24 @@ static void test_calls_of_threads_and_children(void **state)
     assert_true(tids[1] != root);
     assert_true(pids[2] != root);
     assert_int_equal(tids[2], pids[2]);
-    /* The processes: the program, then its child, named with its parent; both exited. */
-    assert_int_equal(s.nprocs, 2);
+    /* The handler's cycle, in the main thread. */
+    const struct trace_event *h_map = find_call(&s, TRACE_MMAP, 0x5d0000000);
+    assert_non_null(h_map);
+    assert_int_equal(h_map->tid, root);
+    assert_true((uint64_t)h_map->result == 0x5d0000000);
+    /* The processes: the program, its child, then the spawned `true`, each named with its
+     * parent; all exited. `true` is traced too: its loader's calls are there. */
+    assert_int_equal(s.nprocs, 3);
     assert_int_equal(s.procs[0], root);
     assert_int_equal(s.parents[0], 0);
     assert_int_equal(s.procs[1], pids[2]);
     assert_int_equal(s.parents[1], root);
-    assert_int_equal(s.nexited, 2);
+    assert_int_equal(s.parents[2], root);
+    assert_int_equal(s.nexited, 3);
+    size_t spawned_calls = 0;
+    for (size_t i = 0; i < s.n; i++)
+        spawned_calls += s.v[i].pid == s.procs[2] && s.v[i].call == TRACE_MMAP;
+    assert_true(spawned_calls >= 3);
     /* malloc's own 64 MiB mapping, made through glibc's internal mmap. */
     int big = 0;
     for (size_t i = 0; i < s.n; i++)
@@ -142,19 +153,19 @@ static char *function_of(const struct trace_frame *f, char **file, int *line)
 
 struct stacks_seen {
     int events, unwound;
-    /* For each of the three cycles' mmaps: the functions of its first frames in trace_child. */
-    char *caller[3], *outer[3], *file[3];
-    int line[3];
+    /* For each of the four cycles' mmaps: the functions of its first frames in trace_child. */
+    char *caller[4], *outer[4], *file[4];
+    int line[4];
     char build_id[41];
 };
 
 static void on_stack_event(void *ctx, const struct trace_event *ev)
 {
     struct stacks_seen *s = ctx;
-    static const uint64_t at[3] = {0x5a0000000, 0x5b0000000, 0x5c0000000};
+    static const uint64_t at[4] = {0x5a0000000, 0x5b0000000, 0x5c0000000, 0x5d0000000};
     s->events++;
     s->unwound += ev->nframes > 0;
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
         if (ev->call != TRACE_MMAP || ev->args[0] != at[k])
             continue;
         /* Innermost first: the C library's mmap, then the program's frames. */
@@ -206,9 +217,9 @@ static void test_stacks_name_the_call_sites(void **state)
     assert_true(s.events > 12);
     assert_int_equal(s.unwound, s.events);
     /* Each cycle's mmap: made in cycle(), at the same line of trace_child.c, called by main,
-     * by the thread's function, and by main in the forked child. */
-    static const char *const outer[3] = {"main", "thread_main", "main"};
-    for (int k = 0; k < 3; k++) {
+     * by the thread's function, by main in the forked child, and by the signal handler. */
+    static const char *const outer[4] = {"main", "thread_main", "main", "on_signal"};
+    for (int k = 0; k < 4; k++) {
         assert_non_null(s.caller[k]);
         assert_string_equal(s.caller[k], "cycle");
         assert_non_null(s.file[k]);

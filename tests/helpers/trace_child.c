@@ -1,15 +1,20 @@
 /*
- * A program whose memory calls are known, for test_trace: in its main thread, a thread, and a
- * forked child, each maps, protects and unmaps pages at its own fixed address; then it exits 0.
+ * A program whose memory calls are known, for test_trace: in its main thread, a thread, a
+ * forked child and a signal handler, each maps, protects and unmaps pages at its own fixed
+ * address; then it posix_spawns `true` and exits 0.
  * Each step that fails exits non-zero, so a traced run that broke a call (ENOSYS) shows.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
 
 static int cycle(uintptr_t at, size_t pages)
 {
@@ -23,6 +28,14 @@ static int cycle(uintptr_t at, size_t pages)
     if (munmap(p, len) != 0)
         return 3;
     return 0;
+}
+
+static volatile int in_handler_rc = -1;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    in_handler_rc = cycle(0x5d0000000, 1);
 }
 
 static void *thread_main(void *arg)
@@ -47,6 +60,17 @@ int main(void)
     int st;
     if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
         return 13;
+    /* In a signal handler. */
+    signal(SIGUSR1, on_signal);
+    raise(SIGUSR1);
+    if (in_handler_rc != 0)
+        return 15;
+    /* posix_spawn: glibc's clone(CLONE_VM | CLONE_VFORK), then another program. */
+    char *spawn_argv[] = {"true", NULL};
+    pid_t spawned;
+    if (posix_spawnp(&spawned, "true", NULL, NULL, spawn_argv, environ) != 0 ||
+        waitpid(spawned, &st, 0) != spawned || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return 16;
     /* Memory from malloc's own calls, which no LD_PRELOAD shim sees. */
     void *big = malloc(64 << 20);
     if (!big)
