@@ -12,10 +12,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use, installed only when missing (so a second run needs no network);
+# libdw-dev takes the call stacks of record --stacks; python3 is a program they trace;
 # chromium draws the HTML report headless; procps's pmap and gdb's gcore write the pmap output
 # and the core files import reads.
-need=(cmake build-essential libsqlite3-dev libcmocka-dev util-linux procps gdb clang valgrind
-  chromium)
+need=(cmake build-essential libsqlite3-dev libdw-dev libcmocka-dev util-linux procps gdb clang valgrind
+  chromium python3)
 if [ "${VMSNAP_SKIP_WINDOWS:-0}" != 1 ]; then
   need+=(gcc-mingw-w64-x86-64-win32 wine64 wine)
 fi

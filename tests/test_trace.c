@@ -236,6 +236,47 @@ static void test_stacks_name_the_call_sites(void **state)
     assert_int_equal(strlen(s.build_id), 40);
 }
 
+struct big_seen {
+    int64_t len;
+    int nframes;
+    int in_python; /* a frame of its stack is in python3's own code */
+};
+
+static void on_big(void *ctx, const struct trace_event *ev)
+{
+    struct big_seen *s = ctx;
+    if (ev->call != TRACE_MMAP || ev->args[1] < (64u << 20) || s->len)
+        return;
+    s->len = (int64_t)ev->args[1];
+    s->nframes = ev->nframes;
+    for (int i = 0; i < ev->nframes; i++)
+        s->in_python |= strstr(ev->frames[i].module, "python3") != NULL;
+}
+
+static void test_python_allocating(void **state)
+{
+    (void)state;
+    /* An interpreter: a 64 MiB bytearray is one mmap by malloc, its stack deep in python3. */
+    char *argv[] = {"python3", "-c", "b = bytearray(64 << 20)", NULL};
+    struct tracer *t = NULL;
+    struct err e = {0};
+    assert_int_equal(trace_launch(&t, argv, &e), 0);
+    if (trace_stacks(t, &e) == ERR_UNSUPPORTED) {
+        int status;
+        assert_int_equal(trace_run(t, &(struct trace_hooks){0}, &status, &e), 0);
+        trace_close(t);
+        skip();
+    }
+    struct big_seen s = {0};
+    int status = -1;
+    assert_int_equal(trace_run(t, &(struct trace_hooks){&s, on_big, NULL, NULL}, &status, &e), 0);
+    trace_close(t);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_true(s.len >= (64 << 20));
+    assert_true(s.nframes >= 4);
+    assert_true(s.in_python);
+}
+
 static void test_a_missing_program_is_named(void **state)
 {
     (void)state;
@@ -258,6 +299,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_calls_of_threads_and_children),
         cmocka_unit_test(test_stacks_name_the_call_sites),
+        cmocka_unit_test(test_python_allocating),
         cmocka_unit_test(test_a_missing_program_is_named),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
