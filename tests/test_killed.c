@@ -399,7 +399,11 @@ static void test_mark_outlives_its_recorder(void **state)
     kill(rec.pid, SIGSTOP);
     struct tu_proc m;
     tu_spawn_vmsnap(&m, "-d", db, "mark", NULL);
-    usleep(300000);
+    /* Killed once the mark is asked for (not after a fixed time: a loaded machine starts mark
+     * late, and it would then find no recorder at all). */
+    for (int i = 0; i < 300 && count(db, "SELECT count(*) FROM marks") < 1; i++)
+        usleep(10000);
+    usleep(100000);
     kill(rec.pid, SIGKILL);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);

@@ -294,13 +294,62 @@ static void test_a_missing_program_is_named(void **state)
     free(s.v);
 }
 
-int main(void)
+/* test_trace --nested FILE: what a tracer says when its program cannot be traced, because this
+ * process is traced itself (by the test): its message into FILE, exit 3 when it is ERR_PERM. */
+static int nested(const char *file)
 {
+    char *argv[] = {"true", NULL};
+    struct tracer *t = NULL;
+    struct err e = {0};
+    int rc = trace_launch(&t, argv, &e);
+    FILE *f = fopen(file, "w");
+    if (f) {
+        fputs(e.msg, f);
+        fclose(f);
+    }
+    trace_close(t);
+    return rc == ERR_PERM ? 3 : 4;
+}
+
+static void test_an_already_traced_program_is_named(void **state)
+{
+    (void)state;
+    char self[4096], file[] = "/tmp/vmsnap-nested-XXXXXX";
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    assert_true(n > 0);
+    self[n] = '\0';
+    int fd = mkstemp(file);
+    assert_true(fd >= 0);
+    close(fd);
+    char *argv[] = {self, "--nested", file, NULL};
+    struct tracer *t = NULL;
+    struct err e = {0};
+    assert_int_equal(trace_launch(&t, argv, &e), 0);
+    int status = -1;
+    assert_int_equal(trace_run(t, &(struct trace_hooks){0}, &status, &e), 0);
+    trace_close(t);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 3);
+    char msg[512] = "";
+    FILE *f = fopen(file, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(msg, sizeof(msg), f));
+    fclose(f);
+    unlink(file);
+    assert_string_equal(msg, "cannot trace 'true': it is traced already (is vmsnap itself "
+                             "running under strace -f or a debugger?)");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--nested") == 0)
+        return nested(argv[2]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_calls_of_threads_and_children),
         cmocka_unit_test(test_stacks_name_the_call_sites),
         cmocka_unit_test(test_python_allocating),
         cmocka_unit_test(test_a_missing_program_is_named),
+        cmocka_unit_test(test_an_already_traced_program_is_named),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,6 +45,9 @@ const char *trace_call_name(int call)
     return call >= 0 && call < NCALLS ? call_names[call] : "?";
 }
 
+/* The steps of the launched child before its exec, as it reports a failure. */
+enum { CHILD_TRACEME, CHILD_FILTER, CHILD_EXEC };
+
 /* A traced thread. */
 struct thread {
     pid_t tid, tgid;
@@ -251,6 +254,32 @@ static int install_filter(void)
     return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
 }
 
+/* What the launched child said before its exec, if it failed: the error, or 0 (its exec
+ * worked, or it said nothing). */
+static int child_failed(struct tracer *t, struct err *e)
+{
+    int err[2] = {0, 0};
+    if (t->exec_pipe < 0)
+        return 0;
+    ssize_t n = read(t->exec_pipe, err, sizeof(err));
+    close(t->exec_pipe);
+    t->exec_pipe = -1;
+    if (n != (ssize_t)sizeof(err))
+        return 0;
+    if (err[0] == CHILD_TRACEME && err[1] == EPERM)
+        return err_set(e, ERR_PERM,
+                       "cannot trace '%s': it is traced already (is vmsnap itself running "
+                       "under strace -f or a debugger?)",
+                       t->argv0);
+    if (err[0] == CHILD_TRACEME)
+        return err_set(e, ERR_PERM, "cannot trace '%s': %s", t->argv0, strerror(err[1]));
+    if (err[0] == CHILD_FILTER)
+        return err_set(e, ERR_UNSUPPORTED,
+                       "cannot trace '%s': this kernel refused its seccomp filter: %s", t->argv0,
+                       strerror(err[1]));
+    return err_set(e, ERR_NOPROC, "cannot run '%s': %s", t->argv0, strerror(err[1]));
+}
+
 int trace_launch(struct tracer **out, char *const argv[], struct err *e)
 {
     *out = NULL;
@@ -268,16 +297,17 @@ int trace_launch(struct tracer **out, char *const argv[], struct err *e)
         close(fds[0]);
         /* The filter comes after the tracer is attached: a filtered call with no tracer fails
          * with ENOSYS. */
-        int err = 0;
-        if (ptrace(PTRACE_TRACEME, 0, 0, 0) < 0)
-            err = errno;
-        else if (raise(SIGSTOP) != 0 || install_filter() < 0)
-            err = errno;
-        else {
+        int err[2] = {CHILD_TRACEME, 0}; /* the step that failed, and its errno */
+        if (ptrace(PTRACE_TRACEME, 0, 0, 0) < 0) {
+            err[1] = errno;
+        } else if (err[0] = CHILD_FILTER, raise(SIGSTOP) != 0 || install_filter() < 0) {
+            err[1] = errno;
+        } else {
+            err[0] = CHILD_EXEC;
             execvp(argv[0], argv);
-            err = errno;
+            err[1] = errno;
         }
-        ssize_t w = write(fds[1], &err, sizeof(err));
+        ssize_t w = write(fds[1], err, sizeof(err));
         (void)w;
         _exit(127);
     }
@@ -291,8 +321,14 @@ int trace_launch(struct tracer **out, char *const argv[], struct err *e)
         ;
     long opts = PTRACE_O_TRACESECCOMP | PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE |
                 PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL;
-    if (!WIFSTOPPED(st) || ptrace(PTRACE_SETOPTIONS, pid, 0, (void *)opts) < 0) {
-        int saved = WIFSTOPPED(st) ? errno : EPERM;
+    if (!WIFSTOPPED(st)) {
+        /* It could not become our tracee (it is traced already) and said why. */
+        int rc = child_failed(t, e);
+        trace_close(t);
+        return rc < 0 ? rc : err_set(e, ERR_PERM, "cannot trace '%s'", argv[0]);
+    }
+    if (ptrace(PTRACE_SETOPTIONS, pid, 0, (void *)opts) < 0) {
+        int saved = errno;
         kill(pid, SIGKILL);
         waitpid(pid, &st, 0);
         trace_close(t);
@@ -308,19 +344,6 @@ int trace_launch(struct tracer **out, char *const argv[], struct err *e)
 static void resume(int req, pid_t tid, int sig)
 {
     (void)ptrace(req, tid, 0, (void *)(long)sig);
-}
-
-/* The child's errno when its exec failed, else 0. */
-static int exec_errno(struct tracer *t)
-{
-    int err = 0;
-    if (t->exec_pipe >= 0) {
-        if (read(t->exec_pipe, &err, sizeof(err)) != (ssize_t)sizeof(err))
-            err = 0;
-        close(t->exec_pipe);
-        t->exec_pipe = -1;
-    }
-    return err;
 }
 
 int trace_run(struct tracer *t, const struct trace_hooks *h, int *status, struct err *e)
@@ -343,9 +366,9 @@ int trace_run(struct tracer *t, const struct trace_hooks *h, int *status, struct
         if (WIFEXITED(st) || WIFSIGNALED(st)) {
             if (tid == t->root) {
                 *status = st;
-                int err = exec_errno(t);
-                if (err)
-                    return err_set(e, ERR_NOPROC, "cannot run '%s': %s", t->argv0, strerror(err));
+                int rc = child_failed(t, e);
+                if (rc < 0)
+                    return rc;
             }
             if (th && th->tid == th->tgid) {
                 process_gone(t, th->tgid);
@@ -435,10 +458,7 @@ int trace_run(struct tracer *t, const struct trace_hooks *h, int *status, struct
             resume(PTRACE_CONT, tid, deliver);
         }
     }
-    int err = exec_errno(t);
-    if (err)
-        return err_set(e, ERR_NOPROC, "cannot run '%s': %s", t->argv0, strerror(err));
-    return 0;
+    return child_failed(t, e);
 }
 
 void trace_close(struct tracer *t)
