@@ -277,6 +277,35 @@ static void test_python_allocating(void **state)
     assert_true(s.in_python);
 }
 
+static void test_a_thread_that_execs(void **state)
+{
+    (void)state;
+    /* A thread other than the main one execs `true`: it takes the program's pid, the other
+     * threads go, and the new program's calls are the same process's. */
+    char *argv[] = {TRACE_CHILD_BIN, "thread-exec", NULL};
+    struct tracer *t = NULL;
+    struct err e = {0};
+    assert_int_equal(trace_launch(&t, argv, &e), 0);
+    int64_t root = trace_pid(t);
+    assert_int_equal(trace_stacks(t, &e) == 0 || e.code == ERR_UNSUPPORTED, 1);
+    struct seen s = {0};
+    int status = -1;
+    const struct trace_hooks h = {&s, on_event, on_process, on_exited};
+    assert_int_equal(trace_run(t, &h, &status, &e), 0);
+    trace_close(t);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0); /* true's, not trace_child's */
+    assert_int_equal(s.nprocs, 1);
+    assert_int_equal(s.nexited, 1);
+    assert_int_equal(s.exited[0], root);
+    /* The thread's stack mmap, then, after the exec, `true`'s loader mapping it: all root's. */
+    assert_true(s.n > 10);
+    for (size_t i = 0; i < s.n; i++)
+        assert_int_equal(s.v[i].pid, root);
+    assert_int_equal(s.v[s.n - 1].tid, root);
+    free(s.v);
+}
+
 static void test_a_missing_program_is_named(void **state)
 {
     (void)state;
@@ -348,6 +377,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_calls_of_threads_and_children),
         cmocka_unit_test(test_stacks_name_the_call_sites),
         cmocka_unit_test(test_python_allocating),
+        cmocka_unit_test(test_a_thread_that_execs),
         cmocka_unit_test(test_a_missing_program_is_named),
         cmocka_unit_test(test_an_already_traced_program_is_named),
     };

@@ -435,8 +435,10 @@ int trace_run(struct tracer *t, const struct trace_hooks *h, int *status, struct
             unsigned long former = 0;
             if (ptrace(PTRACE_GETEVENTMSG, tid, 0, &former) == 0 && (pid_t)former != tid) {
                 struct thread *old = find(t, (pid_t)former);
-                if (old)
+                if (old) {
                     drop(t, old);
+                    th = find(t, tid); /* drop may have moved it */
+                }
             }
             code_changed(t, th->tgid); /* a new program: all its modules are new */
             if (tid == t->root && t->exec_pipe >= 0) {

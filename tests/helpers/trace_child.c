@@ -10,6 +10,7 @@
 #include <spawn.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,8 +45,23 @@ static void *thread_main(void *arg)
     return (void *)(intptr_t)cycle(0x5b0000000, 2);
 }
 
-int main(void)
+/* A thread, not the main one, replaces the program: `trace_child thread-exec`. */
+static void *exec_main(void *arg)
 {
+    (void)arg;
+    char *argv[] = {"true", NULL};
+    execvp("true", argv);
+    _exit(20);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "thread-exec") == 0) {
+        pthread_t th;
+        if (pthread_create(&th, NULL, exec_main, NULL) != 0)
+            return 21;
+        pause();
+    }
     if (cycle(0x5a0000000, 3))
         return 10;
     pthread_t th;
