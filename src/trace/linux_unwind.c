@@ -7,6 +7,7 @@
  * (trace_unwinder_stale): re-reading the maps at every call is what makes `strace -k` slow.
  */
 #define _GNU_SOURCE
+#include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <errno.h>
 #include <stdio.h>
@@ -298,6 +299,21 @@ int trace_name(const char *module, uint64_t offset, char **function, char **file
         if (src) {
             *file = xstrdup(src);
             *line = ln;
+        }
+    } else {
+        /* No .debug_aranges (clang writes none): the unit whose ranges hold the address. */
+        Dwarf_Die *cu = NULL;
+        Dwarf_Addr cu_bias;
+        while (!*file && (cu = dwfl_module_nextcu(m, cu, &cu_bias)) != NULL) {
+            if (dwarf_haspc(cu, at - cu_bias) <= 0)
+                continue;
+            Dwarf_Line *dl = dwarf_getsrc_die(cu, at - cu_bias);
+            int ln = 0;
+            const char *src = dl ? dwarf_linesrc(dl, NULL, NULL) : NULL;
+            if (src && dwarf_lineno(dl, &ln) == 0) {
+                *file = xstrdup(src);
+                *line = ln;
+            }
         }
     }
     dwfl_end(d);
