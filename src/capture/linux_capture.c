@@ -436,7 +436,9 @@ static int walk_text(struct capture *c, int detail, int k, struct capture_info *
             /* The common steady tick is byte for byte what the last walk read and parsed: its
              * length and 128-bit keyed hash say so (keeping each process's text would cost
              * ~75 bytes a region in a followed tree). */
-            struct siphash_tag tag = siphash128(text_key, scratch, len);
+            struct siphash_tag tag = {0, 0};
+            if (have_text_key)
+                tag = siphash128(text_key, scratch, len);
             if (have_text_key && c->cur >= 0 && c->cur != k && c->text_of == c->cur &&
                 c->last_detail == detail && len == c->text_len && tag.lo == c->text_tag.lo &&
                 tag.hi == c->text_tag.hi) {

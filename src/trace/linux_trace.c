@@ -88,11 +88,21 @@ int trace_stacks(struct tracer *t, struct err *e)
     return 0;
 }
 
-static struct process *process_of(struct tracer *t, pid_t tgid)
+/* The traced process tgid, or NULL when it has taken no stack yet. */
+static struct process *process_find(struct tracer *t, pid_t tgid)
 {
     for (size_t i = 0; i < t->nprocs; i++)
         if (t->procs[i].tgid == tgid)
             return &t->procs[i];
+    return NULL;
+}
+
+/* The traced process tgid, made when new. */
+static struct process *process_of(struct tracer *t, pid_t tgid)
+{
+    struct process *found = process_find(t, tgid);
+    if (found)
+        return found;
     t->procs = xgrow(t->procs, &t->procs_cap, t->nprocs + 1, sizeof(*t->procs));
     struct process *p = &t->procs[t->nprocs++];
     p->tgid = tgid;
@@ -102,12 +112,11 @@ static struct process *process_of(struct tracer *t, pid_t tgid)
 
 static void process_gone(struct tracer *t, pid_t tgid)
 {
-    for (size_t i = 0; i < t->nprocs; i++)
-        if (t->procs[i].tgid == tgid) {
-            trace_unwinder_close(t->procs[i].unwinder);
-            t->procs[i] = t->procs[--t->nprocs];
-            return;
-        }
+    struct process *p = process_find(t, tgid);
+    if (p) {
+        trace_unwinder_close(p->unwinder);
+        *p = t->procs[--t->nprocs];
+    }
 }
 
 /*
@@ -120,10 +129,7 @@ static void after_call(struct tracer *t, const struct trace_event *ev)
 {
     if (ev->result < 0 && ev->result > -4096)
         return; /* it failed: nothing changed */
-    struct process *p = NULL;
-    for (size_t i = 0; i < t->nprocs && !p; i++)
-        if (t->procs[i].tgid == (pid_t)ev->pid)
-            p = &t->procs[i];
+    struct process *p = process_find(t, (pid_t)ev->pid);
     if (!p || !p->unwinder)
         return;
     int stale = 0;
@@ -156,9 +162,9 @@ static void after_call(struct tracer *t, const struct trace_event *ev)
 /* A new program in tgid: all its modules are new. */
 static void code_changed(struct tracer *t, pid_t tgid)
 {
-    for (size_t i = 0; i < t->nprocs; i++)
-        if (t->procs[i].tgid == tgid && t->procs[i].unwinder)
-            trace_unwinder_stale(t->procs[i].unwinder);
+    struct process *p = process_find(t, tgid);
+    if (p && p->unwinder)
+        trace_unwinder_stale(p->unwinder);
 }
 
 /* The stack of the event's thread, stopped at the call's exit. */
