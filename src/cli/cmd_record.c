@@ -14,7 +14,7 @@ static const struct cli_command record_command = {
     .synopsis =
         "usage: vmsnap record (-p PID[,PID...] [--follow] | -- COMMAND [ARG...] [--no-follow])\n"
         "                     [-i INTERVAL] [-n COUNT] [-t DURATION] [--detail maps|rollup|smaps]\n"
-        "                     [--label-prefix TEXT]\n\n"
+        "                     [--label-prefix TEXT] [--stacks]\n\n"
         "Records snapshots of processes at an interval. Only what changed is stored.\n",
     .json = "JSON summary on stdout",
     .epilog =
@@ -42,6 +42,7 @@ struct rec {
     size_t npids;
     char **command;
     int no_follow;
+    int stacks;
     int progress;  /* stderr is a terminal */
     int line_open; /* a progress line is on the terminal */
 };
@@ -234,6 +235,16 @@ static int parse_args(struct rec *c, int argc, char **argv)
          .expected = "maps, rollup or smaps", .choose = capture_detail_parse},
         {CLI_OPTION('L', "label-prefix", CLI_OPT_CALL, &c->o.prefix, "P", "label snapshots P-SEQ"),
          .call = check_prefix},
+        {CLI_OPTION(0, "stacks", CLI_OPT_FLAG, &c->stacks, NULL,
+                    "with -- COMMAND (Linux): also record each mmap, munmap, mremap,\n"
+                    "mprotect, brk, shmat and shmdt that COMMAND and its children\n"
+                    "make, with the calling thread's stack: which code made memory\n"
+                    "grow. Only those calls stop the program (about 0.17 ms each,\n"
+                    "1.4x strace -f -e trace=memory); its other system calls run at\n"
+                    "full speed. Once recording stops, COMMAND runs on traced,\n"
+                    "recording nothing, until it exits. Killed outright (SIGKILL),\n"
+                    "vmsnap takes COMMAND with it: a traced program cannot run on\n"
+                    "without its tracer")},
         CLI_OPT_TABLE_END,
     };
     struct cli_args args;
@@ -253,8 +264,12 @@ static int parse_args(struct rec *c, int argc, char **argv)
     if (c->no_follow && !c->command)
         return cli_fail("record: --no-follow goes with -- COMMAND (-p records only the pids "
                         "given unless --follow)");
+    if (c->stacks && !c->command)
+        return cli_fail("record: --stacks goes with -- COMMAND: recording the stacks of a "
+                        "running process (-p) is not available yet");
     if (c->command && !c->no_follow)
         c->o.follow = 1;
+    c->o.stacks = c->stacks;
     return 0;
 }
 
@@ -280,8 +295,14 @@ static void summary(struct rec *c, const char *why)
         snprintf(whom + len, sizeof(whom) - len, "%s %zu process%s %s forked",
                  given > 1 ? "," : " and", n - given, n - given == 1 ? "" : "es",
                  given > 1 ? "they" : "it");
-    fprintf(stderr, "vmsnap: recorded %lld snapshot%s of %s into '%s' (%s)\n", (long long)taken,
-            taken == 1 ? "" : "s", whom, c->cli->db_path, why);
+    int64_t calls, stacks;
+    recorder_calls(c->r, &calls, &stacks);
+    char with[96] = "";
+    if (c->stacks)
+        snprintf(with, sizeof(with), ", %lld call%s with %lld stack%s", (long long)calls,
+                 calls == 1 ? "" : "s", (long long)stacks, stacks == 1 ? "" : "s");
+    fprintf(stderr, "vmsnap: recorded %lld snapshot%s%s of %s into '%s' (%s)\n", (long long)taken,
+            taken == 1 ? "" : "s", with, whom, c->cli->db_path, why);
     if (!c->cli->json)
         return;
     struct json j;
@@ -308,6 +329,12 @@ static void summary(struct rec *c, const char *why)
         json_null(&j);
     json_key(&j, "stopped");
     json_string(&j, why);
+    if (c->stacks) {
+        json_key(&j, "calls");
+        json_int(&j, calls);
+        json_key(&j, "stacks");
+        json_int(&j, stacks);
+    }
     json_key(&j, "processes");
     json_begin_array(&j);
     for (size_t i = 0; i < n; i++) {

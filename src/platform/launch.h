@@ -10,7 +10,11 @@
 #ifndef VMSNAP_LAUNCH_H
 #define VMSNAP_LAUNCH_H
 
+#include <stdint.h>
 #include <sys/types.h>
+
+/* The entry point of the program pid runs (AT_ENTRY of its auxiliary vector), or 0. */
+uint64_t launch_entry_of(pid_t pid);
 
 /* Makes this process the reaper of its descendants' orphans: 0, or -errno. */
 int launch_adopt_orphans(void);

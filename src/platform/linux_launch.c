@@ -129,8 +129,7 @@ int launch_child(struct launch *l)
     return b == 1;
 }
 
-/* The program's entry point, from the auxiliary vector, or 0. */
-static uint64_t entry_of(pid_t pid)
+uint64_t launch_entry_of(pid_t pid)
 {
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/auxv", (int)pid);
@@ -168,7 +167,7 @@ static int run_to_entry(pid_t pid)
         if (pass_on(pid, st) < 0)
             return -1;
     }
-    uint64_t entry = entry_of(pid);
+    uint64_t entry = launch_entry_of(pid);
     errno = 0;
     long orig = entry ? ptrace(PTRACE_PEEKTEXT, pid, (void *)entry, NULL) : 0;
     if (!entry || errno ||

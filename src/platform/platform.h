@@ -150,6 +150,12 @@ enum plat_spawn_flags {
  * pid, or fills err with why it could not run and returns -1.
  */
 int64_t plat_recorder_spawn(struct plat_recorder *r, char **argv, int flags, char *err, size_t n);
+/*
+ * The command was started by another thread of this process (record --stacks: its tracer),
+ * which reaps it: the recorder adopts its orphans (PLAT_SPAWN_ADOPT in flags) and passes stop
+ * requests on to it as to one it started. plat_recorder_child_exited then never reports it.
+ */
+void plat_recorder_adopt(struct plat_recorder *r, int64_t pid, int flags);
 /* Whether pid is a process of the recorder's own (the one that holds the command where it is
  * loaded), not one the command forked. */
 int plat_recorder_own(const struct plat_recorder *r, int64_t pid);

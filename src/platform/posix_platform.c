@@ -248,6 +248,7 @@ struct plat_recorder {
     struct launch *launch; /* the child is held at its entry point while set */
     pid_t guard;           /* the process that holds it (launch.h), or 0 */
     int child_done, child_status;
+    int elsewhere; /* the child is another thread's to reap (plat_recorder_adopt) */
     int last_stop; /* signal number of the last stop request */
     int forward;   /* it came from kill(), not the terminal */
 };
@@ -332,6 +333,14 @@ int64_t plat_recorder_spawn(struct plat_recorder *r, char **argv, int flags, cha
     return pid;
 }
 
+void plat_recorder_adopt(struct plat_recorder *r, int64_t pid, int flags)
+{
+    if (flags & PLAT_SPAWN_ADOPT)
+        launch_adopt_orphans();
+    r->child = (pid_t)pid;
+    r->elsewhere = 1;
+}
+
 int plat_recorder_wait(struct plat_recorder *r, int64_t until_us)
 {
     int64_t left = until_us - plat_monotonic_us();
@@ -387,16 +396,24 @@ int plat_recorder_child_exited(struct plat_recorder *r, int block, int *status)
     pid_t p;
     /* The command, and any orphan of a followed process that was handed to us: every exited
      * child is reaped, so none lingers as a zombie. */
-    while (!block && (p = waitpid(-1, &st, WNOHANG)) != 0) {
+    /* This thread's children only: another thread's tracees are its to wait for. */
+#ifdef __WNOTHREAD
+    const int own = __WNOTHREAD;
+#else
+    const int own = 0;
+#endif
+    while (!block && (p = waitpid(-1, &st, WNOHANG | own)) != 0) {
         if (p < 0 && errno == EINTR)
             continue;
         if (p < 0)
             break;
-        if (p == r->child && !r->child_done) {
+        if (p == r->child && !r->child_done && !r->elsewhere) {
             r->child_done = 1;
             r->child_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         }
     }
+    if (r->elsewhere)
+        return 0;
     if (block && !r->child_done) {
         while ((p = waitpid(r->child, &st, 0)) < 0 && errno == EINTR)
             ;

@@ -313,6 +313,11 @@ static void append_arg(char **buf, size_t *len, size_t *cap, const char *arg)
     *len = (size_t)(p - *buf);
 }
 
+void plat_recorder_adopt(struct plat_recorder *r, int64_t pid, int flags)
+{
+    (void)r, (void)pid, (void)flags; /* record --stacks is Linux's: nothing starts one here */
+}
+
 int plat_recorder_own(const struct plat_recorder *r, int64_t pid)
 {
     (void)r;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "platform/platform.h"
+#include "record/stacks.h"
 #include "record/taker.h"
 #include "util/xalloc.h"
 
@@ -29,6 +30,11 @@ struct proc {
     /* The last snapshot written. */
     const struct region_list *list;
     struct capture_info info;
+    /* With stacks: which of the tracer's programs of pid its target records (gen, from the
+     * walk that began it; gen_execs: the taker's execs then), and the one before. */
+    int gen_known, gen, prev_gen;
+    int gen_execs;
+    int64_t prev_target;
 };
 
 struct recorder {
@@ -55,6 +61,9 @@ struct recorder {
     int64_t recorder_id; /* this recorder's row, which lets `vmsnap mark` find it; 0: none */
     int64_t marks_after; /* the newest `vmsnap mark` queued */
     int stop_requested;
+    struct stacks *stacks; /* record --stacks: the command's tracer */
+    struct store_events *calls;
+    int over; /* recording has ended: calls with no target now never get one */
 };
 
 static int64_t mono_ms(void)
@@ -180,6 +189,46 @@ static void next_label(struct recorder *r, struct proc *p, const struct store_ma
     }
 }
 
+/* Where a call of pid's gen-th program goes (stacks_target_fn). Inside the round's transaction,
+ * a target made in it is the taker's. */
+static int64_t target_of(void *ctx, int64_t pid, int gen)
+{
+    struct recorder *r = ctx;
+    struct proc *p = NULL;
+    for (size_t i = r->nprocs; i-- > 0 && !p;)
+        if (r->procs[i]->pub.pid == pid)
+            p = r->procs[i];
+    if (!p) {
+        /* Not followed yet: it may be next round, unless it is gone or never will be. */
+        return !r->o.follow || r->over || stacks_gen(r->stacks, pid) < 0 ? -1 : 0;
+    }
+    int ended = p->pub.gone || r->over;
+    if (!p->gen_known)
+        return ended ? -1 : 0;
+    if (gen == p->gen) {
+        int64_t t = p->taker.target_id;
+        return t ? t : ended ? -1 : 0;
+    }
+    if (gen < p->gen)
+        return gen == p->prev_gen && p->prev_target ? p->prev_target : -1;
+    return ended ? -1 : 0;
+}
+
+/* After a walk: a target that begins (the first walk, or one that found an exec) records the
+ * program the tracer knows pid to run now. */
+static void note_program(struct recorder *r, struct proc *p)
+{
+    if (!r->stacks || (p->gen_known && p->taker.execs == p->gen_execs))
+        return;
+    if (p->gen_known) {
+        p->prev_gen = p->gen;
+        p->prev_target = p->pub.target_id;
+    }
+    p->gen = stacks_gen(r->stacks, p->pub.pid);
+    p->gen_execs = p->taker.execs;
+    p->gen_known = 1;
+}
+
 /* What a round wrote of one process, once it is committed. */
 static void written(struct recorder *r, struct proc *p, int64_t snap)
 {
@@ -238,7 +287,10 @@ static int commit(struct recorder *r, struct err *e)
         npending += r->procs[i]->pending != 0;
     if (!npending)
         return 0;
-    int whole = npending > 1, rc = 0;
+    /* The calls go in the round's transaction; their stacks are named before it. */
+    int whole = npending > 1 || r->stacks, rc = 0;
+    if (r->stacks)
+        stacks_name(r->stacks);
     if (whole && (rc = store_begin(r->st, e)) < 0) {
         if (rc != ERR_LOCKED)
             return rc;
@@ -268,6 +320,8 @@ static int commit(struct recorder *r, struct err *e)
         else if (rc == ERR_LOCKED)
             report_locked(r, p);
     }
+    if (r->stacks && rc == 0)
+        rc = stacks_write(r->stacks, r->calls, target_of, r, e);
     if (whole && rc == 0)
         rc = store_commit(r->st, e); /* rolls back when it fails */
     else if (whole)
@@ -284,6 +338,8 @@ static int commit(struct recorder *r, struct err *e)
                 r->procs[i]->taker.parent_target_id = 0;
         nd = 0;
     }
+    if (r->stacks)
+        stacks_written(r->stacks, nd > 0);
     for (size_t i = 0; i < nd; i++)
         written(r, done[i], snaps[i]);
     free(done);
@@ -362,6 +418,7 @@ static int tick(struct recorder *r, struct err *e)
             free(m.label);
             return rc;
         }
+        note_program(r, p);
         p->pending = 1;
         carrier = p;
     }
@@ -430,7 +487,24 @@ int recorder_open(struct recorder **out, struct store *st, const struct recorder
      * are followed from the start. */
     if (o->follow && capture_scan_open(&r->scan, e) < 0)
         r->scan = NULL;
-    if (argv) {
+    if (argv && o->stacks) {
+        int64_t pid = 0;
+        int flags = o->follow ? PLAT_SPAWN_ADOPT : 0;
+        if ((rc = stacks_launch(&r->stacks, argv, &pid, e)) < 0) {
+            if (rc == ERR_EXITED)
+                return 0; /* it ran and ended before it was loaded: nothing to record */
+            return err_wrap(e, "record");
+        }
+        plat_recorder_adopt(r->events, pid, flags);
+        r->child = 1;
+        if ((rc = store_events_open(st, &r->calls, e)) < 0)
+            return rc;
+        if ((rc = follow(r, pid, NULL, NULL, STORE_ORIGIN_LAUNCHED, e)) < 0) {
+            if (stacks_done(r->stacks) || rc == ERR_EXITED || rc == ERR_ZOMBIE || rc == ERR_NOPROC)
+                return 0;
+            return rc;
+        }
+    } else if (argv) {
         char why[256];
         int flags = PLAT_SPAWN_LOADED | (o->follow ? PLAT_SPAWN_ADOPT : 0);
         int64_t pid = plat_recorder_spawn(r->events, argv, flags, why, sizeof(why));
@@ -562,6 +636,34 @@ static int flush_pending(struct recorder *r, struct err *e)
     return 0;
 }
 
+/*
+ * Recording is over: the tracer records no more calls, and the calls it queued since the last
+ * round are written, but for processes never recorded.
+ */
+static int flush_calls(struct recorder *r, struct err *e)
+{
+    if (!r->stacks)
+        return 0;
+    stacks_quiet(r->stacks);
+    r->over = 1;
+    if (!stacks_pending(r->stacks))
+        return 0;
+    int rc = store_begin(r->st, e);
+    if (rc == 0) {
+        if ((rc = stacks_write(r->stacks, r->calls, target_of, r, e)) == 0)
+            rc = store_commit(r->st, e); /* rolls back when it fails */
+        else
+            store_rollback(r->st);
+        stacks_written(r->stacks, rc == 0);
+    }
+    if (rc == ERR_LOCKED)
+        return err_set(e, ERR_LOCKED,
+                       "record: database '%s' stayed locked by another process: the calls "
+                       "made since the last snapshot were not written (the snapshots are kept)",
+                       store_path(r->st));
+    return rc;
+}
+
 int recorder_run(struct recorder *r, const char **why, struct err *e)
 {
     *why = "target exited";
@@ -573,6 +675,7 @@ int recorder_run(struct recorder *r, const char **why, struct err *e)
         rc = tick(r, e);
         /* The command was held where its program is loaded for its first snapshot. */
         plat_recorder_let_go(r->events);
+        stacks_let_go(r->stacks);
         if (rc < 0)
             goto out;
         if (rc == 1) {
@@ -598,6 +701,8 @@ int recorder_run(struct recorder *r, const char **why, struct err *e)
             break;
     }
     rc = flush_pending(r, e);
+    if (rc == 0)
+        rc = flush_calls(r, e);
 out:
     if (r->recorder_id)
         store_recorder_unregister(r->st, r->recorder_id);
@@ -613,6 +718,14 @@ size_t recorder_nprocs(const struct recorder *r)
 const struct recorder_proc *recorder_proc(const struct recorder *r, size_t i)
 {
     return &r->procs[i]->pub;
+}
+
+void recorder_calls(const struct recorder *r, int64_t *calls, int64_t *stacks)
+{
+    int64_t unwound_not;
+    *calls = *stacks = 0;
+    if (r->stacks)
+        stacks_counts(r->stacks, calls, stacks, &unwound_not);
 }
 
 void recorder_counts(const struct recorder *r, int64_t *taken, int64_t *first, int64_t *last)
@@ -644,7 +757,18 @@ int recorder_close(struct recorder *r, void (*waiting)(void *ctx, int64_t pid), 
     if (r->recorder_id)
         store_recorder_unregister(r->st, r->recorder_id);
     plat_recorder_let_go(r->events);
-    if (r->child) {
+    store_events_close(r->calls);
+    if (r->stacks) {
+        /* The tracer serves the program's calls, recording none, until it exits: a program
+         * that keeps its filter without a tracer would fail every memory call. */
+        stacks_quiet(r->stacks);
+        stacks_let_go(r->stacks);
+        plat_recorder_unblock(r->events);
+        if (!stacks_done(r->stacks) && waiting)
+            waiting(ctx, r->nprocs ? r->procs[0]->pub.pid : 0);
+        status = stacks_close(r->stacks);
+        plat_recorder_child_exited(r->events, 0, NULL); /* the orphans handed to us */
+    } else if (r->child) {
         /* Recording is over; the command runs on until it exits, and its status is ours.
          * Everything is committed, so signals may act as usual again while we wait. */
         plat_recorder_unblock(r->events);

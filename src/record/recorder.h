@@ -20,6 +20,8 @@ struct recorder_opts {
     int detail;          /* enum capture_detail */
     const char *prefix;  /* labels P-SEQ and P-mark-N; NULL: none */
     int follow;          /* follow every process the recorded ones fork */
+    int stacks;          /* with a command: trace it, recording each call that changes an
+                          * address space with its stack (record --stacks) */
 };
 
 /* One process the recorder follows (or followed). */
@@ -75,6 +77,8 @@ size_t recorder_nprocs(const struct recorder *r);
 const struct recorder_proc *recorder_proc(const struct recorder *r, size_t i);
 /* Snapshots written, and the first and last of them (ids; 0 when none). */
 void recorder_counts(const struct recorder *r, int64_t *taken, int64_t *first, int64_t *last);
+/* With stacks: the calls recorded, and the stacks they hold (0, 0 without). */
+void recorder_calls(const struct recorder *r, int64_t *calls, int64_t *stacks);
 /* The last snapshot written of the first process: its regions and capture (for progress). */
 const struct region_list *recorder_last(const struct recorder *r, const struct capture_info **info);
 

@@ -211,6 +211,53 @@ int store_resolve_range(struct store *st, int64_t target_id, const char *from_se
                         const char *to_sel, int64_t *target, int64_t *from, int64_t *to,
                         struct err *e);
 
+/*
+ * Call stacks (record --stacks): the calls that changed a target's address space, and the
+ * stacks that made them. A stack is stored once, with its raw frames and the names they had
+ * when it was recorded.
+ */
+struct store_frame {
+    const char *module;   /* the module's file; "" when unknown */
+    const char *build_id; /* hex; "" when none */
+    uint64_t offset;      /* in the module's ELF file */
+    const char *function; /* NULL: not known */
+    const char *file;
+    int line;
+};
+struct store_events;
+int store_events_open(struct store *st, struct store_events **out, struct err *e);
+/* The stack whose raw frames are key (len bytes, as the recorder compares stacks): its id in
+ * *id, added with its n frames when the database has no such stack. */
+int store_stack_add(struct store_events *w, const void *key, size_t len,
+                    const struct store_frame *f, int n, int64_t *id, struct err *e);
+/* The id of the stack whose raw frames are key: 1 with *id, 0 when there is none, or an error. */
+int store_stack_find(struct store_events *w, const void *key, size_t len, int64_t *id,
+                     struct err *e);
+/* One call, as events holds it: -1 in prot, flags or new_size is NULL; stack_id 0 is none. */
+struct store_event {
+    int64_t target_id, tid;
+    int64_t at_ms; /* Unix milliseconds */
+    const char *call;
+    uint64_t start, end;
+    int64_t prot, flags, new_size;
+    int64_t result;
+    int64_t stack_id;
+};
+int store_event_add(struct store_events *w, const struct store_event *ev, struct err *e);
+void store_events_close(struct store_events *w);
+
+/* Calls cb with each event of target returned at or before snapshot upto's time, in the order
+ * they were made; in_range says whether it came after snapshot after's time (0: none). */
+int store_events_each(struct store *st, int64_t target_id, int64_t after, int64_t upto,
+                      int (*cb)(void *ctx, const struct store_event *ev, int in_range), void *ctx,
+                      struct err *e);
+/* Whether target has any events recorded: 1, 0, or an error. */
+int store_events_any(struct store *st, int64_t target_id, struct err *e);
+/* A stack's frames, innermost first (*v and its strings the caller's: store_frames_free). */
+int store_stack_frames(struct store *st, int64_t stack_id, struct store_frame **v, int *n,
+                       struct err *e);
+void store_frames_free(struct store_frame *v, int n);
+
 /* Reads one snapshot's regions, sorted by (unsigned) start, through the regions view. */
 int store_read_regions(struct store *st, int64_t snap_id, struct region_list *out, struct err *e);
 

@@ -11,6 +11,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "platform/launch.h"
 #include "trace/trace.h"
 #include "util/xalloc.h"
 
@@ -72,7 +74,18 @@ struct tracer {
     char *argv0;
     struct thread *v;
     size_t n, cap;
+    /* The breakpoint at the launched program's entry point (held): its address, the word it
+     * replaced; 0 when there is none. */
+    uint64_t entry;
+    long entry_word;
+    atomic_int quiet;
+    int held; /* the launched child waits, stopped before its exec, for trace_run */
 };
+
+void trace_quiet(struct tracer *t)
+{
+    atomic_store(&t->quiet, 1);
+}
 
 int trace_stacks(struct tracer *t, struct err *e)
 {
@@ -301,6 +314,11 @@ int trace_launch(struct tracer **out, char *const argv[], struct err *e)
     }
     if (pid == 0) {
         close(fds[0]);
+        /* The program starts as a shell would start it: no signal blocked (the tracer's
+         * thread blocks them all). */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
         /* The filter comes after the tracer is attached: a filtered call with no tracer fails
          * with ENOSYS. */
         int err[2] = {CHILD_TRACEME, 0}; /* the step that failed, and its errno */
@@ -342,8 +360,42 @@ int trace_launch(struct tracer **out, char *const argv[], struct err *e)
     }
     struct thread *th = add(t, pid, pid);
     th->started = 1;
+    t->held = 1;
     *out = t;
     return 0;
+}
+
+/* At the launched program's exec: a breakpoint at its entry point, where the dynamic loader
+ * has mapped its libraries and run their constructors. Without one it is not held. */
+static int break_at_entry(struct tracer *t)
+{
+#if defined(__x86_64__)
+    uint64_t entry = launch_entry_of(t->root);
+    errno = 0;
+    long word = entry ? ptrace(PTRACE_PEEKTEXT, t->root, (void *)entry, NULL) : 0;
+    if (!entry || errno ||
+        ptrace(PTRACE_POKETEXT, t->root, (void *)entry, (void *)((word & ~0xffL) | 0xcc)) < 0)
+        return -1;
+    t->entry = entry;
+    t->entry_word = word;
+    return 0;
+#else
+    return -1; /* the breakpoint is x86-64's */
+#endif
+}
+
+/* The launched program stopped by a SIGTRAP: 1 when it is our breakpoint, which is then taken
+ * away and the program set to run its first instruction; 0 for a SIGTRAP of its own. */
+static int at_entry(struct tracer *t)
+{
+    struct user_regs_struct regs;
+    if (ptrace(PTRACE_GETREGS, t->root, NULL, &regs) < 0 || regs.rip != t->entry + 1)
+        return 0;
+    regs.rip = t->entry;
+    (void)ptrace(PTRACE_SETREGS, t->root, NULL, &regs);
+    (void)ptrace(PTRACE_POKETEXT, t->root, (void *)t->entry, (void *)t->entry_word);
+    t->entry = 0;
+    return 1;
 }
 
 /* Resumes tid, delivering sig; a tracee that died meanwhile is reported by waitpid. */
@@ -355,12 +407,13 @@ static void resume(int req, pid_t tid, int sig)
 int trace_run(struct tracer *t, const struct trace_hooks *h, int *status, struct err *e)
 {
     *status = 0;
+    t->held = 0;
     if (h->process)
         h->process(h->ctx, t->root, 0);
     resume(PTRACE_CONT, t->root, 0);
     for (;;) {
         int st;
-        pid_t tid = waitpid(-1, &st, __WALL);
+        pid_t tid = waitpid(-1, &st, __WALL | __WNOTHREAD);
         if (tid < 0) {
             if (errno == EINTR)
                 continue;
@@ -411,9 +464,10 @@ int trace_run(struct tracer *t, const struct trace_hooks *h, int *status, struct
             if (th->in_call && ptrace(PTRACE_GETREGS, tid, 0, &r) == 0) {
                 th->ev.result = (int64_t)r.rax;
                 struct err se = {0};
-                if (t->stacks)
+                int quiet = atomic_load(&t->quiet);
+                if (t->stacks && !quiet)
                     take_stack(t, &th->ev, &se);
-                if (h->event)
+                if (h->event && !quiet)
                     h->event(h->ctx, &th->ev);
                 if (t->stacks)
                     after_call(t, &th->ev);
@@ -450,9 +504,17 @@ int trace_run(struct tracer *t, const struct trace_hooks *h, int *status, struct
             if (tid == t->root && t->exec_pipe >= 0) {
                 close(t->exec_pipe); /* the exec worked */
                 t->exec_pipe = -1;
+                /* Held where its program is loaded; else (no breakpoint) here, at its exec. */
+                if (h->held && break_at_entry(t) < 0)
+                    h->held(h->ctx, tid);
             }
+            if (h->execed)
+                h->execed(h->ctx, th->tgid);
             resume(PTRACE_CONT, tid, 0);
         } else if (event) {
+            resume(PTRACE_CONT, tid, 0);
+        } else if (sig == SIGTRAP && tid == t->root && t->entry && at_entry(t)) {
+            h->held(h->ctx, tid); /* its first snapshot: the program loaded */
             resume(PTRACE_CONT, tid, 0);
         } else if (sig == SIGSTOP && !th->started) {
             th->started = 1; /* the stop a new tracee starts with */
@@ -473,6 +535,13 @@ void trace_close(struct tracer *t)
 {
     if (!t)
         return;
+    if (t->held) {
+        /* Launched, never run: it is held before its exec, and goes. */
+        int st;
+        kill(t->root, SIGKILL);
+        while (waitpid(t->root, &st, __WALL) < 0 && errno == EINTR)
+            ;
+    }
     if (t->exec_pipe >= 0)
         close(t->exec_pipe);
     free(t->argv0);

@@ -270,20 +270,77 @@ void trace_unwinder_close(struct trace_unwinder *u)
     free(u);
 }
 
-int trace_name(const char *module, uint64_t offset, char **function, char **file, int *line,
-               struct err *e)
+/* The modules named so far, each read once. */
+struct namer_module {
+    char *path;
+    char *build_id; /* hex, as the file has it now; "" when none */
+    Dwfl *dwfl;     /* NULL: it could not be read (why) */
+    Dwfl_Module *m;
+    char *why;
+};
+
+struct trace_namer {
+    struct namer_module *v;
+    size_t n, cap;
+};
+
+int trace_namer_open(struct trace_namer **out, struct err *e)
+{
+    (void)e;
+    unsetenv("DEBUGINFOD_URLS"); /* nothing is fetched over the network */
+    *out = xcalloc(1, sizeof(**out));
+    return 0;
+}
+
+static struct namer_module *module_of(struct trace_namer *nm, const char *path)
+{
+    for (size_t i = 0; i < nm->n; i++)
+        if (strcmp(nm->v[i].path, path) == 0)
+            return &nm->v[i];
+    nm->v = xgrow(nm->v, &nm->cap, nm->n + 1, sizeof(*nm->v));
+    struct namer_module *x = &nm->v[nm->n++];
+    memset(x, 0, sizeof(*x));
+    x->path = xstrdup(path);
+    x->build_id = xstrdup("");
+    char why[512];
+    Dwfl *d = dwfl_begin(&offline_callbacks);
+    Dwfl_Module *m = d ? dwfl_report_offline(d, path, path, -1) : NULL;
+    if (!m || dwfl_report_end(d, NULL, NULL) != 0) {
+        snprintf(why, sizeof(why), "cannot read '%s': %s", path, dwfl_errmsg(-1));
+        x->why = xstrdup(why);
+        if (d)
+            dwfl_end(d);
+        return x;
+    }
+    x->dwfl = d;
+    x->m = m;
+    const unsigned char *id;
+    GElf_Addr id_at;
+    int len = dwfl_module_build_id(m, &id, &id_at);
+    if (len > 0) {
+        char hexed[41];
+        hex(hexed, id, len);
+        free(x->build_id);
+        x->build_id = xstrdup(hexed);
+    }
+    return x;
+}
+
+int trace_namer_name(struct trace_namer *nm, const char *module, const char *build_id,
+                     uint64_t offset, char **function, char **file, int *line, struct err *e)
 {
     *function = *file = NULL;
     *line = 0;
-    Dwfl *d = dwfl_begin(&offline_callbacks);
-    if (!d)
-        return err_set(e, ERR_IO, "cannot read '%s': %s", module, dwfl_errmsg(-1));
-    Dwfl_Module *m = dwfl_report_offline(d, module, module, -1);
-    if (!m || dwfl_report_end(d, NULL, NULL) != 0) {
-        int rc = err_set(e, ERR_IO, "cannot read '%s': %s", module, dwfl_errmsg(-1));
-        dwfl_end(d);
-        return rc;
-    }
+    if (!module || !*module)
+        return err_set(e, ERR_NOTFOUND, "the frame is in no module");
+    struct namer_module *x = module_of(nm, module);
+    if (!x->dwfl)
+        return err_set(e, ERR_IO, "%s", x->why);
+    if (build_id && *build_id && strcmp(build_id, x->build_id) != 0)
+        return err_set(e, ERR_NOTFOUND,
+                       "'%s' is not the file that ran (its build id is %s, the recorded one %s)",
+                       module, *x->build_id ? x->build_id : "none", build_id);
+    Dwfl_Module *m = x->m;
     Dwarf_Addr bias = 0;
     dwfl_module_getelf(m, &bias);
     Dwarf_Addr at = offset + bias;
@@ -316,6 +373,31 @@ int trace_name(const char *module, uint64_t offset, char **function, char **file
             }
         }
     }
-    dwfl_end(d);
     return 0;
+}
+
+void trace_namer_close(struct trace_namer *nm)
+{
+    if (!nm)
+        return;
+    for (size_t i = 0; i < nm->n; i++) {
+        if (nm->v[i].dwfl)
+            dwfl_end(nm->v[i].dwfl);
+        free(nm->v[i].path);
+        free(nm->v[i].build_id);
+        free(nm->v[i].why);
+    }
+    free(nm->v);
+    free(nm);
+}
+
+int trace_name(const char *module, uint64_t offset, char **function, char **file, int *line,
+               struct err *e)
+{
+    struct trace_namer *nm;
+    int rc = trace_namer_open(&nm, e);
+    if (rc == 0)
+        rc = trace_namer_name(nm, module, NULL, offset, function, file, line, e);
+    trace_namer_close(nm);
+    return rc;
 }

@@ -42,3 +42,23 @@ int trace_name(const char *module, uint64_t offset, char **function, char **file
     *line = 0;
     return err_set(e, ERR_UNSUPPORTED, NO_LIBDW);
 }
+
+int trace_namer_open(struct trace_namer **out, struct err *e)
+{
+    *out = NULL;
+    return err_set(e, ERR_UNSUPPORTED, NO_LIBDW);
+}
+
+int trace_namer_name(struct trace_namer *nm, const char *module, const char *build_id,
+                     uint64_t offset, char **function, char **file, int *line, struct err *e)
+{
+    (void)nm, (void)module, (void)build_id, (void)offset;
+    *function = *file = NULL;
+    *line = 0;
+    return err_set(e, ERR_UNSUPPORTED, NO_LIBDW);
+}
+
+void trace_namer_close(struct trace_namer *nm)
+{
+    (void)nm;
+}

@@ -6,7 +6,9 @@
  * and a filtered call fails with ENOSYS once no tracer is attached, so the tracer stays until
  * the program exits, and takes it with it if it dies (PTRACE_O_EXITKILL).
  *
- * The tracer is one thread's: every ptrace call is made by the thread that called trace_launch.
+ * The tracer is one thread's: every ptrace call is made by the thread that called trace_launch,
+ * which waits for its own tracees alone (__WNOTHREAD): the process's other threads must do the
+ * same, or they would take its stops.
  */
 #ifndef VMSNAP_TRACE_H
 #define VMSNAP_TRACE_H
@@ -52,6 +54,11 @@ struct trace_hooks {
     /* A process joined the trace (the launched one: parent 0) or left it (exit status). */
     void (*process)(void *ctx, int64_t pid, int64_t parent);
     void (*exited)(void *ctx, int64_t pid, int status);
+    /* A traced process exec'd: it runs another program from now on. */
+    void (*execed)(void *ctx, int64_t pid);
+    /* When set, the launched program is held where its first program is loaded (at its entry
+     * point, its libraries mapped and their constructors run) until held returns. */
+    void (*held)(void *ctx, int64_t pid);
 };
 
 struct tracer;
@@ -67,6 +74,10 @@ int64_t trace_pid(const struct tracer *t);
  * (the program is then killed: it cannot run on without its tracer). *status: the launched
  * process's wait status. */
 int trace_run(struct tracer *t, const struct trace_hooks *h, int *status, struct err *e);
+/* From any thread: no more calls are reported, nor stacks taken. The program runs on traced,
+ * at the cost of its stops alone, until it exits: its memory calls never fail for want of a
+ * tracer. */
+void trace_quiet(struct tracer *t);
 void trace_close(struct tracer *t);
 
 /*
@@ -105,5 +116,14 @@ void trace_unwinder_close(struct trace_unwinder *u);
  * the strings are the caller's to free. 0, or an error when the module cannot be read. */
 int trace_name(const char *module, uint64_t offset, char **function, char **file, int *line,
                struct err *e);
+
+/* Names frames when a recording is read, each module's file read once. */
+struct trace_namer;
+int trace_namer_open(struct trace_namer **out, struct err *e);
+/* As trace_name, for a module recorded with build_id ("" or NULL: not checked): ERR_NOTFOUND
+ * when the file at its path is no longer the one that ran (another build id). */
+int trace_namer_name(struct trace_namer *nm, const char *module, const char *build_id,
+                     uint64_t offset, char **function, char **file, int *line, struct err *e);
+void trace_namer_close(struct trace_namer *nm);
 
 #endif
