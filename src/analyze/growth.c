@@ -599,6 +599,10 @@ int growth_compute(struct store *st, int64_t target, int64_t from, int64_t to,
     free(tm.t);
     free(tm.t1);
     free(tm.t2);
+    /* Recorded with --stacks: the code that holds what the range made. */
+    if (rc >= 0 && out->nsnaps)
+        rc = sites_compute(st, target, out->snaps[0].id, out->snaps[out->nsnaps - 1].id, o->top,
+                           &out->sites, &out->nsites, &out->have_sites, e);
     if (rc < 0)
         growth_result_release(out);
     return rc;
@@ -621,6 +625,7 @@ void growth_result_release(struct growth_result *r)
     free(r->lineages);
     free(r->released);
     free(r->survivors);
+    sites_free(r->sites, r->nsites);
     free(r->snaps);
     region_list_release(&r->names);
     memset(r, 0, sizeof(*r));

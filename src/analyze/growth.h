@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "analyze/phases.h"
+#include "analyze/sites.h"
 #include "store/store.h"
 
 /* A value over the range's snapshots, and its phases (analyze/phases.h). */
@@ -102,6 +103,10 @@ struct growth_result {
     size_t nreleased;
     struct growth_survivor *survivors;
     size_t nsurvivors;
+    /* Recorded with --stacks (have_sites): the call sites that hold what the range made. */
+    struct growth_site *sites;
+    size_t nsites;
+    int have_sites;
     struct region_list names; /* owns the lineages' and survivors' paths, owners and figures */
 };
 

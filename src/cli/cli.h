@@ -50,6 +50,10 @@ int cli_parse_pid(const char *s, int64_t *pid);
  * "\xNN". cli_escape returns it (caller frees); cli_print_escaped writes it. */
 char *cli_escape(const char *s, size_t len);
 void cli_print_escaped(FILE *f, const char *s, size_t len);
+struct site_frame;
+/* A frame as a line names it: "function (file:line)", or "function (module+0xOFF)" without a
+ * line, or "module+0xOFF" without a function (the module by its file's name). */
+void cli_print_frame(FILE *f, const struct site_frame *fr);
 
 /* Formats bytes as "4.0K", "132K", "1.2M", "12G" into out. */
 const char *cli_human(uint64_t bytes, char out[16]);

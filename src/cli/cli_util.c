@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
+
+#include "analyze/sites.h"
 #include "json/forms.h"
 #include "util/xalloc.h"
 
@@ -258,4 +260,25 @@ const char *cli_human_signed(int64_t v, char out[24])
     cli_human(v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, h);
     snprintf(out, 24, "%s%s", v < 0 ? "-" : v > 0 ? "+" : "", h);
     return out;
+}
+
+void cli_print_frame(FILE *f, const struct site_frame *fr)
+{
+    const char *base = strrchr(fr->module, '/');
+    base = base ? base + 1 : fr->module;
+    if (fr->function) {
+        cli_print_escaped(f, fr->function, strlen(fr->function));
+        fputs(" (", f);
+    }
+    if (fr->file) {
+        const char *src = strrchr(fr->file, '/');
+        src = src ? src + 1 : fr->file;
+        cli_print_escaped(f, src, strlen(src));
+        fprintf(f, ":%d", fr->line);
+    } else {
+        cli_print_escaped(f, *base ? base : "?", strlen(*base ? base : "?"));
+        fprintf(f, "+0x%llx", (unsigned long long)fr->offset);
+    }
+    if (fr->function)
+        fputc(')', f);
 }

@@ -164,6 +164,37 @@ static void print_stat_row(const char *name, const struct growth_stat *s,
                cli_human_signed(s->peak_bytes - s->start, p), human_rate(s->rate, r), s->r2, on);
 }
 
+/* Recorded with --stacks: the code that holds what the range made. */
+static void print_sites(const struct growth_result *g)
+{
+    if (!g->have_sites)
+        return;
+    cli_printf("\ncall sites holding memory (made in the range, committed at its end; for brk and "
+               "arena growth\nthe stack is the allocation that made the allocator grow, not "
+               "necessarily the code that keeps it):\n");
+    if (!g->nsites) {
+        cli_printf("  none: what the range's calls made is gone or not committed at its end\n");
+        return;
+    }
+    cli_printf("  %9s %7s %6s  %s\n", "BYTES", "REGIONS", "CALLS",
+               "SITE (the first frame outside "
+               "the C library) <- its callers");
+    for (size_t i = 0; i < g->nsites; i++) {
+        const struct growth_site *s = &g->sites[i];
+        char b[16];
+        cli_printf("  %9s %7lld %6lld  ", cli_human(s->bytes, b), (long long)s->regions,
+                   (long long)s->calls);
+        if (!s->nframes)
+            fputs("?", stdout);
+        for (int k = s->shown; k < s->nframes && k < s->shown + 3; k++) {
+            if (k > s->shown)
+                fputs(" <- ", stdout);
+            cli_print_frame(stdout, &s->frames[k]);
+        }
+        fputc('\n', stdout);
+    }
+}
+
 /* One series' plain line, when it says more than "nothing grew" (or always, when asked). */
 static void print_said(const char *name, const struct growth_stat *s, const struct growth_result *g,
                        int always)
@@ -268,6 +299,7 @@ static void print_table(const struct store_target *t, const struct growth_result
             cli_print_escaped(stdout, s->like.path, s->like.path_len);
         fputc('\n', stdout);
     }
+    print_sites(g);
 }
 
 /* The tree's rows, and which process the detail below is of. */

@@ -531,6 +531,52 @@ void json_growth_fields(struct json *j, const struct store_target *t, const stru
         json_end_object(j);
     }
     json_end_array(j);
+    json_key(j, "sites");
+    json_begin_array(j);
+    for (size_t i = 0; i < g->nsites; i++) {
+        const struct growth_site *s = &g->sites[i];
+        json_begin_object(j);
+        json_key(j, "bytes");
+        json_uint(j, s->bytes);
+        json_key(j, "regions");
+        json_int(j, s->regions);
+        json_key(j, "calls");
+        json_int(j, s->calls);
+        json_key(j, "shown");
+        json_int(j, s->shown);
+        json_key(j, "frames");
+        json_begin_array(j);
+        for (int k = 0; k < s->nframes; k++)
+            json_frame(j, &s->frames[k]);
+        json_end_array(j);
+        json_end_object(j);
+    }
+    json_end_array(j);
+}
+
+void json_frame(struct json *j, const struct site_frame *f)
+{
+    json_begin_object(j);
+    json_key(j, "function");
+    if (f->function)
+        json_string(j, f->function);
+    else
+        json_null(j);
+    json_key(j, "file");
+    if (f->file)
+        json_string(j, f->file);
+    else
+        json_null(j);
+    json_key(j, "line");
+    if (f->file)
+        json_int(j, f->line);
+    else
+        json_null(j);
+    json_key(j, "module");
+    json_string(j, f->module);
+    json_key(j, "offset");
+    json_uint(j, f->offset);
+    json_end_object(j);
 }
 
 /* One process's series in a tree row: {start, end, delta, peak, onset, rate, growing}. */

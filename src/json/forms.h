@@ -36,6 +36,9 @@ void json_growth_snap_fields(struct json *j, const struct growth_snap *s);
 /* The members of `vmsnap growth -j`, into an open object. */
 /* "tree": the rows of a tree's processes, ranked ([] when the answer is one process's). */
 void json_growth_tree(struct json *j, const struct growth_load *l);
+/* A call stack's frame: {"function", "file", "line", "module", "offset"} (unknown: null). */
+struct site_frame;
+void json_frame(struct json *j, const struct site_frame *f);
 void json_growth_fields(struct json *j, const struct store_target *t,
                         const struct growth_result *g);
 

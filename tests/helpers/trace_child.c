@@ -2,6 +2,8 @@
  * A program whose memory calls are known, for test_trace: in its main thread, a thread, a
  * forked child and a signal handler, each maps, protects and unmaps pages at its own fixed
  * address; then it posix_spawns `true` and exits 0.
+ * `trace_child hold`: calls whose held bytes are known, each from a function of its own (see
+ * hold()), then it sleeps 600 ms, holding them, and exits 0.
  * Each step that fails exits non-zero, so a traced run that broke a call (ENOSYS) shows.
  */
 #define _GNU_SOURCE
@@ -54,8 +56,112 @@ static void *exec_main(void *arg)
     _exit(20);
 }
 
+#define MIB (1UL << 20)
+
+/* Each makes memory that stays: its call site holds it. */
+static int leak_site(uintptr_t at)
+{
+    return mmap((void *)at, MIB, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == (void *)at
+               ? 0
+               : 1;
+}
+
+static void *remap_site_a(void)
+{
+    void *p = mmap(NULL, MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void *remap_site_b(void *p)
+{
+    void *q = mremap(p, MIB, 3 * MIB, MREMAP_MAYMOVE);
+    return q == MAP_FAILED ? NULL : q;
+}
+
+static void *reserve_site(void)
+{
+    void *p = mmap(NULL, 4 * MIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static int commit_site(void *p)
+{
+    return mprotect(p, MIB, PROT_READ | PROT_WRITE);
+}
+
+static int heap_site(void)
+{
+    return sbrk(256 << 10) == (void *)-1 ? 1 : 0;
+}
+
+/* Made and given back: no site holds it. */
+static int hump_site(void)
+{
+    void *p = mmap(NULL, 8 * MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED || munmap(p, 8 * MIB) != 0;
+}
+
+static void *leak_thread(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)leak_site(0x5e0000000 + 2 * MIB);
+}
+
+/*
+ * What the sites hold once it sleeps: leak_site 2 MiB in 2 calls from hold and 1 MiB from
+ * leak_thread (one region: the kernel merges the three), remap_site_a 1 MiB and remap_site_b 2 MiB
+ * (one region), commit_site 1 MiB, heap_site 256 KiB of the heap; reserve_site and hump_site
+ * nothing.
+ */
+static int hold(void)
+{
+    usleep(300 * 1000); /* after the first snapshots */
+    for (int i = 0; i < 2; i++)
+        if (leak_site(0x5e0000000 + (uintptr_t)i * MIB))
+            return 30;
+    pthread_t th;
+    void *rc;
+    if (pthread_create(&th, NULL, leak_thread, NULL) != 0 || pthread_join(th, &rc) != 0 || rc)
+        return 35;
+    void *a = remap_site_a();
+    if (!a || !remap_site_b(a))
+        return 31;
+    void *r = reserve_site();
+    if (!r || commit_site(r))
+        return 32;
+    if (heap_site())
+        return 33;
+    if (hump_site())
+        return 34;
+    usleep(600 * 1000);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "hold") == 0)
+        return hold();
+    if (argc > 1 && strcmp(argv[1], "hold-tree") == 0) {
+        /* A child that runs `trace_child hold` (fork, then exec), and its status. */
+        pid_t pid = fork();
+        if (pid == 0) {
+            char *args[] = {argv[0], "hold", NULL};
+            execv("/proc/self/exe", args);
+            _exit(40);
+        }
+        int st;
+        if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
+            return 41;
+        return WEXITSTATUS(st);
+    }
+    if (argc > 1 && strcmp(argv[1], "hold-long") == 0) {
+        /* Holds for 20 s, unless killed: for a recorder killed outright. */
+        if (hold())
+            return 42;
+        sleep(20);
+        return 0;
+    }
     if (argc > 1 && strcmp(argv[1], "thread-exec") == 0) {
         pthread_t th;
         if (pthread_create(&th, NULL, exec_main, NULL) != 0)

@@ -1,0 +1,264 @@
+/*
+ * sites.h: the calls replayed over a map of owned byte ranges (sorted, disjoint), then the
+ * ranges committed at --to summed by the stack of their owner.
+ */
+#include "analyze/sites.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/xalloc.h"
+
+#define NO_OWNER UINT32_MAX
+
+/* A range of bytes and the call that owns it (its index in owners). */
+struct iv {
+    uint64_t start, end;
+    uint32_t owner;
+};
+
+struct owner {
+    int64_t stack_id; /* 0: no stack */
+    int in_range;     /* made during the range */
+    size_t site;      /* index + 1 of its site once it holds bytes at --to */
+};
+
+struct replay {
+    struct iv *v;
+    size_t n, cap;
+    struct owner *owners;
+    size_t nowners, owners_cap;
+    struct iv *moved; /* scratch for mremap */
+    size_t moved_cap;
+};
+
+/* The first range that ends after at. */
+static size_t first_after(const struct replay *r, uint64_t at)
+{
+    size_t lo = 0, hi = r->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (r->v[mid].end <= at)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* [start, end) owned by owner (NO_OWNER: by nobody, taken off the map). */
+static void put(struct replay *r, uint64_t start, uint64_t end, uint32_t owner)
+{
+    if (start >= end)
+        return;
+    size_t i = first_after(r, start), j = i;
+    while (j < r->n && r->v[j].start < end)
+        j++;
+    struct iv pieces[3];
+    int k = 0;
+    if (i < j && r->v[i].start < start)
+        pieces[k++] = (struct iv){r->v[i].start, start, r->v[i].owner};
+    if (owner != NO_OWNER)
+        pieces[k++] = (struct iv){start, end, owner};
+    if (i < j && r->v[j - 1].end > end)
+        pieces[k++] = (struct iv){end, r->v[j - 1].end, r->v[j - 1].owner};
+    size_t gone = j - i;
+    if ((size_t)k > gone)
+        r->v = xgrow(r->v, &r->cap, r->n + (size_t)k - gone, sizeof(*r->v));
+    memmove(r->v + i + k, r->v + j, (r->n - j) * sizeof(*r->v));
+    memcpy(r->v + i, pieces, (size_t)k * sizeof(*pieces));
+    r->n = r->n - gone + (size_t)k;
+}
+
+/* mremap: what [old, old + old_len) holds moves to at, its tail grown (or cut) to new_len,
+ * the growth owned by owner. */
+static void move(struct replay *r, uint64_t old, uint64_t old_len, uint64_t at, uint64_t new_len,
+                 uint32_t owner)
+{
+    uint64_t kept = old_len < new_len ? old_len : new_len;
+    size_t m = 0;
+    for (size_t i = first_after(r, old); i < r->n && r->v[i].start < old + kept; i++) {
+        uint64_t s = r->v[i].start > old ? r->v[i].start : old;
+        uint64_t e = r->v[i].end < old + kept ? r->v[i].end : old + kept;
+        r->moved = xgrow(r->moved, &r->moved_cap, m + 1, sizeof(*r->moved));
+        r->moved[m++] = (struct iv){s - old + at, e - old + at, r->v[i].owner};
+    }
+    put(r, old, old + old_len, NO_OWNER);
+    for (size_t i = 0; i < m; i++)
+        put(r, r->moved[i].start, r->moved[i].end, r->moved[i].owner);
+    if (new_len > old_len)
+        put(r, at + old_len, at + new_len, owner);
+}
+
+static int replay_event(void *ctx, const struct store_event *ev, int in_range)
+{
+    struct replay *r = ctx;
+    if (ev->result < 0 && ev->result > -4096)
+        return 0; /* it failed: nothing changed */
+    if (r->nowners >= NO_OWNER)
+        return 0;
+    r->owners = xgrow(r->owners, &r->owners_cap, r->nowners + 1, sizeof(*r->owners));
+    uint32_t me = (uint32_t)r->nowners;
+    r->owners[r->nowners++] = (struct owner){ev->stack_id, in_range, 0};
+    const char *c = ev->call;
+    if (strcmp(c, "mmap") == 0 || strcmp(c, "shmat") == 0) {
+        put(r, ev->start, ev->end, me);
+    } else if (strcmp(c, "munmap") == 0 || strcmp(c, "shmdt") == 0) {
+        put(r, ev->start, ev->end, NO_OWNER);
+    } else if (strcmp(c, "mprotect") == 0) {
+        if (ev->prot > 0) /* made accessible: committed by this call */
+            put(r, ev->start, ev->end, me);
+    } else if (strcmp(c, "brk") == 0) {
+        /* The break moved from the lower to the higher end (it grew) or back (it shrank). */
+        if ((uint64_t)ev->result == ev->end)
+            put(r, ev->start, ev->end, me);
+        else
+            put(r, ev->start, ev->end, NO_OWNER);
+    } else if (strcmp(c, "mremap") == 0 && ev->new_size >= 0) {
+        move(r, ev->start, ev->end - ev->start, (uint64_t)ev->result, (uint64_t)ev->new_size, me);
+    }
+    return 0;
+}
+
+int sites_is_libc(const char *module)
+{
+    const char *base = strrchr(module, '/');
+    base = base ? base + 1 : module;
+    return strncmp(base, "libc.so", 7) == 0 || strncmp(base, "libc-", 5) == 0 ||
+           strncmp(base, "ld-linux", 8) == 0 || strncmp(base, "ld-", 3) == 0 ||
+           strncmp(base, "libpthread", 10) == 0;
+}
+
+static int by_bytes(const void *a, const void *b)
+{
+    const struct growth_site *x = a, *y = b;
+    if (x->bytes != y->bytes)
+        return x->bytes < y->bytes ? 1 : -1;
+    return x->stack_id < y->stack_id ? -1 : x->stack_id > y->stack_id;
+}
+
+int sites_compute(struct store *st, int64_t target, int64_t from, int64_t to, size_t top,
+                  struct growth_site **out, size_t *n, int *recorded, struct err *e)
+{
+    *out = NULL;
+    *n = 0;
+    int rc = store_events_any(st, target, e);
+    if (rc < 0)
+        return rc;
+    *recorded = rc;
+    if (!rc)
+        return 0;
+    struct replay r = {0};
+    struct region_list at;
+    region_list_init(&at);
+    struct growth_site *v = NULL;
+    size_t nv = 0, cap = 0;
+    if ((rc = store_events_each(st, target, from, to, replay_event, &r, e)) < 0 ||
+        (rc = store_read_regions(st, to, &at, e)) < 0)
+        goto out;
+    /* The committed bytes at --to, by the site of the call that made them in the range. */
+    size_t i = 0;
+    for (size_t k = 0; k < at.n; k++) {
+        const struct region *g = &at.v[k];
+        if (!region_committed(g))
+            continue;
+        while (i < r.n && r.v[i].end <= g->start)
+            i++;
+        for (size_t j = i; j < r.n && r.v[j].start < g->end; j++) {
+            struct owner *o = &r.owners[r.v[j].owner];
+            if (!o->in_range || !o->stack_id)
+                continue;
+            uint64_t s = r.v[j].start > g->start ? r.v[j].start : g->start;
+            uint64_t t = r.v[j].end < g->end ? r.v[j].end : g->end;
+            size_t site = o->site;
+            for (size_t x = 0; x < nv && !site; x++)
+                if (v[x].stack_id == o->stack_id)
+                    site = x + 1;
+            if (!site) {
+                v = xgrow(v, &cap, nv + 1, sizeof(*v));
+                memset(&v[nv], 0, sizeof(*v));
+                v[nv].stack_id = o->stack_id;
+                site = ++nv;
+            }
+            v[site - 1].bytes += t - s;
+            if (!o->site) {
+                o->site = site;
+                v[site - 1].calls++;
+            }
+        }
+    }
+    /* Regions per site: each region that holds some of its bytes, once. */
+    size_t *last = xcalloc(nv ? nv : 1, sizeof(*last)); /* the last region counted, + 1 */
+    i = 0;
+    for (size_t k = 0; k < at.n; k++) {
+        const struct region *g = &at.v[k];
+        if (!region_committed(g))
+            continue;
+        while (i < r.n && r.v[i].end <= g->start)
+            i++;
+        for (size_t j = i; j < r.n && r.v[j].start < g->end; j++) {
+            const struct owner *o = &r.owners[r.v[j].owner];
+            if (!o->site)
+                continue;
+            if (last[o->site - 1] != k + 1) {
+                last[o->site - 1] = k + 1;
+                v[o->site - 1].regions++;
+            }
+        }
+    }
+    free(last);
+    qsort(v, nv, sizeof(*v), by_bytes);
+    if (top && nv > top) {
+        nv = top;
+    }
+    for (size_t x = 0; x < nv; x++) {
+        struct store_frame *f;
+        int nf;
+        if ((rc = store_stack_frames(st, v[x].stack_id, &f, &nf, e)) < 0) {
+            nv = x;
+            goto out;
+        }
+        v[x].frames = xcalloc(nf ? (size_t)nf : 1, sizeof(*v[x].frames));
+        v[x].nframes = nf;
+        v[x].shown = 0;
+        for (int k = 0; k < nf; k++) {
+            struct site_frame *sf = &v[x].frames[k];
+            sf->function = (char *)f[k].function;
+            sf->file = (char *)f[k].file;
+            sf->line = f[k].line;
+            sf->module = (char *)f[k].module;
+            sf->offset = f[k].offset;
+            free((char *)f[k].build_id);
+        }
+        free(f);
+        while (v[x].shown < nf && sites_is_libc(v[x].frames[v[x].shown].module))
+            v[x].shown++;
+        if (v[x].shown == nf)
+            v[x].shown = 0;
+    }
+out:
+    free(r.v);
+    free(r.owners);
+    free(r.moved);
+    region_list_release(&at);
+    if (rc < 0) {
+        sites_free(v, nv);
+        return rc;
+    }
+    *out = v;
+    *n = nv;
+    return 0;
+}
+
+void sites_free(struct growth_site *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        for (int k = 0; k < v[i].nframes; k++) {
+            free(v[i].frames[k].function);
+            free(v[i].frames[k].file);
+            free(v[i].frames[k].module);
+        }
+        free(v[i].frames);
+    }
+    free(v);
+}

@@ -1,0 +1,314 @@
+/*
+ * record --stacks, end to end: trace_child's calls recorded with their stacks, the bytes each
+ * call site still holds (growth's sites, exact), a forked and exec'd child, stopping the
+ * recording (the program runs on whole) and killing the recorder (the program goes with it).
+ */
+#include "testutil.h"
+
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MIB (1LL << 20)
+
+/* The database of a recording of trace_child MODE with stacks; NULL (the test skipped) in a
+ * build without libdw. */
+static char *record(const char *mode, char **dir, struct tu_run *r)
+{
+    char *db = tu_tmppath("s.db", dir);
+    tu_vmsnap(r, "-d", db, "record", "--stacks", "-i", "100ms", "--", TRACE_CHILD_BIN, mode, NULL);
+    if (r->status == 2 && strstr(r->err, "built without it")) {
+        tu_run_release(r);
+        skip();
+    }
+    return db;
+}
+
+/* A site of growth's JSON, found by the function of its shown frame and the caller after it. */
+struct site {
+    long long bytes, regions, calls;
+};
+
+static long long num_after(const char *s, const char *key)
+{
+    const char *p = strstr(s, key);
+    assert_non_null(p);
+    return strtoll(p + strlen(key), NULL, 10);
+}
+
+/* The k-th frame's function in a site's text ("" when null). */
+static void frame_function(const char *site, const char *end, long k, char *out, size_t n)
+{
+    const char *p = site;
+    out[0] = '\0';
+    for (long i = 0; i <= k; i++) {
+        p = strstr(p, "{\"function\":");
+        if (!p || p >= end)
+            return;
+        p += strlen("{\"function\":");
+    }
+    if (*p != '"')
+        return;
+    const char *q = strchr(p + 1, '"');
+    snprintf(out, n, "%.*s", (int)(q - p - 1), p + 1);
+}
+
+/* The site shown as function and called from caller: 1 with *s filled, or 0. */
+static int find_site(const char *json, const char *function, const char *caller, struct site *s)
+{
+    const char *p = strstr(json, "\"sites\":[");
+    assert_non_null(p);
+    const char *stop = strstr(p, "]}],\"tree\"");
+    if (!stop)
+        stop = p + strlen(p);
+    for (p = strstr(p, "{\"bytes\":"); p && p < stop;) {
+        const char *next = strstr(p + 1, "{\"bytes\":");
+        const char *end = next && next < stop ? next : stop;
+        long shown = (long)num_after(p, "\"shown\":");
+        char fn[128], up[128];
+        frame_function(p, end, shown, fn, sizeof(fn));
+        frame_function(p, end, shown + 1, up, sizeof(up));
+        if (strcmp(fn, function) == 0 && strcmp(up, caller) == 0) {
+            s->bytes = num_after(p, "{\"bytes\":");
+            s->regions = num_after(p, "\"regions\":");
+            s->calls = num_after(p, "\"calls\":");
+            return 1;
+        }
+        p = next;
+    }
+    return 0;
+}
+
+static void assert_site(const char *json, const char *function, const char *caller, long long bytes,
+                        long long regions, long long calls)
+{
+    struct site s;
+    if (!find_site(json, function, caller, &s))
+        fail_msg("no site %s <- %s in: %s", function, caller, json);
+    assert_int_equal(s.bytes, bytes);
+    assert_int_equal(s.regions, regions);
+    assert_int_equal(s.calls, calls);
+}
+
+static void test_sites_hold_exact_bytes(void **state)
+{
+    (void)state;
+    struct tu_run r;
+    char *dir;
+    char *db = record("hold", &dir, &r);
+    assert_int_equal(r.status, 0); /* every call of the program worked */
+    assert_non_null(strstr(r.err, " calls with "));
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "growth", "-j", NULL);
+    assert_int_equal(r.status, 0);
+    /* Three neighbouring mappings the kernel merged into one region keep each call's site. */
+    assert_site(r.out, "leak_site", "hold", 2 * MIB, 1, 2);
+    assert_site(r.out, "leak_site", "leak_thread", MIB, 1, 1);
+    /* mremap: the bytes it kept are the first mmap's, the ones it grew its own. */
+    assert_site(r.out, "remap_site_a", "hold", MIB, 1, 1);
+    assert_site(r.out, "remap_site_b", "hold", 2 * MIB, 1, 1);
+    /* The committed part of a reservation is the mprotect's; the reservation holds nothing. */
+    assert_site(r.out, "commit_site", "hold", MIB, 1, 1);
+    assert_site(r.out, "heap_site", "hold", 256 << 10, 1, 1);
+    struct site s;
+    assert_false(find_site(r.out, "reserve_site", "hold", &s));
+    assert_false(find_site(r.out, "hump_site", "hold", &s));
+    tu_run_release(&r);
+
+    /* The table names each site by its first frame outside the C library, with its line. */
+    tu_vmsnap(&r, "-d", db, "growth", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "call sites holding memory"));
+    assert_non_null(strstr(r.out, "remap_site_b (trace_child.c:"));
+    assert_non_null(strstr(r.out, "leak_site (trace_child.c:"));
+    tu_run_release(&r);
+
+    /* SQL: the calls, their threads and their stacks, named. */
+    sqlite3 *h = tu_db_open(db);
+    assert_int_equal(tu_q64(h, "SELECT count(*) FROM events e JOIN stack_frames f ON f.stack_id "
+                               "= e.stack_id WHERE e.call = 'munmap' AND f.function = 'hump_site'"),
+                     1);
+    assert_int_equal(tu_q64(h,
+                            "SELECT count(*) FROM events e JOIN targets t ON t.id = "
+                            "e.target_id JOIN stack_frames f ON f.stack_id = e.stack_id WHERE "
+                            "e.call = 'mmap' AND e.start = %lld AND f.function = 'leak_thread' "
+                            "AND e.tid <> t.pid",
+                            0x5e0000000LL + 2 * MIB),
+                     1);
+    assert_int_equal(tu_q64(h,
+                            "SELECT count(*) FROM events WHERE call = 'mremap' AND new_size "
+                            "= %lld AND \"end\" - start = %lld",
+                            3 * MIB, MIB),
+                     1);
+    /* The frames' names come with the recording: the innermost, the C library's call. */
+    assert_int_equal(tu_q64(h, "SELECT count(*) FROM stack_frames WHERE depth = 0 AND function "
+                               "IS NULL AND module LIKE '%%libc.so%%'"),
+                     0);
+    sqlite3_close(h);
+    free(db);
+    free(dir);
+}
+
+static void test_sites_of_a_forked_child(void **state)
+{
+    (void)state;
+    struct tu_run r;
+    char *dir;
+    char *db = record("hold-tree", &dir, &r);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    /* The child (fork, then exec of `trace_child hold`) is a target of its own, with its
+     * calls; its parent holds none of them. */
+    sqlite3 *h = tu_db_open(db);
+    int64_t child = tu_q64(h, "SELECT id FROM targets WHERE cmdline LIKE '%% hold'");
+    int64_t parent = tu_q64(h, "SELECT id FROM targets WHERE cmdline LIKE '%% hold-tree'");
+    assert_true(child > 0 && parent > 0);
+    assert_int_equal(
+        tu_q64(h, "SELECT parent_target_id FROM targets WHERE id = %lld", (long long)child),
+        parent);
+    assert_int_equal(tu_q64(h,
+                            "SELECT count(*) FROM events e JOIN stack_frames f ON f.stack_id "
+                            "= e.stack_id WHERE f.function = 'leak_site' AND e.target_id = "
+                            "%lld",
+                            (long long)parent),
+                     0);
+    sqlite3_close(h);
+    char target[32];
+    snprintf(target, sizeof(target), "%lld", (long long)child);
+    tu_vmsnap(&r, "-d", db, "growth", "--target", target, "-j", NULL);
+    assert_int_equal(r.status, 0);
+    assert_site(r.out, "leak_site", "hold", 2 * MIB, 1, 2);
+    assert_site(r.out, "remap_site_b", "hold", 2 * MIB, 1, 1);
+    tu_run_release(&r);
+    free(db);
+    free(dir);
+}
+
+static void test_stopping_leaves_the_program_whole(void **state)
+{
+    (void)state;
+    struct tu_run r;
+    char *dir;
+    /* Recording stops at 200 ms; the program's calls come after 300 ms and must all work. */
+    char *db = tu_tmppath("s.db", &dir);
+    tu_vmsnap(&r, "-d", db, "record", "--stacks", "-t", "200ms", "--", TRACE_CHILD_BIN, "hold",
+              NULL);
+    assert_int_equal(r.status, 0); /* trace_child's: no call failed for want of a tracer */
+    assert_non_null(strstr(r.err, "duration reached"));
+    assert_non_null(strstr(r.err, "waiting for"));
+    tu_run_release(&r);
+    /* Nothing after the stop is recorded. */
+    sqlite3 *h = tu_db_open(db);
+    assert_int_equal(tu_q64(h, "SELECT count(*) FROM events e JOIN stack_frames f ON f.stack_id "
+                               "= e.stack_id WHERE f.function = 'leak_site'"),
+                     0);
+    assert_true(tu_q64(h, "SELECT count(*) FROM events") > 0); /* the loader's, at least */
+    sqlite3_close(h);
+    free(db);
+    free(dir);
+}
+
+/* Whether pid is gone (or a zombie nobody reaped yet). */
+static int gone(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
+static void test_a_killed_recorder_takes_the_program(void **state)
+{
+    (void)state;
+    char *dir;
+    char *db = tu_tmppath("s.db", &dir);
+    struct tu_proc p;
+    tu_spawn_vmsnap(&p, "-d", db, "record", "--stacks", "-i", "100ms", "--", TRACE_CHILD_BIN,
+                    "hold-long", NULL);
+    /* Its program is recorded once it holds its calls' memory. */
+    int64_t pid = 0;
+    for (int i = 0; i < 100 && !pid; i++) {
+        usleep(50 * 1000);
+        if (access(db, F_OK) != 0)
+            continue;
+        sqlite3 *h = tu_db_open(db);
+        if (tu_q64(h, "SELECT count(*) FROM sqlite_master WHERE name = 'events'") &&
+            tu_q64(h, "SELECT count(*) FROM events e JOIN stack_frames f ON f.stack_id = "
+                      "e.stack_id WHERE f.function = 'hump_site'"))
+            pid = tu_q64(h, "SELECT pid FROM targets ORDER BY id LIMIT 1");
+        sqlite3_close(h);
+    }
+    if (!pid) {
+        struct tu_run r;
+        tu_wait(&p, &r);
+        if (r.status == 2 && strstr(r.err, "built without it")) {
+            tu_run_release(&r);
+            skip();
+        }
+        fail_msg("the recording never showed the program's calls: %s", r.err);
+    }
+    kill(p.pid, SIGKILL);
+    struct tu_run r;
+    tu_wait(&p, &r);
+    assert_int_equal(r.status, 128 + SIGKILL);
+    tu_run_release(&r);
+    /* PTRACE_O_EXITKILL: the program ends with its tracer (it sleeps 20 s otherwise). */
+    int ended = 0;
+    for (int i = 0; i < 100 && !ended; i++) {
+        ended = gone((pid_t)pid);
+        if (!ended)
+            usleep(20 * 1000);
+    }
+    assert_true(ended);
+    /* What was committed is kept. */
+    sqlite3 *h = tu_db_open(db);
+    assert_true(tu_q64(h, "SELECT count(*) FROM events") > 0);
+    sqlite3_close(h);
+    free(db);
+    free(dir);
+}
+
+static void test_stacks_failures(void **state)
+{
+    (void)state;
+    struct tu_run r;
+    char *dir;
+    char *db = tu_tmppath("s.db", &dir);
+    tu_vmsnap(&r, "-d", db, "record", "--stacks", "--", "/nonexistent/program", NULL);
+    if (strstr(r.err, "built without it")) {
+        tu_run_release(&r);
+        free(db);
+        free(dir);
+        skip();
+    }
+    tu_assert_trouble(&r, "cannot run '/nonexistent/program': No such file or directory");
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "record", "--stacks", "-p", "1", NULL);
+    tu_assert_trouble(&r, "--stacks goes with -- COMMAND");
+    tu_run_release(&r);
+    free(db);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sites_hold_exact_bytes),
+        cmocka_unit_test(test_sites_of_a_forked_child),
+        cmocka_unit_test(test_stopping_leaves_the_program_whole),
+        cmocka_unit_test(test_a_killed_recorder_takes_the_program),
+        cmocka_unit_test(test_stacks_failures),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
