@@ -115,6 +115,8 @@ static void test_sites_hold_exact_bytes(void **state)
     /* The committed part of a reservation is the mprotect's; the reservation holds nothing. */
     assert_site(r.out, "commit_site", "hold", MIB, 1, 1);
     assert_site(r.out, "heap_site", "hold", 256 << 10, 1, 1);
+    assert_site(r.out, "grow_base", "hold", MIB, 1, 1);
+    assert_site(r.out, "grow_site", "hold", MIB, 1, 1);
     struct site s;
     assert_false(find_site(r.out, "reserve_site", "hold", &s));
     assert_false(find_site(r.out, "hump_site", "hold", &s));
@@ -126,6 +128,36 @@ static void test_sites_hold_exact_bytes(void **state)
     assert_non_null(strstr(r.out, "call sites holding memory"));
     assert_non_null(strstr(r.out, "remap_site_b (trace_child.c:"));
     assert_non_null(strstr(r.out, "leak_site (trace_child.c:"));
+    tu_run_release(&r);
+
+    /* show names the code that made each region: the most of its bytes. */
+    tu_vmsnap(&r, "-d", db, "show", "last", "-j", NULL);
+    assert_int_equal(r.status, 0);
+    const char *leak = strstr(r.out, "\"start\":\"0x5e0000000\"");
+    assert_non_null(leak);
+    assert_non_null(strstr(leak, "\"created_by\":{\"function\":\"leak_site\""));
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "show", "last", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "<- leak_site (trace_child.c:"));
+    tu_run_release(&r);
+    /* diff names who made a new region, and who grew one. */
+    sqlite3 *h0 = tu_db_open(db);
+    int64_t second = tu_q64(h0, "SELECT id FROM snapshots WHERE seq = 2");
+    sqlite3_close(h0);
+    char from[32];
+    snprintf(from, sizeof(from), "%lld", (long long)second);
+    tu_vmsnap(&r, "-d", db, "diff", from, "last", "-j", NULL);
+    assert_int_equal(r.status, 1);
+    const char *grown = strstr(r.out, "{\"change\":\"grown\",\"start\":\"0x5f0000000\"");
+    assert_non_null(grown);
+    assert_non_null(strstr(grown, "\"grown_by\":{\"function\":\"grow_site\""));
+    const char *made = strstr(r.out, "{\"change\":\"new\",\"start\":\"0x5e0000000\"");
+    assert_non_null(made);
+    assert_non_null(strstr(made, "\"created_by\":{\"function\":\"leak_site\""));
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "diff", from, "last", NULL);
+    assert_non_null(strstr(r.out, "<- grow_site (trace_child.c:"));
     tu_run_release(&r);
 
     /* SQL: the calls, their threads and their stacks, named. */

@@ -137,6 +137,34 @@ static int by_bytes(const void *a, const void *b)
     return x->stack_id < y->stack_id ? -1 : x->stack_id > y->stack_id;
 }
 
+/* Loads a stack's frames into site (frames, nframes, shown): 0 or an error. */
+static int load_frames(struct store *st, struct growth_site *site, struct err *e)
+{
+    struct store_frame *f;
+    int nf;
+    int rc = store_stack_frames(st, site->stack_id, &f, &nf, e);
+    if (rc < 0)
+        return rc;
+    site->frames = xcalloc(nf ? (size_t)nf : 1, sizeof(*site->frames));
+    site->nframes = nf;
+    for (int k = 0; k < nf; k++) {
+        struct site_frame *sf = &site->frames[k];
+        sf->function = (char *)f[k].function;
+        sf->file = (char *)f[k].file;
+        sf->line = f[k].line;
+        sf->module = (char *)f[k].module;
+        sf->offset = f[k].offset;
+        free((char *)f[k].build_id);
+    }
+    free(f);
+    site->shown = 0;
+    while (site->shown < nf && sites_is_libc(site->frames[site->shown].module))
+        site->shown++;
+    if (site->shown == nf)
+        site->shown = 0;
+    return 0;
+}
+
 int sites_compute(struct store *st, int64_t target, int64_t from, int64_t to, size_t top,
                   struct growth_site **out, size_t *n, int *recorded, struct err *e)
 {
@@ -212,29 +240,10 @@ int sites_compute(struct store *st, int64_t target, int64_t from, int64_t to, si
         nv = top;
     }
     for (size_t x = 0; x < nv; x++) {
-        struct store_frame *f;
-        int nf;
-        if ((rc = store_stack_frames(st, v[x].stack_id, &f, &nf, e)) < 0) {
+        if ((rc = load_frames(st, &v[x], e)) < 0) {
             nv = x;
             goto out;
         }
-        v[x].frames = xcalloc(nf ? (size_t)nf : 1, sizeof(*v[x].frames));
-        v[x].nframes = nf;
-        v[x].shown = 0;
-        for (int k = 0; k < nf; k++) {
-            struct site_frame *sf = &v[x].frames[k];
-            sf->function = (char *)f[k].function;
-            sf->file = (char *)f[k].file;
-            sf->line = f[k].line;
-            sf->module = (char *)f[k].module;
-            sf->offset = f[k].offset;
-            free((char *)f[k].build_id);
-        }
-        free(f);
-        while (v[x].shown < nf && sites_is_libc(v[x].frames[v[x].shown].module))
-            v[x].shown++;
-        if (v[x].shown == nf)
-            v[x].shown = 0;
     }
 out:
     free(r.v);
@@ -250,15 +259,103 @@ out:
     return 0;
 }
 
+static void sites_free_one(struct growth_site *s)
+{
+    for (int k = 0; k < s->nframes; k++) {
+        free(s->frames[k].function);
+        free(s->frames[k].file);
+        free(s->frames[k].module);
+    }
+    free(s->frames);
+}
+
 void sites_free(struct growth_site *v, size_t n)
 {
-    for (size_t i = 0; v && i < n; i++) {
-        for (int k = 0; k < v[i].nframes; k++) {
-            free(v[i].frames[k].function);
-            free(v[i].frames[k].file);
-            free(v[i].frames[k].module);
-        }
-        free(v[i].frames);
-    }
+    for (size_t i = 0; v && i < n; i++)
+        sites_free_one(&v[i]);
     free(v);
+}
+
+/* A stack's frames as loaded for sites_map_made_by. */
+struct loaded {
+    int64_t stack_id;
+    struct growth_site site; /* frames and shown */
+};
+
+struct sites_map {
+    struct store *st;
+    struct replay r;
+    struct loaded *v;
+    size_t n, cap;
+};
+
+int sites_map_open(struct store *st, int64_t target, int64_t upto, struct sites_map **out,
+                   struct err *e)
+{
+    *out = NULL;
+    int rc = store_events_any(st, target, e);
+    if (rc <= 0)
+        return rc;
+    struct sites_map *m = xcalloc(1, sizeof(*m));
+    m->st = st;
+    if ((rc = store_events_each(st, target, 0, upto, replay_event, &m->r, e)) < 0) {
+        sites_map_close(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+const struct site_frame *sites_map_made_by(struct sites_map *m, uint64_t start, uint64_t end)
+{
+    if (!m)
+        return NULL;
+    /* The owner with most bytes of the range (the first of equals). */
+    int64_t best = 0;
+    uint64_t best_bytes = 0;
+    const struct replay *r = &m->r;
+    for (size_t j = first_after(r, start); j < r->n && r->v[j].start < end; j++) {
+        int64_t id = r->owners[r->v[j].owner].stack_id;
+        if (!id)
+            continue;
+        uint64_t bytes = 0;
+        for (size_t k = first_after(r, start); k < r->n && r->v[k].start < end; k++) {
+            if (r->owners[r->v[k].owner].stack_id != id)
+                continue;
+            uint64_t s = r->v[k].start > start ? r->v[k].start : start;
+            uint64_t t = r->v[k].end < end ? r->v[k].end : end;
+            bytes += t - s;
+        }
+        if (bytes > best_bytes) {
+            best = id;
+            best_bytes = bytes;
+        }
+    }
+    if (!best)
+        return NULL;
+    for (size_t i = 0; i < m->n; i++)
+        if (m->v[i].stack_id == best)
+            return m->v[i].site.nframes ? &m->v[i].site.frames[m->v[i].site.shown] : NULL;
+    m->v = xgrow(m->v, &m->cap, m->n + 1, sizeof(*m->v));
+    struct loaded *l = &m->v[m->n++];
+    memset(l, 0, sizeof(*l));
+    l->stack_id = best;
+    l->site.stack_id = best;
+    struct err e = {0};
+    if (load_frames(m->st, &l->site, &e) < 0 || !l->site.nframes)
+        return NULL;
+    return &l->site.frames[l->site.shown];
+}
+
+void sites_map_close(struct sites_map *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n; i++)
+        sites_free_one(&m->v[i].site);
+    free(m->v);
+    free(m->r.v);
+    free(m->r.owners);
+    free(m->r.moved);
+    free(m);
 }

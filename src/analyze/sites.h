@@ -41,6 +41,19 @@ int sites_compute(struct store *st, int64_t target, int64_t from, int64_t to, si
                   struct growth_site **out, size_t *n, int *recorded, struct err *e);
 void sites_free(struct growth_site *v, size_t n);
 
+/*
+ * Who made each byte of a target's address space at one of its snapshots: its calls replayed
+ * up to that snapshot. NULL (and 0) when the target has no calls recorded.
+ */
+struct sites_map;
+int sites_map_open(struct store *st, int64_t target, int64_t upto, struct sites_map **out,
+                   struct err *e);
+/* The call site that made most of [start, end) (created, grew or committed it): its frame
+ * shown (the first outside the C library and the loader), or NULL when no recorded call did.
+ * Valid until sites_map_close. */
+const struct site_frame *sites_map_made_by(struct sites_map *m, uint64_t start, uint64_t end);
+void sites_map_close(struct sites_map *m);
+
 /* Whether module is the C library or the dynamic loader (by its file's name). */
 int sites_is_libc(const char *module);
 

@@ -96,8 +96,25 @@ static void print_sides(const struct diff_pair *p)
                (long long)p->snap[1].target_id, (long long)p->snap[1].seq, p->snap[1].taken_at);
 }
 
+/* Recorded with --stacks: "  <- the code that made it" after a new region or a grown one. */
+static void print_made_by(struct sites_map *made, const struct diff_change *c)
+{
+    const struct site_frame *f = NULL;
+    if (made && c->kind == DIFF_NEW)
+        f = sites_map_made_by(made, c->start, c->end);
+    if (made && c->kind == DIFF_GROWN) {
+        uint64_t s0, s1;
+        diff_grown_part(c, &s0, &s1);
+        f = sites_map_made_by(made, s0, s1);
+    }
+    if (!f)
+        return;
+    fputs("  <- ", stdout);
+    cli_print_frame(stdout, f);
+}
+
 static void print_table(const struct diff_pair *p, const struct diff_opts *o,
-                        const struct counts *s)
+                        const struct counts *s, struct sites_map *made)
 {
     int tty = plat_isatty(stdout) && !getenv("NO_COLOR");
     struct colors col = tty ? (struct colors){"\033[32m", "\033[31m", "\033[33m", "\033[0m"}
@@ -162,6 +179,7 @@ static void print_table(const struct diff_pair *p, const struct diff_opts *o,
                 else
                     fputs("anonymous", stdout);
             }
+            print_made_by(made, c);
             fputc('\n', stdout);
         }
         free(v);
@@ -391,6 +409,7 @@ int cmd_diff(struct cli *cli, int argc, char **argv)
     struct err e = {0};
     int status = EXIT_TROUBLE;
     int64_t a = 0, b = 0;
+    struct sites_map *made = NULL;
     memset(&p, 0, sizeof(p));
     memset(&n, 0, sizeof(n));
     if (cli_open_store(&local, STORE_READ, &st))
@@ -412,6 +431,11 @@ int cmd_diff(struct cli *cli, int argc, char **argv)
             n.kind[p.d.v[i].kind]++;
             n.total++;
         }
+    /* Recorded with --stacks: who made what B has new. */
+    if (!o.summary_only && sites_map_open(st, p.snap[1].target_id, b, &made, &e) < 0) {
+        cli_fail_err(&e);
+        goto out;
+    }
 
     if (cli->json) {
         struct json j;
@@ -426,7 +450,7 @@ int cmd_diff(struct cli *cli, int argc, char **argv)
             json_begin_array(&j);
             for (size_t i = 0; i < p.d.n; i++)
                 if (keep(&o, &p.d.v[i]))
-                    json_change(&j, &p.d.v[i]);
+                    json_change(&j, &p.d.v[i], made);
             json_end_array(&j);
         }
         json_key(&j, "summary");
@@ -434,7 +458,7 @@ int cmd_diff(struct cli *cli, int argc, char **argv)
         json_end_object(&j);
         json_finish(&j);
     } else {
-        print_table(&p, &o, &n);
+        print_table(&p, &o, &n, made);
     }
     if (fflush(stdout) != 0) {
         cli_fail("diff: cannot write the output");
@@ -450,6 +474,7 @@ int cmd_diff(struct cli *cli, int argc, char **argv)
     else
         status = n.total ? 1 : 0;
 out:
+    sites_map_close(made);
     diff_pair_release(&p);
     store_close(st);
     free(db_a);

@@ -39,7 +39,7 @@ static void print_path(const struct region *r)
 }
 
 static void print_table(const struct store_snapshot *s, const struct store_target *t,
-                        const struct region_list *l, int category)
+                        const struct region_list *l, int category, struct sites_map *made)
 {
     struct cat_total tot[CAT_COUNT + 1];
     memset(tot, 0, sizeof(tot));
@@ -88,6 +88,12 @@ static void print_table(const struct store_snapshot *s, const struct store_targe
             cli_print_escaped(stdout, r->owner, r->owner_len);
             fputc(']', stdout);
         }
+        /* Recorded with --stacks: the code that made it. */
+        const struct site_frame *by = sites_map_made_by(made, r->start, r->end);
+        if (by) {
+            fputs("  <- ", stdout);
+            cli_print_frame(stdout, by);
+        }
         fputc('\n', stdout);
         struct cat_total *c = &tot[r->category], *all = &tot[CAT_COUNT];
         c->count++;
@@ -113,7 +119,7 @@ static void print_table(const struct store_snapshot *s, const struct store_targe
 }
 
 static void print_json(const struct store_snapshot *s, const struct store_target *t,
-                       const struct region_list *l, int category)
+                       const struct region_list *l, int category, struct sites_map *made)
 {
     struct json j;
     struct cat_total tot[CAT_COUNT];
@@ -134,6 +140,8 @@ static void print_json(const struct store_snapshot *s, const struct store_target
             continue;
         json_begin_object(&j);
         json_region_fields(&j, r);
+        if (made)
+            json_made_by(&j, "created_by", sites_map_made_by(made, r->start, r->end));
         json_end_object(&j);
         tot[r->category].count++;
         tot[r->category].mapped += r->end - r->start;
@@ -187,18 +195,21 @@ int cmd_show(struct cli *cli, int argc, char **argv)
     region_list_init(&l);
     int64_t id;
     int status = EXIT_TROUBLE;
+    struct sites_map *made = NULL;
     if (store_resolve(st, args.v[0], target, &id, &e) < 0 ||
         store_snapshot_get(st, id, &s, &e) < 0 || store_target_get(st, s.target_id, &t, &e) < 0 ||
-        store_read_regions(st, id, &l, &e) < 0) {
+        store_read_regions(st, id, &l, &e) < 0 ||
+        sites_map_open(st, s.target_id, id, &made, &e) < 0) {
         cli_fail_err(&e);
         goto out;
     }
     if (cli->json)
-        print_json(&s, &t, &l, category);
+        print_json(&s, &t, &l, category, made);
     else
-        print_table(&s, &t, &l, category);
+        print_table(&s, &t, &l, category, made);
     status = fflush(stdout) == 0 ? EXIT_OK : cli_fail("show: cannot write the output");
 out:
+    sites_map_close(made);
     region_list_release(&l);
     store_snapshot_release(&s);
     store_target_release(&t);

@@ -420,3 +420,17 @@ uint64_t diff_change_bytes(const struct diff_change *c)
         return c->end - c->start;
     }
 }
+
+void diff_grown_part(const struct diff_change *c, uint64_t *start, uint64_t *end)
+{
+    const struct region *a = c->before, *b = c->now;
+    uint64_t tail = b->end > a->end ? b->end - a->end : 0;
+    uint64_t head = b->start < a->start ? a->start - b->start : 0;
+    if (tail >= head) {
+        *start = a->end > b->start ? a->end : b->start;
+        *end = b->end;
+    } else {
+        *start = b->start;
+        *end = a->start < b->end ? a->start : b->end;
+    }
+}

@@ -47,6 +47,8 @@ struct diff_result {
  */
 void diff_regions(const struct region_list *a, const struct region_list *b,
                   struct diff_result *out);
+/* What a grown change added: the larger of the parts of its region in B beyond the one in A. */
+void diff_grown_part(const struct diff_change *c, uint64_t *start, uint64_t *end);
 void diff_result_init(struct diff_result *r);
 void diff_result_release(struct diff_result *r);
 

@@ -172,7 +172,7 @@ void json_diff_side(struct json *j, const struct store_snapshot *snap, const str
     json_end_object(j);
 }
 
-void json_change(struct json *j, const struct diff_change *c)
+void json_change(struct json *j, const struct diff_change *c, struct sites_map *made)
 {
     const struct region *r = c->now ? c->now : c->before;
     json_begin_object(j);
@@ -255,6 +255,14 @@ void json_change(struct json *j, const struct diff_change *c)
         break;
     default:
         break;
+    }
+    /* Recorded with --stacks: the code behind a new region, or behind what a region grew. */
+    if (made && c->kind == DIFF_NEW)
+        json_made_by(j, "created_by", sites_map_made_by(made, c->start, c->end));
+    if (made && c->kind == DIFF_GROWN) {
+        uint64_t s0, s1;
+        diff_grown_part(c, &s0, &s1);
+        json_made_by(j, "grown_by", sites_map_made_by(made, s0, s1));
     }
     json_end_object(j);
 }
@@ -552,6 +560,36 @@ void json_growth_fields(struct json *j, const struct store_target *t, const stru
         json_end_object(j);
     }
     json_end_array(j);
+}
+
+void json_made_by(struct json *j, const char *key, const struct site_frame *f)
+{
+    json_key(j, key);
+    if (!f) {
+        json_null(j);
+        return;
+    }
+    json_begin_object(j);
+    json_key(j, "function");
+    if (f->function)
+        json_string(j, f->function);
+    else
+        json_null(j);
+    json_key(j, "file");
+    if (f->file)
+        json_string(j, f->file);
+    else
+        json_null(j);
+    json_key(j, "line");
+    if (f->file)
+        json_int(j, f->line);
+    else
+        json_null(j);
+    json_key(j, "module");
+    json_string(j, f->module);
+    json_key(j, "offset");
+    json_uint(j, f->offset);
+    json_end_object(j);
 }
 
 void json_frame(struct json *j, const struct site_frame *f)

@@ -25,7 +25,10 @@ void json_snapshot_fields(struct json *j, const struct store_snapshot *s);
 void json_diff_side(struct json *j, const struct store_snapshot *snap,
                     const struct store_target *t);
 /* One change as an object. */
-void json_change(struct json *j, const struct diff_change *c);
+/* A change; with made (a recording with --stacks), who made a new region (created_by) or what
+ * a region grew by (grown_by). */
+struct sites_map;
+void json_change(struct json *j, const struct diff_change *c, struct sites_map *made);
 /* A diff's summary as an object: its deltas (of category only, when >= 0) and the changes
  * counted by kind. */
 void json_diff_summary(struct json *j, const struct diff_pair *p, int category,
@@ -39,6 +42,8 @@ void json_growth_tree(struct json *j, const struct growth_load *l);
 /* A call stack's frame: {"function", "file", "line", "module", "offset"} (unknown: null). */
 struct site_frame;
 void json_frame(struct json *j, const struct site_frame *f);
+/* "key": {"function", "file", "line", "module", "offset"}, or null without a frame. */
+void json_made_by(struct json *j, const char *key, const struct site_frame *f);
 void json_growth_fields(struct json *j, const struct store_target *t,
                         const struct growth_result *g);
 

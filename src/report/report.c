@@ -223,7 +223,7 @@ static void write_diff(struct json *j, const struct diff_pair *p, size_t max_cha
     json_key(j, "changes");
     json_begin_array(j);
     for (size_t i = 0; i < shown; i++)
-        json_change(j, v[i]);
+        json_change(j, v[i], NULL);
     json_end_array(j);
     json_key(j, "summary");
     json_diff_summary(j, p, -1, counts, d->n);

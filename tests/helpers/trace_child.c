@@ -95,6 +95,21 @@ static int heap_site(void)
     return sbrk(256 << 10) == (void *)-1 ? 1 : 0;
 }
 
+/* A region made early, grown later in place. */
+static void *grow_base(void)
+{
+    void *at = (void *)0x5f0000000;
+    return mmap(at, MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                -1, 0) == at
+               ? at
+               : NULL;
+}
+
+static int grow_site(void *p)
+{
+    return mremap(p, MIB, 2 * MIB, 0) == p ? 0 : 1;
+}
+
 /* Made and given back: no site holds it. */
 static int hump_site(void)
 {
@@ -111,11 +126,15 @@ static void *leak_thread(void *arg)
 /*
  * What the sites hold once it sleeps: leak_site 2 MiB in 2 calls from hold and 1 MiB from
  * leak_thread (one region: the kernel merges the three), remap_site_a 1 MiB and remap_site_b 2 MiB
- * (one region), commit_site 1 MiB, heap_site 256 KiB of the heap; reserve_site and hump_site
- * nothing.
+ * (one region), commit_site 1 MiB, heap_site 256 KiB of the heap, grow_base 1 MiB and
+ * grow_site the 1 MiB it grew that region by (made at once, grown after 300 ms); reserve_site
+ * and hump_site nothing.
  */
 static int hold(void)
 {
+    void *g = grow_base();
+    if (!g)
+        return 36;
     usleep(300 * 1000); /* after the first snapshots */
     for (int i = 0; i < 2; i++)
         if (leak_site(0x5e0000000 + (uintptr_t)i * MIB))
@@ -134,6 +153,8 @@ static int hold(void)
         return 33;
     if (hump_site())
         return 34;
+    if (grow_site(g))
+        return 37;
     usleep(600 * 1000);
     return 0;
 }
