@@ -160,6 +160,44 @@ static void test_sites_hold_exact_bytes(void **state)
     assert_non_null(strstr(r.out, "<- grow_site (trace_child.c:"));
     tu_run_release(&r);
 
+    /* The report has the sites table; Chromium draws it (when installed: scripts/test.sh). */
+    char *html = tu_tmppath("r.html", NULL);
+    tu_vmsnap(&r, "-d", db, "report", "-o", html, NULL);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    char *page = tu_read_file(html, NULL);
+    assert_non_null(strstr(page, "\"sites_recorded\":true"));
+    free(page);
+    FILE *which = popen("command -v chromium", "r");
+    char browser[256] = "";
+    if (which && fgets(browser, sizeof(browser), which))
+        browser[strcspn(browser, "\n")] = '\0';
+    if (which)
+        pclose(which);
+    if (browser[0]) {
+        char url[600];
+        snprintf(url, sizeof(url), "file://%s", html);
+        char *argv[] = {browser,
+                        "--headless",
+                        "--no-sandbox",
+                        "--disable-gpu",
+                        "--dump-dom",
+                        "--window-size=1280,2000",
+                        url,
+                        NULL};
+        tu_run(&r, argv);
+        assert_int_equal(r.status, 0);
+        assert_non_null(strstr(r.out, "data-rendered=\"1\""));
+        const char *table = strstr(r.out, "id=\"growth-sites\"");
+        assert_non_null(table);
+        assert_non_null(strstr(table, "remap_site_b (trace_child.c:"));
+        tu_run_release(&r);
+    } else {
+        print_message("chromium is not installed (scripts/test.sh installs it): the report's "
+                      "sites table is not drawn\n");
+    }
+    free(html);
+
     /* SQL: the calls, their threads and their stacks, named. */
     sqlite3 *h = tu_db_open(db);
     assert_int_equal(tu_q64(h, "SELECT count(*) FROM events e JOIN stack_frames f ON f.stack_id "

@@ -539,6 +539,8 @@ void json_growth_fields(struct json *j, const struct store_target *t, const stru
         json_end_object(j);
     }
     json_end_array(j);
+    json_key(j, "sites_recorded");
+    json_bool(j, g->have_sites);
     json_key(j, "sites");
     json_begin_array(j);
     for (size_t i = 0; i < g->nsites; i++) {
