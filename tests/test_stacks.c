@@ -255,6 +255,29 @@ static void test_sites_of_a_forked_child(void **state)
     assert_site(r.out, "leak_site", "hold", 2 * MIB, 1, 2);
     assert_site(r.out, "remap_site_b", "hold", 2 * MIB, 1, 1);
     tu_run_release(&r);
+
+    /* Merged into another file, the calls and their stacks come along, once. */
+    char *merged = tu_tmppath("m.db", NULL);
+    for (int i = 0; i < 2; i++) {
+        tu_vmsnap(&r, "-d", merged, "merge", db, NULL);
+        assert_int_equal(r.status, 0);
+        tu_run_release(&r);
+    }
+    h = tu_db_open(db);
+    int64_t calls = tu_q64(h, "SELECT count(*) FROM events");
+    int64_t stacks = tu_q64(h, "SELECT count(*) FROM stacks");
+    sqlite3_close(h);
+    h = tu_db_open(merged);
+    assert_int_equal(tu_q64(h, "SELECT count(*) FROM events"), calls);
+    assert_int_equal(tu_q64(h, "SELECT count(*) FROM stacks"), stacks);
+    int64_t child_here = tu_q64(h, "SELECT id FROM targets WHERE cmdline LIKE '%% hold'");
+    sqlite3_close(h);
+    snprintf(target, sizeof(target), "%lld", (long long)child_here);
+    tu_vmsnap(&r, "-d", merged, "growth", "--target", target, "-j", NULL);
+    assert_int_equal(r.status, 0);
+    assert_site(r.out, "leak_site", "hold", 2 * MIB, 1, 2);
+    tu_run_release(&r);
+    free(merged);
     free(db);
     free(dir);
 }

@@ -208,6 +208,13 @@ static int copy_target(struct store *st, int64_t from, int64_t to, int64_t here,
          "UPDATE main.targets SET origin = coalesce(origin, (SELECT origin FROM src.targets WHERE "
          "id = ?1)), exited_at = coalesce((SELECT exited_at FROM src.targets WHERE id = ?1), "
          "exited_at) WHERE id = ?2"},
+        /* The calls recorded with --stacks: the other file's, which went on recording. */
+        {"cannot merge calls", "DELETE FROM main.events WHERE target_id = ?2 AND ?3 > 0"},
+        {"cannot merge calls",
+         "INSERT INTO main.events (target_id, tid, taken_at, call, start, \"end\", prot, flags, "
+         "new_size, result, stack_id) SELECT ?2, e.tid, e.taken_at, e.call, e.start, e.\"end\", "
+         "e.prot, e.flags, e.new_size, e.result, (SELECT new_id FROM temp.merge_stack WHERE "
+         "old_id = e.stack_id) FROM src.events e WHERE e.target_id = ?1 ORDER BY e.id"},
         {"cannot merge", "DELETE FROM temp.merge_snap"},
     };
     const int64_t p[] = {from, to, here, from << 32, to << 32, STORE_OPEN_SPAN};
@@ -349,7 +356,17 @@ static int merge_attached(struct store *st, struct store_merge_result *r, struct
         /* Paths by their text: ids differ from file to file. */
         "INSERT OR IGNORE INTO main.paths (path) SELECT path FROM src.paths;"
         "INSERT INTO temp.merge_path (old_id, new_id) SELECT s.id, m.id FROM src.paths s "
-        "JOIN main.paths m ON m.path = s.path;";
+        "JOIN main.paths m ON m.path = s.path;"
+        /* Stacks by their raw frames, with the names they had. */
+        "CREATE TEMP TABLE IF NOT EXISTS merge_stack (old_id INTEGER PRIMARY KEY, new_id INTEGER);"
+        "DELETE FROM temp.merge_stack;"
+        "INSERT OR IGNORE INTO main.stacks (frames) SELECT frames FROM src.stacks ORDER BY id;"
+        "INSERT INTO temp.merge_stack (old_id, new_id) SELECT s.id, m.id FROM src.stacks s "
+        "JOIN main.stacks m ON m.frames = s.frames;"
+        "INSERT OR IGNORE INTO main.stack_frames (stack_id, depth, module, build_id, offset, "
+        "function, file, line) SELECT k.new_id, f.depth, f.module, f.build_id, f.offset, "
+        "f.function, f.file, f.line FROM src.stack_frames f JOIN temp.merge_stack k ON k.old_id = "
+        "f.stack_id;";
     /* A target forked by another names it here as in the other file, unless it had none. */
     static const char *parents =
         "UPDATE main.targets SET parent_target_id = (SELECT pm.new_id FROM temp.merge_target mt "
