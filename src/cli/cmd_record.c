@@ -244,7 +244,9 @@ static int parse_args(struct rec *c, int argc, char **argv)
                     "full speed. Once recording stops, COMMAND runs on traced,\n"
                     "recording nothing, until it exits. Killed outright (SIGKILL),\n"
                     "vmsnap takes COMMAND with it: a traced program cannot run on\n"
-                    "without its tracer")},
+                    "without its tracer. LeakSanitizer cannot run under a tracer (as\n"
+                    "under strace or gdb): its check at exit is turned off\n"
+                    "(detect_leaks=0 added to ASAN_OPTIONS and LSAN_OPTIONS)")},
         CLI_OPT_TABLE_END,
     };
     struct cli_args args;

@@ -299,17 +299,61 @@ static int child_failed(struct tracer *t, struct err *e)
     return err_set(e, ERR_NOPROC, "cannot run '%s': %s", t->argv0, strerror(err[1]));
 }
 
+extern char **environ;
+
+/*
+ * The program's environment: ours, with LeakSanitizer's check at exit turned off. It cannot run
+ * under a tracer (as under strace or gdb): it stops the world from a task cloned untraced,
+ * which inherits the filter with no tracer, so its memory calls fail (ENOSYS) and the program
+ * hangs at exit. A flag given later in ASAN_OPTIONS or LSAN_OPTIONS wins over one before it.
+ */
+static char **program_env(void)
+{
+    static const char *const vars[] = {"ASAN_OPTIONS", "LSAN_OPTIONS"};
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = xcalloc(n + 3, sizeof(*env));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int ours = 0;
+        for (size_t v = 0; v < 2; v++) {
+            size_t len = strlen(vars[v]);
+            if (strncmp(environ[i], vars[v], len) == 0 && environ[i][len] == '=')
+                ours = 1;
+        }
+        if (!ours)
+            env[k++] = xstrdup(environ[i]);
+    }
+    for (size_t v = 0; v < 2; v++) {
+        const char *was = getenv(vars[v]);
+        env[k++] = was && *was ? xasprintf("%s=%s:detect_leaks=0", vars[v], was)
+                               : xasprintf("%s=detect_leaks=0", vars[v]);
+    }
+    env[k] = NULL;
+    return env;
+}
+
+static void env_free(char **env)
+{
+    for (size_t i = 0; env[i]; i++)
+        free(env[i]);
+    free(env);
+}
+
 int trace_launch(struct tracer **out, char *const argv[], struct err *e)
 {
     *out = NULL;
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) < 0)
         return err_set(e, ERR_IO, "cannot start '%s': %s", argv[0], strerror(errno));
+    char **env = program_env();
     pid_t pid = fork();
     if (pid < 0) {
         int saved = errno;
         close(fds[0]);
         close(fds[1]);
+        env_free(env);
         return err_set(e, ERR_IO, "cannot start '%s': %s", argv[0], strerror(saved));
     }
     if (pid == 0) {
@@ -328,7 +372,7 @@ int trace_launch(struct tracer **out, char *const argv[], struct err *e)
             err[1] = errno;
         } else {
             err[0] = CHILD_EXEC;
-            execvp(argv[0], argv);
+            execvpe(argv[0], argv, env);
             err[1] = errno;
         }
         ssize_t w = write(fds[1], err, sizeof(err));
@@ -336,6 +380,7 @@ int trace_launch(struct tracer **out, char *const argv[], struct err *e)
         _exit(127);
     }
     close(fds[1]);
+    env_free(env);
     struct tracer *t = xcalloc(1, sizeof(*t));
     t->root = pid;
     t->exec_pipe = fds[0];
