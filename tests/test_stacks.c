@@ -18,15 +18,20 @@
 
 /* The database of a recording of trace_child MODE with stacks; NULL (the test skipped) in a
  * build without libdw. */
-static char *record(const char *mode, char **dir, struct tu_run *r)
+static char *record_of(const char *program, const char *mode, char **dir, struct tu_run *r)
 {
     char *db = tu_tmppath("s.db", dir);
-    tu_vmsnap(r, "-d", db, "record", "--stacks", "-i", "100ms", "--", TRACE_CHILD_BIN, mode, NULL);
+    tu_vmsnap(r, "-d", db, "record", "--stacks", "-i", "100ms", "--", program, mode, NULL);
     if (r->status == 2 && strstr(r->err, "built without it")) {
         tu_run_release(r);
         skip();
     }
     return db;
+}
+
+static char *record(const char *mode, char **dir, struct tu_run *r)
+{
+    return record_of(TRACE_CHILD_BIN, mode, dir, r);
 }
 
 /* A site of growth's JSON, found by the function of its shown frame and the caller after it. */
@@ -401,6 +406,64 @@ static void test_a_sanitized_program_exits(void **state)
     free(dir);
 }
 
+static void test_a_static_program(void **state)
+{
+    (void)state;
+    if (!TRACE_STATIC_BIN[0]) {
+        print_message("no static C library to link with: skipped\n");
+        skip();
+    }
+    struct tu_run r;
+    char *dir;
+    char *db = record_of(TRACE_STATIC_BIN, "hold", &dir, &r);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    /* Its C library is in its own file: its functions are still not the site shown. */
+    tu_vmsnap(&r, "-d", db, "growth", "-j", NULL);
+    assert_int_equal(r.status, 0);
+    assert_site(r.out, "leak_site", "hold", 2 * MIB, 1, 2);
+    assert_site(r.out, "remap_site_b", "hold", 2 * MIB, 1, 1);
+    assert_site(r.out, "heap_site", "hold", 256 << 10, 1, 1);
+    tu_run_release(&r);
+    free(db);
+    free(dir);
+}
+
+static void test_a_program_without_symbols(void **state)
+{
+    (void)state;
+    char *dir;
+    char *stripped = tu_tmppath("trace_child_stripped", &dir);
+    char *argv[] = {"/usr/bin/strip", "-o", stripped, TRACE_CHILD_BIN, NULL};
+    struct tu_run r;
+    if (access(argv[0], X_OK) != 0) {
+        print_message("no strip (binutils): skipped\n");
+        skip();
+    }
+    tu_run(&r, argv);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    char *db_dir;
+    char *db = record_of(stripped, "hold", &db_dir, &r);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    /* Its frames are where they are in its file: module+offset, no function, no line. */
+    tu_vmsnap(&r, "-d", db, "growth", "-j", NULL);
+    assert_int_equal(r.status, 0);
+    const char *site = strstr(r.out, "{\"bytes\":2097152,\"regions\":1,\"calls\":2,");
+    assert_non_null(site);
+    assert_non_null(strstr(site, "{\"function\":null,\"file\":null,\"line\":null,\"module\":\""));
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "growth", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "trace_child_stripped+0x"));
+    tu_run_release(&r);
+    free(db);
+    free(db_dir);
+    free(stripped);
+    free(dir);
+}
+
 static void test_stacks_failures(void **state)
 {
     (void)state;
@@ -431,6 +494,8 @@ int main(void)
         cmocka_unit_test(test_stopping_leaves_the_program_whole),
         cmocka_unit_test(test_a_killed_recorder_takes_the_program),
         cmocka_unit_test(test_a_sanitized_program_exits),
+        cmocka_unit_test(test_a_static_program),
+        cmocka_unit_test(test_a_program_without_symbols),
         cmocka_unit_test(test_stacks_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

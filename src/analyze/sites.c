@@ -120,6 +120,31 @@ static int replay_event(void *ctx, const struct store_event *ev, int in_range)
     return 0;
 }
 
+/* The C library's functions that a static program holds in its own file: its allocator and
+ * the calls it wraps (names with "__" are the implementation's anyway). */
+static const char *const libc_functions[] = {
+    "malloc",       "calloc",        "realloc",     "free",           "sysmalloc",
+    "mmap",         "mmap64",        "munmap",      "mremap",         "mprotect",
+    "brk",          "sbrk",          "tcache_init", "pthread_create", "posix_memalign",
+    "memalign",     "aligned_alloc", "valloc",      "pvalloc",        "_int_malloc",
+    "_int_realloc", "_int_memalign", "new_heap",    "alloc_new_heap", "grow_heap",
+};
+
+int sites_frame_is_libc(const struct site_frame *f)
+{
+    if (sites_is_libc(f->module))
+        return 1;
+    if (!f->function)
+        return 0;
+    if (strncmp(f->function, "__", 2) == 0)
+        return 1;
+    size_t n = strcspn(f->function, ".@"); /* sysmalloc_mmap.constprop.0, pthread_create@GLIBC */
+    for (size_t i = 0; i < sizeof(libc_functions) / sizeof(libc_functions[0]); i++)
+        if (strlen(libc_functions[i]) == n && strncmp(f->function, libc_functions[i], n) == 0)
+            return 1;
+    return 0;
+}
+
 int sites_is_libc(const char *module)
 {
     const char *base = strrchr(module, '/');
@@ -158,7 +183,7 @@ static int load_frames(struct store *st, struct growth_site *site, struct err *e
     }
     free(f);
     site->shown = 0;
-    while (site->shown < nf && sites_is_libc(site->frames[site->shown].module))
+    while (site->shown < nf && sites_frame_is_libc(&site->frames[site->shown]))
         site->shown++;
     if (site->shown == nf)
         site->shown = 0;

@@ -56,5 +56,8 @@ void sites_map_close(struct sites_map *m);
 
 /* Whether module is the C library or the dynamic loader (by its file's name). */
 int sites_is_libc(const char *module);
+/* Whether a frame is the C library's: in its module or the loader, or (a static program) one of
+ * its functions by name. */
+int sites_frame_is_libc(const struct site_frame *f);
 
 #endif
