@@ -13,7 +13,7 @@ mkdir -p "$OUT"
 command -v strace >/dev/null || { echo "trace_cost: strace is needed (apt-get install strace)" >&2; exit 2; }
 cc -O2 -o "$OUT/trace_target" bench/trace_target.c
 cc -O2 -Isrc -o "$OUT/trace_drive" bench/trace_drive.c src/trace/linux_trace.c \
-  src/trace/linux_unwind.c src/util/err.c src/util/xalloc.c -ldw
+  src/trace/linux_unwind.c src/platform/linux_launch.c src/util/err.c src/util/xalloc.c -ldw
 T="$OUT/trace_target"
 per() { awk -v us="$1" -v n="$2" 'BEGIN { printf "%.1f", us / n }'; }
 bare=$(median_us 5 "$T" "$N")

@@ -344,7 +344,7 @@ static void test_a_killed_recorder_takes_the_program(void **state)
         if (tu_q64(h, "SELECT count(*) FROM sqlite_master WHERE name = 'events'") &&
             tu_q64(h, "SELECT count(*) FROM events e JOIN stack_frames f ON f.stack_id = "
                       "e.stack_id WHERE f.function = 'hump_site'"))
-            pid = tu_q64(h, "SELECT pid FROM targets ORDER BY id LIMIT 1");
+            pid = tu_q64(h, "SELECT coalesce((SELECT pid FROM targets ORDER BY id LIMIT 1), 0)");
         sqlite3_close(h);
     }
     if (!pid) {
@@ -464,6 +464,72 @@ static void test_a_program_without_symbols(void **state)
     free(dir);
 }
 
+/* The TracerPid of pid's status: 0 when nothing traces it, -1 when it is gone. */
+static long tracer_of(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long tracer = -1;
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, "TracerPid:", 10) == 0)
+            tracer = strtol(line + 10, NULL, 10);
+    fclose(f);
+    return tracer;
+}
+
+static void test_attached_to_a_running_program(void **state)
+{
+    (void)state;
+    struct tu_proc prog;
+    char *argv[] = {TRACE_CHILD_BIN, "drip", NULL};
+    tu_spawn(&prog, argv);
+    usleep(200 * 1000);
+    char *dir;
+    char *db = tu_tmppath("s.db", &dir);
+    char pid[32];
+    snprintf(pid, sizeof(pid), "%d", (int)prog.pid);
+    struct tu_run r;
+    tu_vmsnap(&r, "-d", db, "record", "--stacks", "-p", pid, "-i", "100ms", "-t", "1s", NULL);
+    if (r.status == 2 && (strstr(r.err, "built without it") || strstr(r.err, "Yama"))) {
+        print_message("%s", r.err);
+        tu_run_release(&r);
+        struct tu_run pr;
+        tu_wait(&prog, &pr);
+        tu_run_release(&pr);
+        skip();
+    }
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "duration reached"));
+    tu_run_release(&r);
+    /* Let go: it runs on untraced, and every one of its calls works. */
+    assert_int_equal(tracer_of(prog.pid), 0);
+    struct tu_run pr;
+    tu_wait(&prog, &pr);
+    assert_int_equal(pr.status, 0);
+    tu_run_release(&pr);
+    /* What it made while traced is its site's: one region, a MiB a call. */
+    sqlite3 *h = tu_db_open(db);
+    int64_t calls = tu_q64(h, "SELECT count(*) FROM events e JOIN stack_frames f ON f.stack_id "
+                              "= e.stack_id WHERE e.call = 'mmap' AND f.function = 'drip_site'");
+    sqlite3_close(h);
+    assert_true(calls >= 5);
+    tu_vmsnap(&r, "-d", db, "growth", "-j", NULL);
+    assert_int_equal(r.status, 0);
+    struct site s;
+    assert_true(find_site(r.out, "leak_site", "drip_site", &s));
+    /* The first call may have come before the range's first snapshot, and the last ones after
+     * its last (the calls recorded until the recording stopped). */
+    assert_true(s.calls <= calls && s.calls >= calls - 4);
+    assert_int_equal(s.bytes, s.calls * MIB);
+    assert_int_equal(s.regions, 1);
+    tu_run_release(&r);
+    free(db);
+    free(dir);
+}
+
 static void test_stacks_failures(void **state)
 {
     (void)state;
@@ -479,9 +545,36 @@ static void test_stacks_failures(void **state)
     }
     tu_assert_trouble(&r, "cannot run '/nonexistent/program': No such file or directory");
     tu_run_release(&r);
-    tu_vmsnap(&r, "-d", db, "record", "--stacks", "-p", "1", NULL);
-    tu_assert_trouble(&r, "--stacks goes with -- COMMAND");
+    /* A process traced already (here by another recording with stacks) cannot be attached. */
+    char *other = tu_tmppath("o.db", NULL);
+    struct tu_proc rec;
+    tu_spawn_vmsnap(&rec, "-d", other, "record", "--stacks", "-i", "100ms", "--", TRACE_CHILD_BIN,
+                    "drip", NULL);
+    int64_t pid = 0;
+    for (int i = 0; i < 100 && !pid; i++) {
+        usleep(50 * 1000);
+        if (access(other, F_OK) != 0)
+            continue;
+        sqlite3 *h = tu_db_open(other);
+        if (tu_q64(h, "SELECT count(*) FROM sqlite_master WHERE name = 'snapshots'"))
+            pid = tu_q64(h, "SELECT coalesce((SELECT pid FROM targets ORDER BY id LIMIT 1), 0)");
+        sqlite3_close(h);
+    }
+    if (!pid) {
+        struct tu_run rr;
+        tu_wait(&rec, &rr);
+        fail_msg("the other recording did not start: %d %s", rr.status, rr.err);
+    }
+    char p[32];
+    snprintf(p, sizeof(p), "%lld", (long long)pid);
+    tu_vmsnap(&r, "-d", db, "record", "--stacks", "-p", p, NULL);
+    tu_assert_trouble(&r, "traced already");
     tu_run_release(&r);
+    struct tu_run rr;
+    tu_wait(&rec, &rr);
+    assert_int_equal(rr.status, 0); /* the other recording's program was not disturbed */
+    tu_run_release(&rr);
+    free(other);
     free(db);
     free(dir);
 }
@@ -493,6 +586,7 @@ int main(void)
         cmocka_unit_test(test_sites_of_a_forked_child),
         cmocka_unit_test(test_stopping_leaves_the_program_whole),
         cmocka_unit_test(test_a_killed_recorder_takes_the_program),
+        cmocka_unit_test(test_attached_to_a_running_program),
         cmocka_unit_test(test_a_sanitized_program_exits),
         cmocka_unit_test(test_a_static_program),
         cmocka_unit_test(test_a_program_without_symbols),

@@ -266,9 +266,6 @@ static int parse_args(struct rec *c, int argc, char **argv)
     if (c->no_follow && !c->command)
         return cli_fail("record: --no-follow goes with -- COMMAND (-p records only the pids "
                         "given unless --follow)");
-    if (c->stacks && !c->command)
-        return cli_fail("record: --stacks goes with -- COMMAND: recording the stacks of a "
-                        "running process (-p) is not available yet");
     if (c->command && !c->no_follow)
         c->o.follow = 1;
     c->o.stacks = c->stacks;

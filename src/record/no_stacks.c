@@ -9,6 +9,13 @@ int stacks_launch(struct stacks **out, char **argv, int64_t *pid, struct err *e)
     return err_set(e, ERR_UNSUPPORTED, "--stacks: call stacks are recorded on Linux only");
 }
 
+int stacks_attach(struct stacks **out, const int64_t *pids, size_t n, struct err *e)
+{
+    (void)pids, (void)n;
+    *out = NULL;
+    return err_set(e, ERR_UNSUPPORTED, "--stacks: call stacks are recorded on Linux only");
+}
+
 void stacks_let_go(struct stacks *s)
 {
     (void)s;

@@ -61,7 +61,8 @@ struct recorder {
     int64_t recorder_id; /* this recorder's row, which lets `vmsnap mark` find it; 0: none */
     int64_t marks_after; /* the newest `vmsnap mark` queued */
     int stop_requested;
-    struct stacks *stacks; /* record --stacks: the command's tracer */
+    struct stacks *stacks; /* record --stacks: the command's tracer, or the pids' */
+    int64_t *attached;     /* the pids it attached to (record --stacks -p) */
     struct store_events *calls;
     int over; /* recording has ended: calls with no target now never get one */
 };
@@ -531,6 +532,17 @@ int recorder_open(struct recorder **out, struct store *st, const struct recorder
             return rc;
         }
     }
+    if (n && o->stacks) {
+        /* Attached to the processes given: every system call of theirs stops in the tracer
+         * until it lets go of them. */
+        r->attached = xcalloc(n, sizeof(*r->attached));
+        for (size_t i = 0; i < r->nprocs; i++)
+            r->attached[i] = r->procs[i]->pub.pid;
+        if ((rc = stacks_attach(&r->stacks, r->attached, r->nprocs, e)) < 0)
+            return err_wrap(e, "record");
+        if ((rc = store_events_open(st, &r->calls, e)) < 0)
+            return rc;
+    }
     if (r->nprocs)
         register_recorder(r);
     return 0;
@@ -758,7 +770,10 @@ int recorder_close(struct recorder *r, void (*waiting)(void *ctx, int64_t pid), 
         store_recorder_unregister(r->st, r->recorder_id);
     plat_recorder_let_go(r->events);
     store_events_close(r->calls);
-    if (r->stacks) {
+    if (r->stacks && r->attached) {
+        status = 0;
+        stacks_close(r->stacks); /* it lets go of the processes: they run on untraced */
+    } else if (r->stacks) {
         /* The tracer serves the program's calls, recording none, until it exits: a program
          * that keeps its filter without a tracer would fail every memory call. */
         stacks_quiet(r->stacks);
@@ -780,6 +795,7 @@ int recorder_close(struct recorder *r, void (*waiting)(void *ctx, int64_t pid), 
         free(r->procs[i]);
     free(r->procs);
     store_marks_free(r->queue, r->nqueue);
+    free(r->attached);
     capture_scan_close(r->scan);
     plat_recorder_release(r->events);
     free(r);

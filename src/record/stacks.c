@@ -64,6 +64,8 @@ struct stacks {
     pthread_t thread;
     int started;
     char **argv;
+    const int64_t *pids; /* attach to these (argv NULL) */
+    size_t npids;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     /* Under the lock. */
@@ -338,14 +340,36 @@ static void on_event(void *ctx, const struct trace_event *ev)
     pthread_mutex_unlock(&s->lock);
 }
 
+static void ignore(int sig)
+{
+    (void)sig;
+}
+
+/* The signal that wakes the tracer's thread from its wait (stacks_close, attached). */
+#define WAKE SIGURG
+
 static void *run(void *arg)
 {
     struct stacks *s = arg;
     struct err e = {0};
-    int rc = trace_launch(&s->t, s->argv, &e);
+    sigset_t wake;
+    sigemptyset(&wake);
+    sigaddset(&wake, WAKE);
+    pthread_sigmask(SIG_UNBLOCK, &wake, NULL);
+    int rc =
+        s->argv ? trace_launch(&s->t, s->argv, &e) : trace_attach(&s->t, s->pids, s->npids, &e);
     if (rc == 0 && (rc = trace_stacks(s->t, &e)) < 0) {
+        /* A launched program goes; attached ones are let go as this thread ends. */
         trace_close(s->t);
         s->t = NULL;
+    }
+    if (rc == 0 && !s->argv) {
+        /* Attached: recording starts now. */
+        pthread_mutex_lock(&s->lock);
+        s->state = HELD;
+        s->pid = s->pids[0];
+        pthread_cond_broadcast(&s->cond);
+        pthread_mutex_unlock(&s->lock);
     }
     int status = 0;
     if (rc == 0) {
@@ -402,18 +426,35 @@ static void free_stacks(struct stacks *s)
     free(s);
 }
 
-static void ignore(int sig)
-{
-    (void)sig;
-}
+static int start(struct stacks *s, const char *what, int64_t *pid, struct stacks **out,
+                 struct err *e);
 
 int stacks_launch(struct stacks **out, char **argv, int64_t *pid, struct err *e)
 {
     *out = NULL;
     struct stacks *s = xcalloc(1, sizeof(*s));
+    s->argv = argv;
+    return start(s, argv[0], pid, out, e);
+}
+
+int stacks_attach(struct stacks **out, const int64_t *pids, size_t n, struct err *e)
+{
+    *out = NULL;
+    struct stacks *s = xcalloc(1, sizeof(*s));
+    s->pids = pids;
+    s->npids = n;
+    int64_t pid;
+    char what[32];
+    snprintf(what, sizeof(what), "pid %lld", n ? (long long)pids[0] : 0LL);
+    return start(s, what, &pid, out, e);
+}
+
+/* Starts the tracer's thread, and waits until the program is held (launched) or attached. */
+static int start(struct stacks *s, const char *what, int64_t *pid, struct stacks **out,
+                 struct err *e)
+{
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
-    s->argv = argv;
     if (getrandom(s->key, sizeof(s->key), 0) != (ssize_t)sizeof(s->key))
         memset(s->key, 0x5a, sizeof(s->key)); /* the table is slower to attack, not wrong */
     /* The tracer's stops would each wake the recorder with a SIGCHLD: only exits do. */
@@ -423,6 +464,9 @@ int stacks_launch(struct stacks **out, char **argv, int64_t *pid, struct err *e)
     sa.sa_flags = SA_NOCLDSTOP | SA_RESTART;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGCHLD, &sa, NULL);
+    /* WAKE interrupts the tracer's wait: no SA_RESTART. */
+    sa.sa_flags = 0;
+    sigaction(WAKE, &sa, NULL);
     /* The tracer thread takes no signal: they are the recorder's (its loop waits for them). */
     sigset_t all, old;
     sigfillset(&all);
@@ -431,8 +475,7 @@ int stacks_launch(struct stacks **out, char **argv, int64_t *pid, struct err *e)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         free_stacks(s);
-        return err_set(e, ERR_IO, "cannot start '%s': no thread to trace it: %s", argv[0],
-                       strerror(rc));
+        return err_set(e, ERR_IO, "cannot trace %s: no thread to trace it: %s", what, strerror(rc));
     }
     s->started = 1;
     pthread_mutex_lock(&s->lock);
@@ -449,7 +492,7 @@ int stacks_launch(struct stacks **out, char **argv, int64_t *pid, struct err *e)
     if (state == FAILED)
         rc = err_set(e, s->err.code ? s->err.code : ERR_IO, "%s", s->err.msg);
     else
-        rc = err_set(e, ERR_EXITED, "'%s' exited before its program was loaded", argv[0]);
+        rc = err_set(e, ERR_EXITED, "%s exited before it could be traced", what);
     free_stacks(s);
     return rc;
 }
@@ -616,6 +659,16 @@ int stacks_close(struct stacks *s)
         return 0;
     stacks_quiet(s);
     stacks_let_go(s);
+    if (!s->argv && s->t) {
+        /* Attached: it lets go of the processes, which run on untraced. Its wait is woken
+         * until it has (a wake that comes just before it waits is not lost for good). */
+        trace_detach(s->t);
+        while (!stacks_done(s)) {
+            pthread_kill(s->thread, WAKE);
+            struct timespec ts = {0, 20 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
     pthread_join(s->thread, NULL);
     int status = s->status;
     free_stacks(s);

@@ -20,6 +20,9 @@ struct stacks;
  * traced, or this build has no libdw) nothing runs and e says why; *out is NULL.
  */
 int stacks_launch(struct stacks **out, char **argv, int64_t *pid, struct err *e);
+/* Attaches to the running processes pids[0..n) (kept by the caller until stacks_close),
+ * whose every system call then stops in the tracer; stacks_close lets go of them. */
+int stacks_attach(struct stacks **out, const int64_t *pids, size_t n, struct err *e);
 /* The program may run on (its first snapshot is taken). */
 void stacks_let_go(struct stacks *s);
 /* Which program pid runs now, counted by its execs as the tracer saw them. */

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -42,6 +43,15 @@ static const char *const call_names[] = {
     [TRACE_SHMDT] = "shmdt",
 };
 
+/* The call of system call number nr, or -1 when it is not traced. */
+static int call_of(long nr)
+{
+    for (int c = 0; c < NCALLS; c++)
+        if (call_nr[c] == nr)
+            return c;
+    return -1;
+}
+
 const char *trace_call_name(int call)
 {
     return call >= 0 && call < NCALLS ? call_names[call] : "?";
@@ -53,8 +63,9 @@ enum { CHILD_TRACEME, CHILD_FILTER, CHILD_EXEC };
 /* A traced thread. */
 struct thread {
     pid_t tid, tgid;
-    int started; /* its first stop (the SIGSTOP of an attached new tracee) has been seen */
-    int in_call; /* between its seccomp stop and its exit stop */
+    int started;  /* its first stop (the SIGSTOP of an attached new tracee) has been seen */
+    int in_call;  /* between its seccomp stop and its exit stop */
+    int detached; /* let go (trace_detach) */
     struct trace_event ev; /* the call in progress */
 };
 
@@ -80,7 +91,17 @@ struct tracer {
     long entry_word;
     atomic_int quiet;
     int held; /* the launched child waits, stopped before its exec, for trace_run */
+    /* Attached to running processes (trace_attach): every system call stops (PTRACE_SYSCALL),
+     * and the tracer lets go of them all when asked (trace_detach). */
+    int attached;
+    atomic_int detach;
+    int detaching;
 };
+
+void trace_detach(struct tracer *t)
+{
+    atomic_store(&t->detach, 1);
+}
 
 void trace_quiet(struct tracer *t)
 {
@@ -181,14 +202,15 @@ static void code_changed(struct tracer *t, pid_t tgid)
 }
 
 /* The stack of the event's thread, stopped at the call's exit. */
-static void take_stack(struct tracer *t, struct trace_event *ev, struct err *e)
+static void take_stack(struct tracer *t, struct trace_event *ev, const struct user_regs_struct *r,
+                       struct err *e)
 {
     struct process *p = process_of(t, (pid_t)ev->pid);
     if (!p->unwinder && trace_unwinder_open(&p->unwinder, ev->pid, e) < 0) {
         ev->stack_error = e->msg;
         return;
     }
-    int n = trace_unwind(p->unwinder, ev->tid, t->frames, TRACE_MAX_FRAMES, e);
+    int n = trace_unwind(p->unwinder, ev->tid, r, t->frames, TRACE_MAX_FRAMES, e);
     if (n < 0) {
         ev->stack_error = e->msg;
         return;
@@ -410,6 +432,69 @@ int trace_launch(struct tracer **out, char *const argv[], struct err *e)
     return 0;
 }
 
+/* Seizes every thread of pid, listing its tasks again until no new one appears (a thread
+ * started meanwhile by one not yet seized). 0, or -errno. */
+static int seize_all(struct tracer *t, pid_t pid)
+{
+    const long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK |
+                      PTRACE_O_TRACEVFORK | PTRACE_O_TRACEEXEC;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    for (int more = 1, round = 0; more && round < 100; round++) {
+        more = 0;
+        DIR *d = opendir(path);
+        if (!d)
+            return round ? 0 : -ESRCH;
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL) {
+            pid_t tid = (pid_t)strtol(de->d_name, NULL, 10);
+            if (tid <= 0 || find(t, tid))
+                continue;
+            if (ptrace(PTRACE_SEIZE, tid, 0, (void *)opts) < 0) {
+                int err = errno;
+                if (err == ESRCH)
+                    continue; /* it ended meanwhile */
+                closedir(d);
+                return -err;
+            }
+            add(t, tid, pid);
+            more = 1;
+        }
+        closedir(d);
+    }
+    return 0;
+}
+
+int trace_attach(struct tracer **out, const int64_t *pids, size_t n, struct err *e)
+{
+    *out = NULL;
+    struct tracer *t = xcalloc(1, sizeof(*t));
+    t->attached = 1;
+    t->exec_pipe = -1;
+    t->root = n ? (pid_t)pids[0] : 0;
+    t->argv0 = xasprintf("pid %lld", (long long)t->root);
+    for (size_t i = 0; i < n; i++) {
+        int rc = seize_all(t, (pid_t)pids[i]);
+        if (rc == 0)
+            continue;
+        /* Nothing was done to them: let go of the threads seized so far. */
+        for (size_t k = 0; k < t->n; k++)
+            (void)ptrace(PTRACE_DETACH, t->v[k].tid, 0, 0);
+        trace_close(t);
+        if (rc == -ESRCH)
+            return err_set(e, ERR_NOPROC, "no process %lld", (long long)pids[i]);
+        if (rc == -EPERM)
+            return err_set(e, ERR_PERM,
+                           "cannot trace pid %lld: it is another user's, traced already (by a "
+                           "debugger or strace), or Yama forbids it "
+                           "(/proc/sys/kernel/yama/ptrace_scope)",
+                           (long long)pids[i]);
+        return err_set(e, ERR_PERM, "cannot trace pid %lld: %s", (long long)pids[i], strerror(-rc));
+    }
+    *out = t;
+    return 0;
+}
+
 /* At the launched program's exec: a breakpoint at its entry point, where the dynamic loader
  * has mapped its libraries and run their constructors. Without one it is not held. */
 static int break_at_entry(struct tracer *t)
@@ -449,14 +534,71 @@ static void resume(int req, pid_t tid, int sig)
     (void)ptrace(req, tid, 0, (void *)(long)sig);
 }
 
+/* Resumes tid to its next stop: the next traced call (the filter's), or when attached the next
+ * system call. While letting go, it is detached instead. */
+static void go(struct tracer *t, struct thread *th, int sig)
+{
+    if (t->detaching) {
+        (void)ptrace(PTRACE_DETACH, th->tid, 0, (void *)(long)sig);
+        th->detached = 1;
+        return;
+    }
+    resume(t->attached ? PTRACE_SYSCALL : PTRACE_CONT, th->tid, sig);
+}
+
+/* Asked to let go: each thread is detached at its next stop, and interrupted to make one. */
+static void start_detach(struct tracer *t)
+{
+    t->detaching = 1;
+    for (size_t i = 0; i < t->n; i++)
+        (void)ptrace(PTRACE_INTERRUPT, t->v[i].tid, 0, 0);
+}
+
+static int all_detached(const struct tracer *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (!t->v[i].detached)
+            return 0;
+    return 1;
+}
+
+/* A traced call returned (th->ev holds it): its stack, its hook. r: the registers at its exit
+ * when read already. */
+static void returned(struct tracer *t, const struct trace_hooks *h, struct thread *th,
+                     const struct user_regs_struct *r)
+{
+    struct err se = {0};
+    int quiet = atomic_load(&t->quiet);
+    if (t->stacks && !quiet)
+        take_stack(t, &th->ev, r, &se);
+    if (h->event && !quiet)
+        h->event(h->ctx, &th->ev);
+    if (t->stacks)
+        after_call(t, &th->ev);
+    th->in_call = 0;
+}
+
 int trace_run(struct tracer *t, const struct trace_hooks *h, int *status, struct err *e)
 {
     *status = 0;
     t->held = 0;
-    if (h->process)
-        h->process(h->ctx, t->root, 0);
-    resume(PTRACE_CONT, t->root, 0);
+    if (t->attached) {
+        /* Every thread attached is interrupted: its first stop starts its tracing. */
+        for (size_t i = 0; i < t->n; i++) {
+            if (t->v[i].tid == t->v[i].tgid && h->process)
+                h->process(h->ctx, t->v[i].tgid, 0);
+            (void)ptrace(PTRACE_INTERRUPT, t->v[i].tid, 0, 0);
+        }
+    } else {
+        if (h->process)
+            h->process(h->ctx, t->root, 0);
+        resume(PTRACE_CONT, t->root, 0);
+    }
     for (;;) {
+        if (t->attached && !t->detaching && atomic_load(&t->detach))
+            start_detach(t);
+        if (t->detaching && all_detached(t))
+            break;
         int st;
         pid_t tid = waitpid(-1, &st, __WALL | __WNOTHREAD);
         if (tid < 0) {
@@ -491,34 +633,47 @@ int trace_run(struct tracer *t, const struct trace_hooks *h, int *status, struct
         }
         int sig = WSTOPSIG(st), event = st >> 16;
         if (event == PTRACE_EVENT_SECCOMP) {
-            unsigned long call = 0;
+            /* The call, by its number (the filter's data says the same: one ptrace less). */
             struct user_regs_struct r;
-            if (ptrace(PTRACE_GETEVENTMSG, tid, 0, &call) < 0 ||
-                ptrace(PTRACE_GETREGS, tid, 0, &r) < 0) {
-                resume(PTRACE_CONT, tid, 0);
+            int call = -1;
+            if (ptrace(PTRACE_GETREGS, tid, 0, &r) == 0)
+                call = call_of((long)r.orig_rax);
+            if (call < 0) {
+                go(t, th, 0);
                 continue;
             }
             th->in_call = 1;
             th->ev = (struct trace_event){.pid = th->tgid,
                                           .tid = tid,
-                                          .call = (int)call,
+                                          .call = call,
                                           .args = {r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9}};
             resume(PTRACE_SYSCALL, tid, 0);
+        } else if (sig == (SIGTRAP | 0x80) && t->attached) {
+            /* Attached: every system call's entry and exit stops; the kernel says which. */
+            struct __ptrace_syscall_info si;
+            memset(&si, 0, sizeof(si));
+            long got = ptrace(PTRACE_GET_SYSCALL_INFO, tid, (void *)sizeof(si), &si);
+            if (got > 0 && si.op == PTRACE_SYSCALL_INFO_ENTRY) {
+                int call = call_of((long)si.entry.nr);
+                th->in_call = call >= 0;
+                if (call >= 0) {
+                    th->ev = (struct trace_event){.pid = th->tgid, .tid = tid, .call = call};
+                    for (int k = 0; k < 6; k++)
+                        th->ev.args[k] = si.entry.args[k];
+                }
+            } else if (got > 0 && si.op == PTRACE_SYSCALL_INFO_EXIT && th->in_call) {
+                th->ev.result = si.exit.rval;
+                returned(t, h, th, NULL);
+            }
+            go(t, th, 0);
         } else if (sig == (SIGTRAP | 0x80)) {
             struct user_regs_struct r;
             if (th->in_call && ptrace(PTRACE_GETREGS, tid, 0, &r) == 0) {
                 th->ev.result = (int64_t)r.rax;
-                struct err se = {0};
-                int quiet = atomic_load(&t->quiet);
-                if (t->stacks && !quiet)
-                    take_stack(t, &th->ev, &se);
-                if (h->event && !quiet)
-                    h->event(h->ctx, &th->ev);
-                if (t->stacks)
-                    after_call(t, &th->ev);
+                returned(t, h, th, &r);
             }
             th->in_call = 0;
-            resume(PTRACE_CONT, tid, 0);
+            go(t, th, 0);
         } else if (event == PTRACE_EVENT_FORK || event == PTRACE_EVENT_VFORK ||
                    event == PTRACE_EVENT_CLONE) {
             unsigned long child = 0;
@@ -533,7 +688,7 @@ int trace_run(struct tracer *t, const struct trace_hooks *h, int *status, struct
                 if (tgid == (pid_t)child && h->process)
                     h->process(h->ctx, tgid, th->tgid);
             }
-            resume(PTRACE_CONT, tid, 0);
+            go(t, th, 0);
         } else if (event == PTRACE_EVENT_EXEC) {
             /* A thread other than the leader exec'd: it has the leader's tid now, and its own
              * is gone. */
@@ -555,25 +710,30 @@ int trace_run(struct tracer *t, const struct trace_hooks *h, int *status, struct
             }
             if (h->execed)
                 h->execed(h->ctx, th->tgid);
-            resume(PTRACE_CONT, tid, 0);
+            go(t, th, 0);
+        } else if (event == PTRACE_EVENT_STOP) {
+            /* Attached: a thread's first stop (interrupted, or new), or a group-stop, which a
+             * traced program does not keep. */
+            th->started = 1;
+            go(t, th, 0);
         } else if (event) {
-            resume(PTRACE_CONT, tid, 0);
+            go(t, th, 0);
         } else if (sig == SIGTRAP && tid == t->root && t->entry && at_entry(t)) {
             h->held(h->ctx, tid); /* its first snapshot: the program loaded */
-            resume(PTRACE_CONT, tid, 0);
+            go(t, th, 0);
         } else if (sig == SIGSTOP && !th->started) {
             th->started = 1; /* the stop a new tracee starts with */
-            resume(PTRACE_CONT, tid, 0);
+            go(t, th, 0);
         } else {
             /* A signal for the program: it gets it. A group-stop (no siginfo) is resumed at
              * once: job control of a traced program does not stop it. */
             siginfo_t si;
             int deliver = ptrace(PTRACE_GETSIGINFO, tid, 0, &si) == 0 ? sig : 0;
             th->started = 1;
-            resume(PTRACE_CONT, tid, deliver);
+            go(t, th, deliver);
         }
     }
-    return child_failed(t, e);
+    return t->attached ? 0 : child_failed(t, e);
 }
 
 void trace_close(struct tracer *t)

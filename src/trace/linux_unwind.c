@@ -27,7 +27,8 @@
 
 struct trace_unwinder {
     int64_t pid;
-    pid_t tid; /* the thread being walked */
+    pid_t tid;                           /* the thread being walked */
+    const struct user_regs_struct *regs; /* its registers, when the tracer has them */
     struct cache_line {
         uint64_t page;
         int valid;
@@ -110,7 +111,9 @@ static bool set_initial_registers(Dwfl_Thread *thread, void *thread_arg)
 {
     struct trace_unwinder *u = thread_arg;
     struct user_regs_struct r;
-    if (ptrace(PTRACE_GETREGS, u->tid, 0, &r) < 0)
+    if (u->regs)
+        r = *u->regs; /* the tracer's, read at its stop */
+    else if (ptrace(PTRACE_GETREGS, u->tid, 0, &r) < 0)
         return false;
     const Dwarf_Word regs[17] = {r.rax, r.rdx, r.rcx, r.rbx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8,
                                  r.r9,  r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rip};
@@ -239,8 +242,8 @@ static int frame(Dwfl_Frame *state, void *arg)
     return ++u->n >= u->max ? DWARF_CB_ABORT : DWARF_CB_OK;
 }
 
-int trace_unwind(struct trace_unwinder *u, int64_t tid, struct trace_frame *frames, int max,
-                 struct err *e)
+int trace_unwind(struct trace_unwinder *u, int64_t tid, const void *regs,
+                 struct trace_frame *frames, int max, struct err *e)
 {
     if (max > TRACE_MAX_FRAMES)
         max = TRACE_MAX_FRAMES;
@@ -251,6 +254,7 @@ int trace_unwind(struct trace_unwinder *u, int64_t tid, struct trace_frame *fram
     u->n = 0;
     u->max = max;
     u->tid = (pid_t)tid;
+    u->regs = regs;
     for (int i = 0; i < CACHE_LINES; i++)
         u->cache[i].valid = 0; /* the thread ran since the last walk */
     if (max <= 0)

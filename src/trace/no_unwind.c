@@ -22,10 +22,10 @@ int trace_unwinder_knows(struct trace_unwinder *u, uint64_t start, uint64_t len)
     return 0;
 }
 
-int trace_unwind(struct trace_unwinder *u, int64_t tid, struct trace_frame *frames, int max,
-                 struct err *e)
+int trace_unwind(struct trace_unwinder *u, int64_t tid, const void *regs,
+                 struct trace_frame *frames, int max, struct err *e)
 {
-    (void)u, (void)tid, (void)frames, (void)max;
+    (void)u, (void)tid, (void)regs, (void)frames, (void)max;
     return err_set(e, ERR_UNSUPPORTED, NO_LIBDW);
 }
 

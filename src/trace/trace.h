@@ -65,6 +65,16 @@ struct tracer;
 
 /* Starts argv[0] (searched in PATH) traced, held before its exec runs: 0, or an error. */
 int trace_launch(struct tracer **out, char *const argv[], struct err *e);
+/*
+ * Attaches to the running processes pids[0..n) and every thread they have (PTRACE_SEIZE): no
+ * filter can be added from outside, so every system call of theirs stops in the tracer, twice,
+ * and the memory calls are reported. They run on untraced once trace_detach has been asked
+ * and trace_run has returned, or if the tracer dies. 0, or an error (nothing was done).
+ */
+int trace_attach(struct tracer **out, const int64_t *pids, size_t n, struct err *e);
+/* From any thread: an attached tracer lets go of every thread (trace_run then returns). Wake
+ * the tracer's thread with a signal (its waitpid returns EINTR) until it has. */
+void trace_detach(struct tracer *t);
 /* Takes the calling thread's stack at each call: 0, or ERR_UNSUPPORTED in a build without
  * libdw. */
 int trace_stacks(struct tracer *t, struct err *e);
@@ -107,9 +117,10 @@ void trace_unwinder_stale(struct trace_unwinder *u);
 /* Whether [start, start + len) holds any of the modules the unwinder knows. */
 int trace_unwinder_knows(struct trace_unwinder *u, uint64_t start, uint64_t len);
 /* The stack of thread tid (stopped by the tracer), innermost first: how many frames (at most
- * max), or an error. */
-int trace_unwind(struct trace_unwinder *u, int64_t tid, struct trace_frame *frames, int max,
-                 struct err *e);
+ * max), or an error. regs: its registers as the tracer read them at this stop (x86-64's
+ * struct user_regs_struct), or NULL to read them. */
+int trace_unwind(struct trace_unwinder *u, int64_t tid, const void *regs,
+                 struct trace_frame *frames, int max, struct err *e);
 void trace_unwinder_close(struct trace_unwinder *u);
 
 /* Names offset in module: its function (NULL when unknown), source file and line (NULL, 0);

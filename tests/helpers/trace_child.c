@@ -117,6 +117,11 @@ static int hump_site(void)
     return p == MAP_FAILED || munmap(p, 8 * MIB) != 0;
 }
 
+static int drip_site(uintptr_t at)
+{
+    return leak_site(at);
+}
+
 static void *leak_thread(void *arg)
 {
     (void)arg;
@@ -175,6 +180,16 @@ int main(int argc, char **argv)
         if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
             return 41;
         return WEXITSTATUS(st);
+    }
+    if (argc > 1 && strcmp(argv[1], "drip") == 0) {
+        /* For a recorder that attaches: 1 MiB every 50 ms for 3 s, then exit 0 (every call
+         * worked, while traced and after). */
+        for (int i = 0; i < 60; i++) {
+            if (drip_site(0x600000000 + (uintptr_t)i * MIB))
+                return 50;
+            usleep(50 * 1000);
+        }
+        return 0;
     }
     if (argc > 1 && strcmp(argv[1], "hold-long") == 0) {
         /* Holds for 20 s, unless killed: for a recorder killed outright. */
