@@ -122,6 +122,8 @@ static void test_sites_hold_exact_bytes(void **state)
     assert_site(r.out, "heap_site", "hold", 256 << 10, 1, 1);
     assert_site(r.out, "grow_base", "hold", MIB, 1, 1);
     assert_site(r.out, "grow_site", "hold", MIB, 1, 1);
+    /* An inlined function is a frame of its own, called from its caller's line. */
+    assert_site(r.out, "inlined_site", "outer_site", MIB, 1, 1);
     struct site s;
     assert_false(find_site(r.out, "reserve_site", "hold", &s));
     assert_false(find_site(r.out, "hump_site", "hold", &s));

@@ -100,6 +100,17 @@ struct stacks {
     int64_t calls_now; /* written by the transaction in progress */
 };
 
+static void frames_free(struct store_frame *f, int n)
+{
+    for (int j = 0; j < n; j++) {
+        free((char *)f[j].module);
+        free((char *)f[j].build_id);
+        free((char *)f[j].function);
+        free((char *)f[j].file);
+    }
+    free(f);
+}
+
 static struct sproc *sproc_find(struct stacks *s, int64_t pid)
 {
     for (size_t i = 0; i < s->nprocs; i++)
@@ -400,13 +411,7 @@ static void free_stacks(struct stacks *s)
     trace_close(s->t);
     for (size_t i = 0; i < s->nstk; i++) {
         struct stack *k = s->stk[i];
-        for (int j = 0; j < k->n; j++) {
-            free((char *)k->f[j].module);
-            free((char *)k->f[j].build_id);
-            free((char *)k->f[j].function);
-            free((char *)k->f[j].file);
-        }
-        free(k->f);
+        frames_free(k->f, k->n);
         free(k->key);
         free(k);
     }
@@ -540,17 +545,34 @@ void stacks_name(struct stacks *s)
         pthread_mutex_lock(&s->lock);
         struct stack *k = s->stk[s->named];
         pthread_mutex_unlock(&s->lock);
-        for (int i = 0; s->namer && i < k->n; i++) {
-            struct store_frame *f = &k->f[i];
-            char *fn = NULL, *file = NULL;
-            int line = 0;
-            if (trace_namer_name(s->namer, f->module, f->build_id, f->offset, &fn, &file, &line,
-                                 &e) < 0)
-                continue;
-            f->function = fn;
-            f->file = file;
-            f->line = line;
+        if (!s->namer)
+            continue;
+        /* Each frame named, and an optimized build's inlined functions made frames of their
+         * own: the stack as stored (its key stays the raw frames). */
+        struct store_frame *v = NULL;
+        size_t nv = 0, cap = 0;
+        for (int i = 0; i < k->n; i++) {
+            struct trace_name names[16];
+            int got = trace_namer_frames(s->namer, k->f[i].module, k->f[i].build_id, k->f[i].offset,
+                                         names, 16, &e);
+            if (got < 1) {
+                got = 1;
+                memset(names, 0, sizeof(names[0]));
+            }
+            v = xgrow(v, &cap, nv + (size_t)got, sizeof(*v));
+            for (int j = 0; j < got; j++) {
+                struct store_frame *f = &v[nv++];
+                f->module = xstrdup(k->f[i].module);
+                f->build_id = xstrdup(k->f[i].build_id);
+                f->offset = k->f[i].offset;
+                f->function = names[j].function;
+                f->file = names[j].file;
+                f->line = names[j].line;
+            }
         }
+        frames_free(k->f, k->n);
+        k->f = v;
+        k->n = (int)nv;
         k->named = 1;
     }
 }

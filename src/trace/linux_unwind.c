@@ -7,6 +7,7 @@
  * (trace_unwinder_stale): re-reading the maps at every call is what makes `strace -k` slow.
  */
 #define _GNU_SOURCE
+#include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <errno.h>
@@ -330,11 +331,32 @@ static struct namer_module *module_of(struct trace_namer *nm, const char *path)
     return x;
 }
 
-int trace_namer_name(struct trace_namer *nm, const char *module, const char *build_id,
-                     uint64_t offset, char **function, char **file, int *line, struct err *e)
+/* A DIE's name, through its abstract origin (an inlined instance names none of its own). */
+static const char *die_name(Dwarf_Die *d)
 {
-    *function = *file = NULL;
-    *line = 0;
+    Dwarf_Attribute attr;
+    return dwarf_formstring(dwarf_attr_integrate(d, DW_AT_name, &attr));
+}
+
+/* The source file of a DW_AT_call_file index in the unit cu, or NULL. */
+static const char *call_file(Dwarf_Die *cu, Dwarf_Die *d)
+{
+    Dwarf_Attribute attr;
+    Dwarf_Word idx;
+    Dwarf_Files *files;
+    size_t n;
+    if (dwarf_formudata(dwarf_attr(d, DW_AT_call_file, &attr), &idx) != 0 ||
+        dwarf_getsrcfiles(cu, &files, &n) != 0 || idx >= n)
+        return NULL;
+    return dwarf_filesrc(files, idx, NULL, NULL);
+}
+
+int trace_namer_frames(struct trace_namer *nm, const char *module, const char *build_id,
+                       uint64_t offset, struct trace_name *v, int max, struct err *e)
+{
+    if (max < 1)
+        return 0;
+    memset(v, 0, sizeof(*v));
     if (!module || !*module)
         return err_set(e, ERR_NOTFOUND, "the frame is in no module");
     struct namer_module *x = module_of(nm, module);
@@ -350,34 +372,77 @@ int trace_namer_name(struct trace_namer *nm, const char *module, const char *bui
     Dwarf_Addr at = offset + bias;
     GElf_Off off;
     GElf_Sym sym;
-    const char *name = dwfl_module_addrinfo(m, at, &off, &sym, NULL, NULL, NULL);
-    if (name)
-        *function = xstrdup(name);
-    Dwfl_Line *l = dwfl_module_getsrc(m, at);
-    if (l) {
-        int ln = 0;
-        const char *src = dwfl_lineinfo(l, NULL, &ln, NULL, NULL, NULL);
-        if (src) {
-            *file = xstrdup(src);
-            *line = ln;
-        }
-    } else {
-        /* No .debug_aranges (clang writes none): the unit whose ranges hold the address. */
-        Dwarf_Die *cu = NULL;
-        Dwarf_Addr cu_bias;
-        while (!*file && (cu = dwfl_module_nextcu(m, cu, &cu_bias)) != NULL) {
-            if (dwarf_haspc(cu, at - cu_bias) <= 0)
-                continue;
-            Dwarf_Line *dl = dwarf_getsrc_die(cu, at - cu_bias);
-            int ln = 0;
-            const char *src = dl ? dwarf_linesrc(dl, NULL, NULL) : NULL;
-            if (src && dwarf_lineno(dl, &ln) == 0) {
-                *file = xstrdup(src);
-                *line = ln;
-            }
-        }
+    const char *symbol = dwfl_module_addrinfo(m, at, &off, &sym, NULL, NULL, NULL);
+    if (symbol)
+        v[0].function = xstrdup(symbol);
+    /* The unit that holds the address: by .debug_aranges, or (clang writes none) by each
+     * unit's ranges. */
+    Dwarf_Addr cu_bias = 0;
+    Dwarf_Die *cu = dwfl_module_addrdie(m, at, &cu_bias);
+    for (Dwarf_Die *u = NULL; !cu && (u = dwfl_module_nextcu(m, u, &cu_bias)) != NULL;)
+        if (dwarf_haspc(u, at - cu_bias) > 0)
+            cu = u;
+    if (!cu)
+        return 1;
+    Dwarf_Line *dl = dwarf_getsrc_die(cu, at - cu_bias);
+    int ln = 0;
+    const char *src = dl ? dwarf_linesrc(dl, NULL, NULL) : NULL;
+    if (src && dwarf_lineno(dl, &ln) == 0) {
+        v[0].file = xstrdup(src);
+        v[0].line = ln;
     }
-    return 0;
+    /* Code inlined into the symbol's function (an optimized build): a frame for each inlined
+     * function, innermost first, each called at its DW_AT_call_file:line in the next. */
+    Dwarf_Die *scopes = NULL;
+    int nscopes = dwarf_getscopes(cu, at - cu_bias, &scopes);
+    if (nscopes > 0) {
+        /* The innermost scope's own nesting, through every function inlined around it (the
+         * scopes by address stop at the first inlined one, as eu-addr2line -i finds). */
+        Dwarf_Die inner = scopes[0];
+        free(scopes);
+        scopes = NULL;
+        nscopes = dwarf_getscopes_die(&inner, &scopes);
+    }
+    int k = 0;
+    for (int i = 0; i < nscopes && k < max; i++) {
+        int tag = dwarf_tag(&scopes[i]);
+        if (tag == DW_TAG_subprogram)
+            break; /* the symbol's own function: named already */
+        if (tag != DW_TAG_inlined_subroutine)
+            continue;
+        const char *name = die_name(&scopes[i]);
+        if (name) {
+            free(v[k].function);
+            v[k].function = xstrdup(name);
+        }
+        if (k + 1 >= max)
+            break;
+        /* Its caller: the next function scope out, at the call's line. */
+        struct trace_name *up = &v[++k];
+        memset(up, 0, sizeof(*up));
+        Dwarf_Attribute attr;
+        Dwarf_Word line = 0;
+        const char *cf = call_file(cu, &scopes[i]);
+        if (cf && dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_line, &attr), &line) == 0) {
+            up->file = xstrdup(cf);
+            up->line = (int)line;
+        }
+        if (symbol)
+            up->function = xstrdup(symbol); /* unless an inlined function encloses it */
+    }
+    free(scopes);
+    return k + 1;
+}
+
+int trace_namer_name(struct trace_namer *nm, const char *module, const char *build_id,
+                     uint64_t offset, char **function, char **file, int *line, struct err *e)
+{
+    struct trace_name v[1];
+    int n = trace_namer_frames(nm, module, build_id, offset, v, 1, e);
+    *function = n > 0 ? v[0].function : NULL;
+    *file = n > 0 ? v[0].file : NULL;
+    *line = n > 0 ? v[0].line : 0;
+    return n < 0 ? n : 0;
 }
 
 void trace_namer_close(struct trace_namer *nm)

@@ -58,6 +58,13 @@ int trace_namer_name(struct trace_namer *nm, const char *module, const char *bui
     return err_set(e, ERR_UNSUPPORTED, NO_LIBDW);
 }
 
+int trace_namer_frames(struct trace_namer *nm, const char *module, const char *build_id,
+                       uint64_t offset, struct trace_name *v, int max, struct err *e)
+{
+    (void)nm, (void)module, (void)build_id, (void)offset, (void)v, (void)max;
+    return err_set(e, ERR_UNSUPPORTED, NO_LIBDW);
+}
+
 void trace_namer_close(struct trace_namer *nm)
 {
     (void)nm;

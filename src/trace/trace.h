@@ -135,6 +135,17 @@ int trace_namer_open(struct trace_namer **out, struct err *e);
  * when the file at its path is no longer the one that ran (another build id). */
 int trace_namer_name(struct trace_namer *nm, const char *module, const char *build_id,
                      uint64_t offset, char **function, char **file, int *line, struct err *e);
+/* A frame's names, one per function it is in: the function that holds the address and each
+ * one inlined into it, innermost first (the strings are the caller's to free). */
+struct trace_name {
+    char *function; /* NULL: not known */
+    char *file;     /* NULL: not known */
+    int line;
+};
+/* The names of offset in module: how many (1 at least, at most max: an optimized build's
+ * inlined functions are frames of their own), or an error as trace_namer_name's. */
+int trace_namer_frames(struct trace_namer *nm, const char *module, const char *build_id,
+                       uint64_t offset, struct trace_name *v, int max, struct err *e);
 void trace_namer_close(struct trace_namer *nm);
 
 #endif

@@ -95,6 +95,21 @@ static int heap_site(void)
     return sbrk(256 << 10) == (void *)-1 ? 1 : 0;
 }
 
+/* A function inlined into its caller, as an optimized build does: still a frame of its own. */
+static inline __attribute__((always_inline)) int inlined_site(void)
+{
+    void *at = (void *)0x5f8000000;
+    return mmap(at, MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                -1, 0) == at
+               ? 0
+               : 1;
+}
+
+static __attribute__((noinline)) int outer_site(void)
+{
+    return inlined_site();
+}
+
 /* A region made early, grown later in place. */
 static void *grow_base(void)
 {
@@ -132,8 +147,8 @@ static void *leak_thread(void *arg)
  * What the sites hold once it sleeps: leak_site 2 MiB in 2 calls from hold and 1 MiB from
  * leak_thread (one region: the kernel merges the three), remap_site_a 1 MiB and remap_site_b 2 MiB
  * (one region), commit_site 1 MiB, heap_site 256 KiB of the heap, grow_base 1 MiB and
- * grow_site the 1 MiB it grew that region by (made at once, grown after 300 ms); reserve_site
- * and hump_site nothing.
+ * grow_site the 1 MiB it grew that region by (made at once, grown after 300 ms), inlined_site
+ * (inlined into outer_site) 1 MiB; reserve_site and hump_site nothing.
  */
 static int hold(void)
 {
@@ -160,6 +175,8 @@ static int hold(void)
         return 34;
     if (grow_site(g))
         return 37;
+    if (outer_site())
+        return 38;
     usleep(600 * 1000);
     return 0;
 }
