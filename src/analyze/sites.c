@@ -190,6 +190,28 @@ static int load_frames(struct store *st, struct growth_site *site, struct err *e
     return 0;
 }
 
+static void sites_free_one(struct growth_site *s);
+
+static int same_text(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Whether two stacks are the same call site: the same frames from their first outside the C
+ * library outward. */
+static int same_site(const struct growth_site *a, const struct growth_site *b)
+{
+    if (a->nframes - a->shown != b->nframes - b->shown)
+        return 0;
+    for (int k = 0; k < a->nframes - a->shown; k++) {
+        const struct site_frame *x = &a->frames[a->shown + k], *y = &b->frames[b->shown + k];
+        if (x->offset != y->offset || !same_text(x->module, y->module) ||
+            !same_text(x->function, y->function) || x->line != y->line)
+            return 0;
+    }
+    return 1;
+}
+
 int sites_compute(struct store *st, int64_t target, int64_t from, int64_t to, size_t top,
                   struct growth_site **out, size_t *n, int *recorded, struct err *e)
 {
@@ -240,6 +262,24 @@ int sites_compute(struct store *st, int64_t target, int64_t from, int64_t to, si
             }
         }
     }
+    /* A call site is the code outside the C library: stacks that differ only within it (its
+     * allocator's paths to mmap or to brk) are one site. Each stack's frames, then each stack
+     * joined to the first one like it. */
+    size_t *group = xcalloc(nv ? nv : 1, sizeof(*group)); /* a site's group: the site kept */
+    for (size_t x = 0; x < nv; x++) {
+        if ((rc = load_frames(st, &v[x], e)) < 0) {
+            free(group);
+            goto out;
+        }
+        group[x] = x;
+        for (size_t y = 0; y < x; y++)
+            if (group[y] == y && same_site(&v[x], &v[y])) {
+                group[x] = y;
+                v[y].bytes += v[x].bytes;
+                v[y].calls += v[x].calls;
+                break;
+            }
+    }
     /* Regions per site: each region that holds some of its bytes, once. */
     size_t *last = xcalloc(nv ? nv : 1, sizeof(*last)); /* the last region counted, + 1 */
     i = 0;
@@ -253,23 +293,30 @@ int sites_compute(struct store *st, int64_t target, int64_t from, int64_t to, si
             const struct owner *o = &r.owners[r.v[j].owner];
             if (!o->site)
                 continue;
-            if (last[o->site - 1] != k + 1) {
-                last[o->site - 1] = k + 1;
-                v[o->site - 1].regions++;
+            size_t x = group[o->site - 1];
+            if (last[x] != k + 1) {
+                last[x] = k + 1;
+                v[x].regions++;
             }
         }
     }
     free(last);
-    qsort(v, nv, sizeof(*v), by_bytes);
-    if (top && nv > top) {
-        nv = top;
-    }
+    /* The sites kept, largest first. */
+    size_t kept = 0;
     for (size_t x = 0; x < nv; x++) {
-        if ((rc = load_frames(st, &v[x], e)) < 0) {
-            nv = x;
-            goto out;
+        if (group[x] != x) {
+            sites_free_one(&v[x]);
+            continue;
         }
+        v[kept++] = v[x];
     }
+    free(group);
+    nv = kept;
+    qsort(v, nv, sizeof(*v), by_bytes);
+    for (size_t x = top; top && x < nv; x++)
+        sites_free_one(&v[x]);
+    if (top && nv > top)
+        nv = top;
 out:
     free(r.v);
     free(r.owners);

@@ -375,7 +375,9 @@ static void *run(void *arg)
         s->t = NULL;
     }
     if (rc == 0 && !s->argv) {
-        /* Attached: recording starts now. */
+        /* Attached: recording starts now, the processes known before the recorder asks. */
+        for (size_t i = 0; i < s->npids; i++)
+            on_process(s, s->pids[i], 0);
         pthread_mutex_lock(&s->lock);
         s->state = HELD;
         s->pid = s->pids[0];
