@@ -23,9 +23,9 @@ static const struct cli_command record_command = {
         "Stops at COUNT, at DURATION, when no recorded process is left, or on SIGINT/SIGTERM, "
         "after\n"
         "committing the snapshot in progress; killed outright, it loses no committed snapshot and\n"
-        "COMMAND runs on. If the database is moved or deleted meanwhile, it says where the "
-        "recording\n"
-        "is and stops (exit 2). 'vmsnap mark [--label TEXT]' from another terminal,\n"
+        "COMMAND runs on (not under --stacks). If the database is moved or deleted meanwhile,\n"
+        "it says where the recording is and stops (exit 2). 'vmsnap mark [--label TEXT]' from "
+        "another terminal,\n"
         "or SIGUSR1, takes one extra snapshot now, labelled TEXT or mark-N (P-mark-N with a label\n"
         "prefix).\n"
         "On Windows, Ctrl+C stops; the named events Local\\vmsnap-stop-PID and\n"
@@ -236,17 +236,20 @@ static int parse_args(struct rec *c, int argc, char **argv)
         {CLI_OPTION('L', "label-prefix", CLI_OPT_CALL, &c->o.prefix, "P", "label snapshots P-SEQ"),
          .call = check_prefix},
         {CLI_OPTION(0, "stacks", CLI_OPT_FLAG, &c->stacks, NULL,
-                    "with -- COMMAND (Linux): also record each mmap, munmap, mremap,\n"
-                    "mprotect, brk, shmat and shmdt that COMMAND and its children\n"
-                    "make, with the calling thread's stack: which code made memory\n"
-                    "grow. Only those calls stop the program (about 0.17 ms each,\n"
-                    "1.4x strace -f -e trace=memory); its other system calls run at\n"
-                    "full speed. Once recording stops, COMMAND runs on traced,\n"
-                    "recording nothing, until it exits. Killed outright (SIGKILL),\n"
-                    "vmsnap takes COMMAND with it: a traced program cannot run on\n"
-                    "without its tracer. LeakSanitizer cannot run under a tracer (as\n"
-                    "under strace or gdb): its check at exit is turned off\n"
-                    "(detect_leaks=0 added to ASAN_OPTIONS and LSAN_OPTIONS)")},
+                    "(Linux) also record each mmap, munmap, mremap, mprotect, brk,\n"
+                    "shmat and shmdt the processes and their children make, with\n"
+                    "the calling thread's stack: which code made memory grow.\n"
+                    "With -- COMMAND only those calls stop it, about 0.08 ms each\n"
+                    "(what strace -f -e trace=memory costs); its other system calls\n"
+                    "run at full speed. Once recording stops, COMMAND runs on\n"
+                    "traced, recording nothing, until it exits; killed outright\n"
+                    "(SIGKILL), vmsnap takes COMMAND with it: a traced program cannot\n"
+                    "run on without its tracer. With -p every system call stops (a\n"
+                    "program making 10 other calls a memory call ran 83x slower, as\n"
+                    "under strace -f -p); the processes run on untraced once\n"
+                    "recording stops. LeakSanitizer cannot run under a tracer: its\n"
+                    "check at exit is turned off (detect_leaks=0 added to\n"
+                    "ASAN_OPTIONS and LSAN_OPTIONS)")},
         CLI_OPT_TABLE_END,
     };
     struct cli_args args;
