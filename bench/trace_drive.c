@@ -32,8 +32,7 @@ int main(int argc, char **argv)
     struct counts c = {0};
     int status = 0;
     if (trace_launch(&t, cmd, &e) < 0 || (stacks && trace_stacks(t, &e) < 0) ||
-        trace_run(t, &(struct trace_hooks){&c, on_event, NULL, NULL, NULL, NULL}, &status, &e) <
-            0) {
+        trace_run(t, &(struct trace_hooks){.ctx = &c, .event = on_event}, &status, &e) < 0) {
         fprintf(stderr, "trace_drive: %s\n", e.msg);
         return 1;
     }

@@ -289,6 +289,42 @@ static void test_sites_of_a_forked_child(void **state)
     free(dir);
 }
 
+static void test_calls_of_brief_children(void **state)
+{
+    (void)state;
+    struct tu_run r;
+    char *dir;
+    /* Each child forks, execs and exits within a millisecond or two, between ticks of 1 s:
+     * each is held at its fork and its exec for its first snapshot, and keeps its calls. */
+    char *db = tu_tmppath("s.db", &dir);
+    tu_vmsnap(&r, "-d", db, "record", "--stacks", "--", TRACE_CHILD_BIN, "brief-tree", NULL);
+    if (r.status == 2 && strstr(r.err, "built without it")) {
+        tu_run_release(&r);
+        skip();
+    }
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    sqlite3 *h = tu_db_open(db);
+    assert_int_equal(tu_q64(h, "SELECT count(*) FROM targets WHERE cmdline LIKE '%% brief'"), 3);
+    /* Every one has its two calls, each on the target of the program that made it. */
+    assert_int_equal(tu_q64(h, "SELECT count(*) FROM events e JOIN targets t ON t.id = "
+                               "e.target_id JOIN stack_frames f ON f.stack_id = e.stack_id "
+                               "WHERE t.cmdline LIKE '%% brief' AND e.call = 'mmap' AND "
+                               "f.function = 'leak_site'"),
+                     6);
+    assert_int_equal(tu_q64(h, "SELECT count(DISTINCT e.target_id) FROM events e JOIN "
+                               "stack_frames f ON f.stack_id = e.stack_id WHERE f.function = "
+                               "'leak_site'"),
+                     3);
+    /* Each exec'd program names the forked copy it replaced as its parent's child. */
+    assert_int_equal(tu_q64(h, "SELECT count(*) FROM targets WHERE cmdline LIKE '%% brief' AND "
+                               "parent_target_id IS NULL"),
+                     0);
+    sqlite3_close(h);
+    free(db);
+    free(dir);
+}
+
 static void test_stopping_leaves_the_program_whole(void **state)
 {
     (void)state;
@@ -586,6 +622,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sites_hold_exact_bytes),
         cmocka_unit_test(test_sites_of_a_forked_child),
+        cmocka_unit_test(test_calls_of_brief_children),
         cmocka_unit_test(test_stopping_leaves_the_program_whole),
         cmocka_unit_test(test_a_killed_recorder_takes_the_program),
         cmocka_unit_test(test_attached_to_a_running_program),

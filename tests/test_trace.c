@@ -66,7 +66,8 @@ static void test_calls_of_threads_and_children(void **state)
     assert_int_equal(trace_launch(&t, argv, &e), 0);
     int64_t root = trace_pid(t);
     struct seen s = {0};
-    const struct trace_hooks h = {&s, on_event, on_process, on_exited, NULL, NULL};
+    const struct trace_hooks h = {
+        .ctx = &s, .event = on_event, .process = on_process, .exited = on_exited};
     int status = -1;
     assert_int_equal(trace_run(t, &h, &status, &e), 0);
     trace_close(t);
@@ -208,7 +209,7 @@ static void test_stacks_name_the_call_sites(void **state)
     }
     assert_int_equal(rc, 0);
     struct stacks_seen s = {0};
-    const struct trace_hooks h = {&s, on_stack_event, NULL, NULL, NULL, NULL};
+    const struct trace_hooks h = {.ctx = &s, .event = on_stack_event};
     int status = -1;
     assert_int_equal(trace_run(t, &h, &status, &e), 0);
     trace_close(t);
@@ -269,8 +270,8 @@ static void test_python_allocating(void **state)
     }
     struct big_seen s = {0};
     int status = -1;
-    assert_int_equal(
-        trace_run(t, &(struct trace_hooks){&s, on_big, NULL, NULL, NULL, NULL}, &status, &e), 0);
+    assert_int_equal(trace_run(t, &(struct trace_hooks){.ctx = &s, .event = on_big}, &status, &e),
+                     0);
     trace_close(t);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     assert_true(s.len >= (64 << 20));
@@ -291,7 +292,8 @@ static void test_a_thread_that_execs(void **state)
     assert_int_equal(trace_stacks(t, &e) == 0 || e.code == ERR_UNSUPPORTED, 1);
     struct seen s = {0};
     int status = -1;
-    const struct trace_hooks h = {&s, on_event, on_process, on_exited, NULL, NULL};
+    const struct trace_hooks h = {
+        .ctx = &s, .event = on_event, .process = on_process, .exited = on_exited};
     assert_int_equal(trace_run(t, &h, &status, &e), 0);
     trace_close(t);
     assert_true(WIFEXITED(status));
@@ -315,7 +317,8 @@ static void test_a_missing_program_is_named(void **state)
     struct err e = {0};
     assert_int_equal(trace_launch(&t, argv, &e), 0);
     struct seen s = {0};
-    const struct trace_hooks h = {&s, on_event, on_process, on_exited, NULL, NULL};
+    const struct trace_hooks h = {
+        .ctx = &s, .event = on_event, .process = on_process, .exited = on_exited};
     int status;
     assert_int_equal(trace_run(t, &h, &status, &e), ERR_NOPROC);
     assert_non_null(strstr(e.msg, "cannot run '/nonexistent/vmsnap-no-such-program'"));

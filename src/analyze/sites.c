@@ -63,6 +63,8 @@ static void put(struct replay *r, uint64_t start, uint64_t end, uint32_t owner)
     if (i < j && r->v[j - 1].end > end)
         pieces[k++] = (struct iv){end, r->v[j - 1].end, r->v[j - 1].owner};
     size_t gone = j - i;
+    if (!k && !gone)
+        return; /* nothing owned there, nothing to own */
     if ((size_t)k > gone)
         r->v = xgrow(r->v, &r->cap, r->n + (size_t)k - gone, sizeof(*r->v));
     memmove(r->v + i + k, r->v + j, (r->n - j) * sizeof(*r->v));

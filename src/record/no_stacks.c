@@ -1,17 +1,17 @@
 /* stacks.h where there is no tracer (Windows, for now): record --stacks says so. */
 #include "record/stacks.h"
 
-int stacks_launch(struct stacks **out, char **argv, int64_t *pid, struct err *e)
+int stacks_launch(struct stacks **out, char **argv, int follow, int64_t *pid, struct err *e)
 {
-    (void)argv;
+    (void)argv, (void)follow;
     *out = NULL;
     *pid = 0;
     return err_set(e, ERR_UNSUPPORTED, "--stacks: call stacks are recorded on Linux only");
 }
 
-int stacks_attach(struct stacks **out, const int64_t *pids, size_t n, struct err *e)
+int stacks_attach(struct stacks **out, const int64_t *pids, size_t n, int follow, struct err *e)
 {
-    (void)pids, (void)n;
+    (void)pids, (void)n, (void)follow;
     *out = NULL;
     return err_set(e, ERR_UNSUPPORTED, "--stacks: call stacks are recorded on Linux only");
 }
@@ -71,4 +71,16 @@ void stacks_counts(const struct stacks *s, int64_t *calls, int64_t *stacks, int6
 {
     (void)s;
     *calls = *stacks = *unwound_not = 0;
+}
+
+size_t stacks_births(struct stacks *s, struct stacks_birth **v)
+{
+    (void)s;
+    *v = NULL;
+    return 0;
+}
+
+void stacks_release(struct stacks *s, int64_t pid)
+{
+    (void)s, (void)pid;
 }

@@ -434,6 +434,61 @@ static int tick(struct recorder *r, struct err *e)
     return commit(r, e);
 }
 
+/* The newest followed process with pid, or NULL. */
+static struct proc *proc_of(struct recorder *r, int64_t pid)
+{
+    for (size_t i = r->nprocs; i-- > 0;)
+        if (!r->procs[i]->pub.gone && r->procs[i]->pub.pid == pid)
+            return r->procs[i];
+    return NULL;
+}
+
+/*
+ * With stacks: the processes born since (forked, or exec'd), each held by the tracer before it
+ * runs, get their first snapshot now, written before they are let go; a process that lives
+ * less than a tick so has a target for its calls.
+ */
+static int take_births(struct recorder *r, struct err *e)
+{
+    struct stacks_birth *v = NULL;
+    size_t n = r->stacks ? stacks_births(r->stacks, &v) : 0;
+    if (!n)
+        return 0;
+    int rc = 0, any = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct proc *p = proc_of(r, v[i].pid);
+        if (!p && !v[i].execed) {
+            struct proc *parent = v[i].parent ? proc_of(r, v[i].parent) : NULL;
+            struct err ignored = {0};
+            if (follow(r, v[i].pid, NULL, parent ? parent : r->procs[0], STORE_ORIGIN_FORKED,
+                       &ignored) == 0)
+                p = r->procs[r->nprocs - 1];
+        }
+        if (!p || p->pending)
+            continue;
+        next_label(r, p, NULL, r->own_marks);
+        p->carries = 0;
+        rc = taker_walk(&p->taker, e);
+        p->seen_ms = mono_ms();
+        if (rc == ERR_EXITED || rc == ERR_ZOMBIE || rc == ERR_NOPROC) {
+            gone(r, p);
+            rc = 0;
+            continue;
+        }
+        if (rc < 0)
+            break;
+        note_program(r, p);
+        p->pending = 1;
+        any = 1;
+    }
+    if (rc == 0 && any)
+        rc = commit(r, e);
+    for (size_t i = 0; i < n; i++)
+        stacks_release(r->stacks, v[i].pid);
+    free(v);
+    return rc;
+}
+
 /* A mark came: queues the marks `vmsnap mark` added for us or, with none, one of our own. */
 static void queue_marks(struct recorder *r)
 {
@@ -491,7 +546,7 @@ int recorder_open(struct recorder **out, struct store *st, const struct recorder
     if (argv && o->stacks) {
         int64_t pid = 0;
         int flags = o->follow ? PLAT_SPAWN_ADOPT : 0;
-        if ((rc = stacks_launch(&r->stacks, argv, &pid, e)) < 0) {
+        if ((rc = stacks_launch(&r->stacks, argv, o->follow, &pid, e)) < 0) {
             if (rc == ERR_EXITED)
                 return 0; /* it ran and ended before it was loaded: nothing to record */
             return err_wrap(e, "record");
@@ -538,7 +593,7 @@ int recorder_open(struct recorder **out, struct store *st, const struct recorder
         r->attached = xcalloc(n, sizeof(*r->attached));
         for (size_t i = 0; i < r->nprocs; i++)
             r->attached[i] = r->procs[i]->pub.pid;
-        if ((rc = stacks_attach(&r->stacks, r->attached, r->nprocs, e)) < 0)
+        if ((rc = stacks_attach(&r->stacks, r->attached, r->nprocs, o->follow, e)) < 0)
             return err_wrap(e, "record");
         if ((rc = store_events_open(st, &r->calls, e)) < 0)
             return rc;
@@ -586,8 +641,12 @@ static int wait_next(struct recorder *r, int64_t next, int64_t deadline, const c
             } while (r->nqueue && !any_pending(r));
             continue;
         case PLAT_EV_CHILD:
-            /* Reaps the command and adopted orphans; the walks notice who is gone. */
+            /* Reaps the command and adopted orphans; the walks notice who is gone. Processes
+             * born under the tracer wait for their first snapshot. */
             plat_recorder_child_exited(r->events, 0, NULL);
+            int rc = take_births(r, e);
+            if (rc < 0)
+                return rc;
             break;
         default:
             break;

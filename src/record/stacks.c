@@ -66,6 +66,9 @@ struct stacks {
     char **argv;
     const int64_t *pids; /* attach to these (argv NULL) */
     size_t npids;
+    int follow; /* the recorder follows new processes: each is held for its first snapshot */
+    struct stacks_birth *births; /* under the lock: born and held, for stacks_births */
+    size_t nbirths, births_cap;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     /* Under the lock. */
@@ -187,6 +190,20 @@ static void on_exited(void *ctx, int64_t pid, int status)
         *p = s->procs[--s->nprocs];
     }
     pthread_mutex_unlock(&s->lock);
+}
+
+/* A new process, or one that exec'd: held until the recorder has its first snapshot. */
+static int on_born(void *ctx, int64_t pid, int64_t parent, int execed)
+{
+    struct stacks *s = ctx;
+    if (!s->follow)
+        return 0;
+    pthread_mutex_lock(&s->lock);
+    s->births = xgrow(s->births, &s->births_cap, s->nbirths + 1, sizeof(*s->births));
+    s->births[s->nbirths++] = (struct stacks_birth){pid, parent, execed};
+    pthread_mutex_unlock(&s->lock);
+    kill(getpid(), SIGCHLD); /* wakes the recorder's wait */
+    return 1;
 }
 
 static void on_held(void *ctx, int64_t pid)
@@ -391,7 +408,8 @@ static void *run(void *arg)
                                       .process = on_process,
                                       .exited = on_exited,
                                       .execed = on_execed,
-                                      .held = on_held};
+                                      .held = on_held,
+                                      .born = on_born};
         rc = trace_run(s->t, &h, &status, &e);
     }
     pthread_mutex_lock(&s->lock);
@@ -420,6 +438,7 @@ static void free_stacks(struct stacks *s)
     for (size_t i = 0; i < s->nprocs; i++)
         free(s->procs[i].segs);
     free(s->procs);
+    free(s->births);
     free(s->stk);
     free(s->q);
     free(s->work);
@@ -436,18 +455,20 @@ static void free_stacks(struct stacks *s)
 static int start(struct stacks *s, const char *what, int64_t *pid, struct stacks **out,
                  struct err *e);
 
-int stacks_launch(struct stacks **out, char **argv, int64_t *pid, struct err *e)
+int stacks_launch(struct stacks **out, char **argv, int follow, int64_t *pid, struct err *e)
 {
     *out = NULL;
     struct stacks *s = xcalloc(1, sizeof(*s));
     s->argv = argv;
+    s->follow = follow;
     return start(s, argv[0], pid, out, e);
 }
 
-int stacks_attach(struct stacks **out, const int64_t *pids, size_t n, struct err *e)
+int stacks_attach(struct stacks **out, const int64_t *pids, size_t n, int follow, struct err *e)
 {
     *out = NULL;
     struct stacks *s = xcalloc(1, sizeof(*s));
+    s->follow = follow;
     s->pids = pids;
     s->npids = n;
     int64_t pid;
@@ -584,10 +605,12 @@ int stacks_write(struct stacks *s, struct store_events *w, stacks_target_fn targ
 {
     /* What came since the last write joins what was kept. */
     pthread_mutex_lock(&s->lock);
-    s->work = xgrow(s->work, &s->work_cap, s->nwork + s->nq, sizeof(*s->work));
-    memcpy(s->work + s->nwork, s->q, s->nq * sizeof(*s->q));
-    s->nwork += s->nq;
-    s->nq = 0;
+    if (s->nq) {
+        s->work = xgrow(s->work, &s->work_cap, s->nwork + s->nq, sizeof(*s->work));
+        memcpy(s->work + s->nwork, s->q, s->nq * sizeof(*s->q));
+        s->nwork += s->nq;
+        s->nq = 0;
+    }
     size_t nstk = s->nstk;
     pthread_mutex_unlock(&s->lock);
     stacks_name(s);
@@ -666,7 +689,24 @@ void stacks_written(struct stacks *s, int committed)
 void stacks_quiet(struct stacks *s)
 {
     if (s && s->t)
-        trace_quiet(s->t);
+        trace_quiet(s->t); /* and every process held runs on */
+}
+
+size_t stacks_births(struct stacks *s, struct stacks_birth **v)
+{
+    pthread_mutex_lock(&s->lock);
+    *v = s->births;
+    size_t n = s->nbirths;
+    s->births = NULL;
+    s->nbirths = s->births_cap = 0;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+void stacks_release(struct stacks *s, int64_t pid)
+{
+    if (s->t)
+        trace_release(s->t, pid);
 }
 
 int stacks_done(struct stacks *s)

@@ -19,10 +19,23 @@ struct stacks;
  * where it is loaded (its libraries mapped): *pid. On failure (the program cannot run or be
  * traced, or this build has no libdw) nothing runs and e says why; *out is NULL.
  */
-int stacks_launch(struct stacks **out, char **argv, int64_t *pid, struct err *e);
+int stacks_launch(struct stacks **out, char **argv, int follow, int64_t *pid, struct err *e);
 /* Attaches to the running processes pids[0..n) (kept by the caller until stacks_close),
  * whose every system call then stops in the tracer; stacks_close lets go of them. */
-int stacks_attach(struct stacks **out, const int64_t *pids, size_t n, struct err *e);
+int stacks_attach(struct stacks **out, const int64_t *pids, size_t n, int follow, struct err *e);
+/*
+ * With follow, each process the traced ones fork, and each that execs, is held stopped before
+ * it runs until the recorder has taken its first snapshot (stacks_release), so a process that
+ * lives less than a tick has a target for its calls. The recorder's wait is woken (SIGCHLD)
+ * when one is.
+ */
+struct stacks_birth {
+    int64_t pid, parent; /* parent: 0 when not known */
+    int execed;          /* it exec'd (else it was forked) */
+};
+/* The processes held since the last call (*v the caller's to free). */
+size_t stacks_births(struct stacks *s, struct stacks_birth **v);
+void stacks_release(struct stacks *s, int64_t pid);
 /* The program may run on (its first snapshot is taken). */
 void stacks_let_go(struct stacks *s);
 /* Which program pid runs now, counted by its execs as the tracer saw them. */

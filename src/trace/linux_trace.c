@@ -11,8 +11,10 @@
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <time.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,7 +98,24 @@ struct tracer {
     int attached;
     atomic_int detach;
     int detaching;
+    /* Processes held stopped for the hooks' born (the tracer's), and those trace_release let go
+     * (any thread's, under the lock). */
+    pid_t *parked;
+    size_t nparked, parked_cap;
+    pid_t *roots; /* attached: the processes given */
+    size_t nroots;
+    pthread_mutex_t release_lock;
+    pid_t *released;
+    size_t nreleased, released_cap;
 };
+
+void trace_release(struct tracer *t, int64_t pid)
+{
+    pthread_mutex_lock(&t->release_lock);
+    t->released = xgrow(t->released, &t->released_cap, t->nreleased + 1, sizeof(*t->released));
+    t->released[t->nreleased++] = (pid_t)pid;
+    pthread_mutex_unlock(&t->release_lock);
+}
 
 void trace_detach(struct tracer *t)
 {
@@ -404,6 +423,7 @@ int trace_launch(struct tracer **out, char *const argv[], struct err *e)
     close(fds[1]);
     env_free(env);
     struct tracer *t = xcalloc(1, sizeof(*t));
+    pthread_mutex_init(&t->release_lock, NULL);
     t->root = pid;
     t->exec_pipe = fds[0];
     t->argv0 = xstrdup(argv[0]);
@@ -469,10 +489,14 @@ int trace_attach(struct tracer **out, const int64_t *pids, size_t n, struct err 
 {
     *out = NULL;
     struct tracer *t = xcalloc(1, sizeof(*t));
+    pthread_mutex_init(&t->release_lock, NULL);
     t->attached = 1;
     t->exec_pipe = -1;
     t->root = n ? (pid_t)pids[0] : 0;
     t->argv0 = xasprintf("pid %lld", (long long)t->root);
+    t->roots = xcalloc(n ? n : 1, sizeof(*t->roots));
+    for (size_t i = 0; i < n; i++)
+        t->roots[t->nroots++] = (pid_t)pids[i];
     for (size_t i = 0; i < n; i++) {
         int rc = seize_all(t, (pid_t)pids[i]);
         if (rc == 0)
@@ -546,10 +570,74 @@ static void go(struct tracer *t, struct thread *th, int sig)
     resume(t->attached ? PTRACE_SYSCALL : PTRACE_CONT, th->tid, sig);
 }
 
+/* The parent of process pid, from /proc (its fork event may come after its first stop). */
+static pid_t ppid_of(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    pid_t ppid = 0;
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, "PPid:", 5) == 0) {
+            ppid = (pid_t)strtol(line + 5, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return ppid;
+}
+
+/* A new process, or one that exec'd, stopped: held when the hooks ask (born), else resumed. */
+static void born(struct tracer *t, const struct trace_hooks *h, struct thread *th, int execed)
+{
+    if (h->born && !atomic_load(&t->quiet) && !t->detaching &&
+        h->born(h->ctx, th->tgid, execed ? 0 : ppid_of(th->tid), execed)) {
+        t->parked = xgrow(t->parked, &t->parked_cap, t->nparked + 1, sizeof(*t->parked));
+        t->parked[t->nparked++] = th->tid;
+        return;
+    }
+    go(t, th, 0);
+}
+
+/* Resumes the held processes let go (all of them once quiet or letting go): how many are still
+ * held. */
+static size_t serve_parked(struct tracer *t)
+{
+    int all = atomic_load(&t->quiet) || t->detaching;
+    pthread_mutex_lock(&t->release_lock);
+    for (size_t i = 0; i < t->nparked;) {
+        int go_on = all;
+        for (size_t k = 0; k < t->nreleased && !go_on; k++)
+            go_on = t->released[k] == t->parked[i];
+        struct thread *th = go_on ? find(t, t->parked[i]) : NULL;
+        if (go_on) {
+            if (th)
+                go(t, th, 0);
+            t->parked[i] = t->parked[--t->nparked];
+        } else {
+            i++;
+        }
+    }
+    t->nreleased = 0;
+    pthread_mutex_unlock(&t->release_lock);
+    return t->nparked;
+}
+
+/* Whether tid is a thread of the processes attached to at the start (not one born since). */
+static int is_attached_pid(const struct tracer *t, pid_t tid)
+{
+    for (size_t i = 0; i < t->nroots; i++)
+        if (t->roots[i] == tid)
+            return 1;
+    return 0;
+}
+
 /* Asked to let go: each thread is detached at its next stop, and interrupted to make one. */
 static void start_detach(struct tracer *t)
 {
     t->detaching = 1;
+    serve_parked(t); /* the held ones are detached now */
     for (size_t i = 0; i < t->n; i++)
         (void)ptrace(PTRACE_INTERRUPT, t->v[i].tid, 0, 0);
 }
@@ -600,7 +688,14 @@ int trace_run(struct tracer *t, const struct trace_hooks *h, int *status, struct
         if (t->detaching && all_detached(t))
             break;
         int st;
-        pid_t tid = waitpid(-1, &st, __WALL | __WNOTHREAD);
+        /* While processes are held, their release is looked for between stops. */
+        int polling = t->nparked && serve_parked(t);
+        pid_t tid = waitpid(-1, &st, __WALL | __WNOTHREAD | (polling ? WNOHANG : 0));
+        if (tid == 0) {
+            struct timespec nap = {0, 100 * 1000};
+            nanosleep(&nap, NULL);
+            continue;
+        }
         if (tid < 0) {
             if (errno == EINTR)
                 continue;
@@ -621,6 +716,9 @@ int trace_run(struct tracer *t, const struct trace_hooks *h, int *status, struct
                 if (h->exited)
                     h->exited(h->ctx, th->tgid, st);
             }
+            for (size_t i = 0; i < t->nparked; i++)
+                if (t->parked[i] == tid)
+                    t->parked[i--] = t->parked[--t->nparked];
             if (th)
                 drop(t, th);
             continue;
@@ -710,12 +808,19 @@ int trace_run(struct tracer *t, const struct trace_hooks *h, int *status, struct
             }
             if (h->execed)
                 h->execed(h->ctx, th->tgid);
-            go(t, th, 0);
+            if (tid == t->root && t->entry)
+                go(t, th, 0); /* the launched program: held at its entry point instead */
+            else
+                born(t, h, th, 1);
         } else if (event == PTRACE_EVENT_STOP) {
             /* Attached: a thread's first stop (interrupted, or new), or a group-stop, which a
-             * traced program does not keep. */
+             * traced program does not keep. A new process is born. */
+            int first = !th->started && th->tid == th->tgid && !is_attached_pid(t, tid);
             th->started = 1;
-            go(t, th, 0);
+            if (first)
+                born(t, h, th, 0);
+            else
+                go(t, th, 0);
         } else if (event) {
             go(t, th, 0);
         } else if (sig == SIGTRAP && tid == t->root && t->entry && at_entry(t)) {
@@ -723,7 +828,10 @@ int trace_run(struct tracer *t, const struct trace_hooks *h, int *status, struct
             go(t, th, 0);
         } else if (sig == SIGSTOP && !th->started) {
             th->started = 1; /* the stop a new tracee starts with */
-            go(t, th, 0);
+            if (th->tid == th->tgid)
+                born(t, h, th, 0);
+            else
+                go(t, th, 0);
         } else {
             /* A signal for the program: it gets it. A group-stop (no siginfo) is resumed at
              * once: job control of a traced program does not stop it. */
@@ -751,6 +859,10 @@ void trace_close(struct tracer *t)
         close(t->exec_pipe);
     free(t->argv0);
     free(t->v);
+    free(t->parked);
+    free(t->roots);
+    free(t->released);
+    pthread_mutex_destroy(&t->release_lock);
     for (size_t i = 0; i < t->nprocs; i++)
         trace_unwinder_close(t->procs[i].unwinder);
     free(t->procs);

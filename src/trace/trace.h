@@ -59,6 +59,9 @@ struct trace_hooks {
     /* When set, the launched program is held where its first program is loaded (at its entry
      * point, its libraries mapped and their constructors run) until held returns. */
     void (*held)(void *ctx, int64_t pid);
+    /* A new process (parent: its parent's pid, 0 when not known), or one that exec'd, stopped
+     * before it runs: nonzero holds it stopped until trace_release (its first snapshot). */
+    int (*born)(void *ctx, int64_t pid, int64_t parent, int execed);
 };
 
 struct tracer;
@@ -88,6 +91,8 @@ int trace_run(struct tracer *t, const struct trace_hooks *h, int *status, struct
  * at the cost of its stops alone, until it exits: its memory calls never fail for want of a
  * tracer. */
 void trace_quiet(struct tracer *t);
+/* From any thread: a process held for born runs on. */
+void trace_release(struct tracer *t, int64_t pid);
 void trace_close(struct tracer *t);
 
 /*

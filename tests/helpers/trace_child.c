@@ -185,6 +185,29 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "hold") == 0)
         return hold();
+    if (argc > 1 && strcmp(argv[1], "brief") == 0) {
+        /* Two calls and gone, in far less than a recorder's tick. */
+        for (int i = 0; i < 2; i++)
+            if (leak_site(0x5e0000000 + (uintptr_t)i * MIB))
+                return 60;
+        return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "brief-tree") == 0) {
+        /* Three children that each run `trace_child brief` (fork, then exec), one at a time. */
+        for (int k = 0; k < 3; k++) {
+            pid_t pid = fork();
+            if (pid == 0) {
+                char *args[] = {argv[0], "brief", NULL};
+                execv("/proc/self/exe", args);
+                _exit(61);
+            }
+            int st;
+            if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
+                return 62;
+        }
+        usleep(300 * 1000);
+        return 0;
+    }
     if (argc > 1 && strcmp(argv[1], "hold-tree") == 0) {
         /* A child that runs `trace_child hold` (fork, then exec), and its status. */
         pid_t pid = fork();
