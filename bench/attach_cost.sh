@@ -3,7 +3,8 @@
 # can be added, so every system call stops in the tracer. bench/trace_mixed.c times its own
 # N rounds of one mmap+munmap pair and 10 getppid calls: untraced, with `vmsnap record --stacks
 # -- ` (launched: the filter stops only the memory calls), under `strace -f -p` and under
-# `vmsnap record --stacks -p` (both attached at its start). Median of 3 runs each.
+# `vmsnap record --stacks -p` (both attached at its start). Median of 3 runs each. And what a
+# call the filter lets through costs a launched program (bench/trace_getppid.c).
 #   bench/attach_cost.sh [ROUNDS]     default 5,000
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +40,13 @@ l=$(median3 launched)
 s=$(median3 attached strace)
 a=$(median3 attached vmsnap)
 per() { awk -v us="$1" -v n="$N" 'BEGIN { printf "%.1f", us / n }'; }
+# The system calls the filter lets through: a million getppid, timed by the program itself.
+cc -O2 -o "$OUT/trace_getppid" bench/trace_getppid.c
+G="$OUT/trace_getppid"
+g_bare=$(for i in 1 2 3; do "$G" 1000000; done | sort -n | sed -n 2p)
+g_launched=$(for i in 1 2 3; do rm -f "$DB"*; "$V" -d "$DB" record --stacks -- "$G" 1000000 2>/dev/null; done | sort -n | sed -n 2p)
+echo "an untraced system call (getppid) of a launched program: $g_bare ns alone, $g_launched ns" \
+  "under record --stacks ($(ratio "$g_launched" "$g_bare")x: the filter's test)"
 echo "per round of 1 mmap+munmap pair and 10 getppid, $N rounds: untraced $(per "$b") us;" \
   "record --stacks -- (launched) $(per "$l") us ($(ratio "$l" "$b")x);" \
   "strace -f -p $(per "$s") us ($(ratio "$s" "$b")x);" \

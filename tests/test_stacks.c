@@ -320,7 +320,17 @@ static void test_calls_of_brief_children(void **state)
     assert_int_equal(tu_q64(h, "SELECT count(*) FROM targets WHERE cmdline LIKE '%% brief' AND "
                                "parent_target_id IS NULL"),
                      0);
+    /* And each has a last snapshot, taken as it exits, that holds what its calls made. */
+    int64_t brief = tu_q64(h, "SELECT max(id) FROM targets WHERE cmdline LIKE '%% brief'");
+    assert_int_equal(
+        tu_q64(h, "SELECT count(*) FROM snapshots WHERE target_id = %lld", (long long)brief), 2);
     sqlite3_close(h);
+    char target[32];
+    snprintf(target, sizeof(target), "%lld", (long long)brief);
+    tu_vmsnap(&r, "-d", db, "growth", "--target", target, "-j", NULL);
+    assert_int_equal(r.status, 0);
+    assert_site(r.out, "leak_site", "main", 2 * MIB, 1, 2);
+    tu_run_release(&r);
     free(db);
     free(dir);
 }

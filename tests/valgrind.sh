@@ -2,8 +2,9 @@
 # valgrind memcheck of vmsnap's commands on a live process: snap (smaps and maps), record,
 # diff (table and JSON, the interval path and the whole-snapshot path), show, list, query,
 # growth, report, import of saved maps and smaps text and of a core file, merge of another
-# database (the same process recorded apart there; then again), and mark with a recorder
-# (itself under valgrind) taking it.
+# database (the same process recorded apart there; then again), record --stacks (launched and
+# attached) with growth, show and diff of what it recorded, and mark with a recorder (itself
+# under valgrind) taking it.
 # Any memory error or definite leak fails:  valgrind.sh VMSNAP VM_CHILD
 set -eu
 vmsnap=$1 child=$2
@@ -54,6 +55,20 @@ run import "$(dirname "$0")/fixtures/tiny.core"
 "$vmsnap" -d "$dir/other.db" snap -p "$pid" >/dev/null
 run merge "$dir/other.db"
 run -j merge "$dir/other.db" "$db"
+# Call stacks: a launched shell that forks and execs, attached to the live process, and the
+# answers that name the code behind each region.
+if "$vmsnap" -d "$dir/probe.db" record --stacks -n 1 -- true >/dev/null 2>&1; then
+  main_db=$db
+  db=$dir/stacks.db
+  run record --stacks -i 50ms -- /bin/sh -c 'sleep 0.2; true'
+  run record --stacks -p "$pid" -t 300ms -i 100ms
+  run growth
+  run -j show last
+  run -j diff first last
+  db=$main_db
+else
+  echo "valgrind.sh: record --stacks is not available here: its commands are skipped"
+fi
 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
   --show-leak-kinds=definite "$vmsnap" -d "$db" record -p "$pid" -i 1h >/dev/null 2>&1 &
 rec=$!
@@ -69,5 +84,5 @@ wait "$rec" || { echo "valgrind.sh: the recorder under valgrind failed with $?" 
 exec 3>&-
 wait "$pid" || true
 rm -rf "$dir"
-[ $status = 0 ] && echo "valgrind: no memory errors or definite leaks in 21 commands"
+[ $status = 0 ] && echo "valgrind: no memory errors or definite leaks in the commands"
 exit $status

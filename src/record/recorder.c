@@ -445,8 +445,9 @@ static struct proc *proc_of(struct recorder *r, int64_t pid)
 
 /*
  * With stacks: the processes born since (forked, or exec'd), each held by the tracer before it
- * runs, get their first snapshot now, written before they are let go; a process that lives
- * less than a tick so has a target for its calls.
+ * runs, get their first snapshot now, and those exiting their last, written before they are
+ * let go; a process that lives less than a tick so has a target for its calls, and a last
+ * snapshot that holds what they made.
  */
 static int take_births(struct recorder *r, struct err *e)
 {
@@ -457,7 +458,7 @@ static int take_births(struct recorder *r, struct err *e)
     int rc = 0, any = 0;
     for (size_t i = 0; i < n; i++) {
         struct proc *p = proc_of(r, v[i].pid);
-        if (!p && !v[i].execed) {
+        if (!p && v[i].kind == TRACE_FORKED) {
             struct proc *parent = v[i].parent ? proc_of(r, v[i].parent) : NULL;
             struct err ignored = {0};
             if (follow(r, v[i].pid, NULL, parent ? parent : r->procs[0], STORE_ORIGIN_FORKED,

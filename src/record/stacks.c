@@ -192,15 +192,20 @@ static void on_exited(void *ctx, int64_t pid, int status)
     pthread_mutex_unlock(&s->lock);
 }
 
-/* A new process, or one that exec'd: held until the recorder has its first snapshot. */
-static int on_born(void *ctx, int64_t pid, int64_t parent, int execed)
+/* A new process, one that exec'd, or one exiting: held until the recorder has its snapshot. */
+static int on_born(void *ctx, int64_t pid, int64_t parent, int kind)
 {
     struct stacks *s = ctx;
     if (!s->follow)
         return 0;
     pthread_mutex_lock(&s->lock);
+    if (s->state != HELD) {
+        /* Not recording yet (the launched program's exec failed, and it exits). */
+        pthread_mutex_unlock(&s->lock);
+        return 0;
+    }
     s->births = xgrow(s->births, &s->births_cap, s->nbirths + 1, sizeof(*s->births));
-    s->births[s->nbirths++] = (struct stacks_birth){pid, parent, execed};
+    s->births[s->nbirths++] = (struct stacks_birth){pid, parent, kind};
     pthread_mutex_unlock(&s->lock);
     kill(getpid(), SIGCHLD); /* wakes the recorder's wait */
     return 1;

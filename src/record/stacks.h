@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "store/store.h"
+#include "trace/trace.h"
 #include "util/err.h"
 
 struct stacks;
@@ -25,13 +26,14 @@ int stacks_launch(struct stacks **out, char **argv, int follow, int64_t *pid, st
 int stacks_attach(struct stacks **out, const int64_t *pids, size_t n, int follow, struct err *e);
 /*
  * With follow, each process the traced ones fork, and each that execs, is held stopped before
- * it runs until the recorder has taken its first snapshot (stacks_release), so a process that
- * lives less than a tick has a target for its calls. The recorder's wait is woken (SIGCHLD)
- * when one is.
+ * it runs until the recorder has taken its first snapshot (stacks_release), and each that
+ * exits, before its address space goes, for its last: a process that lives less than a tick
+ * has a target for its calls, and what they made. The recorder's wait is woken (SIGCHLD) when
+ * one is.
  */
 struct stacks_birth {
     int64_t pid, parent; /* parent: 0 when not known */
-    int execed;          /* it exec'd (else it was forked) */
+    int kind;            /* enum trace_moment: forked, exec'd, or exiting */
 };
 /* The processes held since the last call (*v the caller's to free). */
 size_t stacks_births(struct stacks *s, struct stacks_birth **v);

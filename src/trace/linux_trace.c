@@ -431,7 +431,8 @@ int trace_launch(struct tracer **out, char *const argv[], struct err *e)
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
     long opts = PTRACE_O_TRACESECCOMP | PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE |
-                PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL;
+                PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL |
+                PTRACE_O_TRACEEXIT;
     if (!WIFSTOPPED(st)) {
         /* It could not become our tracee (it is traced already) and said why. */
         int rc = child_failed(t, e);
@@ -457,7 +458,7 @@ int trace_launch(struct tracer **out, char *const argv[], struct err *e)
 static int seize_all(struct tracer *t, pid_t pid)
 {
     const long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK |
-                      PTRACE_O_TRACEVFORK | PTRACE_O_TRACEEXEC;
+                      PTRACE_O_TRACEVFORK | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT;
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
     for (int more = 1, round = 0; more && round < 100; round++) {
@@ -589,10 +590,10 @@ static pid_t ppid_of(pid_t pid)
 }
 
 /* A new process, or one that exec'd, stopped: held when the hooks ask (born), else resumed. */
-static void born(struct tracer *t, const struct trace_hooks *h, struct thread *th, int execed)
+static void born(struct tracer *t, const struct trace_hooks *h, struct thread *th, int kind)
 {
     if (h->born && !atomic_load(&t->quiet) && !t->detaching &&
-        h->born(h->ctx, th->tgid, execed ? 0 : ppid_of(th->tid), execed)) {
+        h->born(h->ctx, th->tgid, kind == TRACE_FORKED ? ppid_of(th->tid) : 0, kind)) {
         t->parked = xgrow(t->parked, &t->parked_cap, t->nparked + 1, sizeof(*t->parked));
         t->parked[t->nparked++] = th->tid;
         return;
@@ -811,16 +812,18 @@ int trace_run(struct tracer *t, const struct trace_hooks *h, int *status, struct
             if (tid == t->root && t->entry)
                 go(t, th, 0); /* the launched program: held at its entry point instead */
             else
-                born(t, h, th, 1);
+                born(t, h, th, TRACE_EXECED);
         } else if (event == PTRACE_EVENT_STOP) {
             /* Attached: a thread's first stop (interrupted, or new), or a group-stop, which a
              * traced program does not keep. A new process is born. */
             int first = !th->started && th->tid == th->tgid && !is_attached_pid(t, tid);
             th->started = 1;
             if (first)
-                born(t, h, th, 0);
+                born(t, h, th, TRACE_FORKED);
             else
                 go(t, th, 0);
+        } else if (event == PTRACE_EVENT_EXIT && th->tid == th->tgid) {
+            born(t, h, th, TRACE_EXITING); /* its last snapshot: the address space whole */
         } else if (event) {
             go(t, th, 0);
         } else if (sig == SIGTRAP && tid == t->root && t->entry && at_entry(t)) {
@@ -829,7 +832,7 @@ int trace_run(struct tracer *t, const struct trace_hooks *h, int *status, struct
         } else if (sig == SIGSTOP && !th->started) {
             th->started = 1; /* the stop a new tracee starts with */
             if (th->tid == th->tgid)
-                born(t, h, th, 0);
+                born(t, h, th, TRACE_FORKED);
             else
                 go(t, th, 0);
         } else {

@@ -17,6 +17,9 @@
 
 #include "util/err.h"
 
+/* Why a process stopped for the hooks' born. */
+enum trace_moment { TRACE_FORKED, TRACE_EXECED, TRACE_EXITING };
+
 enum trace_call {
     TRACE_MMAP,
     TRACE_MUNMAP,
@@ -59,9 +62,10 @@ struct trace_hooks {
     /* When set, the launched program is held where its first program is loaded (at its entry
      * point, its libraries mapped and their constructors run) until held returns. */
     void (*held)(void *ctx, int64_t pid);
-    /* A new process (parent: its parent's pid, 0 when not known), or one that exec'd, stopped
-     * before it runs: nonzero holds it stopped until trace_release (its first snapshot). */
-    int (*born)(void *ctx, int64_t pid, int64_t parent, int execed);
+    /* A process stopped where its address space is news: new (forked; parent: its parent's
+     * pid, 0 when not known), exec'd, or exiting with its address space still whole. Nonzero
+     * holds it stopped until trace_release (a snapshot of that moment). */
+    int (*born)(void *ctx, int64_t pid, int64_t parent, int kind);
 };
 
 struct tracer;
