@@ -194,6 +194,71 @@ static int load_frames(struct store *st, struct growth_site *site, struct err *e
 
 static void sites_free_one(struct growth_site *s);
 
+/* Calls fn with each range an owner made in the range and holds inside a region committed at
+ * --to: the region's index and the bytes. */
+static void each_held(struct replay *r, const struct region_list *at,
+                      void (*fn)(void *ctx, size_t region, struct owner *o, uint64_t bytes),
+                      void *ctx)
+{
+    size_t i = 0;
+    for (size_t k = 0; k < at->n; k++) {
+        const struct region *g = &at->v[k];
+        if (!region_committed(g))
+            continue;
+        while (i < r->n && r->v[i].end <= g->start)
+            i++;
+        for (size_t j = i; j < r->n && r->v[j].start < g->end; j++) {
+            struct owner *o = &r->owners[r->v[j].owner];
+            if (!o->in_range || !o->stack_id)
+                continue;
+            uint64_t s = r->v[j].start > g->start ? r->v[j].start : g->start;
+            uint64_t t = r->v[j].end < g->end ? r->v[j].end : g->end;
+            fn(ctx, k, o, t - s);
+        }
+    }
+}
+
+/* The sites as they are summed: per stack, then per group of stacks. */
+struct tally {
+    struct growth_site **v;
+    size_t *n, *cap;
+    size_t *group; /* a stack's site: the one its group is kept as */
+    size_t *last;  /* a site's last region counted, + 1 */
+};
+
+static void add_bytes(void *ctx, size_t region, struct owner *o, uint64_t bytes)
+{
+    (void)region;
+    struct tally *t = ctx;
+    struct growth_site *v = *t->v;
+    size_t site = o->site;
+    for (size_t x = 0; x < *t->n && !site; x++)
+        if (v[x].stack_id == o->stack_id)
+            site = x + 1;
+    if (!site) {
+        v = *t->v = xgrow(*t->v, t->cap, *t->n + 1, sizeof(*v));
+        memset(&v[*t->n], 0, sizeof(*v));
+        v[*t->n].stack_id = o->stack_id;
+        site = ++*t->n;
+    }
+    v[site - 1].bytes += bytes;
+    if (!o->site) {
+        o->site = site;
+        v[site - 1].calls++;
+    }
+}
+
+static void add_region(void *ctx, size_t region, struct owner *o, uint64_t bytes)
+{
+    (void)bytes;
+    struct tally *t = ctx;
+    size_t x = t->group[o->site - 1];
+    if (t->last[x] != region + 1) {
+        t->last[x] = region + 1;
+        (*t->v)[x].regions++;
+    }
+}
+
 static int same_text(const char *a, const char *b)
 {
     return a == b || (a && b && strcmp(a, b) == 0);
@@ -234,36 +299,8 @@ int sites_compute(struct store *st, int64_t target, int64_t from, int64_t to, si
         (rc = store_read_regions(st, to, &at, e)) < 0)
         goto out;
     /* The committed bytes at --to, by the site of the call that made them in the range. */
-    size_t i = 0;
-    for (size_t k = 0; k < at.n; k++) {
-        const struct region *g = &at.v[k];
-        if (!region_committed(g))
-            continue;
-        while (i < r.n && r.v[i].end <= g->start)
-            i++;
-        for (size_t j = i; j < r.n && r.v[j].start < g->end; j++) {
-            struct owner *o = &r.owners[r.v[j].owner];
-            if (!o->in_range || !o->stack_id)
-                continue;
-            uint64_t s = r.v[j].start > g->start ? r.v[j].start : g->start;
-            uint64_t t = r.v[j].end < g->end ? r.v[j].end : g->end;
-            size_t site = o->site;
-            for (size_t x = 0; x < nv && !site; x++)
-                if (v[x].stack_id == o->stack_id)
-                    site = x + 1;
-            if (!site) {
-                v = xgrow(v, &cap, nv + 1, sizeof(*v));
-                memset(&v[nv], 0, sizeof(*v));
-                v[nv].stack_id = o->stack_id;
-                site = ++nv;
-            }
-            v[site - 1].bytes += t - s;
-            if (!o->site) {
-                o->site = site;
-                v[site - 1].calls++;
-            }
-        }
-    }
+    struct tally t = {&v, &nv, &cap, NULL, NULL};
+    each_held(&r, &at, add_bytes, &t);
     /* A call site is the code outside the C library: stacks that differ only within it (its
      * allocator's paths to mmap or to brk) are one site. Each stack's frames, then each stack
      * joined to the first one like it. */
@@ -284,24 +321,9 @@ int sites_compute(struct store *st, int64_t target, int64_t from, int64_t to, si
     }
     /* Regions per site: each region that holds some of its bytes, once. */
     size_t *last = xcalloc(nv ? nv : 1, sizeof(*last)); /* the last region counted, + 1 */
-    i = 0;
-    for (size_t k = 0; k < at.n; k++) {
-        const struct region *g = &at.v[k];
-        if (!region_committed(g))
-            continue;
-        while (i < r.n && r.v[i].end <= g->start)
-            i++;
-        for (size_t j = i; j < r.n && r.v[j].start < g->end; j++) {
-            const struct owner *o = &r.owners[r.v[j].owner];
-            if (!o->site)
-                continue;
-            size_t x = group[o->site - 1];
-            if (last[x] != k + 1) {
-                last[x] = k + 1;
-                v[x].regions++;
-            }
-        }
-    }
+    t.group = group;
+    t.last = last;
+    each_held(&r, &at, add_region, &t);
     free(last);
     /* The sites kept, largest first. */
     size_t kept = 0;

@@ -564,36 +564,6 @@ void json_growth_fields(struct json *j, const struct store_target *t, const stru
     json_end_array(j);
 }
 
-void json_made_by(struct json *j, const char *key, const struct site_frame *f)
-{
-    json_key(j, key);
-    if (!f) {
-        json_null(j);
-        return;
-    }
-    json_begin_object(j);
-    json_key(j, "function");
-    if (f->function)
-        json_string(j, f->function);
-    else
-        json_null(j);
-    json_key(j, "file");
-    if (f->file)
-        json_string(j, f->file);
-    else
-        json_null(j);
-    json_key(j, "line");
-    if (f->file)
-        json_int(j, f->line);
-    else
-        json_null(j);
-    json_key(j, "module");
-    json_string(j, f->module);
-    json_key(j, "offset");
-    json_uint(j, f->offset);
-    json_end_object(j);
-}
-
 void json_frame(struct json *j, const struct site_frame *f)
 {
     json_begin_object(j);
@@ -617,6 +587,15 @@ void json_frame(struct json *j, const struct site_frame *f)
     json_key(j, "offset");
     json_uint(j, f->offset);
     json_end_object(j);
+}
+
+void json_made_by(struct json *j, const char *key, const struct site_frame *f)
+{
+    json_key(j, key);
+    if (f)
+        json_frame(j, f);
+    else
+        json_null(j);
 }
 
 /* One process's series in a tree row: {start, end, delta, peak, onset, rate, growing}. */
