@@ -98,12 +98,13 @@ static int follow(struct recorder *r, int64_t pid, struct capture *cap, struct p
     return 0;
 }
 
-static int followed_pid(const struct recorder *r, int64_t pid)
+/* The newest followed process with pid, or NULL. */
+static struct proc *proc_of(struct recorder *r, int64_t pid)
 {
-    for (size_t i = 0; i < r->nprocs; i++)
+    for (size_t i = r->nprocs; i-- > 0;)
         if (!r->procs[i]->pub.gone && r->procs[i]->pub.pid == pid)
-            return 1;
-    return 0;
+            return r->procs[i];
+    return NULL;
 }
 
 /* Files kept free for the database and the processes already followed, and the files a
@@ -126,12 +127,9 @@ static void find_children(struct recorder *r)
     for (int more = 1; more;) {
         more = 0;
         for (size_t k = 0; k < n; k++) {
-            if (!v[k].pid || followed_pid(r, v[k].pid))
+            if (!v[k].pid || proc_of(r, v[k].pid))
                 continue;
-            struct proc *parent = NULL;
-            for (size_t i = 0; i < r->nprocs && !parent; i++)
-                if (!r->procs[i]->pub.gone && r->procs[i]->pub.pid == v[k].ppid)
-                    parent = r->procs[i];
+            struct proc *parent = proc_of(r, v[k].ppid);
             if (!parent &&
                 (!(r->child && v[k].ppid == r->self) || plat_recorder_own(r->events, v[k].pid)))
                 continue;
@@ -383,6 +381,25 @@ static void gone(struct recorder *r, struct proc *p)
     say(r, REC_EV_EXITED, p, 0, 0, NULL);
 }
 
+/* Walks p for its next snapshot (for mark m, or NULL): 1 when the walk is pending to be written,
+ * 0 when p is gone, or an error. */
+static int walk_one(struct recorder *r, struct proc *p, const struct store_mark *m, struct err *e)
+{
+    next_label(r, p, m, r->own_marks);
+    p->carries = 0;
+    int rc = taker_walk(&p->taker, e);
+    p->seen_ms = mono_ms();
+    if (rc == ERR_EXITED || rc == ERR_ZOMBIE || rc == ERR_NOPROC) {
+        gone(r, p);
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    note_program(r, p);
+    p->pending = 1;
+    return 1;
+}
+
 /*
  * One round: a snapshot of every followed process (for the oldest mark queued, if any), or,
  * while walks are pending, another attempt to write them. Returns 0, 1 when no followed
@@ -407,21 +424,13 @@ static int tick(struct recorder *r, struct err *e)
         struct proc *p = r->procs[i];
         if (p->pub.gone)
             continue;
-        next_label(r, p, marked ? &m : NULL, r->own_marks);
-        p->carries = 0;
-        int rc = taker_walk(&p->taker, e);
-        p->seen_ms = mono_ms();
-        if (rc == ERR_EXITED || rc == ERR_ZOMBIE || rc == ERR_NOPROC) {
-            gone(r, p);
-            continue;
-        }
+        int rc = walk_one(r, p, marked ? &m : NULL, e);
         if (rc < 0) {
             free(m.label);
             return rc;
         }
-        note_program(r, p);
-        p->pending = 1;
-        carrier = p;
+        if (rc == 1)
+            carrier = p;
     }
     free(m.label);
     /* The last write of the round says that the mark is taken: `vmsnap mark` then finds all. */
@@ -432,15 +441,6 @@ static int tick(struct recorder *r, struct err *e)
     if (!alive_count(r))
         return 1;
     return commit(r, e);
-}
-
-/* The newest followed process with pid, or NULL. */
-static struct proc *proc_of(struct recorder *r, int64_t pid)
-{
-    for (size_t i = r->nprocs; i-- > 0;)
-        if (!r->procs[i]->pub.gone && r->procs[i]->pub.pid == pid)
-            return r->procs[i];
-    return NULL;
 }
 
 /*
@@ -467,20 +467,10 @@ static int take_births(struct recorder *r, struct err *e)
         }
         if (!p || p->pending)
             continue;
-        next_label(r, p, NULL, r->own_marks);
-        p->carries = 0;
-        rc = taker_walk(&p->taker, e);
-        p->seen_ms = mono_ms();
-        if (rc == ERR_EXITED || rc == ERR_ZOMBIE || rc == ERR_NOPROC) {
-            gone(r, p);
-            rc = 0;
-            continue;
-        }
-        if (rc < 0)
+        if ((rc = walk_one(r, p, NULL, e)) < 0)
             break;
-        note_program(r, p);
-        p->pending = 1;
-        any = 1;
+        any |= rc;
+        rc = 0;
     }
     if (rc == 0 && any)
         rc = commit(r, e);

@@ -103,17 +103,6 @@ struct stacks {
     int64_t calls_now; /* written by the transaction in progress */
 };
 
-static void frames_free(struct store_frame *f, int n)
-{
-    for (int j = 0; j < n; j++) {
-        free((char *)f[j].module);
-        free((char *)f[j].build_id);
-        free((char *)f[j].function);
-        free((char *)f[j].file);
-    }
-    free(f);
-}
-
 static struct sproc *sproc_find(struct stacks *s, int64_t pid)
 {
     for (size_t i = 0; i < s->nprocs; i++)
@@ -436,7 +425,7 @@ static void free_stacks(struct stacks *s)
     trace_close(s->t);
     for (size_t i = 0; i < s->nstk; i++) {
         struct stack *k = s->stk[i];
-        frames_free(k->f, k->n);
+        store_frames_free(k->f, k->n);
         free(k->key);
         free(k);
     }
@@ -598,7 +587,7 @@ void stacks_name(struct stacks *s)
                 f->line = names[j].line;
             }
         }
-        frames_free(k->f, k->n);
+        store_frames_free(k->f, k->n);
         k->f = v;
         k->n = (int)nv;
         k->named = 1;

@@ -266,22 +266,29 @@ static void drop(struct tracer *t, struct thread *th)
     *th = t->v[--t->n];
 }
 
-/* The thread group of tid, from /proc (a new tracee's may not be known from its event). */
-static pid_t tgid_of(pid_t tid)
+/* A number from /proc/PID/status ("Tgid:", "PPid:"), or otherwise when it cannot be read. */
+static pid_t status_field(pid_t pid, const char *field, pid_t otherwise)
 {
     char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
     FILE *f = fopen(path, "re");
-    pid_t tgid = tid;
     if (!f)
-        return tid;
+        return otherwise;
+    size_t len = strlen(field);
+    pid_t v = otherwise;
     while (fgets(line, sizeof(line), f))
-        if (strncmp(line, "Tgid:", 5) == 0) {
-            tgid = (pid_t)strtol(line + 5, NULL, 10);
+        if (strncmp(line, field, len) == 0) {
+            v = (pid_t)strtol(line + len, NULL, 10);
             break;
         }
     fclose(f);
-    return tgid;
+    return v;
+}
+
+/* The thread group of tid (a new tracee's may not be known from its event). */
+static pid_t tgid_of(pid_t tid)
+{
+    return status_field(tid, "Tgid:", tid);
 }
 
 /* In the child, before exec: the filter. Every memory call of the program and of everything it
@@ -571,29 +578,13 @@ static void go(struct tracer *t, struct thread *th, int sig)
     resume(t->attached ? PTRACE_SYSCALL : PTRACE_CONT, th->tid, sig);
 }
 
-/* The parent of process pid, from /proc (its fork event may come after its first stop). */
-static pid_t ppid_of(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "re");
-    pid_t ppid = 0;
-    if (!f)
-        return 0;
-    while (fgets(line, sizeof(line), f))
-        if (strncmp(line, "PPid:", 5) == 0) {
-            ppid = (pid_t)strtol(line + 5, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return ppid;
-}
-
-/* A new process, or one that exec'd, stopped: held when the hooks ask (born), else resumed. */
+/* A process stopped at its fork, its exec or its exit: held when the hooks ask (born), else
+ * resumed. */
 static void born(struct tracer *t, const struct trace_hooks *h, struct thread *th, int kind)
 {
     if (h->born && !atomic_load(&t->quiet) && !t->detaching &&
-        h->born(h->ctx, th->tgid, kind == TRACE_FORKED ? ppid_of(th->tid) : 0, kind)) {
+        h->born(h->ctx, th->tgid, kind == TRACE_FORKED ? status_field(th->tid, "PPid:", 0) : 0,
+                kind)) {
         t->parked = xgrow(t->parked, &t->parked_cap, t->nparked + 1, sizeof(*t->parked));
         t->parked[t->nparked++] = th->tid;
         return;
