@@ -584,6 +584,17 @@ static void test_stacks_failures(void **state)
     struct tu_run r;
     char *dir;
     char *db = tu_tmppath("s.db", &dir);
+    /* A pid that is no process: said, and no database made. */
+    tu_vmsnap(&r, "-d", db, "record", "--stacks", "-p", "4000000", NULL);
+    if (strstr(r.err, "built without it")) {
+        tu_run_release(&r);
+        free(db);
+        free(dir);
+        skip();
+    }
+    tu_assert_trouble(&r, "no such process '4000000'");
+    tu_run_release(&r);
+    assert_int_not_equal(access(db, F_OK), 0);
     tu_vmsnap(&r, "-d", db, "record", "--stacks", "--", "/nonexistent/program", NULL);
     if (strstr(r.err, "built without it")) {
         tu_run_release(&r);
