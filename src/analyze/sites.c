@@ -92,11 +92,20 @@ static void move(struct replay *r, uint64_t old, uint64_t old_len, uint64_t at, 
         put(r, at + old_len, at + new_len, owner);
 }
 
+/* Windows's calls (ntdll's), and the bits of their types that matter here. */
+#define NT_MEM_COMMIT  0x1000
+#define NT_MEM_RESERVE 0x2000
+
+static int is_nt(const char *call)
+{
+    return strncmp(call, "Nt", 2) == 0;
+}
+
 static int replay_event(void *ctx, const struct store_event *ev, int in_range)
 {
     struct replay *r = ctx;
-    if (ev->result < 0 && ev->result > -4096)
-        return 0; /* it failed: nothing changed */
+    if (ev->result < 0 && (ev->result > -4096 || is_nt(ev->call)))
+        return 0; /* it failed (an errno, or an NTSTATUS error): nothing changed */
     if (r->nowners >= NO_OWNER)
         return 0;
     r->owners = xgrow(r->owners, &r->owners_cap, r->nowners + 1, sizeof(*r->owners));
@@ -118,6 +127,17 @@ static int replay_event(void *ctx, const struct store_event *ev, int in_range)
             put(r, ev->start, ev->end, NO_OWNER);
     } else if (strcmp(c, "mremap") == 0 && ev->new_size >= 0) {
         move(r, ev->start, ev->end - ev->start, (uint64_t)ev->result, (uint64_t)ev->new_size, me);
+    } else if (strcmp(c, "NtAllocateVirtualMemory") == 0) {
+        /* Reserved, or committed (what a reservation's later commit claims). MEM_RESET and
+         * the like change no ownership. */
+        if (ev->flags >= 0 && (ev->flags & (NT_MEM_COMMIT | NT_MEM_RESERVE)))
+            put(r, ev->start, ev->end, me);
+    } else if (strcmp(c, "NtMapViewOfSection") == 0) {
+        put(r, ev->start, ev->end, me);
+    } else if (strcmp(c, "NtFreeVirtualMemory") == 0 || strcmp(c, "NtUnmapViewOfSection") == 0) {
+        /* Released or decommitted: no longer this call's (a protection change on Windows
+         * commits nothing, so NtProtectVirtualMemory owns nothing either). */
+        put(r, ev->start, ev->end, NO_OWNER);
     }
     return 0;
 }
@@ -147,10 +167,31 @@ int sites_frame_is_libc(const struct site_frame *f)
     return 0;
 }
 
+/* Windows's C library, heap and loader, and the system DLLs that wrap ntdll's calls. */
+static const char *const windows_libc[] = {
+    "ntdll.dll",    "kernelbase.dll", "kernel32.dll", "msvcrt.dll",
+    "ucrtbase.dll", "ucrtbased.dll",  "msvcr120.dll", "vcruntime140.dll",
+};
+
+static int same_ascii_nocase(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++) {
+        int x = *a >= 'A' && *a <= 'Z' ? *a + 32 : *a, y = *b >= 'A' && *b <= 'Z' ? *b + 32 : *b;
+        if (x != y)
+            return 0;
+    }
+    return *a == *b;
+}
+
 int sites_is_libc(const char *module)
 {
-    const char *base = strrchr(module, '/');
-    base = base ? base + 1 : module;
+    const char *base = module;
+    for (const char *p = module; *p; p++)
+        if (*p == '/' || *p == '\\')
+            base = p + 1;
+    for (size_t i = 0; i < sizeof(windows_libc) / sizeof(windows_libc[0]); i++)
+        if (same_ascii_nocase(base, windows_libc[i]))
+            return 1;
     return strncmp(base, "libc.so", 7) == 0 || strncmp(base, "libc-", 5) == 0 ||
            strncmp(base, "ld-linux", 8) == 0 || strncmp(base, "ld-", 3) == 0 ||
            strncmp(base, "libpthread", 10) == 0;

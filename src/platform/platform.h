@@ -156,6 +156,11 @@ int64_t plat_recorder_spawn(struct plat_recorder *r, char **argv, int flags, cha
  * requests on to it as to one it started. plat_recorder_child_exited then never reports it.
  */
 void plat_recorder_adopt(struct plat_recorder *r, int64_t pid, int flags);
+#ifdef _WIN32
+/* argv as one command line, each argument quoted the way the C runtime splits it back (the
+ * caller frees it). */
+char *plat_command_line(char *const argv[]);
+#endif
 /* Whether pid is a process of the recorder's own (the one that holds the command where it is
  * loaded), not one the command forked. */
 int plat_recorder_own(const struct plat_recorder *r, int64_t pid);

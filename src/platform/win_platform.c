@@ -313,9 +313,21 @@ static void append_arg(char **buf, size_t *len, size_t *cap, const char *arg)
     *len = (size_t)(p - *buf);
 }
 
+char *plat_command_line(char *const argv[])
+{
+    char *cmd = NULL;
+    size_t len = 0, cap = 0;
+    for (char *const *a = argv; *a; a++)
+        append_arg(&cmd, &len, &cap, *a);
+    return cmd ? cmd : xstrdup("");
+}
+
 void plat_recorder_adopt(struct plat_recorder *r, int64_t pid, int flags)
 {
-    (void)r, (void)pid, (void)flags; /* record --stacks is Linux's: nothing starts one here */
+    (void)flags; /* only the command is traced here: no orphan to adopt */
+    /* Its tracer waits for it; the recorder's wait wakes when it exits. */
+    r->child = OpenProcess(SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION, FALSE, (DWORD)pid);
+    r->child_pid = (DWORD)pid;
 }
 
 int plat_recorder_own(const struct plat_recorder *r, int64_t pid)
@@ -379,10 +391,7 @@ static int hold_at_loader_break(struct plat_recorder *r)
 
 int64_t plat_recorder_spawn(struct plat_recorder *r, char **argv, int flags, char *err, size_t n)
 {
-    char *cmd = NULL;
-    size_t len = 0, cap = 0;
-    for (char **a = argv; *a; a++)
-        append_arg(&cmd, &len, &cap, *a);
+    char *cmd = plat_command_line(argv);
     STARTUPINFOA si;
     PROCESS_INFORMATION pi;
     memset(&si, 0, sizeof(si));

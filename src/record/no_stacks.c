@@ -1,4 +1,4 @@
-/* stacks.h where there is no tracer (Windows, for now): record --stacks says so. */
+/* stacks.h where there is no tracer (neither Linux nor Windows): record --stacks says so. */
 #include "record/stacks.h"
 
 int stacks_launch(struct stacks **out, char **argv, int follow, int64_t *pid, struct err *e)
@@ -6,14 +6,14 @@ int stacks_launch(struct stacks **out, char **argv, int follow, int64_t *pid, st
     (void)argv, (void)follow;
     *out = NULL;
     *pid = 0;
-    return err_set(e, ERR_UNSUPPORTED, "--stacks: call stacks are recorded on Linux only");
+    return err_set(e, ERR_UNSUPPORTED, "--stacks: call stacks are recorded on Linux and Windows only");
 }
 
 int stacks_attach(struct stacks **out, const int64_t *pids, size_t n, int follow, struct err *e)
 {
     (void)pids, (void)n, (void)follow;
     *out = NULL;
-    return err_set(e, ERR_UNSUPPORTED, "--stacks: call stacks are recorded on Linux only");
+    return err_set(e, ERR_UNSUPPORTED, "--stacks: call stacks are recorded on Linux and Windows only");
 }
 
 void stacks_let_go(struct stacks *s)

@@ -15,11 +15,16 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#include <windows.h>
+
+#include <ntsecapi.h>
+#else
 #include <sys/ipc.h>
-#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/shm.h>
 #include <sys/wait.h>
+#endif
 
 #include "platform/platform.h"
 #include "trace/trace.h"
@@ -196,7 +201,9 @@ static int on_born(void *ctx, int64_t pid, int64_t parent, int kind)
     s->births = xgrow(s->births, &s->births_cap, s->nbirths + 1, sizeof(*s->births));
     s->births[s->nbirths++] = (struct stacks_birth){pid, parent, kind};
     pthread_mutex_unlock(&s->lock);
+#ifndef _WIN32
     kill(getpid(), SIGCHLD); /* wakes the recorder's wait */
+#endif
     return 1;
 }
 
@@ -335,10 +342,12 @@ static void on_event(void *ctx, const struct trace_event *ev)
     case TRACE_SHMAT: {
         q.start = failed ? a[1] : (uint64_t)ev->result;
         q.flags = (int64_t)(a[2] & 0xffffffff);
-        struct shmid_ds ds;
         uint64_t len = 0;
+#ifndef _WIN32
+        struct shmid_ds ds;
         if (!failed && shmctl((int)a[0], IPC_STAT, &ds) == 0)
             len = pages(ds.shm_segsz);
+#endif
         q.end = q.start + len;
         if (!failed && len)
             segs_add(p, q.start, len);
@@ -347,6 +356,19 @@ static void on_event(void *ctx, const struct trace_event *ev)
     case TRACE_SHMDT:
         q.start = a[0];
         q.end = a[0] + (failed ? 0 : segs_take(p, a[0]));
+        break;
+    case TRACE_NT_ALLOCATE:
+    case TRACE_NT_FREE:
+    case TRACE_NT_PROTECT:
+    case TRACE_NT_MAP_VIEW:
+    case TRACE_NT_UNMAP_VIEW:
+        /* Windows: the range as the call returned it, rounded to pages by the system. */
+        q.start = a[0];
+        q.end = a[0] + a[1];
+        if (ev->call != TRACE_NT_FREE && ev->call != TRACE_NT_UNMAP_VIEW)
+            q.prot = (int64_t)a[2];
+        if (ev->call != TRACE_NT_PROTECT && ev->call != TRACE_NT_UNMAP_VIEW)
+            q.flags = (int64_t)a[3];
         break;
     default:
         break;
@@ -362,6 +384,7 @@ static void on_event(void *ctx, const struct trace_event *ev)
     pthread_mutex_unlock(&s->lock);
 }
 
+#ifndef _WIN32
 static void ignore(int sig)
 {
     (void)sig;
@@ -369,15 +392,18 @@ static void ignore(int sig)
 
 /* The signal that wakes the tracer's thread from its wait (stacks_close, attached). */
 #define WAKE SIGURG
+#endif
 
 static void *run(void *arg)
 {
     struct stacks *s = arg;
     struct err e = {0};
+#ifndef _WIN32
     sigset_t wake;
     sigemptyset(&wake);
     sigaddset(&wake, WAKE);
     pthread_sigmask(SIG_UNBLOCK, &wake, NULL);
+#endif
     int rc =
         s->argv ? trace_launch(&s->t, s->argv, &e) : trace_attach(&s->t, s->pids, s->npids, &e);
     if (rc == 0 && (rc = trace_stacks(s->t, &e)) < 0) {
@@ -414,7 +440,11 @@ static void *run(void *arg)
             s->err = e;
     }
     s->done = 1;
+#ifdef _WIN32
+    s->status = status; /* its exit code */
+#else
     s->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+#endif
     pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->lock);
     return NULL;
@@ -449,6 +479,16 @@ static void free_stacks(struct stacks *s)
 static int start(struct stacks *s, const char *what, int64_t *pid, struct stacks **out,
                  struct err *e);
 
+/* The hash table's key: 1, or 0 when the system has no randomness to give. */
+static int random_key(unsigned char *key, size_t n)
+{
+#ifdef _WIN32
+    return RtlGenRandom(key, (ULONG)n) != FALSE;
+#else
+    return getrandom(key, n, 0) == (ssize_t)n;
+#endif
+}
+
 int stacks_launch(struct stacks **out, char **argv, int follow, int64_t *pid, struct err *e)
 {
     *out = NULL;
@@ -477,8 +517,9 @@ static int start(struct stacks *s, const char *what, int64_t *pid, struct stacks
 {
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
-    if (getrandom(s->key, sizeof(s->key), 0) != (ssize_t)sizeof(s->key))
+    if (!random_key(s->key, sizeof(s->key)))
         memset(s->key, 0x5a, sizeof(s->key)); /* the table is slower to attack, not wrong */
+#ifndef _WIN32
     /* The tracer's stops would each wake the recorder with a SIGCHLD: only exits do. */
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -495,6 +536,9 @@ static int start(struct stacks *s, const char *what, int64_t *pid, struct stacks
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = pthread_create(&s->thread, NULL, run, s);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+#else
+    int rc = pthread_create(&s->thread, NULL, run, s);
+#endif
     if (rc != 0) {
         free_stacks(s);
         return err_set(e, ERR_IO, "cannot trace %s: no thread to trace it: %s", what, strerror(rc));
@@ -721,11 +765,13 @@ int stacks_close(struct stacks *s)
         /* Attached: it lets go of the processes, which run on untraced. Its wait is woken
          * until it has (a wake that comes just before it waits is not lost for good). */
         trace_detach(s->t);
+#ifndef _WIN32
         while (!stacks_done(s)) {
             pthread_kill(s->thread, WAKE);
             struct timespec ts = {0, 20 * 1000 * 1000};
             nanosleep(&ts, NULL);
         }
+#endif
     }
     pthread_join(s->thread, NULL);
     int status = s->status;

@@ -6,9 +6,14 @@
  * and a filtered call fails with ENOSYS once no tracer is attached, so the tracer stays until
  * the program exits, and takes it with it if it dies (PTRACE_O_EXITKILL).
  *
- * The tracer is one thread's: every ptrace call is made by the thread that called trace_launch,
- * which waits for its own tracees alone (__WNOTHREAD): the process's other threads must do the
- * same, or they would take its stops.
+ * Windows: the program is launched under the debugger API, and the calls are breakpoints on
+ * ntdll's NtAllocateVirtualMemory, NtFreeVirtualMemory, NtProtectVirtualMemory,
+ * NtMapViewOfSection and NtUnmapViewOfSection (win_trace.c). Breakpoints can be taken away:
+ * once recording stops the tracer removes them and lets the program run on untraced.
+ *
+ * The tracer is one thread's: every ptrace call (or debug event) is made by the thread that
+ * called trace_launch, which waits for its own tracees alone (__WNOTHREAD): the process's
+ * other threads must do the same, or they would take its stops.
  */
 #ifndef VMSNAP_TRACE_H
 #define VMSNAP_TRACE_H
@@ -27,7 +32,15 @@ enum trace_call {
     TRACE_MPROTECT,
     TRACE_BRK,
     TRACE_SHMAT,
-    TRACE_SHMDT
+    TRACE_SHMDT,
+    /* Windows (ntdll): args[0] the range's start, args[1] its length (as the call returned
+     * them), args[2] the protection (PAGE_*), args[3] the call's type (MEM_*); result its
+     * NTSTATUS, negative when it failed. */
+    TRACE_NT_ALLOCATE, /* NtAllocateVirtualMemory */
+    TRACE_NT_FREE,     /* NtFreeVirtualMemory */
+    TRACE_NT_PROTECT,  /* NtProtectVirtualMemory */
+    TRACE_NT_MAP_VIEW, /* NtMapViewOfSection */
+    TRACE_NT_UNMAP_VIEW
 };
 
 /* "mmap", "munmap", ... */

@@ -3,7 +3,7 @@
  * line per check and ends with "N passed, N failed". It drives win_child.exe, whose reserve,
  * commit, protect, decommit, release and file mapping are known, through vmsnap.exe, and checks
  * a walk against winedbg's own listing when winedbg is there.
- * usage: test_win VMSNAP_EXE WIN_CHILD_EXE
+ * usage: test_win VMSNAP_EXE WIN_CHILD_EXE WIN_SITES_EXE [DIR]
  */
 #include <windows.h>
 
@@ -504,6 +504,145 @@ static void test_known_changes(const char *vmsnap, const char *child_exe, const 
     free(out);
 }
 
+/*
+ * The bytes held by the site of growth's JSON whose frames hold function name, or -1 when no
+ * site does. Sites are split at each "bytes" key; a name in a site's frames belongs to it.
+ */
+static long long site_bytes(const char *json, const char *name)
+{
+    const char *sites = strstr(json, "\"sites\"");
+    if (!sites)
+        return -1;
+    char want[256], want_tight[256];
+    snprintf(want, sizeof(want), "\"function\": \"%s\"", name);
+    snprintf(want_tight, sizeof(want_tight), "\"function\":\"%s\"", name);
+    for (const char *at = strstr(sites, "\"bytes\""); at;) {
+        const char *next = strstr(at + 1, "\"bytes\"");
+        const char *tree = strstr(at, "\"tree\"");
+        size_t len = next ? (size_t)(next - at) : strlen(at);
+        if (tree && (size_t)(tree - at) < len)
+            len = (size_t)(tree - at);
+        char *one = malloc(len + 1);
+        memcpy(one, at, len);
+        one[len] = '\0';
+        int here = strstr(one, want) || strstr(one, want_tight);
+        long long bytes = atoll(strchr(one, ':') + 1);
+        free(one);
+        if (here)
+            return bytes;
+        at = next;
+    }
+    return -1;
+}
+
+/*
+ * record --stacks under the debugger API: win_sites.exe's calls, each from a known function
+ * (built -gdwarf-4, so Wine's DbgHelp names them), their held bytes exact; show and diff name
+ * the code behind a region; stopping lets the program run on to its end untraced; and what
+ * cannot be done says so.
+ */
+static void test_stacks(const char *vmsnap, const char *sites_exe, const char *child_exe,
+                        const char *dir)
+{
+    char db[MAX_PATH], cmd[4096], *out = NULL;
+    snprintf(db, sizeof(db), "%s\\stacks.db", dir);
+    DeleteFileA(db);
+    snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" record --stacks -i 50ms -- \"%s\"", vmsnap, db,
+             sites_exe);
+    int rc = run(cmd, &out);
+    check(rc == 0 && strstr(out, "calls with") && strstr(out, "target exited"),
+          "record --stacks -- win_sites.exe (%d: %s)", rc, out);
+    free(out);
+
+    snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" growth -j", vmsnap, db);
+    rc = run(cmd, &out);
+    check(rc == 0 && strstr(out, "\"sites_recorded\":true"), "growth -j has sites (%d)", rc);
+    const long long mib = 1024 * 1024;
+    long long b = site_bytes(out, "commit_part");
+    check(b == 3 * mib, "commit_part holds the 3 MiB it committed of a reservation (%lld)", b);
+    b = site_bytes(out, "big_alloc");
+    check(b == 5 * mib, "big_alloc holds its 5 MiB (%lld)", b);
+    b = site_bytes(out, "thread_alloc");
+    check(b == mib, "thread_alloc, called by a thread, holds its 1 MiB (%lld)", b);
+    b = site_bytes(out, "map_view");
+    check(b == mib, "map_view holds its 1 MiB view of a section (%lld)", b);
+    b = site_bytes(out, "heap_big");
+    check(b >= 16 * mib && b < 17 * mib, "heap_big's malloc holds 16 MiB of the heap's (%lld)", b);
+    b = site_bytes(out, "freed_alloc");
+    check(b == -1, "freed_alloc gave its 2 MiB back: no site (%lld)", b);
+    b = site_bytes(out, "reserve_only");
+    check(b == -1, "reserve_only committed nothing: no site (%lld)", b);
+    check(strstr(out, "win_sites.c") != NULL, "sites name their source file");
+    free(out);
+
+    snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" growth", vmsnap, db);
+    rc = run(cmd, &out);
+    check(rc == 0 && strstr(out, "call sites holding memory") && strstr(out, "  big_alloc ("),
+          "growth's table shows each site by its first frame outside the system DLLs (%d)", rc);
+    free(out);
+
+    check_query(vmsnap, db,
+                "select count(*) = 1 from events where call = 'NtFreeVirtualMemory' and "
+                "end - start = 2097152 and result = 0",
+                "events: freed_alloc's NtFreeVirtualMemory of 2 MiB");
+    check_query(vmsnap, db,
+                "select count(*) >= 1 from events where call = 'NtMapViewOfSection' and "
+                "end - start = 1048576",
+                "events: map_view's NtMapViewOfSection of 1 MiB");
+    check_query(vmsnap, db, "select count(distinct tid) >= 2 from events",
+                "events: the thread's calls have its own tid");
+    check_query(vmsnap, db,
+                "select count(*) >= 1 from stack_frames where function = 'commit_part' and "
+                "line > 0 and file like '%win_sites.c'",
+                "stack_frames: commit_part named with its file and line");
+
+    snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" show -j last", vmsnap, db);
+    rc = run(cmd, &out);
+    check(rc == 0 && strstr(out, "\"created_by\":{\"function\":\"big_alloc\""),
+          "show -j: the region big_alloc made has created_by (%d)", rc);
+    free(out);
+    snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" diff first last", vmsnap, db);
+    rc = run(cmd, &out);
+    check(rc == 1 && strstr(out, "<- commit_part ("), "diff names the code of a new region (%d)",
+          rc);
+    free(out);
+
+    /* Stopped while the program runs: it runs on untraced to its end (3), with none of its
+     * calls failing (90, 91) and no breakpoint left behind (it would crash). */
+    snprintf(db, sizeof(db), "%s\\stacks-stop.db", dir);
+    DeleteFileA(db);
+    snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" record --stacks -i 50ms -t 300ms -- \"%s\" churn",
+             vmsnap, db, sites_exe);
+    rc = run(cmd, &out);
+    check(rc == 3 && strstr(out, "duration reached"),
+          "record --stacks -t: the program runs on untraced to its own end (%d: %s)", rc, out);
+    free(out);
+    check_query(vmsnap, db, "select count(*) > 0 from events where call = 'NtFreeVirtualMemory'",
+                "the calls made while recording are kept");
+
+    /* What cannot be done here says so, in one line. */
+    struct child c;
+    child_start(&c, child_exe);
+    unsigned long long pid = ask(&c, "pid");
+    snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" record --stacks -p %llu -n 1", vmsnap, db, pid);
+    rc = run(cmd, &out);
+    check(rc == 2 && strstr(out, "Linux's") && strstr(out, "record --stacks -- COMMAND"),
+          "record --stacks -p says attaching is Linux's (%d: %s)", rc, out);
+    free(out);
+    DWORD w;
+    WriteFile(c.in, "exit 0\n", 7, &w, NULL);
+    WaitForSingleObject(c.process, 10000);
+    CloseHandle(c.process);
+    CloseHandle(c.in);
+    CloseHandle(c.out);
+    snprintf(cmd, sizeof(cmd), "\"%s\" -d \"%s\" record --stacks -- \"%s\\no-such.exe\"", vmsnap,
+             db, dir);
+    rc = run(cmd, &out);
+    check(rc == 2 && strstr(out, "cannot run") && strstr(out, "No such file"),
+          "record --stacks of a missing program says so (%d: %s)", rc, out);
+    free(out);
+}
+
 /* ctest under Wine passes Unix paths; Windows wants them on Wine's Z: drive. */
 static const char *win_path(const char *p, char *out, size_t n)
 {
@@ -520,14 +659,14 @@ static const char *win_path(const char *p, char *out, size_t n)
 
 int main(int argc, char **argv)
 {
-    char vmsnap[MAX_PATH], child[MAX_PATH], given[MAX_PATH];
-    if (argc < 3) {
-        fprintf(stderr, "usage: test_win VMSNAP_EXE WIN_CHILD_EXE [DIR]\n");
+    char vmsnap[MAX_PATH], child[MAX_PATH], sites[MAX_PATH], given[MAX_PATH];
+    if (argc < 4) {
+        fprintf(stderr, "usage: test_win VMSNAP_EXE WIN_CHILD_EXE WIN_SITES_EXE [DIR]\n");
         return 2;
     }
     char dir[MAX_PATH];
-    if (argc > 3) {
-        win_path(argv[3], given, sizeof(given));
+    if (argc > 4) {
+        win_path(argv[4], given, sizeof(given));
         snprintf(dir, sizeof(dir), "%s", given);
         CreateDirectoryA(dir, NULL);
     } else {
@@ -539,6 +678,7 @@ int main(int argc, char **argv)
     test_pure_helpers();
     test_known_changes(win_path(argv[1], vmsnap, sizeof(vmsnap)),
                        win_path(argv[2], child, sizeof(child)), dir);
+    test_stacks(vmsnap, win_path(argv[3], sites, sizeof(sites)), child, dir);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
