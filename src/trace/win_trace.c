@@ -64,16 +64,19 @@ const char *trace_call_name(int call)
 /* Every call into DbgHelp, from the tracer's thread and the recorder's. */
 static SRWLOCK dbghelp_lock = SRWLOCK_INIT;
 
-#define TRAP_FLAG 0x100
-#define INT3      0xcc
+#define TRAP_FLAG   0x100
+#define RESUME_FLAG 0x10000
+#define INT3        0xcc
+/* Dr7: debug register 0 enabled for this thread, as a breakpoint on execution. */
+#define DR7_EXEC0 1
 /* The process's own handle, as its calls pass it (NtCurrentProcess()). */
 #define SELF_HANDLE UINT64_MAX
 
+/* A call's entry (a software breakpoint: int3 in ntdll's code). */
 struct bp {
     uint64_t at;
     unsigned char orig;
-    int call;    /* an entry's: enum trace_call; -1 for a return */
-    int refs;    /* a return's: the calls that will come back through it */
+    int call;    /* enum trace_call */
     int emulate; /* the instruction under it is "mov r10, rcx" */
 };
 
@@ -88,10 +91,14 @@ struct pending {
     struct trace_frame frames[TRACE_MAX_FRAMES];
 };
 
+/* A call's return is a hardware breakpoint of its thread's alone (debug register 0 on the
+ * return address), set in the same context write that lets it go on from the entry: no code
+ * is written and no other thread sees it. */
 struct thr {
     DWORD tid;
-    HANDLE h;      /* the debug event's: closed by the system */
-    int suspended; /* by the tracer, while another thread steps */
+    HANDLE h;                     /* the debug event's: closed by the system */
+    int suspended;                /* by the tracer, while another thread steps */
+    uint64_t stack_lo, stack_end; /* the region its stack was last found in */
     struct pending p;
 };
 
@@ -124,6 +131,8 @@ struct tracer {
     size_t nthr, thr_cap;
     struct module *mods;
     size_t nmods, mods_cap;
+    struct uinfo *uinfo; /* UNWIND_INFO read, by address */
+    size_t nuinfo, uinfo_slots;
     DWORD stepping; /* the thread stepping over step_at, or 0 */
     uint64_t step_at;
 };
@@ -177,7 +186,6 @@ static int bp_add(struct tracer *t, uint64_t at, int call)
         (struct bp){.at = at,
                     .orig = code[0],
                     .call = call,
-                    .refs = 1,
                     .emulate = code[0] == 0x4c && code[1] == 0x8b && code[2] == 0xd1};
     return 0;
 }
@@ -323,17 +331,73 @@ static struct module *module_at(struct tracer *t, uint64_t pc)
 #define INFO_CHAINED       4
 #define STACK_READ         (64 * 1024)
 
-/* The thread's stack from rsp, as read once. */
+/* The thread's stack from rsp, as read once at a call's entry. */
 struct stack_copy {
     uint64_t from;
     size_t n;
     unsigned char buf[STACK_READ];
 };
+static struct stack_copy sc; /* the tracer's thread's alone */
 
-static int stack_u64(struct tracer *t, const struct stack_copy *sc, uint64_t at, uint64_t *v)
+/* A function's UNWIND_INFO (and the chained entry after it), as read once. */
+#define UINFO_MAX (4 + 2 * 256 + 12)
+struct uinfo {
+    uint64_t at;
+    unsigned char bytes[UINFO_MAX];
+};
+
+static const unsigned char *uinfo_get(struct tracer *t, uint64_t at)
 {
-    if (at >= sc->from && at - sc->from + 8 <= sc->n) {
-        memcpy(v, sc->buf + (at - sc->from), 8);
+    if (2 * (t->nuinfo + 1) > t->uinfo_slots) {
+        size_t n = t->uinfo_slots ? 2 * t->uinfo_slots : 256;
+        struct uinfo *v = xcalloc(n, sizeof(*v));
+        for (size_t i = 0; i < t->uinfo_slots; i++)
+            if (t->uinfo[i].at) {
+                size_t h = (size_t)(t->uinfo[i].at >> 2) & (n - 1);
+                while (v[h].at)
+                    h = (h + 1) & (n - 1);
+                v[h] = t->uinfo[i];
+            }
+        free(t->uinfo);
+        t->uinfo = v;
+        t->uinfo_slots = n;
+    }
+    size_t h = (size_t)(at >> 2) & (t->uinfo_slots - 1);
+    for (; t->uinfo[h].at; h = (h + 1) & (t->uinfo_slots - 1))
+        if (t->uinfo[h].at == at)
+            return t->uinfo[h].bytes;
+    unsigned char *b = t->uinfo[h].bytes;
+    if (read_mem(t, at, b, 4) < 0)
+        return NULL;
+    size_t slots = (size_t)((b[2] + 1) & ~1);
+    size_t len = 4 + 2 * slots + ((b[0] >> 3) & INFO_CHAINED ? 12 : 0);
+    if (read_mem(t, at, b, len) < 0)
+        return NULL;
+    t->uinfo[h].at = at;
+    t->nuinfo++;
+    return b;
+}
+
+/* Reads the stack of a thread stopped with rsp, the region it is in found once a thread. */
+static void stack_read(struct tracer *t, struct thr *th, uint64_t rsp)
+{
+    sc.from = rsp;
+    sc.n = 0;
+    if (rsp < th->stack_lo || rsp >= th->stack_end) {
+        MEMORY_BASIC_INFORMATION mi;
+        if (VirtualQueryEx(t->dproc, (LPCVOID)(uintptr_t)rsp, &mi, sizeof(mi)) != sizeof(mi))
+            return;
+        th->stack_lo = (uint64_t)(uintptr_t)mi.BaseAddress;
+        th->stack_end = th->stack_lo + mi.RegionSize;
+    }
+    size_t n = th->stack_end - rsp < STACK_READ ? (size_t)(th->stack_end - rsp) : STACK_READ;
+    if (read_mem(t, rsp, sc.buf, n) == 0)
+        sc.n = n;
+}
+static int stack_u64(struct tracer *t, const struct stack_copy *copy, uint64_t at, uint64_t *v)
+{
+    if (at >= copy->from && at - copy->from + 8 <= copy->n) {
+        memcpy(v, copy->buf + (at - copy->from), 8);
         return 0;
     }
     return read_mem(t, at, v, 8);
@@ -378,7 +442,7 @@ static const struct rt_function *function_at(struct tracer *t, struct module *m,
 }
 
 /* One frame up: regs (rax..r15, as x64 numbers them), *pc; 0, or -1 when it cannot be. */
-static int unwind_step(struct tracer *t, const struct stack_copy *sc, struct module *m,
+static int unwind_step(struct tracer *t, const struct stack_copy *copy, struct module *m,
                        uint64_t *pc, uint64_t regs[16])
 {
     const struct rt_function *f = function_at(t, m, *pc);
@@ -386,14 +450,11 @@ static int unwind_step(struct tracer *t, const struct stack_copy *sc, struct mod
     /* How far into its function pc is: codes of the prologue not yet run are not undone. */
     uint32_t into = f ? (uint32_t)(*pc - m->base) - f->begin : 0;
     for (int chain = 0; f && chain < 32; chain++) {
-        unsigned char info[4 + 2 * 256 + 12];
-        if (read_mem(t, m->base + f->unwind, info, 4) < 0)
+        const unsigned char *info = uinfo_get(t, m->base + f->unwind);
+        if (!info)
             return -1;
         int count = info[2], frame_reg = info[3] & 15, frame_off = info[3] >> 4;
         size_t slots = (size_t)((count + 1) & ~1);
-        size_t len = 4 + 2 * slots + ((info[0] >> 3) & INFO_CHAINED ? 12 : 0);
-        if (read_mem(t, m->base + f->unwind, info, len) < 0)
-            return -1;
         const unsigned char *code = info + 4;
         uint64_t frame = frame_reg ? regs[frame_reg] - 16 * (uint64_t)frame_off : *rsp;
         for (int i = 0; i < count;) {
@@ -409,7 +470,7 @@ static int unwind_step(struct tracer *t, const struct stack_copy *sc, struct mod
                 uint64_t v;
                 switch (op) {
                 case OP_PUSH_NONVOL:
-                    if (stack_u64(t, sc, *rsp, &v) < 0)
+                    if (stack_u64(t, copy, *rsp, &v) < 0)
                         return -1;
                     regs[opinfo] = v;
                     *rsp += 8;
@@ -425,7 +486,7 @@ static int unwind_step(struct tracer *t, const struct stack_copy *sc, struct mod
                     break;
                 case OP_SAVE_NONVOL:
                 case OP_SAVE_NONVOL_FAR:
-                    if (stack_u64(t, sc, frame + (op == OP_SAVE_NONVOL ? (uint64_t)s1 * 8 : s2),
+                    if (stack_u64(t, copy, frame + (op == OP_SAVE_NONVOL ? (uint64_t)s1 * 8 : s2),
                                   &v) < 0)
                         return -1;
                     regs[opinfo] = v;
@@ -434,7 +495,7 @@ static int unwind_step(struct tracer *t, const struct stack_copy *sc, struct mod
                     /* An interrupt's frame: rip and rsp as the processor pushed them. */
                     if (opinfo)
                         *rsp += 8;
-                    if (stack_u64(t, sc, *rsp, pc) < 0 || stack_u64(t, sc, *rsp + 24, &v) < 0)
+                    if (stack_u64(t, copy, *rsp, pc) < 0 || stack_u64(t, copy, *rsp + 24, &v) < 0)
                         return -1;
                     *rsp = v;
                     return 0;
@@ -451,25 +512,15 @@ static int unwind_step(struct tracer *t, const struct stack_copy *sc, struct mod
         f = &chained;
     }
     /* A function without an entry is a leaf: its return address is at rsp. */
-    if (stack_u64(t, sc, *rsp, pc) < 0)
+    if (stack_u64(t, copy, *rsp, pc) < 0)
         return -1;
     *rsp += 8;
     return 0;
 }
 
-/* The stack of a thread stopped at c, innermost first. */
+/* The stack of a thread stopped at c (its stack read into sc), innermost first. */
 static int unwind(struct tracer *t, const CONTEXT *c, struct trace_frame *f, int max)
 {
-    static struct stack_copy sc; /* the tracer's thread alone unwinds */
-    sc.from = c->Rsp;
-    sc.n = 0;
-    MEMORY_BASIC_INFORMATION mi;
-    if (VirtualQueryEx(t->dproc, (LPCVOID)(uintptr_t)c->Rsp, &mi, sizeof(mi)) == sizeof(mi)) {
-        uint64_t end = (uint64_t)(uintptr_t)mi.BaseAddress + mi.RegionSize;
-        size_t n = end - c->Rsp < STACK_READ ? (size_t)(end - c->Rsp) : STACK_READ;
-        if (read_mem(t, c->Rsp, sc.buf, n) == 0)
-            sc.n = n;
-    }
     uint64_t regs[16] = {c->Rax, c->Rcx, c->Rdx, c->Rbx, c->Rsp, c->Rbp, c->Rsi, c->Rdi,
                          c->R8,  c->R9,  c->R10, c->R11, c->R12, c->R13, c->R14, c->R15};
     uint64_t pc = c->Rip;
@@ -501,11 +552,13 @@ static uint64_t view_size(struct tracer *t, uint64_t base)
     return len;
 }
 
-/* A call's entry: what it is asked, and who asks. */
-static void on_entry(struct tracer *t, struct thr *th, int call, const CONTEXT *c)
+/* A call's entry: what it is asked, and who asks. Its return's breakpoint goes into c. */
+static void on_entry(struct tracer *t, struct thr *th, int call, CONTEXT *c)
 {
+    stack_read(t, th, c->Rsp);
     uint64_t stk[6] = {0}; /* the fifth argument on, above the return address and home space */
-    read_mem(t, c->Rsp + 0x28, stk, sizeof(stk));
+    for (int i = 0; i < 6; i++)
+        stack_u64(t, &sc, c->Rsp + 0x28 + 8 * (uint64_t)i, &stk[i]);
     struct pending *p = &th->p;
     memset(p, 0, offsetof(struct pending, frames));
     uint64_t handle;
@@ -548,20 +601,19 @@ static void on_entry(struct tracer *t, struct thr *th, int call, const CONTEXT *
     }
     if (handle != SELF_HANDLE)
         return; /* another process's memory */
+    if (stack_u64(t, &sc, c->Rsp, &p->ret) < 0)
+        return; /* its return cannot be caught */
     p->active = 1;
     p->call = call;
     p->rsp = c->Rsp;
-    p->ret = read_u64(t, c->Rsp);
     if (t->stacks) {
         p->nframes = unwind(t, c, p->frames, TRACE_MAX_FRAMES);
         if (p->nframes <= 0)
             p->stack_error = "the stack could not be walked";
     }
-    struct bp *r = bp_find(t, p->ret);
-    if (r)
-        r->refs++;
-    else if (bp_add(t, p->ret, -1) < 0)
-        p->active = 0; /* its return cannot be caught */
+    c->ContextFlags |= CONTEXT_DEBUG_REGISTERS;
+    c->Dr0 = p->ret;
+    c->Dr7 = DR7_EXEC0;
 }
 
 /* A call returned (rip at its return address, rsp above it): its event. */
@@ -570,10 +622,21 @@ static void on_return(struct tracer *t, struct thr *th, const CONTEXT *c,
 {
     struct pending *p = &th->p;
     p->active = 0;
-    if (p->base_p)
-        p->start = read_u64(t, p->base_p);
-    if (p->size_p)
-        p->len = read_u64(t, p->size_p);
+    /* The two are mostly the caller's locals, side by side: one read (each read of another
+     * process's memory costs a round trip to the system, and much more under Wine). */
+    uint64_t lo = p->base_p < p->size_p ? p->base_p : p->size_p;
+    uint64_t hi = p->base_p < p->size_p ? p->size_p : p->base_p;
+    unsigned char both[256];
+    if (p->base_p && p->size_p && hi - lo + 8 <= sizeof(both) &&
+        read_mem(t, lo, both, (size_t)(hi - lo + 8)) == 0) {
+        memcpy(&p->start, both + (p->base_p - lo), 8);
+        memcpy(&p->len, both + (p->size_p - lo), 8);
+    } else {
+        if (p->base_p)
+            p->start = read_u64(t, p->base_p);
+        if (p->size_p)
+            p->len = read_u64(t, p->size_p);
+    }
     struct trace_event ev = {.pid = t->pid,
                              .tid = th->tid,
                              .call = p->call,
@@ -633,13 +696,37 @@ static int install(struct tracer *t, struct err *e)
     return 0;
 }
 
+/* Takes the thread's return breakpoint away (it is stopped): resume, when it stopped at it. */
+static void disarm(struct thr *th, int resume)
+{
+    CONTEXT c;
+    memset(&c, 0, sizeof(c));
+    c.ContextFlags = CONTEXT_DEBUG_REGISTERS | (resume ? CONTEXT_CONTROL : 0);
+    if (!GetThreadContext(th->h, &c))
+        return;
+    c.Dr0 = 0;
+    c.Dr7 = 0;
+    if (resume)
+        c.EFlags |= RESUME_FLAG;
+    SetThreadContext(th->h, &c);
+}
+
 /* Recording is over: every breakpoint goes; the events already raised are drained next. */
 static void take_all_away(struct tracer *t)
 {
     while (t->nbps)
         bp_remove(t, &t->bps[0]);
-    for (size_t i = 0; i < t->nthr; i++)
-        t->thr[i].p.active = 0;
+    /* A thread inside a call has its return's breakpoint taken away too (it runs: stopped
+     * for that). One that hits it meanwhile is let through (on_exception). */
+    for (size_t i = 0; i < t->nthr; i++) {
+        struct thr *th = &t->thr[i];
+        if (!th->p.active)
+            continue;
+        SuspendThread(th->h);
+        disarm(th, 0);
+        ResumeThread(th->h);
+        th->p.active = 0;
+    }
     t->draining = 1;
 }
 
@@ -675,18 +762,8 @@ static DWORD on_breakpoint(struct tracer *t, const DEBUG_EVENT *ev, const struct
         SetThreadContext(th->h, &c);
         return DBG_CONTINUE;
     }
-    if (b->call >= 0) {
-        if (!t->quiet)
-            on_entry(t, th, b->call, &c);
-    } else if (th->p.active && th->p.ret == at && c.Rsp == th->p.rsp + 8) {
-        on_return(t, th, &c, h);
-        if (--b->refs == 0) {
-            bp_remove(t, b);
-            SetThreadContext(th->h, &c);
-            return DBG_CONTINUE;
-        }
-    }
-    b = bp_find(t, at); /* on_entry may have grown the table */
+    if (!t->quiet)
+        on_entry(t, th, b->call, &c);
     if (b->emulate) {
         c.R10 = c.Rcx;
         c.Rip = at + 3;
@@ -703,12 +780,41 @@ static DWORD on_breakpoint(struct tracer *t, const DEBUG_EVENT *ev, const struct
     return DBG_CONTINUE;
 }
 
+/* A thread's return breakpoint: the call's event, if it is the call's return (not the same
+ * code run by a callback inside the call). */
+static DWORD on_return_break(struct tracer *t, struct thr *th, const struct trace_hooks *h)
+{
+    CONTEXT c;
+    memset(&c, 0, sizeof(c));
+    c.ContextFlags = CONTEXT_FULL;
+    if (!GetThreadContext(th->h, &c))
+        return DBG_CONTINUE;
+    c.ContextFlags |= CONTEXT_DEBUG_REGISTERS;
+    if (c.Rsp == th->p.rsp + 8) {
+        on_return(t, th, &c, h);
+        c.Dr0 = 0;
+        c.Dr7 = 0;
+    } else {
+        c.EFlags |= RESUME_FLAG; /* on past it, the breakpoint kept */
+    }
+    SetThreadContext(th->h, &c);
+    return DBG_CONTINUE;
+}
+
 static DWORD on_exception(struct tracer *t, const DEBUG_EVENT *ev, const struct trace_hooks *h,
                           struct err *e, int *failed)
 {
     DWORD code = ev->u.Exception.ExceptionRecord.ExceptionCode;
     if (code == EXCEPTION_BREAKPOINT)
         return on_breakpoint(t, ev, h, e, failed);
+    struct thr *th = thr_find(t, ev->dwThreadId);
+    uint64_t at = (uint64_t)(uintptr_t)ev->u.Exception.ExceptionRecord.ExceptionAddress;
+    if (code == EXCEPTION_SINGLE_STEP && th && th->p.active && at == th->p.ret)
+        return on_return_break(t, th, h);
+    if (code == EXCEPTION_SINGLE_STEP && th && th->p.ret && at == th->p.ret) {
+        disarm(th, 1); /* taken away as recording stopped, but hit meanwhile */
+        return DBG_CONTINUE;
+    }
     if (code == EXCEPTION_SINGLE_STEP && t->stepping == ev->dwThreadId) {
         if (bp_find(t, t->step_at))
             write_byte(t, t->step_at, INT3);
