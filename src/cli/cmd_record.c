@@ -236,7 +236,7 @@ static int parse_args(struct rec *c, int argc, char **argv)
         {CLI_OPTION('L', "label-prefix", CLI_OPT_CALL, &c->o.prefix, "P", "label snapshots P-SEQ"),
          .call = check_prefix},
         {CLI_OPTION(0, "stacks", CLI_OPT_FLAG, &c->stacks, NULL,
-                    "(Linux) also record each mmap, munmap, mremap, mprotect, brk,\n"
+                    "also record each mmap, munmap, mremap, mprotect, brk,\n"
                     "shmat and shmdt the processes and their children make, with\n"
                     "the calling thread's stack: which code made memory grow.\n"
                     "With -- COMMAND only those calls stop it, about 0.08 ms each\n"
@@ -249,7 +249,14 @@ static int parse_args(struct rec *c, int argc, char **argv)
                     "under strace -f -p); the processes run on untraced once\n"
                     "recording stops. LeakSanitizer cannot run under a tracer: its\n"
                     "check at exit is turned off (detect_leaks=0 added to\n"
-                    "ASAN_OPTIONS and LSAN_OPTIONS)")},
+                    "ASAN_OPTIONS and LSAN_OPTIONS).\n"
+                    "On Windows (-- COMMAND only, not its children): each\n"
+                    "NtAllocateVirtualMemory, NtFreeVirtualMemory,\n"
+                    "NtProtectVirtualMemory, NtMapViewOfSection and\n"
+                    "NtUnmapViewOfSection, caught by debugger breakpoints (two\n"
+                    "debug events a call: about 2 ms under Wine). Once recording\n"
+                    "stops they are taken away and COMMAND runs on untraced;\n"
+                    "killed outright, vmsnap takes COMMAND with it")},
         CLI_OPT_TABLE_END,
     };
     struct cli_args args;
