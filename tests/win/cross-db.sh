@@ -45,6 +45,12 @@ contains "Windows fields come through" '"state":"commit","type":"private"' "$LIN
 check "Linux diffs two Windows snapshots" 1 "$LIN/vmsnap" -d "$WDB" diff a b
 contains "the Windows changes read the same" '"change":"committed"' "$LIN/vmsnap" -d "$WDB" -j diff a b
 
+# A recording with --stacks (test_win leaves it): Linux answers its sites as Windows did.
+SDB="$WIN/testdata/stacks.db"
+contains "Linux reads a Windows recording's call sites" '"function":"commit_part"' \
+  "$LIN/vmsnap" -d "$SDB" growth -j
+contains "and its table names them" '  big_alloc (' "$LIN/vmsnap" -d "$SDB" growth
+
 TMP=$(mktemp -d)
 LDB="$TMP/linux.db"
 sleep 30 &
