@@ -26,6 +26,31 @@
 #define CACHE_LINES 4
 #define CACHE_PAGE  4096
 
+/*
+ * The fast walk: at each address a frame is at, the CFI's rule as four numbers (the CFA a
+ * register plus an offset, the return address and rbp at offsets from it, or rbp unchanged),
+ * found once by libdw and kept with the frame's module, build id and offset, so a walk is a few
+ * stack reads and lookups. Where the CFI says more than that (a signal frame, an expression),
+ * or has nothing, the whole stack is libdw's own walk.
+ */
+struct rule {
+    uint64_t at;  /* the address looked up; 0: an empty slot */
+    int how;      /* RULE_* */
+    int cfa_reg;  /* DWARF's numbers: 6 rbp, 7 rsp */
+    int rbp_same; /* rbp is the caller's */
+    int64_t cfa_off, ra_off, rbp_off;
+    const char *module; /* dwfl's: valid until the modules are read again */
+    uint64_t offset;
+    char build_id[41];
+};
+
+enum {
+    RULE_LIBDW,  /* not as simple: libdw walks the stack */
+    RULE_STEP,   /* one frame up by the rule */
+    RULE_LAST,   /* the outermost frame: the return address is undefined */
+    RULE_NOWHERE /* in no module: the walk ends with it, as libdw's does */
+};
+
 struct trace_unwinder {
     int64_t pid;
     pid_t tid;                           /* the thread being walked */
@@ -40,6 +65,8 @@ struct trace_unwinder {
     /* The walk in progress. */
     struct trace_frame *frames;
     int n, max;
+    struct rule *rules; /* open addressing by address; emptied when the modules go */
+    size_t nrules, rules_cap;
 };
 
 static const Dwfl_Callbacks proc_callbacks = {
@@ -148,6 +175,9 @@ void trace_unwinder_stale(struct trace_unwinder *u)
     if (u->dwfl)
         dwfl_end(u->dwfl);
     u->dwfl = NULL;
+    if (u->rules)
+        memset(u->rules, 0, u->rules_cap * sizeof(*u->rules));
+    u->nrules = 0;
 }
 
 struct overlap {
@@ -243,6 +273,140 @@ static int frame(Dwfl_Frame *state, void *arg)
     return ++u->n >= u->max ? DWARF_CB_ABORT : DWARF_CB_OK;
 }
 
+/* A location the CFI gives as the CFA plus an offset: 0 and *off, or -1. */
+static int cfa_plus(const Dwarf_Op *ops, size_t nops, int64_t *off)
+{
+    if (nops == 1 && ops[0].atom == DW_OP_call_frame_cfa) {
+        *off = 0;
+        return 0;
+    }
+    if (nops == 2 && ops[0].atom == DW_OP_call_frame_cfa && ops[1].atom == DW_OP_plus_uconst) {
+        *off = (int64_t)ops[1].number;
+        return 0;
+    }
+    return -1;
+}
+
+/* The rule at frame address at (rip of the innermost frame, a return address - 1 above). */
+static void rule_make(struct trace_unwinder *u, uint64_t at, struct rule *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->at = at;
+    r->how = RULE_LIBDW;
+    r->module = "";
+    r->offset = at;
+    Dwfl_Module *m = dwfl_addrmodule(u->dwfl, at);
+    if (!m) {
+        r->how = RULE_NOWHERE;
+        return;
+    }
+    const char *name = dwfl_module_info(m, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+    Dwarf_Addr bias = 0;
+    if (dwfl_module_getelf(m, &bias))
+        r->offset = at - bias;
+    const unsigned char *id;
+    GElf_Addr id_at;
+    int len = dwfl_module_build_id(m, &id, &id_at);
+    if (len > 0)
+        hex(r->build_id, id, len);
+    r->module = name ? name : "";
+    /* As libdwfl looks: .eh_frame first, then .debug_frame. */
+    Dwarf_Frame *fr = NULL;
+    Dwarf_CFI *cfi = dwfl_module_eh_cfi(m, &bias);
+    if (!cfi || dwarf_cfi_addrframe(cfi, at - bias, &fr) != 0) {
+        fr = NULL;
+        cfi = dwfl_module_dwarf_cfi(m, &bias);
+        if (!cfi || dwarf_cfi_addrframe(cfi, at - bias, &fr) != 0)
+            return;
+    }
+    bool signal = false;
+    int ra_reg = dwarf_frame_info(fr, NULL, NULL, &signal);
+    Dwarf_Op mem[3], *ops;
+    size_t nops;
+    if (signal || ra_reg < 0 || dwarf_frame_cfa(fr, &ops, &nops) != 0 || nops != 1)
+        goto done;
+    if (ops[0].atom == DW_OP_bregx) { /* libdw's form: the register, then the offset */
+        r->cfa_reg = (int)ops[0].number;
+        r->cfa_off = (int64_t)ops[0].number2;
+    } else if (ops[0].atom >= DW_OP_breg0 && ops[0].atom <= DW_OP_breg31) {
+        r->cfa_reg = ops[0].atom - DW_OP_breg0;
+        r->cfa_off = (int64_t)ops[0].number;
+    } else {
+        goto done;
+    }
+    if (r->cfa_reg != 6 && r->cfa_reg != 7)
+        goto done; /* another register's: not kept by the walk */
+    if (dwarf_frame_register(fr, ra_reg, mem, &ops, &nops) != 0)
+        goto done;
+    int last = nops == 0 && ops == mem; /* undefined: nothing calls this frame */
+    if (!last && cfa_plus(ops, nops, &r->ra_off) < 0)
+        goto done;
+    if (dwarf_frame_register(fr, 6, mem, &ops, &nops) != 0)
+        goto done;
+    if (nops == 0 && ops == NULL)
+        r->rbp_same = 1;
+    else if (cfa_plus(ops, nops, &r->rbp_off) < 0)
+        goto done;
+    r->how = last ? RULE_LAST : RULE_STEP;
+done:
+    free(fr);
+}
+
+static const struct rule *rule_of(struct trace_unwinder *u, uint64_t at)
+{
+    if (2 * (u->nrules + 1) > u->rules_cap) {
+        size_t n = u->rules_cap ? 2 * u->rules_cap : 1024;
+        struct rule *v = xcalloc(n, sizeof(*v));
+        for (size_t i = 0; i < u->rules_cap; i++)
+            if (u->rules[i].at) {
+                size_t h = (size_t)(u->rules[i].at * 0x9e3779b97f4a7c15ULL >> 20) & (n - 1);
+                while (v[h].at)
+                    h = (h + 1) & (n - 1);
+                v[h] = u->rules[i];
+            }
+        free(u->rules);
+        u->rules = v;
+        u->rules_cap = n;
+    }
+    size_t h = (size_t)(at * 0x9e3779b97f4a7c15ULL >> 20) & (u->rules_cap - 1);
+    for (; u->rules[h].at; h = (h + 1) & (u->rules_cap - 1))
+        if (u->rules[h].at == at)
+            return &u->rules[h];
+    rule_make(u, at, &u->rules[h]);
+    u->nrules++;
+    return &u->rules[h];
+}
+
+/* The walk by the rules: how many frames, or -1 when it is libdw's to do. */
+static int fast_walk(struct trace_unwinder *u, const struct user_regs_struct *r)
+{
+    uint64_t pc = r->rip, sp = r->rsp, bp = r->rbp;
+    for (int n = 0; n < u->max; n++) {
+        uint64_t at = n ? pc - 1 : pc;
+        const struct rule *ru = rule_of(u, at);
+        if (ru->how == RULE_LIBDW)
+            return -1;
+        struct trace_frame *f = &u->frames[n];
+        f->pc = at;
+        f->module = ru->module;
+        memcpy(u->ids[n], ru->build_id, sizeof(ru->build_id));
+        f->build_id = u->ids[n];
+        f->offset = ru->offset;
+        if (ru->how != RULE_STEP)
+            return n + 1;
+        uint64_t cfa = (ru->cfa_reg == 7 ? sp : bp) + (uint64_t)ru->cfa_off, ra;
+        if (read_word(u, cfa + (uint64_t)ru->ra_off, &ra) < 0 || ra == 0)
+            return n + 1;
+        if (!ru->rbp_same && read_word(u, cfa + (uint64_t)ru->rbp_off, &bp) < 0)
+            return -1;
+        if (n && cfa <= sp)
+            return -1; /* a stack that does not go up: libdw says what it makes of it */
+        sp = cfa;
+        pc = ra;
+    }
+    return u->max;
+}
+
 int trace_unwind(struct trace_unwinder *u, int64_t tid, const void *regs,
                  struct trace_frame *frames, int max, struct err *e)
 {
@@ -260,6 +424,13 @@ int trace_unwind(struct trace_unwinder *u, int64_t tid, const void *regs,
         u->cache[i].valid = 0; /* the thread ran since the last walk */
     if (max <= 0)
         return 0;
+    struct user_regs_struct now;
+    const struct user_regs_struct *r = regs;
+    if (!r && ptrace(PTRACE_GETREGS, u->tid, 0, &now) == 0)
+        r = &now;
+    if (r && (rc = fast_walk(u, r)) > 0)
+        return rc;
+    memset(frames, 0, (size_t)max * sizeof(*frames));
     /* -1 also when a frame cannot be unwound further (no CFI): what was walked holds. */
     if (dwfl_getthread_frames(u->dwfl, (pid_t)tid, frame, u) != 0 && u->n == 0)
         return err_set(e, ERR_IO, "cannot unwind thread %lld: %s", (long long)tid, dwfl_errmsg(-1));
@@ -272,6 +443,7 @@ void trace_unwinder_close(struct trace_unwinder *u)
         return;
     if (u->dwfl)
         dwfl_end(u->dwfl);
+    free(u->rules);
     free(u);
 }
 
