@@ -313,6 +313,13 @@ static void test_diff_trouble(void **state)
     tu_vmsnap(&r, "-d", db, "diff", "1", sel, NULL);
     assert_int_equal(r.status, 2);
     assert_non_null(strstr(r.err, "different databases"));
+    /* It says what to do instead, and that works. */
+    char hint[9000];
+    snprintf(hint, sizeof(hint), "vmsnap -d '%s' merge '%s'", db, other);
+    assert_non_null(strstr(r.err, hint));
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "merge", other, NULL);
+    assert_int_equal(r.status, 0);
     tu_run_release(&r);
     /* FILE:SEL on both sides of one file works. */
     char sel2[4300];

@@ -395,8 +395,12 @@ int cmd_diff(struct cli *cli, int argc, char **argv)
     const char *sel_b = store_selector_split_file(args.v[1], &db_b);
     const char *db = db_a ? db_a : db_b ? db_b : cli->db_path;
     if ((db_a || db_b) && !plat_same_file(db_a ? db_a : cli->db_path, db_b ? db_b : cli->db_path)) {
-        rc = cli_fail("diff: cannot diff snapshots from different databases ('%s' and '%s')",
-                      db_a ? db_a : cli->db_path, db_b ? db_b : cli->db_path);
+        /* The answer is one database: say how to make it. */
+        const char *a = db_a ? db_a : cli->db_path, *b = db_b ? db_b : cli->db_path;
+        rc = cli_fail("diff: cannot diff snapshots from different databases ('%s' and '%s'): "
+                      "merge one into the other first (vmsnap -d '%s' merge '%s'), then diff "
+                      "in it (vmsnap -d '%s' list shows the merged snapshots)",
+                      a, b, a, b, a);
         free(db_a);
         free(db_b);
         return rc;

@@ -16,7 +16,8 @@ static const struct cli_command query_command = {
         "usage: vmsnap query [--timeout DURATION] [--max-memory SIZE] [--max-rows N] SQL\n\n"
         "Runs one read-only SQL statement on the database and prints the rows as a table\n"
         "(or, with -j, as a JSON array of objects, like sqlite3 -json).\n"
-        "Tables: targets, snapshots; views: regions (one row per region per snapshot),\n"
+        "Tables: targets, snapshots, and for a recording with call stacks events (a row a\n"
+        "call) and stack_frames; views: regions (one row per region per snapshot) and\n"
         "category_totals (per snapshot and category). See the README for examples.\n",
     /* SQL may start with a '-' comment. */
     .stop_at_argument = 1,
