@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/cli.h"
+
 static int cmp_row(const void *a, const void *b)
 {
     const struct tu_range *x = a, *y = b;
@@ -504,6 +506,71 @@ static void test_errors_are_one_line_and_exit_2(void **state)
     free(db);
 }
 
+/* show: pmap -X's columns when the snapshot has per-region figures, each region's as its JSON
+ * says; and a program's name with a newline in it is one header line still. */
+static void test_show_pmap_columns_and_one_line_headers(void **state)
+{
+    (void)state;
+    char *db = tu_tmppath("show.db", NULL);
+    struct tu_run r;
+    char self[16];
+    snprintf(self, sizeof(self), "%d", (int)getpid());
+    tu_vmsnap(&r, "-d", db, "snap", "-p", self, "--detail", "smaps", NULL);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "show", "last", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "    RSS     PSS   DIRTY    SWAP PATH [OWNER]\n"));
+    assert_non_null(
+        strstr(r.out, "CATEGORY REGIONS    MAPPED       RSS       PSS     DIRTY      SWAP\n"));
+    /* The [heap]'s row has its figures, as the regions view has them. */
+    struct tu_run q;
+    tu_vmsnap(&q, "-d", db, "query",
+              "SELECT printf('%016x', start) || ' ' || rss || ' ' || pss || ' ' || private_dirty "
+              "FROM regions WHERE snapshot_id = 1 AND path = '[heap]'",
+              NULL);
+    assert_int_equal(q.status, 0);
+    const char *row = strchr(q.out, '\n');
+    assert_non_null(row);
+    unsigned long long start;
+    long long rss, pss, dirty;
+    assert_int_equal(sscanf(row + 1, " %llx %lld %lld %lld", &start, &rss, &pss, &dirty), 4);
+    char addr[32], want[128];
+    snprintf(addr, sizeof(addr), "\n%016llx ", start);
+    const char *line = strstr(r.out, addr);
+    assert_non_null(line);
+    char h[3][16];
+    snprintf(want, sizeof(want), " %7s %7s %7s ", cli_human((uint64_t)rss, h[0]),
+             cli_human((uint64_t)pss, h[1]), cli_human((uint64_t)dirty, h[2]));
+    const char *end = strchr(line + 1, '\n');
+    char *copy = strndup(line, (size_t)(end - line));
+    if (!strstr(copy, want))
+        fail_msg("the [heap] row '%s' has not '%s'", copy, want);
+    free(copy);
+    tu_run_release(&q);
+    tu_run_release(&r);
+
+    /* Anyone's text in the header: a target named with a newline. */
+    char *maps = tu_tmppath("self.maps", NULL);
+    char cmd[8400];
+    snprintf(cmd, sizeof(cmd), "cp /proc/%d/maps '%s'", (int)getpid(), maps);
+    assert_int_equal(system(cmd), 0);
+    tu_vmsnap(&r, "-d", db, "import", maps, "--target-name", "two\nlines", NULL);
+    assert_int_equal(r.status, 0);
+    tu_run_release(&r);
+    tu_vmsnap(&r, "-d", db, "show", "2", NULL);
+    assert_int_equal(r.status, 0);
+    const char *nl = strchr(r.out, '\n');
+    assert_non_null(nl);
+    char *first = strndup(r.out, (size_t)(nl - r.out));
+    if (!strstr(first, "two\\nlines  taken "))
+        fail_msg("show's header is not one line: '%s'", first);
+    free(first);
+    tu_run_release(&r);
+    free(maps);
+    free(db);
+}
+
 static void test_foreign_and_newer_files_are_refused_untouched(void **state)
 {
     (void)state;
@@ -696,6 +763,7 @@ int main(void)
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_errors_are_one_line_and_exit_2),
         cmocka_unit_test(test_one_wording_for_every_command),
+        cmocka_unit_test(test_show_pmap_columns_and_one_line_headers),
         cmocka_unit_test(test_foreign_and_newer_files_are_refused_untouched),
         cmocka_unit_test(test_unprivileged_user),
     };

@@ -16,8 +16,32 @@ static const struct cli_command show_command = {
 };
 
 struct cat_total {
-    uint64_t count, mapped, rss;
+    uint64_t count, mapped, rss, pss, dirty, swap;
 };
+
+/* With per-region figures, pmap -X's: resident, proportional, private dirty and swapped. */
+static void print_figures(const struct region *r)
+{
+    char v[4][16];
+    if (!(r->flags & REGION_HAS_MEM)) {
+        cli_printf(" %7s %7s %7s %7s", "-", "-", "-", "-");
+        return;
+    }
+    const struct region_extra *x = region_extra(r);
+    cli_printf(" %7s %7s %7s %7s", cli_human(x->rss, v[0]), cli_human(x->pss, v[1]),
+               cli_human(x->private_dirty, v[2]), cli_human(x->swap, v[3]));
+}
+
+static void add(struct cat_total *c, const struct region *r)
+{
+    const struct region_extra *x = region_extra(r);
+    c->count++;
+    c->mapped += r->end - r->start;
+    c->rss += x->rss;
+    c->pss += x->pss;
+    c->dirty += x->private_dirty;
+    c->swap += x->swap;
+}
 
 static int hex_width(const struct region_list *l)
 {
@@ -47,10 +71,17 @@ static void print_table(const struct store_snapshot *s, const struct store_targe
     char a[16], b[16], pss[16], swap[16];
     for (size_t i = 0; i < l->n; i++)
         mem |= (l->v[i].flags & REGION_HAS_MEM) != 0;
-    cli_printf("snapshot %lld (target %lld seq %lld)  pid %lld  %s  taken %s%s%s%s\n",
-               (long long)s->id, (long long)s->target_id, (long long)s->seq, (long long)t->pid,
-               t->exe ? t->exe : "?", s->taken_at, s->label ? "  label " : "",
-               s->label ? s->label : "", s->torn ? "  (torn)" : "");
+    /* The program's name and the label are anyone's text: a newline in them is "\n". */
+    cli_printf("snapshot %lld (target %lld seq %lld)  pid %lld  ", (long long)s->id,
+               (long long)s->target_id, (long long)s->seq, (long long)t->pid);
+    const char *exe = t->exe ? t->exe : "?";
+    cli_print_escaped(stdout, exe, strlen(exe));
+    cli_printf("  taken %s", s->taken_at);
+    if (s->label) {
+        cli_printf("  label ");
+        cli_print_escaped(stdout, s->label, strlen(s->label));
+    }
+    cli_printf("%s\n", s->torn ? "  (torn)" : "");
     cli_printf("%lld regions  mapped %s", (long long)s->region_count,
                cli_human(s->mapped_bytes, a));
     if (s->have_mem)
@@ -68,7 +99,7 @@ static void print_table(const struct store_snapshot *s, const struct store_targe
     putchar('\n');
     cli_printf("%-*s %-*s %8s %-5s %-7s", w, "START", w, "END", "SIZE", "PERMS", "CATEGORY");
     if (mem)
-        cli_printf(" %8s", "RSS");
+        cli_printf(" %7s %7s %7s %7s", "RSS", "PSS", "DIRTY", "SWAP");
     cli_printf(" PATH [OWNER]\n");
     for (size_t i = 0; i < l->n; i++) {
         const struct region *r = &l->v[i];
@@ -78,8 +109,7 @@ static void print_table(const struct store_snapshot *s, const struct store_targe
         cli_printf("%0*" PRIx64 " %0*" PRIx64 " %8s %-5s %-7s", w, r->start, w, r->end,
                    cli_human(size, a), r->perms, region_category_name(r->category));
         if (mem)
-            cli_printf(" %8s",
-                       (r->flags & REGION_HAS_MEM) ? cli_human(region_extra(r)->rss, b) : "-");
+            print_figures(r);
         fputc(' ', stdout);
         print_path(r);
         if (r->owner && !(r->path && r->path_len == (uint32_t)r->owner_len + 7 &&
@@ -95,25 +125,23 @@ static void print_table(const struct store_snapshot *s, const struct store_targe
             cli_print_frame(stdout, by);
         }
         fputc('\n', stdout);
-        struct cat_total *c = &tot[r->category], *all = &tot[CAT_COUNT];
-        c->count++;
-        c->mapped += size;
-        c->rss += region_extra(r)->rss;
-        all->count++;
-        all->mapped += size;
-        all->rss += region_extra(r)->rss;
+        add(&tot[r->category], r);
+        add(&tot[CAT_COUNT], r);
     }
     cli_printf("\n%-8s %7s %9s", "CATEGORY", "REGIONS", "MAPPED");
     if (mem)
-        cli_printf(" %9s", "RSS");
+        cli_printf(" %9s %9s %9s %9s", "RSS", "PSS", "DIRTY", "SWAP");
     fputc('\n', stdout);
     for (int c = 0; c <= CAT_COUNT; c++) {
         if (c < CAT_COUNT && tot[c].count == 0)
             continue;
         cli_printf("%-8s %7" PRIu64 " %9s", c == CAT_COUNT ? "total" : region_category_name(c),
                    tot[c].count, cli_human(tot[c].mapped, a));
-        if (mem)
-            cli_printf(" %9s", cli_human(tot[c].rss, b));
+        if (mem) {
+            char v[4][16];
+            cli_printf(" %9s %9s %9s %9s", cli_human(tot[c].rss, v[0]), cli_human(tot[c].pss, v[1]),
+                       cli_human(tot[c].dirty, v[2]), cli_human(tot[c].swap, v[3]));
+        }
         fputc('\n', stdout);
     }
 }
