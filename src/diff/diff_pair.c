@@ -10,6 +10,102 @@ static int load_side(struct diff_pair *p, int k, struct store *st, int64_t id, s
     return rc < 0 ? rc : store_target_get(st, p->snap[k].target_id, &p->target[k], e);
 }
 
+/* What a snapshot's source could not say about its regions. */
+enum unknown {
+    UNKNOWN_OWNERS = 1 << 0, /* any import: whose stack or arena a region is */
+    UNKNOWN_DIRS = 1 << 1,   /* pmap without -p: a file's name without its directory */
+    UNKNOWN_PSEUDO = 1 << 2, /* a core: [heap], [stack], [vdso] unnamed; sharing read as p */
+};
+
+static int unknown_of(const struct store_snapshot *s)
+{
+    if (!s->method || strncmp(s->method, "import-", 7) != 0)
+        return 0;
+    int u = UNKNOWN_OWNERS;
+    if (strcmp(s->method, "import-pmap") == 0)
+        u |= UNKNOWN_DIRS;
+    if (strstr(s->method, "core"))
+        u |= UNKNOWN_PSEUDO;
+    return u;
+}
+
+static const char *base_of(const char *path, size_t len, size_t *base_len)
+{
+    const char *b = path;
+    for (size_t i = 0; i < len; i++)
+        if (path[i] == '/')
+            b = path + i + 1;
+    *base_len = len - (size_t)(b - path);
+    return b;
+}
+
+/* dst (of a source that could not know what) takes from src, the same range in the other
+ * snapshot, what only src could know; the strings stay src's list's. */
+static void learn(struct region *dst, const struct region *src, int unknown)
+{
+    int learnt = 0;
+    if ((unknown & UNKNOWN_DIRS) && dst->path && src->path &&
+        !memchr(dst->path, '/', dst->path_len) && dst->path[0] != '[' && dst->inode &&
+        region_same_file_id(dst, src)) {
+        size_t n;
+        const char *base = base_of(src->path, src->path_len, &n);
+        if (n == dst->path_len && memcmp(base, dst->path, n) == 0) {
+            dst->path = src->path; /* the same file (device and inode): its whole name */
+            dst->path_len = src->path_len;
+            learnt = 1;
+        }
+    }
+    if ((unknown & UNKNOWN_PSEUDO) && !dst->path && src->path && src->path[0] == '[' &&
+        !dst->inode && memcmp(dst->perms, src->perms, 3) == 0) {
+        dst->path = src->path; /* [heap], [stack], [vdso]: a core names none */
+        dst->path_len = src->path_len;
+        learnt = 1;
+    }
+    if ((unknown & UNKNOWN_PSEUDO) && memcmp(dst->perms, src->perms, 3) == 0 &&
+        dst->perms[3] != src->perms[3] && region_same_file_id(dst, src))
+        dst->perms[3] = src->perms[3]; /* a core reads shared mappings as private */
+    if ((unknown & UNKNOWN_OWNERS) && !dst->owner && src->owner &&
+        (dst->path == NULL) == (src->path == NULL) &&
+        (!dst->path ||
+         (dst->path_len == src->path_len && memcmp(dst->path, src->path, src->path_len) == 0))) {
+        dst->owner = src->owner; /* a thread's stack, a malloc arena */
+        dst->owner_len = src->owner_len;
+        learnt = 1;
+    }
+    if (learnt)
+        dst->category = src->category;
+}
+
+/*
+ * Two snapshots of sources that know different things (a live recording and an imported pmap,
+ * smaps or core of the same moment): each imported region takes from the same range on the
+ * other side what its source could not know, so that what only one side could know is no
+ * change.
+ */
+static void reconcile(struct region_list *a, struct region_list *b, int ua, int ub)
+{
+    if (!ua && !ub)
+        return;
+    size_t i = 0, j = 0;
+    while (i < a->n && j < b->n) {
+        struct region *x = &a->v[i], *y = &b->v[j];
+        if (x->start < y->start || (x->start == y->start && x->end < y->end)) {
+            i++;
+            continue;
+        }
+        if (y->start < x->start || y->end < x->end) {
+            j++;
+            continue;
+        }
+        if (ua)
+            learn(x, y, ua);
+        if (ub)
+            learn(y, x, ub);
+        i++;
+        j++;
+    }
+}
+
 int diff_pair_load(struct diff_pair *p, struct store *st, int64_t a, int64_t b, int category,
                    struct err *e)
 {
@@ -40,6 +136,7 @@ int diff_pair_load(struct diff_pair *p, struct store *st, int64_t a, int64_t b, 
     }
     if (rc < 0)
         return rc;
+    reconcile(&p->regions[0], &p->regions[1], unknown_of(x), unknown_of(y));
     diff_regions(&p->regions[0], &p->regions[1], &p->d);
     diff_summarize(&p->regions[0], &p->regions[1], category, &p->sum);
     p->have_cat_rss = p->sum.have_rss && both_smaps;
