@@ -2,7 +2,8 @@
 # The whole test suite. It first installs what only the tests need (cmocka, clang for the
 # sanitizers and fuzzers, valgrind, chromium to draw the HTML report, mingw-w64 and Wine for the
 # Windows build, npm to fetch SQLite's source for it), then runs:
-#   1. the Linux build and its cmocka tests, valgrind memcheck included;
+#   1. the Linux build and its cmocka tests, valgrind memcheck included; then the .deb cpack
+#      builds, installed with apt-get, run, and removed (tests/package.sh);
 #   2. the same tests built with AddressSanitizer and UndefinedBehaviorSanitizer (clang), and the
 #      libFuzzer targets for a bounded time each;
 #   3. the Windows build (mingw-w64) and its tests under Wine, then databases crossing between
@@ -14,9 +15,10 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests use, installed only when missing (so a second run needs no network);
 # libdw-dev takes the call stacks of record --stacks; python3 is a program they trace;
 # chromium draws the HTML report headless; procps's pmap and gdb's gcore write the pmap output
-# and the core files import reads.
+# and the core files import reads; dpkg-dev's dpkg-shlibdeps gives the .deb its Depends, and
+# man-db reads its man page.
 need=(cmake build-essential libsqlite3-dev libdw-dev libcmocka-dev util-linux procps gdb clang valgrind
-  chromium python3)
+  chromium python3 man-db dpkg-dev)
 if [ "${VMSNAP_SKIP_WINDOWS:-0}" != 1 ]; then
   need+=(gcc-mingw-w64-x86-64-win32 wine64 wine)
 fi
@@ -38,6 +40,8 @@ fi
 cmake -S . -B build -DVMSNAP_TESTS=ON >/dev/null
 cmake --build build -j2
 ctest --test-dir build --output-on-failure
+# The .deb: built, installed, run, removed.
+tests/package.sh build-pkg
 
 if [ "${VMSNAP_SKIP_SANITIZE:-0}" != 1 ]; then
   CC=clang cmake -S . -B build-asan -DVMSNAP_TESTS=ON -DVMSNAP_FUZZ=ON \

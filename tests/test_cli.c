@@ -571,6 +571,67 @@ static void test_show_pmap_columns_and_one_line_headers(void **state)
     free(db);
 }
 
+/* The man page says what --help says: every command has its section, and every option a
+ * command's --help names is in the page (roff writes "--" as "\-\-"). */
+/* --NAME as roff writes it: every '-' as "\-". */
+static void roff_option(char *out, const char *name, size_t n)
+{
+    char *p = out + sprintf(out, "\\-\\-");
+    for (size_t i = 0; i < n && i < 30; i++) {
+        if (name[i] == '-')
+            *p++ = '\\';
+        *p++ = name[i];
+    }
+    *p = '\0';
+}
+
+static void test_man_page_names_every_command_and_option(void **state)
+{
+    (void)state;
+    size_t len;
+    char *man = tu_read_file(MAN_PAGE, &len);
+    assert_non_null(man);
+    struct tu_run r;
+    tu_vmsnap(&r, "--help", NULL);
+    assert_int_equal(r.status, 0);
+    const char *list = strstr(r.out, "commands:\n");
+    assert_non_null(list);
+    int commands = 0;
+    for (const char *line = strchr(list, '\n') + 1; *line == ' '; line = strchr(line, '\n') + 1) {
+        char cmd[32], section[48];
+        assert_int_equal(sscanf(line, " %31s", cmd), 1);
+        snprintf(section, sizeof(section), "\n.SS %s\n", cmd);
+        if (!strstr(man, section))
+            fail_msg("the man page has no section for '%s'", cmd);
+        commands++;
+        struct tu_run h;
+        tu_vmsnap(&h, cmd, "--help", NULL);
+        assert_int_equal(h.status, 0);
+        for (const char *o = strstr(h.out, "--"); o; o = strstr(o + 2, "--")) {
+            size_t n = strspn(o + 2, "abcdefghijklmnopqrstuvwxyz-");
+            if (n == 0 || o[2 + n] == '-' || n > 30)
+                continue;
+            char roff[96];
+            roff_option(roff, o + 2, n);
+            if (!strstr(man, roff))
+                fail_msg("the man page does not name %s's --%.*s", cmd, (int)n, o + 2);
+        }
+        tu_run_release(&h);
+    }
+    assert_true(commands >= 11);
+    for (const char *o = strstr(r.out, "--"); o; o = strstr(o + 2, "--")) {
+        size_t n = strspn(o + 2, "abcdefghijklmnopqrstuvwxyz-");
+        char roff[96];
+        roff_option(roff, o + 2, n);
+        if (n && n <= 30 && !strstr(man, roff))
+            fail_msg("the man page does not name --%.*s", (int)n, o + 2);
+    }
+    assert_non_null(strstr(man, "\n.SH EXIT STATUS\n"));
+    assert_non_null(strstr(man, "\n.SH ENVIRONMENT\n"));
+    tu_run_release(&r);
+    free(man);
+}
+
 static void test_foreign_and_newer_files_are_refused_untouched(void **state)
 {
     (void)state;
@@ -764,6 +825,7 @@ int main(void)
         cmocka_unit_test(test_errors_are_one_line_and_exit_2),
         cmocka_unit_test(test_one_wording_for_every_command),
         cmocka_unit_test(test_show_pmap_columns_and_one_line_headers),
+        cmocka_unit_test(test_man_page_names_every_command_and_option),
         cmocka_unit_test(test_foreign_and_newer_files_are_refused_untouched),
         cmocka_unit_test(test_unprivileged_user),
     };
