@@ -242,6 +242,30 @@ static void hex(char *out, const unsigned char *id, int len)
     out[2 * (len > 0 ? len : 0)] = '\0';
 }
 
+/* The module that holds at: its name, at as an address of its file, its build id in hex
+ * ("" when none); "" and at itself when no module does (NULL). */
+static Dwfl_Module *module_at(struct trace_unwinder *u, uint64_t at, const char **name,
+                              uint64_t *offset, char id_hex[41])
+{
+    *name = "";
+    *offset = at;
+    id_hex[0] = '\0';
+    Dwfl_Module *m = dwfl_addrmodule(u->dwfl, at);
+    if (!m)
+        return NULL;
+    const char *n = dwfl_module_info(m, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+    Dwarf_Addr bias = 0;
+    if (dwfl_module_getelf(m, &bias))
+        *offset = at - bias;
+    const unsigned char *id;
+    GElf_Addr id_at;
+    int len = dwfl_module_build_id(m, &id, &id_at);
+    if (len > 0)
+        hex(id_hex, id, len);
+    *name = n ? n : "";
+    return m;
+}
+
 static int frame(Dwfl_Frame *state, void *arg)
 {
     struct trace_unwinder *u = arg;
@@ -253,23 +277,8 @@ static int frame(Dwfl_Frame *state, void *arg)
     struct trace_frame *f = &u->frames[u->n];
     memset(f, 0, sizeof(*f));
     f->pc = at;
-    f->module = "";
     f->build_id = u->ids[u->n];
-    u->ids[u->n][0] = '\0';
-    f->offset = at;
-    Dwfl_Module *m = dwfl_addrmodule(u->dwfl, at);
-    if (m) {
-        const char *name = dwfl_module_info(m, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
-        Dwarf_Addr bias = 0;
-        if (dwfl_module_getelf(m, &bias))
-            f->offset = at - bias;
-        const unsigned char *id;
-        GElf_Addr id_at;
-        int len = dwfl_module_build_id(m, &id, &id_at);
-        if (len > 0)
-            hex(u->ids[u->n], id, len);
-        f->module = name ? name : "";
-    }
+    module_at(u, at, &f->module, &f->offset, u->ids[u->n]);
     return ++u->n >= u->max ? DWARF_CB_ABORT : DWARF_CB_OK;
 }
 
@@ -293,23 +302,12 @@ static void rule_make(struct trace_unwinder *u, uint64_t at, struct rule *r)
     memset(r, 0, sizeof(*r));
     r->at = at;
     r->how = RULE_LIBDW;
-    r->module = "";
-    r->offset = at;
-    Dwfl_Module *m = dwfl_addrmodule(u->dwfl, at);
+    Dwfl_Module *m = module_at(u, at, &r->module, &r->offset, r->build_id);
     if (!m) {
         r->how = RULE_NOWHERE;
         return;
     }
-    const char *name = dwfl_module_info(m, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
     Dwarf_Addr bias = 0;
-    if (dwfl_module_getelf(m, &bias))
-        r->offset = at - bias;
-    const unsigned char *id;
-    GElf_Addr id_at;
-    int len = dwfl_module_build_id(m, &id, &id_at);
-    if (len > 0)
-        hex(r->build_id, id, len);
-    r->module = name ? name : "";
     /* As libdwfl looks: .eh_frame first, then .debug_frame. */
     Dwarf_Frame *fr = NULL;
     Dwarf_CFI *cfi = dwfl_module_eh_cfi(m, &bias);
