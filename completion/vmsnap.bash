@@ -13,7 +13,7 @@ _vmsnap()
     local global="-d --db -j --json -h --help -V --version"
     case $prev in
     -c | --category)
-        COMPREPLY=($(compgen -W "heap stack image file anon shm guard kernel" -- "$cur"))
+        COMPREPLY=($(compgen -W "heap stack image file anon shm guard reserve kernel" -- "$cur"))
         return
         ;;
     -D | --detail)

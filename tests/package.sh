@@ -57,6 +57,11 @@ check "bash completes its commands" bash -c \
 check "and a command's options and categories" bash -c \
   ". '$ROOT/usr/share/bash-completion/completions/vmsnap'; COMP_WORDS=(vmsnap show --category h);
    COMP_CWORD=3; _vmsnap; [ \"\${COMPREPLY[*]}\" = heap ]"
+# Every category show --help names is one the completion offers.
+cats=$("$VM" show --help | tr '\n' ' ' | sed -n 's/.*this category: \([a-z, ]*\).*/\1/p' | tr -d ',')
+check "the completion offers every category ($cats)" bash -c \
+  ". '$ROOT/usr/share/bash-completion/completions/vmsnap'; COMP_WORDS=(vmsnap show --category '');
+   COMP_CWORD=3; _vmsnap; [ -n '$cats' ] && for c in $cats; do [[ \" \${COMPREPLY[*]} \" == *\" \$c \"* ]] || exit 1; done"
 TMPD=$(mktemp -d)
 sleep 30 &
 SP=$!

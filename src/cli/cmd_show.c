@@ -205,7 +205,7 @@ int cmd_show(struct cli *cli, int argc, char **argv)
     int64_t target = 0;
     const struct cli_opt opts[] = {
         CLI_OPT_CATEGORY_ROW(&category, "only regions of this category: heap, stack, image, file, "
-                                        "anon,\nshm, guard, kernel"),
+                                        "anon,\nshm, guard, reserve, kernel"),
         CLI_OPT_TARGET_ROW(&target, "first/last/last~N count within this target"),
         CLI_OPT_TABLE_END,
     };
