@@ -35,15 +35,6 @@ struct capture {
     size_t nheaps, nstacks;
 };
 
-static char *utf8_of(const wchar_t *w, int wlen)
-{
-    int n = WideCharToMultiByte(CP_UTF8, 0, w, wlen, NULL, 0, NULL, NULL);
-    char *s = xmalloc((size_t)n + 1);
-    WideCharToMultiByte(CP_UTF8, 0, w, wlen, s, n, NULL, NULL);
-    s[n] = '\0';
-    return s;
-}
-
 static int os_error(struct err *e, DWORD code, int64_t pid, const char *what)
 {
     if (code == ERROR_ACCESS_DENIED)
@@ -71,7 +62,7 @@ static void load_drives(struct capture *c)
         wchar_t dev[3] = {(wchar_t)l, L':', 0}, target[MAX_PATH];
         if (!QueryDosDeviceW(dev, target, MAX_PATH))
             continue;
-        char *t = utf8_of(target, -1);
+        char *t = plat_utf8_of_wide(target, -1);
         snprintf(c->device_names[c->ndrives], MAX_PATH, "%s", t);
         free(t);
         c->drives[c->ndrives].letter = l;
@@ -129,7 +120,7 @@ static char *read_cmdline(struct capture *c)
     wchar_t *w = xmalloc((size_t)len + sizeof(wchar_t));
     char *out = NULL;
     if (ReadProcessMemory(c->h, (void *)(uintptr_t)buffer, w, len, &got))
-        out = utf8_of(w, (int)(got / sizeof(wchar_t)));
+        out = plat_utf8_of_wide(w, (int)(got / sizeof(wchar_t)));
     free(w);
     return out;
 }
@@ -146,7 +137,7 @@ static void fill_target(struct capture *c, FILETIME created)
     wchar_t path[MAX_PATH * 4];
     DWORD n = sizeof(path) / sizeof(path[0]);
     if (QueryFullProcessImageNameW(c->h, 0, path, &n))
-        t->exe = utf8_of(path, (int)n);
+        t->exe = plat_utf8_of_wide(path, (int)n);
     t->cmdline = read_cmdline(c);
     if (!t->cmdline && t->exe)
         t->cmdline = xstrdup(t->exe);
@@ -403,7 +394,7 @@ int capture_walk(struct capture *c, int detail, const struct region_list **list,
                     name = NULL;
                     name_len = 0;
                     if (n) {
-                        char *nt = utf8_of(w, (int)n), dos[MAX_PATH * 6];
+                        char *nt = plat_utf8_of_wide(w, (int)n), dos[MAX_PATH * 6];
                         win_dos_path(nt, c->drives, c->ndrives, dos, sizeof(dos));
                         name_len = (uint32_t)strlen(dos);
                         name = region_list_intern(l, dos, name_len);

@@ -29,16 +29,6 @@ static int unknown_of(const struct store_snapshot *s)
     return u;
 }
 
-static const char *base_of(const char *path, size_t len, size_t *base_len)
-{
-    const char *b = path;
-    for (size_t i = 0; i < len; i++)
-        if (path[i] == '/')
-            b = path + i + 1;
-    *base_len = len - (size_t)(b - path);
-    return b;
-}
-
 /* dst (of a source that could not know what) takes from src, the same range in the other
  * snapshot, what only src could know; the strings stay src's list's. */
 static void learn(struct region *dst, const struct region *src, int unknown)
@@ -47,9 +37,8 @@ static void learn(struct region *dst, const struct region *src, int unknown)
     if ((unknown & UNKNOWN_DIRS) && dst->path && src->path &&
         !memchr(dst->path, '/', dst->path_len) && dst->path[0] != '[' && dst->inode &&
         region_same_file_id(dst, src)) {
-        size_t n;
-        const char *base = base_of(src->path, src->path_len, &n);
-        if (n == dst->path_len && memcmp(base, dst->path, n) == 0) {
+        const char *slash = strrchr(src->path, '/'), *base = slash ? slash + 1 : src->path;
+        if (strcmp(base, dst->path) == 0) {
             dst->path = src->path; /* the same file (device and inode): its whole name */
             dst->path_len = src->path_len;
             learnt = 1;

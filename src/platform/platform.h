@@ -157,9 +157,12 @@ int64_t plat_recorder_spawn(struct plat_recorder *r, char **argv, int flags, cha
  */
 void plat_recorder_adopt(struct plat_recorder *r, int64_t pid, int flags);
 #ifdef _WIN32
-/* argv as one command line, each argument quoted the way the C runtime splits it back (the
- * caller frees it). */
-char *plat_command_line(char *const argv[]);
+/* Starts argv[0] with argv (each argument quoted the way the C runtime splits it back), under
+ * the calling thread's debugger when debugged (DEBUG_ONLY_THIS_PROCESS): its pid, and *process
+ * its handle (a HANDLE, the caller's to close); or -1 with why it could not run in err. */
+int64_t plat_win_start(char *const argv[], int debugged, void **process, char *err, size_t n);
+/* wlen wide characters (-1: up to the NUL) as UTF-8 (the caller frees it). */
+char *plat_utf8_of_wide(const wchar_t *w, int wlen);
 #endif
 /* Whether pid is a process of the recorder's own (the one that holds the command where it is
  * loaded), not one the command forked. */

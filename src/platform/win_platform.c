@@ -313,13 +313,41 @@ static void append_arg(char **buf, size_t *len, size_t *cap, const char *arg)
     *len = (size_t)(p - *buf);
 }
 
-char *plat_command_line(char *const argv[])
+int64_t plat_win_start(char *const argv[], int debugged, void **process, char *err, size_t n)
 {
     char *cmd = NULL;
     size_t len = 0, cap = 0;
     for (char *const *a = argv; *a; a++)
         append_arg(&cmd, &len, &cap, *a);
-    return cmd ? cmd : xstrdup("");
+    STARTUPINFOA si;
+    PROCESS_INFORMATION pi;
+    memset(&si, 0, sizeof(si));
+    si.cb = sizeof(si);
+    BOOL ok = CreateProcessA(NULL, cmd ? cmd : "", NULL, NULL, TRUE,
+                             debugged ? DEBUG_ONLY_THIS_PROCESS : 0, NULL, NULL, &si, &pi);
+    DWORD e = GetLastError();
+    free(cmd);
+    if (!ok) {
+        if (e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND)
+            snprintf(err, n, "No such file or directory");
+        else
+            snprintf(err, n, "CreateProcess failed (error %lu)", (unsigned long)e);
+        return -1;
+    }
+    CloseHandle(pi.hThread);
+    *process = pi.hProcess;
+    return (int64_t)pi.dwProcessId;
+}
+
+char *plat_utf8_of_wide(const wchar_t *w, int wlen)
+{
+    int n = WideCharToMultiByte(CP_UTF8, 0, w, wlen, NULL, 0, NULL, NULL);
+    if (n < 0)
+        n = 0;
+    char *s = xmalloc((size_t)n + 1);
+    WideCharToMultiByte(CP_UTF8, 0, w, wlen, s, n, NULL, NULL);
+    s[n] = '\0';
+    return s;
 }
 
 void plat_recorder_adopt(struct plat_recorder *r, int64_t pid, int flags)
@@ -391,28 +419,16 @@ static int hold_at_loader_break(struct plat_recorder *r)
 
 int64_t plat_recorder_spawn(struct plat_recorder *r, char **argv, int flags, char *err, size_t n)
 {
-    char *cmd = plat_command_line(argv);
-    STARTUPINFOA si;
-    PROCESS_INFORMATION pi;
-    memset(&si, 0, sizeof(si));
-    si.cb = sizeof(si);
-    DWORD how = (flags & PLAT_SPAWN_LOADED) ? DEBUG_ONLY_THIS_PROCESS : 0;
-    BOOL ok = CreateProcessA(NULL, cmd, NULL, NULL, TRUE, how, NULL, NULL, &si, &pi);
-    DWORD e = GetLastError();
-    free(cmd);
-    if (!ok) {
-        if (e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND)
-            snprintf(err, n, "No such file or directory");
-        else
-            snprintf(err, n, "CreateProcess failed (error %lu)", (unsigned long)e);
+    int held = (flags & PLAT_SPAWN_LOADED) != 0;
+    void *process;
+    int64_t pid = plat_win_start(argv, held, &process, err, n);
+    if (pid < 0)
         return -1;
-    }
-    CloseHandle(pi.hThread);
-    r->child = pi.hProcess;
-    r->child_pid = pi.dwProcessId;
-    if (how)
+    r->child = process;
+    r->child_pid = (DWORD)pid;
+    if (held)
         hold_at_loader_break(r);
-    return (int64_t)pi.dwProcessId;
+    return pid;
 }
 
 int plat_recorder_wait(struct plat_recorder *r, int64_t until_us)

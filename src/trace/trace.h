@@ -146,7 +146,8 @@ int trace_unwind(struct trace_unwinder *u, int64_t tid, const void *regs,
 void trace_unwinder_close(struct trace_unwinder *u);
 
 /* Names offset in module: its function (NULL when unknown), source file and line (NULL, 0);
- * the strings are the caller's to free. 0, or an error when the module cannot be read. */
+ * the strings are the caller's to free. 0, or an error when the module cannot be read.
+ * Linux's (and trace_namer_name): Windows names by trace_namer_frames alone. */
 int trace_name(const char *module, uint64_t offset, char **function, char **file, int *line,
                struct err *e);
 

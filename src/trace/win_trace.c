@@ -5,10 +5,11 @@
  * breakpoint, its static imports loaded. There the tracer puts a breakpoint (int3) on the first
  * byte of ntdll's NtAllocateVirtualMemory, NtFreeVirtualMemory, NtProtectVirtualMemory,
  * NtMapViewOfSection and NtUnmapViewOfSection, where VirtualAlloc, VirtualFree, the heap and
- * the loader all end. At a call's entry it reads the arguments and the calling thread's stack
- * (DbgHelp's StackWalk64, from the modules' unwind tables) and puts a breakpoint on the return
- * address; at the return, the range the call acted on (its in/out BaseAddress and size, as
- * rounded by the system) and its NTSTATUS.
+ * the loader all end. At a call's entry it reads the arguments and walks the calling thread's
+ * stack by the modules' own x64 unwind tables (.pdata and UNWIND_INFO, read from the process:
+ * DbgHelp's StackWalk64 took 17-19 ms a stack under Wine), and sets a hardware breakpoint of
+ * that thread alone on the return address; at the return, the range the call acted on (its
+ * in/out BaseAddress and size, as rounded by the system) and its NTSTATUS.
  *
  * A thread stopped at a breakpoint goes on by the instruction under it: ntdll's stubs begin
  * with "mov r10, rcx", which the tracer does for it; any other instruction is stepped (the
@@ -22,10 +23,9 @@
  * breakpoints would crash at the next call).
  *
  * Frames are module path, no build id ("" : PE files have none that DbgHelp checks) and the
- * offset from the module's base. Names come from DbgHelp too (SymFromAddr and
- * SymGetLineFromAddr64 on the module's file; a mingw program built with -gdwarf-4 has its
- * functions and lines named under Wine). DbgHelp is not thread-safe: every call into it holds
- * one lock.
+ * offset from the module's base. Names come from DbgHelp (SymFromAddr and SymGetLineFromAddr64
+ * on the module's file; a mingw program built with -gdwarf-4 has its functions and lines named
+ * under Wine). DbgHelp is not thread-safe: every call into it holds one lock.
  */
 #include <windows.h>
 
@@ -61,7 +61,7 @@ const char *trace_call_name(int call)
     return call >= 0 && call < NNAMES && call_names[call] ? call_names[call] : "?";
 }
 
-/* Every call into DbgHelp, from the tracer's thread and the recorder's. */
+/* Every call into DbgHelp (the namers', whichever thread names). */
 static SRWLOCK dbghelp_lock = SRWLOCK_INIT;
 
 #define TRAP_FLAG   0x100
@@ -230,16 +230,6 @@ static void thr_remove(struct tracer *t, DWORD tid)
         *th = t->thr[--t->nthr];
 }
 
-static char *utf8_of(const wchar_t *w)
-{
-    int n = WideCharToMultiByte(CP_UTF8, 0, w, -1, NULL, 0, NULL, NULL);
-    if (n <= 0)
-        return xstrdup("");
-    char *s = xmalloc((size_t)n);
-    WideCharToMultiByte(CP_UTF8, 0, w, -1, s, n, NULL, NULL);
-    return s;
-}
-
 static wchar_t *wide_of(const char *s)
 {
     int n = MultiByteToWideChar(CP_UTF8, 0, s, -1, NULL, 0);
@@ -256,24 +246,29 @@ static char *image_path(struct tracer *t, HANDLE file, uint64_t base)
     DWORD n = file ? GetFinalPathNameByHandleW(file, w, MAX_PATH * 2, 0) : 0;
     if (n > 0 && n < MAX_PATH * 2) {
         const wchar_t *p = wcsncmp(w, L"\\\\?\\", 4) == 0 ? w + 4 : w;
-        return utf8_of(p);
+        return plat_utf8_of_wide(p, -1);
     }
     n = GetMappedFileNameW(t->dproc, (LPVOID)(uintptr_t)base, w, MAX_PATH * 2);
     if (n > 0 && n < MAX_PATH * 2)
-        return utf8_of(w);
+        return plat_utf8_of_wide(w, -1);
     return xstrdup("");
+}
+
+/* n bytes at off into the optional header of the image loaded at base: 0, or -1. */
+static int optional_header(struct tracer *t, uint64_t base, uint32_t off, void *buf, size_t n)
+{
+    uint32_t lfanew = 0;
+    if (read_mem(t, base + 0x3c, &lfanew, 4) < 0 || lfanew > 4096)
+        return -1;
+    /* The optional header follows the signature and the file header (4 + 20 bytes). */
+    return read_mem(t, base + lfanew + 24 + off, buf, n);
 }
 
 /* SizeOfImage from the image's PE header in the process, or 0. */
 static uint64_t image_size(struct tracer *t, uint64_t base)
 {
-    uint32_t lfanew = 0, size = 0;
-    if (read_mem(t, base + 0x3c, &lfanew, 4) < 0 || lfanew > 4096)
-        return 0;
-    /* The optional header follows the signature and the file header (4 + 20 bytes). */
-    if (read_mem(t, base + lfanew + 24 + 56, &size, 4) < 0)
-        return 0;
-    return size;
+    uint32_t size = 0;
+    return optional_header(t, base, 56, &size, 4) == 0 ? size : 0;
 }
 
 static const char *base_name(const char *path)
@@ -407,12 +402,10 @@ static int stack_u64(struct tracer *t, const struct stack_copy *copy, uint64_t a
 static void pdata_read(struct tracer *t, struct module *m)
 {
     m->pdata_read = 1;
-    uint32_t lfanew = 0, dir[2] = {0, 0};
-    if (read_mem(t, m->base + 0x3c, &lfanew, 4) < 0 || lfanew > 4096)
-        return;
+    uint32_t dir[2] = {0, 0};
     /* PE32+: the data directories start 112 bytes into the optional header; the exception
      * directory is the fourth. */
-    if (read_mem(t, m->base + lfanew + 24 + 112 + 3 * 8, dir, sizeof(dir)) < 0 || !dir[1] ||
+    if (optional_header(t, m->base, 112 + 3 * 8, dir, sizeof(dir)) < 0 || !dir[1] ||
         dir[0] >= m->size || dir[1] > m->size - dir[0])
         return;
     size_t n = dir[1] / sizeof(struct rt_function);
@@ -449,6 +442,7 @@ static int unwind_step(struct tracer *t, const struct stack_copy *copy, struct m
     uint64_t *rsp = &regs[4];
     /* How far into its function pc is: codes of the prologue not yet run are not undone. */
     uint32_t into = f ? (uint32_t)(*pc - m->base) - f->begin : 0;
+    struct rt_function chained; /* the entry a chained UNWIND_INFO continues with */
     for (int chain = 0; f && chain < 32; chain++) {
         const unsigned char *info = uinfo_get(t, m->base + f->unwind);
         if (!info)
@@ -507,7 +501,6 @@ static int unwind_step(struct tracer *t, const struct stack_copy *copy, struct m
         }
         if (!((info[0] >> 3) & INFO_CHAINED))
             break;
-        static struct rt_function chained;
         memcpy(&chained, code + 2 * slots, sizeof(chained));
         f = &chained;
     }
@@ -828,27 +821,16 @@ static DWORD on_exception(struct tracer *t, const DEBUG_EVENT *ev, const struct 
 int trace_launch(struct tracer **out, char *const argv[], struct err *e)
 {
     *out = NULL;
-    char *cmd = plat_command_line(argv);
-    STARTUPINFOA si;
-    PROCESS_INFORMATION pi;
-    memset(&si, 0, sizeof(si));
-    si.cb = sizeof(si);
-    BOOL ok =
-        CreateProcessA(NULL, cmd, NULL, NULL, TRUE, DEBUG_ONLY_THIS_PROCESS, NULL, NULL, &si, &pi);
-    DWORD why = GetLastError();
-    free(cmd);
-    if (!ok) {
-        if (why == ERROR_FILE_NOT_FOUND || why == ERROR_PATH_NOT_FOUND)
-            return err_set(e, ERR_NOPROC, "cannot run '%s': No such file or directory", argv[0]);
-        return err_set(e, ERR_NOPROC, "cannot run '%s': CreateProcess failed (error %lu)", argv[0],
-                       (unsigned long)why);
-    }
+    char why[128];
+    void *process;
+    int64_t pid = plat_win_start(argv, 1, &process, why, sizeof(why));
+    if (pid < 0)
+        return err_set(e, ERR_NOPROC, "cannot run '%s': %s", argv[0], why);
     /* A recorder killed outright takes the program with it: its breakpoints would kill it. */
     DebugSetProcessKillOnExit(TRUE);
-    CloseHandle(pi.hThread);
     struct tracer *t = xcalloc(1, sizeof(*t));
-    t->proc = pi.hProcess;
-    t->pid = pi.dwProcessId;
+    t->proc = process;
+    t->pid = (DWORD)pid;
     t->argv0 = xstrdup(argv[0]);
     *out = t;
     return 0;
@@ -1082,31 +1064,6 @@ int trace_namer_frames(struct trace_namer *nm, const char *module, const char *b
     }
     ReleaseSRWLockExclusive(&dbghelp_lock);
     return 1;
-}
-
-int trace_namer_name(struct trace_namer *nm, const char *module, const char *build_id,
-                     uint64_t offset, char **function, char **file, int *line, struct err *e)
-{
-    struct trace_name v;
-    int rc = trace_namer_frames(nm, module, build_id, offset, &v, 1, e);
-    if (rc < 0)
-        return rc;
-    *function = v.function;
-    *file = v.file;
-    *line = v.line;
-    return 0;
-}
-
-int trace_name(const char *module, uint64_t offset, char **function, char **file, int *line,
-               struct err *e)
-{
-    struct trace_namer *nm;
-    int rc = trace_namer_open(&nm, e);
-    if (rc < 0)
-        return rc;
-    rc = trace_namer_name(nm, module, "", offset, function, file, line, e);
-    trace_namer_close(nm);
-    return rc;
 }
 
 void trace_namer_close(struct trace_namer *nm)
