@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/xalloc.h"
 
@@ -173,16 +174,6 @@ static const char *const windows_libc[] = {
     "ucrtbase.dll", "ucrtbased.dll",  "msvcr120.dll", "vcruntime140.dll",
 };
 
-static int same_ascii_nocase(const char *a, const char *b)
-{
-    for (; *a && *b; a++, b++) {
-        int x = *a >= 'A' && *a <= 'Z' ? *a + 32 : *a, y = *b >= 'A' && *b <= 'Z' ? *b + 32 : *b;
-        if (x != y)
-            return 0;
-    }
-    return *a == *b;
-}
-
 int sites_is_libc(const char *module)
 {
     const char *base = module;
@@ -190,7 +181,7 @@ int sites_is_libc(const char *module)
         if (*p == '/' || *p == '\\')
             base = p + 1;
     for (size_t i = 0; i < sizeof(windows_libc) / sizeof(windows_libc[0]); i++)
-        if (same_ascii_nocase(base, windows_libc[i]))
+        if (strcasecmp(base, windows_libc[i]) == 0)
             return 1;
     return strncmp(base, "libc.so", 7) == 0 || strncmp(base, "libc-", 5) == 0 ||
            strncmp(base, "ld-linux", 8) == 0 || strncmp(base, "ld-", 3) == 0 ||
